@@ -1,0 +1,111 @@
+//! The command line: clap derive structs whose doc comments are the `--help` text, and the
+//! top-level dispatch. Each command's own flags live beside its code in `src/cmd/`.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+use crate::exit;
+
+/// Move contacts in and out of a Doto account in bulk.
+#[derive(Debug, Parser)]
+#[command(name = "doto-bulk", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Base URL of the Doto server.
+    #[arg(long, global = true, env = "DOTO_BASE_URL", default_value = "https://app.usendoto.com")]
+    pub base_url: String,
+    /// Account id the contacts belong to.
+    #[arg(long, global = true, env = "DOTO_ACCOUNT_ID")]
+    pub account_id: Option<u64>,
+    /// File holding the API token (otherwise the token is read from DOTO_API_TOKEN; it is never a
+    /// plain flag so that it cannot land in shell history).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Spelling of the token header: some proxies drop header names with underscores.
+    #[arg(long, global = true, value_enum, default_value_t = TokenHeader::Underscore)]
+    pub token_header: TokenHeader,
+    /// No progress bars or summary chatter.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How the token header is spelled on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenHeader {
+    /// `api_access_token`
+    Underscore,
+    /// `api-access-token`
+    Dash,
+}
+
+impl TokenHeader {
+    pub fn header_name(self) -> &'static str {
+        match self {
+            TokenHeader::Underscore => "api_access_token",
+            TokenHeader::Dash => "api-access-token",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Offline: read, map, normalise and check a file; no account needed.
+    Validate(cmd::validate::Args),
+    /// Validate, dedupe against the account, then create/update contacts.
+    Import(cmd::import::Args),
+    /// Every contact to .csv / .jsonl / .xlsx.
+    Export(cmd::export::Args),
+    /// Undo an import from its run directory.
+    Revert(cmd::revert::Args),
+    /// Mapping file helpers.
+    #[command(subcommand)]
+    Mapping(cmd::mapping::MappingCommand),
+    /// Run the local emulator of the Doto contacts API.
+    Sandbox(cmd::sandbox::Args),
+}
+
+/// Parse the command line and run; errors are printed once, here, with their causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::FATAL)
+        }
+    }
+}
+
+/// Dispatch to the command; returns the exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Validate(a) => cmd::validate::run(a, &g).await,
+        Command::Import(a) => cmd::import::run(a, &g).await,
+        Command::Export(a) => cmd::export::run(a, &g).await,
+        Command::Revert(a) => cmd::revert::run(a, &g).await,
+        Command::Mapping(c) => cmd::mapping::run(c, &g).await,
+        Command::Sandbox(a) => cmd::sandbox::run(a, &g).await,
+    }
+}

@@ -1,0 +1,1 @@
+//! The only module that draws: indicatif bars, quiet when stderr is not a terminal or with -q.

@@ -1,0 +1,1 @@
+//! Run reports: failures.csv, results.csv, plan.jsonl, summary.json.
