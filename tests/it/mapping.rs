@@ -496,6 +496,11 @@ fn missing_key_when_every_match_key_is_blank() {
     let e = errs(y, &h, &["Ann", "", " "]);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].code, ErrorCode::MissingKey);
+    assert_eq!(
+        e[0].field.as_deref(),
+        Some("identifier"),
+        "the first key tried"
+    );
     assert!(
         e[0].message.contains("identifier: column \"ID\" is blank"),
         "{e:?}"
