@@ -125,7 +125,9 @@ impl<'de> Deserialize<'de> for ValueSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ValueSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a column name or a map such as { from: Column }")
+                f.write_str(
+                    "a column name or a map such as { from: Column } (several columns: { from: [A, B] })",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueSpec, E> {
                 Ok(ValueSpec::Column {

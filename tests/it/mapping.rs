@@ -647,6 +647,13 @@ fn bad_values_are_errors_with_lines() {
     assert!(e.contains("fields.name is not mapped"), "{e}");
     let e = load_err("version: 1\nfields:\n  name: N\n");
     assert!(e.contains("fields.email or fields.identifier"), "{e}");
+    let e = load_err("  \n");
+    assert!(e.contains("test.yaml: the mapping file is empty"), "{e}");
+    let e = load_err("version: 1\nfields:\n  name:\n    - A\n  email: E\n");
+    assert!(
+        e.contains("test.yaml:4:") && e.contains("{ from: [A, B] }"),
+        "{e}"
+    );
     let e = load_err("version: 1\nfields:\n  name: N\n  name: M\n  email: E\n");
     assert!(e.contains("test.yaml:4:") && e.contains("duplicate"), "{e}");
 }
