@@ -651,7 +651,7 @@ fn bad_values_are_errors_with_lines() {
     assert!(e.contains("test.yaml: the mapping file is empty"), "{e}");
     let e = load_err("version: 1\nfields:\n  name:\n    - A\n  email: E\n");
     assert!(
-        e.contains("test.yaml:4:") && e.contains("{ from: [A, B] }"),
+        e.contains("test.yaml:3:") && e.contains("{ from: [A, B] }"),
         "{e}"
     );
     let e = load_err("version: 1\nfields:\n  name: N\n  name: M\n  email: E\n");
