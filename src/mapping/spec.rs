@@ -1,7 +1,9 @@
 //! The mapping file as written: serde structs that mirror the YAML one to one. Every struct denies
 //! unknown keys (the error names the key and its line), and every column name keeps its line
-//! ([`Spanned`]) so that a column missing from the file can be reported at the mapping line that
-//! names it. Nothing here checks meaning: [`super::value`] turns these into checked definitions.
+//! ([`Spanned`], serde-saphyr's location wrapper) so that a column missing from the file can be
+//! reported at the mapping line that names it. A bare column name that YAML reads as a number or
+//! a boolean (`N`, `2023`) is flagged, and the loader takes its text as written from the byte span.
+//! Nothing here checks meaning: `load` turns these into checked definitions.
 use std::fmt;
 
 use serde::Deserialize;
