@@ -385,8 +385,10 @@ fn value_def(
     let ty = match ty.map(|t| t.value) {
         None => default_ty.clone(),
         Some(t) => {
-            let fs = formats.as_deref().unwrap_or_default();
-            let fs: Vec<String> = fs.iter().map(|f| f.value.clone()).collect();
+            let fs: Vec<String> = formats
+                .iter()
+                .flat_map(|f| f.0.iter().map(|f| f.value.clone()))
+                .collect();
             match t {
                 TypeSpec::String => ValueType::String,
                 TypeSpec::Integer => ValueType::Integer,

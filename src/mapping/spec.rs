@@ -182,11 +182,12 @@ pub struct FullSpec {
     pub default: Option<Str>,
     #[serde(rename = "type")]
     pub ty: Option<Spanned<TypeSpec>>,
-    pub formats: Option<Vec<Str>>,
+    /// One format or a list.
+    pub formats: Option<Columns>,
     pub region_from: Option<Str>,
 }
 
-/// `from:` one column or a list (first non-blank wins). The flag says a single name was read by
+/// `from:` one column or a list (first non-blank wins); also `formats:` (one or a list). The flag says a single name was read by
 /// YAML as a number or a boolean (see [`ValueSpec::Column`]).
 #[derive(Debug)]
 pub struct Columns(pub Vec<Str>, pub bool);

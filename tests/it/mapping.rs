@@ -329,6 +329,13 @@ fn datetime_type_writes_iso_8601() {
     assert_eq!(d("2023-07-17").unwrap(), json!("2023-07-17T00:00:00"));
     assert_eq!(d("45123.75").unwrap(), json!("2023-07-16T18:00:00"));
     assert_eq!(d("tomorrow").unwrap_err()[0].code, ErrorCode::InvalidValue);
+    // One format needs no list.
+    let one = attr_of(
+        "{ from: X, type: date, formats: \"%d/%m/%Y\" }",
+        &["X"],
+        &["17/07/2023"],
+    );
+    assert_eq!(one.unwrap(), json!("2023-07-17"));
 }
 
 #[test]
