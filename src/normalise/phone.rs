@@ -167,18 +167,20 @@ fn parse_phone(
     }
     let main = strip_extension(s);
     let (plus, digits) = scan(main).map_err(|why| invalid(&why))?;
-    let rules = region.map(|r| rules_for(r));
+    let rules = region.map(rules_for);
 
-    if numeric_cell && !plus {
-        if let Some(e) = lost_prefix(&digits, rules.as_deref()) {
-            return Err(RowError::new(
-                ErrorCode::PhoneLostPrefix,
-                Some(FIELD),
-                format!(
-                    "{raw:?} comes from a number cell that lost {e}; format the column as text and export again"
-                ),
-            ));
-        }
+    if numeric_cell
+        && !plus
+        && let Some(e) = lost_prefix(&digits, rules.as_deref())
+    {
+        return Err(RowError::new(
+            ErrorCode::PhoneLostPrefix,
+            Some(FIELD),
+            format!(
+                "{raw:?} comes from a number cell that lost {e}; format the column as text \
+                 and export again"
+            ),
+        ));
     }
     match e164(&digits, plus, rules.as_deref()) {
         Ok(v) => Ok(v),
@@ -359,9 +361,7 @@ fn national_candidates(digits: &str, r: &Rules) -> Result<String, Why> {
     let Some(potential) = digits.strip_prefix(code.as_str()) else {
         return Ok(digits.to_owned());
     };
-    let stripped = strip_national_prefix(potential, r)
-        .map(|(n, _)| n)
-        .unwrap_or_else(|| potential.to_owned());
+    let stripped = strip_national_prefix(potential, r).unwrap_or_else(|| potential.to_owned());
     let general = &r.general;
     let take_cc = (!general.pattern_full(digits) && general.pattern_full(&stripped))
         || test_length(digits, r) == Length::TooLong;
@@ -414,18 +414,18 @@ fn country_code(intl: &str) -> Option<(u16, &str)> {
 /// Google's parseHelper step: strip the national prefix (and carrier code) when what is left is
 /// still a possible length for the region.
 fn strip_national_prefix_if_possible(national: &str, r: &Rules) -> String {
-    if let Some((potential, _)) = strip_national_prefix(national, r) {
+    if let Some(potential) = strip_national_prefix(national, r) {
         match test_length(&potential, r) {
-            Length::TooShort | Length::LocalOnly | Length::InvalidLength => {}
+            Length::TooShort | Length::LocalOnly | Length::Invalid => {}
             _ => return potential,
         }
     }
     national.to_owned()
 }
 
-/// Google's `maybeStripNationalPrefixAndCarrierCode`. Returns the stripped number and whether a
-/// transform rule rewrote it.
-fn strip_national_prefix(number: &str, r: &Rules) -> Option<(String, bool)> {
+/// Google's `maybeStripNationalPrefixAndCarrierCode` (the carrier code is not kept): the number
+/// without its national prefix, or rewritten by the region's transform rule (AR, MX, …).
+fn strip_national_prefix(number: &str, r: &Rules) -> Option<String> {
     let npp = r.npp.as_ref()?;
     if number.is_empty() {
         return None;
@@ -443,14 +443,14 @@ fn strip_national_prefix(number: &str, r: &Rules) -> Option<(String, bool)> {
             if viable && !r.general.pattern_full(&out) {
                 return None;
             }
-            Some((out, true))
+            Some(out)
         }
         _ => {
             let rest = &number[whole.end()..];
             if viable && !r.general.pattern_full(rest) {
                 return None;
             }
-            Some((rest.to_owned(), false))
+            Some(rest.to_owned())
         }
     }
 }
@@ -461,7 +461,7 @@ enum Length {
     LocalOnly,
     TooShort,
     TooLong,
-    InvalidLength,
+    Invalid,
 }
 
 /// Google's `testNumberLength` for an unknown type (the general descriptor's lengths, which are
@@ -470,7 +470,7 @@ fn test_length(n: &str, r: &Rules) -> Length {
     let len = n.len() as u16;
     let lengths = &r.general.lengths;
     let Some((&min, &max)) = lengths.first().zip(lengths.last()) else {
-        return Length::InvalidLength;
+        return Length::Invalid;
     };
     if r.local_lengths.contains(&len) {
         Length::LocalOnly
@@ -483,7 +483,7 @@ fn test_length(n: &str, r: &Rules) -> Length {
     } else if lengths.contains(&len) {
         Length::Possible
     } else {
-        Length::InvalidLength
+        Length::Invalid
     }
 }
 
@@ -491,7 +491,7 @@ fn length_reason(nsn: &str, r: &Rules) -> String {
     match test_length(nsn, r) {
         Length::TooShort | Length::LocalOnly => "too short".into(),
         Length::TooLong => "too long".into(),
-        Length::InvalidLength => format!("wrong number of digits ({})", nsn.len()),
+        Length::Invalid => format!("wrong number of digits ({})", nsn.len()),
         Length::Possible => "not a number in use".into(),
     }
 }
@@ -504,7 +504,7 @@ fn valid_nsn(cc: u16, nsn: &str) -> Option<&'static str> {
         regions[0]
     } else {
         regions.into_iter().find(|m| {
-            let r = rules_for_meta(*m);
+            let r = rules_for_meta(m);
             match &r.leading {
                 Some(ld) => ld.is_match(nsn),
                 None => r.is_valid(nsn),

@@ -374,6 +374,29 @@ fn check_text_refuses_mojibake_and_invisible_characters() {
 // ---------------------------------------------------------------------------------------------
 // The differential test.
 
+/// The `phonenumber` crate as shipped (parse + is_valid), for the record of its disagreements.
+fn crate_verdict(raw: &str, country: &str) -> Result<String, String> {
+    static GROW: std::sync::Once = std::sync::Once::new();
+    // As shipped its 100-entry regex cache thrashes on mixed countries (about 1.2k numbers/s).
+    GROW.call_once(|| {
+        phonenumber::metadata::DATABASE
+            .cache()
+            .lock()
+            .unwrap()
+            .set_capacity(20_000)
+    });
+    let id = Region::parse(country).map(|r| r.id());
+    phonenumber::parse(id, raw.trim())
+        .map_err(|e| format!("parse error: {e}"))
+        .and_then(|n| {
+            if phonenumber::is_valid(&n) {
+                Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+            } else {
+                Err("invalid".into())
+            }
+        })
+}
+
 /// Rows generated for the differential test (override with DOTO_DIFF_ROWS for a large run by
 /// hand; DOTO_DIFF_DUMP=path writes every disagreement with its generator label).
 const DIFF_ROWS: usize = 20_000;
@@ -524,16 +547,7 @@ fn differential_against_google_libphonenumber_and_email_validator() {
         }
         if crate_too && &verdict[1] != "blank" {
             // The crate as shipped, for the record of its disagreements (benches/README.md).
-            let id = Region::parse(country).map(|r| r.id());
-            let theirs = phonenumber::parse(id, raw_phone.trim())
-                .map_err(|e| format!("parse error: {e}"))
-                .and_then(|n| {
-                    if phonenumber::is_valid(&n) {
-                        Ok(n.format().mode(phonenumber::Mode::E164).to_string())
-                    } else {
-                        Err("invalid".into())
-                    }
-                });
+            let theirs = crate_verdict(raw_phone, country);
             let label = label[1].split(':').take(2).collect::<Vec<_>>().join(":");
             note("crate", theirs, &verdict[1], raw_phone, &label);
         }
@@ -577,4 +591,67 @@ fn differential_against_google_libphonenumber_and_email_validator() {
     assert!(count("phone", "agree: invalid") > rows / 100);
     assert!(count("email", "agree: valid, same value") > rows / 2);
     assert!(count("email", "agree: invalid") > rows / 100);
+}
+
+#[test]
+fn differential_on_example_numbers_of_every_region() {
+    let python = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("examples.csv");
+    let out = run(Command::new(&python)
+        .arg(manifest().join("tests/diff/google.py"))
+        .arg("--examples"));
+    std::fs::write(&path, out).unwrap();
+    let sample = read_csv(&path);
+    let mut table: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
+    let mut dump = String::new();
+    for rec in &sample {
+        let (raw, country, theirs) = (&rec[0], &rec[1], &rec[2]);
+        let ours = PhoneE164::parse(raw, Region::parse(country), false)
+            .map(|p| p.as_str().to_owned())
+            .map_err(|e| reason(e.code, &e.message));
+        let class = classify(&ours, theirs);
+        let example = format!("{raw:?} [{country}] ours={ours:?} ref={theirs}");
+        if !class.starts_with("agree") {
+            dump.push_str(&format!("{class}\t{example}\n"));
+        }
+        let e = table.entry(class).or_default();
+        e.0 += 1;
+        if e.1.len() < 5 {
+            e.1.push(example);
+        }
+        if std::env::var_os("DOTO_DIFF_CRATE").is_some() {
+            let crate_says = crate_verdict(raw, country);
+            let class = format!("crate {}", classify(&crate_says, theirs));
+            if !class.contains("agree") {
+                dump.push_str(&format!(
+                    "{class}\t{raw:?} [{country}] crate={crate_says:?} ref={theirs}\n"
+                ));
+            }
+            table.entry(class).or_default().0 += 1;
+        }
+    }
+    if let Ok(path) = std::env::var("DOTO_DIFF_DUMP") {
+        std::fs::write(format!("{path}.examples"), dump).unwrap();
+    }
+    let mut report = format!("differential test on {} example numbers:\n", sample.len());
+    let mut problems = Vec::new();
+    for (class, (n, examples)) in &table {
+        report.push_str(&format!("  {n:7}  {class}\n"));
+        let ok = class.starts_with("agree")
+            || class.starts_with("crate ")
+            || class
+                .strip_prefix("we reject, reference accepts: ")
+                .is_some_and(|why| ALLOWED_PHONE.contains(&why));
+        if !ok {
+            problems.push(format!("{class} ({n}): {examples:#?}"));
+        }
+    }
+    println!("{report}");
+    assert!(
+        problems.is_empty(),
+        "{report}\ndisagreements outside the documented classes:\n{}",
+        problems.join("\n")
+    );
+    assert!(table.get("agree: valid, same value").map_or(0, |v| v.0) > sample.len() / 2);
 }
