@@ -346,6 +346,8 @@ fn check_text_refuses_mojibake_and_invisible_characters() {
         ("MÃ¼ller", ErrorCode::Mojibake),
         ("Itâ€™s", ErrorCode::Mojibake),
         ("CafÃ\u{a0}", ErrorCode::Mojibake),
+        // A UTF-8 BOM read as Windows-1252, as it appears on a damaged first header.
+        ("ï»¿Email", ErrorCode::Mojibake),
         ("Jane\u{200b}", ErrorCode::InvisibleCharacters),
         ("\u{feff}Jane", ErrorCode::InvisibleCharacters),
         ("Ja\u{0007}ne", ErrorCode::InvisibleCharacters),
