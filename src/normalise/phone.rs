@@ -19,7 +19,7 @@
 //! damage (scientific notation, numeric cells that lost a leading `0` or `+`).
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::{Regex, RegexBuilder};
@@ -264,9 +264,11 @@ fn scan(s: &str) -> Result<(bool, String), String> {
 
 /// A numeric spreadsheet cell holds digits only: a leading `0` (trunk prefix, or the Italian
 /// leading zero) or a `+` cannot survive. Returns what was lost when the region's rules say so:
-/// - the region writes national numbers with a trunk prefix starting with `0` (GB `07911…`,
-///   DE `030…`, FR `06…`) and the digits are a valid national significant number there: the
-///   `0` was dropped (US `1`, being optional and unwritten, is not flagged);
+/// - the digits are a valid national significant number of the region, its trunk prefix starts
+///   with `0`, and the region's national format for that number writes the prefix and does not
+///   mark it optional (GB `07911…`, DE `030…`, FR `06…`): the `0` was dropped. Not flagged: US
+///   (trunk `1`, never written), Indian mobiles (`98765 43210`: the `0` is optional when
+///   formatting, people leave it out);
 /// - `0` + the digits is a valid number of the region but the digits alone are not (IT `06…`);
 /// - `+` + the digits is a valid international number (`447911123456`) and the digits are not
 ///   a valid number of the region as written.
@@ -281,6 +283,7 @@ fn lost_prefix(digits: &str, rules: Option<&Rules>) -> Option<String> {
     };
     if let Some(p) = r.national_prefix.as_deref().filter(|p| p.starts_with('0'))
         && valid_nsn(r.cc, digits).is_some()
+        && r.writes_national_prefix(digits)
     {
         return Some(format!(
             "its leading {p:?} (region {} numbers are written {p}{digits})",
@@ -545,6 +548,13 @@ impl Desc {
     }
 }
 
+/// A national format: which numbers it applies to and whether it writes the trunk prefix.
+struct Fmt {
+    leading: Option<Regex>,
+    pattern: Regex,
+    writes_prefix: bool,
+}
+
 struct Rules {
     meta: &'static Metadata,
     id: &'static str,
@@ -563,6 +573,8 @@ struct Rules {
     local_lengths: Vec<u16>,
     /// premium, toll free, shared cost, voip, personal, pager, uan, voicemail (Google's order).
     others: Vec<Desc>,
+    /// National formats, compiled on first need (numeric cells only).
+    formats: OnceLock<Vec<Fmt>>,
     fixed: Option<Desc>,
     mobile: Option<Desc>,
     same_fixed_mobile: bool,
@@ -616,6 +628,7 @@ impl Rules {
             general,
             local_lengths: local,
             others: kinds[..8].iter().flatten().map(|k| Desc::new(k)).collect(),
+            formats: OnceLock::new(),
             fixed: d.fixed_line().map(Desc::new),
             mobile: d.mobile().map(Desc::new),
             same_fixed_mobile: match (d.fixed_line(), d.mobile()) {
@@ -623,6 +636,28 @@ impl Rules {
                 _ => false,
             },
         }
+    }
+
+    /// Whether the national format of `nsn` starts with the trunk prefix as a rule (Google's
+    /// `chooseFormattingPatternForNumber`, then the format's `nationalPrefixFormattingRule`
+    /// has `$NP` and `nationalPrefixOptionalWhenFormatting` is false).
+    fn writes_national_prefix(&self, nsn: &str) -> bool {
+        let formats = self.formats.get_or_init(|| {
+            self.meta
+                .formats()
+                .iter()
+                .map(|f| Fmt {
+                    leading: f.leading_digits().last().map(|r| anchored(r.as_str())),
+                    pattern: full(f.pattern().as_str()),
+                    writes_prefix: f.national_prefix().is_some_and(|r| r.contains("$NP"))
+                        && !f.is_national_prefix_optional(),
+                })
+                .collect()
+        });
+        formats
+            .iter()
+            .find(|f| f.leading.as_ref().is_none_or(|l| l.is_match(nsn)) && f.pattern.is_match(nsn))
+            .is_some_and(|f| f.writes_prefix)
     }
 
     /// Google's `getNumberTypeHelper(..) != UNKNOWN`.
