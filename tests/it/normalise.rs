@@ -182,11 +182,16 @@ fn numeric_cells_that_lost_a_leading_zero_or_plus_are_flagged() {
     );
     // Indian mobiles are commonly written without the 0 (optional in the national format).
     assert_eq!(
-        PhoneE164::parse("9876543210", region("IN"), true).unwrap().as_str(),
+        PhoneE164::parse("9876543210", region("IN"), true)
+            .unwrap()
+            .as_str(),
         "+919876543210"
     );
     // Berlin 030 1234 5678 is always written with its 0.
-    assert_eq!(phone_code("3012345678", "DE", true), ErrorCode::PhoneLostPrefix);
+    assert_eq!(
+        phone_code("3012345678", "DE", true),
+        ErrorCode::PhoneLostPrefix
+    );
     // US numbers are written without their optional trunk 1: nothing was lost.
     assert_eq!(
         PhoneE164::parse("4155552671", region("US"), true)
