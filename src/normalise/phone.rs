@@ -329,7 +329,7 @@ fn e164(digits: &str, plus: bool, region: Option<&Rules>) -> Result<(u16, String
     if national.len() < MIN_NSN {
         return Err(Why::Invalid("too short"));
     }
-    let nsn = strip_national_prefix_if_possible(&national, &strip_with);
+    let nsn = strip_national_prefix_if_possible(&national, strip_with);
     if nsn.len() < MIN_NSN {
         return Err(Why::Invalid("too short"));
     }
@@ -338,7 +338,7 @@ fn e164(digits: &str, plus: bool, region: Option<&Rules>) -> Result<(u16, String
     }
     let nsn = match valid_nsn(cc, &nsn) {
         Some(_) => nsn,
-        None => return Err(Why::InvalidFor(length_reason(&nsn, &strip_with))),
+        None => return Err(Why::InvalidFor(length_reason(&nsn, strip_with))),
     };
     // Cross-check: our E.164 read back as an international number must give the same number.
     // It catches a national prefix that would be stripped again (the crate's double strip).
