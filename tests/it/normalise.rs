@@ -130,6 +130,19 @@ fn too_short_too_long_bad_country_codes_and_two_numbers_are_invalid() {
 }
 
 #[test]
+fn digits_valid_both_nationally_and_after_the_country_code_are_ambiguous() {
+    // Google reads it nationally (+49 4923 35348894); +49 2335 348894 is valid too.
+    let (code, msg) = phone("492335348894", "DE").unwrap_err();
+    assert_eq!(code, ErrorCode::InvalidPhone);
+    assert!(msg.contains("ambiguous"), "{msg}");
+    // With the trunk 0 it is one number.
+    assert_eq!(
+        phone("0492335348894", "DE").as_deref(),
+        Ok("+49492335348894")
+    );
+}
+
+#[test]
 fn a_number_without_plus_or_region_is_refused() {
     let e = PhoneE164::parse("020 7946 0958", None, false).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidPhone);
