@@ -8,10 +8,6 @@ use std::process::Command;
 use doto_bulk::model::ErrorCode;
 use doto_bulk::normalise::{Email, Identifier, PhoneE164, Region, check_text};
 
-fn gb() -> Option<Region> {
-    Region::parse("GB")
-}
-
 fn region(s: &str) -> Option<Region> {
     Some(Region::parse(s).unwrap_or_else(|| panic!("region {s}")))
 }
@@ -52,10 +48,7 @@ fn phones_written_nationally_and_internationally_become_e164() {
 
 #[test]
 fn italian_leading_zero_is_part_of_the_number() {
-    assert_eq!(
-        phone("06 6982 1234", "IT").as_deref(),
-        Ok("+39066982 1234".replace(' ', "").as_str())
-    );
+    assert_eq!(phone("06 6982 1234", "IT").as_deref(), Ok("+390669821234"));
     assert_eq!(
         phone("+39 06 6982 1234", "US").as_deref(),
         Ok("+390669821234")
@@ -273,7 +266,6 @@ fn regions_from_codes_and_country_names() {
             .as_str(),
         "+442079460958"
     );
-    let _ = gb();
 }
 
 #[test]
