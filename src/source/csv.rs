@@ -287,6 +287,18 @@ impl CsvSource {
         } else {
             Box::new(DecodeReader::new(f, det.encoding))
         };
+        let mut rdr = rdr;
+        // csv-core drops a UTF-8 BOM at the start of its input without a word: a second BOM
+        // (a file "fixed" twice) would vanish unreported, so look for it first.
+        if rdr
+            .fill_buf()
+            .with_context(|| format!("{file}: cannot read"))?
+            .starts_with("\u{FEFF}".as_bytes())
+        {
+            warnings.push(format!(
+                "{file}: a second byte-order mark (U+FEFF) follows the first one; removed"
+            ));
+        }
         let mut raw = RawReader::new(rdr, delimiter);
         loop {
             if !raw.read().with_context(|| format!("{file}: cannot read"))? {
