@@ -28,6 +28,9 @@ const PREFIX: usize = 1 << 20;
 const SAMPLE: usize = 64 * 1024;
 const SAMPLE_RECORDS: usize = 50;
 const BUF: usize = 64 * 1024;
+/// A record longer than this is not a contact but a quote left open swallowing the file: stop,
+/// rather than hold the rest of the file in memory.
+const MAX_RECORD: usize = 64 << 20;
 
 /// Candidate delimiters, in order of preference when two fit equally well.
 pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -109,6 +112,16 @@ impl<R: BufRead> RawReader<R> {
             match res {
                 csv_core::ReadRecordResult::InputEmpty => {}
                 csv_core::ReadRecordResult::OutputFull => {
+                    if self.out.len() >= MAX_RECORD {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the record starting at line {} is over {} MiB (a quote left open?)",
+                                self.start_line,
+                                MAX_RECORD >> 20
+                            ),
+                        ));
+                    }
                     let n = self.out.len() * 2;
                     self.out.resize(n, 0);
                 }
@@ -424,6 +437,14 @@ impl CsvSource {
         .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
 
         let item = if ragged {
+            let span = if self.raw.end_line > line {
+                format!(
+                    " (the record spans lines {line}–{}: is a quote left open?)",
+                    self.raw.end_line
+                )
+            } else {
+                String::new()
+            };
             Err(RowIssue {
                 line,
                 outcome: Outcome::Invalid,
@@ -431,7 +452,7 @@ impl CsvSource {
                     ErrorCode::RaggedRow,
                     None,
                     format!(
-                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns"
+                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
                     ),
                 ),
                 raw: fields,

@@ -303,6 +303,25 @@ fn csv_ragged_rows_both_ways_are_issues_and_shift_nothing() {
 }
 
 #[test]
+fn csv_unclosed_quote_is_reported_with_the_lines_it_swallowed() {
+    let dir = TempDir::new().unwrap();
+    let p = write(
+        &dir,
+        "open.csv",
+        b"Name,Email,Phone\nAnn,\"open,1\nBob,b@x.com,2\n",
+    );
+    let (_, items) = read(&p);
+    let bad = issues(&items);
+    assert_eq!(items.len(), 1);
+    assert_eq!(bad[0].error.code, ErrorCode::RaggedRow);
+    assert!(
+        bad[0].error.message.contains("spans lines 2–3"),
+        "{}",
+        bad[0].error.message
+    );
+}
+
+#[test]
 fn csv_blank_and_delimiter_only_rows_are_skipped_issues() {
     let dir = TempDir::new().unwrap();
     let p = write(
