@@ -543,3 +543,42 @@ impl Source for CsvSource {
         self.describe.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_needs_more_than_one_field_and_prefers_consistency() {
+        assert_eq!(sniff_delimiter(b"email\na@x.com\n", false, 1), None);
+        // `,` splits the header in two but the rows unevenly; `;` splits every line in three.
+        let s = b"Name;Note, more;Id\nAnn;a, b, c;1\nBob;x;2\n";
+        assert_eq!(sniff_delimiter(s, false, 1), Some(b';'));
+        // Equally consistent: the wider header wins.
+        assert_eq!(sniff_delimiter(b"a|b|c,d\n1|2|3,4\n", false, 1), Some(b'|'));
+        // Title lines above the header are not part of the structure.
+        assert_eq!(
+            sniff_delimiter(b"Report, March\nName\tEmail\nAnn\ta@x.com\n", false, 2),
+            Some(b'\t')
+        );
+    }
+
+    #[test]
+    fn a_record_cut_by_the_end_of_the_sample_is_ignored() {
+        // The last line is cut inside a quoted field that would hold a `|`.
+        let s = b"a|b\n1|2\n3|\"x";
+        assert_eq!(sniff_delimiter(s, true, 1), Some(b'|'));
+    }
+
+    #[test]
+    fn raw_reader_counts_lines_across_crlf_blank_lines_and_quoted_newlines() {
+        let data: &[u8] = b"h1,h2\r\n\r\n\"a\nb\",c\r\n\n\nd,e";
+        let mut r = RawReader::new(data, b',');
+        let mut got = vec![];
+        while r.read().unwrap() {
+            got.push((r.start_line, r.end_line, r.len()));
+        }
+        assert_eq!(got, [(1, 1, 2), (3, 4, 2), (7, 7, 2)]);
+        assert_eq!(r.line, 7);
+    }
+}
