@@ -35,11 +35,14 @@ fn main() {
     };
     let big = env("SOURCE_MEM_ROWS", 1_000_000);
     let xlsx_rows = env("SOURCE_MEM_XLSX_ROWS", 200_000);
-    let dir = tempfile::TempDir::new().unwrap();
+    let tmp = tempfile::TempDir::new().unwrap();
+    // SOURCE_MEM_DIR keeps the generated files (for profiling a child by hand).
+    let dir_path =
+        std::env::var_os("SOURCE_MEM_DIR").map_or_else(|| tmp.path().to_owned(), PathBuf::from);
 
-    let small_csv = dir.path().join("contacts_100k.csv");
-    let big_csv = dir.path().join(format!("contacts_{big}.csv"));
-    let xlsx = dir.path().join(format!("contacts_{xlsx_rows}.xlsx"));
+    let small_csv = dir_path.join("contacts_100k.csv");
+    let big_csv = dir_path.join(format!("contacts_{big}.csv"));
+    let xlsx = dir_path.join(format!("contacts_{xlsx_rows}.xlsx"));
     let t = Instant::now();
     write_csv(&small_csv, 100_000);
     write_csv(&big_csv, big);
