@@ -97,9 +97,9 @@ fn looks_utf8(prefix: &[u8], truncated: bool) -> bool {
     let mut chunks = prefix.utf8_chunks().peekable();
     while let Some(chunk) = chunks.next() {
         multibyte += chunk.valid().bytes().filter(|&b| b >= 0xC0).count();
-        let last = chunks.peek().is_none();
         // An incomplete character cut by the end of the prefix is not an error.
-        if !chunk.invalid().is_empty() && !(last && truncated) {
+        let cut = truncated && chunks.peek().is_none();
+        if !chunk.invalid().is_empty() && !cut {
             invalid += 1;
         }
     }
