@@ -307,6 +307,18 @@ fn csv_quoted_newlines_keep_later_line_numbers_right() {
 }
 
 #[test]
+fn csv_old_mac_line_endings_still_number_the_lines() {
+    let dir = TempDir::new().unwrap();
+    let p = write(&dir, "mac.csv", b"Name,Note\rAnn,\"a\rb\"\r\rBob,x\r");
+    let (_, items) = read(&p);
+    // Ann spans lines 2-3 (a quoted CR), line 4 is blank.
+    assert_eq!(items.iter().map(line).collect::<Vec<_>>(), [2, 4, 5]);
+    assert_eq!(fields(records(&items)[0]), ["Ann", "a\rb"]);
+    assert_eq!(issues(&items)[0].line, 4);
+    assert_eq!(records(&items)[1].line, 5);
+}
+
+#[test]
 fn csv_ragged_rows_both_ways_are_issues_and_shift_nothing() {
     let dir = TempDir::new().unwrap();
     let p = write(
