@@ -258,6 +258,8 @@ pub struct CsvSource {
     describe: String,
     out: Queue,
     trailer: Trailer,
+    /// Columns up to the last one with a name: a row may stop there.
+    named_width: usize,
     /// Last line of the previous record (or of the header).
     prev_end: u64,
     done: bool,
@@ -363,6 +365,10 @@ impl CsvSource {
             raw.start_line
         );
         Ok(CsvSource {
+            named_width: headers
+                .iter()
+                .rposition(|h| !h.is_empty())
+                .map_or(0, |i| i + 1),
             file,
             prev_end: raw.end_line,
             raw,
@@ -460,9 +466,12 @@ impl CsvSource {
         };
 
         let w = self.headers.len();
-        // A trailing delimiter (empty fields past the header) shifts nothing: drop them.
+        // A trailing delimiter (empty fields past the header) shifts nothing: drop them. Nor does
+        // leaving out the unnamed columns at the end of the header: add them back empty.
         if n > w && fields[w..].iter().all(|f| f.trim().is_empty()) {
             fields.truncate(w);
+        } else if n < w && n >= self.named_width {
+            fields.resize(w, String::new());
         }
         let ragged = fields.len() != w;
         let single = fields[first + 1..].iter().all(|f| f.trim().is_empty());

@@ -376,6 +376,25 @@ fn csv_unclosed_quote_is_reported_with_the_lines_it_swallowed() {
 }
 
 #[test]
+fn csv_unnamed_trailing_columns_may_be_left_out_or_filled() {
+    let dir = TempDir::new().unwrap();
+    let p = write(
+        &dir,
+        "trailing.csv",
+        b"Name,Email,\nAnn,a@x.com\nBob,b@x.com,note\nCid\nDee,d@x.com,\n",
+    );
+    let (src, items) = read(&p);
+    assert_eq!(src.headers(), strings(&["Name", "Email", ""]));
+    assert!(src.warnings()[0].contains("column 3 has a blank header"));
+    let recs = records(&items);
+    assert_eq!(fields(recs[0]), ["Ann", "a@x.com", ""]);
+    assert_eq!(fields(recs[1]), ["Bob", "b@x.com", "note"]);
+    // A named column missing is still ragged.
+    assert_eq!(issues(&items)[0].error.code, ErrorCode::RaggedRow);
+    assert_eq!(issues(&items)[0].line, 4);
+}
+
+#[test]
 fn csv_blank_and_delimiter_only_rows_are_skipped_issues() {
     let dir = TempDir::new().unwrap();
     let p = write(
