@@ -2,3 +2,4 @@
 mod cli;
 mod mapping;
 mod normalise;
+mod source;
