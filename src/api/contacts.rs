@@ -26,6 +26,9 @@ pub const SORT_KEYS: [&str; 5] = [
     "created_at",
 ];
 
+/// The sort a listing uses unless told otherwise: without one the server's order is unstable.
+pub const DEFAULT_SORT: &str = "created_at";
+
 /// The longest note the server accepts.
 pub const MAX_NOTE_CHARS: usize = 20_000;
 
@@ -65,11 +68,12 @@ fn check_identifier(id: Option<&str>) -> Result<(), ApiError> {
 }
 
 impl Contacts<'_> {
-    /// `GET /contacts`: pages and a stream over all of them.
+    /// `GET /contacts`: pages and a stream over all of them, sorted by `created_at` unless told
+    /// otherwise (the server has no default order).
     pub fn list(&self) -> ListRequest {
         ListRequest {
             client: self.client.clone(),
-            sort: None,
+            sort: Some(DEFAULT_SORT.to_owned()),
         }
     }
 
@@ -181,6 +185,13 @@ impl ListRequest {
     /// descending. Without a sort the server's order is unstable.
     pub fn sort(mut self, key: impl Into<String>) -> Self {
         self.sort = Some(key.into());
+        self
+    }
+
+    /// Send no `sort` (the server's unstable order): the stream then needs several passes to see
+    /// every contact, and may end with [`ApiError::Incomplete`].
+    pub fn unsorted(mut self) -> Self {
+        self.sort = None;
         self
     }
 

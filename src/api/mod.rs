@@ -23,7 +23,8 @@ mod types;
 
 pub use client::{Client, ClientConfig, Metrics, RateLimit, RequestKind};
 pub use contacts::{
-    ContactStream, Contacts, ListRequest, ListSummary, MAX_NOTE_CHARS, SORT_KEYS, SearchRequest,
+    ContactStream, Contacts, DEFAULT_SORT, ListRequest, ListSummary, MAX_NOTE_CHARS, SORT_KEYS,
+    SearchRequest,
 };
 pub use error::{ApiError, TransportKind};
 pub use retry::{Decision, Observed, Reason, classify};
