@@ -82,6 +82,7 @@ impl Contacts<'_> {
         SearchRequest {
             client: self.client.clone(),
             q: q.into().trim().to_owned(),
+            sort: DEFAULT_SORT.to_owned(),
         }
     }
 
@@ -155,7 +156,10 @@ impl Contacts<'_> {
     /// The contact whose email equals `email`, ignoring case (search hits are substrings).
     pub async fn find_by_email(&self, email: &str) -> Result<Option<Contact>, ApiError> {
         let want = email.trim().to_lowercase();
+        // Sorted by email, the hits that have one come first in a fixed order (emails are unique:
+        // no ties), so paging cannot skip the exact match.
         self.search(&want)
+            .sort("email")
             .find(|c| {
                 c.email
                     .as_deref()
@@ -409,9 +413,17 @@ async fn emit(
 pub struct SearchRequest {
     client: Client,
     q: String,
+    sort: String,
 }
 
 impl SearchRequest {
+    /// The order of the hits (`created_at` unless told otherwise). The server's search takes the
+    /// listing's `sort`; without it the order may change between pages and paging can skip hits.
+    pub fn sort(mut self, key: &str) -> Self {
+        self.sort = key.to_owned();
+        self
+    }
+
     /// One page of hits (1-based). A blank query is answered locally with an empty page.
     pub async fn page(&self, page: u32) -> Result<Page<Contact>, ApiError> {
         if page == 0 {
@@ -429,6 +441,7 @@ impl SearchRequest {
         let mut r = req(RequestKind::Search, Method::GET, "/search".into());
         r.query.push(("q", self.q.clone()));
         r.query.push(("page", page.to_string()));
+        r.query.push(("sort", self.sort.clone()));
         let body = self.client.send(r).await?;
         decode::page(&endpoint(&self.client, "GET", "/search"), &body, page)
     }

@@ -316,6 +316,7 @@ async fn token_goes_in_the_chosen_header_only_and_queries_are_percent_encoded() 
         let query = last.uri.query().unwrap();
         assert!(query.contains("q=a%2Bb%40x.com"), "{query}");
         assert!(query.contains("page=1"), "{query}");
+        assert!(query.contains("sort=email"), "{query}");
     }
 }
 
