@@ -39,7 +39,9 @@ impl Client {
     }
 }
 
-/// Handler for `/api/v1/accounts/{id}/contacts`.
+/// Handler for `/api/v1/accounts/{id}/contacts`. `Copy`, and its methods take it by value, so
+/// `client.contacts().get(id)` is a future that borrows only the client.
+#[derive(Clone, Copy)]
 pub struct Contacts<'a> {
     client: &'a Client,
 }
@@ -70,7 +72,7 @@ fn check_identifier(id: Option<&str>) -> Result<(), ApiError> {
 impl Contacts<'_> {
     /// `GET /contacts`: pages and a stream over all of them, sorted by `created_at` unless told
     /// otherwise (the server has no default order).
-    pub fn list(&self) -> ListRequest {
+    pub fn list(self) -> ListRequest {
         ListRequest {
             client: self.client.clone(),
             sort: Some(DEFAULT_SORT.to_owned()),
@@ -78,7 +80,7 @@ impl Contacts<'_> {
     }
 
     /// `GET /contacts/search?q=…`: a substring search (see [`SearchRequest`]).
-    pub fn search(&self, q: impl Into<String>) -> SearchRequest {
+    pub fn search(self, q: impl Into<String>) -> SearchRequest {
         SearchRequest {
             client: self.client.clone(),
             q: q.into().trim().to_owned(),
@@ -87,7 +89,7 @@ impl Contacts<'_> {
     }
 
     /// `GET /contacts/{id}`.
-    pub async fn get(&self, id: u64) -> Result<Contact, ApiError> {
+    pub async fn get(self, id: u64) -> Result<Contact, ApiError> {
         let path = format!("/{id}");
         let body = self
             .client
@@ -98,7 +100,7 @@ impl Contacts<'_> {
 
     /// `POST /contacts`. Never retried once it may have reached the server: a create whose
     /// outcome is unknown comes back as [`ApiError::OutcomeUnknown`]; look the key up first.
-    pub async fn create(&self, new: &NewContact) -> Result<Contact, ApiError> {
+    pub async fn create(self, new: &NewContact) -> Result<Contact, ApiError> {
         check_identifier(new.identifier.as_deref())?;
         let mut r = req(RequestKind::Create, Method::POST, String::new());
         r.body = Some(serde_json::to_value(new).expect("serializable"));
@@ -107,7 +109,7 @@ impl Contacts<'_> {
     }
 
     /// `PATCH /contacts/{id}` with the fields set in `patch` (absolute values: safe to retry).
-    pub async fn update(&self, id: u64, patch: &ContactPatch) -> Result<Contact, ApiError> {
+    pub async fn update(self, id: u64, patch: &ContactPatch) -> Result<Contact, ApiError> {
         check_identifier(patch.identifier.as_ref().and_then(|o| o.as_deref()))?;
         let path = format!("/{id}");
         let mut r = req(RequestKind::Update, Method::PATCH, path.clone());
@@ -118,7 +120,7 @@ impl Contacts<'_> {
 
     /// `DELETE /contacts/{id}`. A retry that finds the contact gone after an attempt that may have
     /// deleted it counts as deleted; a plain 404 is [`ApiError::NotFound`].
-    pub async fn delete(&self, id: u64) -> Result<(), ApiError> {
+    pub async fn delete(self, id: u64) -> Result<(), ApiError> {
         self.client
             .send(req(RequestKind::Delete, Method::DELETE, format!("/{id}")))
             .await?;
@@ -126,7 +128,7 @@ impl Contacts<'_> {
     }
 
     /// `GET /contacts/{id}/conversations`: the 20 most recent, newest first.
-    pub async fn conversations(&self, id: u64) -> Result<Vec<Conversation>, ApiError> {
+    pub async fn conversations(self, id: u64) -> Result<Vec<Conversation>, ApiError> {
         let path = format!("/{id}/conversations");
         let body = self
             .client
@@ -136,7 +138,7 @@ impl Contacts<'_> {
     }
 
     /// `POST /contacts/{id}/notes`. Like a create, never re-sent when its outcome is unknown.
-    pub async fn add_note(&self, id: u64, content: &str) -> Result<Note, ApiError> {
+    pub async fn add_note(self, id: u64, content: &str) -> Result<Note, ApiError> {
         if content.trim().is_empty() {
             return Err(ApiError::InvalidInput("a note cannot be blank".into()));
         }
@@ -154,7 +156,7 @@ impl Contacts<'_> {
     }
 
     /// The contact whose email equals `email`, ignoring case (search hits are substrings).
-    pub async fn find_by_email(&self, email: &str) -> Result<Option<Contact>, ApiError> {
+    pub async fn find_by_email(self, email: &str) -> Result<Option<Contact>, ApiError> {
         let want = email.trim().to_lowercase();
         // Sorted by email, the hits that have one come first in a fixed order (emails are unique:
         // no ties), so paging cannot skip the exact match.
@@ -169,7 +171,7 @@ impl Contacts<'_> {
     }
 
     /// The contact whose identifier equals `identifier` exactly (case-sensitive).
-    pub async fn find_by_identifier(&self, identifier: &str) -> Result<Option<Contact>, ApiError> {
+    pub async fn find_by_identifier(self, identifier: &str) -> Result<Option<Contact>, ApiError> {
         let want = identifier.trim().to_owned();
         self.search(&want)
             .find(|c| c.identifier.as_deref() == Some(want.as_str()))
