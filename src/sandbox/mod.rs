@@ -53,6 +53,7 @@ struct Inner {
     limiter: Mutex<Limiter>,
     faults: Mutex<FaultState>,
     in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     /// Per-request salt of the unstable order.
     order_counter: AtomicU64,
     started: Instant,
@@ -107,6 +108,7 @@ impl SandboxState {
                 limiter: Mutex::new(Limiter::new(config.limits.clone())),
                 faults: Mutex::new(FaultState::new(config.faults.clone())),
                 in_flight: AtomicU64::new(0),
+                max_in_flight: AtomicU64::new(0),
                 order_counter: AtomicU64::new(0),
                 started: Instant::now(),
                 started_epoch_ms,
@@ -124,9 +126,7 @@ impl SandboxState {
     /// A snapshot of the counters (the same data as `GET /_sandbox/stats`).
     pub fn stats(&self) -> Stats {
         let mut s = lock(&self.inner.stats).snapshot(lock(&self.inner.limiter).window_ms());
-        s.max_in_flight = s
-            .max_in_flight
-            .max(self.inner.in_flight.load(Ordering::Relaxed));
+        s.max_in_flight = self.inner.max_in_flight.load(Ordering::Relaxed);
         s.started_epoch_ms = self.inner.started_epoch_ms;
         s
     }
@@ -174,6 +174,7 @@ impl SandboxState {
     pub fn reset(&self) {
         lock(&self.inner.store).clear();
         *lock(&self.inner.stats) = Recorder::default();
+        self.inner.max_in_flight.store(0, Ordering::Relaxed);
         lock(&self.inner.limiter).reset();
         lock(&self.inner.faults).reset();
     }

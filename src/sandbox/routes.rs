@@ -39,6 +39,7 @@ pub fn router(state: SandboxState) -> Router {
         .route("/_sandbox/stats", get(side_stats))
         .route("/_sandbox/state", get(side_state))
         .route("/_sandbox/reset", post(side_reset))
+        .route("/_sandbox/health", get(side_health))
         .fallback(not_found_route)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -49,6 +50,27 @@ pub fn router(state: SandboxState) -> Router {
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// A JSON body already serialised (from the contacts' cached JSON).
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `{"meta": META, "payload": [CONTACT, …]}` from cached contact JSON.
+fn page_body(meta: &Value, rows: &[&str]) -> String {
+    let mut out = String::with_capacity(64 + rows.iter().map(|r| r.len() + 1).sum::<usize>());
+    out.push_str("{\"meta\":");
+    out.push_str(&meta.to_string());
+    out.push_str(",\"payload\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push_str("]}");
+    out
 }
 
 fn not_found() -> Response {
@@ -158,10 +180,9 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     let inner = &st.inner;
     let now_in_flight = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = InFlight(&st);
-    {
-        let mut s = lock(&inner.stats);
-        s.max_in_flight = s.max_in_flight.max(now_in_flight);
-    }
+    inner
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let arrival = epoch_ms();
     let at_ms = inner.started.elapsed().as_millis() as u64;
     let method = req.method().clone();
@@ -387,16 +408,17 @@ async fn list(
         Some(_) => ids.iter().skip(offset).take(PER_PAGE).copied().collect(),
         None => scrambled(&st, ids, offset, PER_PAGE),
     };
-    let payload: Vec<Value> = page_ids
-        .iter()
-        .map(|id| store.contacts[id].render(inboxes))
-        .collect();
-    drop(store);
     let mut meta = json!({"count": count, "current_page": current_page});
     if st.config().flavour == Flavour::Doto {
         meta["total_pages"] = json!(store::total_pages(count));
     }
-    json_response(StatusCode::OK, json!({"meta": meta, "payload": payload}))
+    let rows: Vec<&str> = page_ids
+        .iter()
+        .map(|id| store.contacts[id].json(inboxes))
+        .collect();
+    let body = page_body(&meta, &rows);
+    drop(store);
+    json_text(StatusCode::OK, body)
 }
 
 async fn search(
@@ -431,17 +453,18 @@ async fn search(
         Some(_) => ids.iter().skip(offset).take(PER_PAGE).copied().collect(),
         None => scrambled(&st, &ids, offset, PER_PAGE),
     };
-    let payload: Vec<Value> = page_ids
-        .iter()
-        .map(|id| store.contacts[id].render(inboxes))
-        .collect();
-    drop(store);
     let meta = if st.config().search_total_count {
         json!({"count": total, "current_page": current_page})
     } else {
-        json!({"count": payload.len(), "current_page": current_page, "has_more": total > offset + PER_PAGE})
+        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset + PER_PAGE})
     };
-    json_response(StatusCode::OK, json!({"meta": meta, "payload": payload}))
+    let rows: Vec<&str> = page_ids
+        .iter()
+        .map(|id| store.contacts[id].json(inboxes))
+        .collect();
+    let body = page_body(&meta, &rows);
+    drop(store);
+    json_text(StatusCode::OK, body)
 }
 
 /// Wrap a contact as the flavour does for show and update.
@@ -462,9 +485,12 @@ async fn show(
     let store = lock(&st.inner.store);
     match parse_id(&id).and_then(|id| store.contact(acc, id)) {
         Some(c) => {
-            let v = c.render(with_inboxes(&q));
+            let body = match st.config().flavour {
+                Flavour::Chatwoot => format!("{{\"payload\":{}}}", c.json(with_inboxes(&q))),
+                Flavour::Doto => c.json(with_inboxes(&q)).to_string(),
+            };
             drop(store);
-            json_response(StatusCode::OK, contact_body(&st, v))
+            json_text(StatusCode::OK, body)
         }
         None => not_found(),
     }
@@ -667,4 +693,9 @@ async fn side_state(State(st): State<SandboxState>) -> Response {
 async fn side_reset(State(st): State<SandboxState>) -> Response {
     st.reset();
     json_response(StatusCode::OK, json!({"reset": true}))
+}
+
+/// The cheapest answer the server can give: the baseline of the load benchmark.
+async fn side_health() -> &'static str {
+    "ok"
 }

@@ -31,12 +31,38 @@ pub struct Contact {
     /// Lower-cased copies for case-insensitive search and sort, kept in step by `refresh_keys`.
     lname: Option<String>,
     lphone: Option<String>,
+    /// `name`, `email` and `phone_number` lower-cased and joined by `\u{1}`: one substring scan per
+    /// contact for search instead of three.
+    haystack: String,
+    /// The rendered JSON with and without `contact_inboxes`, refreshed on every write, so listing
+    /// and search concatenate strings instead of building and serialising values per request.
+    json: [String; 2],
 }
 
 impl Contact {
     fn refresh_keys(&mut self) {
         self.lname = self.name.as_ref().map(|s| s.to_lowercase());
         self.lphone = self.phone_number.as_ref().map(|s| s.to_lowercase());
+        let field = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+        self.haystack = format!(
+            "{}\u{1}{}\u{1}{}",
+            field(&self.lname),
+            field(&self.email),
+            field(&self.lphone)
+        );
+    }
+
+    /// Recompute the cached JSON (after the id or any rendered field changed).
+    fn refresh_json(&mut self) {
+        self.json = [
+            self.render(false).to_string(),
+            self.render(true).to_string(),
+        ];
+    }
+
+    /// The cached JSON text of [`Contact::render`].
+    pub fn json(&self, with_inboxes: bool) -> &str {
+        &self.json[usize::from(with_inboxes)]
     }
 
     /// Listed by `GET /contacts` only with a non-empty email, phone or identifier.
@@ -492,6 +518,8 @@ impl Store {
             contact_inboxes: inbox.into_iter().collect(),
             lname: None,
             lphone: None,
+            haystack: String::new(),
+            json: Default::default(),
         };
         normalise(&mut c);
         c
@@ -507,6 +535,7 @@ impl Store {
         self.check_indexes(&c)?;
         c.id = self.next_contact_id;
         self.next_contact_id += 1;
+        c.refresh_json();
         self.index(&c);
         self.contacts.insert(c.id, c.clone());
         self.touch();
@@ -521,6 +550,7 @@ impl Store {
         }
         self.check_indexes(&c)?;
         self.next_contact_id = self.next_contact_id.max(c.id + 1);
+        c.refresh_json();
         self.index(&c);
         let id = c.id;
         self.contacts.insert(id, c);
@@ -570,6 +600,7 @@ impl Store {
         self.validate(&c).map_err(WriteError::Invalid)?;
         self.check_indexes(&c)?;
         c.updated_at = now();
+        c.refresh_json();
         self.unindex(&old);
         self.index(&c);
         self.contacts.insert(id, c.clone());
@@ -634,6 +665,7 @@ impl Store {
         self.conversations.entry(contact_id).or_default().push(conv);
         if let Some(c) = self.contacts.get_mut(&contact_id) {
             c.last_activity_at = Some(c.last_activity_at.unwrap_or(0).max(last_activity_at));
+            c.refresh_json();
         }
         self.touch();
     }
@@ -685,25 +717,35 @@ impl Store {
         }
     }
 
-    /// Ids matching a search query (already trimmed, non-blank), in id order or sorted.
+    /// Ids matching a search query (already trimmed, non-blank), in id order or sorted:
+    /// `ILIKE '%q%'` on name, email and phone, `LIKE '%q%'` on identifier, or `id = q`.
     pub fn search(&self, account: u64, q: &str, sort: Option<Sort>) -> Vec<u64> {
         let pat = Like::new(q);
-        let lpat = Like::new(&q.to_lowercase());
+        let lq = q.to_lowercase();
+        let lpat = Like::new(&lq);
         let by_id: Option<u64> = if q.bytes().all(|b| b.is_ascii_digit()) {
             q.parse().ok()
         } else {
             None
         };
+        // Without wildcards one SIMD substring scan of the joined fields decides the three
+        // case-insensitive ones (the separator cannot occur in `q`, so no match spans two fields).
+        let finder = (lpat.plain.is_some() && !lq.contains('\u{1}'))
+            .then(|| memchr::memmem::Finder::new(lq.as_bytes()));
         let mut ids: Vec<u64> = self
             .contacts
             .values()
             .filter(|c| c.account_id == account)
             .filter(|c| {
-                Some(c.id) == by_id
-                    || c.lname.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.email.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
+                let ci = match &finder {
+                    Some(f) => f.find(c.haystack.as_bytes()).is_some(),
+                    None => {
+                        c.lname.as_deref().is_some_and(|s| lpat.matches(s))
+                            || c.email.as_deref().is_some_and(|s| lpat.matches(s))
+                            || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
+                    }
+                };
+                ci || Some(c.id) == by_id || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
             })
             .map(|c| c.id)
             .collect();
@@ -711,6 +753,15 @@ impl Store {
             sort_ids(&mut ids, &self.contacts, s, self.generation);
         }
         ids
+    }
+
+    /// Set `last_activity_at` (seeding), keeping the cached JSON in step.
+    pub fn set_last_activity(&mut self, id: u64, t: Option<i64>) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            c.last_activity_at = t;
+            c.refresh_json();
+            self.generation += 1;
+        }
     }
 
     /// Forget everything (ids start again at 1).
