@@ -105,7 +105,23 @@ fn main() {
     rt.block_on(run());
 }
 
+/// The search query alone, in process, without HTTP: mean microseconds per call.
+fn search_in_process() {
+    let mut store = doto_bulk::sandbox::store::Store::new();
+    doto_bulk::sandbox::seed::generate(&mut store, 1, CONTACTS, 1);
+    for q in TERMS {
+        let t = Instant::now();
+        let mut hits = 0;
+        for _ in 0..50 {
+            hits = store.search(1, q, None).len();
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / 50.0;
+        println!("  store.search({q:?}) in process: {us:>8.0} µs, {hits} hits");
+    }
+}
+
 async fn run() {
+    search_in_process();
     let t = Instant::now();
     let sb = spawn(SandboxConfig {
         seed_contacts: CONTACTS,

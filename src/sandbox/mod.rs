@@ -12,12 +12,13 @@
 //!
 //! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
-//! [`stats`], [`seed`] (generator, JSONL load/save), [`server`] (accept loop that can drop a
-//! connection).
+//! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
+//! [`server`] (accept loop that can drop a connection).
 pub mod config;
 pub mod faults;
 pub mod limits;
 pub mod routes;
+pub mod search;
 pub mod seed;
 pub mod server;
 pub mod stats;
