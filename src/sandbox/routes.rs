@@ -536,6 +536,9 @@ async fn create(
         Err(e) => return write_error(e),
     };
     let contact = saved.render(true);
+    if st.config().server_attributes {
+        lock(&st.inner.store).add_server_attributes(saved.id);
+    }
     match st.config().flavour {
         Flavour::Doto => json_response(StatusCode::CREATED, contact),
         Flavour::Chatwoot => {
@@ -569,6 +572,10 @@ async fn update(
     let params = ContactParams::from_json(&body);
     let replace = st.config().replace_additional_attributes;
     let result = lock(&st.inner.store).update(acc, id, &params, replace);
+    let sync = body.get("email").is_some() || body.get("avatar_url").is_some();
+    if st.config().server_attributes && sync && result.is_ok() {
+        lock(&st.inner.store).add_server_attributes(id);
+    }
     match result {
         Ok(c) => json_response(
             StatusCode::OK,

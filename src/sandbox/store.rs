@@ -793,6 +793,27 @@ impl Store {
         ids
     }
 
+    /// The avatar sync's own keys in `additional_attributes` (see `SandboxConfig::server_attributes`).
+    pub fn add_server_attributes(&mut self, id: u64) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            let seed = c
+                .email
+                .as_deref()
+                .unwrap_or("")
+                .bytes()
+                .fold(id, |h, b| mix(h ^ u64::from(b)));
+            c.additional_attributes
+                .insert("avatar_url_hash".into(), json!(format!("{seed:016x}")));
+            let at = chrono::DateTime::from_timestamp(now(), 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            c.additional_attributes
+                .insert("last_avatar_sync_at".into(), json!(at));
+            c.refresh_json();
+            self.generation += 1;
+        }
+    }
+
     /// Set `last_activity_at` (seeding), keeping the cached JSON in step.
     pub fn set_last_activity(&mut self, id: u64, t: Option<i64>) {
         if let Some(c) = self.contacts.get_mut(&id) {
