@@ -126,7 +126,8 @@ impl SandboxState {
 
     /// A snapshot of the counters (the same data as `GET /_sandbox/stats`).
     pub fn stats(&self) -> Stats {
-        let mut s = lock(&self.inner.stats).snapshot(lock(&self.inner.limiter).window_ms());
+        let window_ms = lock(&self.inner.limiter).window_ms();
+        let mut s = lock(&self.inner.stats).snapshot(window_ms);
         s.max_in_flight = self.inner.max_in_flight.load(Ordering::Relaxed);
         s.started_epoch_ms = self.inner.started_epoch_ms;
         s
@@ -174,10 +175,15 @@ impl SandboxState {
     /// Forget every contact, note and conversation, and zero the counters, limiter and fault RNG.
     pub fn reset(&self) {
         lock(&self.inner.store).clear();
-        *lock(&self.inner.stats) = Recorder::default();
-        self.inner.max_in_flight.store(0, Ordering::Relaxed);
+        self.reset_stats();
         lock(&self.inner.limiter).reset();
         lock(&self.inner.faults).reset();
+    }
+
+    /// Zero the counters and the request log only; the data stays.
+    pub fn reset_stats(&self) {
+        *lock(&self.inner.stats) = Recorder::default();
+        self.inner.max_in_flight.store(0, Ordering::Relaxed);
     }
 
     /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.

@@ -697,9 +697,22 @@ async fn side_state(State(st): State<SandboxState>) -> Response {
     json_response(StatusCode::OK, st.state_json())
 }
 
-async fn side_reset(State(st): State<SandboxState>) -> Response {
-    st.reset();
-    json_response(StatusCode::OK, json!({"reset": true}))
+/// `POST /_sandbox/reset` forgets everything; `?what=stats` zeroes only the counters and the log.
+async fn side_reset(State(st): State<SandboxState>, Query(q): Params) -> Response {
+    match q.get("what").map(String::as_str) {
+        Some("stats") => st.reset_stats(),
+        None | Some("all") => st.reset(),
+        Some(other) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("what={other:?}: expected `all` or `stats`")}),
+            );
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"reset": q.get("what").map_or("all", String::as_str)}),
+    )
 }
 
 /// The cheapest answer the server can give: the baseline of the load benchmark.

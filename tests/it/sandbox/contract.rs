@@ -1213,10 +1213,13 @@ async fn side_endpoints_serve_stats_state_and_reset() {
     let state = api.get("/_sandbox/state").await.json;
     assert_eq!(state["contacts"][0]["email"], "a@x.com");
     assert_eq!(state["notes"][0]["content"], "hi");
-    assert_eq!(
-        api.post("/_sandbox/reset", json!({})).await.status,
-        StatusCode::OK
-    );
+    let r = api.post("/_sandbox/reset?what=stats", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(api.state.stats().total, 0);
+    assert_eq!(api.state.contacts().len(), 1);
+    api.get("/contacts").await;
+    let r = api.post("/_sandbox/reset", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
     assert!(api.state.contacts().is_empty() && api.state.notes().is_empty());
     assert_eq!(api.state.stats().total, 0);
 }
