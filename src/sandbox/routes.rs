@@ -183,13 +183,12 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     inner
         .max_in_flight
         .fetch_max(now_in_flight, Ordering::Relaxed);
-    let arrival = epoch_ms();
     let at_ms = inner.started.elapsed().as_millis() as u64;
     let method = req.method().clone();
     let (route, account) = classify(&path);
     let mut entry = LogEntry {
         at_ms,
-        epoch_ms: arrival,
+        epoch_ms: epoch_ms(),
         method: method.to_string(),
         route: route.to_string(),
         status: 0,
@@ -210,7 +209,13 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     } else {
         None
     };
-    let verdict = lock(&inner.limiter).check(arrival, search_account);
+    // The clock is read under the limiter's lock, so the limiter sees arrivals in order and the
+    // log's `epoch_ms` is exactly the time the limiter judged.
+    let verdict = {
+        let mut limiter = lock(&inner.limiter);
+        entry.epoch_ms = epoch_ms();
+        limiter.check(entry.epoch_ms, search_account)
+    };
     if let Err(t) = verdict {
         entry.status = 429;
         record(entry);
