@@ -4,7 +4,7 @@
 //! limiter (rack-attack) sits in front of everything, even authentication.
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -534,7 +534,7 @@ async fn create(
     // Rails validates with SELECTs and inserts later, in another statement: a concurrent create can
     // slip in between. Only the unique indexes (email, identifier) catch it, as a 500; phone has none.
     if draft.phone_number.is_some() || draft.email.is_some() || draft.identifier.is_some() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(st.config().race_window).await;
     }
     let saved = match lock(&st.inner.store).insert(draft) {
         Ok(c) => c,
