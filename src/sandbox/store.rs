@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::config::Flavour;
 use super::search::{Entry, SearchIndex};
 
 /// A row of the `contacts` table.
@@ -1012,14 +1011,6 @@ pub fn render_all(store: &Store) -> Vec<Value> {
 
 pub fn total_pages(count: usize) -> usize {
     count.div_ceil(PER_PAGE)
-}
-
-#[allow(dead_code)]
-pub fn flavour_name(f: Flavour) -> &'static str {
-    match f {
-        Flavour::Chatwoot => "chatwoot",
-        Flavour::Doto => "doto",
-    }
 }
 
 #[cfg(test)]
