@@ -341,7 +341,7 @@ fn scrambled(st: &SandboxState, ids: &[u64], offset: usize, len: usize) -> Vec<u
     if n == 0 || offset >= n {
         return vec![];
     }
-    let end = (offset + len).min(n);
+    let end = offset.saturating_add(len).min(n);
     if !st.config().unstable_order {
         return ids[offset..end].to_vec();
     }
@@ -405,7 +405,7 @@ async fn list(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let mut store = lock(&st.inner.store);
     let ids = store.listed(acc, sort);
     let count = ids.len();
@@ -450,7 +450,7 @@ async fn search(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let store = lock(&st.inner.store);
     let ids = store.search(acc, text, sort);
     let total = ids.len();
@@ -461,7 +461,7 @@ async fn search(
     let meta = if st.config().search_total_count {
         json!({"count": total, "current_page": current_page})
     } else {
-        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset + PER_PAGE})
+        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset.saturating_add(PER_PAGE)})
     };
     let rows: Vec<&str> = page_ids
         .iter()
