@@ -746,3 +746,49 @@ async fn searches_keep_to_their_own_lower_limit_and_only_searches_wait_for_it() 
     assert_eq!(m.rate.rate_per_sec, m.rate.max_rate_per_sec);
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn contacts_deleted_while_streaming_do_not_hide_live_ones() {
+    let sb = spawn(SandboxConfig {
+        seed_contacts: 120,
+        seed: 5,
+        latency: Duration::from_millis(15),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = client_with(&sb, &sb.admin_token.clone(), |c| c.page_concurrency = 1);
+    let other = client(&sb);
+    // The oldest contacts: on page 1 of the created_at order, so deleting them after page 1 was
+    // read shifts every later row back into pages already read.
+    let oldest: Vec<u64> = api
+        .contacts()
+        .list()
+        .page(1)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .take(12)
+        .map(|c| c.id)
+        .collect();
+    let mut stream = api.contacts().list().stream();
+    let mut yielded = vec![stream.next().await.unwrap().unwrap().id];
+    for id in &oldest {
+        other.contacts().delete(*id).await.unwrap();
+    }
+    while let Some(c) = stream.next().await {
+        yielded.push(c.unwrap().id);
+    }
+    let unique: BTreeSet<u64> = yielded.iter().copied().collect();
+    assert_eq!(unique.len(), yielded.len(), "a contact was yielded twice");
+    let live = listed_ids(&sb);
+    let missed: Vec<&u64> = live.difference(&unique).collect();
+    assert!(missed.is_empty(), "live contacts never yielded: {missed:?}");
+    let summary = stream.summary();
+    assert!(
+        summary.passes >= 2,
+        "the moving count should force a second pass: {summary:?}"
+    );
+    sb.shutdown().await.unwrap();
+}
