@@ -761,6 +761,7 @@ impl Store {
             Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
                 lpat.literal().as_deref(),
                 pat.literal().as_deref(),
+                pat.plain.is_some(),
                 &|s| lpat.matches(s),
                 &|s| pat.matches(s),
             ),
