@@ -1,1 +1,230 @@
-//! (to be written)
+//! The sandbox: a local, in-memory emulator of the Doto (Chatwoot-compatible) contacts API that every
+//! test and benchmark runs against.
+//!
+//! Scope: the eight contacts endpoints of `API.md` (list, search, show, create, update, delete,
+//! conversations, notes) for one account and its tokens (an administrator and an agent), with the
+//! real server's quirks: 15 per page, no stable order without `sort`, substring search with
+//! wildcards, Rails validations and their exact 422 bodies, the 401/403/404 bodies, the non-atomic
+//! phone uniqueness. Around them: fixed-window rate limits with the real 429, latency, seeded faults
+//! on writes (500 before/after the write, a dropped connection after it, 429 bursts), seeding,
+//! saving, and side endpoints under `/_sandbox/` (stats, state, reset). Not emulated: inboxes other
+//! than one API inbox, labels, filters, avatars, the web UI.
+//!
+//! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
+//! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
+//! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
+//! [`server`] (accept loop that can drop a connection).
+//!
+//! Side endpoints (no token, not counted, not rate-limited): `GET /_sandbox/stats` ([`Stats`] as
+//! JSON), `GET /_sandbox/state` (every contact, note and conversation), `POST /_sandbox/reset`
+//! (forget everything; `?what=stats` zeroes only the counters), `GET /_sandbox/health`.
+//!
+//! Tokens: `config.admin_token` (an administrator of `config.account_id`) and `config.agent_token`
+//! (an agent: everything but delete). `config.other_account_id` exists but neither token belongs to
+//! it. The tokens are fake and local, which is why `doto-bulk sandbox` prints them.
+pub mod config;
+pub mod faults;
+pub mod limits;
+pub mod routes;
+pub mod search;
+pub mod seed;
+pub mod server;
+pub mod stats;
+pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+pub use config::{FaultKind, Faults, Flavour, RateLimits, SandboxConfig};
+pub use routes::router;
+pub use server::{SandboxHandle, spawn};
+pub use stats::{LogEntry, RouteCount, Stats, route};
+
+use faults::FaultState;
+use limits::Limiter;
+use stats::Recorder;
+use store::{Role, Store, User};
+
+/// Shared state of one sandbox: cheap to clone, handed to [`router`].
+#[derive(Clone)]
+pub struct SandboxState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    store: Mutex<Store>,
+    stats: Mutex<Recorder>,
+    limiter: Mutex<Limiter>,
+    faults: Mutex<FaultState>,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// Per-request salt of the unstable order.
+    order_counter: AtomicU64,
+    started: Instant,
+    started_epoch_ms: u64,
+    admin: User,
+    agent: User,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in a handler must not wedge the whole sandbox.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SandboxState {
+    /// Build the state, seeding it from `config.seed_file` and `config.seed_contacts`.
+    pub fn new(config: SandboxConfig) -> anyhow::Result<SandboxState> {
+        let mut store = Store::new();
+        if let Some(path) = &config.seed_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the seed file {}", path.display()))?;
+            seed::load_jsonl(&mut store, &text, config.account_id)
+                .with_context(|| format!("seed file {}", path.display()))?;
+        }
+        if config.seed_contacts > 0 {
+            seed::generate(
+                &mut store,
+                config.account_id,
+                config.seed_contacts,
+                config.seed,
+            );
+        }
+        let admin = User {
+            id: 1,
+            name: "Sandbox Admin".into(),
+            email: "admin@sandbox.test".into(),
+            role: Role::Administrator,
+        };
+        let agent = User {
+            id: 2,
+            name: "Sandbox Agent".into(),
+            email: "agent@sandbox.test".into(),
+            role: Role::Agent,
+        };
+        let started_epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Ok(SandboxState {
+            inner: Arc::new(Inner {
+                store: Mutex::new(store),
+                stats: Mutex::new(Recorder::default()),
+                limiter: Mutex::new(Limiter::new(config.limits.clone())),
+                faults: Mutex::new(FaultState::new(config.faults.clone())),
+                in_flight: AtomicU64::new(0),
+                max_in_flight: AtomicU64::new(0),
+                order_counter: AtomicU64::new(0),
+                started: Instant::now(),
+                started_epoch_ms,
+                admin,
+                agent,
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the counters (the same data as `GET /_sandbox/stats`).
+    pub fn stats(&self) -> Stats {
+        let window_ms = lock(&self.inner.limiter).window_ms();
+        let mut s = lock(&self.inner.stats).snapshot(window_ms);
+        s.max_in_flight = self.inner.max_in_flight.load(Ordering::Relaxed);
+        s.started_epoch_ms = self.inner.started_epoch_ms;
+        s
+    }
+
+    /// Every stored contact of every account as the API renders it (plus `account_id`), by id.
+    pub fn contacts(&self) -> Vec<Value> {
+        store::render_all(&lock(&self.inner.store))
+    }
+
+    /// Every stored note, with its `contact_id`, by id.
+    pub fn notes(&self) -> Vec<Value> {
+        let store = lock(&self.inner.store);
+        store
+            .notes
+            .values()
+            .map(|n| n.render(self.user_by_id(n.user_id)))
+            .collect()
+    }
+
+    /// The whole state as `GET /_sandbox/state` serves it.
+    pub fn state_json(&self) -> Value {
+        let store = lock(&self.inner.store);
+        let conversations: Vec<Value> = {
+            let mut v: Vec<Value> = store
+                .conversations
+                .values()
+                .flatten()
+                .map(|c| {
+                    json!({"id": c.display_id, "account_id": c.account_id, "contact_id": c.contact_id,
+                           "inbox_id": c.inbox_id, "status": c.status, "created_at": c.created_at,
+                           "last_activity_at": c.last_activity_at})
+                })
+                .collect();
+            v.sort_by_key(|c| (c["account_id"].as_u64(), c["id"].as_u64()));
+            v
+        };
+        json!({
+            "contacts": store::render_all(&store),
+            "notes": store.notes.values().map(|n| n.render(self.user_by_id(n.user_id))).collect::<Vec<_>>(),
+            "conversations": conversations,
+        })
+    }
+
+    /// Forget every contact, note and conversation, and zero the counters, limiter and fault RNG.
+    pub fn reset(&self) {
+        lock(&self.inner.store).clear();
+        self.reset_stats();
+        lock(&self.inner.limiter).reset();
+        lock(&self.inner.faults).reset();
+    }
+
+    /// Zero the counters and the request log only; the data stays.
+    pub fn reset_stats(&self) {
+        *lock(&self.inner.stats) = Recorder::default();
+        self.inner.max_in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.
+    /// The body uses the seed-file shape; returns the new id.
+    pub fn insert_contact(&self, account_id: u64, contact: &Value) -> anyhow::Result<u64> {
+        let mut store = lock(&self.inner.store);
+        seed::insert_value(&mut store, contact, account_id)
+    }
+
+    /// Write the state as JSONL (one contact a line, with its notes and conversations), loadable
+    /// again as a seed file.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = seed::dump_jsonl(&lock(&self.inner.store));
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the sandbox state to {}", path.display()))
+    }
+
+    fn user_by_id(&self, id: u64) -> &User {
+        if id == self.inner.agent.id {
+            &self.inner.agent
+        } else {
+            &self.inner.admin
+        }
+    }
+
+    fn user_by_token(&self, token: &str) -> Option<&User> {
+        let c = &self.inner.config;
+        if token == c.admin_token {
+            Some(&self.inner.admin)
+        } else if token == c.agent_token {
+            Some(&self.inner.agent)
+        } else {
+            None
+        }
+    }
+}

@@ -3,3 +3,5 @@ mod cli;
 mod mapping;
 mod normalise;
 mod source;
+mod client;
+mod sandbox;

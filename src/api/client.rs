@@ -1,0 +1,569 @@
+//! The client and its one choke point, `send()`: every request takes a
+//! permit from the shared limiter (and the search limiter for searches) for every attempt, is
+//! classified by [`classify`], retried with backoff and full jitter or handed back as a typed
+//! [`ApiError`], and counted in [`Metrics`]. The client is `Clone + Send + Sync` (an `Arc` inside),
+//! so all workers of a run share one rate limit.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+
+use super::error::{ApiError, TransportKind, parse_error_body};
+use super::retry::{Decision, Observed, Reason, backoff, classify};
+use super::secret::ApiToken;
+use super::throttle::{Lane, LaneStatus, LimitSignal};
+use crate::cli::TokenHeader;
+
+/// A fixed-window rate limit: `requests` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    pub fn per_second(requests: u32) -> Self {
+        RateLimit {
+            requests,
+            per: Duration::from_secs(1),
+        }
+    }
+    pub fn per_minute(requests: u32) -> Self {
+        RateLimit {
+            requests,
+            per: Duration::from_secs(60),
+        }
+    }
+    /// Requests per second.
+    pub fn per_sec(self) -> f64 {
+        self.requests.max(1) as f64 / self.per.as_secs_f64().max(1e-3)
+    }
+}
+
+/// Everything the client needs; [`ClientConfig::new`] fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://app.usendoto.com` (a trailing `/` is fine).
+    pub base_url: String,
+    pub account_id: u64,
+    pub token: ApiToken,
+    /// `api_access_token` or `api-access-token`.
+    pub token_header: TokenHeader,
+    /// The most the client sends, all requests together (it paces evenly within it). Default:
+    /// 3,000 per minute.
+    pub rate: RateLimit,
+    /// The separate, lower budget for search (per account on the server). Default: 100 per minute.
+    pub search_rate: RateLimit,
+    /// Length of the server's fixed rate-limit windows, aligned to the clock (a minute on the real
+    /// server): after a 429 the budget returns at the next boundary.
+    pub window: Duration,
+    /// Fraction of each budget the client plans to use, so that arrival jitter cannot push a
+    /// window over the limit. Default 0.98.
+    pub headroom: f64,
+    /// Retries of one request after 5xx and transport failures (429s are counted separately).
+    pub max_retries: u32,
+    /// 429 answers one request may receive before it fails as [`ApiError::RateLimited`].
+    pub max_rate_limited: u32,
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (a timeout after sending is "outcome unknown" for a create).
+    pub request_timeout: Duration,
+    /// First backoff ceiling (doubles per retry, full jitter).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Pages fetched at once while streaming a listing.
+    pub page_concurrency: usize,
+    /// Full passes over the listing before giving up on reaching the server's total.
+    pub max_list_passes: u32,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, account_id: u64, token: ApiToken) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            account_id,
+            token,
+            token_header: TokenHeader::Underscore,
+            rate: RateLimit::per_minute(3000),
+            search_rate: RateLimit::per_minute(100),
+            window: Duration::from_secs(60),
+            headroom: 0.98,
+            max_retries: 5,
+            max_rate_limited: 50,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+            page_concurrency: 4,
+            max_list_passes: 6,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The connection settings of the global flags: base URL, account id, token (from
+    /// `--token-file` or `DOTO_API_TOKEN`) and the token header's spelling; defaults elsewhere.
+    pub fn from_args(global: &crate::cli::GlobalArgs) -> anyhow::Result<ClientConfig> {
+        let account_id = global.account_id.ok_or_else(|| {
+            anyhow::anyhow!("no account id: pass --account-id or set DOTO_ACCOUNT_ID")
+        })?;
+        let token = ApiToken::from_env_or_file(global.token_file.as_deref())?;
+        let mut cfg = ClientConfig::new(global.base_url.clone(), account_id, token);
+        cfg.token_header = global.token_header;
+        Ok(cfg)
+    }
+}
+
+/// What a request is, for the counters and the search limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    List,
+    Search,
+    Get,
+    Create,
+    Update,
+    Delete,
+    Conversations,
+    Note,
+}
+
+impl RequestKind {
+    const ALL: [RequestKind; 8] = [
+        RequestKind::List,
+        RequestKind::Search,
+        RequestKind::Get,
+        RequestKind::Create,
+        RequestKind::Update,
+        RequestKind::Delete,
+        RequestKind::Conversations,
+        RequestKind::Note,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::List => "list",
+            RequestKind::Search => "search",
+            RequestKind::Get => "get",
+            RequestKind::Create => "create",
+            RequestKind::Update => "update",
+            RequestKind::Delete => "delete",
+            RequestKind::Conversations => "conversations",
+            RequestKind::Note => "note",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: [AtomicU64; 8],
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    server_errors: AtomicU64,
+    transport_errors: AtomicU64,
+    outcome_unknown: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The counters an import reports (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Calls by kind (one per call, whatever its retries).
+    pub requests: BTreeMap<&'static str, u64>,
+    /// HTTP attempts, retries included.
+    pub attempts: u64,
+    /// Attempts that repeated an earlier one (after a 429, 5xx or transport failure).
+    pub retries: u64,
+    /// 429 answers received.
+    pub rate_limited: u64,
+    /// 5xx answers received.
+    pub server_errors: u64,
+    /// Attempts that got no response.
+    pub transport_errors: u64,
+    /// Writes returned as outcome unknown.
+    pub outcome_unknown: u64,
+    /// The adaptive pace of all requests and of search.
+    pub rate: LaneStatus,
+    pub search_rate: LaneStatus,
+}
+
+impl Metrics {
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    /// `{base}/api/v1/accounts/{id}/contacts`
+    pub(crate) contacts_url: String,
+    /// `/api/v1/accounts/{id}/contacts`, for error messages.
+    pub(crate) contacts_path: String,
+    token_header: HeaderName,
+    token: ApiToken,
+    pub(crate) config: ClientConfig,
+    general: Lane,
+    search: Lane,
+    counters: Counters,
+}
+
+/// A typed client of the Doto contacts API. Cheap to clone; clones share the rate limit and the
+/// counters.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("contacts_url", &self.inner.contacts_url)
+            .field("token", &self.inner.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request as `send()` takes it. `path` is relative to the contacts URL (`""`, `/search`,
+/// `/12/notes`).
+pub(crate) struct Req {
+    pub kind: RequestKind,
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Client {
+    /// Build a client; fails only when the base URL is not http(s) or TLS cannot be set up.
+    pub fn new(config: ClientConfig) -> anyhow::Result<Client> {
+        let base = config.base_url.trim().trim_end_matches('/').to_owned();
+        let url = reqwest::Url::parse(&base)
+            .map_err(|e| anyhow::anyhow!("base URL {base:?} is not a valid URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            anyhow::bail!("base URL {base:?} must be http(s) without credentials");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("doto-bulk/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let contacts_path = format!("/api/v1/accounts/{}/contacts", config.account_id);
+        let general = Lane::new(config.rate.per_sec(), config.window, config.headroom);
+        let search = Lane::new(config.search_rate.per_sec(), config.window, config.headroom);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                contacts_url: format!("{base}{contacts_path}"),
+                contacts_path,
+                token_header: HeaderName::from_static(config.token_header.header_name()),
+                token: config.token.clone(),
+                config,
+                general,
+                search,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Metrics {
+            requests: RequestKind::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), get(&c.requests[i])))
+                .collect(),
+            attempts: get(&c.attempts),
+            retries: get(&c.retries),
+            rate_limited: get(&c.rate_limited),
+            server_errors: get(&c.server_errors),
+            transport_errors: get(&c.transport_errors),
+            outcome_unknown: get(&c.outcome_unknown),
+            rate: self.inner.general.status(),
+            search_rate: self.inner.search.status(),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The one way a request reaches the server; returns the body of a 2xx answer.
+    pub(crate) async fn send(&self, req: Req) -> Result<Bytes, ApiError> {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        bump(
+            &c.requests[RequestKind::ALL
+                .iter()
+                .position(|k| *k == req.kind)
+                .unwrap_or(0)],
+        );
+        let endpoint = format!("{} {}{}", req.method, inner.contacts_path, req.path);
+        let url = format!("{}{}", inner.contacts_url, req.path);
+        let body = req
+            .body
+            .as_ref()
+            .map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
+        let mut retries = 0u32;
+        let mut limited = 0u32;
+        let mut attempts = 0u32;
+        // An earlier attempt of this request may have been applied (DELETE: a later 404 is success).
+        let mut maybe_applied = false;
+        loop {
+            let search_ticket = if req.kind == RequestKind::Search {
+                Some(inner.search.acquire().await)
+            } else {
+                None
+            };
+            let ticket = inner.general.acquire().await;
+            attempts += 1;
+            bump(&c.attempts);
+            let mut rb = inner
+                .http
+                .request(req.method.clone(), &url)
+                .header(&inner.token_header, inner.token.header_value())
+                .header(ACCEPT, HeaderValue::from_static("application/json"));
+            if !req.query.is_empty() {
+                rb = rb.query(&req.query);
+            }
+            if let Some(b) = &body {
+                rb = rb
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(b.clone());
+            }
+            let result = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(bytes) => Ok((status, headers, bytes)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let now = SystemTime::now();
+            let (decision, outcome) = match &result {
+                Ok((status, headers, bytes)) => {
+                    let signal = if *status == StatusCode::TOO_MANY_REQUESTS {
+                        bump(&c.rate_limited);
+                        LimitSignal::Limited(super::retry::retry_after(headers, now))
+                    } else {
+                        LimitSignal::Accepted
+                    };
+                    if status.is_server_error() {
+                        bump(&c.server_errors);
+                    }
+                    match search_ticket {
+                        // A 429 on a search is most likely the search limit (per account, much
+                        // lower): it closes the search gate only. If the general limit was hit
+                        // instead, the next non-search request finds out.
+                        Some(t) => {
+                            inner.search.report(t, signal);
+                            let general = match signal {
+                                LimitSignal::Limited(_) => LimitSignal::Unknown,
+                                s => s,
+                            };
+                            inner.general.report(ticket, general);
+                        }
+                        None => inner.general.report(ticket, signal),
+                    }
+                    let d = classify(
+                        &req.method,
+                        Observed::Response {
+                            status: *status,
+                            headers,
+                        },
+                        now,
+                    );
+                    (d, Outcome::Status(*status, bytes.clone()))
+                }
+                Err(e) => {
+                    bump(&c.transport_errors);
+                    inner.general.report(ticket, LimitSignal::Unknown);
+                    if let Some(t) = search_ticket {
+                        inner.search.report(t, LimitSignal::Unknown);
+                    }
+                    let kind = transport_kind(e);
+                    let d = classify(&req.method, Observed::Transport(kind), now);
+                    (d, Outcome::Transport(kind, error_chain(e)))
+                }
+            };
+            tracing::debug!(%endpoint, attempt = attempts, ?decision, "api attempt");
+            match decision {
+                Decision::Accept => {
+                    if let Outcome::Status(_, bytes) = outcome {
+                        return Ok(bytes);
+                    }
+                    unreachable!("a transport failure is never accepted");
+                }
+                Decision::Retry {
+                    reason: Reason::RateLimited,
+                    after,
+                } => {
+                    limited += 1;
+                    if limited > inner.config.max_rate_limited {
+                        return Err(ApiError::RateLimited { endpoint, attempts });
+                    }
+                    bump(&c.retries);
+                    if let Some(after) = after {
+                        // The lane paused everyone until then; this keeps the promise for this
+                        // request too even if the lane's gate has been reopened by a probe.
+                        tokio::time::sleep(after.min(Duration::from_secs(3600))).await;
+                    }
+                }
+                Decision::Retry { after, reason } => {
+                    if !matches!(reason, Reason::ConnectFailed) {
+                        maybe_applied = true;
+                    }
+                    if retries >= inner.config.max_retries {
+                        return Err(self.final_error(&req.method, endpoint, outcome, attempts));
+                    }
+                    let wait = after.unwrap_or_else(|| {
+                        backoff(inner.config.backoff_base, inner.config.backoff_max, retries)
+                    });
+                    retries += 1;
+                    bump(&c.retries);
+                    tracing::debug!(%endpoint, %reason, ?wait, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Decision::GiveUp { .. } => {
+                    if req.method == Method::DELETE
+                        && maybe_applied
+                        && matches!(outcome, Outcome::Status(s, _) if s == StatusCode::NOT_FOUND)
+                    {
+                        return Ok(Bytes::new());
+                    }
+                    return Err(self.final_error(&req.method, endpoint, outcome, attempts));
+                }
+            }
+        }
+    }
+
+    /// Turn the last thing observed into the error the caller gets.
+    fn final_error(
+        &self,
+        method: &Method,
+        endpoint: String,
+        outcome: Outcome,
+        attempts: u32,
+    ) -> ApiError {
+        let write = !matches!(*method, Method::GET | Method::HEAD);
+        let err = match outcome {
+            Outcome::Status(status, body) => {
+                let code = status.as_u16();
+                let parsed = parse_error_body(&body);
+                match code {
+                    401 if parsed.message.starts_with("You are not authorized") => {
+                        ApiError::Forbidden {
+                            endpoint,
+                            status: code,
+                            message: parsed.message,
+                        }
+                    }
+                    401 => ApiError::Unauthorized {
+                        endpoint,
+                        status: code,
+                        message: parsed.message,
+                    },
+                    403 => ApiError::Forbidden {
+                        endpoint,
+                        status: code,
+                        message: parsed.message,
+                    },
+                    404 => ApiError::NotFound {
+                        endpoint,
+                        message: parsed.message,
+                    },
+                    429 => ApiError::RateLimited { endpoint, attempts },
+                    c if (c >= 500 || c == 408) && write => ApiError::OutcomeUnknown {
+                        endpoint,
+                        cause: format!(
+                            "server error ({c}) after {attempts} attempts: {}",
+                            parsed.message
+                        ),
+                    },
+                    c if c >= 500 || c == 408 => ApiError::Server {
+                        endpoint,
+                        status: c,
+                        message: parsed.message,
+                        attempts,
+                    },
+                    _ => ApiError::Rejected {
+                        endpoint,
+                        status: code,
+                        message: parsed.message,
+                        attributes: parsed.attributes,
+                    },
+                }
+            }
+            Outcome::Transport(kind, message) if write && !kind.nothing_sent() => {
+                ApiError::OutcomeUnknown {
+                    endpoint,
+                    cause: format!("{kind} after {attempts} attempts: {message}"),
+                }
+            }
+            Outcome::Transport(kind, message) => ApiError::Transport {
+                endpoint,
+                kind,
+                message,
+                attempts,
+            },
+        };
+        if err.is_outcome_unknown() {
+            bump(&self.inner.counters.outcome_unknown);
+        }
+        err
+    }
+}
+
+enum Outcome {
+    Status(StatusCode, Bytes),
+    Transport(TransportKind, String),
+}
+
+fn transport_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_request() || e.is_body() || e.is_decode() {
+        TransportKind::Closed
+    } else {
+        TransportKind::Other
+    }
+}
+
+/// The error and its causes on one line, without the URL (which may carry a searched email).
+fn error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut parts = vec![];
+    let mut src: Option<&dyn Error> = e.source();
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    if parts.is_empty() {
+        "request failed".into()
+    } else {
+        parts.join(": ")
+    }
+}
+
+// Workers share one client across tasks: keep it `Clone + Send + Sync` (checked at compile time).
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Client>();
+};

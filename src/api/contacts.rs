@@ -1,0 +1,510 @@
+//! The contacts endpoints, shaped like the API: `client.contacts().list().sort("created_at")`
+//! `.page(n)` / `.stream()`, `search(q)` with exact-match helpers (search is a substring match with
+//! `%`/`_` wildcards, so hits are filtered here), `get`, `create`, `update`, `delete`,
+//! `conversations`, `add_note`. Every call goes through `Client::send` and decodes through
+//! `decode.rs`.
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::{Stream, StreamExt};
+use reqwest::Method;
+use serde_json::json;
+
+use super::client::{Client, Req, RequestKind};
+use super::decode;
+use super::error::ApiError;
+use super::types::{Contact, ContactPatch, Conversation, NewContact, Note, PAGE_SIZE, Page};
+
+/// Sort keys the server understands (it silently ignores others, so we refuse them).
+pub const SORT_KEYS: [&str; 5] = [
+    "name",
+    "email",
+    "phone_number",
+    "last_activity_at",
+    "created_at",
+];
+
+/// The sort a listing uses unless told otherwise: without one the server's order is unstable.
+pub const DEFAULT_SORT: &str = "created_at";
+
+/// The longest note the server accepts.
+pub const MAX_NOTE_CHARS: usize = 20_000;
+
+impl Client {
+    /// The contacts endpoints of the configured account.
+    pub fn contacts(&self) -> Contacts<'_> {
+        Contacts { client: self }
+    }
+}
+
+/// Handler for `/api/v1/accounts/{id}/contacts`. `Copy`, and its methods take it by value, so
+/// `client.contacts().get(id)` is a future that borrows only the client.
+#[derive(Clone, Copy)]
+pub struct Contacts<'a> {
+    client: &'a Client,
+}
+
+fn req(kind: RequestKind, method: Method, path: String) -> Req {
+    Req {
+        kind,
+        method,
+        path,
+        query: vec![],
+        body: None,
+    }
+}
+
+fn endpoint(client: &Client, method: &str, path: &str) -> String {
+    format!("{method} {}{path}", client.inner.contacts_path)
+}
+
+fn check_identifier(id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(s) if s.trim().is_empty() => Err(ApiError::InvalidInput(
+            "an empty identifier is never sent (two of them crash the server)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Contacts<'_> {
+    /// `GET /contacts`: pages and a stream over all of them, sorted by `created_at` unless told
+    /// otherwise (the server has no default order).
+    pub fn list(self) -> ListRequest {
+        ListRequest {
+            client: self.client.clone(),
+            sort: Some(DEFAULT_SORT.to_owned()),
+        }
+    }
+
+    /// `GET /contacts/search?q=…`: a substring search (see [`SearchRequest`]).
+    pub fn search(self, q: impl Into<String>) -> SearchRequest {
+        SearchRequest {
+            client: self.client.clone(),
+            q: q.into().trim().to_owned(),
+            sort: DEFAULT_SORT.to_owned(),
+        }
+    }
+
+    /// `GET /contacts/{id}`.
+    pub async fn get(self, id: u64) -> Result<Contact, ApiError> {
+        let path = format!("/{id}");
+        let body = self
+            .client
+            .send(req(RequestKind::Get, Method::GET, path.clone()))
+            .await?;
+        decode::contact(&endpoint(self.client, "GET", &path), &body)
+    }
+
+    /// `POST /contacts`. Never retried once it may have reached the server: a create whose
+    /// outcome is unknown comes back as [`ApiError::OutcomeUnknown`]; look the key up first.
+    pub async fn create(self, new: &NewContact) -> Result<Contact, ApiError> {
+        check_identifier(new.identifier.as_deref())?;
+        let mut r = req(RequestKind::Create, Method::POST, String::new());
+        r.body = Some(serde_json::to_value(new).expect("serializable"));
+        let body = self.client.send(r).await?;
+        decode::contact(&endpoint(self.client, "POST", ""), &body)
+    }
+
+    /// `PATCH /contacts/{id}` with the fields set in `patch` (absolute values: safe to retry).
+    pub async fn update(self, id: u64, patch: &ContactPatch) -> Result<Contact, ApiError> {
+        check_identifier(patch.identifier.as_ref().and_then(|o| o.as_deref()))?;
+        let path = format!("/{id}");
+        let mut r = req(RequestKind::Update, Method::PATCH, path.clone());
+        r.body = Some(serde_json::to_value(patch).expect("serializable"));
+        let body = self.client.send(r).await?;
+        decode::contact(&endpoint(self.client, "PATCH", &path), &body)
+    }
+
+    /// `DELETE /contacts/{id}`. A retry that finds the contact gone after an attempt that may have
+    /// deleted it counts as deleted; a plain 404 is [`ApiError::NotFound`].
+    pub async fn delete(self, id: u64) -> Result<(), ApiError> {
+        self.client
+            .send(req(RequestKind::Delete, Method::DELETE, format!("/{id}")))
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /contacts/{id}/conversations`: the 20 most recent, newest first.
+    pub async fn conversations(self, id: u64) -> Result<Vec<Conversation>, ApiError> {
+        let path = format!("/{id}/conversations");
+        let body = self
+            .client
+            .send(req(RequestKind::Conversations, Method::GET, path.clone()))
+            .await?;
+        decode::list(&endpoint(self.client, "GET", &path), &body)
+    }
+
+    /// `POST /contacts/{id}/notes`. Like a create, never re-sent when its outcome is unknown.
+    pub async fn add_note(self, id: u64, content: &str) -> Result<Note, ApiError> {
+        if content.trim().is_empty() {
+            return Err(ApiError::InvalidInput("a note cannot be blank".into()));
+        }
+        let n = content.chars().count();
+        if n > MAX_NOTE_CHARS {
+            return Err(ApiError::InvalidInput(format!(
+                "a note is {n} characters long (at most {MAX_NOTE_CHARS})"
+            )));
+        }
+        let path = format!("/{id}/notes");
+        let mut r = req(RequestKind::Note, Method::POST, path.clone());
+        r.body = Some(json!({ "content": content }));
+        let body = self.client.send(r).await?;
+        decode::object(&endpoint(self.client, "POST", &path), &body)
+    }
+
+    /// The contact whose email equals `email`, ignoring case (search hits are substrings).
+    pub async fn find_by_email(self, email: &str) -> Result<Option<Contact>, ApiError> {
+        let want = email.trim().to_lowercase();
+        // Sorted by email, the hits that have one come first in a fixed order (emails are unique:
+        // no ties), so paging cannot skip the exact match.
+        self.search(&want)
+            .sort("email")
+            .find(|c| {
+                c.email
+                    .as_deref()
+                    .is_some_and(|e| e.trim().to_lowercase() == want)
+            })
+            .await
+    }
+
+    /// The contact whose identifier equals `identifier` exactly (case-sensitive).
+    pub async fn find_by_identifier(self, identifier: &str) -> Result<Option<Contact>, ApiError> {
+        let want = identifier.trim().to_owned();
+        self.search(&want)
+            .find(|c| c.identifier.as_deref() == Some(want.as_str()))
+            .await
+    }
+}
+
+/// Builder for `GET /contacts`.
+#[derive(Clone)]
+pub struct ListRequest {
+    client: Client,
+    sort: Option<String>,
+}
+
+impl ListRequest {
+    /// `name`, `email`, `phone_number`, `last_activity_at` or `created_at`, `-` first for
+    /// descending. Without a sort the server's order is unstable.
+    pub fn sort(mut self, key: impl Into<String>) -> Self {
+        self.sort = Some(key.into());
+        self
+    }
+
+    /// Send no `sort` (the server's unstable order): the stream then needs several passes to see
+    /// every contact, and may end with [`ApiError::Incomplete`].
+    pub fn unsorted(mut self) -> Self {
+        self.sort = None;
+        self
+    }
+
+    fn checked_sort(&self) -> Result<Option<String>, ApiError> {
+        match &self.sort {
+            None => Ok(None),
+            Some(k) => {
+                let bare = k.strip_prefix('-').unwrap_or(k);
+                if SORT_KEYS.contains(&bare) {
+                    Ok(Some(k.clone()))
+                } else {
+                    Err(ApiError::InvalidInput(format!(
+                        "sort key {k:?} is not one of {} (the server would silently ignore it)",
+                        SORT_KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// One page (1-based; page 0 is refused: it can crash the server).
+    pub async fn page(&self, page: u32) -> Result<Page<Contact>, ApiError> {
+        let sort = self.checked_sort()?;
+        fetch_list_page(&self.client, sort.as_deref(), page).await
+    }
+
+    /// Every contact once: pages through the listing (several pages at once), dedupes by id, and
+    /// checks the number seen against the server's total. Because the server has no tie-breaker,
+    /// one pass can skip contacts; further passes (alternating direction when sorted) run until
+    /// the total is reached or `max_list_passes` is spent, then the stream ends with
+    /// [`ApiError::Incomplete`].
+    pub fn stream(self) -> ContactStream {
+        let summary = Arc::new(Mutex::new(ListSummary::default()));
+        let (tx, rx) = tokio::sync::mpsc::channel(PAGE_SIZE * 4);
+        let s = summary.clone();
+        tokio::spawn(async move {
+            let result = run_listing(&self, &s, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        ContactStream { rx, summary }
+    }
+
+    /// [`ListRequest::stream`] collected, sorted by id.
+    pub async fn all(self) -> Result<Vec<Contact>, ApiError> {
+        let mut s = self.stream();
+        let mut out = vec![];
+        while let Some(c) = s.next().await {
+            out.push(c?);
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+}
+
+async fn fetch_list_page(
+    client: &Client,
+    sort: Option<&str>,
+    page: u32,
+) -> Result<Page<Contact>, ApiError> {
+    if page == 0 {
+        return Err(ApiError::InvalidInput("page numbers start at 1".into()));
+    }
+    let mut r = req(RequestKind::List, Method::GET, String::new());
+    r.query.push(("page", page.to_string()));
+    if let Some(s) = sort {
+        r.query.push(("sort", s.to_owned()));
+    }
+    let body = client.send(r).await?;
+    decode::page(&endpoint(client, "GET", ""), &body, page)
+}
+
+/// What a finished (or running) listing saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSummary {
+    /// Distinct contacts yielded.
+    pub seen: u64,
+    /// The server's total on the last page fetched.
+    pub total: Option<u64>,
+    /// Full passes made.
+    pub passes: u32,
+    /// Pages fetched.
+    pub pages: u64,
+    /// Rows that repeated an id already yielded (pages overlapping).
+    pub duplicates: u64,
+}
+
+/// The stream of [`ListRequest::stream`]; [`ContactStream::summary`] tells what it saw.
+pub struct ContactStream {
+    rx: tokio::sync::mpsc::Receiver<Result<Contact, ApiError>>,
+    summary: Arc<Mutex<ListSummary>>,
+}
+
+impl ContactStream {
+    pub fn summary(&self) -> ListSummary {
+        self.summary.lock().unwrap().clone()
+    }
+}
+
+impl Stream for ContactStream {
+    type Item = Result<Contact, ApiError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+type Tx = tokio::sync::mpsc::Sender<Result<Contact, ApiError>>;
+
+/// The producer behind [`ContactStream`]. Returns early (Ok) when the consumer went away.
+async fn run_listing(
+    req: &ListRequest,
+    summary: &Mutex<ListSummary>,
+    tx: &Tx,
+) -> Result<(), ApiError> {
+    let sort = req.checked_sort()?;
+    let client = &req.client;
+    let mut seen: HashSet<u64> = HashSet::new();
+    let max_passes = client.config().max_list_passes.max(1);
+    let concurrency = client.config().page_concurrency.max(1);
+    let mut total = 0u64;
+    for pass in 0..max_passes {
+        // Alternate direction on later passes: rows skipped at a tie going up tend to show going down.
+        let pass_sort = match (&sort, pass % 2) {
+            (Some(s), 1) => Some(match s.strip_prefix('-') {
+                Some(bare) => bare.to_owned(),
+                None => format!("-{s}"),
+            }),
+            (s, _) => s.clone(),
+        };
+        let first = fetch_list_page(client, pass_sort.as_deref(), 1).await?;
+        total = first.count.unwrap_or(first.items.len() as u64);
+        let pass_total = total;
+        let mut count_moved = false;
+        let pages = total.div_ceil(PAGE_SIZE as u64).max(1) as u32;
+        let mut last_full = first.items.len() >= PAGE_SIZE;
+        if !emit(first, &mut seen, summary, tx).await {
+            return Ok(());
+        }
+        let mut stream = futures::stream::iter(2..=pages)
+            .map(|p| {
+                let s = pass_sort.clone();
+                async move { fetch_list_page(client, s.as_deref(), p).await }
+            })
+            .buffered(concurrency);
+        while let Some(page) = stream.next().await {
+            let page = page?;
+            total = page.count.unwrap_or(total);
+            count_moved |= total != pass_total;
+            last_full = page.items.len() >= PAGE_SIZE;
+            if !emit(page, &mut seen, summary, tx).await {
+                return Ok(());
+            }
+        }
+        drop(stream);
+        // Contacts added while paging push rows past the last page we planned.
+        let mut p = pages + 1;
+        while last_full {
+            let page = fetch_list_page(client, pass_sort.as_deref(), p).await?;
+            last_full = page.items.len() >= PAGE_SIZE;
+            total = page.count.unwrap_or(total);
+            count_moved |= total != pass_total;
+            if !emit(page, &mut seen, summary, tx).await {
+                return Ok(());
+            }
+            p += 1;
+        }
+        {
+            let mut s = summary.lock().unwrap();
+            s.passes = pass + 1;
+            s.total = Some(total);
+        }
+        // Done when every contact the server counts has been seen and the count held still during
+        // the pass. A count that moved means contacts were added or deleted meanwhile: rows
+        // shifted between pages, and deleted contacts seen earlier may hide live ones skipped.
+        if seen.len() as u64 >= total && !count_moved {
+            return Ok(());
+        }
+        tracing::debug!(
+            seen = seen.len(),
+            total,
+            pass,
+            "listing incomplete, another pass"
+        );
+    }
+    if seen.len() as u64 >= total {
+        return Ok(());
+    }
+    Err(ApiError::Incomplete {
+        endpoint: endpoint(client, "GET", ""),
+        seen: seen.len() as u64,
+        total,
+    })
+}
+
+/// Send a page's new contacts; false when the consumer is gone.
+async fn emit(
+    page: Page<Contact>,
+    seen: &mut HashSet<u64>,
+    summary: &Mutex<ListSummary>,
+    tx: &Tx,
+) -> bool {
+    {
+        let mut s = summary.lock().unwrap();
+        s.pages += 1;
+        s.total = page.count.or(s.total);
+    }
+    for c in page.items {
+        if seen.insert(c.id) {
+            summary.lock().unwrap().seen += 1;
+            if tx.send(Ok(c)).await.is_err() {
+                return false;
+            }
+        } else {
+            summary.lock().unwrap().duplicates += 1;
+        }
+    }
+    true
+}
+
+/// Builder for `GET /contacts/search`. `q` is trimmed and sent as is, properly percent-encoded
+/// (`+` becomes `%2B`); `%` and `_` stay wildcards on the server, which only widens the hits that
+/// the exact-match helpers filter.
+#[derive(Clone)]
+pub struct SearchRequest {
+    client: Client,
+    q: String,
+    sort: String,
+}
+
+impl SearchRequest {
+    /// The order of the hits (`created_at` unless told otherwise). The server's search takes the
+    /// listing's `sort`; without it the order may change between pages and paging can skip hits.
+    pub fn sort(mut self, key: &str) -> Self {
+        self.sort = key.to_owned();
+        self
+    }
+
+    /// One page of hits (1-based). A blank query is answered locally with an empty page.
+    pub async fn page(&self, page: u32) -> Result<Page<Contact>, ApiError> {
+        if page == 0 {
+            return Err(ApiError::InvalidInput("page numbers start at 1".into()));
+        }
+        if self.q.is_empty() {
+            return Ok(Page {
+                items: vec![],
+                current_page: page,
+                count: None,
+                has_more: Some(false),
+                total_pages: None,
+            });
+        }
+        let mut r = req(RequestKind::Search, Method::GET, "/search".into());
+        r.query.push(("q", self.q.clone()));
+        r.query.push(("page", page.to_string()));
+        r.query.push(("sort", self.sort.clone()));
+        let body = self.client.send(r).await?;
+        decode::page(&endpoint(&self.client, "GET", "/search"), &body, page)
+    }
+
+    /// Every hit, paging until a short page, `has_more: false`, or (old servers) the total.
+    pub async fn all(&self) -> Result<Vec<Contact>, ApiError> {
+        let mut out = vec![];
+        self.walk(|c| {
+            out.push(c.clone());
+            false
+        })
+        .await?;
+        let mut ids = HashSet::new();
+        out.retain(|c| ids.insert(c.id));
+        Ok(out)
+    }
+
+    /// The first hit for which `pred` holds, paging only as far as needed.
+    pub async fn find(&self, pred: impl Fn(&Contact) -> bool) -> Result<Option<Contact>, ApiError> {
+        let mut found = None;
+        self.walk(|c| {
+            if pred(c) {
+                found = Some(c.clone());
+                true
+            } else {
+                false
+            }
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Page through the hits until `visit` returns true or the hits end.
+    async fn walk(&self, mut visit: impl FnMut(&Contact) -> bool) -> Result<(), ApiError> {
+        let mut page_no = 1u32;
+        loop {
+            let page = self.page(page_no).await?;
+            for c in &page.items {
+                if visit(c) {
+                    return Ok(());
+                }
+            }
+            // Old servers: `count` is the total and there is no `has_more`.
+            let past_total = page.has_more.is_none()
+                && page
+                    .count
+                    .is_some_and(|t| u64::from(page_no) * PAGE_SIZE as u64 >= t);
+            if !page.may_have_more() || past_total {
+                return Ok(());
+            }
+            page_no += 1;
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Rate limiting that spends the server's budget well: one [`Lane`] per limit (all requests; search
+//! on top), each a `governor` GCRA limiter whose rate adapts to the 429s received.
+//!
+//! The server's limits are fixed windows (per minute, aligned to the clock: after a 429 the budget
+//! returns at the next window boundary) and its 429 usually has no `Retry-After`. So on a 429 the
+//! lane pauses *every* task until the estimated next boundary (nothing can succeed before it), then
+//! lets a single probe through; while the probe keeps getting 429 (clock skew, a burst, another
+//! client) it probes again at growing intervals. The rate adapts like AIMD: on the first 429 of a
+//! window it falls to what the server accepted in that window (at most halving at once) and that
+//! count is remembered as the window's budget; after clean windows it climbs back quickly to the
+//! budget and then probes above it slowly, never above the configured maximum.
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+
+/// Milliseconds since the Unix epoch: window boundaries are aligned to the wall clock, like the
+/// server's.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A GCRA limiter at `rate_per_sec`. Its burst is the slack the headroom leaves in a window (less
+/// one), at least 1: with a burst of 1 every late wake-up of a waiting task (timer granularity)
+/// is lost for good and the achieved rate drifts below the pace; a little credit absorbs that,
+/// while `rate × window + burst` still stays within the window's budget.
+fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDirectRateLimiter> {
+    let period = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-3));
+    let slack = rate_per_sec * window_secs * (1.0 / headroom - 1.0);
+    let burst =
+        NonZeroU32::new((slack.floor() as u32).saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
+        .expect("non-zero period")
+        .allow_burst(burst);
+    Arc::new(RateLimiter::direct(quota))
+}
+
+/// A snapshot of a lane's adaptive state (for metrics and tests).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LaneStatus {
+    /// Current pace, requests per second.
+    pub rate_per_sec: f64,
+    /// The configured ceiling, requests per second.
+    pub max_rate_per_sec: f64,
+    /// Requests the server accepted in the last full window that ended in a 429, if any.
+    pub learned_budget: Option<u32>,
+}
+
+struct State {
+    /// Fraction of a learned or configured budget the lane plans to use.
+    headroom: f64,
+    max_rate: f64,
+    min_rate: f64,
+    rate: f64,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    generation: u64,
+    window_ms: u64,
+    cur_window: u64,
+    /// Responses other than 429 to requests sent in the current window.
+    accepted: u32,
+    /// A 429 was seen in the current window (adapt once per window).
+    limited: bool,
+    sent_this_window: bool,
+    /// The lane was already sending in the window before this one, so `accepted` covers the
+    /// whole window.
+    full_window: bool,
+    clean_windows: u32,
+    budget: Option<u32>,
+    paused_until: Option<Instant>,
+    probing: bool,
+    probe_in_flight: bool,
+    probe_failures: u32,
+}
+
+impl State {
+    fn window_secs(&self) -> f64 {
+        self.window_ms as f64 / 1000.0
+    }
+
+    fn set_rate(&mut self, rate: f64) {
+        let rate = rate.clamp(self.min_rate, self.max_rate);
+        if (rate - self.rate).abs() > 1e-9 {
+            self.rate = rate;
+            self.limiter = limiter(rate, self.window_secs(), self.headroom);
+            self.generation += 1;
+        }
+    }
+
+    /// Move to the window `now_ms` falls in, adapting up after clean windows.
+    fn roll(&mut self, now_ms: u64) {
+        let idx = now_ms / self.window_ms;
+        if idx == self.cur_window {
+            return;
+        }
+        let consecutive = idx == self.cur_window + 1;
+        if self.limited {
+            self.clean_windows = 0;
+        } else if self.sent_this_window {
+            self.clean_windows += 1;
+            self.increase();
+        }
+        self.full_window = consecutive && self.sent_this_window;
+        self.cur_window = idx;
+        self.accepted = 0;
+        self.limited = false;
+        self.sent_this_window = false;
+    }
+
+    fn increase(&mut self) {
+        if self.rate >= self.max_rate {
+            return;
+        }
+        let w = self.window_secs();
+        match self.budget {
+            // Back to the learned budget fast (slow-start style)...
+            Some(b) if self.rate < b as f64 / w * self.headroom => {
+                let target = b as f64 / w * self.headroom;
+                self.set_rate((self.rate * 1.5).min(target));
+            }
+            // ...then probe above it slowly, after two clean windows in a row.
+            _ if self.clean_windows >= 2 => {
+                let step = (self.rate * 0.05).max(1.0 / w);
+                self.set_rate(self.rate + step);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One rate limit: a shared, adaptive pace plus the pause/probe gate that 429s close.
+pub(crate) struct Lane {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// Proof that a request may be sent; report its outcome with [`Lane::report`]. Dropping it
+/// unreported (a cancelled request) releases a probe slot.
+pub(crate) struct Ticket<'a> {
+    lane: &'a Lane,
+    window: u64,
+    probe: bool,
+    reported: bool,
+}
+
+/// What the response to a ticketed request said, as far as the limit is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitSignal {
+    /// Anything but a 429 (the request counted against the window).
+    Accepted,
+    /// A 429, with the server's Retry-After when it sent one.
+    Limited(Option<Duration>),
+    /// No response (transport failure): says nothing about the limit.
+    Unknown,
+}
+
+impl Lane {
+    /// A lane pacing at `per_sec` requests a second at most, of which it plans to use `headroom`
+    /// (a fraction ≤ 1 that keeps arrival jitter from tipping a window over); `window` is the
+    /// length of the server's fixed window (aligned to the clock) that 429s refer to.
+    pub(crate) fn new(per_sec: f64, window: Duration, headroom: f64) -> Lane {
+        let window_ms = window.as_millis().max(1) as u64;
+        let window_secs = window_ms as f64 / 1000.0;
+        let headroom = headroom.clamp(0.1, 1.0);
+        let max_rate = per_sec.max(1e-3) * headroom;
+        let min_rate = (max_rate / 50.0).max(1.0 / window_secs).min(max_rate);
+        Lane {
+            state: Mutex::new(State {
+                max_rate,
+                min_rate,
+                rate: max_rate,
+                limiter: limiter(max_rate, window_secs, headroom),
+                headroom,
+                generation: 0,
+                window_ms,
+                cur_window: now_ms() / window_ms,
+                accepted: 0,
+                limited: false,
+                sent_this_window: false,
+                full_window: false,
+                clean_windows: 0,
+                budget: None,
+                paused_until: None,
+                probing: false,
+                probe_in_flight: false,
+                probe_failures: 0,
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> LaneStatus {
+        let s = self.state.lock().unwrap();
+        LaneStatus {
+            rate_per_sec: s.rate,
+            max_rate_per_sec: s.max_rate,
+            learned_budget: s.budget,
+        }
+    }
+
+    /// Wait until a request may be sent: past any pause, as the probe or after a successful probe,
+    /// and with a permit from the limiter.
+    pub(crate) async fn acquire(&self) -> Ticket<'_> {
+        enum Step {
+            Sleep(Instant),
+            AwaitProbe(Duration),
+            Go(Arc<DefaultDirectRateLimiter>, u64, bool),
+        }
+        loop {
+            let step = {
+                let mut s = self.state.lock().unwrap();
+                s.roll(now_ms());
+                let now = Instant::now();
+                if let Some(until) = s.paused_until.filter(|u| *u > now) {
+                    Step::Sleep(until)
+                } else if s.probing && s.probe_in_flight {
+                    Step::AwaitProbe(Duration::from_millis((s.window_ms / 20).clamp(5, 1000)))
+                } else {
+                    let probe = s.probing;
+                    if probe {
+                        s.probe_in_flight = true;
+                    }
+                    Step::Go(s.limiter.clone(), s.generation, probe)
+                }
+            };
+            let (limiter, generation, probe) = match step {
+                Step::Sleep(until) => {
+                    tokio::time::sleep_until(until.into()).await;
+                    continue;
+                }
+                Step::AwaitProbe(wait) => {
+                    // Woken when the probe's answer arrives; the timeout is a safety net.
+                    let _ = tokio::time::timeout(wait, self.notify.notified()).await;
+                    continue;
+                }
+                Step::Go(l, g, p) => (l, g, p),
+            };
+            limiter.until_ready().await;
+            let Some(ticket) = self.admit(generation, probe) else {
+                continue;
+            };
+            return ticket;
+        }
+    }
+
+    /// After the limiter's permit: admit the request unless the gate closed or the pace changed
+    /// meanwhile.
+    fn admit(&self, generation: u64, probe: bool) -> Option<Ticket<'_>> {
+        {
+            let mut s = self.state.lock().unwrap();
+            let now = Instant::now();
+            let paused = s.paused_until.is_some_and(|u| u > now);
+            if !probe && (paused || s.probing || s.generation != generation) {
+                return None;
+            }
+            if probe && paused {
+                s.probe_in_flight = false;
+                return None;
+            }
+            let t = now_ms();
+            s.roll(t);
+            s.sent_this_window = true;
+            Some(Ticket {
+                lane: self,
+                window: t / s.window_ms,
+                probe,
+                reported: false,
+            })
+        }
+    }
+
+    /// Feed back what the server answered to a ticketed request.
+    pub(crate) fn report(&self, mut ticket: Ticket<'_>, signal: LimitSignal) {
+        ticket.reported = true;
+        let mut s = self.state.lock().unwrap();
+        let t = now_ms();
+        s.roll(t);
+        let same_window = ticket.window == s.cur_window;
+        match signal {
+            LimitSignal::Accepted => {
+                if same_window {
+                    s.accepted += 1;
+                }
+                if ticket.probe {
+                    s.probing = false;
+                    s.probe_in_flight = false;
+                    s.probe_failures = 0;
+                    self.notify.notify_waiters();
+                }
+            }
+            LimitSignal::Unknown => {
+                if ticket.probe {
+                    s.probe_in_flight = false;
+                    self.notify.notify_waiters();
+                }
+            }
+            LimitSignal::Limited(retry_after) => {
+                if !same_window && retry_after.is_none() && !ticket.probe {
+                    // Sent in a window that has ended since: the new window has a fresh budget.
+                    return;
+                }
+                if !s.limited {
+                    s.limited = true;
+                    s.clean_windows = 0;
+                    let w = s.window_secs();
+                    let n = s.accepted;
+                    let full = s.full_window;
+                    match s.budget {
+                        // Far fewer than usual got through: a burst of 429s or another client,
+                        // not a smaller budget. Back off, keep the budget.
+                        Some(b) if n < b / 2 => {
+                            let r = s.rate * 0.5;
+                            s.set_rate(r);
+                        }
+                        _ => {
+                            if full && n > 0 {
+                                s.budget = Some(n);
+                            }
+                            let r = (n as f64 / w * s.headroom).clamp(s.rate * 0.5, s.rate);
+                            s.set_rate(r);
+                        }
+                    }
+                }
+                let now = Instant::now();
+                let until = if let Some(after) = retry_after {
+                    now + after
+                } else if ticket.probe || s.probing {
+                    // The boundary estimate was early or the 429s are not about the window:
+                    // probe again, less and less often.
+                    s.probe_failures += 1;
+                    let step = (s.window_ms / 50).max(5) << (s.probe_failures - 1).min(8);
+                    now + Duration::from_millis(step.min(s.window_ms / 2).max(5))
+                } else {
+                    // Until the next window boundary, plus a small margin for clock skew.
+                    let next = (t / s.window_ms + 1) * s.window_ms;
+                    let margin = (s.window_ms / 100).clamp(5, 250);
+                    now + Duration::from_millis(next - t + margin)
+                };
+                s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+                s.probing = true;
+                if ticket.probe {
+                    s.probe_in_flight = false;
+                }
+                self.notify.notify_waiters();
+            }
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.reported && self.probe {
+            let mut s = self.lane.state.lock().unwrap();
+            s.probe_in_flight = false;
+            self.lane.notify.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_429_learns_the_budget_and_lowers_the_pace_to_it() {
+        let lane = Lane::new(1000.0 / 3600.0, Duration::from_secs(3600), 1.0);
+        {
+            let mut s = lane.state.lock().unwrap();
+            s.full_window = true;
+            s.accepted = 300;
+        }
+        let t = lane.acquire().await;
+        lane.report(t, LimitSignal::Limited(None));
+        let st = lane.status();
+        assert_eq!(st.learned_budget, Some(300));
+        // 300 per hour is less than half of 1000 per hour: the pace halves at most once.
+        assert!((st.rate_per_sec - 500.0 / 3600.0).abs() < 1e-9, "{st:?}");
+        // Paused until the next boundary: no ticket right away.
+        let waited = tokio::time::timeout(Duration::from_millis(50), lane.acquire()).await;
+        assert!(waited.is_err(), "the gate did not close after a 429");
+    }
+
+    #[tokio::test]
+    async fn after_the_pause_one_probe_goes_first_and_its_success_opens_the_gate() {
+        let lane = Lane::new(1000.0, Duration::from_millis(100), 1.0);
+        let t = lane.acquire().await;
+        lane.report(t, LimitSignal::Limited(Some(Duration::from_millis(20))));
+        let probe = lane.acquire().await;
+        assert!(probe.probe);
+        // While the probe is out nobody else goes.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(30), lane.acquire())
+                .await
+                .is_err()
+        );
+        lane.report(probe, LimitSignal::Accepted);
+        let next = tokio::time::timeout(Duration::from_millis(500), lane.acquire())
+            .await
+            .unwrap();
+        assert!(!next.probe);
+    }
+}

@@ -1,0 +1,1126 @@
+//! The in-memory database: contacts, notes and conversations of every account, the indexes that
+//! uniqueness checks use (email, phone, identifier per account), the validation rules of the real
+//! `Contact` model, and the listing/search queries with their caches.
+//!
+//! Uniqueness is checked like Rails does it: validations first (a 422), then the insert, where only
+//! the database's unique indexes (email, identifier) are enforced (a 500). Phone numbers have no
+//! index, which is why two racing creates with the same phone can both succeed.
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use super::search::{Entry, SearchIndex};
+
+/// A row of the `contacts` table.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub id: u64,
+    pub account_id: u64,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+    pub identifier: Option<String>,
+    pub blocked: bool,
+    pub additional_attributes: Map<String, Value>,
+    pub custom_attributes: Map<String, Value>,
+    pub last_activity_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub contact_inboxes: Vec<Value>,
+    /// Lower-cased copies for case-insensitive search and sort, kept in step by `refresh_keys`.
+    lname: Option<String>,
+    lphone: Option<String>,
+    /// The rendered JSON with and without `contact_inboxes`, refreshed on every write, so listing
+    /// and search concatenate strings instead of building and serialising values per request.
+    json: [String; 2],
+}
+
+impl Contact {
+    fn refresh_keys(&mut self) {
+        self.lname = self.name.as_ref().map(|s| s.to_lowercase());
+        self.lphone = self.phone_number.as_ref().map(|s| s.to_lowercase());
+    }
+
+    /// Recompute the cached JSON (after the id or any rendered field changed).
+    fn refresh_json(&mut self) {
+        self.json = [
+            self.render(false).to_string(),
+            self.render(true).to_string(),
+        ];
+    }
+
+    /// The cached JSON text of [`Contact::render`].
+    pub fn json(&self, with_inboxes: bool) -> &str {
+        &self.json[usize::from(with_inboxes)]
+    }
+
+    /// Listed by `GET /contacts` only with a non-empty email, phone or identifier.
+    pub fn is_listed(&self) -> bool {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        present(&self.email) || present(&self.phone_number) || present(&self.identifier)
+    }
+
+    /// The contact as the API renders it.
+    pub fn render(&self, with_inboxes: bool) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("name".into(), json!(self.name));
+        m.insert("email".into(), json!(self.email));
+        m.insert("phone_number".into(), json!(self.phone_number));
+        m.insert("identifier".into(), json!(self.identifier));
+        m.insert("blocked".into(), json!(self.blocked));
+        m.insert("thumbnail".into(), json!(""));
+        m.insert("availability_status".into(), json!("offline"));
+        m.insert(
+            "additional_attributes".into(),
+            Value::Object(self.additional_attributes.clone()),
+        );
+        m.insert(
+            "custom_attributes".into(),
+            Value::Object(self.custom_attributes.clone()),
+        );
+        if let Some(t) = self.last_activity_at {
+            m.insert("last_activity_at".into(), json!(t));
+        }
+        m.insert("created_at".into(), json!(self.created_at));
+        m.insert("updated_at".into(), json!(self.updated_at));
+        if with_inboxes {
+            m.insert(
+                "contact_inboxes".into(),
+                Value::Array(self.contact_inboxes.clone()),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
+/// A row of the `notes` table.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub id: u64,
+    pub account_id: u64,
+    pub contact_id: u64,
+    pub user_id: u64,
+    pub content: String,
+    pub created_at: i64,
+}
+
+impl Note {
+    pub fn render(&self, user: &User) -> Value {
+        json!({
+            "id": self.id, "content": self.content, "account_id": self.account_id,
+            "contact_id": self.contact_id, "user": user.render(),
+            "created_at": self.created_at, "updated_at": self.created_at,
+        })
+    }
+}
+
+/// A conversation; only seeding creates them (the contacts API only reads them).
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub display_id: u64,
+    pub account_id: u64,
+    pub contact_id: u64,
+    pub inbox_id: u64,
+    pub status: String,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+}
+
+impl Conversation {
+    pub fn render(&self, contact: &Contact) -> Value {
+        json!({
+            "id": self.display_id, "account_id": self.account_id, "inbox_id": self.inbox_id,
+            "status": self.status, "created_at": self.created_at, "timestamp": self.last_activity_at,
+            "last_activity_at": self.last_activity_at, "unread_count": 0, "messages": [],
+            "meta": {"sender": {"id": contact.id, "name": contact.name, "email": contact.email,
+                                 "phone_number": contact.phone_number}},
+        })
+    }
+}
+
+/// A user behind a token.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Administrator,
+    Agent,
+}
+
+impl User {
+    pub fn render(&self) -> Value {
+        json!({"id": self.id, "name": self.name, "available_name": self.name, "email": self.email,
+               "role": match self.role { Role::Administrator => "administrator", Role::Agent => "agent" },
+               "thumbnail": ""})
+    }
+}
+
+/// A create or update body after Rails' strong parameters: permitted keys only, scalars cast.
+/// `Some(None)` is an explicit null.
+#[derive(Debug, Clone, Default)]
+pub struct ContactParams {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone_number: Option<Option<String>>,
+    pub identifier: Option<Option<String>>,
+    pub blocked: Option<bool>,
+    pub additional_attributes: Option<Map<String, Value>>,
+    pub custom_attributes: Option<Map<String, Value>>,
+    pub inbox_id: Option<String>,
+}
+
+impl ContactParams {
+    /// Unknown keys, and values of a shape the permit list does not accept, are dropped silently.
+    pub fn from_json(body: &Value) -> ContactParams {
+        let Some(obj) = body.as_object() else {
+            return ContactParams::default();
+        };
+        let string = |k: &str| match obj.get(k) {
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(Value::Number(n)) => Some(Some(n.to_string())),
+            Some(Value::Bool(b)) => Some(Some(b.to_string())),
+            Some(Value::Null) => Some(None),
+            _ => None,
+        };
+        let object = |k: &str| match obj.get(k) {
+            Some(Value::Object(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let blocked = match obj.get("blocked") {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => Some(matches!(
+                s.to_ascii_lowercase().as_str(),
+                "true" | "t" | "1" | "on" | "yes" | "y"
+            )),
+            Some(Value::Number(n)) => Some(n.as_f64() != Some(0.0)),
+            _ => None,
+        };
+        let inbox_id = match obj.get("inbox_id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        ContactParams {
+            name: string("name"),
+            email: string("email"),
+            phone_number: string("phone_number"),
+            identifier: string("identifier"),
+            blocked,
+            additional_attributes: object("additional_attributes"),
+            custom_attributes: object("custom_attributes"),
+            inbox_id,
+        }
+    }
+}
+
+/// A 422 from model validation: the messages in Rails' order and the attributes they name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub messages: Vec<String>,
+    pub attributes: Vec<String>,
+}
+
+impl Invalid {
+    fn push(&mut self, attr: &str, msg: String) {
+        self.messages.push(msg);
+        if !self.attributes.iter().any(|a| a == attr) {
+            self.attributes.push(attr.to_string());
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({"message": self.messages.join(", "), "attributes": self.attributes})
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    Invalid(Invalid),
+    /// A unique index refused the insert (a race, or two empty identifiers): the server answers 500.
+    UniqueViolation(&'static str),
+    NotFound,
+}
+
+/// Sort keys of `GET /contacts?sort=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    Name,
+    Email,
+    Phone,
+    LastActivityAt,
+    CreatedAt,
+}
+
+/// A parsed `sort` parameter; unknown keys are ignored (no order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sort {
+    pub key: SortKey,
+    pub desc: bool,
+}
+
+impl Sort {
+    pub fn parse(s: &str) -> Option<Sort> {
+        let (desc, k) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match k {
+            "name" => SortKey::Name,
+            "email" => SortKey::Email,
+            "phone_number" => SortKey::Phone,
+            "last_activity_at" => SortKey::LastActivityAt,
+            "created_at" => SortKey::CreatedAt,
+            _ => return None,
+        };
+        Some(Sort { key, desc })
+    }
+}
+
+pub const PER_PAGE: usize = 15;
+const MAX_LEN: usize = 255;
+pub const NOTE_MAX: usize = 20_000;
+
+/// Cached listing orders of one account, valid while `generation` matches the store's.
+#[derive(Default)]
+struct ListCache {
+    valid: bool,
+    generation: u64,
+    listed: Vec<u64>,
+    sorted: HashMap<Sort, Vec<u64>>,
+}
+
+/// The whole database.
+#[derive(Default)]
+pub struct Store {
+    pub contacts: BTreeMap<u64, Contact>,
+    by_email: HashMap<(u64, String), u64>,
+    by_identifier: HashMap<(u64, String), u64>,
+    /// Phone numbers have no unique index: several contacts may share one after a race.
+    by_phone: HashMap<(u64, String), Vec<u64>>,
+    pub notes: BTreeMap<u64, Note>,
+    pub conversations: HashMap<u64, Vec<Conversation>>,
+    next_contact_id: u64,
+    next_note_id: u64,
+    next_display_id: HashMap<u64, u64>,
+    /// Bumped on every write: invalidates listing caches and reshuffles sort ties.
+    generation: u64,
+    cache: HashMap<u64, ListCache>,
+    search_ix: HashMap<u64, SearchIndex>,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Devise's `email_regexp`, `\A[^@\s]+@[^@\s]+\z`: one `@`, no whitespace, something either side.
+fn email_format_ok(e: &str) -> bool {
+    let ws = |c: char| c.is_ascii_whitespace() || c == '\u{0B}';
+    match e.split_once('@') {
+        Some((a, b)) => !a.is_empty() && !b.is_empty() && !b.contains('@') && !e.chars().any(ws),
+        None => false,
+    }
+}
+
+/// `/\+[1-9]\d{1,14}\z/`: anchored at the end only, so anything may come before the `+`.
+fn phone_format_ok(p: &str) -> bool {
+    let bytes = p.as_bytes();
+    let digits = bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let start = bytes.len() - digits;
+    (2..=15).contains(&digits) && bytes[start] != b'0' && start > 0 && bytes[start - 1] == b'+'
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            next_contact_id: 1,
+            next_note_id: 1,
+            ..Default::default()
+        }
+    }
+
+    pub fn contact(&self, account: u64, id: u64) -> Option<&Contact> {
+        self.contacts.get(&id).filter(|c| c.account_id == account)
+    }
+
+    /// The model's validations, in the order `Contact` declares them.
+    fn validate(&self, c: &Contact) -> Result<(), Invalid> {
+        let mut inv = Invalid {
+            messages: vec![],
+            attributes: vec![],
+        };
+        let acc = c.account_id;
+        if let Some(e) = present(&c.email) {
+            if self
+                .by_email
+                .get(&(acc, e.to_lowercase()))
+                .is_some_and(|&id| id != c.id)
+            {
+                inv.push("email", "Email has already been taken".into());
+            }
+            if !email_format_ok(e) {
+                inv.push("email", "Email Invalid email".into());
+            }
+        }
+        if let Some(i) = present(&c.identifier)
+            && self
+                .by_identifier
+                .get(&(acc, i.to_string()))
+                .is_some_and(|&id| id != c.id)
+        {
+            inv.push("identifier", "Identifier has already been taken".into());
+        }
+        if let Some(p) = present(&c.phone_number) {
+            let taken = self
+                .by_phone
+                .get(&(acc, p.to_string()))
+                .is_some_and(|ids| ids.iter().any(|&id| id != c.id));
+            if taken {
+                inv.push("phone_number", "Phone number has already been taken".into());
+            }
+            if !phone_format_ok(p) {
+                inv.push(
+                    "phone_number",
+                    "Phone number should be in e164 format".into(),
+                );
+            }
+        }
+        for (attr, label, v) in [
+            ("name", "Name", &c.name),
+            ("email", "Email", &c.email),
+            ("phone_number", "Phone number", &c.phone_number),
+            ("identifier", "Identifier", &c.identifier),
+        ] {
+            if v.as_ref().is_some_and(|s| s.chars().count() > MAX_LEN) {
+                inv.push(
+                    attr,
+                    format!("{label} is too long (maximum is {MAX_LEN} characters)"),
+                );
+            }
+        }
+        if inv.messages.is_empty() {
+            Ok(())
+        } else {
+            Err(inv)
+        }
+    }
+
+    /// The unique indexes of the database: email and identifier (an empty identifier counts).
+    fn check_indexes(&self, c: &Contact) -> Result<(), WriteError> {
+        if let Some(e) = &c.email
+            && self
+                .by_email
+                .get(&(c.account_id, e.clone()))
+                .is_some_and(|&id| id != c.id)
+        {
+            return Err(WriteError::UniqueViolation(
+                "index_contacts_on_email_and_account_id",
+            ));
+        }
+        if let Some(i) = &c.identifier
+            && self
+                .by_identifier
+                .get(&(c.account_id, i.clone()))
+                .is_some_and(|&id| id != c.id)
+        {
+            return Err(WriteError::UniqueViolation(
+                "uniq_identifier_per_account_contact",
+            ));
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, c: &Contact) {
+        if let Some(e) = &c.email {
+            self.by_email.insert((c.account_id, e.clone()), c.id);
+        }
+        if let Some(i) = &c.identifier {
+            self.by_identifier.insert((c.account_id, i.clone()), c.id);
+        }
+        if let Some(p) = c.phone_number.as_ref().filter(|p| !p.is_empty()) {
+            self.by_phone
+                .entry((c.account_id, p.clone()))
+                .or_default()
+                .push(c.id);
+        }
+    }
+
+    fn unindex(&mut self, c: &Contact) {
+        if let Some(e) = &c.email
+            && self.by_email.get(&(c.account_id, e.clone())) == Some(&c.id)
+        {
+            self.by_email.remove(&(c.account_id, e.clone()));
+        }
+        if let Some(i) = &c.identifier
+            && self.by_identifier.get(&(c.account_id, i.clone())) == Some(&c.id)
+        {
+            self.by_identifier.remove(&(c.account_id, i.clone()));
+        }
+        if let Some(p) = &c.phone_number {
+            let key = (c.account_id, p.clone());
+            if let Some(ids) = self.by_phone.get_mut(&key) {
+                ids.retain(|&id| id != c.id);
+                if ids.is_empty() {
+                    self.by_phone.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn ix_put(&mut self, c: &Contact) {
+        let ix = self.search_ix.entry(c.account_id).or_default();
+        ix.put(Entry {
+            id: c.id,
+            fields: [
+                c.lname.as_deref().unwrap_or(""),
+                c.email.as_deref().unwrap_or(""),
+                c.lphone.as_deref().unwrap_or(""),
+            ],
+            identifier: c.identifier.as_deref().unwrap_or(""),
+        });
+        if ix.wants_compaction() {
+            self.rebuild_search(c.account_id);
+        }
+    }
+
+    fn ix_remove(&mut self, account: u64, id: u64) {
+        let ix = self.search_ix.entry(account).or_default();
+        ix.remove(id);
+        if ix.wants_compaction() {
+            self.rebuild_search(account);
+        }
+    }
+
+    fn rebuild_search(&mut self, account: u64) {
+        let mut ix = SearchIndex::default();
+        for c in self.contacts.values().filter(|c| c.account_id == account) {
+            ix.put(Entry {
+                id: c.id,
+                fields: [
+                    c.lname.as_deref().unwrap_or(""),
+                    c.email.as_deref().unwrap_or(""),
+                    c.lphone.as_deref().unwrap_or(""),
+                ],
+                identifier: c.identifier.as_deref().unwrap_or(""),
+            });
+        }
+        self.search_ix.insert(account, ix);
+    }
+
+    fn touch(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Build the row a create would insert (no id yet), lower-casing the email as the model does.
+    pub fn build(&self, account: u64, p: &ContactParams, inbox: Option<Value>) -> Contact {
+        let t = now();
+        let mut c = Contact {
+            id: 0,
+            account_id: account,
+            name: p.name.clone().unwrap_or(Some(String::new())),
+            email: p.email.clone().flatten(),
+            phone_number: p.phone_number.clone().flatten(),
+            identifier: p.identifier.clone().flatten(),
+            blocked: p.blocked.unwrap_or(false),
+            additional_attributes: p.additional_attributes.clone().unwrap_or_default(),
+            custom_attributes: p.custom_attributes.clone().unwrap_or_default(),
+            last_activity_at: None,
+            created_at: t,
+            updated_at: t,
+            contact_inboxes: inbox.into_iter().collect(),
+            lname: None,
+            lphone: None,
+            json: Default::default(),
+        };
+        normalise(&mut c);
+        c
+    }
+
+    /// The validation half of a create (a SELECT per unique field in Rails).
+    pub fn validate_new(&self, c: &Contact) -> Result<(), WriteError> {
+        self.validate(c).map_err(WriteError::Invalid)
+    }
+
+    /// The INSERT half of a create: only the unique indexes are checked here.
+    pub fn insert(&mut self, mut c: Contact) -> Result<Contact, WriteError> {
+        self.check_indexes(&c)?;
+        c.id = self.next_contact_id;
+        self.next_contact_id += 1;
+        c.refresh_json();
+        self.index(&c);
+        self.ix_put(&c);
+        self.contacts.insert(c.id, c.clone());
+        self.touch();
+        Ok(c)
+    }
+
+    /// Insert a seeded contact as is (keeping its id when given), indexes still enforced.
+    pub fn insert_seed(&mut self, mut c: Contact) -> Result<u64, WriteError> {
+        normalise(&mut c);
+        if c.id == 0 || self.contacts.contains_key(&c.id) {
+            c.id = self.next_contact_id;
+        }
+        self.check_indexes(&c)?;
+        self.next_contact_id = self.next_contact_id.max(c.id + 1);
+        c.refresh_json();
+        self.index(&c);
+        self.ix_put(&c);
+        let id = c.id;
+        self.contacts.insert(id, c);
+        self.touch();
+        Ok(id)
+    }
+
+    /// PATCH/PUT: only the fields sent change; attribute objects are shallow-merged.
+    pub fn update(
+        &mut self,
+        account: u64,
+        id: u64,
+        p: &ContactParams,
+        replace_additional: bool,
+    ) -> Result<Contact, WriteError> {
+        let old = self
+            .contact(account, id)
+            .ok_or(WriteError::NotFound)?
+            .clone();
+        let mut c = old.clone();
+        if let Some(v) = &p.name {
+            c.name = v.clone();
+        }
+        if let Some(v) = &p.email {
+            c.email = v.clone();
+        }
+        if let Some(v) = &p.phone_number {
+            c.phone_number = v.clone();
+        }
+        if let Some(v) = &p.identifier {
+            c.identifier = v.clone();
+        }
+        if let Some(v) = p.blocked {
+            c.blocked = v;
+        }
+        if let Some(m) = &p.custom_attributes {
+            c.custom_attributes.extend(m.clone());
+        }
+        if let Some(m) = &p.additional_attributes {
+            if replace_additional {
+                c.additional_attributes = m.clone();
+            } else {
+                c.additional_attributes.extend(m.clone());
+            }
+        }
+        normalise(&mut c);
+        self.validate(&c).map_err(WriteError::Invalid)?;
+        self.check_indexes(&c)?;
+        c.updated_at = now();
+        c.refresh_json();
+        self.unindex(&old);
+        self.index(&c);
+        self.ix_put(&c);
+        self.contacts.insert(id, c.clone());
+        self.touch();
+        Ok(c)
+    }
+
+    pub fn delete(&mut self, account: u64, id: u64) -> Result<(), WriteError> {
+        let c = self
+            .contact(account, id)
+            .ok_or(WriteError::NotFound)?
+            .clone();
+        self.unindex(&c);
+        self.contacts.remove(&id);
+        self.ix_remove(account, id);
+        self.notes.retain(|_, n| n.contact_id != id);
+        self.conversations.remove(&id);
+        self.touch();
+        Ok(())
+    }
+
+    pub fn add_note(
+        &mut self,
+        account: u64,
+        contact_id: u64,
+        user_id: u64,
+        content: String,
+        created_at: Option<i64>,
+    ) -> Note {
+        let n = Note {
+            id: self.next_note_id,
+            account_id: account,
+            contact_id,
+            user_id,
+            content,
+            created_at: created_at.unwrap_or_else(now),
+        };
+        self.next_note_id += 1;
+        self.notes.insert(n.id, n.clone());
+        n
+    }
+
+    pub fn add_conversation(
+        &mut self,
+        account: u64,
+        contact_id: u64,
+        inbox_id: u64,
+        status: &str,
+        created_at: i64,
+        last_activity_at: i64,
+    ) {
+        let next = self.next_display_id.entry(account).or_insert(1);
+        let conv = Conversation {
+            display_id: *next,
+            account_id: account,
+            contact_id,
+            inbox_id,
+            status: status.to_string(),
+            created_at,
+            last_activity_at,
+        };
+        *next += 1;
+        self.conversations.entry(contact_id).or_default().push(conv);
+        if let Some(c) = self.contacts.get_mut(&contact_id) {
+            c.last_activity_at = Some(c.last_activity_at.unwrap_or(0).max(last_activity_at));
+            c.refresh_json();
+        }
+        self.touch();
+    }
+
+    /// The 20 most recent conversations, newest activity first.
+    pub fn conversations_of(&self, contact_id: u64) -> Vec<&Conversation> {
+        let mut v: Vec<&Conversation> = self
+            .conversations
+            .get(&contact_id)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| {
+            b.last_activity_at
+                .cmp(&a.last_activity_at)
+                .then(b.display_id.cmp(&a.display_id))
+        });
+        v.truncate(20);
+        v
+    }
+
+    /// Ids of the listed contacts of an account in the order a `GET /contacts` would use: the cached
+    /// sorted order when `sort` is given, otherwise id order (the caller scrambles it).
+    pub fn listed(&mut self, account: u64, sort: Option<Sort>) -> &[u64] {
+        let Store {
+            contacts,
+            cache,
+            generation,
+            ..
+        } = self;
+        let generation = *generation;
+        let cache = cache.entry(account).or_default();
+        if !cache.valid || cache.generation != generation {
+            cache.valid = true;
+            cache.generation = generation;
+            cache.sorted.clear();
+            cache.listed = contacts
+                .values()
+                .filter(|c| c.account_id == account && c.is_listed())
+                .map(|c| c.id)
+                .collect();
+        }
+        match sort {
+            None => &cache.listed,
+            Some(s) => cache.sorted.entry(s).or_insert_with(|| {
+                let mut ids = cache.listed.clone();
+                sort_ids(&mut ids, contacts, s, generation);
+                ids
+            }),
+        }
+    }
+
+    /// Ids matching a search query (already trimmed, non-blank), in id order or sorted:
+    /// `ILIKE '%q%'` on name, email and phone, `LIKE '%q%'` on identifier, or `id = q`.
+    pub fn search(&self, account: u64, q: &str, sort: Option<Sort>) -> Vec<u64> {
+        let pat = Like::new(q);
+        let lpat = Like::new(&q.to_lowercase());
+        let mut ids = match self.search_ix.get(&account) {
+            // The longest literal run of the pattern prefilters; the full pattern then decides.
+            Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
+                lpat.literal().as_deref(),
+                pat.literal().as_deref(),
+                pat.plain.is_some(),
+                &|s| lpat.matches(s),
+                &|s| pat.matches(s),
+            ),
+            _ => self
+                .contacts
+                .values()
+                .filter(|c| c.account_id == account)
+                .filter(|c| {
+                    c.lname.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.email.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
+                })
+                .map(|c| c.id)
+                .collect(),
+        };
+        // `contacts.id = :q` when q is all digits.
+        if q.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = q.parse::<u64>()
+            && self.contact(account, id).is_some()
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+            ids.sort_unstable();
+        }
+        if let Some(s) = sort {
+            sort_ids(&mut ids, &self.contacts, s, self.generation);
+        }
+        ids
+    }
+
+    /// The avatar sync's own keys in `additional_attributes` (see `SandboxConfig::server_attributes`).
+    pub fn add_server_attributes(&mut self, id: u64) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            let seed = c
+                .email
+                .as_deref()
+                .unwrap_or("")
+                .bytes()
+                .fold(id, |h, b| mix(h ^ u64::from(b)));
+            c.additional_attributes
+                .insert("avatar_url_hash".into(), json!(format!("{seed:016x}")));
+            let at = chrono::DateTime::from_timestamp(now(), 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            c.additional_attributes
+                .insert("last_avatar_sync_at".into(), json!(at));
+            c.refresh_json();
+            self.generation += 1;
+        }
+    }
+
+    /// Set `last_activity_at` (seeding), keeping the cached JSON in step.
+    pub fn set_last_activity(&mut self, id: u64, t: Option<i64>) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            c.last_activity_at = t;
+            c.refresh_json();
+            self.generation += 1;
+        }
+    }
+
+    /// Forget everything (ids start again at 1).
+    pub fn clear(&mut self) {
+        *self = Store::new();
+    }
+}
+
+fn normalise(c: &mut Contact) {
+    // `before_validation`: the email is lower-cased, never trimmed; "" is stored as null.
+    c.email = c
+        .email
+        .take()
+        .filter(|e| !e.is_empty())
+        .map(|e| e.to_lowercase());
+    c.refresh_keys();
+}
+
+/// Ties are broken by a hash of (id, generation), so rows sharing a sort value come back in an order
+/// that changes after every write, as on a real database with no id tie-breaker.
+fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generation: u64) {
+    let tie = |id: u64| mix(id ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let key = |id: &u64| -> (SortVal, u64) {
+        let c = &contacts[id];
+        let v = match s.key {
+            SortKey::Name => SortVal::Str(c.lname.clone()),
+            SortKey::Email => SortVal::Str(c.email.clone()),
+            SortKey::Phone => SortVal::Str(c.lphone.clone()),
+            SortKey::LastActivityAt => SortVal::Int(c.last_activity_at),
+            SortKey::CreatedAt => SortVal::Int(Some(c.created_at)),
+        };
+        (v, tie(*id))
+    };
+    ids.sort_by_cached_key(key);
+    if s.desc {
+        // Reversing also reverses the tie order, which is arbitrary anyway; NULLs come first in
+        // descending order, as in Postgres.
+        ids.reverse();
+    }
+}
+
+/// A sort value; `None` (NULL) sorts after every value, as Postgres does in ascending order.
+#[derive(PartialEq, Eq)]
+enum SortVal {
+    Str(Option<String>),
+    Int(Option<i64>),
+}
+
+impl PartialOrd for SortVal {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SortVal {
+    fn cmp(&self, other: &Self) -> Ordering {
+        fn nulls_last<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
+            match (a, b) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+            }
+        }
+        match (self, other) {
+            (SortVal::Str(a), SortVal::Str(b)) => nulls_last(a, b),
+            (SortVal::Int(a), SortVal::Int(b)) => nulls_last(a, b),
+            _ => Ordering::Equal,
+        }
+    }
+}
+
+/// splitmix64 finaliser: a cheap, well-mixed hash of a u64.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A SQL `LIKE '%q%'` pattern: `%` is any run, `_` is one character, `\` escapes.
+struct Like {
+    toks: Vec<Tok>,
+    /// Fast path when `q` has no wildcard: a plain substring test.
+    plain: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tok {
+    Lit(char),
+    One,
+    Any,
+}
+
+impl Like {
+    fn new(q: &str) -> Like {
+        if !q.contains(['%', '_', '\\']) {
+            return Like {
+                toks: vec![],
+                plain: Some(q.to_string()),
+            };
+        }
+        let mut toks = vec![Tok::Any];
+        let mut chars = q.chars();
+        while let Some(ch) = chars.next() {
+            toks.push(match ch {
+                '%' => Tok::Any,
+                '_' => Tok::One,
+                '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+                c => Tok::Lit(c),
+            });
+        }
+        toks.push(Tok::Any);
+        Like { toks, plain: None }
+    }
+
+    /// The longest run of literal characters: every match contains it.
+    fn literal(&self) -> Option<String> {
+        if let Some(p) = &self.plain {
+            return Some(p.clone());
+        }
+        let mut best = String::new();
+        let mut cur = String::new();
+        for t in &self.toks {
+            match t {
+                Tok::Lit(c) => cur.push(*c),
+                _ => {
+                    if cur.chars().count() > best.chars().count() {
+                        best = std::mem::take(&mut cur);
+                    }
+                    cur.clear();
+                }
+            }
+        }
+        if cur.chars().count() > best.chars().count() {
+            best = cur;
+        }
+        (!best.is_empty()).then_some(best)
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        if let Some(p) = &self.plain {
+            return s.contains(p.as_str());
+        }
+        // ASCII text is indexed in place; other text is decoded to chars once.
+        if s.is_ascii() {
+            let b = s.as_bytes();
+            self.wild(b.len(), |i| char::from(b[i]))
+        } else {
+            let text: Vec<char> = s.chars().collect();
+            self.wild(text.len(), |i| text[i])
+        }
+    }
+
+    /// Classic wildcard matching with one backtrack point (linear for `%` patterns).
+    fn wild(&self, len: usize, at: impl Fn(usize) -> char) -> bool {
+        let (mut ti, mut pi) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while ti < len {
+            match self.toks.get(pi) {
+                Some(Tok::Any) => {
+                    star = Some((pi, ti));
+                    pi += 1;
+                }
+                Some(Tok::One) => {
+                    ti += 1;
+                    pi += 1;
+                }
+                Some(Tok::Lit(c)) if *c == at(ti) => {
+                    ti += 1;
+                    pi += 1;
+                }
+                _ => match star {
+                    Some((sp, st)) => {
+                        pi = sp + 1;
+                        ti = st + 1;
+                        star = Some((sp, st + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        self.toks[pi..].iter().all(|t| *t == Tok::Any)
+    }
+}
+
+/// Render helpers shared by the routes and the handle.
+pub fn render_all(store: &Store) -> Vec<Value> {
+    store
+        .contacts
+        .values()
+        .map(|c| {
+            let mut v = c.render(true);
+            v["account_id"] = json!(c.account_id);
+            v
+        })
+        .collect()
+}
+
+pub fn total_pages(count: usize) -> usize {
+    count.div_ceil(PER_PAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_regex_is_anchored_at_the_end_only() {
+        assert!(phone_format_ok("+14155552671"));
+        assert!(phone_format_ok("tel:+14155552671"));
+        assert!(phone_format_ok("+12"));
+        assert!(!phone_format_ok("+1"));
+        assert!(!phone_format_ok("+1 555 123 4567"));
+        assert!(!phone_format_ok("14155552671"));
+        assert!(!phone_format_ok("+04155552671"));
+        assert!(!phone_format_ok("+1234567890123456"));
+        assert!(phone_format_ok("+123456789012345"));
+    }
+
+    #[test]
+    fn email_format_is_one_at_and_no_whitespace() {
+        assert!(email_format_ok("a@b"));
+        assert!(!email_format_ok(" a@b.com"));
+        assert!(!email_format_ok("a@b.com "));
+        assert!(!email_format_ok("a@@b.com"));
+        assert!(!email_format_ok("a@b@c"));
+        assert!(!email_format_ok("ab.com"));
+    }
+
+    #[test]
+    fn indexed_search_agrees_with_a_scan_of_every_contact() {
+        let mut store = Store::new();
+        super::super::seed::generate(&mut store, 1, 400, 11);
+        // Writes after the index was built: updates, deletes, new contacts.
+        let p = ContactParams {
+            name: Some(Some("Zoë Jane_Doe".into())),
+            ..Default::default()
+        };
+        store.update(1, 5, &p, false).unwrap();
+        store.delete(1, 7).unwrap();
+        let c = store.build(
+            1,
+            &ContactParams {
+                identifier: Some(Some("USER_x".into())),
+                ..Default::default()
+            },
+            None,
+        );
+        store.insert(c).unwrap();
+        for q in [
+            "smith",
+            "GARCIA",
+            "j_ne",
+            "%",
+            "_",
+            "user_10",
+            "+44",
+            "1",
+            "a%b",
+            "müller",
+            "zoë",
+            "ZOË",
+            "USER",
+            "user",
+            "jane_doe",
+            "e\\_d",
+            "5",
+            "7",
+            "@gmail.com",
+        ] {
+            let pat = Like::new(q);
+            let lpat = Like::new(&q.to_lowercase());
+            let mut expected: Vec<u64> = store
+                .contacts
+                .values()
+                .filter(|c| {
+                    c.lname.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.email.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
+                        || (q.bytes().all(|b| b.is_ascii_digit()) && q.parse() == Ok(c.id))
+                })
+                .map(|c| c.id)
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(store.search(1, q, None), expected, "q = {q:?}");
+        }
+    }
+
+    #[test]
+    fn like_wildcards() {
+        assert!(Like::new("jane").matches("mary.jane@x.com"));
+        // `_` is one character, not one byte.
+        assert!(Like::new("m_ller").matches("herr müller"));
+        assert!(!Like::new("m__ller").matches("herr müller"));
+        assert!(Like::new("j_ne").matches("mary.jane@x.com"));
+        assert!(Like::new("m%x.com").matches("mary.jane@x.com"));
+        assert!(!Like::new("j_ne").matches("jne"));
+        assert!(Like::new("50\\%").matches("50% off"));
+        assert!(!Like::new("50\\%").matches("500 off"));
+    }
+}
