@@ -359,12 +359,22 @@ fn num(n: u64) -> String {
     let d = n.to_string();
     let mut out = String::with_capacity(d.len() + d.len() / 3);
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
+}
+
+/// Count one under `key` without allocating the key again on every row.
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
 }
 
 /// The reports of one run, written together: feed it every row in file order, then `finish()`.
@@ -408,7 +418,7 @@ impl Reports {
         }
         if r.action.is_failure() {
             let code = r.errors.first().map_or("unknown", |e| e.code.as_str());
-            *s.failures_by_code.entry(code.to_owned()).or_default() += 1;
+            bump(&mut s.failures_by_code, code);
             self.failures
                 .write(r.line, r.fields, r.errors)
                 .with_context(|| {
