@@ -25,7 +25,7 @@ fields:
 /// A file with one of each kind of trouble. Lines: 2 valid, 3 bad email, 4 missing name, 5 bad
 /// phone, 6 too many fields, 7 too few, 8 blank, 9 delimiter-only, 10-11 valid with a quoted
 /// newline, 12-13 invalid with a quoted newline and quotes, 14 repeats line 2's email in another
-/// case, 15 a report footer.
+/// case, 15 a report footer (skipped).
 const MESSY: &str = "Name,Email,Phone,ID\n\
 Ann Lee,ann@example.com,07912 345678,A1\n\
 Bob,bob@@example.com,,A2\n\
@@ -117,7 +117,7 @@ fn every_row_of_a_messy_file_is_accounted_for() {
         (10, "valid"),
         (12, "invalid"),
         (14, "valid"),
-        (15, "invalid"),
+        (15, "skipped"),
     ]
     .into_iter()
     .collect();
@@ -127,19 +127,22 @@ fn every_row_of_a_messy_file_is_accounted_for() {
     let s = summary_json(&v.run_dir);
     assert_eq!(s["rows_read"], 12);
     assert_eq!(s["outcomes"]["valid"], 3);
-    assert_eq!(s["outcomes"]["invalid"], 7);
-    assert_eq!(s["outcomes"]["skipped"], 2);
+    assert_eq!(s["outcomes"]["invalid"], 6);
+    assert_eq!(s["outcomes"]["skipped"], 3);
     let by_code: u64 = s["failures_by_code"]
         .as_object()
         .unwrap()
         .values()
         .map(|n| n.as_u64().unwrap())
         .sum();
-    assert_eq!(by_code, 7, "failures by code sum to the invalid rows");
+    assert_eq!(by_code, 6, "failures by code sum to the invalid rows");
     assert_eq!(s["failures_by_code"]["invalid_email"], 2);
     assert_eq!(s["failures_by_code"]["missing_name"], 1);
     assert_eq!(s["failures_by_code"]["ragged_row"], 2);
-    assert_eq!(s["failures_by_code"]["report_footer"], 1);
+    assert_eq!(s["failures_by_code"]["invalid_phone"], 1);
+    // Skipped rows say why in errors_by_code, not in failures.
+    assert_eq!(s["errors_by_code"]["blank_row"], 2);
+    assert_eq!(s["errors_by_code"]["report_footer"], 1);
     assert_eq!(s["duplicates_in_file"], 1);
     assert_eq!(s["file"], file.display().to_string());
     assert!(s["rows_per_s"].as_f64().unwrap() >= 0.0);
@@ -169,8 +172,8 @@ fn failures_csv_keeps_the_original_columns_and_text_untouched() {
     let by_line: BTreeMap<&str, &Vec<String>> = rows.iter().map(|r| (r[4].as_str(), r)).collect();
     assert_eq!(
         by_line.keys().copied().collect::<Vec<_>>(),
-        ["12", "15", "3", "4", "5", "6", "7"],
-        "the invalid rows, and only them (no blank rows)"
+        ["12", "3", "4", "5", "6", "7"],
+        "the invalid rows, and only them (no blank rows, no footer)"
     );
     assert_eq!(by_line["3"][..4], ["Bob", "bob@@example.com", "", "A2"]);
     assert_eq!(by_line["3"][5], "invalid_email");
