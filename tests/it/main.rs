@@ -1,3 +1,4 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
 mod cli;
 mod validate;
+mod source;
