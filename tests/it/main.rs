@@ -2,3 +2,4 @@
 mod cli;
 mod validate;
 mod source;
+mod normalise;
