@@ -3,3 +3,4 @@ mod cli;
 mod validate;
 mod source;
 mod normalise;
+mod mapping;
