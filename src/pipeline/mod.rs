@@ -38,7 +38,9 @@ impl Default for PipelineOptions {
         PipelineOptions {
             workers,
             batch: 1024,
-            window: 4 * workers.max(1),
+            // Enough that no worker waits for the reader or the consumer, few enough that the
+            // rows in flight stay a few MiB.
+            window: 2 * workers.max(1) + 2,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
 mod cli;
-mod validate;
-mod source;
-mod normalise;
 mod mapping;
+mod normalise;
+mod source;
+mod validate;
