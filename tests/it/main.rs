@@ -5,3 +5,4 @@ mod mapping;
 mod normalise;
 mod sandbox;
 mod source;
+mod validate;

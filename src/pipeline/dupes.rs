@@ -1,0 +1,265 @@
+//! In-file duplicates: a row whose normalised email (already lower-cased by [`Email`]) or
+//! identifier (case-sensitive) was seen on an earlier row of the same file.
+//!
+//! The tracker must hold one entry per distinct key of a million-row file, so it keeps a
+//! fingerprint of the key, not the key: a 64-bit hash is the table key and a second, independent
+//! 32-bit hash is stored beside the line number. Two different keys are taken for the same only if
+//! both hashes agree (96 bits: for two million keys the odds of one false match are about 10⁻¹⁷),
+//! and an entry costs 16 bytes instead of a `String` and its heap block.
+//!
+//! [`Email`]: crate::normalise::Email
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::mapping::MatchKey;
+use crate::model::{ContactDraft, ErrorCode, RowError};
+
+/// A key of this row that an earlier row already had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    pub key: MatchKey,
+    /// Line of the first row with this key.
+    pub first_line: u64,
+}
+
+impl Duplicate {
+    /// The report entry: `DuplicateInFile`, naming the key, its value in `draft` and the line it
+    /// repeats.
+    pub fn to_row_error(&self, draft: &ContactDraft) -> RowError {
+        let field = key_name(self.key);
+        let value = match self.key {
+            MatchKey::Email => draft.email.as_ref().map(|e| e.as_str()),
+            MatchKey::Identifier => draft.identifier.as_ref().map(|i| i.as_str()),
+        }
+        .unwrap_or("");
+        RowError::new(
+            ErrorCode::DuplicateInFile,
+            Some(field),
+            format!(
+                "{field} {value:?} repeats line {}: rows sharing a key are merged in file order on import",
+                self.first_line
+            ),
+        )
+    }
+}
+
+/// The fingerprints of a row's keys (email, identifier), computed wherever is convenient (the
+/// mapping threads) and looked up in file order with [`DupeTracker::check_prints`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyPrints {
+    email: Option<(u64, u32)>,
+    identifier: Option<(u64, u32)>,
+}
+
+impl KeyPrints {
+    pub fn of(draft: &ContactDraft) -> KeyPrints {
+        KeyPrints {
+            email: draft
+                .email
+                .as_ref()
+                .map(|e| fingerprint(MatchKey::Email, e.as_str())),
+            identifier: draft
+                .identifier
+                .as_ref()
+                .map(|i| fingerprint(MatchKey::Identifier, i.as_str())),
+        }
+    }
+}
+
+fn key_name(key: MatchKey) -> &'static str {
+    match key {
+        MatchKey::Email => "email",
+        MatchKey::Identifier => "identifier",
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    line: u32,
+    check: u32,
+}
+
+/// The table key is already a hash: pass it through instead of hashing it again.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so the hasher stays correct.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Seen, BuildHasherDefault<PassThrough>>;
+
+/// Shards of the table, chosen by the top bits of the hash. A hash table grows by doubling, and
+/// while it moves its entries the old and the new table are both alive: with one table that
+/// transient is half the whole table again at the worst moment; with 256 shards only one small
+/// shard grows at a time, so the peak stays close to the steady size.
+const SHARDS: usize = 256;
+
+/// Remembers the first line of every email and identifier seen; feed it the rows in file order.
+pub struct DupeTracker {
+    shards: Vec<Shard>,
+    len: usize,
+}
+
+impl Default for DupeTracker {
+    fn default() -> Self {
+        DupeTracker {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl DupeTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct keys remembered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Record this row's keys; returns those an earlier row already had (email first, then
+    /// identifier). Keys seen for the first time are remembered with this row's line.
+    pub fn check(&mut self, line: u64, draft: &ContactDraft) -> Vec<Duplicate> {
+        self.check_prints(line, &KeyPrints::of(draft))
+    }
+
+    /// [`check`](Self::check) with the fingerprints already computed.
+    pub fn check_prints(&mut self, line: u64, prints: &KeyPrints) -> Vec<Duplicate> {
+        let mut dupes = Vec::new();
+        if let Some(p) = prints.email {
+            self.one(MatchKey::Email, p, line, &mut dupes);
+        }
+        if let Some(p) = prints.identifier {
+            self.one(MatchKey::Identifier, p, line, &mut dupes);
+        }
+        dupes
+    }
+
+    fn one(&mut self, key: MatchKey, (h, check): (u64, u32), line: u64, out: &mut Vec<Duplicate>) {
+        // Lines beyond 4 billion (a file of >100 GB) are remembered as u32::MAX.
+        let line32 = u32::try_from(line).unwrap_or(u32::MAX);
+        let shard = &mut self.shards[(h >> 56) as usize % SHARDS];
+        match shard.get(&h) {
+            Some(s) if s.check == check => out.push(Duplicate {
+                key,
+                first_line: u64::from(s.line),
+            }),
+            // Same 64-bit hash, different key: vanishingly rare; the later key is not tracked
+            // rather than reported falsely.
+            Some(_) => {}
+            None => {
+                shard.insert(
+                    h,
+                    Seen {
+                        line: line32,
+                        check,
+                    },
+                );
+                self.len += 1;
+            }
+        }
+    }
+}
+
+/// Two independent hashes of (key kind, value): SipHash with different leading tags.
+fn fingerprint(key: MatchKey, value: &str) -> (u64, u32) {
+    let tag = match key {
+        MatchKey::Email => b'e',
+        MatchKey::Identifier => b'i',
+    };
+    let mut a = std::hash::DefaultHasher::new();
+    (tag, 0u8).hash(&mut a);
+    value.hash(&mut a);
+    let mut b = std::hash::DefaultHasher::new();
+    (tag, 1u8).hash(&mut b);
+    value.hash(&mut b);
+    (a.finish(), b.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::{Email, Identifier};
+
+    fn draft(email: Option<&str>, id: Option<&str>) -> ContactDraft {
+        ContactDraft {
+            email: email.map(|e| Email::parse(e).unwrap()),
+            identifier: id.and_then(|i| Identifier::parse(i).unwrap()),
+            ..ContactDraft::default()
+        }
+    }
+
+    #[test]
+    fn email_repeats_are_case_insensitive_and_name_the_first_line() {
+        let mut t = DupeTracker::new();
+        assert!(t.check(2, &draft(Some("Ann@X.com"), None)).is_empty());
+        assert!(t.check(3, &draft(Some("bob@x.com"), None)).is_empty());
+        let d = t.check(7, &draft(Some("ann@x.COM"), None));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].key, MatchKey::Email);
+        assert_eq!(d[0].first_line, 2);
+        let e = d[0].to_row_error(&draft(Some("ann@x.com"), None));
+        assert_eq!(e.code, ErrorCode::DuplicateInFile);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        // A third copy still names the first row, not the second.
+        assert_eq!(t.check(9, &draft(Some("ann@x.com"), None))[0].first_line, 2);
+    }
+
+    #[test]
+    fn identifiers_are_case_sensitive_and_separate_from_emails() {
+        let mut t = DupeTracker::new();
+        assert!(t.check(2, &draft(None, Some("AB-1"))).is_empty());
+        assert!(t.check(3, &draft(None, Some("ab-1"))).is_empty());
+        // An email equal to an identifier text is a different key.
+        assert!(t.check(4, &draft(Some("ab-1@x.io"), Some("x"))).is_empty());
+        assert!(
+            t.check(5, &draft(Some("y@x.io"), Some("ab-1@x.io")))
+                .is_empty()
+        );
+        let d = t.check(6, &draft(Some("new@x.io"), Some("AB-1")));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].key, d[0].first_line), (MatchKey::Identifier, 2));
+        // The new email of that row was remembered all the same.
+        assert_eq!(t.check(8, &draft(Some("new@x.io"), None))[0].first_line, 6);
+    }
+
+    #[test]
+    fn rows_without_keys_are_never_duplicates() {
+        let mut t = DupeTracker::new();
+        for line in 2..10 {
+            assert!(t.check(line, &draft(None, None)).is_empty());
+        }
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn many_distinct_keys_give_no_false_duplicates() {
+        let mut t = DupeTracker::new();
+        for i in 0..50_000u64 {
+            let e = format!("user{i}@example.com");
+            assert!(
+                t.check(i + 2, &draft(Some(&e), Some(&i.to_string())))
+                    .is_empty()
+            );
+        }
+        assert_eq!(t.len(), 100_000);
+    }
+}
