@@ -22,7 +22,12 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Base URL of the Doto server.
-    #[arg(long, global = true, env = "DOTO_BASE_URL", default_value = "https://app.usendoto.com")]
+    #[arg(
+        long,
+        global = true,
+        env = "DOTO_BASE_URL",
+        default_value = "https://app.usendoto.com"
+    )]
     pub base_url: String,
     /// Account id the contacts belong to.
     #[arg(long, global = true, env = "DOTO_ACCOUNT_ID")]
@@ -80,7 +85,10 @@ pub enum Command {
 /// Parse the command line and run; errors are printed once, here, with their causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

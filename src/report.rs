@@ -1,1 +1,622 @@
-//! Run reports: failures.csv, results.csv, plan.jsonl, summary.json.
+//! Run reports, shared by `validate`, `import` and `revert`: the run directory ([`RunDir`]),
+//! `failures.csv` ([`FailureWriter`]), `results.csv` ([`ResultsWriter`]) and `summary.json`
+//! ([`Summary`]), driven together by [`Reports`], which the one loop owning the side effects feeds
+//! row by row, in file order.
+//!
+//! `failures.csv` keeps the source's own columns and text untouched so that a user can fix it in
+//! a spreadsheet and feed it back with the same mapping: the report columns all start with `_`
+//! and a fed-back file's old report columns are replaced, not repeated.
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::model::{Outcome, RowError};
+
+/// The columns `failures.csv` adds after the source's own.
+pub const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
+/// The columns of `results.csv`.
+pub const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
+
+/// Where a run writes its reports: `doto-runs/<UTC time>-<command>/` or the `--out` directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Create the directory fresh. `--out` may name a missing or empty directory; a non-empty one
+    /// is refused (a run never overwrites another run's reports). The default name carries the
+    /// UTC time to the second; two runs in the same second get `-2`, `-3`….
+    pub fn create(out: Option<&Path>, command: &str) -> Result<RunDir> {
+        if let Some(dir) = out {
+            if dir.exists() {
+                let mut entries = fs::read_dir(dir)
+                    .with_context(|| format!("{}: cannot read the run directory", dir.display()))?;
+                if entries.next().is_some() {
+                    bail!(
+                        "{}: the run directory is not empty; refusing to overwrite another run's \
+                         reports (give a new --out or remove it)",
+                        dir.display()
+                    );
+                }
+            } else {
+                fs::create_dir_all(dir).with_context(|| {
+                    format!("{}: cannot create the run directory", dir.display())
+                })?;
+            }
+            return Ok(RunDir {
+                path: dir.to_path_buf(),
+            });
+        }
+        let base = Path::new("doto-runs");
+        fs::create_dir_all(base)
+            .with_context(|| format!("{}: cannot create the directory", base.display()))?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        for n in 1.. {
+            let name = if n == 1 {
+                format!("{stamp}-{command}")
+            } else {
+                format!("{stamp}-{command}-{n}")
+            };
+            let path = base.join(name);
+            // create_dir (not _all) fails if it exists: no two runs share a directory.
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(RunDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("{}: cannot create the run directory", path.display())
+                    });
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file inside the run directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+/// What `results.csv` says a row became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowAction {
+    /// `validate`: the row would be imported (no account was asked what it would become).
+    Valid,
+    /// Every other case, including `invalid` and `skipped` in `validate`.
+    Outcome(Outcome),
+}
+
+impl RowAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowAction::Valid => "valid",
+            RowAction::Outcome(o) => o.as_str(),
+        }
+    }
+    /// Goes to `failures.csv` and makes the exit code 3.
+    pub fn is_failure(self) -> bool {
+        matches!(self, RowAction::Outcome(o) if o.is_failure())
+    }
+}
+
+/// One row's entry in the reports.
+#[derive(Debug, Clone, Copy)]
+pub struct RowReport<'a> {
+    /// Line of the row in the source file.
+    pub line: u64,
+    /// The fields exactly as read.
+    pub fields: &'a [String],
+    pub action: RowAction,
+    /// Why it failed (or was skipped); the first is the row's `_error_code`.
+    pub errors: &'a [RowError],
+    /// Contact id (import).
+    pub contact_id: Option<u64>,
+    /// The match key the row goes by, e.g. `email:ann@x.com`.
+    pub key: Option<&'a str>,
+    /// The earlier line of the same file that has one of this row's keys.
+    pub duplicate_of: Option<u64>,
+}
+
+/// `failures.csv`: the source's columns untouched, then [`FAILURE_COLUMNS`].
+pub struct FailureWriter {
+    out: csv::Writer<BufWriter<File>>,
+    /// Indices of the source columns written (all but an earlier run's report columns).
+    keep: Vec<usize>,
+    /// Number of source columns (the header's width).
+    width: usize,
+    rows: u64,
+}
+
+impl FailureWriter {
+    pub fn create(path: &Path, headers: &[String]) -> Result<FailureWriter> {
+        let file =
+            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        let mut out =
+            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, file));
+        // A fed-back failures.csv has our columns already: drop them so they are not repeated.
+        let keep: Vec<usize> = (0..headers.len())
+            .filter(|&i| !FAILURE_COLUMNS.contains(&headers[i].as_str()))
+            .collect();
+        let mut header: Vec<&str> = keep.iter().map(|&i| headers[i].as_str()).collect();
+        header.extend(FAILURE_COLUMNS);
+        out.write_record(&header)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(FailureWriter {
+            out,
+            keep,
+            width: headers.len(),
+            rows: 0,
+        })
+    }
+
+    /// Write one failed row. A ragged row is fitted to the header (missing cells empty, extra
+    /// fields listed in the message) so that every column stays under its own header.
+    pub fn write(&mut self, line: u64, fields: &[String], errors: &[RowError]) -> Result<()> {
+        let first = errors.first();
+        let mut message = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !fields.is_empty() && fields.len() != self.width {
+            message.push_str(&ragged_note(fields, self.width));
+        }
+        let line_text = line.to_string();
+        let mut rec: Vec<&str> = Vec::with_capacity(self.keep.len() + 4);
+        rec.extend(
+            self.keep
+                .iter()
+                .map(|&i| fields.get(i).map_or("", String::as_str)),
+        );
+        rec.push(&line_text);
+        rec.push(first.map_or("", |e| e.code.as_str()));
+        rec.push(first.and_then(|e| e.field.as_deref()).unwrap_or(""));
+        rec.push(&message);
+        self.out.write_record(&rec)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+fn ragged_note(fields: &[String], width: usize) -> String {
+    if fields.len() < width {
+        format!(
+            " (failures.csv: the row has {} fields for {} columns; the missing ones are left empty)",
+            fields.len(),
+            width
+        )
+    } else {
+        let extra: Vec<String> = fields[width..].iter().map(|f| format!("{f:?}")).collect();
+        format!(
+            " (failures.csv: the row has {} fields for {} columns; the extra ones are not in the \
+             columns: {})",
+            fields.len(),
+            width,
+            extra.join(", ")
+        )
+    }
+}
+
+/// `results.csv`: one line per row, [`RESULT_COLUMNS`].
+pub struct ResultsWriter {
+    out: csv::Writer<BufWriter<File>>,
+}
+
+impl ResultsWriter {
+    pub fn create(path: &Path) -> Result<ResultsWriter> {
+        let file =
+            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        let mut out =
+            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, file));
+        out.write_record(RESULT_COLUMNS)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(ResultsWriter { out })
+    }
+
+    pub fn write(&mut self, r: &RowReport<'_>) -> Result<()> {
+        let line = r.line.to_string();
+        let id = r.contact_id.map(|i| i.to_string()).unwrap_or_default();
+        let dup = r.duplicate_of.map(|l| l.to_string()).unwrap_or_default();
+        self.out.write_record([
+            line.as_str(),
+            r.action.as_str(),
+            id.as_str(),
+            r.key.unwrap_or(""),
+            dup.as_str(),
+        ])?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// API traffic of a run (import, revert); absent from `validate`'s summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestStats {
+    /// Requests sent, by kind (`search`, `create`, `update`, `list`, …), retries included.
+    pub by_kind: BTreeMap<String, u64>,
+    pub retries: u64,
+    /// Responses with status 429.
+    pub rate_limited: u64,
+}
+
+/// `summary.json`; also what the terminal table is drawn from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub command: String,
+    pub file: String,
+    pub mapping: String,
+    pub run_dir: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Every row read, blank and damaged ones included: the sum of `outcomes`.
+    pub rows_read: u64,
+    /// Rows per action (`valid`, `invalid`, `skipped` for validate).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Failed or invalid rows by their first error code: sums to the failures.
+    pub failures_by_code: BTreeMap<String, u64>,
+    /// Every error of every row (a row may have several; skipped rows' reasons included).
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// Rows (counted in `outcomes` as usual) that repeat a key of an earlier row.
+    pub duplicates_in_file: u64,
+    pub elapsed_s: f64,
+    pub rows_per_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestStats>,
+    /// Why the run ended before the end of the file (`interrupted`, `max_errors`), if it did.
+    pub stopped: Option<String>,
+}
+
+impl Summary {
+    /// A summary with a zero count for each of `actions` (so that every expected key is present).
+    pub fn new(command: &str, file: &Path, mapping: &Path, actions: &[RowAction]) -> Summary {
+        Summary {
+            command: command.to_owned(),
+            file: file.display().to_string(),
+            mapping: mapping.display().to_string(),
+            run_dir: String::new(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            finished_at: None,
+            rows_read: 0,
+            outcomes: actions.iter().map(|a| (a.as_str().to_owned(), 0)).collect(),
+            failures_by_code: BTreeMap::new(),
+            errors_by_code: BTreeMap::new(),
+            duplicates_in_file: 0,
+            elapsed_s: 0.0,
+            rows_per_s: 0.0,
+            requests: None,
+            stopped: None,
+        }
+    }
+
+    pub fn count(&self, action: RowAction) -> u64 {
+        self.outcomes.get(action.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Rows that failed or were invalid.
+    pub fn failures(&self) -> u64 {
+        self.failures_by_code.values().sum()
+    }
+
+    /// The table printed on the terminal at the end of a run.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, String)> = vec![("rows read".into(), num(self.rows_read))];
+        for (action, n) in &self.outcomes {
+            rows.push((action.clone(), num(*n)));
+            if action == "invalid" || action == "failed" {
+                for (code, n) in &self.failures_by_code {
+                    rows.push((format!("  {code}"), num(*n)));
+                }
+            }
+        }
+        rows.push(("duplicates in file".into(), num(self.duplicates_in_file)));
+        rows.push((
+            "rate".into(),
+            format!(
+                "{} rows/s ({:.1} s)",
+                num(self.rows_per_s as u64),
+                self.elapsed_s
+            ),
+        ));
+        if let Some(why) = &self.stopped {
+            rows.push(("stopped".into(), why.clone()));
+        }
+        rows.push(("run directory".into(), self.run_dir.clone()));
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut s = format!("doto-bulk {}: {}\n", self.command, self.file);
+        for (k, v) in rows {
+            s.push_str(&format!("  {k:<w$}  {v:>12}\n"));
+        }
+        s
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn num(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::with_capacity(d.len() + d.len() / 3);
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Count one under `key` without allocating the key again on every row.
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+/// The reports of one run, written together: feed it every row in file order, then `finish()`.
+pub struct Reports {
+    dir: RunDir,
+    failures: FailureWriter,
+    results: ResultsWriter,
+    summary: Summary,
+    started: Instant,
+}
+
+impl Reports {
+    /// Create `failures.csv` and `results.csv` in `dir` for a source with these headers.
+    pub fn create(dir: RunDir, headers: &[String], mut summary: Summary) -> Result<Reports> {
+        summary.run_dir = dir.path().display().to_string();
+        Ok(Reports {
+            failures: FailureWriter::create(&dir.file("failures.csv"), headers)?,
+            results: ResultsWriter::create(&dir.file("results.csv"))?,
+            dir,
+            summary,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// Write one row to the reports and count it.
+    pub fn row(&mut self, r: &RowReport<'_>) -> Result<()> {
+        let s = &mut self.summary;
+        s.rows_read += 1;
+        *s.outcomes.entry(r.action.as_str().to_owned()).or_default() += 1;
+        for e in r.errors {
+            *s.errors_by_code
+                .entry(e.code.as_str().to_owned())
+                .or_default() += 1;
+        }
+        if r.duplicate_of.is_some() {
+            s.duplicates_in_file += 1;
+        }
+        if r.action.is_failure() {
+            let code = r.errors.first().map_or("unknown", |e| e.code.as_str());
+            bump(&mut s.failures_by_code, code);
+            self.failures
+                .write(r.line, r.fields, r.errors)
+                .with_context(|| {
+                    format!("{}: cannot write", self.dir.file("failures.csv").display())
+                })?;
+        }
+        self.results
+            .write(r)
+            .with_context(|| format!("{}: cannot write", self.dir.file("results.csv").display()))?;
+        Ok(())
+    }
+
+    /// Counters the command keeps itself (requests, `stopped`).
+    pub fn summary_mut(&mut self) -> &mut Summary {
+        &mut self.summary
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Flush both CSV files (e.g. on Ctrl-C before `finish`).
+    pub fn flush(&mut self) -> Result<()> {
+        self.failures.flush()?;
+        self.results.flush()?;
+        Ok(())
+    }
+
+    /// Flush the CSV files and write `summary.json` (to a temporary name, then renamed, so a
+    /// reader never sees half of it). Returns the summary.
+    pub fn finish(mut self) -> Result<Summary> {
+        self.flush()?;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let s = &mut self.summary;
+        s.elapsed_s = (elapsed * 1000.0).round() / 1000.0;
+        s.rows_per_s = if elapsed > 0.0 {
+            (s.rows_read as f64 / elapsed).round()
+        } else {
+            0.0
+        };
+        s.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let path = self.dir.file("summary.json");
+        let tmp = self.dir.file(".summary.json.tmp");
+        let mut body = serde_json::to_vec_pretty(&self.summary)?;
+        body.push(b'\n');
+        fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ErrorCode;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(num(0), "0");
+        assert_eq!(num(999), "999");
+        assert_eq!(num(1000), "1,000");
+        assert_eq!(num(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn failures_keep_fields_and_replace_old_report_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        let headers = s(&[
+            "Name",
+            "_row",
+            "Email",
+            "_error_code",
+            "_error_field",
+            "_error_message",
+        ]);
+        let mut w = FailureWriter::create(&p, &headers).unwrap();
+        let errs = [
+            RowError::new(ErrorCode::InvalidEmail, Some("email"), "bad email"),
+            RowError::new(ErrorCode::MissingName, Some("name"), "no name"),
+        ];
+        w.write(
+            9,
+            &s(&["  Ann, \"A\"\n", "4", "x@", "old", "old", "old"]),
+            &errs,
+        )
+        .unwrap();
+        w.flush().unwrap();
+        let mut r = csv::Reader::from_path(&p).unwrap();
+        let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            h,
+            s(&[
+                "Name",
+                "Email",
+                "_row",
+                "_error_code",
+                "_error_field",
+                "_error_message"
+            ])
+        );
+        let rec: Vec<String> = r
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            rec,
+            s(&[
+                "  Ann, \"A\"\n",
+                "x@",
+                "9",
+                "invalid_email",
+                "email",
+                "bad email; no name"
+            ])
+        );
+    }
+
+    #[test]
+    fn ragged_rows_are_fitted_to_the_header_and_the_message_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        let mut w = FailureWriter::create(&p, &s(&["a", "b", "c"])).unwrap();
+        let e = [RowError::new(ErrorCode::RaggedRow, None, "ragged")];
+        w.write(2, &s(&["1"]), &e).unwrap();
+        w.write(3, &s(&["1", "2", "3", "4", "5"]), &e).unwrap();
+        w.flush().unwrap();
+        let mut r = csv::Reader::from_path(&p).unwrap();
+        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!(rows[0].len(), 7);
+        assert_eq!(rows[0].iter().take(3).collect::<Vec<_>>(), ["1", "", ""]);
+        assert!(rows[0][6].contains("left empty"), "{}", &rows[0][6]);
+        assert_eq!(rows[1].len(), 7);
+        assert_eq!(&rows[1][2], "3");
+        assert!(rows[1][6].contains("\"4\", \"5\""), "{}", &rows[1][6]);
+    }
+
+    #[test]
+    fn run_dir_refuses_a_non_empty_out_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        RunDir::create(Some(&out), "validate").unwrap();
+        // Empty: accepted again.
+        RunDir::create(Some(&out), "validate").unwrap();
+        fs::write(out.join("x"), "x").unwrap();
+        let err = RunDir::create(Some(&out), "validate").unwrap_err();
+        assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+    }
+
+    #[test]
+    fn summary_counts_add_up_and_json_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let rd = RunDir::create(Some(&dir.path().join("r")), "validate").unwrap();
+        let acts = [
+            RowAction::Valid,
+            RowAction::Outcome(Outcome::Invalid),
+            RowAction::Outcome(Outcome::Skipped),
+        ];
+        let sum = Summary::new("validate", Path::new("in.csv"), Path::new("m.yaml"), &acts);
+        let mut reps = Reports::create(rd, &s(&["a"]), sum).unwrap();
+        let f = s(&["x"]);
+        let bad = [RowError::new(
+            ErrorCode::InvalidPhone,
+            Some("phone_number"),
+            "p",
+        )];
+        for (i, a) in [acts[0], acts[0], acts[1], acts[2]].iter().enumerate() {
+            let errs: &[RowError] = if *a == acts[0] { &[] } else { &bad };
+            reps.row(&RowReport {
+                line: i as u64 + 2,
+                fields: &f,
+                action: *a,
+                errors: errs,
+                contact_id: None,
+                key: Some("email:a@b.c"),
+                duplicate_of: (i == 1).then_some(2),
+            })
+            .unwrap();
+        }
+        let out = reps.finish().unwrap();
+        assert_eq!(out.rows_read, 4);
+        assert_eq!(out.outcomes.values().sum::<u64>(), 4);
+        assert_eq!(out.failures(), 1);
+        assert_eq!(out.errors_by_code["invalid_phone"], 2);
+        assert_eq!(out.duplicates_in_file, 1);
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("r/summary.json")).unwrap()).unwrap();
+        assert_eq!(json["outcomes"]["valid"], 2);
+        assert!(json.get("requests").is_none());
+        let table = out.table();
+        assert!(table.contains("invalid_phone"), "{table}");
+    }
+}

@@ -7,4 +7,4 @@ mod values;
 
 pub use email::Email;
 pub use phone::{PhoneE164, Region};
-pub use values::Identifier;
+pub use values::{Identifier, check_text};

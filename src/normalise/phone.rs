@@ -26,7 +26,11 @@ pub struct PhoneE164(String);
 impl PhoneE164 {
     /// Parse a raw cell. `numeric_cell` says the value came from a spreadsheet number cell (it
     /// may have lost a leading zero or `+`).
-    pub fn parse(raw: &str, region: Option<Region>, numeric_cell: bool) -> Result<PhoneE164, RowError> {
+    pub fn parse(
+        raw: &str,
+        region: Option<Region>,
+        numeric_cell: bool,
+    ) -> Result<PhoneE164, RowError> {
         let _ = numeric_cell;
         let invalid = || {
             RowError::new(
@@ -39,7 +43,9 @@ impl PhoneE164 {
         if !phonenumber::is_valid(&n) {
             return Err(invalid());
         }
-        Ok(PhoneE164(n.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(PhoneE164(
+            n.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {

@@ -19,7 +19,10 @@ impl Identifier {
             return Err(RowError::new(
                 ErrorCode::TooLong,
                 Some("identifier"),
-                format!("identifier is {} characters long (at most 255)", s.chars().count()),
+                format!(
+                    "identifier is {} characters long (at most 255)",
+                    s.chars().count()
+                ),
             ));
         }
         Ok(Some(Identifier(s.to_owned())))
@@ -28,4 +31,24 @@ impl Identifier {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Refuse text that a spreadsheet or an encoding round trip damaged: mojibake (`JosÃ©`) and
+/// invisible or control characters. `column` names the source column for the message.
+/// (Interim: control characters only; the normalisation issue completes it.)
+pub fn check_text(column: &str, value: &str) -> Result<(), RowError> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+    {
+        return Err(RowError::new(
+            ErrorCode::InvisibleCharacters,
+            Some(column),
+            format!(
+                "column {column:?}: {value:?} contains the invisible character U+{:04X}",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -1,1 +1,407 @@
-//! (to be written)
+//! The row pipeline shared by `validate` and `import`: a [`Source`] is read on one thread, its
+//! records go in batches through a bounded channel to worker threads that run
+//! [`Resolved::apply`], and [`MappedRows`] hands the results back **in file order** to the one
+//! loop that owns the side effects (reports, progress, dedupe, later the API calls).
+//!
+//! Memory is flat in the number of rows: at most `window` batches are in flight between the
+//! reader and the consumer, whatever the speed of each stage. In-file duplicate detection lives in
+//! [`dupes`] and runs in the consumer, because "the earlier row" only means something in file order.
+pub mod dupes;
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::mapping::Resolved;
+use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
+use crate::source::{Record, RowIssue, Source};
+
+/// How the pipeline spreads the work.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    /// Threads running the mapping; the reader and the consumer are extra.
+    pub workers: usize,
+    /// Records per batch: large enough that channel and lock costs vanish, small enough to stay
+    /// a few hundred KiB.
+    pub batch: usize,
+    /// Batches in flight at most between the reader and the consumer (bounds memory).
+    pub window: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        PipelineOptions {
+            workers,
+            batch: 1024,
+            window: 4 * workers.max(1),
+        }
+    }
+}
+
+/// What mapping one row gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// Mapped and normalised: the contact the row wants.
+    Valid(Box<ContactDraft>),
+    /// Nothing to import and nothing wrong (a blank or delimiter-only row).
+    Skipped(RowError),
+    /// The row is bad: source damage, mapping or normalisation errors (all of them, in order).
+    Invalid(Vec<RowError>),
+}
+
+/// One row of the file after mapping, with its fields as read (for `failures.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRow {
+    /// Physical line (CSV) or sheet row (XLSX) where the row starts.
+    pub line: u64,
+    /// The fields exactly as read, in header order (ragged rows keep their own length).
+    pub fields: Vec<String>,
+    pub mapped: Mapped,
+}
+
+impl MappedRow {
+    /// The row's errors (or the reason it was skipped); empty for a valid row.
+    pub fn errors(&self) -> &[RowError] {
+        match &self.mapped {
+            Mapped::Valid(_) => &[],
+            Mapped::Skipped(e) => std::slice::from_ref(e),
+            Mapped::Invalid(errs) => errs,
+        }
+    }
+}
+
+/// Map one source item; a panic inside the mapping becomes an invalid row rather than a lost
+/// batch (an error in one row is reported and the run goes on).
+fn map_one<M: RowMapper>(mapper: &M, item: Result<Record, RowIssue>) -> MappedRow {
+    match item {
+        Ok(record) => {
+            let mapped = match catch_unwind(AssertUnwindSafe(|| mapper.map(&record))) {
+                Ok(Ok(draft)) => Mapped::Valid(Box::new(draft)),
+                Ok(Err(errors)) if errors.is_empty() => Mapped::Invalid(vec![RowError::new(
+                    ErrorCode::InvalidValue,
+                    None,
+                    "the mapping refused the row without saying why",
+                )]),
+                Ok(Err(errors)) => Mapped::Invalid(errors),
+                Err(_) => Mapped::Invalid(vec![RowError::new(
+                    ErrorCode::InvalidValue,
+                    None,
+                    "internal error while mapping this row (a bug: please report it)",
+                )]),
+            };
+            MappedRow {
+                line: record.line,
+                fields: record.fields,
+                mapped,
+            }
+        }
+        Err(issue) => MappedRow {
+            line: issue.line,
+            fields: issue.raw,
+            mapped: match issue.outcome {
+                Outcome::Skipped => Mapped::Skipped(issue.error),
+                _ => Mapped::Invalid(vec![issue.error]),
+            },
+        },
+    }
+}
+
+type Batch<T> = (u64, Vec<T>);
+
+/// What the workers run on each record: [`Resolved`] in the product, a closure in tests.
+/// Each worker gets its own clone, so the mapper only needs to be `Send`.
+pub trait RowMapper: Clone + Send + 'static {
+    fn map(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>>;
+}
+
+impl RowMapper for Resolved {
+    fn map(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
+        self.apply(record)
+    }
+}
+
+impl<F> RowMapper for F
+where
+    F: Fn(&Record) -> Result<ContactDraft, Vec<RowError>> + Clone + Send + 'static,
+{
+    fn map(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
+        self(record)
+    }
+}
+
+/// Start the pipeline on `source`; iterate the result to get every row, in file order.
+/// Dropping the iterator early stops the threads.
+pub fn map_rows<M: RowMapper>(
+    mut source: Box<dyn Source>,
+    mapper: M,
+    opts: &PipelineOptions,
+) -> MappedRows {
+    let workers = opts.workers.max(1);
+    let batch_size = opts.batch.max(1);
+    let window = opts.window.max(1);
+    // A token per batch in flight: the reader sends one before each batch, the consumer takes
+    // one back when it has handed out a whole batch. This bounds the reorder buffer too.
+    let (window_tx, window_rx) = mpsc::sync_channel::<()>(window);
+    let (in_tx, in_rx) = mpsc::sync_channel::<Batch<Result<Record, RowIssue>>>(window);
+    let (out_tx, out_rx) = mpsc::channel::<Batch<MappedRow>>();
+    let mut threads = Vec::with_capacity(workers + 1);
+
+    threads.push(
+        std::thread::Builder::new()
+            .name("doto-reader".into())
+            .spawn(move || read_batches(&mut *source, batch_size, &window_tx, &in_tx))
+            .expect("spawn reader thread"),
+    );
+    let in_rx = Arc::new(Mutex::new(in_rx));
+    for i in 0..workers {
+        let in_rx = Arc::clone(&in_rx);
+        let out_tx = out_tx.clone();
+        let mapper = mapper.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("doto-map-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next batch.
+                        let next = in_rx.lock().map(|rx| rx.recv());
+                        let Ok(Ok((seq, items))) = next else { break };
+                        let rows: Vec<MappedRow> =
+                            items.into_iter().map(|it| map_one(&mapper, it)).collect();
+                        if out_tx.send((seq, rows)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .expect("spawn mapping thread"),
+        );
+    }
+    drop(out_tx);
+    MappedRows {
+        out_rx: Some(out_rx),
+        window_rx: Some(window_rx),
+        pending: BTreeMap::new(),
+        next_seq: 0,
+        current: Vec::new().into_iter(),
+        threads,
+    }
+}
+
+fn read_batches(
+    source: &mut dyn Source,
+    batch_size: usize,
+    window_tx: &SyncSender<()>,
+    in_tx: &SyncSender<Batch<Result<Record, RowIssue>>>,
+) {
+    let mut seq = 0u64;
+    loop {
+        let mut batch = Vec::with_capacity(batch_size);
+        while batch.len() < batch_size {
+            match source.next() {
+                Some(item) => batch.push(item),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let last = batch.len() < batch_size;
+        if window_tx.send(()).is_err() || in_tx.send((seq, batch)).is_err() {
+            return; // the consumer stopped
+        }
+        seq += 1;
+        if last {
+            return;
+        }
+    }
+}
+
+/// The mapped rows of a file, in file order (see [`map_rows`]).
+pub struct MappedRows {
+    out_rx: Option<Receiver<Batch<MappedRow>>>,
+    window_rx: Option<Receiver<()>>,
+    pending: BTreeMap<u64, Vec<MappedRow>>,
+    next_seq: u64,
+    current: std::vec::IntoIter<MappedRow>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl MappedRows {
+    /// Wait for every thread; a panic in the reader (a bug in a source) is passed on, so a
+    /// crashed read never looks like the end of the file.
+    fn join(&mut self) {
+        self.out_rx = None;
+        self.window_rx = None;
+        for t in self.threads.drain(..) {
+            if let Err(panic) = t.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl Iterator for MappedRows {
+    type Item = MappedRow;
+
+    fn next(&mut self) -> Option<MappedRow> {
+        loop {
+            if let Some(row) = self.current.next() {
+                return Some(row);
+            }
+            let out_rx = self.out_rx.as_ref()?;
+            if let Some(batch) = self.pending.remove(&self.next_seq) {
+                self.next_seq += 1;
+                if let Some(w) = &self.window_rx {
+                    let _ = w.recv();
+                }
+                self.current = batch.into_iter();
+                continue;
+            }
+            match out_rx.recv() {
+                Ok((seq, rows)) => {
+                    self.pending.insert(seq, rows);
+                }
+                Err(_) => {
+                    // Every worker is gone: the file is done (or a thread died, checked here).
+                    let missing = !self.pending.is_empty();
+                    self.join();
+                    assert!(!missing, "the row pipeline lost a batch");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MappedRows {
+    fn drop(&mut self) {
+        // Closing the channels makes every thread return; do not re-panic while unwinding.
+        self.out_rx = None;
+        self.window_rx = None;
+        if !std::thread::panicking() {
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct VecSource {
+        headers: Vec<String>,
+        items: std::vec::IntoIter<Result<Record, RowIssue>>,
+    }
+    impl Iterator for VecSource {
+        type Item = Result<Record, RowIssue>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.items.next()
+        }
+    }
+    impl Source for VecSource {
+        fn headers(&self) -> &[String] {
+            &self.headers
+        }
+    }
+
+    fn source(n: u64) -> Box<dyn Source> {
+        let items: Vec<_> = (0..n)
+            .map(|i| {
+                if i % 7 == 3 {
+                    Err(RowIssue {
+                        line: i + 2,
+                        raw: vec![],
+                        outcome: Outcome::Skipped,
+                        error: RowError::new(ErrorCode::RaggedRow, None, "blank"),
+                    })
+                } else {
+                    Ok(Record {
+                        line: i + 2,
+                        fields: vec![format!("v{i}")],
+                        numeric: vec![],
+                    })
+                }
+            })
+            .collect();
+        Box::new(VecSource {
+            headers: vec!["a".into()],
+            items: items.into_iter(),
+        })
+    }
+
+    fn mapper(r: &Record) -> Result<ContactDraft, Vec<RowError>> {
+        if r.fields[0].ends_with('5') {
+            return Err(vec![RowError::new(ErrorCode::InvalidEmail, None, "x")]);
+        }
+        Ok(ContactDraft {
+            name: Some(r.fields[0].clone()),
+            ..ContactDraft::default()
+        })
+    }
+
+    #[test]
+    fn a_panicking_mapper_makes_an_invalid_row_not_a_lost_batch() {
+        let opts = PipelineOptions {
+            workers: 2,
+            batch: 4,
+            window: 2,
+        };
+        let m = |r: &Record| -> Result<ContactDraft, Vec<RowError>> {
+            assert!(r.line != 9, "boom");
+            Ok(ContactDraft::default())
+        };
+        let rows: Vec<MappedRow> = map_rows(source(20), m, &opts).collect();
+        assert_eq!(rows.len(), 20);
+        assert!(matches!(rows[7].mapped, Mapped::Invalid(_)));
+        assert!(matches!(rows[8].mapped, Mapped::Valid(_)));
+    }
+
+    #[test]
+    fn rows_come_back_in_file_order_with_many_small_batches() {
+        let opts = PipelineOptions {
+            workers: 3,
+            batch: 5,
+            window: 2,
+        };
+        // Records whose value ends in 5 are refused; issues stay skipped.
+        let rows: Vec<MappedRow> = map_rows(source(1003), mapper, &opts).collect();
+        assert_eq!(rows.len(), 1003);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.line, i as u64 + 2);
+            let want = if i % 7 == 3 {
+                "skipped"
+            } else if i % 10 == 5 {
+                "invalid"
+            } else {
+                "valid"
+            };
+            let got = match &r.mapped {
+                Mapped::Valid(d) => {
+                    assert_eq!(d.name.as_deref(), Some(format!("v{i}").as_str()));
+                    "valid"
+                }
+                Mapped::Skipped(_) => "skipped",
+                Mapped::Invalid(_) => "invalid",
+            };
+            assert_eq!(got, want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn dropping_the_iterator_early_stops_the_threads() {
+        let opts = PipelineOptions {
+            workers: 2,
+            batch: 3,
+            window: 1,
+        };
+        let mut rows = map_rows(source(10_000), mapper, &opts);
+        assert_eq!(rows.next().map(|r| r.line), Some(2));
+        drop(rows); // must return, not hang
+    }
+}

@@ -2,10 +2,30 @@
 //! Problems with one row are [`RowIssue`]s (reported, never a crash, never a silent shift of
 //! columns); problems with the whole file are fatal errors naming the file.
 //!
-//! (Interface laid down by the foundation; the sources issue fills it in.)
+//! Every physical data row after the header ends as exactly one item of the stream: a `Record`, or
+//! a `RowIssue` (`blank_row` and `report_footer` are `Skipped`; `ragged_row`, `encoding` and
+//! `cell_error` are `Invalid`). So the counts of a run add up to the rows of the file.
+//!
+//! Header clean-up, the same for both formats: names are trimmed; a byte-order mark left on the
+//! first name (a stray U+FEFF, or the UTF-8 BOM decoded as Windows-1252, `ï»¿`) is **removed with
+//! a warning** rather than refused, because the data rows are intact and refusing would only make
+//! the user strip three invisible bytes by hand; trailing blank header cells are dropped; blank and
+//! duplicate names are kept and listed in [`Source::warnings`] (see [`duplicate_headers`] to make
+//! them fatal where a mapping would be ambiguous).
+use std::collections::VecDeque;
+use std::io::Read;
 use std::path::Path;
 
-use crate::model::{Outcome, RowError};
+use anyhow::Context;
+
+use crate::model::{ErrorCode, Outcome, RowError};
+
+mod csv;
+mod encoding;
+mod xlsx;
+
+pub use self::csv::CsvSource;
+pub use self::xlsx::XlsxSource;
 
 /// One data row, as read: fields in header order, decoded to text.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +48,10 @@ impl Record {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowIssue {
     pub line: u64,
-    /// The fields as read, for the failure report.
+    /// The fields as read, for the failure report (empty for a blank line).
     pub raw: Vec<String>,
-    /// `Skipped` for rows with nothing in them (blank or delimiter-only), `Invalid` otherwise.
+    /// `Skipped` for rows that are not data (blank, delimiters only, a trailing report footer),
+    /// `Invalid` otherwise.
     pub outcome: Outcome,
     pub error: RowError,
 }
@@ -38,13 +59,15 @@ pub struct RowIssue {
 /// Where and how to read (from the mapping's `source:` section; detection fills the gaps).
 #[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
-    /// Encoding label (`utf-8`, `utf-16`, `windows-1252`); `None` detects it.
+    /// Encoding label (`utf-8`, `utf-16`, `windows-1252`); `None` detects it. A BOM in the file
+    /// wins over a label that disagrees (with a warning).
     pub encoding: Option<String>,
     /// Delimiter byte; `None` detects it among `,` `;` TAB `|`.
     pub delimiter: Option<u8>,
     /// XLSX sheet by name or 1-based index; `None` is the first sheet.
     pub sheet: Option<String>,
-    /// 1-based row of the header; rows above it are skipped. `None` is 1.
+    /// 1-based row of the header; rows above it are skipped. `None` is the first row (CSV) or the
+    /// first row with a value in it (XLSX).
     pub header_row: Option<u64>,
 }
 
@@ -52,9 +75,344 @@ pub struct SourceOptions {
 pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     /// The header names, in column order.
     fn headers(&self) -> &[String];
+
+    /// Problems with the file as a whole that did not stop the read: header names fixed, blank or
+    /// duplicated; an encoding label overridden by a BOM. Each names the file.
+    fn warnings(&self) -> &[String] {
+        &[]
+    }
+
+    /// After the iterator returned `None`: the fatal error (an I/O error, a corrupt workbook) that
+    /// ended the read before the end of the file, if any. The caller must check it, or a truncated
+    /// read would look like a complete one.
+    fn take_error(&mut self) -> Option<anyhow::Error> {
+        None
+    }
+
+    /// How the file is being read, for the run summary: `CSV, UTF-8 (BOM), delimiter ';' (detected)`.
+    fn describe(&self) -> String {
+        String::new()
+    }
 }
 
-/// Open a CSV or XLSX file (by extension, then by content).
-pub fn open(path: &Path, _opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>> {
-    anyhow::bail!("{}: reading files is not built yet", path.display())
+/// Open a CSV or XLSX file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`), otherwise by
+/// content (a ZIP archive is a workbook, anything else is tried as CSV text).
+pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" | "tsv" | "txt" => Ok(Box::new(CsvSource::open(path, opts)?)),
+        "xlsx" | "xlsm" => Ok(Box::new(XlsxSource::open(path, opts)?)),
+        "xls" | "xlsb" | "ods" | "numbers" => anyhow::bail!(
+            "{}: .{ext} files are not supported; save the sheet as .xlsx or .csv",
+            path.display()
+        ),
+        _ => {
+            let mut magic = [0u8; 4];
+            let n = std::fs::File::open(path)
+                .and_then(|mut f| read_up_to(&mut f, &mut magic))
+                .with_context(|| format!("{}: cannot open", path.display()))?;
+            if magic[..n] == *b"PK\x03\x04" {
+                Ok(Box::new(XlsxSource::open(path, opts)?))
+            } else {
+                Ok(Box::new(CsvSource::open(path, opts)?))
+            }
+        }
+    }
+}
+
+/// Header names that occur more than once: each name with its 0-based columns. Blank names are
+/// not included (they are reported separately and no mapping can name them).
+pub fn duplicate_headers(headers: &[String]) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        if h.is_empty() || headers[..i].contains(h) {
+            continue;
+        }
+        let cols: Vec<usize> = (i..headers.len()).filter(|&j| headers[j] == *h).collect();
+        if cols.len() > 1 {
+            out.push((h.clone(), cols));
+        }
+    }
+    out
+}
+
+/// Read until `buf` is full or the end of the input; returns the bytes read.
+pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Clean the header row in place and say what was fixed or looks wrong. `col_name` renders a
+/// 0-based column for messages (`3` for CSV, `C` for a sheet).
+pub(crate) fn clean_headers(
+    file: &str,
+    headers: &mut Vec<String>,
+    col_name: impl Fn(usize) -> String,
+    warnings: &mut Vec<String>,
+) {
+    for h in headers.iter_mut() {
+        let t = h.trim();
+        if t.len() != h.len() {
+            *h = t.to_owned();
+        }
+    }
+    if let Some(first) = headers.first_mut() {
+        let orig = first.clone();
+        let mut name = orig.as_str();
+        let mut what = None;
+        loop {
+            if let Some(rest) = name.strip_prefix('\u{FEFF}') {
+                name = rest;
+                what.get_or_insert("a stray byte-order mark (U+FEFF)");
+            } else if let Some(rest) = name.strip_prefix("ï»¿") {
+                name = rest;
+                what = Some(
+                    "a damaged byte-order mark (the UTF-8 BOM decoded as Windows-1252: the file was re-encoded once too often, so values may hold mojibake too)",
+                );
+            } else if let Some(rest) = name.strip_prefix("ÿþ").or_else(|| name.strip_prefix("þÿ"))
+            {
+                name = rest;
+                what = Some("a damaged byte-order mark (a UTF-16 BOM decoded as Windows-1252)");
+            } else {
+                break;
+            }
+        }
+        if let Some(what) = what {
+            let fixed = name.trim().to_owned();
+            warnings.push(format!(
+                "{file}: the first header {orig:?} starts with {what}; read as {fixed:?}"
+            ));
+            *first = fixed;
+        }
+    }
+    while headers.last().is_some_and(|h| h.is_empty()) && headers.len() > 1 {
+        headers.pop();
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if h.is_empty() {
+            warnings.push(format!(
+                "{file}: column {} has a blank header name; a mapping cannot name it",
+                col_name(i)
+            ));
+        }
+    }
+    for (name, cols) in duplicate_headers(headers) {
+        let cols: Vec<String> = cols.into_iter().map(&col_name).collect();
+        warnings.push(format!(
+            "{file}: header {name:?} appears {} times (columns {}); a mapping naming it would be ambiguous",
+            cols.len(),
+            cols.join(", ")
+        ));
+    }
+}
+
+pub(crate) type Item = Result<Record, RowIssue>;
+
+pub(crate) fn blank_issue(line: u64, raw: Vec<String>, what: &str) -> Item {
+    Err(RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Skipped,
+        error: RowError::new(ErrorCode::BlankRow, None, what),
+    })
+}
+
+/// Text that reads like the footer a reporting tool appends (`Total: 1,234`, `Generated by …`,
+/// `Report generated on …`, `Page 1 of 3`), as opposed to a contact value.
+pub(crate) fn looks_like_footer(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    if t.contains('@') && !t.contains(' ') {
+        return false; // an email address such as total@example.com
+    }
+    const WORDS: &[&str] = &[
+        "total",
+        "totals",
+        "grand total",
+        "subtotal",
+        "sum",
+        "count",
+        "rows",
+        "records",
+        "generated",
+        "report",
+        "exported",
+        "export",
+        "printed",
+        "created",
+        "downloaded",
+        "page",
+        "end of",
+        "copyright",
+        "©",
+        "(c)",
+        "confidential",
+        "source:",
+        "filter",
+        "filtered",
+    ];
+    WORDS.iter().any(|w| {
+        t.strip_prefix(w)
+            .is_some_and(|rest| rest.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+    })
+}
+
+/// An entry of the output queue: one item, or a run of blank lines kept as a range so that a
+/// million empty lines cost no memory.
+pub(crate) enum Pending {
+    Item(Item),
+    /// Lines `from..to` (1-based, `to` exclusive), each a `blank_row` issue.
+    Blanks {
+        from: u64,
+        to: u64,
+        what: &'static str,
+    },
+}
+
+/// Items ready to be handed out, in file order.
+#[derive(Default)]
+pub(crate) struct Queue(pub VecDeque<Pending>);
+
+impl Queue {
+    pub fn push(&mut self, p: Pending) {
+        match p {
+            Pending::Blanks { from, to, .. } if from >= to => {}
+            p => self.0.push_back(p),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn pop(&mut self) -> Option<Item> {
+        match self.0.front_mut()? {
+            Pending::Blanks { from, to, what } => {
+                let (line, what) = (*from, *what);
+                *from += 1;
+                if *from >= *to {
+                    self.0.pop_front();
+                }
+                Some(blank_issue(line, Vec::new(), what))
+            }
+            Pending::Item(_) => match self.0.pop_front() {
+                Some(Pending::Item(item)) => Some(item),
+                _ => unreachable!("the front entry was an item"),
+            },
+        }
+    }
+}
+
+/// Holds trailing rows that may be a report footer until the file shows whether they are really
+/// at its end: a normal row after them releases them as ordinary rows; the end of the file makes
+/// them `report_footer` issues. At most [`Trailer::MAX`] candidate rows are held (blank runs are
+/// ranges), so memory stays flat.
+#[derive(Default)]
+pub(crate) struct Trailer {
+    held: VecDeque<(Pending, Option<RowIssue>)>,
+    candidates: usize,
+}
+
+impl Trailer {
+    const MAX: usize = 8;
+
+    /// A blank row or run of rows: it neither starts nor ends a footer block.
+    pub fn blank(&mut self, p: Pending, out: &mut Queue) {
+        if self.held.is_empty() {
+            out.push(p);
+        } else {
+            self.held.push_back((p, None));
+        }
+    }
+
+    /// A row that is a footer if nothing but footers and blanks follow it; `p` is what it is
+    /// otherwise.
+    pub fn candidate(&mut self, p: Pending, footer: RowIssue, out: &mut Queue) {
+        self.held.push_back((p, Some(footer)));
+        self.candidates += 1;
+        if self.candidates > Self::MAX {
+            self.release(out);
+        }
+    }
+
+    pub fn normal(&mut self, p: Pending, out: &mut Queue) {
+        self.release(out);
+        out.push(p);
+    }
+
+    /// Hand the held rows on as ordinary rows (a normal row followed them, or the read failed).
+    pub fn release(&mut self, out: &mut Queue) {
+        for (p, _) in self.held.drain(..) {
+            out.push(p);
+        }
+        self.candidates = 0;
+    }
+
+    /// The end of the file: the held rows were the footer.
+    pub fn finish(&mut self, out: &mut Queue) {
+        for (p, footer) in self.held.drain(..) {
+            out.push(footer.map_or(p, |f| Pending::Item(Err(f))));
+        }
+        self.candidates = 0;
+    }
+}
+
+/// The `report_footer` issue for a row whose only text is `text`.
+pub(crate) fn footer_issue(line: u64, raw: Vec<String>, text: &str) -> RowIssue {
+    RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Skipped,
+        error: RowError::new(
+            ErrorCode::ReportFooter,
+            None,
+            format!("{text:?} looks like a report footer, not a contact"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footer_text_is_recognised_but_emails_and_names_are_not() {
+        for t in [
+            "Total: 1,234",
+            "Generated by HubSpot",
+            "Report generated on 2024-03-05",
+            "Page 1 of 3",
+            "TOTAL",
+        ] {
+            assert!(looks_like_footer(t), "{t}");
+        }
+        for t in ["total@example.com", "Totalenergies", "Reporter Jane", "Ann"] {
+            assert!(!looks_like_footer(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn duplicate_headers_lists_every_column_of_each_name() {
+        let h: Vec<String> = ["Email", "Name", "Email", "", "", "Name", "Email"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            duplicate_headers(&h),
+            vec![
+                ("Email".to_owned(), vec![0, 2, 6]),
+                ("Name".to_owned(), vec![1, 5])
+            ]
+        );
+    }
 }

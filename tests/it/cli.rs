@@ -10,7 +10,9 @@ fn help_lists_every_command() {
     let out = bin().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for c in ["validate", "import", "export", "revert", "mapping", "sandbox"] {
+    for c in [
+        "validate", "import", "export", "revert", "mapping", "sandbox",
+    ] {
         assert!(text.contains(c), "--help does not mention {c}:\n{text}");
     }
 }

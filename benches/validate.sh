@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Benchmark: `doto-bulk validate` against the Python peer (csv + phonenumbers + email-validator)
+# on the same generated files, in the same run. Not a test: prints a table of rows/s and peak RSS.
+#
+#   benches/validate.sh                 # 100k and 1M rows (CSV)
+#   SIZES="100000" benches/validate.sh  # other sizes
+#   XLSX=1 benches/validate.sh          # also 200k rows of XLSX against pandas.read_excel
+#
+# Needs python3 (a venv with ../shared/peers/requirements.txt is made in .venv-bench/) and
+# /usr/bin/time (else peak RSS is sampled from /proc/PID/status VmHWM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PEERS=$ROOT/../shared/peers
+DATA=$ROOT/target/bench-data
+SIZES=${SIZES:-"100000 1000000"}
+VENV=$ROOT/.venv-bench
+mkdir -p "$DATA"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r "$PEERS/requirements.txt"
+fi
+if [ "${XLSX:-0}" = 1 ] && ! "$VENV/bin/python" -c 'import pandas' 2>/dev/null; then
+  "$VENV/bin/pip" install -q pandas
+fi
+PY=$VENV/bin/python
+
+cargo build --release --quiet
+BIN=$ROOT/target/release/doto-bulk
+
+# measure OUTFILE CMD...: run CMD, write "<peak RSS KiB> <wall seconds>" to OUTFILE.
+measure() {
+  local out=$1; shift
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%M %e" -o "$out" "$@" >"$out.stdout"
+  else
+    local t0 t1 pid hwm=0 h
+    t0=$(date +%s.%N)
+    "$@" >"$out.stdout" & pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      h=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
+      sleep 0.05
+    done
+    wait "$pid"
+    t1=$(date +%s.%N)
+    echo "$hwm $(echo "$t1 - $t0" | bc)" >"$out"
+  fi
+}
+
+printf '%-8s %-6s %-22s %12s %10s %12s\n' rows format tool rows/s wall_s peak_RSS_MiB
+row() { printf '%-8s %-6s %-22s %12s %10s %12s\n' "$@"; }
+
+for N in $SIZES; do
+  DIR=$DATA/$N
+  if [ ! -s "$DIR/contacts.csv" ]; then
+    NO_XLSX=1 python3 "$PEERS/gen_contacts.py" "$N" "$DIR" >/dev/null
+  fi
+  RUN=$DIR/run-ours
+  rm -rf "$RUN"
+  set +e
+  measure "$DIR/ours.time" "$BIN" -q validate "$DIR/contacts.csv" -m benches/gen_contacts.yaml --out "$RUN"
+  code=$?
+  set -e
+  [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate failed with $code"; exit 1; }
+  read -r ours_kib ours_wall <"$DIR/ours.time"
+  ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
+  ours_bad=$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["outcomes"]["invalid"])' "$RUN/summary.json")
+
+  measure "$DIR/peer.time" "$PY" "$PEERS/validate_peer.py" "$DIR/contacts.csv" "$DIR/peer-failures.csv"
+  read -r peer_kib peer_wall <"$DIR/peer.time"
+  peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
+  peer_bad=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["invalid"])' "$DIR/peer.time.stdout")
+
+  row "$N" csv "doto-bulk validate" "$ours_rps" "$ours_wall" "$((ours_kib / 1024))"
+  row "$N" csv "python peer" "$peer_rps" "$peer_wall" "$((peer_kib / 1024))"
+  row "$N" csv "ratio (ours/peer)" "$("$PY" -c "print(f'{$ours_rps/$peer_rps:.1f}x')")" \
+    "$("$PY" -c "print(f'{$peer_wall/$ours_wall:.1f}x')")" "-"
+  echo "         (invalid rows: ours $ours_bad, peer $peer_bad; the peer checks phone and email only)"
+done
+
+if [ "${XLSX:-0}" = 1 ]; then
+  N=${XLSX_ROWS:-200000}
+  DIR=$DATA/xlsx-$N
+  if [ ! -s "$DIR/contacts.xlsx" ]; then
+    "$PY" "$PEERS/gen_contacts.py" "$N" "$DIR" >/dev/null
+  fi
+  RUN=$DIR/run-ours
+  rm -rf "$RUN"
+  set +e
+  measure "$DIR/ours.time" "$BIN" -q validate "$DIR/contacts.xlsx" -m benches/gen_contacts.yaml --out "$RUN"
+  code=$?
+  set -e
+  [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate (xlsx) failed with $code"; exit 1; }
+  read -r ours_kib ours_wall <"$DIR/ours.time"
+  ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
+  # The pandas peer: read_excel, then the same checks as validate_peer.py, row by row.
+  cat >"$DIR/pandas_peer.py" <<'PYEOF'
+import json, sys, time
+import pandas as pd
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+t0 = time.perf_counter()
+df = pd.read_excel(sys.argv[1], dtype=str, keep_default_na=False)
+rows = bad = 0
+for phone, country, email in zip(df["phone"], df["country"], df["email"]):
+    rows += 1
+    err = False
+    phone = str(phone).strip()
+    if phone:
+        try:
+            n = phonenumbers.parse(phone, str(country).strip() or "US")
+            err = not phonenumbers.is_valid_number(n)
+            if not err:
+                phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            err = True
+    email = str(email).strip().lower()
+    if email and not err:
+        try:
+            validate_email(email, check_deliverability=False)
+        except EmailNotValidError:
+            err = True
+    bad += err
+secs = time.perf_counter() - t0
+print(json.dumps({"rows": rows, "invalid": bad, "seconds": round(secs, 3), "rows_per_s": round(rows / secs)}))
+PYEOF
+  measure "$DIR/peer.time" "$PY" "$DIR/pandas_peer.py" "$DIR/contacts.xlsx"
+  read -r peer_kib peer_wall <"$DIR/peer.time"
+  peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
+  row "$N" xlsx "doto-bulk validate" "$ours_rps" "$ours_wall" "$((ours_kib / 1024))"
+  row "$N" xlsx "pandas peer" "$peer_rps" "$peer_wall" "$((peer_kib / 1024))"
+  row "$N" xlsx "ratio (ours/peer)" "$("$PY" -c "print(f'{$ours_rps/$peer_rps:.1f}x')")" \
+    "$("$PY" -c "print(f'{$peer_wall/$ours_wall:.1f}x')")" "-"
+fi

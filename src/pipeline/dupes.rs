@@ -1,0 +1,219 @@
+//! In-file duplicates: a row whose normalised email (already lower-cased by [`Email`]) or
+//! identifier (case-sensitive) was seen on an earlier row of the same file.
+//!
+//! The tracker must hold one entry per distinct key of a million-row file, so it keeps a
+//! fingerprint of the key, not the key: a 64-bit hash is the table key and a second, independent
+//! 32-bit hash is stored beside the line number. Two different keys are taken for the same only if
+//! both hashes agree (96 bits: for two million keys the odds of one false match are about 10⁻¹⁷),
+//! and an entry costs 16 bytes instead of a `String` and its heap block.
+//!
+//! [`Email`]: crate::normalise::Email
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::mapping::MatchKey;
+use crate::model::{ContactDraft, ErrorCode, RowError};
+
+/// A key of this row that an earlier row already had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub key: MatchKey,
+    pub value: String,
+    /// Line of the first row with this key.
+    pub first_line: u64,
+}
+
+impl Duplicate {
+    /// The report entry: `DuplicateInFile`, naming the key, its value and the line it repeats.
+    pub fn to_row_error(&self) -> RowError {
+        let field = key_name(self.key);
+        RowError::new(
+            ErrorCode::DuplicateInFile,
+            Some(field),
+            format!(
+                "{field} {:?} repeats line {}: rows sharing a key are merged in file order on import",
+                self.value, self.first_line
+            ),
+        )
+    }
+}
+
+fn key_name(key: MatchKey) -> &'static str {
+    match key {
+        MatchKey::Email => "email",
+        MatchKey::Identifier => "identifier",
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    line: u32,
+    check: u32,
+}
+
+/// The table key is already a hash: pass it through instead of hashing it again.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so the hasher stays correct.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Remembers the first line of every email and identifier seen; feed it the rows in file order.
+#[derive(Default)]
+pub struct DupeTracker {
+    seen: HashMap<u64, Seen, BuildHasherDefault<PassThrough>>,
+    /// Lines do not fit the compact entry beyond 4 billion; such a file would be >100 GB.
+    overflow: bool,
+}
+
+impl DupeTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Distinct keys remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Record this row's keys; returns those an earlier row already had (email first, then
+    /// identifier). Keys seen for the first time are remembered with this row's line.
+    pub fn check(&mut self, line: u64, draft: &ContactDraft) -> Vec<Duplicate> {
+        let mut dupes = Vec::new();
+        if let Some(e) = &draft.email {
+            self.one(MatchKey::Email, e.as_str(), line, &mut dupes);
+        }
+        if let Some(i) = &draft.identifier {
+            self.one(MatchKey::Identifier, i.as_str(), line, &mut dupes);
+        }
+        dupes
+    }
+
+    fn one(&mut self, key: MatchKey, value: &str, line: u64, out: &mut Vec<Duplicate>) {
+        let (h, check) = fingerprint(key, value);
+        let line32 = u32::try_from(line).unwrap_or_else(|_| {
+            self.overflow = true;
+            u32::MAX
+        });
+        match self.seen.get(&h) {
+            Some(s) if s.check == check => out.push(Duplicate {
+                key,
+                value: value.to_owned(),
+                first_line: u64::from(s.line),
+            }),
+            // Same 64-bit hash, different key: vanishingly rare; the later key is not tracked
+            // rather than reported falsely.
+            Some(_) => {}
+            None => {
+                self.seen.insert(
+                    h,
+                    Seen {
+                        line: line32,
+                        check,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Two independent hashes of (key kind, value): SipHash with different leading tags.
+fn fingerprint(key: MatchKey, value: &str) -> (u64, u32) {
+    let tag = match key {
+        MatchKey::Email => b'e',
+        MatchKey::Identifier => b'i',
+    };
+    let mut a = std::hash::DefaultHasher::new();
+    (tag, 0u8).hash(&mut a);
+    value.hash(&mut a);
+    let mut b = std::hash::DefaultHasher::new();
+    (tag, 1u8).hash(&mut b);
+    value.hash(&mut b);
+    (a.finish(), b.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::{Email, Identifier};
+
+    fn draft(email: Option<&str>, id: Option<&str>) -> ContactDraft {
+        ContactDraft {
+            email: email.map(|e| Email::parse(e).unwrap()),
+            identifier: id.and_then(|i| Identifier::parse(i).unwrap()),
+            ..ContactDraft::default()
+        }
+    }
+
+    #[test]
+    fn email_repeats_are_case_insensitive_and_name_the_first_line() {
+        let mut t = DupeTracker::new();
+        assert!(t.check(2, &draft(Some("Ann@X.com"), None)).is_empty());
+        assert!(t.check(3, &draft(Some("bob@x.com"), None)).is_empty());
+        let d = t.check(7, &draft(Some("ann@x.COM"), None));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].key, MatchKey::Email);
+        assert_eq!(d[0].first_line, 2);
+        let e = d[0].to_row_error();
+        assert_eq!(e.code, ErrorCode::DuplicateInFile);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        // A third copy still names the first row, not the second.
+        assert_eq!(t.check(9, &draft(Some("ann@x.com"), None))[0].first_line, 2);
+    }
+
+    #[test]
+    fn identifiers_are_case_sensitive_and_separate_from_emails() {
+        let mut t = DupeTracker::new();
+        assert!(t.check(2, &draft(None, Some("AB-1"))).is_empty());
+        assert!(t.check(3, &draft(None, Some("ab-1"))).is_empty());
+        // An email equal to an identifier text is a different key.
+        assert!(t.check(4, &draft(Some("ab-1@x.io"), Some("x"))).is_empty());
+        assert!(
+            t.check(5, &draft(Some("y@x.io"), Some("ab-1@x.io")))
+                .is_empty()
+        );
+        let d = t.check(6, &draft(Some("new@x.io"), Some("AB-1")));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].key, d[0].first_line), (MatchKey::Identifier, 2));
+        // The new email of that row was remembered all the same.
+        assert_eq!(t.check(8, &draft(Some("new@x.io"), None))[0].first_line, 6);
+    }
+
+    #[test]
+    fn rows_without_keys_are_never_duplicates() {
+        let mut t = DupeTracker::new();
+        for line in 2..10 {
+            assert!(t.check(line, &draft(None, None)).is_empty());
+        }
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn many_distinct_keys_give_no_false_duplicates() {
+        let mut t = DupeTracker::new();
+        for i in 0..50_000u64 {
+            let e = format!("user{i}@example.com");
+            assert!(
+                t.check(i + 2, &draft(Some(&e), Some(&i.to_string())))
+                    .is_empty()
+            );
+        }
+        assert_eq!(t.len(), 100_000);
+    }
+}

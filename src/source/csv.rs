@@ -1,0 +1,512 @@
+//! The CSV source: a streaming reader over `csv-core` that keeps the physical line each record
+//! starts on, with the encoding and the delimiter detected from the start of the file.
+//!
+//! Why `csv-core` and not `csv::Reader`: the `csv` crate skips blank lines silently and stamps a
+//! record after blank lines (or after a CRLF) with the line where the previous record ended, so
+//! neither the blank rows nor the line numbers could be reported right. Here the line terminators
+//! between records are skipped by hand and counted, and the record's bytes go through the same
+//! DFA `csv` uses. Memory is one input buffer, one record buffer and at most a few held footer
+//! rows, whatever the length of the file.
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
+
+use super::encoding::{self, DecodeReader, Detected};
+use super::{
+    Item, Pending, Queue, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
+    clean_headers, footer_issue, looks_like_footer, read_up_to,
+};
+use crate::model::{ErrorCode, Outcome, RowError};
+
+/// Bytes read up front to detect the encoding (a Windows-1252 byte late in a file that starts in
+/// plain ASCII is still found).
+const PREFIX: usize = 1 << 20;
+/// Bytes (decoded) and records parsed with each candidate to detect the delimiter.
+const SAMPLE: usize = 64 * 1024;
+const SAMPLE_RECORDS: usize = 50;
+const BUF: usize = 64 * 1024;
+
+/// Candidate delimiters, in order of preference when two fit equally well.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// A record reader that knows the physical line where each record starts and ends.
+pub(crate) struct RawReader<R> {
+    rdr: R,
+    core: csv_core::Reader,
+    delimiter: u8,
+    /// 1-based line of the next unread byte.
+    line: u64,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    nfields: usize,
+    start_line: u64,
+    end_line: u64,
+    done: bool,
+}
+
+fn count_nl(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+impl<R: BufRead> RawReader<R> {
+    pub(crate) fn new(rdr: R, delimiter: u8) -> Self {
+        RawReader {
+            rdr,
+            core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
+            line: 1,
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            nfields: 0,
+            start_line: 0,
+            end_line: 0,
+            done: false,
+        }
+    }
+
+    /// Read the next record; `false` at the end of the input.
+    pub(crate) fn read(&mut self) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        // Skip the terminators between records here, counting them: blank lines and the `\n` of
+        // a CRLF that csv-core leaves behind.
+        loop {
+            let buf = self.rdr.fill_buf()?;
+            if buf.is_empty() {
+                self.done = true;
+                return Ok(false);
+            }
+            let n = buf
+                .iter()
+                .position(|&b| b != b'\n' && b != b'\r')
+                .unwrap_or(buf.len());
+            let more = n == buf.len();
+            self.line += count_nl(&buf[..n]);
+            self.rdr.consume(n);
+            if !more {
+                break;
+            }
+        }
+        self.start_line = self.line;
+        let (mut outlen, mut endlen) = (0, 0);
+        let mut ended_nl = false;
+        loop {
+            let buf = self.rdr.fill_buf()?;
+            let (res, nin, nout, nend) =
+                self.core
+                    .read_record(buf, &mut self.out[outlen..], &mut self.ends[endlen..]);
+            if nin > 0 {
+                self.line += count_nl(&buf[..nin]);
+                ended_nl = buf[nin - 1] == b'\n';
+            }
+            self.rdr.consume(nin);
+            outlen += nout;
+            endlen += nend;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                csv_core::ReadRecordResult::Record => {
+                    self.nfields = endlen;
+                    self.end_line = self.line - u64::from(ended_nl);
+                    return Ok(true);
+                }
+                csv_core::ReadRecordResult::End => {
+                    self.done = true;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nfields
+    }
+
+    pub(crate) fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.out[start..self.ends[i]]
+    }
+
+    /// Every field of the record, concatenated.
+    fn bytes(&self) -> &[u8] {
+        &self.out[..self.nfields.checked_sub(1).map_or(0, |i| self.ends[i])]
+    }
+
+    fn is_blank(&self) -> bool {
+        (0..self.nfields).all(|i| self.field(i).iter().all(u8::is_ascii_whitespace))
+    }
+}
+
+/// Pick the delimiter from the structure of a sample: parse it with each candidate, with real CSV
+/// quoting, and keep the one whose header has more than one field and whose rows most often have
+/// as many fields as the header (ties: the wider header, then the order of [`DELIMITERS`]).
+/// `None` when no candidate splits the header: a one-column file.
+pub(crate) fn sniff_delimiter(sample: &[u8], truncated: bool, header_line: u64) -> Option<u8> {
+    let mut best: Option<(f64, usize, u8)> = None;
+    for d in DELIMITERS {
+        let mut r = RawReader::new(sample, d);
+        let mut widths = Vec::new();
+        while widths.len() <= SAMPLE_RECORDS && r.read().unwrap_or(false) {
+            if r.start_line >= header_line && !r.is_blank() {
+                widths.push(r.len());
+            }
+        }
+        if truncated && r.done {
+            widths.pop(); // probably cut by the end of the sample
+        }
+        let Some(&head) = widths.first() else {
+            continue;
+        };
+        if head < 2 {
+            continue;
+        }
+        let fit = widths.iter().filter(|&&w| w == head).count() as f64 / widths.len() as f64;
+        if best.is_none_or(|(f, h, _)| fit > f || (fit == f && head > h)) {
+            best = Some((fit, head, d));
+        }
+    }
+    best.map(|(_, _, d)| d)
+}
+
+fn show_delimiter(d: u8) -> String {
+    match d {
+        b'\t' => "TAB".to_owned(),
+        d => format!("{:?}", d as char),
+    }
+}
+
+/// Refuse files that are not text, with a hint of what they are.
+fn refuse_binary(file: &str, prefix: &[u8], det: &Detected) -> anyhow::Result<()> {
+    if det.encoding == UTF_16LE || det.encoding == UTF_16BE {
+        return Ok(());
+    }
+    let head = &prefix[..prefix.len().min(SAMPLE)];
+    let what = if head.starts_with(b"PK\x03\x04") {
+        Some("a ZIP archive (an .xlsx workbook? give it the .xlsx extension)")
+    } else if head.starts_with(b"\xD0\xCF\x11\xE0") {
+        Some("an old Office document (an Excel 97-2003 .xls? save it as .xlsx or CSV)")
+    } else if head.starts_with(b"%PDF") {
+        Some("a PDF document")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        bail!("{file}: not CSV text: the file is {what}");
+    }
+    if let Some(at) = head.iter().position(|&b| b == 0) {
+        bail!(
+            "{file}: not CSV text: binary data (a NUL byte at offset {at}); if it is UTF-16 text without a byte-order mark, set the encoding in the mapping's source section"
+        );
+    }
+    let controls = head
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
+        .count();
+    if controls > 8 && controls * 100 > head.len() {
+        bail!(
+            "{file}: not CSV text: {controls} control bytes in the first {} bytes",
+            head.len()
+        );
+    }
+    Ok(())
+}
+
+/// A CSV (or TSV, or `;`-separated) file as a stream of records. See the module doc.
+pub struct CsvSource {
+    file: String,
+    raw: RawReader<Box<dyn BufRead + Send>>,
+    encoding: Detected,
+    headers: Vec<String>,
+    warnings: Vec<String>,
+    describe: String,
+    out: Queue,
+    trailer: Trailer,
+    /// Last line of the previous record (or of the header).
+    prev_end: u64,
+    done: bool,
+    error: Option<anyhow::Error>,
+}
+
+impl CsvSource {
+    /// Open `path`, detect what is not set in `opts`, and read the header.
+    pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<CsvSource> {
+        let file = path.display().to_string();
+        let mut f = File::open(path).with_context(|| format!("{file}: cannot open"))?;
+        let mut prefix = vec![0; PREFIX];
+        let n = read_up_to(&mut f, &mut prefix).with_context(|| format!("{file}: cannot read"))?;
+        prefix.truncate(n);
+        if n == 0 {
+            bail!("{file}: the file is empty: there is no header row");
+        }
+        let truncated = n == PREFIX;
+        let mut warnings = Vec::new();
+        let forced = opts
+            .encoding
+            .as_deref()
+            .map(encoding::for_label)
+            .transpose()
+            .with_context(|| format!("{file}: the source encoding"))?;
+        let det = encoding::detect(&prefix, truncated, forced, &mut warnings);
+        refuse_binary(&file, &prefix, &det)?;
+        for w in &mut warnings {
+            *w = format!("{file}: {w}");
+        }
+
+        let header_line = opts.header_row.unwrap_or(1);
+        if header_line == 0 {
+            bail!("{file}: header_row is 1-based; 0 is not a row");
+        }
+        let (delimiter, how) = match opts.delimiter {
+            Some(d) => (d, "set"),
+            None => {
+                let end = (det.bom_len + SAMPLE).min(prefix.len());
+                let sample = encoding::decode_sample(&det, &prefix[..end], truncated || end < n);
+                match sniff_delimiter(&sample, truncated || end < n, header_line) {
+                    Some(d) => (d, "detected"),
+                    None => (b',', "default: one column"),
+                }
+            }
+        };
+        drop(prefix);
+
+        f.seek(SeekFrom::Start(det.bom_len as u64))
+            .with_context(|| format!("{file}: cannot read"))?;
+        let rdr: Box<dyn BufRead + Send> = if det.encoding == UTF_8 {
+            Box::new(BufReader::with_capacity(BUF, f))
+        } else {
+            Box::new(DecodeReader::new(f, det.encoding))
+        };
+        let mut raw = RawReader::new(rdr, delimiter);
+        loop {
+            if !raw.read().with_context(|| format!("{file}: cannot read"))? {
+                if header_line > 1 {
+                    bail!(
+                        "{file}: no header row: the file has no row at or after line {header_line} (header_row)"
+                    );
+                }
+                bail!("{file}: the file is empty: there is no header row");
+            }
+            if raw.start_line >= header_line {
+                break;
+            }
+        }
+        let mut headers: Vec<String> = (0..raw.len())
+            .map(|i| String::from_utf8_lossy(raw.field(i)).into_owned())
+            .collect();
+        if (0..raw.len()).any(|i| std::str::from_utf8(raw.field(i)).is_err()) {
+            warnings.push(format!(
+                "{file}: the header row is not valid {}: undecodable bytes shown as U+FFFD",
+                det.encoding.name()
+            ));
+        }
+        clean_headers(&file, &mut headers, |i| (i + 1).to_string(), &mut warnings);
+        let describe = format!(
+            "CSV, {}, delimiter {} ({how}), header on line {}",
+            det.describe(),
+            show_delimiter(delimiter),
+            raw.start_line
+        );
+        Ok(CsvSource {
+            file,
+            prev_end: raw.end_line,
+            raw,
+            encoding: det,
+            headers,
+            warnings,
+            describe,
+            out: Queue::default(),
+            trailer: Trailer::default(),
+            done: false,
+            error: None,
+        })
+    }
+
+    /// Lines between the previous record and `until` (exclusive) were blank.
+    fn blank_lines(&mut self, until: u64) {
+        if until > self.prev_end + 1 {
+            let p = Pending::Blanks {
+                from: self.prev_end + 1,
+                to: until,
+                what: "blank line",
+            };
+            self.trailer.blank(p, &mut self.out);
+        }
+    }
+
+    fn step(&mut self) {
+        match self.raw.read() {
+            Err(e) => {
+                self.trailer.release(&mut self.out);
+                self.error = Some(anyhow::Error::new(e).context(format!(
+                    "{}: read failed after line {}",
+                    self.file, self.prev_end
+                )));
+                self.done = true;
+            }
+            Ok(false) => {
+                self.blank_lines(self.raw.line);
+                self.trailer.finish(&mut self.out);
+                self.done = true;
+            }
+            Ok(true) => {
+                self.blank_lines(self.raw.start_line);
+                self.classify();
+                self.prev_end = self.raw.end_line;
+            }
+        }
+    }
+
+    /// Turn the record just read into one item: a record, or why it is not one.
+    fn classify(&mut self) {
+        let raw = &self.raw;
+        let line = raw.start_line;
+        let n = raw.len();
+        let mut fields = Vec::with_capacity(n);
+        let mut undecodable = Vec::new();
+        for i in 0..n {
+            match std::str::from_utf8(raw.field(i)) {
+                Ok(s) => fields.push(s.to_owned()),
+                Err(_) => {
+                    undecodable.push(i);
+                    fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+                }
+            }
+        }
+        let invalid_bytes = !undecodable.is_empty();
+        // U+FFFD is EF BF BD: look for it only in the rare records holding an 0xEF byte.
+        if !invalid_bytes && raw.bytes().contains(&0xEF) {
+            undecodable.extend((0..n).filter(|&i| fields[i].contains('\u{FFFD}')));
+        }
+
+        let Some(first) = fields.iter().position(|f| !f.trim().is_empty()) else {
+            let what = if n > 1 {
+                "row of empty cells (delimiters only)"
+            } else {
+                "blank line"
+            };
+            let p = Pending::Item(blank_issue(line, fields, what));
+            self.trailer.blank(p, &mut self.out);
+            return;
+        };
+
+        let w = self.headers.len();
+        // A trailing delimiter (empty fields past the header) shifts nothing: drop them.
+        if n > w && fields[w..].iter().all(|f| f.trim().is_empty()) {
+            fields.truncate(w);
+        }
+        let ragged = fields.len() != w;
+        let single = fields[first + 1..].iter().all(|f| f.trim().is_empty());
+        let footer = ((ragged && single)
+            || ((ragged || single) && looks_like_footer(&fields[first])))
+        .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
+
+        let item = if ragged {
+            Err(RowIssue {
+                line,
+                outcome: Outcome::Invalid,
+                error: RowError::new(
+                    ErrorCode::RaggedRow,
+                    None,
+                    format!(
+                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns"
+                    ),
+                ),
+                raw: fields,
+            })
+        } else if let Some(&c) = undecodable.first() {
+            let name = self.headers.get(c).map_or("", String::as_str);
+            let what = if invalid_bytes {
+                let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
+                    "; the start of the file is UTF-8, this row is not: if the file is a Windows export, set `encoding: windows-1252` in the mapping's source section"
+                } else {
+                    ""
+                };
+                format!(
+                    "bytes that are not valid {}, read as {:?}{hint}",
+                    self.encoding.encoding.name(),
+                    fields[c]
+                )
+            } else {
+                format!(
+                    "{:?} holds U+FFFD replacement characters: the text was damaged by an earlier failed decoding",
+                    fields[c]
+                )
+            };
+            let more = match undecodable.len() {
+                1 => String::new(),
+                k => format!(" (and {} more columns)", k - 1),
+            };
+            Err(RowIssue {
+                line,
+                outcome: Outcome::Invalid,
+                error: RowError::new(
+                    ErrorCode::Encoding,
+                    Some(name),
+                    format!("column {name:?}: {what}{more}"),
+                ),
+                raw: fields,
+            })
+        } else {
+            Ok(Record {
+                line,
+                fields,
+                numeric: Vec::new(),
+            })
+        };
+        let p = Pending::Item(item);
+        match footer {
+            Some(f) => self.trailer.candidate(p, f, &mut self.out),
+            None => self.trailer.normal(p, &mut self.out),
+        }
+    }
+
+    /// The delimiter in use (set or detected).
+    pub fn delimiter(&self) -> u8 {
+        self.raw.delimiter
+    }
+}
+
+impl Iterator for CsvSource {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.out.pop() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            self.step();
+        }
+    }
+}
+
+impl Source for CsvSource {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn take_error(&mut self) -> Option<anyhow::Error> {
+        self.error.take()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}

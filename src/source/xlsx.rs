@@ -1,0 +1,607 @@
+//! The XLSX source: one worksheet streamed with calamine's cell reader on a thread of its own,
+//! converted to text with qsv's `excel` rules:
+//!
+//! | cell | text | `numeric` |
+//! |---|---|---|
+//! | whole float `3.0`, int | `3` | yes |
+//! | other float | shortest round-trip (`0.1`, `1234.5678`) | yes |
+//! | date / datetime / time | `2024-03-05`, `2024-03-05T14:30:00`, `14:30:00` | no |
+//! | duration | `37:30:00` (hours may pass 24) | no |
+//! | bool | `true` / `false` | no |
+//! | error, or a formula's error (`#N/A`, `#REF!`…) | the row is a `cell_error` issue | — |
+//!
+//! The cell reader (rather than `worksheet_range`) keeps memory to the shared-string table and one
+//! row instead of the whole sheet; see `benches/README.md` for the measured difference. The
+//! reader thread sends rows in batches over a bounded channel, so it runs at most a few batches
+//! ahead of the consumer; it also parses the XML in parallel with the caller's work.
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, bail};
+use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workbook};
+
+use super::{
+    Item, Pending, Queue, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
+    clean_headers, footer_issue, looks_like_footer,
+};
+use crate::model::{ErrorCode, Outcome, RowError};
+
+/// Rows per message from the reader thread.
+const BATCH: usize = 512;
+/// Messages in flight.
+const IN_FLIGHT: usize = 4;
+
+/// One cell, converted.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Empty,
+    Text { text: String, numeric: bool },
+    Error(CellErrorType),
+}
+
+impl Cell {
+    fn is_blank(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text { text, .. } => text.trim().is_empty(),
+            Cell::Error(_) => false,
+        }
+    }
+}
+
+/// Format a float as qsv does: a whole number without `.0`, anything else in Rust's shortest
+/// round-trip form.
+pub(crate) fn format_float(f: f64) -> String {
+    // Below 2^53 every whole float is an exact integer.
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        (f as i64).to_string()
+    } else {
+        f.to_string()
+    }
+}
+
+/// A date cell as ISO 8601: the date alone at midnight, the time alone below one day.
+pub(crate) fn format_datetime(d: &ExcelDateTime) -> String {
+    if d.is_duration() {
+        let ms = (d.as_f64() * 86_400_000.0).round() as i64;
+        let (sign, ms) = if ms < 0 { ("-", -ms) } else { ("", ms) };
+        let s = ms / 1000;
+        return format!("{sign}{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    }
+    let (y, mo, da, h, mi, s, ms) = d.to_ymd_hms_milli();
+    let time = if ms != 0 {
+        format!("{h:02}:{mi:02}:{s:02}.{ms:03}")
+    } else {
+        format!("{h:02}:{mi:02}:{s:02}")
+    };
+    let v = d.as_f64();
+    if (0.0..1.0).contains(&v) {
+        time
+    } else if (h, mi, s, ms) == (0, 0, 0, 0) {
+        format!("{y:04}-{mo:02}-{da:02}")
+    } else {
+        format!("{y:04}-{mo:02}-{da:02}T{time}")
+    }
+}
+
+pub(crate) fn convert(d: &DataRef<'_>) -> Cell {
+    let text = |text: String, numeric| Cell::Text { text, numeric };
+    match d {
+        DataRef::Empty => Cell::Empty,
+        DataRef::String(s) => text(s.clone(), false),
+        DataRef::SharedString(s) => text((*s).to_owned(), false),
+        DataRef::Int(i) => text(i.to_string(), true),
+        DataRef::Float(f) => text(format_float(*f), true),
+        DataRef::Bool(b) => text(b.to_string(), false),
+        DataRef::DateTime(dt) => text(format_datetime(dt), false),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => text(s.clone(), false),
+        DataRef::Error(e) => Cell::Error(e.clone()),
+    }
+}
+
+/// Spreadsheet column letters for a 0-based column: 0 → `A`, 27 → `AB`.
+pub fn column_letters(col: u32) -> String {
+    let mut n = col as u64 + 1;
+    let mut out = Vec::new();
+    while n > 0 {
+        let r = (n - 1) % 26;
+        out.push(b'A' + r as u8);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
+/// Find the sheet: exact name, then a unique case-insensitive name, then a 1-based index.
+fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Result<(String, usize)> {
+    if names.is_empty() {
+        bail!("{file}: the workbook has no sheets");
+    }
+    let list = || {
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(want) = want else {
+        return Ok((names[0].clone(), 0));
+    };
+    if let Some(i) = names.iter().position(|n| n == want) {
+        return Ok((names[i].clone(), i));
+    }
+    let folded: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i].trim().eq_ignore_ascii_case(want.trim()))
+        .collect();
+    if let [i] = folded[..] {
+        return Ok((names[i].clone(), i));
+    }
+    if let Ok(k) = want.trim().parse::<usize>() {
+        if (1..=names.len()).contains(&k) {
+            return Ok((names[k - 1].clone(), k - 1));
+        }
+        bail!(
+            "{file}: there is no sheet {k}: the workbook has {} sheet(s): {}",
+            names.len(),
+            list()
+        );
+    }
+    bail!("{file}: no sheet named {want:?}; the sheets are {}", list())
+}
+
+struct Header {
+    headers: Vec<String>,
+    warnings: Vec<String>,
+    line: u64,
+}
+
+enum Msg {
+    Rows(Queue),
+    Fatal(anyhow::Error),
+    End,
+}
+
+/// One worksheet of an XLSX workbook as a stream of records. See the module doc.
+pub struct XlsxSource {
+    headers: Vec<String>,
+    warnings: Vec<String>,
+    describe: String,
+    file: String,
+    rx: Receiver<Msg>,
+    thread: Option<JoinHandle<()>>,
+    out: Queue,
+    done: bool,
+    error: Option<anyhow::Error>,
+}
+
+impl XlsxSource {
+    /// Open the workbook, pick the sheet, and read up to the header row before returning, so every
+    /// problem with the file as a whole is an error here.
+    pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
+        let file = path.display().to_string();
+        let wb: Xlsx<BufReader<File>> = open_workbook(path)
+            .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
+        let names = wb.sheet_names();
+        let (sheet, index) = pick_sheet(&file, &names, opts.sheet.as_deref())?;
+        if opts.header_row == Some(0) {
+            bail!("{file}: header_row is 1-based; 0 is not a row");
+        }
+        let header_row = opts.header_row;
+        let (htx, hrx) = sync_channel(1);
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let label = format!("{file}, sheet {sheet:?}");
+        let worker_label = label.clone();
+        let thread = std::thread::Builder::new()
+            .name("xlsx-reader".into())
+            .spawn(move || read_sheet(wb, &sheet, header_row, &worker_label, htx, tx))
+            .map_err(|e| anyhow!("{file}: cannot start the XLSX reader: {e}"))?;
+        let head = match hrx.recv() {
+            Ok(head) => head?,
+            Err(_) => {
+                let _ = thread.join();
+                bail!("{label}: the XLSX reader stopped before the header row");
+            }
+        };
+        let describe = format!(
+            "XLSX, sheet {:?} ({} of {}), header on row {}",
+            names[index],
+            index + 1,
+            names.len(),
+            head.line
+        );
+        Ok(XlsxSource {
+            headers: head.headers,
+            warnings: head.warnings,
+            describe,
+            file,
+            rx,
+            thread: Some(thread),
+            out: Queue::default(),
+            done: false,
+            error: None,
+        })
+    }
+}
+
+impl Iterator for XlsxSource {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.out.pop() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv() {
+                Ok(Msg::Rows(q)) => self.out.0.extend(q.0),
+                Ok(Msg::End) => self.done = true,
+                Ok(Msg::Fatal(e)) => {
+                    self.error = Some(e);
+                    self.done = true;
+                }
+                Err(_) => {
+                    // The thread went away without saying it had finished: it panicked.
+                    self.done = true;
+                    let panicked = self.thread.take().map(|t| t.join().is_err());
+                    self.error = Some(anyhow!(
+                        "{}: the XLSX reader stopped unexpectedly{}",
+                        self.file,
+                        if panicked == Some(true) {
+                            " (it panicked)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Source for XlsxSource {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn take_error(&mut self) -> Option<anyhow::Error> {
+        self.error.take()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+/// Groups the cell stream into rows.
+struct Rows<'a, 'b> {
+    cells: &'b mut calamine::XlsxCellReader<'a, BufReader<File>>,
+    next: Option<(u32, u32, Cell)>,
+}
+
+impl Rows<'_, '_> {
+    /// The next row that has cells: its 0-based index and `(column, cell)` pairs.
+    fn next_row(&mut self) -> Result<Option<(u32, Vec<(u32, Cell)>)>, calamine::XlsxError> {
+        let first = match self.next.take() {
+            Some(c) => c,
+            None => match self.cells.next_cell()? {
+                Some(c) => {
+                    let (r, col) = c.get_position();
+                    (r, col, convert(c.get_value()))
+                }
+                None => return Ok(None),
+            },
+        };
+        let row = first.0;
+        let mut cells = vec![(first.1, first.2)];
+        while let Some(c) = self.cells.next_cell()? {
+            let (r, col) = c.get_position();
+            let cell = convert(c.get_value());
+            if r != row {
+                self.next = Some((r, col, cell));
+                break;
+            }
+            cells.push((col, cell));
+        }
+        Ok(Some((row, cells)))
+    }
+}
+
+/// The reader thread: header first (through `htx`), then batches of rows (through `tx`).
+fn read_sheet(
+    mut wb: Xlsx<BufReader<File>>,
+    sheet: &str,
+    header_row: Option<u64>,
+    label: &str,
+    htx: SyncSender<anyhow::Result<Header>>,
+    tx: SyncSender<Msg>,
+) {
+    let mut reader = match wb.worksheet_cells_reader(sheet) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = htx.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
+            return;
+        }
+    };
+    let mut rows = Rows {
+        cells: &mut reader,
+        next: None,
+    };
+
+    // The header: the given row, or the first row with a value.
+    let (header_idx, header_cells) = loop {
+        let row = match rows.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                let msg = match header_row {
+                    Some(h) => {
+                        format!("{label}: header row {h} is empty or past the end of the sheet")
+                    }
+                    None => format!("{label}: the sheet is empty: there is no header row"),
+                };
+                let _ = htx.send(Err(anyhow!(msg)));
+                return;
+            }
+            Err(e) => {
+                let _ = htx.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
+                return;
+            }
+        };
+        let blank = row.1.iter().all(|(_, c)| c.is_blank());
+        match header_row {
+            None if !blank => break row,
+            Some(h) if u64::from(row.0) + 1 == h && !blank => break row,
+            Some(h) if u64::from(row.0) + 1 >= h => {
+                let _ = htx.send(Err(anyhow!("{label}: header row {h} is empty")));
+                return;
+            }
+            _ => {}
+        }
+    };
+    let used: Vec<&(u32, Cell)> = header_cells.iter().filter(|(_, c)| !c.is_blank()).collect();
+    let first_col = used.first().map_or(0, |(c, _)| *c);
+    let last_col = used.last().map_or(0, |(c, _)| *c);
+    let mut headers = vec![String::new(); (last_col - first_col + 1) as usize];
+    let mut warnings = Vec::new();
+    for (col, cell) in &header_cells {
+        if (first_col..=last_col).contains(col) {
+            headers[(col - first_col) as usize] = match cell {
+                Cell::Empty => String::new(),
+                Cell::Text { text, .. } => text.clone(),
+                Cell::Error(e) => {
+                    warnings.push(format!(
+                        "{label}: header cell {}{} is the error {e}",
+                        column_letters(*col),
+                        header_idx + 1
+                    ));
+                    e.to_string()
+                }
+            };
+        }
+    }
+    clean_headers(
+        label,
+        &mut headers,
+        |i| column_letters(first_col + i as u32),
+        &mut warnings,
+    );
+    let width = headers.len() as u32;
+    let sheet_rows = SheetRows {
+        headers: headers.clone(),
+        first_col,
+        width,
+    };
+    if htx
+        .send(Ok(Header {
+            headers,
+            warnings,
+            line: u64::from(header_idx) + 1,
+        }))
+        .is_err()
+    {
+        return;
+    }
+
+    let mut out = Queue::default();
+    let mut trailer = Trailer::default();
+    let mut prev = header_idx;
+    loop {
+        match rows.next_row() {
+            Ok(Some((idx, cells))) => {
+                if idx > prev + 1 {
+                    let p = Pending::Blanks {
+                        from: u64::from(prev) + 2,
+                        to: u64::from(idx) + 1,
+                        what: "blank row",
+                    };
+                    trailer.blank(p, &mut out);
+                }
+                if idx > prev {
+                    prev = idx;
+                }
+                sheet_rows.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
+                if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                trailer.finish(&mut out);
+                let _ = tx.send(Msg::Rows(out));
+                let _ = tx.send(Msg::End);
+                return;
+            }
+            Err(e) => {
+                trailer.release(&mut out);
+                let _ = tx.send(Msg::Rows(out));
+                let _ = tx.send(Msg::Fatal(anyhow!(
+                    "{label}: cannot read past row {}: {e}",
+                    prev + 1
+                )));
+                return;
+            }
+        }
+    }
+}
+
+struct SheetRows {
+    headers: Vec<String>,
+    first_col: u32,
+    width: u32,
+}
+
+impl SheetRows {
+    fn classify(&self, line: u64, cells: Vec<(u32, Cell)>, trailer: &mut Trailer, out: &mut Queue) {
+        let w = self.width as usize;
+        let mut fields = vec![String::new(); w];
+        let mut numeric = vec![false; w];
+        let mut errors: Vec<(u32, CellErrorType)> = Vec::new();
+        let mut outside: Vec<(u32, String)> = Vec::new();
+        let mut texts = 0usize;
+        let mut only_text = String::new();
+        for (col, cell) in cells {
+            if cell.is_blank() {
+                continue;
+            }
+            let inside = col >= self.first_col && col < self.first_col + self.width;
+            match cell {
+                Cell::Error(e) => errors.push((col, e)),
+                Cell::Text { text, numeric: num } => {
+                    texts += 1;
+                    if texts == 1 {
+                        only_text = text.trim().to_owned();
+                    }
+                    if inside {
+                        let i = (col - self.first_col) as usize;
+                        fields[i] = text;
+                        numeric[i] = num;
+                    } else {
+                        outside.push((col, text));
+                    }
+                }
+                Cell::Empty => {}
+            }
+        }
+        if texts == 0 && errors.is_empty() {
+            trailer.blank(
+                Pending::Item(blank_issue(line, Vec::new(), "blank row")),
+                out,
+            );
+            return;
+        }
+        let footer = (texts == 1 && errors.is_empty() && looks_like_footer(&only_text))
+            .then(|| footer_issue(line, fields.clone(), &only_text));
+        let item = if let Some((col, _)) = errors.first() {
+            let name = self.name(*col);
+            let list: Vec<String> = errors
+                .iter()
+                .map(|(c, e)| {
+                    format!(
+                        "column {:?} ({}{line}): {e}",
+                        self.name(*c),
+                        column_letters(*c)
+                    )
+                })
+                .collect();
+            for (c, e) in &errors {
+                if let Some(i) = c.checked_sub(self.first_col).filter(|&i| i < self.width) {
+                    fields[i as usize] = e.to_string();
+                }
+            }
+            Err(RowIssue {
+                line,
+                raw: fields,
+                outcome: Outcome::Invalid,
+                error: RowError::new(
+                    ErrorCode::CellError,
+                    Some(&name),
+                    format!(
+                        "{}: the spreadsheet shows an error, not a value",
+                        list.join("; ")
+                    ),
+                ),
+            })
+        } else if let Some((col, text)) = outside.first() {
+            Err(RowIssue {
+                line,
+                raw: fields,
+                outcome: Outcome::Invalid,
+                error: RowError::new(
+                    ErrorCode::RaggedRow,
+                    None,
+                    format!(
+                        "cell {}{line} holds {text:?} outside the header's columns {}–{}: it has no column name",
+                        column_letters(*col),
+                        column_letters(self.first_col),
+                        column_letters(self.first_col + self.width - 1),
+                    ),
+                ),
+            })
+        } else {
+            Ok(Record {
+                line,
+                fields,
+                numeric,
+            })
+        };
+        let p = Pending::Item(item);
+        match footer {
+            Some(f) => trailer.candidate(p, f, out),
+            None => trailer.normal(p, out),
+        }
+    }
+
+    /// The header name of a 0-based sheet column, or its letters when it has none.
+    fn name(&self, col: u32) -> String {
+        col.checked_sub(self.first_col)
+            .and_then(|i| self.headers.get(i as usize))
+            .filter(|h| !h.is_empty())
+            .cloned()
+            .unwrap_or_else(|| column_letters(col))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::ExcelDateTimeType;
+
+    #[test]
+    fn floats_follow_qsv_rules() {
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(-0.0), "0");
+        assert_eq!(format_float(447_000_000_000.0), "447000000000");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(1234.5678), "1234.5678");
+    }
+
+    #[test]
+    fn dates_are_iso_8601() {
+        let dt = |v| ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false);
+        assert_eq!(format_datetime(&dt(45356.0)), "2024-03-05");
+        assert_eq!(
+            format_datetime(&dt(45356.6041666667)),
+            "2024-03-05T14:30:00"
+        );
+        assert_eq!(format_datetime(&dt(0.5)), "12:00:00");
+        let dur = ExcelDateTime::new(1.5625, ExcelDateTimeType::TimeDelta, false);
+        assert_eq!(format_datetime(&dur), "37:30:00");
+    }
+
+    #[test]
+    fn column_letters_roll_over_after_z() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(27), "AB");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+    }
+}
