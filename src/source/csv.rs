@@ -28,6 +28,9 @@ const PREFIX: usize = 1 << 20;
 const SAMPLE: usize = 64 * 1024;
 const SAMPLE_RECORDS: usize = 50;
 const BUF: usize = 64 * 1024;
+/// A record longer than this is not a contact but a quote left open swallowing the file: stop,
+/// rather than hold the rest of the file in memory.
+const MAX_RECORD: usize = 64 << 20;
 
 /// Candidate delimiters, in order of preference when two fit equally well.
 pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -109,6 +112,16 @@ impl<R: BufRead> RawReader<R> {
             match res {
                 csv_core::ReadRecordResult::InputEmpty => {}
                 csv_core::ReadRecordResult::OutputFull => {
+                    if self.out.len() >= MAX_RECORD {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the record starting at line {} is over {} MiB (a quote left open?)",
+                                self.start_line,
+                                MAX_RECORD >> 20
+                            ),
+                        ));
+                    }
                     let n = self.out.len() * 2;
                     self.out.resize(n, 0);
                 }
@@ -287,6 +300,18 @@ impl CsvSource {
         } else {
             Box::new(DecodeReader::new(f, det.encoding))
         };
+        let mut rdr = rdr;
+        // csv-core drops a UTF-8 BOM at the start of its input without a word: a second BOM
+        // (a file "fixed" twice) would vanish unreported, so look for it first.
+        if rdr
+            .fill_buf()
+            .with_context(|| format!("{file}: cannot read"))?
+            .starts_with("\u{FEFF}".as_bytes())
+        {
+            warnings.push(format!(
+                "{file}: a second byte-order mark (U+FEFF) follows the first one; removed"
+            ));
+        }
         let mut raw = RawReader::new(rdr, delimiter);
         loop {
             if !raw.read().with_context(|| format!("{file}: cannot read"))? {
@@ -412,6 +437,14 @@ impl CsvSource {
         .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
 
         let item = if ragged {
+            let span = if self.raw.end_line > line {
+                format!(
+                    " (the record spans lines {line}–{}: is a quote left open?)",
+                    self.raw.end_line
+                )
+            } else {
+                String::new()
+            };
             Err(RowIssue {
                 line,
                 outcome: Outcome::Invalid,
@@ -419,7 +452,7 @@ impl CsvSource {
                     ErrorCode::RaggedRow,
                     None,
                     format!(
-                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns"
+                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
                     ),
                 ),
                 raw: fields,
@@ -508,5 +541,44 @@ impl Source for CsvSource {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_needs_more_than_one_field_and_prefers_consistency() {
+        assert_eq!(sniff_delimiter(b"email\na@x.com\n", false, 1), None);
+        // `,` splits the header in two but the rows unevenly; `;` splits every line in three.
+        let s = b"Name;Note, more;Id\nAnn;a, b, c;1\nBob;x;2\n";
+        assert_eq!(sniff_delimiter(s, false, 1), Some(b';'));
+        // Equally consistent: the wider header wins.
+        assert_eq!(sniff_delimiter(b"a|b|c,d\n1|2|3,4\n", false, 1), Some(b'|'));
+        // Title lines above the header are not part of the structure.
+        assert_eq!(
+            sniff_delimiter(b"Report, March\nName\tEmail\nAnn\ta@x.com\n", false, 2),
+            Some(b'\t')
+        );
+    }
+
+    #[test]
+    fn a_record_cut_by_the_end_of_the_sample_is_ignored() {
+        // The last line is cut inside a quoted field that would hold a `|`.
+        let s = b"a|b\n1|2\n3|\"x";
+        assert_eq!(sniff_delimiter(s, true, 1), Some(b'|'));
+    }
+
+    #[test]
+    fn raw_reader_counts_lines_across_crlf_blank_lines_and_quoted_newlines() {
+        let data: &[u8] = b"h1,h2\r\n\r\n\"a\nb\",c\r\n\n\nd,e";
+        let mut r = RawReader::new(data, b',');
+        let mut got = vec![];
+        while r.read().unwrap() {
+            got.push((r.start_line, r.end_line, r.len()));
+        }
+        assert_eq!(got, [(1, 1, 2), (3, 4, 2), (7, 7, 2)]);
+        assert_eq!(r.line, 7);
     }
 }
