@@ -1,16 +1,54 @@
 //! The mapping file: a YAML spec (`version`, `source`, `defaults`, `match`, `fields`,
-//! `custom_attributes`, `additional_attributes`, `notes`) loaded strictly, resolved against the
-//! file's headers once, then applied to every record.
-//!
-//! (Interface laid down by the foundation; the mapping issue fills it in.)
+//! `custom_attributes`, `additional_attributes`, `notes`) loaded strictly ([`spec`] → checked in
+//! `load`), resolved against the file's headers once (`resolve`: names become indices, a missing
+//! column fails naming the mapping line and the closest headers), then applied to every record
+//! (`apply`: the hot path). The user-facing grammar is `docs/mapping.md`; its examples are tests.
 use std::path::Path;
 
+use anyhow::Context;
+use serde::Deserialize;
+
 use crate::model::{ContactDraft, RowError};
+use crate::normalise::Region;
 use crate::source::{Record, SourceOptions};
+
+mod apply;
+mod load;
+mod resolve;
+pub mod spec;
+pub mod suggest;
+pub mod types;
+mod value;
+
+pub use resolve::is_report_column;
+use value::{Compiled, ValueDef};
 
 /// A mapping file as loaded (not yet checked against any headers).
 #[derive(Debug, Clone)]
-pub struct Mapping {}
+pub struct Mapping {
+    /// The file the mapping came from, as given (for messages).
+    origin: String,
+    source: SourceOptions,
+    default_region: Option<Region>,
+    match_keys: Vec<MatchKey>,
+    existing: ExistingPolicy,
+    missing: MissingPolicy,
+    blank: BlankPolicy,
+    name_required: bool,
+    fields: FieldDefs,
+    custom_attributes: Vec<(String, ValueDef)>,
+    additional_attributes: Vec<(String, ValueDef)>,
+    notes: Vec<ValueDef>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FieldDefs {
+    name: Option<ValueDef>,
+    email: Option<ValueDef>,
+    phone_number: Option<ValueDef>,
+    identifier: Option<ValueDef>,
+    blocked: Option<ValueDef>,
+}
 
 /// The dedupe keys a mapping matches on, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,38 +59,171 @@ pub enum MatchKey {
     Identifier,
 }
 
+/// `match.existing`: what to do with a row whose contact already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingPolicy {
+    /// Write the row's values onto the contact (the default).
+    Update,
+    /// Leave the contact alone; the row ends as `skipped`.
+    Skip,
+    /// The row fails (`policy_rejected`).
+    Fail,
+}
+
+/// `match.missing`: what to do with a row that matches no contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// Create the contact (the default).
+    Create,
+    /// Leave it; the row ends as `skipped`. An update-only mapping need not map a name.
+    Skip,
+}
+
+/// `match.blank`: what a blank cell means for a stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlankPolicy {
+    /// A blank cell says nothing: the stored value stays (the default).
+    Keep,
+    /// A blank cell clears the stored value (`ContactDraft::clear`, or a null attribute).
+    Clear,
+}
+
 impl Mapping {
     /// Read and parse a mapping file. Unknown keys, bad values: an error naming the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Mapping> {
-        anyhow::bail!("{}: mapping files are not supported yet", path.display())
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the mapping file", path.display()))?;
+        Mapping::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse mapping text; `origin` names it in messages (a path, or `<inline>`).
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
+        load::parse(text, origin)
     }
 
     /// How to open the source file.
     pub fn source_options(&self) -> SourceOptions {
-        SourceOptions::default()
+        self.source.clone()
     }
 
-    /// The match keys, in order (`match.on`).
+    /// The match keys, in order (`match.on`; by default those of identifier, email that are
+    /// mapped).
     pub fn match_keys(&self) -> &[MatchKey] {
-        &[]
+        &self.match_keys
+    }
+
+    /// `match.existing` (default `update`).
+    pub fn existing_policy(&self) -> ExistingPolicy {
+        self.existing
+    }
+
+    /// `match.missing` (default `create`).
+    pub fn missing_policy(&self) -> MissingPolicy {
+        self.missing
+    }
+
+    /// `match.blank` (default `keep`).
+    pub fn blank_policy(&self) -> BlankPolicy {
+        self.blank
+    }
+
+    /// `defaults.phone_region`.
+    pub fn default_region(&self) -> Option<Region> {
+        self.default_region
+    }
+
+    /// The file the mapping was read from, as given.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every column the mapping names, once each, in mapping order.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for d in self.defs() {
+            for c in d.columns() {
+                if !out.contains(&c.name.as_str()) {
+                    out.push(&c.name);
+                }
+            }
+        }
+        out
+    }
+
+    fn defs(&self) -> impl Iterator<Item = &ValueDef> {
+        let f = &self.fields;
+        [
+            &f.name,
+            &f.email,
+            &f.phone_number,
+            &f.identifier,
+            &f.blocked,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.custom_attributes.iter().map(|(_, d)| d))
+        .chain(self.additional_attributes.iter().map(|(_, d)| d))
+        .chain(self.notes.iter())
     }
 
     /// Check every column the mapping names against the headers; a missing one fails naming the
     /// file, the mapping line and the closest real headers.
     pub fn resolve(&self, headers: &[String]) -> anyhow::Result<Resolved> {
-        let _ = headers;
-        anyhow::bail!("not built yet")
+        resolve::resolve(self, headers)
     }
 }
 
 /// A mapping bound to one file's columns: applies to records with no further lookups by name.
 #[derive(Debug, Clone)]
-pub struct Resolved {}
+pub struct Resolved {
+    headers: Box<[String]>,
+    /// Every column read, once (for the damaged-text check).
+    used: Box<[usize]>,
+    name: Option<Compiled>,
+    email: Option<Compiled>,
+    phone_number: Option<Compiled>,
+    region_col: Option<usize>,
+    identifier: Option<Compiled>,
+    blocked: Option<Compiled>,
+    custom_attributes: Box<[(String, Compiled)]>,
+    additional_attributes: Box<[(String, Compiled)]>,
+    notes: Box<[Compiled]>,
+    default_region: Option<Region>,
+    match_keys: Vec<MatchKey>,
+    existing: ExistingPolicy,
+    missing: MissingPolicy,
+    blank: BlankPolicy,
+    name_required: bool,
+}
 
 impl Resolved {
     /// Map and normalise one record. All the row's problems are returned, not only the first.
     pub fn apply(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
-        let _ = record;
-        Err(Vec::new())
+        apply::apply(self, record)
+    }
+
+    /// The match keys, in order (same as [`Mapping::match_keys`]).
+    pub fn match_keys(&self) -> &[MatchKey] {
+        &self.match_keys
+    }
+
+    pub fn existing_policy(&self) -> ExistingPolicy {
+        self.existing
+    }
+
+    pub fn missing_policy(&self) -> MissingPolicy {
+        self.missing
+    }
+
+    pub fn blank_policy(&self) -> BlankPolicy {
+        self.blank
+    }
+
+    /// The headers this mapping was resolved against.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
     }
 }

@@ -1,0 +1,320 @@
+//! Value specs in their two checked forms: a [`ValueDef`] (loaded and checked, columns still by
+//! name, each with its mapping line) and a [`Compiled`] value (columns bound to indices by
+//! `resolve`), which is what runs for every row. Evaluation order, as documented in
+//! `docs/mapping.md`: pick (column / first non-blank / template / constant) → trim →
+//! lowercase/uppercase → `map` → `default` if blank → `prefix`/`suffix` (not on the default) →
+//! `type`.
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::types::ValueType;
+use crate::source::Record;
+
+/// A column named in the mapping, with the 1-based mapping line that names it.
+#[derive(Debug, Clone)]
+pub struct ColRef {
+    pub name: String,
+    pub line: u64,
+}
+
+/// Where a value comes from, columns still by name.
+#[derive(Debug, Clone)]
+pub enum SourceDef {
+    /// One column, or several where the first non-blank wins.
+    Columns(Vec<ColRef>),
+    Template(Vec<TplPart<ColRef>>),
+    Const(String),
+}
+
+/// A piece of a template: literal text or a column placeholder.
+#[derive(Debug, Clone)]
+pub enum TplPart<C> {
+    Lit(String),
+    Col(C),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Keep,
+    Lower,
+    Upper,
+}
+
+/// The modifiers shared by both forms.
+#[derive(Debug, Clone)]
+pub struct Modifiers {
+    pub trim: bool,
+    pub case: Case,
+    /// Keys lower-cased: the table matches case-insensitively.
+    pub map: Option<HashMap<String, String>>,
+    pub default: Option<String>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub ty: ValueType,
+}
+
+/// A checked value spec.
+#[derive(Debug, Clone)]
+pub struct ValueDef {
+    /// Where in the mapping: `fields.name`, `custom_attributes.plan`, `notes[2]`.
+    pub target: String,
+    pub source: SourceDef,
+    pub modifiers: Modifiers,
+    /// `region_from` (phone_number only).
+    pub region_from: Option<ColRef>,
+}
+
+impl ValueDef {
+    /// Every column this spec reads, in the order written.
+    pub fn columns(&self) -> impl Iterator<Item = &ColRef> {
+        let src: Box<dyn Iterator<Item = &ColRef>> = match &self.source {
+            SourceDef::Columns(c) => Box::new(c.iter()),
+            SourceDef::Template(parts) => Box::new(parts.iter().filter_map(|p| match p {
+                TplPart::Col(c) => Some(c),
+                TplPart::Lit(_) => None,
+            })),
+            SourceDef::Const(_) => Box::new(std::iter::empty()),
+        };
+        src.chain(self.region_from.iter())
+    }
+}
+
+/// Split `"{First Name} {Last Name}"` into parts. `{{` and `}}` are literal braces.
+pub fn parse_template(text: &str, line: u64) -> Result<Vec<TplPart<ColRef>>, String> {
+    let mut parts = Vec::new();
+    let mut lit = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some('{') | None => {
+                            return Err(format!(
+                                "template {text:?}: a `{{` is not closed (write `{{{{` for a literal brace)"
+                            ));
+                        }
+                        Some(c) => name.push(c),
+                    }
+                }
+                if name.trim().is_empty() {
+                    return Err(format!("template {text:?}: an empty placeholder `{{}}`"));
+                }
+                if !lit.is_empty() {
+                    parts.push(TplPart::Lit(std::mem::take(&mut lit)));
+                }
+                parts.push(TplPart::Col(ColRef { name, line }));
+            }
+            '}' => {
+                return Err(format!(
+                    "template {text:?}: a `}}` with no `{{` (write `}}}}` for a literal brace)"
+                ));
+            }
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        parts.push(TplPart::Lit(lit));
+    }
+    if !parts.iter().any(|p| matches!(p, TplPart::Col(_))) {
+        return Err(format!(
+            "template {text:?} has no {{Column}} placeholder (for a fixed value use `const:`)"
+        ));
+    }
+    Ok(parts)
+}
+
+/// Where a value is taken from, columns bound to indices.
+#[derive(Debug, Clone)]
+pub enum Src {
+    Col(usize),
+    First(Box<[usize]>),
+    Template(Box<[TplPart<usize>]>),
+    Const(Box<str>),
+}
+
+/// A value spec bound to one file's columns.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub target: Box<str>,
+    pub src: Src,
+    pub m: Modifiers,
+    /// Every column the value reads (for "blank" messages and damaged-cell checks).
+    pub cols: Box<[usize]>,
+}
+
+/// What produced a value, for messages and for the spreadsheet-number flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Column(usize),
+    Template,
+    Const,
+    Default,
+}
+
+/// A non-blank value and where it came from.
+#[derive(Debug)]
+pub struct Got<'r> {
+    pub text: Cow<'r, str>,
+    pub origin: Origin,
+}
+
+fn cell(rec: &Record, i: usize) -> &str {
+    rec.fields.get(i).map(String::as_str).unwrap_or("")
+}
+
+fn has_upper(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        s.chars().any(char::is_uppercase)
+    }
+}
+
+fn has_lower(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_lowercase())
+    } else {
+        s.chars().any(char::is_lowercase)
+    }
+}
+
+impl Compiled {
+    /// The value as text before `type`, or `None` when blank. No lookups by name, and no
+    /// allocation unless a modifier changes the text or a template is rendered.
+    pub fn text<'r>(&'r self, rec: &'r Record) -> Option<Got<'r>> {
+        let m = &self.m;
+        let picked: Option<(Cow<'r, str>, Origin)> = match &self.src {
+            Src::Col(i) => {
+                let raw = cell(rec, *i);
+                (!raw.trim().is_empty()).then(|| {
+                    let v = if m.trim { raw.trim() } else { raw };
+                    (Cow::Borrowed(v), Origin::Column(*i))
+                })
+            }
+            Src::First(cols) => cols.iter().find_map(|&i| {
+                let raw = cell(rec, i);
+                (!raw.trim().is_empty()).then(|| {
+                    let v = if m.trim { raw.trim() } else { raw };
+                    (Cow::Borrowed(v), Origin::Column(i))
+                })
+            }),
+            Src::Template(parts) => render(parts, rec).map(|s| (Cow::Owned(s), Origin::Template)),
+            Src::Const(c) => Some((Cow::Borrowed(&**c), Origin::Const)),
+        };
+        let picked = picked.and_then(|(mut text, origin)| {
+            match m.case {
+                Case::Keep => {}
+                Case::Lower if has_upper(&text) => text = Cow::Owned(text.to_lowercase()),
+                Case::Upper if has_lower(&text) => text = Cow::Owned(text.to_uppercase()),
+                _ => {}
+            }
+            if let Some(table) = &m.map {
+                let hit = if has_upper(&text) {
+                    table.get(&text.to_lowercase())
+                } else {
+                    table.get(&*text)
+                };
+                if let Some(to) = hit {
+                    text = Cow::Borrowed(to.as_str());
+                }
+            }
+            (!text.trim().is_empty()).then_some((text, origin))
+        });
+        match picked {
+            Some((text, origin)) => {
+                let text = match (&m.prefix, &m.suffix) {
+                    (None, None) => text,
+                    (p, s) => {
+                        let p = p.as_deref().unwrap_or("");
+                        let s = s.as_deref().unwrap_or("");
+                        let mut out = String::with_capacity(p.len() + text.len() + s.len());
+                        out.push_str(p);
+                        out.push_str(&text);
+                        out.push_str(s);
+                        Cow::Owned(out)
+                    }
+                };
+                Some(Got { text, origin })
+            }
+            None => m.default.as_deref().map(|d| Got {
+                text: Cow::Borrowed(d),
+                origin: Origin::Default,
+            }),
+        }
+    }
+
+    /// The value as JSON of the spec's type, or `None` when blank. `Err` is a message tail.
+    pub fn json<'r>(&'r self, rec: &'r Record) -> Option<(Result<Value, String>, Got<'r>)> {
+        self.text(rec).map(|g| (self.m.ty.convert(&g.text), g))
+    }
+}
+
+/// Render a template. Blank placeholders vanish and the whitespace around them collapses: no
+/// leading, trailing or doubled spaces at the joins. All placeholders blank → blank.
+fn render(parts: &[TplPart<usize>], rec: &Record) -> Option<String> {
+    let mut any = false;
+    let mut out = String::new();
+    for p in parts {
+        let piece = match p {
+            TplPart::Lit(s) => s.as_str(),
+            TplPart::Col(i) => {
+                let v = cell(rec, *i).trim();
+                if v.is_empty() {
+                    continue;
+                }
+                any = true;
+                v
+            }
+        };
+        let piece = if out.is_empty() || out.ends_with(char::is_whitespace) {
+            piece.trim_start()
+        } else {
+            piece
+        };
+        out.push_str(piece);
+    }
+    if !any {
+        return None;
+    }
+    out.truncate(out.trim_end().len());
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_placeholders_and_escapes() {
+        let p = parse_template("{{id}} {First Name}-{Last}", 3).unwrap();
+        let shape: Vec<String> = p
+            .iter()
+            .map(|p| match p {
+                TplPart::Lit(s) => format!("L{s}"),
+                TplPart::Col(c) => format!("C{}@{}", c.name, c.line),
+            })
+            .collect();
+        assert_eq!(shape, ["L{id} ", "CFirst Name@3", "L-", "CLast@3"]);
+        assert!(
+            parse_template("{Open", 1)
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(parse_template("no placeholder", 1).is_err());
+        assert!(parse_template("a } b {X}", 1).is_err());
+        assert!(parse_template("{}", 1).is_err());
+    }
+}
