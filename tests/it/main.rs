@@ -2,6 +2,7 @@
 mod cli;
 mod client;
 mod mapping;
+mod normalise;
 mod sandbox;
 mod source;
 mod validate;
