@@ -63,6 +63,7 @@ async fn run(
         requests: client_per_window,
         per: window,
     };
+    cfg.window = window;
     cfg.max_rate_limited = 10_000;
     let client = Client::new(cfg).unwrap();
     let start = Instant::now();

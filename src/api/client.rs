@@ -1,4 +1,4 @@
-//! The client and its one [`Client::send`]-style choke point (`send()` below): every request takes a
+//! The client and its one choke point, `send()`: every request takes a
 //! permit from the shared limiter (and the search limiter for searches) for every attempt, is
 //! classified by [`classify`], retried with backoff and full jitter or handed back as a typed
 //! [`ApiError`], and counted in [`Metrics`]. The client is `Clone + Send + Sync` (an `Arc` inside),
@@ -39,6 +39,10 @@ impl RateLimit {
             per: Duration::from_secs(60),
         }
     }
+    /// Requests per second.
+    pub fn per_sec(self) -> f64 {
+        self.requests.max(1) as f64 / self.per.as_secs_f64().max(1e-3)
+    }
 }
 
 /// Everything the client needs; [`ClientConfig::new`] fills in the defaults.
@@ -50,11 +54,14 @@ pub struct ClientConfig {
     pub token: ApiToken,
     /// `api_access_token` or `api-access-token`.
     pub token_header: TokenHeader,
-    /// The budget for all requests. Its `per` is also the length of the server's fixed window the
-    /// 429 handling assumes (aligned to the clock). Default: 3,000 per minute.
+    /// The most the client sends, all requests together (it paces evenly within it). Default:
+    /// 3,000 per minute.
     pub rate: RateLimit,
     /// The separate, lower budget for search (per account on the server). Default: 100 per minute.
     pub search_rate: RateLimit,
+    /// Length of the server's fixed rate-limit windows, aligned to the clock (a minute on the real
+    /// server): after a 429 the budget returns at the next boundary.
+    pub window: Duration,
     /// Fraction of each budget the client plans to use, so that arrival jitter cannot push a
     /// window over the limit. Default 0.98.
     pub headroom: f64,
@@ -83,6 +90,7 @@ impl ClientConfig {
             token_header: TokenHeader::Underscore,
             rate: RateLimit::per_minute(3000),
             search_rate: RateLimit::per_minute(100),
+            window: Duration::from_secs(60),
             headroom: 0.98,
             max_retries: 5,
             max_rate_limited: 50,
@@ -93,6 +101,20 @@ impl ClientConfig {
             page_concurrency: 4,
             max_list_passes: 6,
         }
+    }
+}
+
+impl ClientConfig {
+    /// The connection settings of the global flags: base URL, account id, token (from
+    /// `--token-file` or `DOTO_API_TOKEN`) and the token header's spelling; defaults elsewhere.
+    pub fn from_args(global: &crate::cli::GlobalArgs) -> anyhow::Result<ClientConfig> {
+        let account_id = global.account_id.ok_or_else(|| {
+            anyhow::anyhow!("no account id: pass --account-id or set DOTO_ACCOUNT_ID")
+        })?;
+        let token = ApiToken::from_env_or_file(global.token_file.as_deref())?;
+        let mut cfg = ClientConfig::new(global.base_url.clone(), account_id, token);
+        cfg.token_header = global.token_header;
+        Ok(cfg)
     }
 }
 
@@ -236,12 +258,8 @@ impl Client {
             .user_agent(concat!("doto-bulk/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let contacts_path = format!("/api/v1/accounts/{}/contacts", config.account_id);
-        let general = Lane::new(config.rate.requests, config.rate.per, config.headroom);
-        let search = Lane::new(
-            config.search_rate.requests,
-            config.search_rate.per,
-            config.headroom,
-        );
+        let general = Lane::new(config.rate.per_sec(), config.window, config.headroom);
+        let search = Lane::new(config.search_rate.per_sec(), config.window, config.headroom);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,

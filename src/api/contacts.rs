@@ -352,7 +352,7 @@ async fn run_listing(
         drop(stream);
         // Contacts added while paging push rows past the last page we planned.
         let mut p = pages + 1;
-        while last_full && pages > 1 {
+        while last_full {
             let page = fetch_list_page(client, pass_sort.as_deref(), p).await?;
             last_full = page.items.len() >= PAGE_SIZE;
             total = page.count.unwrap_or(total);

@@ -150,15 +150,14 @@ pub(crate) enum LimitSignal {
 }
 
 impl Lane {
-    /// A lane allowing `per_window` requests per `window`, of which it plans to use `headroom`
-    /// (a fraction ≤ 1 that keeps arrival jitter from tipping a window over).
-    pub(crate) fn new(per_window: u32, window: Duration, headroom: f64) -> Lane {
+    /// A lane pacing at `per_sec` requests a second at most, of which it plans to use `headroom`
+    /// (a fraction ≤ 1 that keeps arrival jitter from tipping a window over); `window` is the
+    /// length of the server's fixed window (aligned to the clock) that 429s refer to.
+    pub(crate) fn new(per_sec: f64, window: Duration, headroom: f64) -> Lane {
         let window_ms = window.as_millis().max(1) as u64;
-        let max_rate =
-            (per_window.max(1) as f64 * headroom.clamp(0.1, 1.0)) / (window_ms as f64 / 1000.0);
-        let min_rate = (max_rate / 50.0)
-            .max(1.0 / (window_ms as f64 / 1000.0))
-            .min(max_rate);
+        let window_secs = window_ms as f64 / 1000.0;
+        let max_rate = per_sec.max(1e-3) * headroom.clamp(0.1, 1.0);
+        let min_rate = (max_rate / 50.0).max(1.0 / window_secs).min(max_rate);
         Lane {
             state: Mutex::new(State {
                 max_rate,
@@ -357,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_learns_the_budget_and_lowers_the_pace_to_it() {
-        let lane = Lane::new(1000, Duration::from_secs(3600), 1.0);
+        let lane = Lane::new(1000.0 / 3600.0, Duration::from_secs(3600), 1.0);
         {
             let mut s = lane.state.lock().unwrap();
             s.full_window = true;
@@ -376,7 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn after_the_pause_one_probe_goes_first_and_its_success_opens_the_gate() {
-        let lane = Lane::new(100, Duration::from_millis(100), 1.0);
+        let lane = Lane::new(1000.0, Duration::from_millis(100), 1.0);
         let t = lane.acquire().await;
         lane.report(t, LimitSignal::Limited(Some(Duration::from_millis(20))));
         let probe = lane.acquire().await;

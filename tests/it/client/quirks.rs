@@ -155,7 +155,10 @@ async fn text_429_without_retry_after_is_waited_out() {
         }
     })
     .await;
-    let client = q.client(|c| c.rate = RateLimit::per_second(50));
+    let client = q.client(|c| {
+        c.rate = RateLimit::per_second(50);
+        c.window = Duration::from_secs(1);
+    });
     let c = client.contacts().get(7).await.unwrap();
     assert_eq!(c.id, 7);
     let m = client.metrics();

@@ -26,6 +26,8 @@ fn client_with(sb: &SandboxHandle, token: &str, tweak: impl FnOnce(&mut ClientCo
     cfg.search_rate = RateLimit::per_second(500);
     cfg.backoff_base = Duration::from_millis(2);
     cfg.backoff_max = Duration::from_millis(20);
+    // The sandboxes of these tests use 1 s windows.
+    cfg.window = Duration::from_secs(1);
     tweak(&mut cfg);
     Client::new(cfg).unwrap()
 }
