@@ -1,6 +1,8 @@
 //! The sandbox's contract: one test per behaviour of `API.md`, mostly through `oneshot` on
 //! `router()` (no socket), a few over a real socket (dropped connections, rate-limit windows, races).
 mod contract;
+mod limits;
+mod seeding;
 mod socket;
 
 use axum::Router;
