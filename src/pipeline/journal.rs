@@ -1,0 +1,247 @@
+//! `journal.jsonl`, the durable ledger of an import: one JSON line per completed write, appended
+//! and synced to disk before the row counts as done. `--resume` reads it to skip finished rows and
+//! to recognise rows that were in flight; `revert` reads it to undo a run.
+//!
+//! Lines (`op`):
+//! - `begin`: a row with notes is about to write (so that, after a kill, its notes are checked
+//!   on the server before any is sent again);
+//! - `create`: `contact_id` created;
+//! - `update`: `contact_id` updated; `before` holds the stored values the update replaced (field →
+//!   value, attribute keys as `custom_attributes.k`), `after` the values written;
+//! - `note`: note number `note` (0-based, mapping order) added to `contact_id`;
+//! - `done`: the row's last write (for rows with notes).
+//!
+//! Every line names its row by `row` (line in the source) and `hash` (of the row's fields), since
+//! concurrent rows finish out of order and a different file must not be mistaken for this one.
+//! `done: true` on a `create`/`update` line marks a row with nothing after it. A line cut short by
+//! a kill is ignored when reading.
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::model::Outcome;
+
+/// What a journal line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Begin,
+    Create,
+    Update,
+    Note,
+    Done,
+}
+
+/// One line of `journal.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub row: u64,
+    pub hash: String,
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<usize>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
+    /// UTC time of the write.
+    pub at: String,
+}
+
+impl Entry {
+    pub fn new(row: u64, hash: &str, op: Op) -> Entry {
+        Entry {
+            row,
+            hash: hash.to_owned(),
+            op,
+            contact_id: None,
+            before: None,
+            after: None,
+            note: None,
+            done: false,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// The identity of a row across runs: its line and the hash of its fields.
+pub fn row_hash(fields: &[String]) -> String {
+    let mut h = Sha256::new();
+    for f in fields {
+        h.update((f.len() as u64).to_le_bytes());
+        h.update(f.as_bytes());
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// The journal being written. Each [`Journal::record`] appends one line and syncs the file.
+pub struct Journal {
+    file: File,
+    path: String,
+}
+
+impl Journal {
+    /// Open (create or append to) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open the journal", path.display()))?;
+        Ok(Journal {
+            file,
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Append `e` and make it durable before returning.
+    pub fn record(&mut self, e: &Entry) -> Result<()> {
+        let mut line = serde_json::to_vec(e)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("{}: cannot write the journal", self.path))
+    }
+}
+
+/// What an earlier run's journal says about one row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowState {
+    /// The row started writing (a `begin` or any write line).
+    pub begun: bool,
+    pub done: bool,
+    /// The outcome of its create or update, with the contact.
+    pub outcome: Option<Outcome>,
+    pub contact_id: Option<u64>,
+    /// Notes already added (by number).
+    pub notes: BTreeSet<usize>,
+}
+
+/// An earlier run's journal, by row.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    rows: HashMap<(u64, String), RowState>,
+    pub entries: u64,
+}
+
+impl Ledger {
+    /// Read `path`; a missing file is an empty ledger, a torn last line is ignored.
+    pub fn read(path: &Path) -> Result<Ledger> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ledger::default()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: cannot read the journal", path.display()));
+            }
+        };
+        let mut ledger = Ledger::default();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let e: Entry = match serde_json::from_str(line) {
+                Ok(e) => e,
+                // Only the last line can be torn by a kill; anything else is damage.
+                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+                Err(err) => {
+                    anyhow::bail!("{}: line {}: not a journal entry: {err}", path.display(), i + 1)
+                }
+            };
+            ledger.entries += 1;
+            let s = ledger.rows.entry((e.row, e.hash.clone())).or_default();
+            s.begun = true;
+            s.done |= e.done || e.op == Op::Done;
+            match e.op {
+                Op::Create => {
+                    s.outcome = Some(Outcome::Created);
+                    s.contact_id = e.contact_id;
+                }
+                Op::Update => {
+                    // A row's create stays its outcome if it also updated.
+                    s.outcome.get_or_insert(Outcome::Updated);
+                    s.contact_id = e.contact_id;
+                }
+                Op::Note => {
+                    if let Some(n) = e.note {
+                        s.notes.insert(n);
+                    }
+                    if s.contact_id.is_none() {
+                        s.contact_id = e.contact_id;
+                    }
+                }
+                Op::Begin | Op::Done => {}
+            }
+        }
+        Ok(ledger)
+    }
+
+    pub fn row(&self, line: u64, hash: &str) -> Option<&RowState> {
+        self.rows.get(&(line, hash.to_owned()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_journal_reads_back_by_row_and_ignores_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        let h = row_hash(&["a".into(), "b".into()]);
+        let mut e = Entry::new(2, &h, Op::Create);
+        e.contact_id = Some(9);
+        j.record(&e).unwrap();
+        let mut n = Entry::new(2, &h, Op::Note);
+        n.note = Some(0);
+        n.contact_id = Some(9);
+        j.record(&n).unwrap();
+        let mut u = Entry::new(3, &h, Op::Update);
+        u.done = true;
+        u.contact_id = Some(4);
+        j.record(&u).unwrap();
+        drop(j);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"row\":4,\"ha")
+            .unwrap();
+        let l = Ledger::read(&p).unwrap();
+        let r2 = l.row(2, &h).unwrap();
+        assert!(r2.begun && !r2.done);
+        assert_eq!(r2.outcome, Some(Outcome::Created));
+        assert!(r2.notes.contains(&0));
+        let r3 = l.row(3, &h).unwrap();
+        assert!(r3.done);
+        assert_eq!(r3.outcome, Some(Outcome::Updated));
+        // Same line, other content: not the same row.
+        assert!(l.row(3, &row_hash(&["x".into()])).is_none());
+        assert_eq!(l.entries, 3);
+    }
+
+    #[test]
+    fn the_hash_tells_field_boundaries_apart() {
+        assert_ne!(
+            row_hash(&["ab".into(), "c".into()]),
+            row_hash(&["a".into(), "bc".into()])
+        );
+    }
+}
