@@ -34,7 +34,9 @@ use crate::pipeline::lookup::{self, Choice, Key, Known, Strategy};
 use crate::pipeline::plan::{Mode, Policy};
 use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions};
 use crate::progress::Progress;
-use crate::report::{FailureWriter, RequestStats, ResultsWriter, RowAction, RowReport, RunDir, Summary};
+use crate::report::{
+    FailureWriter, RequestStats, ResultsWriter, RowAction, RowReport, RunDir, Summary,
+};
 use crate::source;
 
 /// Import a CSV or XLSX file into the account: create the missing contacts, update the changed
@@ -330,7 +332,11 @@ pub async fn run_import(
             interrupt: Arc::clone(&interrupt),
         },
     );
-    let label = if args.dry_run { "planning" } else { "importing" };
+    let label = if args.dry_run {
+        "planning"
+    } else {
+        "importing"
+    };
     let writing = Progress::new(quiet, Some(rows.len() as u64), label);
     let mut results: Vec<Option<RowResult>> = vec![None; mapped.len()];
     if args
@@ -440,7 +446,8 @@ pub async fn run_import(
     } else {
         0.0
     };
-    summary.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    summary.finished_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     write_summary(&run_dir, &summary)?;
 
     let mut text = summary.table();
@@ -505,7 +512,9 @@ fn count(s: &mut Summary, r: &RowReport<'_>) {
     s.rows_read += 1;
     *s.outcomes.entry(r.action.as_str().to_owned()).or_default() += 1;
     for e in r.errors {
-        *s.errors_by_code.entry(e.code.as_str().to_owned()).or_default() += 1;
+        *s.errors_by_code
+            .entry(e.code.as_str().to_owned())
+            .or_default() += 1;
     }
     if r.duplicate_of.is_some() {
         s.duplicates_in_file += 1;

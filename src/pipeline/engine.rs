@@ -290,7 +290,7 @@ impl Engine {
         {
             return Ok(result(
                 row,
-                s.outcome.unwrap_or(Outcome::Unchanged),
+                s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged),
                 s.contact_id,
                 vec![],
             ));
@@ -308,8 +308,12 @@ impl Engine {
             let action = self.decide(row);
             let needs_write = matches!(action, Action::Create(_) | Action::Update { .. });
             if needs_write && !begun && !row.draft.notes.is_empty() {
-                self.record(Entry::new(row.line, &row.hash, Op::Begin))
-                    .await?;
+                let mut e = Entry::new(row.line, &row.hash, Op::Begin);
+                e.intent = Some(match action {
+                    Action::Create(_) => Op::Create,
+                    _ => Op::Update,
+                });
+                self.record(e).await?;
                 begun = true;
             }
             match action {
@@ -324,9 +328,9 @@ impl Engine {
                         return self.notes(row, id, o, &state.notes, in_flight).await;
                     }
                     if in_flight {
-                        return self
-                            .notes(row, id, Outcome::Unchanged, &state.notes, true)
-                            .await;
+                        // The earlier run's write landed but its line did not.
+                        let o = state.intent.unwrap_or(Outcome::Unchanged);
+                        return self.notes(row, id, o, &state.notes, true).await;
                     }
                     return Ok(result(row, Outcome::Unchanged, Some(id), vec![]));
                 }
@@ -509,12 +513,18 @@ impl Engine {
                 (Outcome::Updated, real(*id), changes.clone(), vec![])
             }
             Action::Unchanged { id } => (Outcome::Unchanged, real(*id), vec![], vec![]),
-            Action::Skip { id, reason } => {
-                (Outcome::Skipped, id.and_then(real), vec![], vec![reason.clone()])
-            }
-            Action::Fail { id, error } => {
-                (Outcome::Failed, id.and_then(real), vec![], vec![error.clone()])
-            }
+            Action::Skip { id, reason } => (
+                Outcome::Skipped,
+                id.and_then(real),
+                vec![],
+                vec![reason.clone()],
+            ),
+            Action::Fail { id, error } => (
+                Outcome::Failed,
+                id.and_then(real),
+                vec![],
+                vec![error.clone()],
+            ),
         };
         let writes = matches!(outcome, Outcome::Created | Outcome::Updated);
         let plan = PlanLine {
@@ -615,7 +625,9 @@ impl NotesProbe {
                 continue;
             }
             if !status.is_success() {
-                return Err(format!("listing the notes of contact {id} answered {status}"));
+                return Err(format!(
+                    "listing the notes of contact {id} answered {status}"
+                ));
             }
             let body: Value = resp.json().await.map_err(|e| e.to_string())?;
             let list = match &body {

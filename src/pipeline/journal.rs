@@ -3,8 +3,9 @@
 //! to recognise rows that were in flight; `revert` reads it to undo a run.
 //!
 //! Lines (`op`):
-//! - `begin`: a row with notes is about to write (so that, after a kill, its notes are checked
-//!   on the server before any is sent again);
+//! - `begin`: a row with notes is about to write; `intent` says `create` or `update` (so that,
+//!   after a kill, its notes are checked on the server before any is sent again, and its outcome
+//!   is known even if its write landed without a line);
 //! - `create`: `contact_id` created;
 //! - `update`: `contact_id` updated; `before` holds the stored values the update replaced (field →
 //!   value, attribute keys as `custom_attributes.k`), `after` the values written;
@@ -52,6 +53,9 @@ pub struct Entry {
     pub after: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<usize>,
+    /// `begin`: the write the row is about to make (`create` or `update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Op>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub done: bool,
     /// UTC time of the write.
@@ -68,6 +72,7 @@ impl Entry {
             before: None,
             after: None,
             note: None,
+            intent: None,
             done: false,
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
@@ -93,15 +98,31 @@ pub struct Journal {
 impl Journal {
     /// Open (create or append to) the journal at `path`.
     pub fn open(path: &Path) -> Result<Journal> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("{}: cannot open the journal", path.display()))?;
-        Ok(Journal {
-            file,
+        let mut j = Journal {
             path: path.display().to_string(),
-        })
+            file: file.try_clone()?,
+        };
+        // A kill can leave half a line: end it, so the next entry starts on a line of its own.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                j.file
+                    .write_all(b"\n")
+                    .and_then(|()| j.file.sync_data())
+                    .with_context(|| format!("{}: cannot write the journal", j.path))?;
+            }
+        }
+        Ok(j)
     }
 
     /// Append `e` and make it durable before returning.
@@ -124,6 +145,8 @@ pub struct RowState {
     /// The outcome of its create or update, with the contact.
     pub outcome: Option<Outcome>,
     pub contact_id: Option<u64>,
+    /// What its `begin` line said it was about to do (`created` or `updated`).
+    pub intent: Option<Outcome>,
     /// Notes already added (by number).
     pub notes: BTreeSet<usize>,
 }
@@ -133,6 +156,8 @@ pub struct RowState {
 pub struct Ledger {
     rows: HashMap<(u64, String), RowState>,
     pub entries: u64,
+    /// Lines cut short by a kill (ignored).
+    pub torn: u64,
 }
 
 impl Ledger {
@@ -142,7 +167,8 @@ impl Ledger {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ledger::default()),
             Err(e) => {
-                return Err(e).with_context(|| format!("{}: cannot read the journal", path.display()));
+                return Err(e)
+                    .with_context(|| format!("{}: cannot read the journal", path.display()));
             }
         };
         let mut ledger = Ledger::default();
@@ -153,10 +179,18 @@ impl Ledger {
             }
             let e: Entry = match serde_json::from_str(line) {
                 Ok(e) => e,
-                // Only the last line can be torn by a kill; anything else is damage.
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+                // A line a kill cut short (the next run ended it with a newline): its write was
+                // not acknowledged, so the row is treated as in flight.
+                Err(err) if err.is_eof() => {
+                    ledger.torn += 1;
+                    continue;
+                }
                 Err(err) => {
-                    anyhow::bail!("{}: line {}: not a journal entry: {err}", path.display(), i + 1)
+                    anyhow::bail!(
+                        "{}: line {}: not a journal entry: {err}",
+                        path.display(),
+                        i + 1
+                    )
                 }
             };
             ledger.entries += 1;
@@ -181,7 +215,14 @@ impl Ledger {
                         s.contact_id = e.contact_id;
                     }
                 }
-                Op::Begin | Op::Done => {}
+                Op::Begin => {
+                    s.intent = match e.intent {
+                        Some(Op::Create) => Some(Outcome::Created),
+                        Some(Op::Update) => Some(Outcome::Updated),
+                        _ => s.intent,
+                    };
+                }
+                Op::Done => {}
             }
         }
         Ok(ledger)
@@ -225,6 +266,13 @@ mod tests {
             .write_all(b"{\"row\":4,\"ha")
             .unwrap();
         let l = Ledger::read(&p).unwrap();
+        assert_eq!(l.torn, 1);
+        // The next run ends the torn line before appending.
+        let mut j = Journal::open(&p).unwrap();
+        j.record(&Entry::new(9, &h, Op::Done)).unwrap();
+        let l = Ledger::read(&p).unwrap();
+        assert_eq!((l.torn, l.entries), (1, 4));
+        assert!(l.row(9, &h).unwrap().done);
         let r2 = l.row(2, &h).unwrap();
         assert!(r2.begun && !r2.done);
         assert_eq!(r2.outcome, Some(Outcome::Created));
@@ -234,7 +282,6 @@ mod tests {
         assert_eq!(r3.outcome, Some(Outcome::Updated));
         // Same line, other content: not the same row.
         assert!(l.row(3, &row_hash(&["x".into()])).is_none());
-        assert_eq!(l.entries, 3);
     }
 
     #[test]

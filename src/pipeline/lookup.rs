@@ -162,8 +162,7 @@ pub fn choose(keys: u64, account_total: u64, rate_per_s: f64, search_per_s: f64)
     let search_requests = keys;
     let index_seconds = index_requests as f64 / rate_per_s.max(1e-9);
     // Each search is also one request of the global budget.
-    let search_seconds =
-        keys as f64 / search_per_s.max(1e-9).min(rate_per_s.max(1e-9)).max(1e-9);
+    let search_seconds = keys as f64 / search_per_s.max(1e-9).min(rate_per_s.max(1e-9)).max(1e-9);
     let strategy = if search_seconds < index_seconds {
         Strategy::Search
     } else {

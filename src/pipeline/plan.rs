@@ -404,7 +404,10 @@ mod tests {
         let d = draft("new@x.com", None, "N");
         assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "create");
         let d = draft("A@X.com", None, "A");
-        assert_eq!(decide(&d, &keys(&d), &k, UPSERT), Action::Unchanged { id: 1 });
+        assert_eq!(
+            decide(&d, &keys(&d), &k, UPSERT),
+            Action::Unchanged { id: 1 }
+        );
         let d = draft("a@x.com", None, "A2");
         assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "update");
         // Email → contact 1, identifier → contact 2: a conflict.
