@@ -9,6 +9,7 @@
 //! Each measurement runs in a child process (this binary again, `--bench child MODE FILE`) so its
 //! peak RSS (`VmHWM`) is its own. Modes:
 //! - `csv-floor`: the `csv` crate reading `ByteRecord`s and allocating nothing: the floor.
+//! - `csv-strings`: the same plus one owned `String` per field: what the `Record` type costs.
 //! - `csv-source`: `doto_bulk::source::open`, every row into a `Record` (one `String` per field).
 //! - `xlsx-range`: calamine's `worksheet_range` (whole sheet in memory), cells to strings.
 //! - `xlsx-cells`: `doto_bulk::source::open` on the workbook (calamine's cell reader, streaming).
@@ -34,11 +35,14 @@ fn main() {
     };
     let big = env("SOURCE_MEM_ROWS", 1_000_000);
     let xlsx_rows = env("SOURCE_MEM_XLSX_ROWS", 200_000);
-    let dir = tempfile::TempDir::new().unwrap();
+    let tmp = tempfile::TempDir::new().unwrap();
+    // SOURCE_MEM_DIR keeps the generated files (for profiling a child by hand).
+    let dir_path =
+        std::env::var_os("SOURCE_MEM_DIR").map_or_else(|| tmp.path().to_owned(), PathBuf::from);
 
-    let small_csv = dir.path().join("contacts_100k.csv");
-    let big_csv = dir.path().join(format!("contacts_{big}.csv"));
-    let xlsx = dir.path().join(format!("contacts_{xlsx_rows}.xlsx"));
+    let small_csv = dir_path.join("contacts_100k.csv");
+    let big_csv = dir_path.join(format!("contacts_{big}.csv"));
+    let xlsx = dir_path.join(format!("contacts_{xlsx_rows}.xlsx"));
     let t = Instant::now();
     write_csv(&small_csv, 100_000);
     write_csv(&big_csv, big);
@@ -49,15 +53,16 @@ fn main() {
     println!("|---|---|---:|---:|---:|---:|");
     let mut floor_rate = 0.0;
     let mut ours_rate = 0.0;
+    let mut strings_rate = 0.0;
     for (file, label) in [(&small_csv, "CSV 100k"), (&big_csv, "CSV big")] {
-        for mode in ["csv-floor", "csv-source"] {
+        for mode in ["csv-floor", "csv-strings", "csv-source"] {
             let m = run_child(mode, file);
             print_row(label, mode, &m);
             if file == &big_csv {
-                if mode == "csv-floor" {
-                    floor_rate = m.rate();
-                } else {
-                    ours_rate = m.rate();
+                match mode {
+                    "csv-floor" => floor_rate = m.rate(),
+                    "csv-strings" => strings_rate = m.rate(),
+                    _ => ours_rate = m.rate(),
                 }
             }
         }
@@ -68,8 +73,9 @@ fn main() {
     print_row("XLSX", "xlsx-cells", &cells);
     println!();
     println!(
-        "CSV source speed / csv-crate floor: {:.2}; XLSX cell-reader peak RSS / range API: {:.2}; speed ratio {:.2}",
+        "CSV source speed / csv-crate floor: {:.2}, / csv-crate with owned fields: {:.2}; XLSX cell-reader peak RSS / range API: {:.2}; speed ratio {:.2}",
         ours_rate / floor_rate,
+        ours_rate / strings_rate,
         cells.hwm_kib as f64 / range.hwm_kib as f64,
         cells.rate() / range.rate()
     );
@@ -141,6 +147,21 @@ fn child(mode: &str, file: &Path) {
             while r.read_byte_record(&mut rec).unwrap() {
                 rows += 1;
                 bytes += rec.as_slice().len();
+            }
+            (rows, bytes)
+        }
+        "csv-strings" => {
+            let mut r = csv::ReaderBuilder::new().from_path(file).unwrap();
+            let mut rec = csv::ByteRecord::new();
+            let (mut rows, mut bytes) = (0u64, 0usize);
+            while r.read_byte_record(&mut rec).unwrap() {
+                // What the `Record` interface costs at least: one owned, checked String per field.
+                let fields: Vec<String> = rec
+                    .iter()
+                    .map(|f| std::str::from_utf8(f).unwrap().to_owned())
+                    .collect();
+                rows += 1;
+                bytes += std::hint::black_box(fields).len();
             }
             (rows, bytes)
         }

@@ -97,13 +97,14 @@ impl<R: BufRead> RawReader<R> {
         self.start_line = self.line;
         let (mut outlen, mut endlen) = (0, 0);
         let mut ended_nl = false;
+        // csv-core counts every `\n` it consumes (quoted ones too): add its count to ours.
+        let core_line = self.core.line();
         loop {
             let buf = self.rdr.fill_buf()?;
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(buf, &mut self.out[outlen..], &mut self.ends[endlen..]);
             if nin > 0 {
-                self.line += count_nl(&buf[..nin]);
                 ended_nl = buf[nin - 1] == b'\n';
             }
             self.rdr.consume(nin);
@@ -130,11 +131,13 @@ impl<R: BufRead> RawReader<R> {
                     self.ends.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::Record => {
+                    self.line += self.core.line() - core_line;
                     self.nfields = endlen;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
                 }
                 csv_core::ReadRecordResult::End => {
+                    self.line += self.core.line() - core_line;
                     self.done = true;
                     return Ok(false);
                 }
@@ -399,12 +402,26 @@ impl CsvSource {
         let n = raw.len();
         let mut fields = Vec::with_capacity(n);
         let mut undecodable = Vec::new();
-        for i in 0..n {
-            match std::str::from_utf8(raw.field(i)) {
-                Ok(s) => fields.push(s.to_owned()),
-                Err(_) => {
-                    undecodable.push(i);
-                    fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+        // Fast path: check the whole record once. Its fields are valid on their own only if each
+        // boundary is also a character boundary (bytes split by a delimiter can rejoin).
+        let ends = &raw.ends[..n];
+        match std::str::from_utf8(raw.bytes()) {
+            Ok(all) if ends.iter().all(|&e| all.is_char_boundary(e)) => {
+                let mut start = 0;
+                for &end in ends {
+                    fields.push(all[start..end].to_owned());
+                    start = end;
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    match std::str::from_utf8(raw.field(i)) {
+                        Ok(s) => fields.push(s.to_owned()),
+                        Err(_) => {
+                            undecodable.push(i);
+                            fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+                        }
+                    }
                 }
             }
         }

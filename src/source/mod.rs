@@ -66,8 +66,9 @@ pub struct SourceOptions {
     pub delimiter: Option<u8>,
     /// XLSX sheet by name or 1-based index; `None` is the first sheet.
     pub sheet: Option<String>,
-    /// 1-based row of the header; rows above it are skipped. `None` is the first row (CSV) or the
-    /// first row with a value in it (XLSX).
+    /// 1-based row of the header (a physical line for CSV, a sheet row for XLSX); rows above it
+    /// (report titles) are skipped and not counted. `None` is the first line (CSV) or the first
+    /// sheet row with a value in it (XLSX).
     pub header_row: Option<u64>,
 }
 

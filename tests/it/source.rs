@@ -166,6 +166,48 @@ fn csv_late_invalid_byte_in_a_utf8_file_is_one_encoding_issue() {
     );
 }
 
+#[test]
+fn csv_utf8_with_one_early_bad_byte_is_still_read_as_utf8() {
+    let dir = TempDir::new().unwrap();
+    let mut bytes = b"Name,City\nRen\xe9,Paris\n".to_vec();
+    for _ in 0..30 {
+        bytes.extend("Zoë,Zürich\n".as_bytes());
+    }
+    let p = write(&dir, "damaged.csv", &bytes);
+    let (src, items) = read(&p);
+    assert!(src.describe().contains("UTF-8"), "{}", src.describe());
+    let bad = issues(&items);
+    assert_eq!((bad.len(), bad[0].line), (1, 2));
+    assert_eq!(bad[0].error.code, ErrorCode::Encoding);
+    assert!(
+        records(&items)
+            .iter()
+            .all(|r| fields(r) == ["Zoë", "Zürich"])
+    );
+}
+
+#[test]
+fn csv_a_character_split_by_a_delimiter_is_not_rejoined() {
+    let dir = TempDir::new().unwrap();
+    // C3 | A9 is "é" only if the delimiter between them is ignored.
+    let p = write(&dir, "split.csv", b"A,B\n\xc3,\xa9\nok,fine\n");
+    let opts = SourceOptions {
+        encoding: Some("utf-8".into()),
+        ..Default::default()
+    };
+    let (_, items) = read_with(&p, &opts);
+    let bad = issues(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].error.code, ErrorCode::Encoding);
+    assert_eq!(bad[0].raw, strings(&["\u{FFFD}", "\u{FFFD}"]));
+    assert!(
+        bad[0].error.message.contains("and 1 more column"),
+        "{}",
+        bad[0].error.message
+    );
+    assert_eq!(fields(records(&items)[0]), ["ok", "fine"]);
+}
+
 // ---------------------------------------------------------------- delimiters
 
 #[test]
