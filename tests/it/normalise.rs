@@ -180,6 +180,18 @@ fn numeric_cells_that_lost_a_leading_zero_or_plus_are_flagged() {
         phone_code("669821234", "IT", true),
         ErrorCode::PhoneLostPrefix
     );
+    // Indian mobiles are commonly written without the 0 (optional in the national format).
+    assert_eq!(
+        PhoneE164::parse("9876543210", region("IN"), true)
+            .unwrap()
+            .as_str(),
+        "+919876543210"
+    );
+    // Berlin 030 1234 5678 is always written with its 0.
+    assert_eq!(
+        phone_code("3012345678", "DE", true),
+        ErrorCode::PhoneLostPrefix
+    );
     // US numbers are written without their optional trunk 1: nothing was lost.
     assert_eq!(
         PhoneE164::parse("4155552671", region("US"), true)
@@ -346,6 +358,8 @@ fn check_text_refuses_mojibake_and_invisible_characters() {
         ("MÃ¼ller", ErrorCode::Mojibake),
         ("Itâ€™s", ErrorCode::Mojibake),
         ("CafÃ\u{a0}", ErrorCode::Mojibake),
+        // A UTF-8 BOM read as Windows-1252, as it appears on a damaged first header.
+        ("ï»¿Email", ErrorCode::Mojibake),
         ("Jane\u{200b}", ErrorCode::InvisibleCharacters),
         ("\u{feff}Jane", ErrorCode::InvisibleCharacters),
         ("Ja\u{0007}ne", ErrorCode::InvisibleCharacters),
