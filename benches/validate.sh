@@ -64,12 +64,12 @@ for N in $SIZES; do
   code=$?
   set -e
   [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate failed with $code"; exit 1; }
-  read -r ours_kib ours_wall <"$DIR/ours.time"
+  read -r ours_kib ours_wall < <(tail -n1 "$DIR/ours.time")
   ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
   ours_bad=$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["outcomes"]["invalid"])' "$RUN/summary.json")
 
   measure "$DIR/peer.time" "$PY" "$PEERS/validate_peer.py" "$DIR/contacts.csv" "$DIR/peer-failures.csv"
-  read -r peer_kib peer_wall <"$DIR/peer.time"
+  read -r peer_kib peer_wall < <(tail -n1 "$DIR/peer.time")
   peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
   peer_bad=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["invalid"])' "$DIR/peer.time.stdout")
 
@@ -93,7 +93,7 @@ if [ "${XLSX:-0}" = 1 ]; then
   code=$?
   set -e
   [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate (xlsx) failed with $code"; exit 1; }
-  read -r ours_kib ours_wall <"$DIR/ours.time"
+  read -r ours_kib ours_wall < <(tail -n1 "$DIR/ours.time")
   ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
   # The pandas peer: read_excel, then the same checks as validate_peer.py, row by row.
   cat >"$DIR/pandas_peer.py" <<'PYEOF'
@@ -127,7 +127,7 @@ secs = time.perf_counter() - t0
 print(json.dumps({"rows": rows, "invalid": bad, "seconds": round(secs, 3), "rows_per_s": round(rows / secs)}))
 PYEOF
   measure "$DIR/peer.time" "$PY" "$DIR/pandas_peer.py" "$DIR/contacts.xlsx"
-  read -r peer_kib peer_wall <"$DIR/peer.time"
+  read -r peer_kib peer_wall < <(tail -n1 "$DIR/peer.time")
   peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
   row "$N" xlsx "doto-bulk validate" "$ours_rps" "$ours_wall" "$((ours_kib / 1024))"
   row "$N" xlsx "pandas peer" "$peer_rps" "$peer_wall" "$((peer_kib / 1024))"

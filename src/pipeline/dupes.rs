@@ -70,12 +70,27 @@ impl Hasher for PassThrough {
     }
 }
 
+type Shard = HashMap<u64, Seen, BuildHasherDefault<PassThrough>>;
+
+/// Shards of the table, chosen by the top bits of the hash. A hash table grows by doubling, and
+/// while it moves its entries the old and the new table are both alive: with one table that
+/// transient is half the whole table again at the worst moment; with 256 shards only one small
+/// shard grows at a time, so the peak stays close to the steady size.
+const SHARDS: usize = 256;
+
 /// Remembers the first line of every email and identifier seen; feed it the rows in file order.
-#[derive(Default)]
 pub struct DupeTracker {
-    seen: HashMap<u64, Seen, BuildHasherDefault<PassThrough>>,
-    /// Lines do not fit the compact entry beyond 4 billion; such a file would be >100 GB.
-    overflow: bool,
+    shards: Vec<Shard>,
+    len: usize,
+}
+
+impl Default for DupeTracker {
+    fn default() -> Self {
+        DupeTracker {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            len: 0,
+        }
+    }
 }
 
 impl DupeTracker {
@@ -85,11 +100,11 @@ impl DupeTracker {
 
     /// Distinct keys remembered.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len == 0
     }
 
     /// Record this row's keys; returns those an earlier row already had (email first, then
@@ -107,11 +122,10 @@ impl DupeTracker {
 
     fn one(&mut self, key: MatchKey, value: &str, line: u64, out: &mut Vec<Duplicate>) {
         let (h, check) = fingerprint(key, value);
-        let line32 = u32::try_from(line).unwrap_or_else(|_| {
-            self.overflow = true;
-            u32::MAX
-        });
-        match self.seen.get(&h) {
+        // Lines beyond 4 billion (a file of >100 GB) are remembered as u32::MAX.
+        let line32 = u32::try_from(line).unwrap_or(u32::MAX);
+        let shard = &mut self.shards[(h >> 56) as usize % SHARDS];
+        match shard.get(&h) {
             Some(s) if s.check == check => out.push(Duplicate {
                 key,
                 value: value.to_owned(),
@@ -121,13 +135,14 @@ impl DupeTracker {
             // rather than reported falsely.
             Some(_) => {}
             None => {
-                self.seen.insert(
+                shard.insert(
                     h,
                     Seen {
                         line: line32,
                         check,
                     },
                 );
+                self.len += 1;
             }
         }
     }
