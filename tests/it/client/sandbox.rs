@@ -700,3 +700,49 @@ async fn updates_and_deletes_are_retried_through_faults_until_they_land() {
     assert!(listed_ids(&sb).is_empty());
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn searches_keep_to_their_own_lower_limit_and_only_searches_wait_for_it() {
+    let sb = spawn(SandboxConfig {
+        seed_contacts: 20,
+        limits: RateLimits {
+            search: Some(4),
+            window: Duration::from_secs(1),
+            ..RateLimits::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let ids: Vec<u64> = listed_ids(&sb).into_iter().collect();
+    // The client thinks search allows 50 a second; the server allows 4.
+    let api = client_with(&sb, &sb.admin_token.clone(), |c| {
+        c.search_rate = RateLimit::per_second(50)
+    });
+    let searches = futures::stream::iter(0..12)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.contacts().search(format!("x{i}")).all().await }
+        })
+        .buffer_unordered(6)
+        .collect::<Vec<_>>();
+    let (found, gets) = tokio::join!(searches, hammer(&api, &ids, 2));
+    assert!(found.iter().all(|r| r.is_ok()), "{found:?}");
+    assert!(gets.iter().all(|r| r.is_ok()));
+    let stats = sb.stats();
+    let m = api.metrics();
+    assert!(stats.rate_limited > 0);
+    assert_eq!(stats.count_status("GET", route::CONTACT, 429), 0);
+    assert_eq!(m.rate_limited, stats.rate_limited);
+    assert!(
+        m.search_rate.learned_budget.is_some_and(|b| b <= 4),
+        "{:?}",
+        m.search_rate
+    );
+    assert_eq!(
+        m.rate.learned_budget, None,
+        "a search 429 is not blamed on the general limit"
+    );
+    assert_eq!(m.rate.rate_per_sec, m.rate.max_rate_per_sec);
+    sb.shutdown().await.unwrap();
+}
