@@ -131,6 +131,10 @@ pub struct SandboxConfig {
     pub blank_search_422: bool,
     /// Very old versions replaced `additional_attributes` wholesale on update.
     pub replace_additional_attributes: bool,
+    /// After a create, or an update that sends `email` or `avatar_url`, the server adds keys of its
+    /// own to `additional_attributes` (`avatar_url_hash`, `last_avatar_sync_at`), as the real
+    /// avatar sync does a moment later: the write's response does not show them, a later read does.
+    pub server_attributes: bool,
     /// Generate this many realistic contacts at start.
     pub seed_contacts: usize,
     /// Seed of the contact generator (and of the unstable order).
@@ -157,6 +161,7 @@ impl Default for SandboxConfig {
             search_total_count: false,
             blank_search_422: false,
             replace_additional_attributes: false,
+            server_attributes: false,
             seed_contacts: 0,
             seed: 1,
             seed_file: None,
