@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::api::{ApiError, Client, ClientConfig};
 use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
 
-use super::journal::{Entry, Journal, Ledger, Op};
+use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
 use super::lookup::{self, Key, Known};
 use super::plan::{self, Action, Change, Policy};
 
@@ -139,7 +139,7 @@ pub enum Stop {
 pub struct Engine {
     pub client: Client,
     pub known: Mutex<Known>,
-    journal: Option<Arc<Mutex<Journal>>>,
+    journal: Option<GroupJournal>,
     ledger: Ledger,
     policy: Policy,
     dry_run: bool,
@@ -173,7 +173,7 @@ impl Engine {
         Engine {
             client,
             known: Mutex::new(known),
-            journal: journal.map(|j| Arc::new(Mutex::new(j))),
+            journal: journal.map(GroupJournal::start),
             ledger,
             policy: opts.policy,
             dry_run: opts.dry_run,
@@ -251,12 +251,10 @@ impl Engine {
     }
 
     async fn record(&self, e: Entry) -> Result<()> {
-        let Some(j) = &self.journal else {
-            return Ok(());
-        };
-        let j = Arc::clone(j);
-        // The sync blocks: keep it off the async workers.
-        tokio::task::spawn_blocking(move || j.lock().unwrap().record(&e)).await?
+        match &self.journal {
+            Some(j) => j.record(e).await,
+            None => Ok(()),
+        }
     }
 
     /// Look the row's keys up on the server now, and make [`Known`] say what it found. Returns
