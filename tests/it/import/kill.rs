@@ -157,3 +157,44 @@ async fn a_run_killed_at_several_points_and_resumed_ends_like_an_uninterrupted_r
     }
     assert_eq!(summary["outcomes"]["updated"], N / 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_lets_writes_in_flight_finish_flushes_the_reports_and_exits_130() {
+    const N: usize = 300;
+    let w = World::new(SandboxConfig {
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let file = w.write("f.csv", &faulty_world_rows(N));
+    let map = w.write("m.yaml", MAPPING_WITH_NOTE);
+    let run = w.path("run");
+    let child = spawn_import(&w.sb, &file, &map, &run, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while writes(&w.sb) < 30 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stopped"], "interrupted");
+    let done = summary["rows_read"].as_u64().unwrap();
+    assert!(done > 0 && done < N as u64, "{summary}");
+    // Every row reported as created has its contact and its note: nothing was cut mid-row.
+    let stored = w.sb.contacts().len() as u64;
+    assert_eq!(summary["outcomes"]["created"].as_u64().unwrap(), stored);
+    assert_eq!(w.sb.notes().len() as u64, stored);
+    let results = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    assert_eq!(results.lines().count() as u64, done + 1);
+}
