@@ -268,12 +268,15 @@ pub async fn run_import(
     // 2. What the account already has.
     let client = Client::new(config.clone())?;
     let distinct: BTreeSet<Key> = rows.iter().flat_map(|r| r.keys.iter().cloned()).collect();
+    let mut first_page = None;
     let (strategy, choice) = match args.lookup {
         Strategy::Auto if distinct.is_empty() => (Strategy::Index, None),
         Strategy::Auto => {
-            let total = lookup::account_total(&client)
+            let page = lookup::first_page(&client)
                 .await
                 .context("cannot reach the account")?;
+            let total = lookup::total_of(&page);
+            first_page = Some(page);
             let c = lookup::choose(
                 distinct.len() as u64,
                 total,
@@ -301,7 +304,7 @@ pub async fn run_import(
             }
             _ => {
                 let p = Progress::rows(quiet, "listing contacts");
-                let k = lookup::load_index(&client, || p.inc(1))
+                let k = lookup::load_index(&client, first_page.take(), 4, || p.inc(1))
                     .await
                     .context("cannot list the account's contacts")?;
                 p.finish();

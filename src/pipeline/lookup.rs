@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 
-use crate::api::{ApiError, Client, Contact, DEFAULT_SORT, PAGE_SIZE};
+use crate::api::{ApiError, Client, Contact, DEFAULT_SORT, PAGE_SIZE, Page};
 use crate::mapping::MatchKey;
 use crate::model::ContactDraft;
 
@@ -194,19 +194,60 @@ pub fn choose(keys: u64, account_total: u64, rate_per_s: f64, search_per_s: f64)
     }
 }
 
-/// The account's total as the listing reports it (one request).
-pub async fn account_total(client: &Client) -> Result<u64, ApiError> {
-    let page = client.contacts().list().sort(DEFAULT_SORT).page(1).await?;
-    Ok(page.count.unwrap_or(page.items.len() as u64))
+/// The listing's order for the index: emails are unique, so pages of contacts that have one
+/// cannot overlap or skip (contacts without an email tie; the total check catches that).
+const INDEX_SORT: &str = "email";
+
+/// The first page of the listing, in the index's order: its `count` is the account's total, and
+/// [`load_index`] starts from it, so choosing costs no extra request.
+pub async fn first_page(client: &Client) -> Result<Page<Contact>, ApiError> {
+    client.contacts().list().sort(INDEX_SORT).page(1).await
 }
 
-/// `Index`: every listed contact, each once. `tick` is called per contact (progress).
-pub async fn load_index(client: &Client, mut tick: impl FnMut()) -> Result<Known, ApiError> {
+/// The account's total on a first page.
+pub fn total_of(page: &Page<Contact>) -> u64 {
+    page.count.unwrap_or(page.items.len() as u64)
+}
+
+/// `Index`: every listed contact, each once, from `first` (page 1, when already fetched) and the
+/// remaining pages, `concurrency` at a time. When the pages did not show the server's total
+/// (contacts changed meanwhile, ties in the order), the client's multi-pass listing finishes the
+/// job. `tick` is called per contact (progress).
+pub async fn load_index(
+    client: &Client,
+    first: Option<Page<Contact>>,
+    concurrency: usize,
+    mut tick: impl FnMut(),
+) -> Result<Known, ApiError> {
+    let first = match first {
+        Some(p) => p,
+        None => first_page(client).await?,
+    };
+    let total = total_of(&first);
+    let pages = total.div_ceil(PAGE_SIZE as u64).max(1) as u32;
     let mut known = Known::new();
-    let mut s = client.contacts().list().sort(DEFAULT_SORT).stream();
-    while let Some(c) = s.next().await {
-        known.insert(c?);
+    for c in first.items {
+        known.insert(c);
         tick();
+    }
+    let list = client.contacts().list().sort(INDEX_SORT);
+    let mut rest = futures::stream::iter(2..=pages)
+        .map(|n| {
+            let list = list.clone();
+            async move { list.page(n).await }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(page) = rest.next().await {
+        for c in page?.items {
+            known.insert(c);
+            tick();
+        }
+    }
+    if (known.len() as u64) < total {
+        let mut s = client.contacts().list().sort(DEFAULT_SORT).stream();
+        while let Some(c) = s.next().await {
+            known.insert(c?);
+        }
     }
     Ok(known)
 }
