@@ -556,3 +556,19 @@ async fn an_interrupted_run_resumed_ends_with_every_row_exactly_once() {
     assert!(w.writes() > writes_before);
     assert_exactly_once(&w, N);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_invalid_rows_stop_the_run_before_any_write() {
+    let w = World::plain().await;
+    let csv = format!("{HEADER}A,bad1,1,,\nB,bad2,2,,\nC,bad3,3,,\nD,d@x.com,4,,\n");
+    let run = w
+        .import(&csv, MAPPING, "run", |a| a.max_errors = Some(2))
+        .await;
+    assert_eq!(run.exit_code, 1);
+    assert!(run.fatal.as_deref().unwrap().contains("--max-errors"));
+    assert_eq!(run.summary.stopped.as_deref(), Some("max_errors"));
+    assert_eq!(w.writes(), 0);
+    // The invalid rows are still reported.
+    let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();
+    assert_eq!(failures.lines().count(), 4);
+}
