@@ -40,6 +40,8 @@ pub(crate) struct RawReader<R> {
     rdr: R,
     core: csv_core::Reader,
     delimiter: u8,
+    /// The byte that ends a line: `\n`, or `\r` in a file with old Mac line endings (no `\n`).
+    newline: u8,
     /// 1-based line of the next unread byte.
     line: u64,
     out: Vec<u8>,
@@ -50,8 +52,8 @@ pub(crate) struct RawReader<R> {
     done: bool,
 }
 
-fn count_nl(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+fn count(b: &[u8], byte: u8) -> u64 {
+    b.iter().filter(|&&c| c == byte).count() as u64
 }
 
 impl<R: BufRead> RawReader<R> {
@@ -60,6 +62,7 @@ impl<R: BufRead> RawReader<R> {
             rdr,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             delimiter,
+            newline: b'\n',
             line: 1,
             out: vec![0; 4096],
             ends: vec![0; 64],
@@ -88,7 +91,7 @@ impl<R: BufRead> RawReader<R> {
                 .position(|&b| b != b'\n' && b != b'\r')
                 .unwrap_or(buf.len());
             let more = n == buf.len();
-            self.line += count_nl(&buf[..n]);
+            self.line += count(&buf[..n], self.newline);
             self.rdr.consume(n);
             if !more {
                 break;
@@ -105,7 +108,10 @@ impl<R: BufRead> RawReader<R> {
                 self.core
                     .read_record(buf, &mut self.out[outlen..], &mut self.ends[endlen..]);
             if nin > 0 {
-                ended_nl = buf[nin - 1] == b'\n';
+                ended_nl = buf[nin - 1] == self.newline;
+                if self.newline != b'\n' {
+                    self.line += count(&buf[..nin], self.newline);
+                }
             }
             self.rdr.consume(nin);
             outlen += nout;
@@ -131,13 +137,17 @@ impl<R: BufRead> RawReader<R> {
                     self.ends.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::Record => {
-                    self.line += self.core.line() - core_line;
+                    if self.newline == b'\n' {
+                        self.line += self.core.line() - core_line;
+                    }
                     self.nfields = endlen;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
                 }
                 csv_core::ReadRecordResult::End => {
-                    self.line += self.core.line() - core_line;
+                    if self.newline == b'\n' {
+                        self.line += self.core.line() - core_line;
+                    }
                     self.done = true;
                     return Ok(false);
                 }
@@ -248,6 +258,8 @@ pub struct CsvSource {
     describe: String,
     out: Queue,
     trailer: Trailer,
+    /// Columns up to the last one with a name: a row may stop there.
+    named_width: usize,
     /// Last line of the previous record (or of the header).
     prev_end: u64,
     done: bool,
@@ -294,6 +306,12 @@ impl CsvSource {
                 }
             }
         };
+        // Old Mac files end lines with a lone CR: count those, or every row would be "line 1".
+        let newline = if !prefix.contains(&b'\n') && prefix.contains(&b'\r') {
+            b'\r'
+        } else {
+            b'\n'
+        };
         drop(prefix);
 
         f.seek(SeekFrom::Start(det.bom_len as u64))
@@ -316,6 +334,7 @@ impl CsvSource {
             ));
         }
         let mut raw = RawReader::new(rdr, delimiter);
+        raw.newline = newline;
         loop {
             if !raw.read().with_context(|| format!("{file}: cannot read"))? {
                 if header_line > 1 {
@@ -346,6 +365,10 @@ impl CsvSource {
             raw.start_line
         );
         Ok(CsvSource {
+            named_width: headers
+                .iter()
+                .rposition(|h| !h.is_empty())
+                .map_or(0, |i| i + 1),
             file,
             prev_end: raw.end_line,
             raw,
@@ -443,9 +466,12 @@ impl CsvSource {
         };
 
         let w = self.headers.len();
-        // A trailing delimiter (empty fields past the header) shifts nothing: drop them.
+        // A trailing delimiter (empty fields past the header) shifts nothing: drop them. Nor does
+        // leaving out the unnamed columns at the end of the header: add them back empty.
         if n > w && fields[w..].iter().all(|f| f.trim().is_empty()) {
             fields.truncate(w);
+        } else if n < w && n >= self.named_width {
+            fields.resize(w, String::new());
         }
         let ragged = fields.len() != w;
         let single = fields[first + 1..].iter().all(|f| f.trim().is_empty());

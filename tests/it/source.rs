@@ -307,6 +307,18 @@ fn csv_quoted_newlines_keep_later_line_numbers_right() {
 }
 
 #[test]
+fn csv_old_mac_line_endings_still_number_the_lines() {
+    let dir = TempDir::new().unwrap();
+    let p = write(&dir, "mac.csv", b"Name,Note\rAnn,\"a\rb\"\r\rBob,x\r");
+    let (_, items) = read(&p);
+    // Ann spans lines 2-3 (a quoted CR), line 4 is blank.
+    assert_eq!(items.iter().map(line).collect::<Vec<_>>(), [2, 4, 5]);
+    assert_eq!(fields(records(&items)[0]), ["Ann", "a\rb"]);
+    assert_eq!(issues(&items)[0].line, 4);
+    assert_eq!(records(&items)[1].line, 5);
+}
+
+#[test]
 fn csv_ragged_rows_both_ways_are_issues_and_shift_nothing() {
     let dir = TempDir::new().unwrap();
     let p = write(
@@ -361,6 +373,25 @@ fn csv_unclosed_quote_is_reported_with_the_lines_it_swallowed() {
         "{}",
         bad[0].error.message
     );
+}
+
+#[test]
+fn csv_unnamed_trailing_columns_may_be_left_out_or_filled() {
+    let dir = TempDir::new().unwrap();
+    let p = write(
+        &dir,
+        "trailing.csv",
+        b"Name,Email,\nAnn,a@x.com\nBob,b@x.com,note\nCid\nDee,d@x.com,\n",
+    );
+    let (src, items) = read(&p);
+    assert_eq!(src.headers(), strings(&["Name", "Email", ""]));
+    assert!(src.warnings()[0].contains("column 3 has a blank header"));
+    let recs = records(&items);
+    assert_eq!(fields(recs[0]), ["Ann", "a@x.com", ""]);
+    assert_eq!(fields(recs[1]), ["Bob", "b@x.com", "note"]);
+    // A named column missing is still ragged.
+    assert_eq!(issues(&items)[0].error.code, ErrorCode::RaggedRow);
+    assert_eq!(issues(&items)[0].line, 4);
 }
 
 #[test]
