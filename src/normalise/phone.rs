@@ -222,6 +222,9 @@ fn scan(s: &str) -> Result<(bool, String), String> {
     for c in s.chars() {
         match c {
             '0'..='9' => digits.push(c),
+            // Digits of other scripts, as Google reads them (fullwidth from CJK input methods,
+            // Arabic-Indic, Persian, Devanagari).
+            c if other_digit(c).is_some() => digits.push(other_digit(c).unwrap_or('0')),
             '+' | '\u{FF0B}' => {
                 if plus || !digits.is_empty() {
                     return Err("a '+' in the middle".into());
@@ -260,6 +263,18 @@ fn scan(s: &str) -> Result<(bool, String), String> {
         return Err("two numbers in one cell".into());
     }
     Ok((plus, digits))
+}
+
+/// The ASCII digit for a decimal digit of another script we accept.
+fn other_digit(c: char) -> Option<char> {
+    let zero = match c {
+        '\u{FF10}'..='\u{FF19}' => 0xFF10,
+        '\u{0660}'..='\u{0669}' => 0x0660,
+        '\u{06F0}'..='\u{06F9}' => 0x06F0,
+        '\u{0966}'..='\u{096F}' => 0x0966,
+        _ => return None,
+    };
+    char::from_digit(c as u32 - zero, 10)
 }
 
 /// A numeric spreadsheet cell holds digits only: a leading `0` (trunk prefix, or the Italian

@@ -8,10 +8,6 @@ use std::process::Command;
 use doto_bulk::model::ErrorCode;
 use doto_bulk::normalise::{Email, Identifier, PhoneE164, Region, check_text};
 
-fn gb() -> Option<Region> {
-    Region::parse("GB")
-}
-
 fn region(s: &str) -> Option<Region> {
     Some(Region::parse(s).unwrap_or_else(|| panic!("region {s}")))
 }
@@ -43,6 +39,8 @@ fn phones_written_nationally_and_internationally_become_e164() {
         ("(11) 98765-4321", "BR", "+5511987654321"),
         ("03-1234-5678", "JP", "+81312345678"),
         ("\u{a0}0412 345 678\u{a0}", "AU", "+61412345678"),
+        ("０３-１２３４-５６７８", "JP", "+81312345678"),
+        ("+٩٧١ ٥٠ ١٢٣ ٤٥٦٧", "AE", "+971501234567"),
     ] {
         assert_eq!(phone(raw, r).as_deref(), Ok(want), "{raw:?} in {r}");
     }
@@ -50,10 +48,7 @@ fn phones_written_nationally_and_internationally_become_e164() {
 
 #[test]
 fn italian_leading_zero_is_part_of_the_number() {
-    assert_eq!(
-        phone("06 6982 1234", "IT").as_deref(),
-        Ok("+39066982 1234".replace(' ', "").as_str())
-    );
+    assert_eq!(phone("06 6982 1234", "IT").as_deref(), Ok("+390669821234"));
     assert_eq!(
         phone("+39 06 6982 1234", "US").as_deref(),
         Ok("+390669821234")
@@ -124,6 +119,19 @@ fn too_short_too_long_bad_country_codes_and_two_numbers_are_invalid() {
     assert!(
         msg.starts_with(r#""+44 20" is not a valid phone number for region GB"#),
         "{msg}"
+    );
+}
+
+#[test]
+fn digits_valid_both_nationally_and_after_the_country_code_are_ambiguous() {
+    // Google reads it nationally (+49 4923 35348894); +49 2335 348894 is valid too.
+    let (code, msg) = phone("492335348894", "DE").unwrap_err();
+    assert_eq!(code, ErrorCode::InvalidPhone);
+    assert!(msg.contains("ambiguous"), "{msg}");
+    // With the trunk 0 it is one number.
+    assert_eq!(
+        phone("0492335348894", "DE").as_deref(),
+        Ok("+49492335348894")
     );
 }
 
@@ -258,7 +266,6 @@ fn regions_from_codes_and_country_names() {
             .as_str(),
         "+442079460958"
     );
-    let _ = gb();
 }
 
 #[test]
