@@ -561,3 +561,9 @@ fn error_chain(e: &reqwest::Error) -> String {
         parts.join(": ")
     }
 }
+
+// Workers share one client across tasks: keep it `Clone + Send + Sync` (checked at compile time).
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Client>();
+};

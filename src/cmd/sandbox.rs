@@ -144,6 +144,7 @@ impl Args {
                 burst_len: self.burst_len.max(1),
             },
             latency: Duration::from_millis(self.latency_ms),
+            race_window: Duration::from_millis(1),
             unstable_order: !self.stable_order,
             search_total_count: self.search_total_count,
             blank_search_422: self.blank_search_422,

@@ -121,6 +121,9 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Added to every API request before it is handled.
     pub latency: Duration,
+    /// Time between a create's uniqueness checks and its insert, during which a concurrent create
+    /// with the same phone also passes (the real check is not atomic). 1 ms by default.
+    pub race_window: Duration,
     /// When no `sort` is sent, return rows in an order that changes on every request (as Postgres
     /// may), so a client that pages without sorting misses or duplicates contacts.
     pub unstable_order: bool,
@@ -157,6 +160,7 @@ impl Default for SandboxConfig {
             limits: RateLimits::default(),
             faults: Faults::default(),
             latency: Duration::ZERO,
+            race_window: Duration::from_millis(1),
             unstable_order: true,
             search_total_count: false,
             blank_search_422: false,

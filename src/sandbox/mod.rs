@@ -14,6 +14,14 @@
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
 //! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
 //! [`server`] (accept loop that can drop a connection).
+//!
+//! Side endpoints (no token, not counted, not rate-limited): `GET /_sandbox/stats` ([`Stats`] as
+//! JSON), `GET /_sandbox/state` (every contact, note and conversation), `POST /_sandbox/reset`
+//! (forget everything; `?what=stats` zeroes only the counters), `GET /_sandbox/health`.
+//!
+//! Tokens: `config.admin_token` (an administrator of `config.account_id`) and `config.agent_token`
+//! (an agent: everything but delete). `config.other_account_id` exists but neither token belongs to
+//! it. The tokens are fake and local, which is why `doto-bulk sandbox` prints them.
 pub mod config;
 pub mod faults;
 pub mod limits;

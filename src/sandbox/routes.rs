@@ -4,7 +4,7 @@
 //! limiter (rack-attack) sits in front of everything, even authentication.
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -341,7 +341,7 @@ fn scrambled(st: &SandboxState, ids: &[u64], offset: usize, len: usize) -> Vec<u
     if n == 0 || offset >= n {
         return vec![];
     }
-    let end = (offset + len).min(n);
+    let end = offset.saturating_add(len).min(n);
     if !st.config().unstable_order {
         return ids[offset..end].to_vec();
     }
@@ -405,7 +405,7 @@ async fn list(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let mut store = lock(&st.inner.store);
     let ids = store.listed(acc, sort);
     let count = ids.len();
@@ -450,7 +450,7 @@ async fn search(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let store = lock(&st.inner.store);
     let ids = store.search(acc, text, sort);
     let total = ids.len();
@@ -461,7 +461,7 @@ async fn search(
     let meta = if st.config().search_total_count {
         json!({"count": total, "current_page": current_page})
     } else {
-        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset + PER_PAGE})
+        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset.saturating_add(PER_PAGE)})
     };
     let rows: Vec<&str> = page_ids
         .iter()
@@ -534,7 +534,7 @@ async fn create(
     // Rails validates with SELECTs and inserts later, in another statement: a concurrent create can
     // slip in between. Only the unique indexes (email, identifier) catch it, as a 500; phone has none.
     if draft.phone_number.is_some() || draft.email.is_some() || draft.identifier.is_some() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(st.config().race_window).await;
     }
     let saved = match lock(&st.inner.store).insert(draft) {
         Ok(c) => c,

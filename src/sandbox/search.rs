@@ -100,11 +100,14 @@ impl SearchIndex {
 
     /// Ids of live entries where `ci_match` accepts one of the lower-cased fields or `cs_match`
     /// accepts the identifier. `ci_needle`/`cs_needle` are literal substrings every match must
-    /// contain (a prefilter); `None` means "check every entry".
+    /// contain (a prefilter); `None` means "check every entry". With `exact`, the needles are the
+    /// whole patterns and a needle hit is the answer (it cannot span a separator, which it never
+    /// contains), so the matchers are not called.
     pub fn query(
         &self,
         ci_needle: Option<&str>,
         cs_needle: Option<&str>,
+        exact: bool,
         ci_match: &dyn Fn(&str) -> bool,
         cs_match: &dyn Fn(&str) -> bool,
     ) -> Vec<u64> {
@@ -119,6 +122,9 @@ impl SearchIndex {
             .into_iter()
             .filter(|&i| self.live[i])
             .filter(|&i| {
+                if exact && ci_needle.is_some() {
+                    return true;
+                }
                 let seg =
                     std::str::from_utf8(Self::segment(&self.ci, &self.ci_starts, i)).unwrap_or("");
                 seg.split(SEP).any(ci_match)
@@ -132,6 +138,9 @@ impl SearchIndex {
             _ => cs_cand.extend(0..self.ids.len()),
         }
         hits.extend(cs_cand.into_iter().filter(|&i| self.live[i]).filter(|&i| {
+            if exact && cs_needle.is_some() {
+                return true;
+            }
             let seg =
                 std::str::from_utf8(Self::segment(&self.cs, &self.cs_starts, i)).unwrap_or("");
             cs_match(seg)
@@ -166,6 +175,7 @@ mod tests {
             ix.query(
                 Some("jane"),
                 Some("jane"),
+                false,
                 &contains("jane"),
                 &contains("jane")
             ),
@@ -177,6 +187,7 @@ mod tests {
             ix.query(
                 Some("jane"),
                 Some("jane"),
+                true,
                 &contains("jane"),
                 &contains("jane")
             ),
@@ -185,8 +196,10 @@ mod tests {
         assert_eq!(ix.len(), 2);
         // A match never spans two fields or two entries.
         assert!(
-            ix.query(Some("x.combob"), None, &contains("x.combob"), &|_| false)
-                .is_empty()
+            ix.query(Some("x.combob"), None, true, &contains("x.combob"), &|_| {
+                false
+            })
+            .is_empty()
         );
     }
 }

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::config::Flavour;
 use super::search::{Entry, SearchIndex};
 
 /// A row of the `contacts` table.
@@ -762,6 +761,7 @@ impl Store {
             Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
                 lpat.literal().as_deref(),
                 pat.literal().as_deref(),
+                pat.plain.is_some(),
                 &|s| lpat.matches(s),
                 &|s| pat.matches(s),
             ),
@@ -965,11 +965,21 @@ impl Like {
         if let Some(p) = &self.plain {
             return s.contains(p.as_str());
         }
-        // Classic wildcard matching with one backtrack point (linear for `%` patterns).
-        let text: Vec<char> = s.chars().collect();
+        // ASCII text is indexed in place; other text is decoded to chars once.
+        if s.is_ascii() {
+            let b = s.as_bytes();
+            self.wild(b.len(), |i| char::from(b[i]))
+        } else {
+            let text: Vec<char> = s.chars().collect();
+            self.wild(text.len(), |i| text[i])
+        }
+    }
+
+    /// Classic wildcard matching with one backtrack point (linear for `%` patterns).
+    fn wild(&self, len: usize, at: impl Fn(usize) -> char) -> bool {
         let (mut ti, mut pi) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
-        while ti < text.len() {
+        while ti < len {
             match self.toks.get(pi) {
                 Some(Tok::Any) => {
                     star = Some((pi, ti));
@@ -979,7 +989,7 @@ impl Like {
                     ti += 1;
                     pi += 1;
                 }
-                Some(Tok::Lit(c)) if *c == text[ti] => {
+                Some(Tok::Lit(c)) if *c == at(ti) => {
                     ti += 1;
                     pi += 1;
                 }
@@ -1012,14 +1022,6 @@ pub fn render_all(store: &Store) -> Vec<Value> {
 
 pub fn total_pages(count: usize) -> usize {
     count.div_ceil(PER_PAGE)
-}
-
-#[allow(dead_code)]
-pub fn flavour_name(f: Flavour) -> &'static str {
-    match f {
-        Flavour::Chatwoot => "chatwoot",
-        Flavour::Doto => "doto",
-    }
 }
 
 #[cfg(test)]
@@ -1112,6 +1114,9 @@ mod tests {
     #[test]
     fn like_wildcards() {
         assert!(Like::new("jane").matches("mary.jane@x.com"));
+        // `_` is one character, not one byte.
+        assert!(Like::new("m_ller").matches("herr müller"));
+        assert!(!Like::new("m__ller").matches("herr müller"));
         assert!(Like::new("j_ne").matches("mary.jane@x.com"));
         assert!(Like::new("m%x.com").matches("mary.jane@x.com"));
         assert!(!Like::new("j_ne").matches("jne"));

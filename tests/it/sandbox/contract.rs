@@ -304,6 +304,9 @@ async fn current_page_is_the_string_sent_or_the_integer_1_when_not_sent() {
 async fn a_page_of_zero_or_not_a_number_is_a_500() {
     let api = Api::default();
     api.create(json!({"email": "a@x.com"})).await;
+    let huge = api.get("/contacts?page=18446744073709551615").await;
+    assert_eq!(huge.status, StatusCode::OK);
+    assert_eq!(huge.json["payload"], json!([]));
     for p in ["0", "abc", "-1"] {
         assert_eq!(
             api.get(&format!("/contacts?page={p}")).await.status,
