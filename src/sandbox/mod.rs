@@ -22,6 +22,25 @@
 //! Tokens: `config.admin_token` (an administrator of `config.account_id`) and `config.agent_token`
 //! (an agent: everything but delete). `config.other_account_id` exists but neither token belongs to
 //! it. The tokens are fake and local, which is why `doto-bulk sandbox` prints them.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use doto_bulk::sandbox::{RateLimits, SandboxConfig, spawn};
+//! let sb = spawn(SandboxConfig {
+//!     seed_contacts: 100,
+//!     limits: RateLimits { global: Some(50), window: std::time::Duration::from_secs(1), ..Default::default() },
+//!     ..Default::default()
+//! })
+//! .await?;
+//! let url = format!("{}/api/v1/accounts/{}/contacts?sort=name", sb.base_url, sb.account_id);
+//! let page: serde_json::Value =
+//!     reqwest::Client::new().get(url).header("api_access_token", &sb.admin_token).send().await?.json().await?;
+//! assert_eq!(page["payload"].as_array().map(Vec::len), Some(15));
+//! assert!(sb.stats().admitted_per_window(None).values().all(|&n| n <= 50));
+//! sb.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 pub mod config;
 pub mod faults;
 pub mod limits;
