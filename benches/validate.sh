@@ -29,11 +29,14 @@ PY=$VENV/bin/python
 cargo build --release --quiet
 BIN=$ROOT/target/release/doto-bulk
 
-# measure OUTFILE CMD...: run CMD, write "<peak RSS KiB> <wall seconds>" to OUTFILE.
+# measure OUTFILE CMD...: run CMD, write "<peak RSS KiB> <wall s> <CPU s (user+sys)>" to OUTFILE.
+# CPU seconds are reported beside wall time because the machine may be shared: rows per CPU
+# second does not depend on what else runs.
 measure() {
   local out=$1; shift
   if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f "%M %e" -o "$out" "$@" >"$out.stdout"
+    /usr/bin/time -f "%M %e %U %S" -o "$out" "$@" >"$out.stdout"
+    awk 'END { printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
   else
     local t0 t1 pid hwm=0 h
     t0=$(date +%s.%N)
@@ -45,12 +48,24 @@ measure() {
     done
     wait "$pid"
     t1=$(date +%s.%N)
-    echo "$hwm $(echo "$t1 - $t0" | bc)" >"$out"
+    echo "$hwm $(echo "$t1 - $t0" | bc) NA" >"$out"
   fi
 }
 
-printf '%-8s %-6s %-22s %12s %10s %12s\n' rows format tool rows/s wall_s peak_RSS_MiB
-row() { printf '%-8s %-6s %-22s %12s %10s %12s\n' "$@"; }
+printf '%-8s %-5s %-20s %10s %8s %8s %12s %9s\n' rows fmt tool rows/s wall_s cpu_s rows/cpu_s RSS_MiB
+row() { printf '%-8s %-5s %-20s %10s %8s %8s %12s %9s\n' "$@"; }
+per_cpu() { "$PY" -c "import sys; c=sys.argv[2]; print('NA' if c=='NA' else round(int(sys.argv[1])/float(c)))" "$1" "$2"; }
+ratio() { "$PY" -c "import sys; a,b=sys.argv[1:]; print('NA' if 'NA' in (a,b) else f'{float(a)/float(b):.1f}x')" "$1" "$2"; }
+
+# report_rows N FORMAT PEER_NAME: the two tools and their ratios (higher is better for us).
+report_rows() {
+  local ours_pc peer_pc
+  ours_pc=$(per_cpu "$1" "$ours_cpu"); peer_pc=$(per_cpu "$1" "$peer_cpu")
+  row "$1" "$2" "doto-bulk validate" "$ours_rps" "$ours_wall" "$ours_cpu" "$ours_pc" "$((ours_kib / 1024))"
+  row "$1" "$2" "$3" "$peer_rps" "$peer_wall" "$peer_cpu" "$peer_pc" "$((peer_kib / 1024))"
+  row "$1" "$2" "ratio ours/peer" "$(ratio "$ours_rps" "$peer_rps")" "$(ratio "$peer_wall" "$ours_wall")" \
+    "$(ratio "$peer_cpu" "$ours_cpu")" "$(ratio "$ours_pc" "$peer_pc")" "-"
+}
 
 for N in $SIZES; do
   DIR=$DATA/$N
@@ -64,19 +79,16 @@ for N in $SIZES; do
   code=$?
   set -e
   [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate failed with $code"; exit 1; }
-  read -r ours_kib ours_wall <"$DIR/ours.time"
+  read -r ours_kib ours_wall ours_cpu < <(tail -n1 "$DIR/ours.time")
   ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
   ours_bad=$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["outcomes"]["invalid"])' "$RUN/summary.json")
 
   measure "$DIR/peer.time" "$PY" "$PEERS/validate_peer.py" "$DIR/contacts.csv" "$DIR/peer-failures.csv"
-  read -r peer_kib peer_wall <"$DIR/peer.time"
+  read -r peer_kib peer_wall peer_cpu < <(tail -n1 "$DIR/peer.time")
   peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
   peer_bad=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["invalid"])' "$DIR/peer.time.stdout")
 
-  row "$N" csv "doto-bulk validate" "$ours_rps" "$ours_wall" "$((ours_kib / 1024))"
-  row "$N" csv "python peer" "$peer_rps" "$peer_wall" "$((peer_kib / 1024))"
-  row "$N" csv "ratio (ours/peer)" "$("$PY" -c "print(f'{$ours_rps/$peer_rps:.1f}x')")" \
-    "$("$PY" -c "print(f'{$peer_wall/$ours_wall:.1f}x')")" "-"
+  report_rows "$N" csv "python peer"
   echo "         (invalid rows: ours $ours_bad, peer $peer_bad; the peer checks phone and email only)"
 done
 
@@ -93,7 +105,7 @@ if [ "${XLSX:-0}" = 1 ]; then
   code=$?
   set -e
   [ "$code" = 0 ] || [ "$code" = 3 ] || { echo "doto-bulk validate (xlsx) failed with $code"; exit 1; }
-  read -r ours_kib ours_wall <"$DIR/ours.time"
+  read -r ours_kib ours_wall ours_cpu < <(tail -n1 "$DIR/ours.time")
   ours_rps=$("$PY" -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rows_per_s"]))' "$RUN/summary.json")
   # The pandas peer: read_excel, then the same checks as validate_peer.py, row by row.
   cat >"$DIR/pandas_peer.py" <<'PYEOF'
@@ -127,10 +139,7 @@ secs = time.perf_counter() - t0
 print(json.dumps({"rows": rows, "invalid": bad, "seconds": round(secs, 3), "rows_per_s": round(rows / secs)}))
 PYEOF
   measure "$DIR/peer.time" "$PY" "$DIR/pandas_peer.py" "$DIR/contacts.xlsx"
-  read -r peer_kib peer_wall <"$DIR/peer.time"
+  read -r peer_kib peer_wall peer_cpu < <(tail -n1 "$DIR/peer.time")
   peer_rps=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["rows_per_s"])' "$DIR/peer.time.stdout")
-  row "$N" xlsx "doto-bulk validate" "$ours_rps" "$ours_wall" "$((ours_kib / 1024))"
-  row "$N" xlsx "pandas peer" "$peer_rps" "$peer_wall" "$((peer_kib / 1024))"
-  row "$N" xlsx "ratio (ours/peer)" "$("$PY" -c "print(f'{$ours_rps/$peer_rps:.1f}x')")" \
-    "$("$PY" -c "print(f'{$peer_wall/$ours_wall:.1f}x')")" "-"
+  report_rows "$N" xlsx "pandas peer"
 fi

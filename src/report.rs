@@ -323,16 +323,39 @@ impl Summary {
 
     /// The table printed on the terminal at the end of a run.
     pub fn table(&self) -> String {
+        // Good news first, then failures with their codes, then what was left alone.
+        const ORDER: [&str; 7] = [
+            "valid",
+            "created",
+            "updated",
+            "unchanged",
+            "failed",
+            "invalid",
+            "skipped",
+        ];
+        let rank = |a: &str| ORDER.iter().position(|o| *o == a).unwrap_or(ORDER.len());
+        let mut actions: Vec<(&String, &u64)> = self.outcomes.iter().collect();
+        actions.sort_by_key(|(a, _)| rank(a));
         let mut rows: Vec<(String, String)> = vec![("rows read".into(), num(self.rows_read))];
-        for (action, n) in &self.outcomes {
-            rows.push((action.clone(), num(*n)));
-            if action == "invalid" || action == "failed" {
+        let has_valid = self.outcomes.contains_key("valid");
+        let last_failure = actions
+            .iter()
+            .rposition(|(a, _)| *a == "failed" || *a == "invalid");
+        for (i, (action, n)) in actions.iter().enumerate() {
+            rows.push(((*action).clone(), num(**n)));
+            // validate's duplicates are valid rows: shown as a part of them.
+            if *action == "valid" {
+                rows.push(("  duplicates in file".into(), num(self.duplicates_in_file)));
+            }
+            if Some(i) == last_failure {
                 for (code, n) in &self.failures_by_code {
                     rows.push((format!("  {code}"), num(*n)));
                 }
             }
         }
-        rows.push(("duplicates in file".into(), num(self.duplicates_in_file)));
+        if !has_valid {
+            rows.push(("duplicates in file".into(), num(self.duplicates_in_file)));
+        }
         rows.push((
             "rate".into(),
             format!(

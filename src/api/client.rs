@@ -366,9 +366,19 @@ impl Client {
                     if status.is_server_error() {
                         bump(&c.server_errors);
                     }
-                    inner.general.report(ticket, signal);
-                    if let Some(t) = search_ticket {
-                        inner.search.report(t, signal);
+                    match search_ticket {
+                        // A 429 on a search is most likely the search limit (per account, much
+                        // lower): it closes the search gate only. If the general limit was hit
+                        // instead, the next non-search request finds out.
+                        Some(t) => {
+                            inner.search.report(t, signal);
+                            let general = match signal {
+                                LimitSignal::Limited(_) => LimitSignal::Unknown,
+                                s => s,
+                            };
+                            inner.general.report(ticket, general);
+                        }
+                        None => inner.general.report(ticket, signal),
                     }
                     let d = classify(
                         &req.method,
@@ -551,3 +561,9 @@ fn error_chain(e: &reqwest::Error) -> String {
         parts.join(": ")
     }
 }
+
+// Workers share one client across tasks: keep it `Clone + Send + Sync` (checked at compile time).
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Client>();
+};

@@ -330,6 +330,8 @@ async fn run_listing(
         };
         let first = fetch_list_page(client, pass_sort.as_deref(), 1).await?;
         total = first.count.unwrap_or(first.items.len() as u64);
+        let pass_total = total;
+        let mut count_moved = false;
         let pages = total.div_ceil(PAGE_SIZE as u64).max(1) as u32;
         let mut last_full = first.items.len() >= PAGE_SIZE;
         if !emit(first, &mut seen, summary, tx).await {
@@ -344,6 +346,7 @@ async fn run_listing(
         while let Some(page) = stream.next().await {
             let page = page?;
             total = page.count.unwrap_or(total);
+            count_moved |= total != pass_total;
             last_full = page.items.len() >= PAGE_SIZE;
             if !emit(page, &mut seen, summary, tx).await {
                 return Ok(());
@@ -356,6 +359,7 @@ async fn run_listing(
             let page = fetch_list_page(client, pass_sort.as_deref(), p).await?;
             last_full = page.items.len() >= PAGE_SIZE;
             total = page.count.unwrap_or(total);
+            count_moved |= total != pass_total;
             if !emit(page, &mut seen, summary, tx).await {
                 return Ok(());
             }
@@ -366,7 +370,10 @@ async fn run_listing(
             s.passes = pass + 1;
             s.total = Some(total);
         }
-        if seen.len() as u64 >= total {
+        // Done when every contact the server counts has been seen and the count held still during
+        // the pass. A count that moved means contacts were added or deleted meanwhile: rows
+        // shifted between pages, and deleted contacts seen earlier may hide live ones skipped.
+        if seen.len() as u64 >= total && !count_moved {
             return Ok(());
         }
         tracing::debug!(
@@ -375,6 +382,9 @@ async fn run_listing(
             pass,
             "listing incomplete, another pass"
         );
+    }
+    if seen.len() as u64 >= total {
+        return Ok(());
     }
     Err(ApiError::Incomplete {
         endpoint: endpoint(client, "GET", ""),

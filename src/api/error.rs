@@ -142,7 +142,9 @@ impl ApiError {
     pub fn error_code(&self) -> crate::model::ErrorCode {
         use crate::model::ErrorCode;
         match self {
-            ApiError::Rejected { .. } | ApiError::InvalidInput(_) => ErrorCode::Rejected,
+            ApiError::Rejected { .. } | ApiError::Forbidden { .. } | ApiError::InvalidInput(_) => {
+                ErrorCode::Rejected
+            }
             ApiError::NotFound { .. } => ErrorCode::NotFound,
             ApiError::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
             _ => ErrorCode::ServerError,

@@ -25,11 +25,18 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn limiter(rate_per_sec: f64) -> Arc<DefaultDirectRateLimiter> {
+/// A GCRA limiter at `rate_per_sec`. Its burst is the slack the headroom leaves in a window (less
+/// one), at least 1: with a burst of 1 every late wake-up of a waiting task (timer granularity)
+/// is lost for good and the achieved rate drifts below the pace; a little credit absorbs that,
+/// while `rate × window + burst` still stays within the window's budget.
+fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDirectRateLimiter> {
     let period = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-3));
+    let slack = rate_per_sec * window_secs * (1.0 / headroom - 1.0);
+    let burst =
+        NonZeroU32::new((slack.floor() as u32).saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
         .expect("non-zero period")
-        .allow_burst(NonZeroU32::MIN);
+        .allow_burst(burst);
     Arc::new(RateLimiter::direct(quota))
 }
 
@@ -45,6 +52,8 @@ pub struct LaneStatus {
 }
 
 struct State {
+    /// Fraction of a learned or configured budget the lane plans to use.
+    headroom: f64,
     max_rate: f64,
     min_rate: f64,
     rate: f64,
@@ -77,7 +86,7 @@ impl State {
         let rate = rate.clamp(self.min_rate, self.max_rate);
         if (rate - self.rate).abs() > 1e-9 {
             self.rate = rate;
-            self.limiter = limiter(rate);
+            self.limiter = limiter(rate, self.window_secs(), self.headroom);
             self.generation += 1;
         }
     }
@@ -109,8 +118,8 @@ impl State {
         let w = self.window_secs();
         match self.budget {
             // Back to the learned budget fast (slow-start style)...
-            Some(b) if self.rate < b as f64 / w => {
-                let target = b as f64 / w;
+            Some(b) if self.rate < b as f64 / w * self.headroom => {
+                let target = b as f64 / w * self.headroom;
                 self.set_rate((self.rate * 1.5).min(target));
             }
             // ...then probe above it slowly, after two clean windows in a row.
@@ -156,14 +165,16 @@ impl Lane {
     pub(crate) fn new(per_sec: f64, window: Duration, headroom: f64) -> Lane {
         let window_ms = window.as_millis().max(1) as u64;
         let window_secs = window_ms as f64 / 1000.0;
-        let max_rate = per_sec.max(1e-3) * headroom.clamp(0.1, 1.0);
+        let headroom = headroom.clamp(0.1, 1.0);
+        let max_rate = per_sec.max(1e-3) * headroom;
         let min_rate = (max_rate / 50.0).max(1.0 / window_secs).min(max_rate);
         Lane {
             state: Mutex::new(State {
                 max_rate,
                 min_rate,
                 rate: max_rate,
-                limiter: limiter(max_rate),
+                limiter: limiter(max_rate, window_secs, headroom),
+                headroom,
                 generation: 0,
                 window_ms,
                 cur_window: now_ms() / window_ms,
@@ -309,7 +320,7 @@ impl Lane {
                             if full && n > 0 {
                                 s.budget = Some(n);
                             }
-                            let r = (n as f64 / w).clamp(s.rate * 0.5, s.rate);
+                            let r = (n as f64 / w * s.headroom).clamp(s.rate * 0.5, s.rate);
                             s.set_rate(r);
                         }
                     }

@@ -60,9 +60,10 @@ pub struct Args {
     /// Start a CSV with a UTF-8 byte order mark (for Excel).
     #[arg(long)]
     pub bom: bool,
-    /// Requests per second, all requests together (default: the client's, 3,000 per minute).
-    #[arg(long, value_name = "N")]
-    pub rate: Option<u32>,
+    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
+    /// (default 3000/min), as for import.
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd::import::parse_rate)]
+    pub rate: Option<RateLimit>,
     /// Pages (or conversation lists) fetched at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub concurrency: usize,
@@ -466,10 +467,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     let conn = connect(global, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
     if let Some(r) = args.rate {
-        if r == 0 {
-            bail!("--rate must be at least 1 request per second");
-        }
-        cfg.rate = RateLimit::per_second(r);
+        cfg.rate = r;
     }
     cfg.page_concurrency = opts.concurrency;
     let client = Client::new(cfg)?;

@@ -76,6 +76,10 @@ pub struct Args {
     /// Very old servers: PATCH replaces `additional_attributes` instead of merging.
     #[arg(long)]
     pub replace_additional_attributes: bool,
+    /// Add server-side keys (`avatar_url_hash`, `last_avatar_sync_at`) to `additional_attributes`
+    /// after writes, as the real avatar sync does.
+    #[arg(long)]
+    pub server_attributes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -140,10 +144,12 @@ impl Args {
                 burst_len: self.burst_len.max(1),
             },
             latency: Duration::from_millis(self.latency_ms),
+            race_window: Duration::from_millis(1),
             unstable_order: !self.stable_order,
             search_total_count: self.search_total_count,
             blank_search_422: self.blank_search_422,
             replace_additional_attributes: self.replace_additional_attributes,
+            server_attributes: self.server_attributes,
             seed_contacts: self.seed_contacts,
             seed: self.seed,
             seed_file: self.seed_file.clone(),

@@ -14,9 +14,9 @@ use anyhow::{Context, Result};
 use crate::cli::GlobalArgs;
 use crate::exit;
 use crate::mapping::{Mapping, MatchKey};
-use crate::model::{ContactDraft, Outcome};
-use crate::pipeline::dupes::DupeTracker;
-use crate::pipeline::{self, Mapped, PipelineOptions};
+use crate::model::{ContactDraft, Outcome, RowError};
+use crate::pipeline::dupes::{DupeTracker, KeyPrints};
+use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions, map_one};
 use crate::progress::Progress;
 use crate::report::{Reports, RowAction, RowReport, RunDir, Summary};
 use crate::source;
@@ -109,6 +109,51 @@ fn row_key(keys: &[MatchKey], draft: &ContactDraft) -> Option<String> {
     })
 }
 
+/// What the ordered loop needs of one row.
+struct Checked {
+    line: u64,
+    /// The fields as read for an invalid row (failures.csv); empty otherwise.
+    fields: Vec<String>,
+    action: RowAction,
+    errors: Vec<RowError>,
+    key: Option<String>,
+    prints: KeyPrints,
+}
+
+fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
+    let (action, errors, key, prints, fields) = match row.mapped {
+        Mapped::Valid(draft) => (
+            RowAction::Valid,
+            Vec::new(),
+            row_key(keys, &draft),
+            KeyPrints::of(&draft),
+            Vec::new(),
+        ),
+        Mapped::Skipped(e) => (
+            RowAction::Outcome(Outcome::Skipped),
+            vec![e],
+            None,
+            KeyPrints::default(),
+            Vec::new(),
+        ),
+        Mapped::Invalid(errs) => (
+            RowAction::Outcome(Outcome::Invalid),
+            errs,
+            None,
+            KeyPrints::default(),
+            row.fields,
+        ),
+    };
+    Checked {
+        line: row.line,
+        fields,
+        action,
+        errors,
+        key,
+        prints,
+    }
+}
+
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
@@ -141,26 +186,22 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
     let mut dupes = DupeTracker::new();
     let mut invalid = 0u64;
     let mut since_tick = 0u64;
-    for row in pipeline::map_rows(src, resolved, &opts) {
-        let (action, key, duplicate_of) = match &row.mapped {
-            Mapped::Valid(draft) => {
-                let d = dupes.check(row.line, draft);
-                (
-                    RowAction::Valid,
-                    row_key(&keys, draft),
-                    d.first().map(|d| d.first_line),
-                )
-            }
-            Mapped::Skipped(_) => (RowAction::Outcome(Outcome::Skipped), None, None),
-            Mapped::Invalid(_) => (RowAction::Outcome(Outcome::Invalid), None, None),
-        };
+    // On the mapping threads: map, then keep only what the reports need (the draft and a valid
+    // row's fields are dropped there, in parallel, not in this ordered loop).
+    let work = move |item| check_row(map_one(&resolved, item), &keys);
+    for row in pipeline::map_rows_with(src, work, &opts) {
+        let duplicate_of = dupes
+            .check_prints(row.line, &row.prints)
+            .first()
+            .map(|d| d.first_line);
+        let action = row.action;
         reports.row(&RowReport {
             line: row.line,
             fields: &row.fields,
             action,
-            errors: row.errors(),
+            errors: &row.errors,
             contact_id: None,
-            key: key.as_deref(),
+            key: row.key.as_deref(),
             duplicate_of,
         })?;
         since_tick += 1;

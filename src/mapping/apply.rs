@@ -293,7 +293,12 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
             })
             .collect();
         let msg = format!("no match key ({})", parts.join("; "));
-        row.push(ErrorCode::MissingKey, "match", msg);
+        // The field is the first key tried (`match.on`).
+        let field = match r.match_keys.first() {
+            Some(MatchKey::Identifier) => Field::Identifier.as_str(),
+            _ => Field::Email.as_str(),
+        };
+        row.push(ErrorCode::MissingKey, field, msg);
     }
 
     if row.errors.is_empty() {

@@ -70,6 +70,11 @@ fn yaml_error(origin: &str, e: &serde_saphyr::Error) -> anyhow::Error {
 }
 
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
+    if text.trim_start_matches('\u{feff}').trim().is_empty() {
+        anyhow::bail!(
+            "{origin}: the mapping file is empty (it needs at least `version: 1` and `fields:`)"
+        );
+    }
     let spec: MappingSpec = serde_saphyr::from_str(text).map_err(|e| yaml_error(origin, &e))?;
     let cx = Ctx { origin, text };
 
@@ -380,8 +385,10 @@ fn value_def(
     let ty = match ty.map(|t| t.value) {
         None => default_ty.clone(),
         Some(t) => {
-            let fs = formats.as_deref().unwrap_or_default();
-            let fs: Vec<String> = fs.iter().map(|f| f.value.clone()).collect();
+            let fs: Vec<String> = formats
+                .iter()
+                .flat_map(|f| f.0.iter().map(|f| f.value.clone()))
+                .collect();
             match t {
                 TypeSpec::String => ValueType::String,
                 TypeSpec::Integer => ValueType::Integer,

@@ -1,7 +1,9 @@
 //! The mapping file as written: serde structs that mirror the YAML one to one. Every struct denies
 //! unknown keys (the error names the key and its line), and every column name keeps its line
-//! ([`Spanned`]) so that a column missing from the file can be reported at the mapping line that
-//! names it. Nothing here checks meaning: [`super::value`] turns these into checked definitions.
+//! ([`Spanned`], serde-saphyr's location wrapper) so that a column missing from the file can be
+//! reported at the mapping line that names it. A bare column name that YAML reads as a number or
+//! a boolean (`N`, `2023`) is flagged, and the loader takes its text as written from the byte span.
+//! Nothing here checks meaning: `load` turns these into checked definitions.
 use std::fmt;
 
 use serde::Deserialize;
@@ -125,7 +127,9 @@ impl<'de> Deserialize<'de> for ValueSpec {
         impl<'de> Visitor<'de> for V {
             type Value = ValueSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a column name or a map such as { from: Column }")
+                f.write_str(
+                    "a column name or a map such as { from: Column } (several columns: { from: [A, B] })",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueSpec, E> {
                 Ok(ValueSpec::Column {
@@ -178,11 +182,12 @@ pub struct FullSpec {
     pub default: Option<Str>,
     #[serde(rename = "type")]
     pub ty: Option<Spanned<TypeSpec>>,
-    pub formats: Option<Vec<Str>>,
+    /// One format or a list.
+    pub formats: Option<Columns>,
     pub region_from: Option<Str>,
 }
 
-/// `from:` one column or a list (first non-blank wins). The flag says a single name was read by
+/// `from:` one column or a list (first non-blank wins); also `formats:` (one or a list). The flag says a single name was read by
 /// YAML as a number or a boolean (see [`ValueSpec::Column`]).
 #[derive(Debug)]
 pub struct Columns(pub Vec<Str>, pub bool);

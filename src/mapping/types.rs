@@ -63,7 +63,7 @@ impl ValueType {
                 "is not a yes/no value (true/false, yes/no, y/n, 1/0, x)".to_owned()
             }),
             ValueType::Date(f) => parse_date(s, f)
-                .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+                .map(|d| Value::String(d.to_string()))
                 .ok_or_else(|| {
                     "is not a date (YYYY-MM-DD, an Excel serial, or the mapping's formats)"
                         .to_owned()
@@ -118,13 +118,28 @@ pub fn parse_date(s: &str, formats: &Formats) -> Option<NaiveDate> {
             return Some(d);
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    if let Some(d) = iso_date(s) {
         return Some(d);
     }
     if let Some(dt) = parse_iso_datetime(s) {
         return Some(dt.date);
     }
     excel_serial(s).map(|dt| dt.date())
+}
+
+/// `YYYY-MM-DD`, the common case, without chrono's format machinery (it re-reads the format
+/// string on every call).
+fn iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
 }
 
 /// A parsed date and time: naive (as written) or with an offset (then written in UTC).
@@ -135,10 +150,9 @@ struct IsoDateTime {
 
 fn parse_iso_datetime(s: &str) -> Option<IsoDateTime> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
-        let utc = dt.naive_utc();
         return Some(IsoDateTime {
             date: dt.date_naive(),
-            text: format!("{}Z", utc.format("%Y-%m-%dT%H:%M:%S%.f")),
+            text: utc_text(dt),
         });
     }
     // A space instead of the `T`, as spreadsheets write it, with an offset.
@@ -146,7 +160,7 @@ fn parse_iso_datetime(s: &str) -> Option<IsoDateTime> {
         if let Ok(dt) = chrono::DateTime::parse_from_str(s, f) {
             return Some(IsoDateTime {
                 date: dt.date_naive(),
-                text: format!("{}Z", dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f")),
+                text: utc_text(dt),
             });
         }
     }
@@ -166,8 +180,14 @@ fn parse_iso_datetime(s: &str) -> Option<IsoDateTime> {
     None
 }
 
+/// `2023-07-17T10:30:00` (fractional seconds only when there are some).
 fn naive_text(dt: NaiveDateTime) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+    format!("{}T{}", dt.date(), dt.time())
+}
+
+/// The same instant in UTC: `2023-07-17T08:30:00Z`.
+fn utc_text(dt: chrono::DateTime<chrono::FixedOffset>) -> String {
+    format!("{}Z", naive_text(dt.naive_utc()))
 }
 
 /// The mapping's formats first, then ISO 8601 / RFC 3339, then an Excel serial. A value with an
@@ -182,10 +202,7 @@ pub fn parse_datetime(s: &str, formats: &Formats) -> Option<String> {
         }
         if p.offset().is_some() {
             if let Ok(dt) = p.to_datetime() {
-                return Some(format!(
-                    "{}Z",
-                    dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f")
-                ));
+                return Some(utc_text(dt));
             }
         } else if let Ok(dt) = p.to_naive_datetime_with_offset(0) {
             return Some(naive_text(dt));
@@ -196,7 +213,7 @@ pub fn parse_datetime(s: &str, formats: &Formats) -> Option<String> {
     if let Some(dt) = parse_iso_datetime(s) {
         return Some(dt.text);
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    if let Some(d) = iso_date(s) {
         return Some(naive_text(d.and_time(NaiveTime::MIN)));
     }
     excel_serial(s).map(naive_text)
@@ -259,6 +276,20 @@ mod tests {
         assert_eq!(
             parse_date("2023-07-17 10:30", &f).map(|d| d.to_string()),
             Some("2023-07-17".to_owned())
+        );
+    }
+
+    #[test]
+    fn iso_dates_take_the_fast_path_and_stay_checked() {
+        let f = Formats::default();
+        let d = |s| parse_date(s, &f).map(|d| d.to_string());
+        assert_eq!(d("2024-02-29").as_deref(), Some("2024-02-29"));
+        assert_eq!(d("2023-02-29"), None);
+        assert_eq!(d("2023-1-05"), None);
+        assert_eq!(d("2023-01-0x"), None);
+        assert_eq!(
+            parse_datetime("2023-07-17T10:30:00.250", &f).as_deref(),
+            Some("2023-07-17T10:30:00.250")
         );
     }
 

@@ -222,10 +222,12 @@ impl Compiled {
                 _ => {}
             }
             if let Some(table) = &m.map {
-                let hit = if has_upper(&text) {
-                    table.get(&text.to_lowercase())
+                // Keys were trimmed and lower-cased at load.
+                let key = text.trim();
+                let hit = if has_upper(key) {
+                    table.get(&key.to_lowercase())
                 } else {
-                    table.get(&*text)
+                    table.get(key)
                 };
                 if let Some(to) = hit {
                     text = Cow::Borrowed(to.as_str());
@@ -266,7 +268,7 @@ impl Compiled {
 /// leading, trailing or doubled spaces at the joins. All placeholders blank → blank.
 fn render(parts: &[TplPart<usize>], rec: &Record) -> Option<String> {
     let mut any = false;
-    let mut out = String::new();
+    let mut out = String::with_capacity(48);
     for p in parts {
         let piece = match p {
             TplPart::Lit(s) => s.as_str(),

@@ -15,26 +15,54 @@ use crate::mapping::MatchKey;
 use crate::model::{ContactDraft, ErrorCode, RowError};
 
 /// A key of this row that an earlier row already had.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duplicate {
     pub key: MatchKey,
-    pub value: String,
     /// Line of the first row with this key.
     pub first_line: u64,
 }
 
 impl Duplicate {
-    /// The report entry: `DuplicateInFile`, naming the key, its value and the line it repeats.
-    pub fn to_row_error(&self) -> RowError {
+    /// The report entry: `DuplicateInFile`, naming the key, its value in `draft` and the line it
+    /// repeats.
+    pub fn to_row_error(&self, draft: &ContactDraft) -> RowError {
         let field = key_name(self.key);
+        let value = match self.key {
+            MatchKey::Email => draft.email.as_ref().map(|e| e.as_str()),
+            MatchKey::Identifier => draft.identifier.as_ref().map(|i| i.as_str()),
+        }
+        .unwrap_or("");
         RowError::new(
             ErrorCode::DuplicateInFile,
             Some(field),
             format!(
-                "{field} {:?} repeats line {}: rows sharing a key are merged in file order on import",
-                self.value, self.first_line
+                "{field} {value:?} repeats line {}: rows sharing a key are merged in file order on import",
+                self.first_line
             ),
         )
+    }
+}
+
+/// The fingerprints of a row's keys (email, identifier), computed wherever is convenient (the
+/// mapping threads) and looked up in file order with [`DupeTracker::check_prints`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyPrints {
+    email: Option<(u64, u32)>,
+    identifier: Option<(u64, u32)>,
+}
+
+impl KeyPrints {
+    pub fn of(draft: &ContactDraft) -> KeyPrints {
+        KeyPrints {
+            email: draft
+                .email
+                .as_ref()
+                .map(|e| fingerprint(MatchKey::Email, e.as_str())),
+            identifier: draft
+                .identifier
+                .as_ref()
+                .map(|i| fingerprint(MatchKey::Identifier, i.as_str())),
+        }
     }
 }
 
@@ -70,12 +98,27 @@ impl Hasher for PassThrough {
     }
 }
 
+type Shard = HashMap<u64, Seen, BuildHasherDefault<PassThrough>>;
+
+/// Shards of the table, chosen by the top bits of the hash. A hash table grows by doubling, and
+/// while it moves its entries the old and the new table are both alive: with one table that
+/// transient is half the whole table again at the worst moment; with 256 shards only one small
+/// shard grows at a time, so the peak stays close to the steady size.
+const SHARDS: usize = 256;
+
 /// Remembers the first line of every email and identifier seen; feed it the rows in file order.
-#[derive(Default)]
 pub struct DupeTracker {
-    seen: HashMap<u64, Seen, BuildHasherDefault<PassThrough>>,
-    /// Lines do not fit the compact entry beyond 4 billion; such a file would be >100 GB.
-    overflow: bool,
+    shards: Vec<Shard>,
+    len: usize,
+}
+
+impl Default for DupeTracker {
+    fn default() -> Self {
+        DupeTracker {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            len: 0,
+        }
+    }
 }
 
 impl DupeTracker {
@@ -85,49 +128,52 @@ impl DupeTracker {
 
     /// Distinct keys remembered.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len == 0
     }
 
     /// Record this row's keys; returns those an earlier row already had (email first, then
     /// identifier). Keys seen for the first time are remembered with this row's line.
     pub fn check(&mut self, line: u64, draft: &ContactDraft) -> Vec<Duplicate> {
+        self.check_prints(line, &KeyPrints::of(draft))
+    }
+
+    /// [`check`](Self::check) with the fingerprints already computed.
+    pub fn check_prints(&mut self, line: u64, prints: &KeyPrints) -> Vec<Duplicate> {
         let mut dupes = Vec::new();
-        if let Some(e) = &draft.email {
-            self.one(MatchKey::Email, e.as_str(), line, &mut dupes);
+        if let Some(p) = prints.email {
+            self.one(MatchKey::Email, p, line, &mut dupes);
         }
-        if let Some(i) = &draft.identifier {
-            self.one(MatchKey::Identifier, i.as_str(), line, &mut dupes);
+        if let Some(p) = prints.identifier {
+            self.one(MatchKey::Identifier, p, line, &mut dupes);
         }
         dupes
     }
 
-    fn one(&mut self, key: MatchKey, value: &str, line: u64, out: &mut Vec<Duplicate>) {
-        let (h, check) = fingerprint(key, value);
-        let line32 = u32::try_from(line).unwrap_or_else(|_| {
-            self.overflow = true;
-            u32::MAX
-        });
-        match self.seen.get(&h) {
+    fn one(&mut self, key: MatchKey, (h, check): (u64, u32), line: u64, out: &mut Vec<Duplicate>) {
+        // Lines beyond 4 billion (a file of >100 GB) are remembered as u32::MAX.
+        let line32 = u32::try_from(line).unwrap_or(u32::MAX);
+        let shard = &mut self.shards[(h >> 56) as usize % SHARDS];
+        match shard.get(&h) {
             Some(s) if s.check == check => out.push(Duplicate {
                 key,
-                value: value.to_owned(),
                 first_line: u64::from(s.line),
             }),
             // Same 64-bit hash, different key: vanishingly rare; the later key is not tracked
             // rather than reported falsely.
             Some(_) => {}
             None => {
-                self.seen.insert(
+                shard.insert(
                     h,
                     Seen {
                         line: line32,
                         check,
                     },
                 );
+                self.len += 1;
             }
         }
     }
@@ -170,7 +216,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].key, MatchKey::Email);
         assert_eq!(d[0].first_line, 2);
-        let e = d[0].to_row_error();
+        let e = d[0].to_row_error(&draft(Some("ann@x.com"), None));
         assert_eq!(e.code, ErrorCode::DuplicateInFile);
         assert!(e.message.contains("line 2"), "{}", e.message);
         // A third copy still names the first row, not the second.

@@ -7,6 +7,10 @@
 //! reader and the consumer, whatever the speed of each stage. In-file duplicate detection lives in
 //! [`dupes`] and runs in the consumer, because "the earlier row" only means something in file order.
 pub mod dupes;
+pub mod engine;
+pub mod journal;
+pub mod lookup;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -38,7 +42,9 @@ impl Default for PipelineOptions {
         PipelineOptions {
             workers,
             batch: 1024,
-            window: 4 * workers.max(1),
+            // Enough that no worker waits for the reader or the consumer, few enough that the
+            // rows in flight stay a few MiB.
+            window: 2 * workers.max(1) + 2,
         }
     }
 }
@@ -77,7 +83,7 @@ impl MappedRow {
 
 /// Map one source item; a panic inside the mapping becomes an invalid row rather than a lost
 /// batch (an error in one row is reported and the run goes on).
-fn map_one<M: RowMapper>(mapper: &M, item: Result<Record, RowIssue>) -> MappedRow {
+pub fn map_one<M: RowMapper>(mapper: &M, item: Result<Record, RowIssue>) -> MappedRow {
     match item {
         Ok(record) => {
             let mapped = match catch_unwind(AssertUnwindSafe(|| mapper.map(&record))) {
@@ -137,10 +143,26 @@ where
 /// Start the pipeline on `source`; iterate the result to get every row, in file order.
 /// Dropping the iterator early stops the threads.
 pub fn map_rows<M: RowMapper>(
-    mut source: Box<dyn Source>,
+    source: Box<dyn Source>,
     mapper: M,
     opts: &PipelineOptions,
 ) -> MappedRows {
+    map_rows_with(source, move |item| map_one(&mapper, item), opts)
+}
+
+/// [`map_rows`] with the whole per-row work of the worker threads given: `work` runs on the
+/// workers, in parallel, and the iterator hands its results back in file order. A command uses
+/// it to do on the workers what does not need file order (e.g. fingerprinting keys, dropping the
+/// draft), so that the one ordered loop does as little as possible.
+pub fn map_rows_with<T, F>(
+    mut source: Box<dyn Source>,
+    work: F,
+    opts: &PipelineOptions,
+) -> Ordered<T>
+where
+    T: Send + 'static,
+    F: Fn(Result<Record, RowIssue>) -> T + Clone + Send + 'static,
+{
     let workers = opts.workers.max(1);
     let batch_size = opts.batch.max(1);
     let window = opts.window.max(1);
@@ -148,7 +170,7 @@ pub fn map_rows<M: RowMapper>(
     // one back when it has handed out a whole batch. This bounds the reorder buffer too.
     let (window_tx, window_rx) = mpsc::sync_channel::<()>(window);
     let (in_tx, in_rx) = mpsc::sync_channel::<Batch<Result<Record, RowIssue>>>(window);
-    let (out_tx, out_rx) = mpsc::channel::<Batch<MappedRow>>();
+    let (out_tx, out_rx) = mpsc::channel::<Batch<T>>();
     let mut threads = Vec::with_capacity(workers + 1);
 
     threads.push(
@@ -161,7 +183,7 @@ pub fn map_rows<M: RowMapper>(
     for i in 0..workers {
         let in_rx = Arc::clone(&in_rx);
         let out_tx = out_tx.clone();
-        let mapper = mapper.clone();
+        let work = work.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("doto-map-{i}"))
@@ -170,8 +192,7 @@ pub fn map_rows<M: RowMapper>(
                         // The lock is held only while waiting for the next batch.
                         let next = in_rx.lock().map(|rx| rx.recv());
                         let Ok(Ok((seq, items))) = next else { break };
-                        let rows: Vec<MappedRow> =
-                            items.into_iter().map(|it| map_one(&mapper, it)).collect();
+                        let rows: Vec<T> = items.into_iter().map(&work).collect();
                         if out_tx.send((seq, rows)).is_err() {
                             break;
                         }
@@ -181,7 +202,7 @@ pub fn map_rows<M: RowMapper>(
         );
     }
     drop(out_tx);
-    MappedRows {
+    Ordered {
         out_rx: Some(out_rx),
         window_rx: Some(window_rx),
         pending: BTreeMap::new(),
@@ -221,16 +242,19 @@ fn read_batches(
 }
 
 /// The mapped rows of a file, in file order (see [`map_rows`]).
-pub struct MappedRows {
-    out_rx: Option<Receiver<Batch<MappedRow>>>,
+pub type MappedRows = Ordered<MappedRow>;
+
+/// The workers' results, in file order (see [`map_rows_with`]).
+pub struct Ordered<T> {
+    out_rx: Option<Receiver<Batch<T>>>,
     window_rx: Option<Receiver<()>>,
-    pending: BTreeMap<u64, Vec<MappedRow>>,
+    pending: BTreeMap<u64, Vec<T>>,
     next_seq: u64,
-    current: std::vec::IntoIter<MappedRow>,
+    current: std::vec::IntoIter<T>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl MappedRows {
+impl<T> Ordered<T> {
     /// Wait for every thread; a panic in the reader (a bug in a source) is passed on, so a
     /// crashed read never looks like the end of the file.
     fn join(&mut self) {
@@ -244,10 +268,10 @@ impl MappedRows {
     }
 }
 
-impl Iterator for MappedRows {
-    type Item = MappedRow;
+impl<T> Iterator for Ordered<T> {
+    type Item = T;
 
-    fn next(&mut self) -> Option<MappedRow> {
+    fn next(&mut self) -> Option<T> {
         loop {
             if let Some(row) = self.current.next() {
                 return Some(row);
@@ -277,7 +301,7 @@ impl Iterator for MappedRows {
     }
 }
 
-impl Drop for MappedRows {
+impl<T> Drop for Ordered<T> {
     fn drop(&mut self) {
         // Closing the channels makes every thread return; do not re-panic while unwinding.
         self.out_rx = None;

@@ -121,6 +121,9 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Added to every API request before it is handled.
     pub latency: Duration,
+    /// Time between a create's uniqueness checks and its insert, during which a concurrent create
+    /// with the same phone also passes (the real check is not atomic). 1 ms by default.
+    pub race_window: Duration,
     /// When no `sort` is sent, return rows in an order that changes on every request (as Postgres
     /// may), so a client that pages without sorting misses or duplicates contacts.
     pub unstable_order: bool,
@@ -131,6 +134,10 @@ pub struct SandboxConfig {
     pub blank_search_422: bool,
     /// Very old versions replaced `additional_attributes` wholesale on update.
     pub replace_additional_attributes: bool,
+    /// After a create, or an update that sends `email` or `avatar_url`, the server adds keys of its
+    /// own to `additional_attributes` (`avatar_url_hash`, `last_avatar_sync_at`), as the real
+    /// avatar sync does a moment later: the write's response does not show them, a later read does.
+    pub server_attributes: bool,
     /// Generate this many realistic contacts at start.
     pub seed_contacts: usize,
     /// Seed of the contact generator (and of the unstable order).
@@ -153,10 +160,12 @@ impl Default for SandboxConfig {
             limits: RateLimits::default(),
             faults: Faults::default(),
             latency: Duration::ZERO,
+            race_window: Duration::from_millis(1),
             unstable_order: true,
             search_total_count: false,
             blank_search_422: false,
             replace_additional_attributes: false,
+            server_attributes: false,
             seed_contacts: 0,
             seed: 1,
             seed_file: None,

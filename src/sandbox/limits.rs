@@ -37,6 +37,12 @@ impl Limiter {
     /// Count a request arriving at `epoch_ms`; `search_account` is set for a search.
     pub fn check(&mut self, epoch_ms: u64, search_account: Option<u64>) -> Result<(), Throttled> {
         let w = self.window_ms();
+        // A clock that steps back never reopens a window that has already closed.
+        let epoch_ms = if self.window != u64::MAX {
+            epoch_ms.max(self.window * w)
+        } else {
+            epoch_ms
+        };
         let window = epoch_ms / w;
         let remaining_ms = (window + 1) * w - epoch_ms;
         if window != self.window {
@@ -89,6 +95,20 @@ mod tests {
             })
         );
         assert!(l.check(120_000, None).is_ok());
+    }
+
+    #[test]
+    fn a_late_arrival_from_a_closed_window_counts_in_the_current_one() {
+        let mut l = Limiter::new(RateLimits {
+            global: Some(1),
+            search: None,
+            window: Duration::from_secs(1),
+            retry_after: false,
+        });
+        assert!(l.check(2_000, None).is_ok());
+        assert!(l.check(1_999, None).is_err());
+        assert!(l.check(2_500, None).is_err());
+        assert!(l.check(3_000, None).is_ok());
     }
 
     #[test]

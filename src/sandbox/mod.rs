@@ -12,12 +12,40 @@
 //!
 //! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
-//! [`stats`], [`seed`] (generator, JSONL load/save), [`server`] (accept loop that can drop a
-//! connection).
+//! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
+//! [`server`] (accept loop that can drop a connection).
+//!
+//! Side endpoints (no token, not counted, not rate-limited): `GET /_sandbox/stats` ([`Stats`] as
+//! JSON), `GET /_sandbox/state` (every contact, note and conversation), `POST /_sandbox/reset`
+//! (forget everything; `?what=stats` zeroes only the counters), `GET /_sandbox/health`.
+//!
+//! Tokens: `config.admin_token` (an administrator of `config.account_id`) and `config.agent_token`
+//! (an agent: everything but delete). `config.other_account_id` exists but neither token belongs to
+//! it. The tokens are fake and local, which is why `doto-bulk sandbox` prints them.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use doto_bulk::sandbox::{RateLimits, SandboxConfig, spawn};
+//! let sb = spawn(SandboxConfig {
+//!     seed_contacts: 100,
+//!     limits: RateLimits { global: Some(50), window: std::time::Duration::from_secs(1), ..Default::default() },
+//!     ..Default::default()
+//! })
+//! .await?;
+//! let url = format!("{}/api/v1/accounts/{}/contacts?sort=name", sb.base_url, sb.account_id);
+//! let page: serde_json::Value =
+//!     reqwest::Client::new().get(url).header("api_access_token", &sb.admin_token).send().await?.json().await?;
+//! assert_eq!(page["payload"].as_array().map(Vec::len), Some(15));
+//! assert!(sb.stats().admitted_per_window(None).values().all(|&n| n <= 50));
+//! sb.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
 pub mod config;
 pub mod faults;
 pub mod limits;
 pub mod routes;
+pub mod search;
 pub mod seed;
 pub mod server;
 pub mod stats;
@@ -53,6 +81,7 @@ struct Inner {
     limiter: Mutex<Limiter>,
     faults: Mutex<FaultState>,
     in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     /// Per-request salt of the unstable order.
     order_counter: AtomicU64,
     started: Instant,
@@ -107,6 +136,7 @@ impl SandboxState {
                 limiter: Mutex::new(Limiter::new(config.limits.clone())),
                 faults: Mutex::new(FaultState::new(config.faults.clone())),
                 in_flight: AtomicU64::new(0),
+                max_in_flight: AtomicU64::new(0),
                 order_counter: AtomicU64::new(0),
                 started: Instant::now(),
                 started_epoch_ms,
@@ -123,10 +153,9 @@ impl SandboxState {
 
     /// A snapshot of the counters (the same data as `GET /_sandbox/stats`).
     pub fn stats(&self) -> Stats {
-        let mut s = lock(&self.inner.stats).snapshot(lock(&self.inner.limiter).window_ms());
-        s.max_in_flight = s
-            .max_in_flight
-            .max(self.inner.in_flight.load(Ordering::Relaxed));
+        let window_ms = lock(&self.inner.limiter).window_ms();
+        let mut s = lock(&self.inner.stats).snapshot(window_ms);
+        s.max_in_flight = self.inner.max_in_flight.load(Ordering::Relaxed);
         s.started_epoch_ms = self.inner.started_epoch_ms;
         s
     }
@@ -173,9 +202,15 @@ impl SandboxState {
     /// Forget every contact, note and conversation, and zero the counters, limiter and fault RNG.
     pub fn reset(&self) {
         lock(&self.inner.store).clear();
-        *lock(&self.inner.stats) = Recorder::default();
+        self.reset_stats();
         lock(&self.inner.limiter).reset();
         lock(&self.inner.faults).reset();
+    }
+
+    /// Zero the counters and the request log only; the data stays.
+    pub fn reset_stats(&self) {
+        *lock(&self.inner.stats) = Recorder::default();
+        self.inner.max_in_flight.store(0, Ordering::Relaxed);
     }
 
     /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.

@@ -4,7 +4,7 @@
 //! limiter (rack-attack) sits in front of everything, even authentication.
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +39,7 @@ pub fn router(state: SandboxState) -> Router {
         .route("/_sandbox/stats", get(side_stats))
         .route("/_sandbox/state", get(side_state))
         .route("/_sandbox/reset", post(side_reset))
+        .route("/_sandbox/health", get(side_health))
         .fallback(not_found_route)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -49,6 +50,27 @@ pub fn router(state: SandboxState) -> Router {
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// A JSON body already serialised (from the contacts' cached JSON).
+fn json_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `{"meta": META, "payload": [CONTACT, …]}` from cached contact JSON.
+fn page_body(meta: &Value, rows: &[&str]) -> String {
+    let mut out = String::with_capacity(64 + rows.iter().map(|r| r.len() + 1).sum::<usize>());
+    out.push_str("{\"meta\":");
+    out.push_str(&meta.to_string());
+    out.push_str(",\"payload\":[");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push_str("]}");
+    out
 }
 
 fn not_found() -> Response {
@@ -158,17 +180,15 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     let inner = &st.inner;
     let now_in_flight = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = InFlight(&st);
-    {
-        let mut s = lock(&inner.stats);
-        s.max_in_flight = s.max_in_flight.max(now_in_flight);
-    }
-    let arrival = epoch_ms();
+    inner
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let at_ms = inner.started.elapsed().as_millis() as u64;
     let method = req.method().clone();
     let (route, account) = classify(&path);
     let mut entry = LogEntry {
         at_ms,
-        epoch_ms: arrival,
+        epoch_ms: epoch_ms(),
         method: method.to_string(),
         route: route.to_string(),
         status: 0,
@@ -189,7 +209,13 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     } else {
         None
     };
-    let verdict = lock(&inner.limiter).check(arrival, search_account);
+    // The clock is read under the limiter's lock, so the limiter sees arrivals in order and the
+    // log's `epoch_ms` is exactly the time the limiter judged.
+    let verdict = {
+        let mut limiter = lock(&inner.limiter);
+        entry.epoch_ms = epoch_ms();
+        limiter.check(entry.epoch_ms, search_account)
+    };
     if let Err(t) = verdict {
         entry.status = 429;
         record(entry);
@@ -315,7 +341,7 @@ fn scrambled(st: &SandboxState, ids: &[u64], offset: usize, len: usize) -> Vec<u
     if n == 0 || offset >= n {
         return vec![];
     }
-    let end = (offset + len).min(n);
+    let end = offset.saturating_add(len).min(n);
     if !st.config().unstable_order {
         return ids[offset..end].to_vec();
     }
@@ -379,7 +405,7 @@ async fn list(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let mut store = lock(&st.inner.store);
     let ids = store.listed(acc, sort);
     let count = ids.len();
@@ -387,16 +413,17 @@ async fn list(
         Some(_) => ids.iter().skip(offset).take(PER_PAGE).copied().collect(),
         None => scrambled(&st, ids, offset, PER_PAGE),
     };
-    let payload: Vec<Value> = page_ids
-        .iter()
-        .map(|id| store.contacts[id].render(inboxes))
-        .collect();
-    drop(store);
     let mut meta = json!({"count": count, "current_page": current_page});
     if st.config().flavour == Flavour::Doto {
         meta["total_pages"] = json!(store::total_pages(count));
     }
-    json_response(StatusCode::OK, json!({"meta": meta, "payload": payload}))
+    let rows: Vec<&str> = page_ids
+        .iter()
+        .map(|id| store.contacts[id].json(inboxes))
+        .collect();
+    let body = page_body(&meta, &rows);
+    drop(store);
+    json_text(StatusCode::OK, body)
 }
 
 async fn search(
@@ -423,7 +450,7 @@ async fn search(
     let (page, current_page) = answer!(page_param(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
-    let offset = (page - 1) * PER_PAGE;
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let store = lock(&st.inner.store);
     let ids = store.search(acc, text, sort);
     let total = ids.len();
@@ -431,17 +458,18 @@ async fn search(
         Some(_) => ids.iter().skip(offset).take(PER_PAGE).copied().collect(),
         None => scrambled(&st, &ids, offset, PER_PAGE),
     };
-    let payload: Vec<Value> = page_ids
-        .iter()
-        .map(|id| store.contacts[id].render(inboxes))
-        .collect();
-    drop(store);
     let meta = if st.config().search_total_count {
         json!({"count": total, "current_page": current_page})
     } else {
-        json!({"count": payload.len(), "current_page": current_page, "has_more": total > offset + PER_PAGE})
+        json!({"count": page_ids.len(), "current_page": current_page, "has_more": total > offset.saturating_add(PER_PAGE)})
     };
-    json_response(StatusCode::OK, json!({"meta": meta, "payload": payload}))
+    let rows: Vec<&str> = page_ids
+        .iter()
+        .map(|id| store.contacts[id].json(inboxes))
+        .collect();
+    let body = page_body(&meta, &rows);
+    drop(store);
+    json_text(StatusCode::OK, body)
 }
 
 /// Wrap a contact as the flavour does for show and update.
@@ -462,9 +490,12 @@ async fn show(
     let store = lock(&st.inner.store);
     match parse_id(&id).and_then(|id| store.contact(acc, id)) {
         Some(c) => {
-            let v = c.render(with_inboxes(&q));
+            let body = match st.config().flavour {
+                Flavour::Chatwoot => format!("{{\"payload\":{}}}", c.json(with_inboxes(&q))),
+                Flavour::Doto => c.json(with_inboxes(&q)).to_string(),
+            };
             drop(store);
-            json_response(StatusCode::OK, contact_body(&st, v))
+            json_text(StatusCode::OK, body)
         }
         None => not_found(),
     }
@@ -503,13 +534,16 @@ async fn create(
     // Rails validates with SELECTs and inserts later, in another statement: a concurrent create can
     // slip in between. Only the unique indexes (email, identifier) catch it, as a 500; phone has none.
     if draft.phone_number.is_some() || draft.email.is_some() || draft.identifier.is_some() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(st.config().race_window).await;
     }
     let saved = match lock(&st.inner.store).insert(draft) {
         Ok(c) => c,
         Err(e) => return write_error(e),
     };
     let contact = saved.render(true);
+    if st.config().server_attributes {
+        lock(&st.inner.store).add_server_attributes(saved.id);
+    }
     match st.config().flavour {
         Flavour::Doto => json_response(StatusCode::CREATED, contact),
         Flavour::Chatwoot => {
@@ -543,6 +577,10 @@ async fn update(
     let params = ContactParams::from_json(&body);
     let replace = st.config().replace_additional_attributes;
     let result = lock(&st.inner.store).update(acc, id, &params, replace);
+    let sync = body.get("email").is_some() || body.get("avatar_url").is_some();
+    if st.config().server_attributes && sync && result.is_ok() {
+        lock(&st.inner.store).add_server_attributes(id);
+    }
     match result {
         Ok(c) => json_response(
             StatusCode::OK,
@@ -664,7 +702,25 @@ async fn side_state(State(st): State<SandboxState>) -> Response {
     json_response(StatusCode::OK, st.state_json())
 }
 
-async fn side_reset(State(st): State<SandboxState>) -> Response {
-    st.reset();
-    json_response(StatusCode::OK, json!({"reset": true}))
+/// `POST /_sandbox/reset` forgets everything; `?what=stats` zeroes only the counters and the log.
+async fn side_reset(State(st): State<SandboxState>, Query(q): Params) -> Response {
+    match q.get("what").map(String::as_str) {
+        Some("stats") => st.reset_stats(),
+        None | Some("all") => st.reset(),
+        Some(other) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("what={other:?}: expected `all` or `stats`")}),
+            );
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"reset": q.get("what").map_or("all", String::as_str)}),
+    )
+}
+
+/// The cheapest answer the server can give: the baseline of the load benchmark.
+async fn side_health() -> &'static str {
+    "ok"
 }

@@ -291,10 +291,8 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
         store.add_conversation(account, id, inbox, status, created, activity);
     }
     // A seeded `last_activity_at` wins over the one derived from the conversations.
-    if let Some(t) = obj.get("last_activity_at").and_then(Value::as_i64)
-        && let Some(c) = store.contacts.get_mut(&id)
-    {
-        c.last_activity_at = Some(t);
+    if let Some(t) = obj.get("last_activity_at").and_then(Value::as_i64) {
+        store.set_last_activity(id, Some(t));
     }
     Ok(id)
 }

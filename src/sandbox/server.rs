@@ -130,8 +130,23 @@ impl SandboxHandle {
         self.state.notes()
     }
 
+    /// Forget every contact, note and conversation and zero the counters.
     pub fn reset(&self) {
         self.state.reset()
+    }
+
+    /// Zero the counters and the request log; the data stays.
+    pub fn reset_stats(&self) {
+        self.state.reset_stats()
+    }
+
+    /// Insert a contact as a seed line would (no validation, not counted); returns its id.
+    pub fn insert_contact(
+        &self,
+        account_id: u64,
+        contact: &serde_json::Value,
+    ) -> anyhow::Result<u64> {
+        self.state.insert_contact(account_id, contact)
     }
 
     /// `{base_url}/api/v1/accounts/{account_id}`: the prefix of every API path.

@@ -129,7 +129,6 @@ pub struct Recorder {
     counts: HashMap<(String, &'static str, u16), u64>,
     rate_limited: u64,
     faults: BTreeMap<String, u64>,
-    pub max_in_flight: u64,
     log: Vec<LogEntry>,
 }
 
@@ -169,7 +168,7 @@ impl Recorder {
             by_route,
             rate_limited: self.rate_limited,
             faults: self.faults.clone(),
-            max_in_flight: self.max_in_flight,
+            max_in_flight: 0,
             window_ms,
             started_epoch_ms: 0,
             log: self.log.clone(),

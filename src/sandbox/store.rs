@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::config::Flavour;
+use super::search::{Entry, SearchIndex};
 
 /// A row of the `contacts` table.
 #[derive(Debug, Clone)]
@@ -31,12 +31,28 @@ pub struct Contact {
     /// Lower-cased copies for case-insensitive search and sort, kept in step by `refresh_keys`.
     lname: Option<String>,
     lphone: Option<String>,
+    /// The rendered JSON with and without `contact_inboxes`, refreshed on every write, so listing
+    /// and search concatenate strings instead of building and serialising values per request.
+    json: [String; 2],
 }
 
 impl Contact {
     fn refresh_keys(&mut self) {
         self.lname = self.name.as_ref().map(|s| s.to_lowercase());
         self.lphone = self.phone_number.as_ref().map(|s| s.to_lowercase());
+    }
+
+    /// Recompute the cached JSON (after the id or any rendered field changed).
+    fn refresh_json(&mut self) {
+        self.json = [
+            self.render(false).to_string(),
+            self.render(true).to_string(),
+        ];
+    }
+
+    /// The cached JSON text of [`Contact::render`].
+    pub fn json(&self, with_inboxes: bool) -> &str {
+        &self.json[usize::from(with_inboxes)]
     }
 
     /// Listed by `GET /contacts` only with a non-empty email, phone or identifier.
@@ -298,6 +314,7 @@ pub struct Store {
     /// Bumped on every write: invalidates listing caches and reshuffles sort ties.
     generation: u64,
     cache: HashMap<u64, ListCache>,
+    search_ix: HashMap<u64, SearchIndex>,
 }
 
 pub fn now() -> i64 {
@@ -469,6 +486,46 @@ impl Store {
         }
     }
 
+    fn ix_put(&mut self, c: &Contact) {
+        let ix = self.search_ix.entry(c.account_id).or_default();
+        ix.put(Entry {
+            id: c.id,
+            fields: [
+                c.lname.as_deref().unwrap_or(""),
+                c.email.as_deref().unwrap_or(""),
+                c.lphone.as_deref().unwrap_or(""),
+            ],
+            identifier: c.identifier.as_deref().unwrap_or(""),
+        });
+        if ix.wants_compaction() {
+            self.rebuild_search(c.account_id);
+        }
+    }
+
+    fn ix_remove(&mut self, account: u64, id: u64) {
+        let ix = self.search_ix.entry(account).or_default();
+        ix.remove(id);
+        if ix.wants_compaction() {
+            self.rebuild_search(account);
+        }
+    }
+
+    fn rebuild_search(&mut self, account: u64) {
+        let mut ix = SearchIndex::default();
+        for c in self.contacts.values().filter(|c| c.account_id == account) {
+            ix.put(Entry {
+                id: c.id,
+                fields: [
+                    c.lname.as_deref().unwrap_or(""),
+                    c.email.as_deref().unwrap_or(""),
+                    c.lphone.as_deref().unwrap_or(""),
+                ],
+                identifier: c.identifier.as_deref().unwrap_or(""),
+            });
+        }
+        self.search_ix.insert(account, ix);
+    }
+
     fn touch(&mut self) {
         self.generation += 1;
     }
@@ -492,6 +549,7 @@ impl Store {
             contact_inboxes: inbox.into_iter().collect(),
             lname: None,
             lphone: None,
+            json: Default::default(),
         };
         normalise(&mut c);
         c
@@ -507,7 +565,9 @@ impl Store {
         self.check_indexes(&c)?;
         c.id = self.next_contact_id;
         self.next_contact_id += 1;
+        c.refresh_json();
         self.index(&c);
+        self.ix_put(&c);
         self.contacts.insert(c.id, c.clone());
         self.touch();
         Ok(c)
@@ -521,7 +581,9 @@ impl Store {
         }
         self.check_indexes(&c)?;
         self.next_contact_id = self.next_contact_id.max(c.id + 1);
+        c.refresh_json();
         self.index(&c);
+        self.ix_put(&c);
         let id = c.id;
         self.contacts.insert(id, c);
         self.touch();
@@ -570,8 +632,10 @@ impl Store {
         self.validate(&c).map_err(WriteError::Invalid)?;
         self.check_indexes(&c)?;
         c.updated_at = now();
+        c.refresh_json();
         self.unindex(&old);
         self.index(&c);
+        self.ix_put(&c);
         self.contacts.insert(id, c.clone());
         self.touch();
         Ok(c)
@@ -584,6 +648,7 @@ impl Store {
             .clone();
         self.unindex(&c);
         self.contacts.remove(&id);
+        self.ix_remove(account, id);
         self.notes.retain(|_, n| n.contact_id != id);
         self.conversations.remove(&id);
         self.touch();
@@ -634,6 +699,7 @@ impl Store {
         self.conversations.entry(contact_id).or_default().push(conv);
         if let Some(c) = self.contacts.get_mut(&contact_id) {
             c.last_activity_at = Some(c.last_activity_at.unwrap_or(0).max(last_activity_at));
+            c.refresh_json();
         }
         self.touch();
     }
@@ -685,32 +751,76 @@ impl Store {
         }
     }
 
-    /// Ids matching a search query (already trimmed, non-blank), in id order or sorted.
+    /// Ids matching a search query (already trimmed, non-blank), in id order or sorted:
+    /// `ILIKE '%q%'` on name, email and phone, `LIKE '%q%'` on identifier, or `id = q`.
     pub fn search(&self, account: u64, q: &str, sort: Option<Sort>) -> Vec<u64> {
         let pat = Like::new(q);
         let lpat = Like::new(&q.to_lowercase());
-        let by_id: Option<u64> = if q.bytes().all(|b| b.is_ascii_digit()) {
-            q.parse().ok()
-        } else {
-            None
+        let mut ids = match self.search_ix.get(&account) {
+            // The longest literal run of the pattern prefilters; the full pattern then decides.
+            Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
+                lpat.literal().as_deref(),
+                pat.literal().as_deref(),
+                pat.plain.is_some(),
+                &|s| lpat.matches(s),
+                &|s| pat.matches(s),
+            ),
+            _ => self
+                .contacts
+                .values()
+                .filter(|c| c.account_id == account)
+                .filter(|c| {
+                    c.lname.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.email.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
+                })
+                .map(|c| c.id)
+                .collect(),
         };
-        let mut ids: Vec<u64> = self
-            .contacts
-            .values()
-            .filter(|c| c.account_id == account)
-            .filter(|c| {
-                Some(c.id) == by_id
-                    || c.lname.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.email.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
-                    || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
-            })
-            .map(|c| c.id)
-            .collect();
+        // `contacts.id = :q` when q is all digits.
+        if q.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = q.parse::<u64>()
+            && self.contact(account, id).is_some()
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+            ids.sort_unstable();
+        }
         if let Some(s) = sort {
             sort_ids(&mut ids, &self.contacts, s, self.generation);
         }
         ids
+    }
+
+    /// The avatar sync's own keys in `additional_attributes` (see `SandboxConfig::server_attributes`).
+    pub fn add_server_attributes(&mut self, id: u64) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            let seed = c
+                .email
+                .as_deref()
+                .unwrap_or("")
+                .bytes()
+                .fold(id, |h, b| mix(h ^ u64::from(b)));
+            c.additional_attributes
+                .insert("avatar_url_hash".into(), json!(format!("{seed:016x}")));
+            let at = chrono::DateTime::from_timestamp(now(), 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            c.additional_attributes
+                .insert("last_avatar_sync_at".into(), json!(at));
+            c.refresh_json();
+            self.generation += 1;
+        }
+    }
+
+    /// Set `last_activity_at` (seeding), keeping the cached JSON in step.
+    pub fn set_last_activity(&mut self, id: u64, t: Option<i64>) {
+        if let Some(c) = self.contacts.get_mut(&id) {
+            c.last_activity_at = t;
+            c.refresh_json();
+            self.generation += 1;
+        }
     }
 
     /// Forget everything (ids start again at 1).
@@ -827,15 +937,49 @@ impl Like {
         Like { toks, plain: None }
     }
 
+    /// The longest run of literal characters: every match contains it.
+    fn literal(&self) -> Option<String> {
+        if let Some(p) = &self.plain {
+            return Some(p.clone());
+        }
+        let mut best = String::new();
+        let mut cur = String::new();
+        for t in &self.toks {
+            match t {
+                Tok::Lit(c) => cur.push(*c),
+                _ => {
+                    if cur.chars().count() > best.chars().count() {
+                        best = std::mem::take(&mut cur);
+                    }
+                    cur.clear();
+                }
+            }
+        }
+        if cur.chars().count() > best.chars().count() {
+            best = cur;
+        }
+        (!best.is_empty()).then_some(best)
+    }
+
     fn matches(&self, s: &str) -> bool {
         if let Some(p) = &self.plain {
             return s.contains(p.as_str());
         }
-        // Classic wildcard matching with one backtrack point (linear for `%` patterns).
-        let text: Vec<char> = s.chars().collect();
+        // ASCII text is indexed in place; other text is decoded to chars once.
+        if s.is_ascii() {
+            let b = s.as_bytes();
+            self.wild(b.len(), |i| char::from(b[i]))
+        } else {
+            let text: Vec<char> = s.chars().collect();
+            self.wild(text.len(), |i| text[i])
+        }
+    }
+
+    /// Classic wildcard matching with one backtrack point (linear for `%` patterns).
+    fn wild(&self, len: usize, at: impl Fn(usize) -> char) -> bool {
         let (mut ti, mut pi) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
-        while ti < text.len() {
+        while ti < len {
             match self.toks.get(pi) {
                 Some(Tok::Any) => {
                     star = Some((pi, ti));
@@ -845,7 +989,7 @@ impl Like {
                     ti += 1;
                     pi += 1;
                 }
-                Some(Tok::Lit(c)) if *c == text[ti] => {
+                Some(Tok::Lit(c)) if *c == at(ti) => {
                     ti += 1;
                     pi += 1;
                 }
@@ -880,14 +1024,6 @@ pub fn total_pages(count: usize) -> usize {
     count.div_ceil(PER_PAGE)
 }
 
-#[allow(dead_code)]
-pub fn flavour_name(f: Flavour) -> &'static str {
-    match f {
-        Flavour::Chatwoot => "chatwoot",
-        Flavour::Doto => "doto",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -916,8 +1052,71 @@ mod tests {
     }
 
     #[test]
+    fn indexed_search_agrees_with_a_scan_of_every_contact() {
+        let mut store = Store::new();
+        super::super::seed::generate(&mut store, 1, 400, 11);
+        // Writes after the index was built: updates, deletes, new contacts.
+        let p = ContactParams {
+            name: Some(Some("Zoë Jane_Doe".into())),
+            ..Default::default()
+        };
+        store.update(1, 5, &p, false).unwrap();
+        store.delete(1, 7).unwrap();
+        let c = store.build(
+            1,
+            &ContactParams {
+                identifier: Some(Some("USER_x".into())),
+                ..Default::default()
+            },
+            None,
+        );
+        store.insert(c).unwrap();
+        for q in [
+            "smith",
+            "GARCIA",
+            "j_ne",
+            "%",
+            "_",
+            "user_10",
+            "+44",
+            "1",
+            "a%b",
+            "müller",
+            "zoë",
+            "ZOË",
+            "USER",
+            "user",
+            "jane_doe",
+            "e\\_d",
+            "5",
+            "7",
+            "@gmail.com",
+        ] {
+            let pat = Like::new(q);
+            let lpat = Like::new(&q.to_lowercase());
+            let mut expected: Vec<u64> = store
+                .contacts
+                .values()
+                .filter(|c| {
+                    c.lname.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.email.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.lphone.as_deref().is_some_and(|s| lpat.matches(s))
+                        || c.identifier.as_deref().is_some_and(|s| pat.matches(s))
+                        || (q.bytes().all(|b| b.is_ascii_digit()) && q.parse() == Ok(c.id))
+                })
+                .map(|c| c.id)
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(store.search(1, q, None), expected, "q = {q:?}");
+        }
+    }
+
+    #[test]
     fn like_wildcards() {
         assert!(Like::new("jane").matches("mary.jane@x.com"));
+        // `_` is one character, not one byte.
+        assert!(Like::new("m_ller").matches("herr müller"));
+        assert!(!Like::new("m__ller").matches("herr müller"));
         assert!(Like::new("j_ne").matches("mary.jane@x.com"));
         assert!(Like::new("m%x.com").matches("mary.jane@x.com"));
         assert!(!Like::new("j_ne").matches("jne"));

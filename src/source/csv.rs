@@ -28,6 +28,9 @@ const PREFIX: usize = 1 << 20;
 const SAMPLE: usize = 64 * 1024;
 const SAMPLE_RECORDS: usize = 50;
 const BUF: usize = 64 * 1024;
+/// A record longer than this is not a contact but a quote left open swallowing the file: stop,
+/// rather than hold the rest of the file in memory.
+const MAX_RECORD: usize = 64 << 20;
 
 /// Candidate delimiters, in order of preference when two fit equally well.
 pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -37,6 +40,8 @@ pub(crate) struct RawReader<R> {
     rdr: R,
     core: csv_core::Reader,
     delimiter: u8,
+    /// The byte that ends a line: `\n`, or `\r` in a file with old Mac line endings (no `\n`).
+    newline: u8,
     /// 1-based line of the next unread byte.
     line: u64,
     out: Vec<u8>,
@@ -47,8 +52,8 @@ pub(crate) struct RawReader<R> {
     done: bool,
 }
 
-fn count_nl(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+fn count(b: &[u8], byte: u8) -> u64 {
+    b.iter().filter(|&&c| c == byte).count() as u64
 }
 
 impl<R: BufRead> RawReader<R> {
@@ -57,6 +62,7 @@ impl<R: BufRead> RawReader<R> {
             rdr,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             delimiter,
+            newline: b'\n',
             line: 1,
             out: vec![0; 4096],
             ends: vec![0; 64],
@@ -85,7 +91,7 @@ impl<R: BufRead> RawReader<R> {
                 .position(|&b| b != b'\n' && b != b'\r')
                 .unwrap_or(buf.len());
             let more = n == buf.len();
-            self.line += count_nl(&buf[..n]);
+            self.line += count(&buf[..n], self.newline);
             self.rdr.consume(n);
             if !more {
                 break;
@@ -94,14 +100,18 @@ impl<R: BufRead> RawReader<R> {
         self.start_line = self.line;
         let (mut outlen, mut endlen) = (0, 0);
         let mut ended_nl = false;
+        // csv-core counts every `\n` it consumes (quoted ones too): add its count to ours.
+        let core_line = self.core.line();
         loop {
             let buf = self.rdr.fill_buf()?;
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(buf, &mut self.out[outlen..], &mut self.ends[endlen..]);
             if nin > 0 {
-                self.line += count_nl(&buf[..nin]);
-                ended_nl = buf[nin - 1] == b'\n';
+                ended_nl = buf[nin - 1] == self.newline;
+                if self.newline != b'\n' {
+                    self.line += count(&buf[..nin], self.newline);
+                }
             }
             self.rdr.consume(nin);
             outlen += nout;
@@ -109,6 +119,16 @@ impl<R: BufRead> RawReader<R> {
             match res {
                 csv_core::ReadRecordResult::InputEmpty => {}
                 csv_core::ReadRecordResult::OutputFull => {
+                    if self.out.len() >= MAX_RECORD {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the record starting at line {} is over {} MiB (a quote left open?)",
+                                self.start_line,
+                                MAX_RECORD >> 20
+                            ),
+                        ));
+                    }
                     let n = self.out.len() * 2;
                     self.out.resize(n, 0);
                 }
@@ -117,11 +137,17 @@ impl<R: BufRead> RawReader<R> {
                     self.ends.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::Record => {
+                    if self.newline == b'\n' {
+                        self.line += self.core.line() - core_line;
+                    }
                     self.nfields = endlen;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
                 }
                 csv_core::ReadRecordResult::End => {
+                    if self.newline == b'\n' {
+                        self.line += self.core.line() - core_line;
+                    }
                     self.done = true;
                     return Ok(false);
                 }
@@ -232,6 +258,8 @@ pub struct CsvSource {
     describe: String,
     out: Queue,
     trailer: Trailer,
+    /// Columns up to the last one with a name: a row may stop there.
+    named_width: usize,
     /// Last line of the previous record (or of the header).
     prev_end: u64,
     done: bool,
@@ -278,6 +306,12 @@ impl CsvSource {
                 }
             }
         };
+        // Old Mac files end lines with a lone CR: count those, or every row would be "line 1".
+        let newline = if !prefix.contains(&b'\n') && prefix.contains(&b'\r') {
+            b'\r'
+        } else {
+            b'\n'
+        };
         drop(prefix);
 
         f.seek(SeekFrom::Start(det.bom_len as u64))
@@ -287,7 +321,20 @@ impl CsvSource {
         } else {
             Box::new(DecodeReader::new(f, det.encoding))
         };
+        let mut rdr = rdr;
+        // csv-core drops a UTF-8 BOM at the start of its input without a word: a second BOM
+        // (a file "fixed" twice) would vanish unreported, so look for it first.
+        if rdr
+            .fill_buf()
+            .with_context(|| format!("{file}: cannot read"))?
+            .starts_with("\u{FEFF}".as_bytes())
+        {
+            warnings.push(format!(
+                "{file}: a second byte-order mark (U+FEFF) follows the first one; removed"
+            ));
+        }
         let mut raw = RawReader::new(rdr, delimiter);
+        raw.newline = newline;
         loop {
             if !raw.read().with_context(|| format!("{file}: cannot read"))? {
                 if header_line > 1 {
@@ -318,6 +365,10 @@ impl CsvSource {
             raw.start_line
         );
         Ok(CsvSource {
+            named_width: headers
+                .iter()
+                .rposition(|h| !h.is_empty())
+                .map_or(0, |i| i + 1),
             file,
             prev_end: raw.end_line,
             raw,
@@ -374,12 +425,26 @@ impl CsvSource {
         let n = raw.len();
         let mut fields = Vec::with_capacity(n);
         let mut undecodable = Vec::new();
-        for i in 0..n {
-            match std::str::from_utf8(raw.field(i)) {
-                Ok(s) => fields.push(s.to_owned()),
-                Err(_) => {
-                    undecodable.push(i);
-                    fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+        // Fast path: check the whole record once. Its fields are valid on their own only if each
+        // boundary is also a character boundary (bytes split by a delimiter can rejoin).
+        let ends = &raw.ends[..n];
+        match std::str::from_utf8(raw.bytes()) {
+            Ok(all) if ends.iter().all(|&e| all.is_char_boundary(e)) => {
+                let mut start = 0;
+                for &end in ends {
+                    fields.push(all[start..end].to_owned());
+                    start = end;
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    match std::str::from_utf8(raw.field(i)) {
+                        Ok(s) => fields.push(s.to_owned()),
+                        Err(_) => {
+                            undecodable.push(i);
+                            fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+                        }
+                    }
                 }
             }
         }
@@ -401,9 +466,12 @@ impl CsvSource {
         };
 
         let w = self.headers.len();
-        // A trailing delimiter (empty fields past the header) shifts nothing: drop them.
+        // A trailing delimiter (empty fields past the header) shifts nothing: drop them. Nor does
+        // leaving out the unnamed columns at the end of the header: add them back empty.
         if n > w && fields[w..].iter().all(|f| f.trim().is_empty()) {
             fields.truncate(w);
+        } else if n < w && n >= self.named_width {
+            fields.resize(w, String::new());
         }
         let ragged = fields.len() != w;
         let single = fields[first + 1..].iter().all(|f| f.trim().is_empty());
@@ -412,6 +480,14 @@ impl CsvSource {
         .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
 
         let item = if ragged {
+            let span = if self.raw.end_line > line {
+                format!(
+                    " (the record spans lines {line}–{}: is a quote left open?)",
+                    self.raw.end_line
+                )
+            } else {
+                String::new()
+            };
             Err(RowIssue {
                 line,
                 outcome: Outcome::Invalid,
@@ -419,7 +495,7 @@ impl CsvSource {
                     ErrorCode::RaggedRow,
                     None,
                     format!(
-                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns"
+                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
                     ),
                 ),
                 raw: fields,
@@ -508,5 +584,44 @@ impl Source for CsvSource {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_needs_more_than_one_field_and_prefers_consistency() {
+        assert_eq!(sniff_delimiter(b"email\na@x.com\n", false, 1), None);
+        // `,` splits the header in two but the rows unevenly; `;` splits every line in three.
+        let s = b"Name;Note, more;Id\nAnn;a, b, c;1\nBob;x;2\n";
+        assert_eq!(sniff_delimiter(s, false, 1), Some(b';'));
+        // Equally consistent: the wider header wins.
+        assert_eq!(sniff_delimiter(b"a|b|c,d\n1|2|3,4\n", false, 1), Some(b'|'));
+        // Title lines above the header are not part of the structure.
+        assert_eq!(
+            sniff_delimiter(b"Report, March\nName\tEmail\nAnn\ta@x.com\n", false, 2),
+            Some(b'\t')
+        );
+    }
+
+    #[test]
+    fn a_record_cut_by_the_end_of_the_sample_is_ignored() {
+        // The last line is cut inside a quoted field that would hold a `|`.
+        let s = b"a|b\n1|2\n3|\"x";
+        assert_eq!(sniff_delimiter(s, true, 1), Some(b'|'));
+    }
+
+    #[test]
+    fn raw_reader_counts_lines_across_crlf_blank_lines_and_quoted_newlines() {
+        let data: &[u8] = b"h1,h2\r\n\r\n\"a\nb\",c\r\n\n\nd,e";
+        let mut r = RawReader::new(data, b',');
+        let mut got = vec![];
+        while r.read().unwrap() {
+            got.push((r.start_line, r.end_line, r.len()));
+        }
+        assert_eq!(got, [(1, 1, 2), (3, 4, 2), (7, 7, 2)]);
+        assert_eq!(r.line, 7);
     }
 }

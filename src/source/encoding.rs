@@ -80,16 +80,30 @@ pub(crate) fn detect(
             how: "detected",
         };
     }
-    let utf8 = match std::str::from_utf8(prefix) {
-        Ok(_) => true,
-        // Only an incomplete character cut by the end of the prefix is fine.
-        Err(e) => truncated && e.error_len().is_none(),
-    };
+    let utf8 = looks_utf8(prefix, truncated);
     Detected {
         encoding: if utf8 { UTF_8 } else { WINDOWS_1252 },
         bom_len: 0,
         how: "detected",
     }
+}
+
+/// Valid UTF-8, or UTF-8 with a little damage: many well-formed multi-byte characters and few
+/// invalid bytes (a Windows-1252 file almost never forms a valid multi-byte sequence by chance).
+/// Reading a damaged UTF-8 file as UTF-8 costs only its bad rows (`encoding` issues); reading it
+/// as Windows-1252 would turn every accent into mojibake.
+fn looks_utf8(prefix: &[u8], truncated: bool) -> bool {
+    let (mut multibyte, mut invalid) = (0usize, 0usize);
+    let mut chunks = prefix.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        multibyte += chunk.valid().bytes().filter(|&b| b >= 0xC0).count();
+        // An incomplete character cut by the end of the prefix is not an error.
+        let cut = truncated && chunks.peek().is_none();
+        if !chunk.invalid().is_empty() && !cut {
+            invalid += 1;
+        }
+    }
+    invalid == 0 || multibyte >= 20 * invalid
 }
 
 /// UTF-16 written without a BOM shows as a NUL in every other byte of ASCII text.
@@ -270,6 +284,12 @@ mod tests {
             detect(b"a\0,\0b\0\n\0", false, None, &mut w).encoding,
             UTF_16LE
         );
+        // Many accents in UTF-8 and one bad byte: UTF-8 with damage, not Windows-1252.
+        let mut damaged = "José Zoë Müller\n".repeat(10).into_bytes();
+        damaged.extend(b"Ren\xe9\n");
+        assert_eq!(detect(&damaged, false, None, &mut w).encoding, UTF_8);
+        let cp1252 = b"Jos\xe9 M\xfcller \xc3\xa9";
+        assert_eq!(detect(cp1252, false, None, &mut w).encoding, WINDOWS_1252);
         assert!(w.is_empty());
         let forced = detect(b"\xef\xbb\xbfa", false, Some(WINDOWS_1252), &mut w);
         assert_eq!(forced.encoding, UTF_8);

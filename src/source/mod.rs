@@ -9,9 +9,10 @@
 //! Header clean-up, the same for both formats: names are trimmed; a byte-order mark left on the
 //! first name (a stray U+FEFF, or the UTF-8 BOM decoded as Windows-1252, `ï»¿`) is **removed with
 //! a warning** rather than refused, because the data rows are intact and refusing would only make
-//! the user strip three invisible bytes by hand; trailing blank header cells are dropped; blank and
-//! duplicate names are kept and listed in [`Source::warnings`] (see [`duplicate_headers`] to make
-//! them fatal where a mapping would be ambiguous).
+//! the user strip three invisible bytes by hand; blank and duplicate names are kept and listed in
+//! [`Source::warnings`] (see [`duplicate_headers`] to make them fatal where a mapping would be
+//! ambiguous). A CSV row may omit the unnamed columns at the end of the header, or add empty
+//! fields past it (a trailing delimiter): neither shifts a value, so neither is a ragged row.
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
@@ -66,8 +67,9 @@ pub struct SourceOptions {
     pub delimiter: Option<u8>,
     /// XLSX sheet by name or 1-based index; `None` is the first sheet.
     pub sheet: Option<String>,
-    /// 1-based row of the header; rows above it are skipped. `None` is the first row (CSV) or the
-    /// first row with a value in it (XLSX).
+    /// 1-based row of the header (a physical line for CSV, a sheet row for XLSX); rows above it
+    /// (report titles) are skipped and not counted. `None` is the first line (CSV) or the first
+    /// sheet row with a value in it (XLSX).
     pub header_row: Option<u64>,
 }
 
@@ -158,7 +160,7 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<u
 /// 0-based column for messages (`3` for CSV, `C` for a sheet).
 pub(crate) fn clean_headers(
     file: &str,
-    headers: &mut Vec<String>,
+    headers: &mut [String],
     col_name: impl Fn(usize) -> String,
     warnings: &mut Vec<String>,
 ) {
@@ -196,9 +198,6 @@ pub(crate) fn clean_headers(
             ));
             *first = fixed;
         }
-    }
-    while headers.last().is_some_and(|h| h.is_empty()) && headers.len() > 1 {
-        headers.pop();
     }
     for (i, h) in headers.iter().enumerate() {
         if h.is_empty() {

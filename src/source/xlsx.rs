@@ -281,23 +281,32 @@ impl Source for XlsxSource {
     }
 }
 
+/// A sheet row that has cells: its 0-based index and its `(column, cell)` pairs.
+type SheetRow = (u32, Vec<(u32, Cell)>);
+
 /// Groups the cell stream into rows.
 struct Rows<'a, 'b> {
     cells: &'b mut calamine::XlsxCellReader<'a, BufReader<File>>,
     next: Option<(u32, u32, Cell)>,
+    /// The reader said `None` once: asking again would read past `</sheetData>`.
+    finished: bool,
 }
 
 impl Rows<'_, '_> {
-    /// The next row that has cells: its 0-based index and `(column, cell)` pairs.
-    fn next_row(&mut self) -> Result<Option<(u32, Vec<(u32, Cell)>)>, calamine::XlsxError> {
+    /// The next row that has cells.
+    fn next_row(&mut self) -> Result<Option<SheetRow>, calamine::XlsxError> {
         let first = match self.next.take() {
             Some(c) => c,
+            None if self.finished => return Ok(None),
             None => match self.cells.next_cell()? {
                 Some(c) => {
                     let (r, col) = c.get_position();
                     (r, col, convert(c.get_value()))
                 }
-                None => return Ok(None),
+                None => {
+                    self.finished = true;
+                    return Ok(None);
+                }
             },
         };
         let row = first.0;
@@ -310,6 +319,9 @@ impl Rows<'_, '_> {
                 break;
             }
             cells.push((col, cell));
+        }
+        if self.next.is_none() {
+            self.finished = true;
         }
         Ok(Some((row, cells)))
     }
@@ -334,6 +346,7 @@ fn read_sheet(
     let mut rows = Rows {
         cells: &mut reader,
         next: None,
+        finished: false,
     };
 
     // The header: the given row, or the first row with a value.

@@ -609,6 +609,65 @@ async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporting_then_importing_with_the_export_mapping_makes_zero_writes() {
+    use doto_bulk::cmd::import::{Args, run_import};
+    let sb = sandbox(300, |_| {}).await;
+    let c = client(&sb);
+    // A contact with a phone alone has no key the mapping can match on (see the mapping's notes).
+    for (id, v) in listed(&sb) {
+        let has = |k: &str| v[k].as_str().is_some_and(|s| !s.is_empty());
+        if !has("email") && !has("identifier") {
+            c.contacts().delete(id).await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), "round.csv");
+    let exported = export(&c, &o).await.unwrap().manifest.rows;
+    let state_before = sb.state().state_json();
+    let requests_before = sb.stats().total;
+    let writes = |stats: &doto_bulk::sandbox::Stats| -> u64 {
+        stats
+            .by_route
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| r.count)
+            .sum()
+    };
+    let writes_before = writes(&sb.stats());
+    assert!(writes_before > 0, "no keyless contact was removed");
+
+    let mapping = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/doto-export.yaml");
+    let mut args = Args::new(&o.output, &mapping);
+    args.out = Some(dir.path().join("run"));
+    let mut cfg = ClientConfig::new(
+        &sb.base_url,
+        sb.account_id,
+        ApiToken::new(sb.admin_token.clone()).unwrap(),
+    );
+    cfg.rate = RateLimit::per_second(100_000);
+    cfg.search_rate = RateLimit::per_second(100_000);
+    cfg.window = Duration::from_secs(1);
+    let run = run_import(&args, cfg, true, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let stats = sb.stats();
+    assert!(
+        stats.total > requests_before,
+        "the import looked nothing up"
+    );
+    assert_eq!(writes(&stats), writes_before, "{:?}", stats.by_route);
+    assert_eq!(sb.state().state_json(), state_before);
+    assert_eq!(run.exit_code, 0, "{:?}", run.summary);
+    assert_eq!(run.summary.rows_read, exported);
+    assert_eq!(
+        run.summary.outcomes.get("unchanged").copied(),
+        Some(exported),
+        "{:?}",
+        run.summary.outcomes
+    );
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
 }

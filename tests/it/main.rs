@@ -2,6 +2,9 @@
 mod cli;
 mod client;
 mod export;
+mod import;
 mod mapping;
+mod normalise;
 mod sandbox;
+mod source;
 mod validate;

@@ -329,6 +329,13 @@ fn datetime_type_writes_iso_8601() {
     assert_eq!(d("2023-07-17").unwrap(), json!("2023-07-17T00:00:00"));
     assert_eq!(d("45123.75").unwrap(), json!("2023-07-16T18:00:00"));
     assert_eq!(d("tomorrow").unwrap_err()[0].code, ErrorCode::InvalidValue);
+    // One format needs no list.
+    let one = attr_of(
+        "{ from: X, type: date, formats: \"%d/%m/%Y\" }",
+        &["X"],
+        &["17/07/2023"],
+    );
+    assert_eq!(one.unwrap(), json!("2023-07-17"));
 }
 
 #[test]
@@ -496,6 +503,11 @@ fn missing_key_when_every_match_key_is_blank() {
     let e = errs(y, &h, &["Ann", "", " "]);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].code, ErrorCode::MissingKey);
+    assert_eq!(
+        e[0].field.as_deref(),
+        Some("identifier"),
+        "the first key tried"
+    );
     assert!(
         e[0].message.contains("identifier: column \"ID\" is blank"),
         "{e:?}"
@@ -642,6 +654,13 @@ fn bad_values_are_errors_with_lines() {
     assert!(e.contains("fields.name is not mapped"), "{e}");
     let e = load_err("version: 1\nfields:\n  name: N\n");
     assert!(e.contains("fields.email or fields.identifier"), "{e}");
+    let e = load_err("  \n");
+    assert!(e.contains("test.yaml: the mapping file is empty"), "{e}");
+    let e = load_err("version: 1\nfields:\n  name:\n    - A\n  email: E\n");
+    assert!(
+        e.contains("test.yaml:3:") && e.contains("{ from: [A, B] }"),
+        "{e}"
+    );
     let e = load_err("version: 1\nfields:\n  name: N\n  name: M\n  email: E\n");
     assert!(e.contains("test.yaml:4:") && e.contains("duplicate"), "{e}");
 }
@@ -721,7 +740,8 @@ fn a_missing_column_names_the_file_line_and_closest_headers() {
         "{e}"
     );
     assert!(
-        e.contains("test.yaml:5: column \"Mobile Phone\" is not in the file's headers; closest: \"Mobile Phone Number\""),
+        e.lines().any(|l| l
+            == "test.yaml:5: column \"Mobile Phone\" is not in the file's headers; closest: \"Mobile Phone Number\", \"Phone\""),
         "{e}"
     );
     assert!(

@@ -185,7 +185,10 @@ fn failures_csv_keeps_the_original_columns_and_text_untouched() {
     assert_eq!(by_line["4"][5], "missing_name");
     assert_eq!(by_line["5"][..4], ["Dee", "dee@example.com", "12345", "A4"]);
     assert_eq!(by_line["5"][5], "invalid_phone");
-    assert_eq!(by_line["5"][6], "phone_number");
+    assert_eq!(
+        by_line["5"][6], "Phone",
+        "the error names the source column"
+    );
     // Quotes, the newline and the spaces inside a quoted field survive exactly.
     assert_eq!(by_line["12"][0], "Hal \"H\"\n  indented ");
     // Ragged rows: fitted under the header, the message says what happened.

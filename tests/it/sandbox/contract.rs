@@ -304,6 +304,9 @@ async fn current_page_is_the_string_sent_or_the_integer_1_when_not_sent() {
 async fn a_page_of_zero_or_not_a_number_is_a_500() {
     let api = Api::default();
     api.create(json!({"email": "a@x.com"})).await;
+    let huge = api.get("/contacts?page=18446744073709551615").await;
+    assert_eq!(huge.status, StatusCode::OK);
+    assert_eq!(huge.json["payload"], json!([]));
     for p in ["0", "abc", "-1"] {
         assert_eq!(
             api.get(&format!("/contacts?page={p}")).await.status,
@@ -1213,10 +1216,49 @@ async fn side_endpoints_serve_stats_state_and_reset() {
     let state = api.get("/_sandbox/state").await.json;
     assert_eq!(state["contacts"][0]["email"], "a@x.com");
     assert_eq!(state["notes"][0]["content"], "hi");
-    assert_eq!(
-        api.post("/_sandbox/reset", json!({})).await.status,
-        StatusCode::OK
-    );
+    let r = api.post("/_sandbox/reset?what=stats", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(api.state.stats().total, 0);
+    assert_eq!(api.state.contacts().len(), 1);
+    api.get("/contacts").await;
+    let r = api.post("/_sandbox/reset", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
     assert!(api.state.contacts().is_empty() && api.state.notes().is_empty());
     assert_eq!(api.state.stats().total, 0);
+}
+
+#[tokio::test]
+async fn the_server_may_add_keys_of_its_own_to_additional_attributes_after_a_write() {
+    let api = Api::new(SandboxConfig {
+        server_attributes: true,
+        ..Default::default()
+    });
+    let r = api
+        .post(
+            "/contacts",
+            json!({"email": "a@x.com", "additional_attributes": {"city": "Lyon"}}),
+        )
+        .await;
+    assert_eq!(
+        r.json["payload"]["contact"]["additional_attributes"],
+        json!({"city": "Lyon"})
+    );
+    let id = r.json["payload"]["contact"]["id"].as_u64().unwrap();
+    let later =
+        api.get(&format!("/contacts/{id}")).await.json["payload"]["additional_attributes"].clone();
+    assert_eq!(later["city"], "Lyon");
+    assert!(
+        later["avatar_url_hash"].is_string() && later["last_avatar_sync_at"].is_string(),
+        "{later}"
+    );
+    // An update that does not touch the email leaves them; the import's own keys still merge.
+    let r = api
+        .patch(
+            &format!("/contacts/{id}"),
+            json!({"additional_attributes": {"city": "Paris"}}),
+        )
+        .await;
+    let attrs = &r.json["payload"]["additional_attributes"];
+    assert_eq!(attrs["city"], "Paris");
+    assert_eq!(attrs["avatar_url_hash"], later["avatar_url_hash"]);
 }

@@ -98,17 +98,37 @@ async fn no_window_ever_admits_more_than_the_global_limit_over_a_socket() {
     assert!(stats.log.iter().all(|e| e.admitted == (e.status != 429)));
 }
 
+/// Run `f` from the start of a 1 s window; if a stalled machine let it cross into the next window,
+/// run it again (each attempt starts in a fresh window, so the limiter's budget is whole again).
+async fn in_one_window<T, Fut: std::future::Future<Output = T>>(f: impl Fn() -> Fut) -> T {
+    for _ in 0..5 {
+        align_to_window(1000).await;
+        let start = epoch_ms() / 1000;
+        let out = f().await;
+        if epoch_ms() / 1000 == start {
+            return out;
+        }
+    }
+    panic!("five attempts in a row crossed a window boundary");
+}
+
+fn statuses(replies: &[super::Reply]) -> Vec<u16> {
+    replies.iter().map(|r| r.status.as_u16()).collect()
+}
+
 #[tokio::test]
 async fn after_a_429_the_budget_returns_at_the_next_window_boundary() {
     let api = Api::new(limited(Some(2), None, false));
     api.create(json!({"email": "a@x.com"})).await;
-    align_to_window(1000).await;
-    assert_eq!(api.get("/contacts").await.status, StatusCode::OK);
-    assert_eq!(api.get("/contacts").await.status, StatusCode::OK);
-    assert_eq!(
-        api.get("/contacts").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let replies = in_one_window(|| async {
+        vec![
+            api.get("/contacts").await,
+            api.get("/contacts").await,
+            api.get("/contacts").await,
+        ]
+    })
+    .await;
+    assert_eq!(statuses(&replies), [200, 200, 429]);
     align_to_window(1000).await;
     assert_eq!(api.get("/contacts").await.status, StatusCode::OK);
 }
@@ -116,31 +136,36 @@ async fn after_a_429_the_budget_returns_at_the_next_window_boundary() {
 #[tokio::test]
 async fn the_limiter_runs_before_authentication() {
     let api = Api::new(limited(Some(1), None, false));
-    align_to_window(1000).await;
-    let anon = api
-        .send(axum::http::Method::GET, "/contacts", None, None)
-        .await;
-    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        api.get("/contacts").await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let replies = in_one_window(|| async {
+        vec![
+            api.send(axum::http::Method::GET, "/contacts", None, None)
+                .await,
+            api.get("/contacts").await,
+        ]
+    })
+    .await;
+    // The anonymous request used the window's only slot.
+    assert_eq!(statuses(&replies), [401, 429]);
 }
 
 #[tokio::test]
 async fn search_has_its_own_per_account_limit_that_leaves_other_routes_alone() {
     let api = Api::new(limited(None, Some(2), false));
     api.create(json!({"email": "a@x.com"})).await;
-    align_to_window(1000).await;
-    assert_eq!(api.get("/contacts/search?q=a").await.status, StatusCode::OK);
-    assert_eq!(api.get("/contacts/search?q=a").await.status, StatusCode::OK);
-    let r = api.get("/contacts/search?q=a").await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(r.text, "Retry later\n");
-    assert_eq!(api.get("/contacts").await.status, StatusCode::OK);
-    assert_eq!(api.get("/contacts/1").await.status, StatusCode::OK);
+    let replies = in_one_window(|| async {
+        vec![
+            api.get("/contacts/search?q=a").await,
+            api.get("/contacts/search?q=a").await,
+            api.get("/contacts/search?q=a").await,
+            api.get("/contacts").await,
+            api.get("/contacts/1").await,
+        ]
+    })
+    .await;
+    assert_eq!(statuses(&replies), [200, 200, 429, 200, 200]);
+    assert_eq!(replies[2].text, "Retry later\n");
     let stats = api.state.stats();
-    assert_eq!(stats.count_status("GET", route::SEARCH, 429), 1);
+    assert!(stats.count_status("GET", route::SEARCH, 429) >= 1);
     assert!(
         stats
             .admitted_per_window(Some(route::SEARCH))

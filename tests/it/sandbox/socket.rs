@@ -173,7 +173,13 @@ async fn a_normal_response_over_a_raw_connection_is_complete() {
 
 #[tokio::test]
 async fn concurrent_creates_with_the_same_phone_over_http_can_leave_duplicates() {
-    let sb = spawn(SandboxConfig::default()).await.unwrap();
+    // A wide race window so that both requests surely arrive while the first one is in it.
+    let sb = spawn(SandboxConfig {
+        race_window: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let url = format!("{}/api/v1/accounts/1/contacts", sb.base_url);
     let c = client();
     let send = || {
