@@ -5,7 +5,8 @@
 //! time, the floor and their ratio (goal: at most 1.05), plus requests and 429s.
 //!
 //! `cargo bench --bench export_bench` (does nothing without `--bench`, so that `cargo test
-//! --all-targets` stays fast). `DOTO_BENCH_CONTACTS=3000` for a smaller run. Peak memory is
+//! --all-targets` stays fast). `DOTO_BENCH_CONTACTS=3000` for a smaller run; `DOTO_BENCH_CONCURRENCY`,
+//! `DOTO_BENCH_LATENCY_MS` vary the other two. Peak memory is
 //! measured by `benches/export.sh` with the release binary.
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
+    let latency_ms: u64 = std::env::var("DOTO_BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,7 +39,7 @@ fn main() {
     rt.block_on(async move {
         let sb = spawn(SandboxConfig {
             seed_contacts: n,
-            latency: Duration::from_millis(50),
+            latency: Duration::from_millis(latency_ms),
             limits: RateLimits {
                 global: Some(LIMIT_PER_MIN),
                 search: None,
@@ -66,12 +71,13 @@ fn main() {
         let requests = listed.div_ceil(15);
         let floor = requests as f64 / (f64::from(LIMIT_PER_MIN) / 60.0);
         let stats = sb.stats();
-        println!("export_bench: {n} contacts seeded, {listed} listed, limit {LIMIT_PER_MIN}/min, latency 50 ms, concurrency {concurrency}");
+        println!("export_bench: {n} contacts seeded, {listed} listed, limit {LIMIT_PER_MIN}/min, latency {latency_ms} ms, concurrency {concurrency}");
         println!(
-            "  list requests {} (floor {requests}), 429s {}, drift {}",
+            "  list requests {} (floor {requests}), 429s {}, drift {}, max in flight {}",
             stats.count("GET", route::CONTACTS),
             stats.rate_limited,
-            s.manifest.drift.detected
+            s.manifest.drift.detected,
+            stats.max_in_flight
         );
         // Where the time went: the span of the requests (the client's pacing) against what came
         // before the first and after the last (the export's own work).
