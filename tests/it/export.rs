@@ -735,3 +735,54 @@ fn the_binary_exports_quietly_from_the_sandbox_and_fails_without_touching_the_fi
     assert!(String::from_utf8_lossy(&run.stderr).contains("--format"));
     let _ = Format::Csv;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_export_exits_130_and_leaves_the_previous_file() {
+    let sb = sandbox(3_000, |c| c.latency = Duration::from_millis(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kept.csv");
+    std::fs::write(&out, "the previous export\n").unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, &sb.admin_token).unwrap();
+    let before = files_in(dir.path());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .args([
+            "export",
+            "--concurrency",
+            "2",
+            "--rate",
+            "100000",
+            "--base-url",
+        ])
+        .arg(&sb.base_url)
+        .args(["--account-id", &sb.account_id.to_string(), "--token-file"])
+        .arg(&token)
+        .arg("-o")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while sb.stats().count("GET", route::CONTACTS) < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let res = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        sb.stats().count("GET", route::CONTACTS) < 200,
+        "the export ran to the end: the test proves nothing"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the previous export\n"
+    );
+    assert_eq!(
+        files_in(dir.path()),
+        before,
+        "a temporary file was left behind"
+    );
+}
