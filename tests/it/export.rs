@@ -745,7 +745,7 @@ async fn ctrl_c_mid_export_exits_130_and_leaves_the_previous_file() {
     let token = dir.path().join("token");
     std::fs::write(&token, &sb.admin_token).unwrap();
     let before = files_in(dir.path());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
         .args([
             "export",
             "--concurrency",
