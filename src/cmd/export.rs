@@ -442,14 +442,19 @@ async fn write_conversations(
 
 /// `doto-bulk export`: resolve the flags and the connection, export, print the summary.
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
-    let format = match args.format {
+    // Flags that do not make sense together are usage errors (exit 2), found before any request.
+    let usage = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        Ok(exit::USAGE)
+    };
+    let format = match args.format.or_else(|| Format::from_path(&args.output)) {
         Some(f) => f,
-        None => Format::from_path(&args.output).ok_or_else(|| {
-            anyhow::anyhow!(
+        None => {
+            return usage(anyhow::anyhow!(
                 "{}: cannot tell the format from the extension; use .csv, .jsonl or .xlsx, or --format",
                 args.output.display()
-            )
-        })?,
+            ));
+        }
     };
     let opts = ExportOptions {
         output: args.output,
@@ -463,7 +468,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
         concurrency: args.concurrency,
         progress: !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    opts.check()?;
+    if let Err(e) = opts.check() {
+        return usage(e);
+    }
+    let pinned = opts.columns.is_some();
     let conn = connect(global, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
     if let Some(r) = args.rate {
@@ -503,7 +511,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
             s.elapsed.as_secs_f64(),
             s.manifest_path.display()
         );
-        if !m.columns_added.is_empty() {
+        if !m.columns_added.is_empty() && !pinned {
             eprintln!("new columns at the end: {}", m.columns_added.join(", "));
         }
         if m.drift.detected {

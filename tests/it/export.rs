@@ -731,8 +731,16 @@ fn the_binary_exports_quietly_from_the_sandbox_and_fails_without_touching_the_fi
         .arg(dir.path().join("x.txt"))
         .output()
         .unwrap();
-    assert_ne!(run.status.code(), Some(0));
+    assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--format"));
+    let run = bin()
+        .args(["export", "--sandbox", "--sort", "bogus", "-o"])
+        .arg(dir.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("\"bogus\""));
+    assert!(!dir.path().join("x.csv").exists());
     let _ = Format::Csv;
 }
 
