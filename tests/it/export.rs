@@ -794,3 +794,22 @@ async fn ctrl_c_mid_export_exits_130_and_leaves_the_previous_file() {
         "a temporary file was left behind"
     );
 }
+
+#[tokio::test]
+async fn a_total_that_is_a_multiple_of_15_costs_no_request_for_an_empty_page() {
+    let sb = sandbox(0, |_| {}).await;
+    for i in 0..30 {
+        sb.state()
+            .insert_contact(
+                sb.account_id,
+                &json!({"name": format!("C {i}"), "email": format!("c{i}@x.test")}),
+            )
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), "m.jsonl");
+    let s = export(&client(&sb), &o).await.unwrap();
+    assert_eq!(jsonl_ids(&o.output).len(), 30);
+    assert_eq!(sb.stats().count("GET", route::CONTACTS), 2);
+    assert_eq!(s.manifest.listing.pages_fetched, 2);
+}

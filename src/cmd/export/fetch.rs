@@ -94,6 +94,7 @@ impl State<'_> {
             new: 0,
         };
         let mut last_len = 0;
+        let mut last_count = 0;
         let mut stream = futures::stream::iter(from..=to)
             .map(|p| {
                 let list = &list;
@@ -106,16 +107,20 @@ impl State<'_> {
             let count = page.count.unwrap_or(0);
             round.counts.push((p, count));
             last_len = page.items.len();
+            last_count = count;
             round.new += self.accept(page.items)?;
             (self.progress)(self.seen.len() as u64, count.max(self.seen.len() as u64));
         }
         drop(stream);
+        // Only while the server's total says there is more: a total that is a multiple of 15
+        // costs no extra request for an empty page.
         let mut p = to;
-        while last_len >= PAGE_SIZE {
+        while last_len >= PAGE_SIZE && last_count > u64::from(p) * PAGE_SIZE as u64 {
             p += 1;
             let page = list.page(p).await.map_err(|e| page_error(p, e))?;
             self.out.pages_fetched += 1;
-            round.counts.push((p, page.count.unwrap_or(0)));
+            last_count = page.count.unwrap_or(0);
+            round.counts.push((p, last_count));
             last_len = page.items.len();
             round.new += self.accept(page.items)?;
         }
@@ -147,10 +152,9 @@ pub async fn fetch_all(
     st.out.pages_fetched += 1;
     let t0 = first.count.unwrap_or(first.items.len() as u64);
     st.out.total_start = t0;
-    let first_full = first.items.len() >= PAGE_SIZE;
     st.accept(first.items)?;
     progress(st.seen.len() as u64, t0);
-    let mut round = if pages_for(t0) > 1 || first_full {
+    let mut round = if pages_for(t0) > 1 {
         st.round(client, sort, concurrency, 2, pages_for(t0).max(2))
             .await?
     } else {
