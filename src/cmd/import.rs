@@ -7,7 +7,8 @@
 //! 3. writes: [`engine::Engine`] (grouping by key, decisions from [`plan`], concurrent writes
 //!    through one client, journal, notes, outcome-unknown handling);
 //! 4. reports: `failures.csv`, `results.csv` (the validate branch's writers), `plan.jsonl` (dry
-//!    run), `summary.json` and the terminal summary, written here in file order.
+//!    run), `summary.json` and the terminal summary, written here in file order; `lookup.json`
+//!    says what `--lookup auto` chose and why.
 //!
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
@@ -290,6 +291,11 @@ pub async fn run_import(
         }
         s => (s, None),
     };
+    if let Some(c) = &choice {
+        let body = serde_json::to_vec_pretty(c)?;
+        std::fs::write(run_dir.join("lookup.json"), body)
+            .with_context(|| format!("{}: cannot write lookup.json", run_dir.display()))?;
+    }
     let known: Known = if distinct.is_empty() {
         Known::new()
     } else {
