@@ -296,9 +296,11 @@ pub async fn run_import(
         std::fs::write(run_dir.join("lookup.json"), body)
             .with_context(|| format!("{}: cannot write lookup.json", run_dir.display()))?;
     }
-    let known: Known = if distinct.is_empty() {
-        Known::new()
-    } else {
+    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
+    let lookup_done = async {
+        if distinct.is_empty() {
+            return Ok(Known::new());
+        }
         match strategy {
             Strategy::Search => {
                 let p = Progress::new(quiet, Some(distinct.len() as u64), "searching keys");
@@ -306,7 +308,7 @@ pub async fn run_import(
                     .await
                     .context("cannot look the keys up")?;
                 p.finish();
-                k
+                Ok(k)
             }
             _ => {
                 let p = Progress::rows(quiet, "listing contacts");
@@ -314,9 +316,13 @@ pub async fn run_import(
                     .await
                     .context("cannot list the account's contacts")?;
                 p.finish();
-                k
+                Ok::<Known, anyhow::Error>(k)
             }
         }
+    };
+    let (known, interrupted_in_lookup) = tokio::select! {
+        k = lookup_done => (k?, false),
+        () = wait_for(&interrupt) => (Known::new(), true),
     };
 
     // 3. The writes.
@@ -348,11 +354,12 @@ pub async fn run_import(
     };
     let writing = Progress::new(quiet, Some(rows.len() as u64), label);
     let mut results: Vec<Option<RowResult>> = vec![None; mapped.len()];
-    if args
-        .max_errors
-        .is_some_and(|m| mapped.iter().filter(|m| is_invalid(m)).count() as u64 > m)
+    if interrupted_in_lookup
+        || args
+            .max_errors
+            .is_some_and(|m| mapped.iter().filter(|m| is_invalid(m)).count() as u64 > m)
     {
-        // Too many invalid rows already: write nothing.
+        // Interrupted, or too many invalid rows already: write nothing.
     } else {
         engine
             .run(&rows, groups, args.concurrency, |r| {
@@ -502,6 +509,13 @@ pub async fn run_import(
         choice,
         fatal,
     })
+}
+
+/// Resolves once `flag` is set (polled: the flag is set from a signal handler task).
+async fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn is_invalid(m: &MappedRow) -> bool {
