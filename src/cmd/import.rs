@@ -7,7 +7,8 @@
 //! 3. writes: [`engine::Engine`] (grouping by key, decisions from [`plan`], concurrent writes
 //!    through one client, journal, notes, outcome-unknown handling);
 //! 4. reports: `failures.csv`, `results.csv` (the validate branch's writers), `plan.jsonl` (dry
-//!    run), `summary.json` and the terminal summary, written here in file order.
+//!    run), `summary.json` and the terminal summary, written here in file order; `lookup.json`
+//!    says what `--lookup auto` chose and why.
 //!
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
@@ -290,9 +291,16 @@ pub async fn run_import(
         }
         s => (s, None),
     };
-    let known: Known = if distinct.is_empty() {
-        Known::new()
-    } else {
+    if let Some(c) = &choice {
+        let body = serde_json::to_vec_pretty(c)?;
+        std::fs::write(run_dir.join("lookup.json"), body)
+            .with_context(|| format!("{}: cannot write lookup.json", run_dir.display()))?;
+    }
+    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
+    let lookup_done = async {
+        if distinct.is_empty() {
+            return Ok(Known::new());
+        }
         match strategy {
             Strategy::Search => {
                 let p = Progress::new(quiet, Some(distinct.len() as u64), "searching keys");
@@ -300,7 +308,7 @@ pub async fn run_import(
                     .await
                     .context("cannot look the keys up")?;
                 p.finish();
-                k
+                Ok(k)
             }
             _ => {
                 let p = Progress::rows(quiet, "listing contacts");
@@ -308,9 +316,13 @@ pub async fn run_import(
                     .await
                     .context("cannot list the account's contacts")?;
                 p.finish();
-                k
+                Ok::<Known, anyhow::Error>(k)
             }
         }
+    };
+    let (known, interrupted_in_lookup) = tokio::select! {
+        k = lookup_done => (k?, false),
+        () = wait_for(&interrupt) => (Known::new(), true),
     };
 
     // 3. The writes.
@@ -342,11 +354,12 @@ pub async fn run_import(
     };
     let writing = Progress::new(quiet, Some(rows.len() as u64), label);
     let mut results: Vec<Option<RowResult>> = vec![None; mapped.len()];
-    if args
-        .max_errors
-        .is_some_and(|m| mapped.iter().filter(|m| is_invalid(m)).count() as u64 > m)
+    if interrupted_in_lookup
+        || args
+            .max_errors
+            .is_some_and(|m| mapped.iter().filter(|m| is_invalid(m)).count() as u64 > m)
     {
-        // Too many invalid rows already: write nothing.
+        // Interrupted, or too many invalid rows already: write nothing.
     } else {
         engine
             .run(&rows, groups, args.concurrency, |r| {
@@ -496,6 +509,13 @@ pub async fn run_import(
         choice,
         fatal,
     })
+}
+
+/// Resolves once `flag` is set (polled: the flag is set from a signal handler task).
+async fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn is_invalid(m: &MappedRow) -> bool {

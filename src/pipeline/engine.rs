@@ -643,3 +643,48 @@ impl NotesProbe {
         Err(format!("listing the notes of contact {id} kept failing"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::{Email, Identifier};
+
+    fn row(idx: usize, email: Option<&str>, ident: Option<&str>) -> Row {
+        let draft = ContactDraft {
+            name: Some(format!("r{idx}")),
+            email: email.map(|e| Email::parse(e).unwrap()),
+            identifier: ident.map(|i| Identifier::parse(i).unwrap().unwrap()),
+            ..ContactDraft::default()
+        };
+        Row {
+            idx,
+            line: idx as u64 + 2,
+            hash: String::new(),
+            keys: lookup::all_keys(&draft),
+            draft,
+        }
+    }
+
+    #[test]
+    fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
+        let mut known = Known::new();
+        // A stored contact with email s@x.com and identifier S.
+        known.insert(
+            serde_json::from_value(
+                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
+            )
+            .unwrap(),
+        );
+        let rows = vec![
+            row(0, Some("a@x.com"), Some("A")),
+            row(1, Some("b@x.com"), None),
+            row(2, None, Some("A")),            // shares A with row 0
+            row(3, Some("s@x.com"), None),      // matches contact 9 by email
+            row(4, Some("t@x.com"), Some("S")), // matches contact 9 by identifier
+            row(5, Some("A@X.com"), Some("Z")), // shares a@x.com with row 0 (case-insensitive)
+            row(6, Some("c@x.com"), Some("a")), // identifiers are case-sensitive: alone
+        ];
+        let g = groups(&rows, &known);
+        assert_eq!(g, vec![vec![0, 2, 5], vec![1], vec![3, 4], vec![6]]);
+    }
+}

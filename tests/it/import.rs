@@ -572,3 +572,41 @@ async fn too_many_invalid_rows_stop_the_run_before_any_write() {
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();
     assert_eq!(failures.lines().count(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_searches_a_few_keys_in_a_big_account_and_lists_a_small_one() {
+    let w = World::new(SandboxConfig {
+        seed_contacts: 3000,
+        seed: 11,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let csv = format!("{HEADER}Ann,ann@x.com,A,gold,\nBob,bob@x.com,B,gold,\n");
+    let mut cfg_rows = String::new();
+    let run = w.import(&csv, MAPPING, "few", |_| {}).await;
+    assert_eq!(run.lookup, Strategy::Search);
+    let choice: Value =
+        serde_json::from_slice(&std::fs::read(run.run_dir.join("lookup.json")).unwrap()).unwrap();
+    assert_eq!(choice["strategy"], "search");
+    assert!(choice["index_requests"].as_u64().unwrap() > 150, "{choice}");
+    assert!(
+        choice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("search is cheaper")
+    );
+    // One listing page (to learn the total), no paging through the account.
+    assert_eq!(w.sb.stats().count("GET", route::CONTACTS), 1);
+    assert_eq!(outcome(&run, "created"), 2);
+
+    // Many keys for the same account: the index.
+    for i in 0..400 {
+        cfg_rows.push_str(&format!("P{i},p{i}@x.com,P{i},,\n"));
+    }
+    let run = w
+        .import(&format!("{HEADER}{cfg_rows}"), MAPPING, "many", |a| {
+            a.dry_run = true;
+        })
+        .await;
+    assert_eq!(run.lookup, Strategy::Index);
+}

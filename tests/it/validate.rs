@@ -486,3 +486,62 @@ fn the_binary_exits_1_naming_a_missing_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
 }
+
+#[test]
+fn an_xlsx_file_reports_sheet_rows_and_its_failures_csv_feeds_back() {
+    let w = World::new();
+    let x = w.path("contacts.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["Name", "Email", "Phone", "ID"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    // Row 2 valid, row 3 bad email, row 4 a number cell for the identifier.
+    ws.write_string(1, 0, "Ann").unwrap();
+    ws.write_string(1, 1, "ann@example.com").unwrap();
+    ws.write_string(2, 0, "Bob").unwrap();
+    ws.write_string(2, 1, "bob@@example.com").unwrap();
+    ws.write_string(3, 0, "Cy").unwrap();
+    ws.write_number(3, 3, 1234.0).unwrap();
+    wb.save(&x).unwrap();
+    let map = w.write("m.yaml", MAPPING);
+    let v = w.validate(&x, &map, "run");
+    assert_eq!(v.exit_code, 3);
+    assert_eq!(v.summary.rows_read, 3);
+    let (_, rows) = read_csv(&v.run_dir.join("failures.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][..5], ["Bob", "bob@@example.com", "", "", "3"]);
+    assert_eq!(
+        results(&v.run_dir)[&4].1,
+        "identifier:1234",
+        "a whole float is an integer"
+    );
+
+    let again = w.validate(&v.run_dir.join("failures.csv"), &map, "run2");
+    assert_eq!(again.summary.rows_read, 1);
+    assert_eq!(
+        again.summary.failures_by_code.get("invalid_email"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn an_interrupted_run_flushes_its_reports_and_exits_130() {
+    let w = World::new();
+    let mut body = String::from("Name,Email,Phone,ID\n");
+    for i in 0..2000 {
+        body.push_str(&format!("P{i},p{i}@@example.com,,\n"));
+    }
+    let file = w.write("in.csv", &body);
+    let map = w.write("m.yaml", MAPPING);
+    // The flag is already set: the run stops after its first row, as after Ctrl-C.
+    let args = Args::new(&file, &map, Some(&w.path("run")));
+    let v = run_validate(&args, true, &AtomicBool::new(true)).unwrap();
+    assert_eq!(v.exit_code, 130);
+    assert_eq!(v.summary.rows_read, 1);
+    let s = summary_json(&v.run_dir);
+    assert_eq!(s["stopped"], "interrupted");
+    let (_, fails) = read_csv(&v.run_dir.join("failures.csv"));
+    assert_eq!(fails.len(), 1, "the row done is in failures.csv, flushed");
+    assert_eq!(results(&v.run_dir).len(), 1);
+}
