@@ -7,6 +7,10 @@
 //! reader and the consumer, whatever the speed of each stage. In-file duplicate detection lives in
 //! [`dupes`] and runs in the consumer, because "the earlier row" only means something in file order.
 pub mod dupes;
+pub mod engine;
+pub mod journal;
+pub mod lookup;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,6 +1,8 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
 mod cli;
 mod client;
+mod export;
+mod import;
 mod mapping;
 mod normalise;
 mod sandbox;

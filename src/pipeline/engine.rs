@@ -1,0 +1,690 @@
+//! The write phase of an import: rows grouped so that rows sharing a key (or a matched contact)
+//! run in file order and never concurrently, groups run `concurrency` at a time through one shared
+//! client (one rate limit), and each row goes decide → write → journal → notes.
+//!
+//! Exactly once, whatever the server does:
+//! - a create rejected because its key was taken meanwhile (422) is looked up again and becomes an
+//!   update;
+//! - a create whose outcome is unknown (5xx, timeout, dropped connection) is never re-sent blindly:
+//!   its keys are looked up first; found, it was applied (or the contact is updated to the row);
+//!   not found, it is sent again;
+//! - a note whose outcome is unknown, or a note of a row that was in flight when an earlier run
+//!   died, is checked on the server (the contact's notes, same content) before it is sent again;
+//! - an update is idempotent (the same PATCH twice leaves the same contact), so it is simply
+//!   repeated.
+//!
+//! Every completed write is in the journal (synced) before the row counts as done, and a row the
+//! journal says is done is not written again (`--resume`).
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::api::{ApiError, Client, ClientConfig};
+use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
+
+use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
+use super::lookup::{self, Key, Known};
+use super::plan::{self, Action, Change, Policy};
+
+/// Attempts at one write before the row fails (on top of the client's own retries).
+const MAX_ATTEMPTS: u32 = 4;
+/// Placeholder ids of contacts a dry run would create (never sent, never reported).
+const FAKE_ID_BASE: u64 = 1 << 62;
+
+/// One valid row, ready to be applied.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Position in the file's rows (for putting results back in file order).
+    pub idx: usize,
+    pub line: u64,
+    /// [`super::journal::row_hash`] of the row's fields.
+    pub hash: String,
+    pub draft: ContactDraft,
+    /// The keys the mapping matches on, in order.
+    pub keys: Vec<Key>,
+}
+
+/// How a row ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowResult {
+    pub idx: usize,
+    pub outcome: Outcome,
+    pub contact_id: Option<u64>,
+    pub errors: Vec<RowError>,
+    /// Dry run: the plan line.
+    pub plan: Option<PlanLine>,
+}
+
+/// One line of `plan.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanLine {
+    pub row: u64,
+    pub action: &'static str,
+    /// The matched contact (none for a create or a contact an earlier row would create).
+    pub contact_id: Option<u64>,
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowError>,
+}
+
+/// Rows grouped for the write phase: rows that share a key, or whose keys matched the same stored
+/// contact, are one group, in file order. Groups come in the order of their first row.
+pub fn groups(rows: &[Row], known: &Known) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..rows.len()).collect();
+    fn find(p: &mut [usize], mut i: usize) -> usize {
+        while p[i] != i {
+            p[i] = p[p[i]];
+            i = p[i];
+        }
+        i
+    }
+    let mut owner: HashMap<Key, usize> = HashMap::new();
+    let mut by_contact: HashMap<u64, usize> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let link = |other: usize, p: &mut Vec<usize>| {
+            let (a, b) = (find(p, i), find(p, other));
+            if a != b {
+                p[a.max(b)] = a.min(b);
+            }
+        };
+        for k in lookup::all_keys(&r.draft) {
+            if let Some(c) = known.find(&k) {
+                match by_contact.get(&c.id) {
+                    Some(&o) => link(o, &mut parent),
+                    None => {
+                        by_contact.insert(c.id, i);
+                    }
+                }
+            }
+            match owner.get(&k) {
+                Some(&o) => link(o, &mut parent),
+                None => {
+                    owner.insert(k, i);
+                }
+            }
+        }
+    }
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut slot: HashMap<usize, usize> = HashMap::new();
+    for i in 0..rows.len() {
+        let root = find(&mut parent, i);
+        let s = *slot.entry(root).or_insert_with(|| {
+            out.push(Vec::new());
+            out.len() - 1
+        });
+        out[s].push(i);
+    }
+    out
+}
+
+/// Why the run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Interrupted,
+    MaxErrors,
+    /// The server refused the token, or the journal cannot be written.
+    Fatal,
+}
+
+/// The write phase's shared state.
+pub struct Engine {
+    pub client: Client,
+    pub known: Mutex<Known>,
+    journal: Option<GroupJournal>,
+    ledger: Ledger,
+    policy: Policy,
+    dry_run: bool,
+    max_errors: Option<u64>,
+    failures: AtomicU64,
+    stop: Mutex<Option<Stop>>,
+    fatal: Mutex<Option<String>>,
+    interrupt: Arc<AtomicBool>,
+    fake_ids: AtomicU64,
+    notes_probe: NotesProbe,
+}
+
+/// Settings of an [`Engine`].
+pub struct EngineOptions {
+    pub policy: Policy,
+    pub dry_run: bool,
+    pub max_errors: Option<u64>,
+    /// Set from outside (Ctrl-C): no new row starts.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+impl Engine {
+    pub fn new(
+        client: Client,
+        config: &ClientConfig,
+        known: Known,
+        journal: Option<Journal>,
+        ledger: Ledger,
+        opts: EngineOptions,
+    ) -> Engine {
+        Engine {
+            client,
+            known: Mutex::new(known),
+            journal: journal.map(GroupJournal::start),
+            ledger,
+            policy: opts.policy,
+            dry_run: opts.dry_run,
+            max_errors: opts.max_errors,
+            failures: AtomicU64::new(0),
+            stop: Mutex::new(None),
+            fatal: Mutex::new(None),
+            interrupt: opts.interrupt,
+            fake_ids: AtomicU64::new(FAKE_ID_BASE),
+            notes_probe: NotesProbe::new(config),
+        }
+    }
+
+    /// Why the run stopped, if it did.
+    pub fn stopped(&self) -> Option<Stop> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            let mut s = self.stop.lock().unwrap();
+            s.get_or_insert(Stop::Interrupted);
+        }
+        *self.stop.lock().unwrap()
+    }
+
+    /// The message of a fatal stop.
+    pub fn fatal_message(&self) -> Option<String> {
+        self.fatal.lock().unwrap().clone()
+    }
+
+    fn halt(&self, why: Stop, message: Option<String>) {
+        self.stop.lock().unwrap().get_or_insert(why);
+        if let Some(m) = message {
+            self.fatal.lock().unwrap().get_or_insert(m);
+        }
+    }
+
+    /// Apply every group, `concurrency` groups at a time; `done` gets each finished row (in
+    /// completion order). Rows not started because the run stopped get no result.
+    pub async fn run(
+        &self,
+        rows: &[Row],
+        groups: Vec<Vec<usize>>,
+        concurrency: usize,
+        mut done: impl FnMut(RowResult),
+    ) {
+        let mut stream = futures::stream::iter(groups)
+            .map(|g| async move {
+                let mut out = Vec::with_capacity(g.len());
+                for i in g {
+                    if self.stopped().is_some() {
+                        break;
+                    }
+                    match self.apply_row(&rows[i]).await {
+                        Ok(r) => {
+                            if r.outcome.is_failure() {
+                                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                                if self.max_errors.is_some_and(|m| n > m) {
+                                    self.halt(Stop::MaxErrors, None);
+                                }
+                            }
+                            out.push(r);
+                        }
+                        Err(e) => {
+                            self.halt(Stop::Fatal, Some(format!("{e:#}")));
+                            break;
+                        }
+                    }
+                }
+                out
+            })
+            .buffer_unordered(concurrency.max(1));
+        while let Some(results) = stream.next().await {
+            for r in results {
+                done(r);
+            }
+        }
+    }
+
+    async fn record(&self, e: Entry) -> Result<()> {
+        match &self.journal {
+            Some(j) => j.record(e).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Look the row's keys up on the server now, and make [`Known`] say what it found. Returns
+    /// whether any key matched.
+    async fn refresh(&self, row: &Row) -> Result<bool, ApiError> {
+        let mut any = false;
+        for k in lookup::all_keys(&row.draft) {
+            let found = lookup::fetch(&self.client, &k).await?;
+            let mut known = self.known.lock().unwrap();
+            match found {
+                Some(c) => {
+                    any |= row.keys.contains(&k);
+                    known.insert(c);
+                }
+                None => known.forget_key(&k),
+            }
+        }
+        Ok(any)
+    }
+
+    fn decide(&self, row: &Row) -> Action {
+        let known = self.known.lock().unwrap();
+        plan::decide(&row.draft, &row.keys, &known, self.policy)
+    }
+
+    /// Decide and apply one row.
+    pub async fn apply_row(&self, row: &Row) -> Result<RowResult> {
+        let state = self.ledger.row(row.line, &row.hash).cloned();
+        if let Some(s) = &state
+            && s.done
+        {
+            return Ok(result(
+                row,
+                s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged),
+                s.contact_id,
+                vec![],
+            ));
+        }
+        if self.dry_run {
+            return Ok(self.simulate(row));
+        }
+        let state = state.unwrap_or_default();
+        let in_flight = state.begun;
+        // The outcome of a write an earlier run made for this row (its create or update).
+        let earlier = state.outcome.zip(state.contact_id);
+        let mut attempts = 0u32;
+        let mut begun = in_flight;
+        loop {
+            let action = self.decide(row);
+            let needs_write = matches!(action, Action::Create(_) | Action::Update { .. });
+            if needs_write && !begun && !row.draft.notes.is_empty() {
+                let mut e = Entry::new(row.line, &row.hash, Op::Begin);
+                e.intent = Some(match action {
+                    Action::Create(_) => Op::Create,
+                    _ => Op::Update,
+                });
+                self.record(e).await?;
+                begun = true;
+            }
+            match action {
+                Action::Skip { id, reason } => {
+                    return Ok(result(row, Outcome::Skipped, id, vec![reason]));
+                }
+                Action::Fail { id, error } => {
+                    return Ok(result(row, Outcome::Failed, id, vec![error]));
+                }
+                Action::Unchanged { id } => {
+                    if let Some((o, _)) = earlier {
+                        return self.notes(row, id, o, &state.notes, in_flight).await;
+                    }
+                    if in_flight {
+                        // The earlier run's write landed but its line did not.
+                        let o = state.intent.unwrap_or(Outcome::Unchanged);
+                        return self.notes(row, id, o, &state.notes, true).await;
+                    }
+                    return Ok(result(row, Outcome::Unchanged, Some(id), vec![]));
+                }
+                Action::Create(new) => match self.client.contacts().create(&new).await {
+                    Ok(c) => {
+                        let id = c.id;
+                        self.known.lock().unwrap().insert(c);
+                        let mut e = Entry::new(row.line, &row.hash, Op::Create);
+                        e.contact_id = Some(id);
+                        e.done = row.draft.notes.is_empty();
+                        self.record(e).await?;
+                        return self
+                            .notes(row, id, Outcome::Created, &state.notes, in_flight)
+                            .await;
+                    }
+                    Err(err) if is_taken(&err) || err.is_outcome_unknown() => {
+                        attempts += 1;
+                        if attempts > MAX_ATTEMPTS {
+                            return Ok(self.api_failure(row, None, &err));
+                        }
+                        let found = match self.refresh(row).await {
+                            Ok(f) => f,
+                            Err(e) => return Ok(self.api_failure(row, None, &e)),
+                        };
+                        if is_taken(&err) && !found {
+                            // Taken by a field we do not match on (e.g. the phone): a real refusal.
+                            return Ok(self.api_failure(row, None, &err));
+                        }
+                        if err.is_outcome_unknown() && found {
+                            // Our create went through if the contact now equals the row.
+                            if let Action::Unchanged { id } = self.decide(row) {
+                                let mut e = Entry::new(row.line, &row.hash, Op::Create);
+                                e.contact_id = Some(id);
+                                e.done = row.draft.notes.is_empty();
+                                self.record(e).await?;
+                                return self
+                                    .notes(row, id, Outcome::Created, &state.notes, in_flight)
+                                    .await;
+                            }
+                        }
+                        // Otherwise decide again: an update of what is there, or a create.
+                    }
+                    Err(err) => return Ok(self.api_failure(row, None, &err)),
+                },
+                Action::Update { id, patch, changes } => {
+                    match self.client.contacts().update(id, &patch).await {
+                        Ok(c) => {
+                            self.known.lock().unwrap().insert(c);
+                            let mut e = Entry::new(row.line, &row.hash, Op::Update);
+                            e.contact_id = Some(id);
+                            let (before, after) = split_changes(&changes);
+                            e.before = Some(before);
+                            e.after = Some(after);
+                            e.done = row.draft.notes.is_empty();
+                            self.record(e).await?;
+                            let o = earlier.map_or(Outcome::Updated, |(o, _)| o);
+                            return self.notes(row, id, o, &state.notes, in_flight).await;
+                        }
+                        Err(err) if err.is_outcome_unknown() || err.is_retryable() => {
+                            attempts += 1;
+                            if attempts > MAX_ATTEMPTS {
+                                return Ok(self.api_failure(row, Some(id), &err));
+                            }
+                            // The same PATCH again is harmless; decide again from what is known.
+                        }
+                        Err(err) => return Ok(self.api_failure(row, Some(id), &err)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Add the row's notes to contact `id` (those an earlier run did not journal), then mark the
+    /// row done.
+    async fn notes(
+        &self,
+        row: &Row,
+        id: u64,
+        outcome: Outcome,
+        journaled: &std::collections::BTreeSet<usize>,
+        in_flight: bool,
+    ) -> Result<RowResult> {
+        if row.draft.notes.is_empty() {
+            return Ok(result(row, outcome, Some(id), vec![]));
+        }
+        for (n, content) in row.draft.notes.iter().enumerate() {
+            if journaled.contains(&n) {
+                continue;
+            }
+            // A row that was in flight when the earlier run died may have sent this note.
+            let mut check_first = in_flight;
+            let mut attempts = 0u32;
+            loop {
+                if check_first {
+                    match self.notes_probe.has_note(id, content).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(msg) => {
+                            return Ok(result(
+                                row,
+                                Outcome::Failed,
+                                Some(id),
+                                vec![RowError::new(
+                                    ErrorCode::OutcomeUnknown,
+                                    Some("notes"),
+                                    format!(
+                                        "note {} on contact {id} may have been added; it could not \
+                                         be checked ({msg}), so it was not sent again",
+                                        n + 1
+                                    ),
+                                )],
+                            ));
+                        }
+                    }
+                }
+                match self.client.contacts().add_note(id, content).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_outcome_unknown() || e.is_retryable() => {
+                        attempts += 1;
+                        if attempts > MAX_ATTEMPTS {
+                            return Ok(self.api_failure(row, Some(id), &e));
+                        }
+                        check_first = e.is_outcome_unknown();
+                    }
+                    Err(e) => return Ok(self.api_failure(row, Some(id), &e)),
+                }
+            }
+            let mut e = Entry::new(row.line, &row.hash, Op::Note);
+            e.contact_id = Some(id);
+            e.note = Some(n);
+            self.record(e).await?;
+        }
+        let mut e = Entry::new(row.line, &row.hash, Op::Done);
+        e.contact_id = Some(id);
+        self.record(e).await?;
+        Ok(result(row, outcome, Some(id), vec![]))
+    }
+
+    fn api_failure(&self, row: &Row, id: Option<u64>, err: &ApiError) -> RowResult {
+        if matches!(
+            err,
+            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
+        ) {
+            self.halt(Stop::Fatal, Some(err.to_string()));
+        }
+        let field = match err {
+            ApiError::Rejected { attributes, .. } => attributes.first().map(String::as_str),
+            _ => None,
+        };
+        let message = match err {
+            ApiError::Rejected { message, .. } => format!("the server refused it: {message}"),
+            other => other.to_string(),
+        };
+        result(
+            row,
+            Outcome::Failed,
+            id,
+            vec![RowError::new(err.error_code(), field, message)],
+        )
+    }
+
+    /// Dry run: decide, assume the write succeeded, and say so in the plan.
+    fn simulate(&self, row: &Row) -> RowResult {
+        let action = self.decide(row);
+        let real = |id: u64| (id < FAKE_ID_BASE).then_some(id);
+        let (outcome, id, changes, errors) = match &action {
+            Action::Create(new) => {
+                let fake = self.fake_ids.fetch_add(1, Ordering::Relaxed);
+                let c = plan::created(fake, new);
+                let empty = plan::created(fake, &Default::default());
+                let (_, changes) = plan::diff(&row.draft, &empty);
+                self.known.lock().unwrap().insert(c);
+                (Outcome::Created, None, changes, vec![])
+            }
+            Action::Update { id, patch, changes } => {
+                let mut known = self.known.lock().unwrap();
+                if let Some(c) = known.get(*id).cloned() {
+                    known.insert(plan::apply_patch(&c, patch));
+                }
+                (Outcome::Updated, real(*id), changes.clone(), vec![])
+            }
+            Action::Unchanged { id } => (Outcome::Unchanged, real(*id), vec![], vec![]),
+            Action::Skip { id, reason } => (
+                Outcome::Skipped,
+                id.and_then(real),
+                vec![],
+                vec![reason.clone()],
+            ),
+            Action::Fail { id, error } => (
+                Outcome::Failed,
+                id.and_then(real),
+                vec![],
+                vec![error.clone()],
+            ),
+        };
+        let writes = matches!(outcome, Outcome::Created | Outcome::Updated);
+        let plan = PlanLine {
+            row: row.line,
+            action: action.name(),
+            contact_id: id,
+            key: row.keys.first().map(Key::label),
+            changes,
+            notes: if writes {
+                row.draft.notes.clone()
+            } else {
+                vec![]
+            },
+            error: errors.first().cloned(),
+        };
+        RowResult {
+            idx: row.idx,
+            outcome,
+            contact_id: id,
+            errors,
+            plan: Some(plan),
+        }
+    }
+}
+
+fn result(row: &Row, outcome: Outcome, id: Option<u64>, errors: Vec<RowError>) -> RowResult {
+    RowResult {
+        idx: row.idx,
+        outcome,
+        contact_id: id,
+        errors,
+        plan: None,
+    }
+}
+
+/// A 422 saying a unique key is taken (someone created the contact meanwhile).
+fn is_taken(e: &ApiError) -> bool {
+    matches!(e, ApiError::Rejected { status: 422, message, .. } if message.contains("has already been taken"))
+}
+
+fn split_changes(changes: &[Change]) -> (Map<String, Value>, Map<String, Value>) {
+    let mut before = Map::new();
+    let mut after = Map::new();
+    for c in changes {
+        before.insert(c.field.clone(), c.before.clone());
+        after.insert(c.field.clone(), c.after.clone());
+    }
+    (before, after)
+}
+
+/// Checks whether a contact already has a note with some content: `GET /contacts/{id}/notes`,
+/// which the API client does not offer yet (it belongs in `api::Contacts`). Used only for notes
+/// whose outcome is unknown, so it goes around the client's rate limit.
+struct NotesProbe {
+    http: reqwest::Client,
+    url: String,
+    header: reqwest::header::HeaderName,
+    token: reqwest::header::HeaderValue,
+}
+
+impl NotesProbe {
+    fn new(config: &ClientConfig) -> NotesProbe {
+        NotesProbe {
+            http: reqwest::Client::builder()
+                .timeout(config.request_timeout)
+                .build()
+                .unwrap_or_default(),
+            url: format!(
+                "{}/api/v1/accounts/{}/contacts",
+                config.base_url.trim().trim_end_matches('/'),
+                config.account_id
+            ),
+            header: reqwest::header::HeaderName::from_static(config.token_header.header_name()),
+            token: config.token.header_value(),
+        }
+    }
+
+    async fn has_note(&self, id: u64, content: &str) -> Result<bool, String> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            let resp = self
+                .http
+                .get(format!("{}/{id}/notes", self.url))
+                .header(&self.header, self.token.clone())
+                .send()
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("listing the notes of contact {id}: {e}");
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status.as_u16() == 429 || status.is_server_error() {
+                continue;
+            }
+            if !status.is_success() {
+                return Err(format!(
+                    "listing the notes of contact {id} answered {status}"
+                ));
+            }
+            let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+            let list = match &body {
+                Value::Array(a) => a,
+                Value::Object(o) => match o.get("payload") {
+                    Some(Value::Array(a)) => a,
+                    _ => return Err("unexpected notes body".into()),
+                },
+                _ => return Err("unexpected notes body".into()),
+            };
+            return Ok(list
+                .iter()
+                .any(|n| n.get("content").and_then(Value::as_str) == Some(content)));
+        }
+        Err(format!("listing the notes of contact {id} kept failing"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::{Email, Identifier};
+
+    fn row(idx: usize, email: Option<&str>, ident: Option<&str>) -> Row {
+        let draft = ContactDraft {
+            name: Some(format!("r{idx}")),
+            email: email.map(|e| Email::parse(e).unwrap()),
+            identifier: ident.map(|i| Identifier::parse(i).unwrap().unwrap()),
+            ..ContactDraft::default()
+        };
+        Row {
+            idx,
+            line: idx as u64 + 2,
+            hash: String::new(),
+            keys: lookup::all_keys(&draft),
+            draft,
+        }
+    }
+
+    #[test]
+    fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
+        let mut known = Known::new();
+        // A stored contact with email s@x.com and identifier S.
+        known.insert(
+            serde_json::from_value(
+                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
+            )
+            .unwrap(),
+        );
+        let rows = vec![
+            row(0, Some("a@x.com"), Some("A")),
+            row(1, Some("b@x.com"), None),
+            row(2, None, Some("A")),            // shares A with row 0
+            row(3, Some("s@x.com"), None),      // matches contact 9 by email
+            row(4, Some("t@x.com"), Some("S")), // matches contact 9 by identifier
+            row(5, Some("A@X.com"), Some("Z")), // shares a@x.com with row 0 (case-insensitive)
+            row(6, Some("c@x.com"), Some("a")), // identifiers are case-sensitive: alone
+        ];
+        let g = groups(&rows, &known);
+        assert_eq!(g, vec![vec![0, 2, 5], vec![1], vec![3, 4], vec![6]]);
+    }
+}

@@ -1,0 +1,163 @@
+//! Atomic output: every file an export writes goes to a temporary file beside its target (same
+//! directory, so the final rename cannot cross filesystems), is flushed and synced, and only then
+//! renamed over the target; the directory is synced after the rename. An export that fails or is
+//! interrupted drops its [`AtomicFile`], which removes the temporary file: the previous file at the
+//! target is never touched, and a half-written file never appears under the target's name.
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+/// A temporary file that becomes `target` on [`AtomicFile::commit`].
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+/// The directory a target lives in (`.` for a bare file name).
+pub fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl AtomicFile {
+    /// A temporary file `.<name>.<random>.tmp` beside `target`.
+    pub fn create(target: &Path) -> anyhow::Result<AtomicFile> {
+        let dir = parent_dir(target);
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "export".into());
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .with_context(|| {
+                format!(
+                    "{}: cannot create a temporary file in {}",
+                    target.display(),
+                    dir.display()
+                )
+            })?;
+        // A temporary file is private (0600); the export should look like any file the user
+        // writes: the previous file's permissions, else the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(target)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o644);
+            let _ = tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode));
+        }
+        Ok(AtomicFile {
+            tmp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary file, to write into.
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// A buffered writer over the temporary file.
+    pub fn writer(&mut self) -> BufWriter<&mut File> {
+        BufWriter::with_capacity(256 * 1024, self.tmp.as_file_mut())
+    }
+
+    /// The sha256 (hex) of what was written so far.
+    pub fn sha256(&mut self) -> anyhow::Result<String> {
+        let shown = self.tmp.path().display().to_string();
+        let f = self.tmp.as_file_mut();
+        f.flush()?;
+        f.seek(SeekFrom::Start(0))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("cannot read back {shown}"))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        f.seek(SeekFrom::End(0))?;
+        Ok(hex::encode(h.finalize()))
+    }
+
+    /// Sync the data, rename it over the target, sync the directory.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let target = self.target;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("{}: cannot sync the temporary file", target.display()))?;
+        self.tmp
+            .persist(&target)
+            .map_err(|e| e.error)
+            .with_context(|| {
+                format!(
+                    "{}: cannot rename the temporary file over it",
+                    target.display()
+                )
+            })?;
+        // The rename is durable only once the directory entry is (best effort: not every
+        // platform can open a directory).
+        if let Ok(dir) = File::open(parent_dir(&target)) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Write `bytes` to `target` atomically.
+pub fn write_atomic(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = AtomicFile::create(target)?;
+    f.file()
+        .write_all(bytes)
+        .with_context(|| format!("{}: cannot write", target.display()))?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_file_leaves_the_target_alone_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        std::fs::write(&target, "old").unwrap();
+        {
+            let mut f = AtomicFile::create(&target).unwrap();
+            f.file().write_all(b"half of the new").unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn commit_replaces_the_target_and_hash_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        std::fs::write(&target, "old").unwrap();
+        let mut f = AtomicFile::create(&target).unwrap();
+        f.file().write_all(b"new").unwrap();
+        let sha = f.sha256().unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(sha, hex::encode(Sha256::digest(b"new")));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

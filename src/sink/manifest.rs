@@ -1,0 +1,140 @@
+//! `FILE.manifest.json`: what one export wrote and how (rows, columns, account, base URL, sort,
+//! start and end, the sha256 of the file, whether pages drifted and whether that was repaired).
+//! It never holds the token. The next export to the same path reads it back to keep the columns
+//! where they were.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// The manifest beside an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always 1.
+    pub version: u32,
+    /// The export's file name (not its directory: the pair may be moved together).
+    pub file: String,
+    /// `csv`, `jsonl` or `xlsx`.
+    pub format: String,
+    /// Data rows written (contacts, header excluded).
+    pub rows: u64,
+    /// Header of a CSV/XLSX export, in order; empty for JSONL.
+    pub columns: Vec<String>,
+    /// Columns that were not in the previous layout.
+    #[serde(default)]
+    pub columns_added: Vec<String>,
+    pub account_id: u64,
+    pub base_url: String,
+    /// The listing's sort (`created_at`, `-name`, …).
+    pub sort: String,
+    /// `iso` or `epoch`.
+    pub timestamps: String,
+    pub include_contact_inboxes: bool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Hex sha256 of the file's bytes.
+    pub sha256: String,
+    /// The server's total at the start and on the last page fetched.
+    pub server_total_start: u64,
+    pub server_total_end: u64,
+    pub listing: Listing,
+    pub drift: Drift,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<Conversations>,
+}
+
+/// The paging work.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    /// List requests made (pages fetched).
+    pub pages_fetched: u64,
+    /// Rows that repeated an id already exported (pages overlapping), dropped.
+    pub duplicates: u64,
+    /// All HTTP attempts, retries included, and the 429s received.
+    pub attempts: u64,
+    pub rate_limited: u64,
+}
+
+/// Pages moving while the export ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The total changed, or rows repeated or went missing, during paging.
+    pub detected: bool,
+    /// A re-fetch of the affected range ended with a stable total and every contact counted.
+    pub repaired: bool,
+    /// Re-fetch rounds made.
+    pub rounds: u32,
+    /// Pages fetched again.
+    pub pages_refetched: u64,
+    /// Contacts found only by the re-fetch.
+    pub recovered: u64,
+}
+
+/// The `--conversations` file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversations {
+    pub file: String,
+    /// Conversations written (one a line).
+    pub rows: u64,
+    /// Contacts that were gone (404) by the time their conversations were asked for.
+    pub contacts_gone: u64,
+    pub sha256: String,
+}
+
+/// `out.csv` → `out.csv.manifest.json`.
+pub fn manifest_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+/// The manifest of the previous export at `target`, if there is one. A manifest that exists but
+/// cannot be read is an error (silently changing the column layout of a cron export is worse).
+pub fn read_previous(target: &Path) -> anyhow::Result<Option<Manifest>> {
+    let path = manifest_path(target);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let m = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a manifest of doto-bulk export (delete it to start a fresh column layout)",
+            path.display()
+        )
+    })?;
+    Ok(Some(m))
+}
+
+/// Write the manifest beside `target`, atomically.
+pub fn write(target: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
+    let path = manifest_path(target);
+    let mut text = serde_json::to_string_pretty(m).expect("serializable");
+    text.push('\n');
+    super::atomic::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_path_appends_to_the_full_name() {
+        assert_eq!(
+            manifest_path(Path::new("/x/out.csv")),
+            PathBuf::from("/x/out.csv.manifest.json")
+        );
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.csv");
+        std::fs::write(manifest_path(&target), "{nope").unwrap();
+        let e = read_previous(&target).unwrap_err();
+        assert!(format!("{e:#}").contains("a.csv.manifest.json"), "{e:#}");
+        assert!(read_previous(&dir.path().join("b.csv")).unwrap().is_none());
+    }
+}
