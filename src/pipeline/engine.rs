@@ -257,10 +257,9 @@ impl Engine {
         }
     }
 
-    /// Look the row's keys up on the server now, and make [`Known`] say what it found. Returns
-    /// whether any key matched.
-    /// Searches are the scarcest budget (100/min per account), so the keys are asked in the
-    /// mapping's order and the first match ends it.
+    /// Look the row's match keys up on the server now, and make [`Known`] say what it found.
+    /// Returns whether one matched. Searches are the scarcest budget (100/min per account), so
+    /// the keys are asked in the mapping's order and the first match ends it.
     async fn refresh(&self, row: &Row) -> Result<bool, ApiError> {
         for k in &row.keys {
             let found = lookup::fetch(&self.client, k).await?;
