@@ -1,7 +1,7 @@
 //! `doto-bulk validate FILE -m MAPPING`: offline read, map, normalise, check; writes the run
 //! directory (`failures.csv`, `results.csv`, `summary.json`) and prints the summary table.
 //!
-//! Orchestration only: the rows come from [`pipeline::map_rows`] (reader thread → mapping
+//! Orchestration only: the rows come from [`pipeline::map_rows_with`] (reader thread → mapping
 //! workers → file order), this loop owns the side effects: the in-file duplicate tracker, the
 //! reports, the progress bar and the counters. Exit 0 when no row is invalid, 3 when some are,
 //! 1 when the run cannot start (bad mapping, unreadable file) or `--max-errors` is reached.
