@@ -332,6 +332,8 @@ pub async fn run_import(
         Some(Journal::open(&run_dir.join("journal.jsonl"))?)
     };
     let groups = groups(&rows, &known);
+    let invalid_count = mapped.iter().filter(|m| is_invalid(m)).count() as u64;
+    let too_many_invalid = args.max_errors.is_some_and(|m| invalid_count > m);
     let engine = Engine::new(
         client.clone(),
         &config,
@@ -341,9 +343,8 @@ pub async fn run_import(
         EngineOptions {
             policy,
             dry_run: args.dry_run,
-            max_errors: args
-                .max_errors
-                .map(|m| m.saturating_sub(mapped.iter().filter(|m| is_invalid(m)).count() as u64)),
+            // Invalid rows count towards --max-errors too.
+            max_errors: args.max_errors.map(|m| m.saturating_sub(invalid_count)),
             interrupt: Arc::clone(&interrupt),
         },
     );
@@ -354,11 +355,7 @@ pub async fn run_import(
     };
     let writing = Progress::new(quiet, Some(rows.len() as u64), label);
     let mut results: Vec<Option<RowResult>> = vec![None; mapped.len()];
-    if interrupted_in_lookup
-        || args
-            .max_errors
-            .is_some_and(|m| mapped.iter().filter(|m| is_invalid(m)).count() as u64 > m)
-    {
+    if interrupted_in_lookup || too_many_invalid {
         // Interrupted, or too many invalid rows already: write nothing.
     } else {
         engine
@@ -370,12 +367,9 @@ pub async fn run_import(
             .await;
     }
     writing.finish();
-    let invalid_count = mapped.iter().filter(|m| is_invalid(m)).count() as u64;
-    let stop = engine.stopped().or_else(|| {
-        args.max_errors
-            .is_some_and(|m| invalid_count > m)
-            .then_some(Stop::MaxErrors)
-    });
+    let stop = engine
+        .stopped()
+        .or_else(|| too_many_invalid.then_some(Stop::MaxErrors));
 
     // 4. The reports, in file order.
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
