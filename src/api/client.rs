@@ -130,10 +130,12 @@ pub enum RequestKind {
     Delete,
     Conversations,
     Note,
+    /// `GET /contacts/{id}/notes`: used to check whether a note whose outcome was unknown landed.
+    Notes,
 }
 
 impl RequestKind {
-    const ALL: [RequestKind; 8] = [
+    const ALL: [RequestKind; 9] = [
         RequestKind::List,
         RequestKind::Search,
         RequestKind::Get,
@@ -142,6 +144,7 @@ impl RequestKind {
         RequestKind::Delete,
         RequestKind::Conversations,
         RequestKind::Note,
+        RequestKind::Notes,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,13 +156,14 @@ impl RequestKind {
             RequestKind::Delete => "delete",
             RequestKind::Conversations => "conversations",
             RequestKind::Note => "note",
+            RequestKind::Notes => "notes",
         }
     }
 }
 
 #[derive(Default)]
 struct Counters {
-    requests: [AtomicU64; 8],
+    requests: [AtomicU64; 9],
     attempts: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,

@@ -137,6 +137,17 @@ impl Contacts<'_> {
         decode::list(&endpoint(self.client, "GET", &path), &body)
     }
 
+    /// `GET /contacts/{id}/notes`: the contact's notes (not one of the eight documented calls, but
+    /// Chatwoot serves it); the import reads it to settle a note whose outcome was unknown.
+    pub async fn notes(self, id: u64) -> Result<Vec<Note>, ApiError> {
+        let path = format!("/{id}/notes");
+        let body = self
+            .client
+            .send(req(RequestKind::Notes, Method::GET, path.clone()))
+            .await?;
+        decode::list(&endpoint(self.client, "GET", &path), &body)
+    }
+
     /// `POST /contacts/{id}/notes`. Like a create, never re-sent when its outcome is unknown.
     pub async fn add_note(self, id: u64, content: &str) -> Result<Note, ApiError> {
         if content.trim().is_empty() {

@@ -336,7 +336,6 @@ pub async fn run_import(
     let too_many_invalid = args.max_errors.is_some_and(|m| invalid_count > m);
     let engine = Engine::new(
         client.clone(),
-        &config,
         known,
         journal,
         ledger,

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::{ApiError, Client, ClientConfig};
+use crate::api::{ApiError, Client};
 use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
@@ -149,7 +149,6 @@ pub struct Engine {
     fatal: Mutex<Option<String>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
-    notes_probe: NotesProbe,
 }
 
 /// Settings of an [`Engine`].
@@ -164,7 +163,6 @@ pub struct EngineOptions {
 impl Engine {
     pub fn new(
         client: Client,
-        config: &ClientConfig,
         known: Known,
         journal: Option<Journal>,
         ledger: Ledger,
@@ -183,8 +181,18 @@ impl Engine {
             fatal: Mutex::new(None),
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
-            notes_probe: NotesProbe::new(config),
         }
+    }
+
+    /// Whether the contact already has a note with this content (settles a note whose outcome
+    /// was unknown). Goes through the shared client: rate-limited and retried like every read.
+    async fn has_note(&self, id: u64, content: &str) -> Result<bool, String> {
+        self.client
+            .contacts()
+            .notes(id)
+            .await
+            .map(|notes| notes.iter().any(|n| n.content.as_deref() == Some(content)))
+            .map_err(|e| e.to_string())
     }
 
     /// Why the run stopped, if it did.
@@ -423,7 +431,7 @@ impl Engine {
             let mut attempts = 0u32;
             loop {
                 if check_first {
-                    match self.notes_probe.has_note(id, content).await {
+                    match self.has_note(id, content).await {
                         Ok(true) => break,
                         Ok(false) => {}
                         Err(msg) => {
@@ -571,77 +579,6 @@ fn split_changes(changes: &[Change]) -> (Map<String, Value>, Map<String, Value>)
         after.insert(c.field.clone(), c.after.clone());
     }
     (before, after)
-}
-
-/// Checks whether a contact already has a note with some content: `GET /contacts/{id}/notes`,
-/// which the API client does not offer yet (it belongs in `api::Contacts`). Used only for notes
-/// whose outcome is unknown, so it goes around the client's rate limit.
-struct NotesProbe {
-    http: reqwest::Client,
-    url: String,
-    header: reqwest::header::HeaderName,
-    token: reqwest::header::HeaderValue,
-}
-
-impl NotesProbe {
-    fn new(config: &ClientConfig) -> NotesProbe {
-        NotesProbe {
-            http: reqwest::Client::builder()
-                .timeout(config.request_timeout)
-                .build()
-                .unwrap_or_default(),
-            url: format!(
-                "{}/api/v1/accounts/{}/contacts",
-                config.base_url.trim().trim_end_matches('/'),
-                config.account_id
-            ),
-            header: reqwest::header::HeaderName::from_static(config.token_header.header_name()),
-            token: config.token.header_value(),
-        }
-    }
-
-    async fn has_note(&self, id: u64, content: &str) -> Result<bool, String> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            }
-            let resp = self
-                .http
-                .get(format!("{}/{id}/notes", self.url))
-                .header(&self.header, self.token.clone())
-                .send()
-                .await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!("listing the notes of contact {id}: {e}");
-                    continue;
-                }
-            };
-            let status = resp.status();
-            if status.as_u16() == 429 || status.is_server_error() {
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!(
-                    "listing the notes of contact {id} answered {status}"
-                ));
-            }
-            let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-            let list = match &body {
-                Value::Array(a) => a,
-                Value::Object(o) => match o.get("payload") {
-                    Some(Value::Array(a)) => a,
-                    _ => return Err("unexpected notes body".into()),
-                },
-                _ => return Err("unexpected notes body".into()),
-            };
-            return Ok(list
-                .iter()
-                .any(|n| n.get("content").and_then(Value::as_str) == Some(content)));
-        }
-        Err(format!("listing the notes of contact {id} kept failing"))
-    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,11 @@ async fn every_endpoint_works_in_both_flavours() {
             .collect();
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0]["content"], "Imported from HubSpot");
+        // and the contact's notes read back through the client
+        let listed = contacts.notes(created.id).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, note.id);
+        assert_eq!(listed[0].content.as_deref(), Some("Imported from HubSpot"));
 
         // conversations: compare with what the sandbox holds for a seeded contact
         let state = sb.state().state_json();
