@@ -291,6 +291,22 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Count one row: its outcome, its error codes, a duplicate, a failure's first code.
+    pub fn count_row(&mut self, r: &RowReport<'_>) {
+        self.rows_read += 1;
+        bump(&mut self.outcomes, r.action.as_str());
+        for e in r.errors {
+            bump(&mut self.errors_by_code, e.code.as_str());
+        }
+        if r.duplicate_of.is_some() {
+            self.duplicates_in_file += 1;
+        }
+        if r.action.is_failure() {
+            let code = r.errors.first().map_or("unknown", |e| e.code.as_str());
+            bump(&mut self.failures_by_code, code);
+        }
+    }
+
     /// A summary with a zero count for each of `actions` (so that every expected key is present).
     pub fn new(command: &str, file: &Path, mapping: &Path, actions: &[RowAction]) -> Summary {
         Summary {
@@ -428,20 +444,8 @@ impl Reports {
 
     /// Write one row to the reports and count it.
     pub fn row(&mut self, r: &RowReport<'_>) -> Result<()> {
-        let s = &mut self.summary;
-        s.rows_read += 1;
-        *s.outcomes.entry(r.action.as_str().to_owned()).or_default() += 1;
-        for e in r.errors {
-            *s.errors_by_code
-                .entry(e.code.as_str().to_owned())
-                .or_default() += 1;
-        }
-        if r.duplicate_of.is_some() {
-            s.duplicates_in_file += 1;
-        }
+        self.summary.count_row(r);
         if r.action.is_failure() {
-            let code = r.errors.first().map_or("unknown", |e| e.code.as_str());
-            bump(&mut s.failures_by_code, code);
             self.failures
                 .write(r.line, r.fields, r.errors)
                 .with_context(|| {

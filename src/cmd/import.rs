@@ -25,8 +25,8 @@ use anyhow::{Context, Result, bail};
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
+use crate::cmd::validate::Input;
 use crate::exit;
-use crate::mapping::{Mapping, MatchKey};
 use crate::model::Outcome;
 use crate::pipeline::dupes::DupeTracker;
 use crate::pipeline::engine::{Engine, EngineOptions, Row, RowResult, Stop, groups};
@@ -38,7 +38,6 @@ use crate::progress::Progress;
 use crate::report::{
     FailureWriter, RequestStats, ResultsWriter, RowAction, RowReport, RunDir, Summary,
 };
-use crate::source;
 
 /// Import a CSV or XLSX file into the account: create the missing contacts, update the changed
 /// ones, leave the rest.
@@ -198,21 +197,13 @@ pub async fn run_import(
     if let Some(n) = args.max_retries {
         config.max_retries = n;
     }
-    let mapping = Mapping::load(&args.mapping)?;
-    let src = source::open(&args.file, &mapping.source_options())
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let headers = src.headers().to_vec();
-    let resolved = mapping.resolve(&headers).with_context(|| {
-        format!(
-            "mapping {} does not fit {}",
-            args.mapping.display(),
-            args.file.display()
-        )
-    })?;
-    let mut match_keys = mapping.match_keys().to_vec();
-    if match_keys.is_empty() {
-        match_keys = vec![MatchKey::Identifier, MatchKey::Email];
-    }
+    let Input {
+        mapping,
+        source: src,
+        headers,
+        resolved,
+        keys: match_keys,
+    } = Input::open(&args.file, &args.mapping)?;
     let policy = Policy {
         existing: mapping.existing_policy(),
         missing: mapping.missing_policy(),
@@ -412,7 +403,7 @@ pub async fn run_import(
             key: key.as_deref(),
             duplicate_of: duplicate_of[idx],
         };
-        count(&mut summary, &report);
+        summary.count_row(&report);
         if outcome.is_failure() {
             failures.write(m.line, &m.fields, errors)?;
         }
@@ -520,24 +511,6 @@ fn strategy_name(s: Strategy) -> &'static str {
         Strategy::Auto => "auto",
         Strategy::Index => "index",
         Strategy::Search => "search",
-    }
-}
-
-/// Count one row in the summary (as `Reports::row` does for validate).
-fn count(s: &mut Summary, r: &RowReport<'_>) {
-    s.rows_read += 1;
-    *s.outcomes.entry(r.action.as_str().to_owned()).or_default() += 1;
-    for e in r.errors {
-        *s.errors_by_code
-            .entry(e.code.as_str().to_owned())
-            .or_default() += 1;
-    }
-    if r.duplicate_of.is_some() {
-        s.duplicates_in_file += 1;
-    }
-    if r.action.is_failure() {
-        let code = r.errors.first().map_or("unknown", |e| e.code.as_str());
-        *s.failures_by_code.entry(code.to_owned()).or_default() += 1;
     }
 }
 

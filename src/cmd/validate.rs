@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::GlobalArgs;
 use crate::exit;
-use crate::mapping::{Mapping, MatchKey};
+use crate::mapping::{Mapping, MatchKey, Resolved};
 use crate::model::{ContactDraft, Outcome, RowError};
 use crate::pipeline::dupes::{DupeTracker, KeyPrints};
 use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions, map_one};
@@ -154,24 +154,56 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
     }
 }
 
+/// A data file opened with its mapping, resolved before the first row: what `validate` and
+/// `import` both start from.
+pub struct Input {
+    pub mapping: Mapping,
+    pub source: Box<dyn source::Source>,
+    pub headers: Vec<String>,
+    pub resolved: Resolved,
+    /// The mapping's match keys (identifier, then email, when it names none).
+    pub keys: Vec<MatchKey>,
+}
+
+impl Input {
+    /// Load the mapping, open the file with its source options and resolve the mapping against
+    /// the headers; every failure names the file or the mapping.
+    pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
+        let mapping = Mapping::load(mapping_path)?;
+        let source = source::open(file, &mapping.source_options())
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let headers = source.headers().to_vec();
+        let resolved = mapping.resolve(&headers).with_context(|| {
+            format!(
+                "mapping {} does not fit {}",
+                mapping_path.display(),
+                file.display()
+            )
+        })?;
+        let mut keys = mapping.match_keys().to_vec();
+        if keys.is_empty() {
+            keys = vec![MatchKey::Identifier, MatchKey::Email];
+        }
+        Ok(Input {
+            mapping,
+            source,
+            headers,
+            resolved,
+            keys,
+        })
+    }
+}
+
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
-    let mapping = Mapping::load(&args.mapping)?;
-    let src = source::open(&args.file, &mapping.source_options())
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let headers = src.headers().to_vec();
-    let resolved = mapping.resolve(&headers).with_context(|| {
-        format!(
-            "mapping {} does not fit {}",
-            args.mapping.display(),
-            args.file.display()
-        )
-    })?;
-    let mut keys = mapping.match_keys().to_vec();
-    if keys.is_empty() {
-        keys = vec![MatchKey::Identifier, MatchKey::Email];
-    }
+    let Input {
+        source: src,
+        headers,
+        resolved,
+        keys,
+        ..
+    } = Input::open(&args.file, &args.mapping)?;
 
     let dir = RunDir::create(args.out.as_deref(), "validate")?;
     let run_dir = dir.path().to_path_buf();
