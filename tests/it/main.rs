@@ -5,6 +5,7 @@ mod export;
 mod import;
 mod mapping;
 mod normalise;
+mod samples;
 mod sandbox;
 mod source;
 mod validate;
