@@ -15,6 +15,7 @@ use crate::source::{Record, SourceOptions};
 mod apply;
 mod load;
 mod resolve;
+pub mod guess;
 pub mod spec;
 pub mod suggest;
 pub mod types;
