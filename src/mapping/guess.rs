@@ -89,7 +89,13 @@ const ALIASES: &[(Role, &[&str])] = &[
     ),
     (
         Role::FullName,
-        &["name", "fullname", "contactname", "displayname", "personname"],
+        &[
+            "name",
+            "fullname",
+            "contactname",
+            "displayname",
+            "personname",
+        ],
     ),
     (
         Role::Company,
@@ -238,7 +244,10 @@ pub fn guess_prefix(headers: &[String], id_values: &[&str]) -> (&'static str, &'
             n.starts_with("mailing") || n.starts_with("account")
         })
     {
-        return ("sf-", "Salesforce (\"Contact ID\"/\"Id\" with Mailing/Account columns)");
+        return (
+            "sf-",
+            "Salesforce (\"Contact ID\"/\"Id\" with Mailing/Account columns)",
+        );
     }
     ("import-", "no known CRM layout")
 }
@@ -393,7 +402,10 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
     );
     d.roles.insert(
         Role::FirstName,
-        firsts.first().map(|&i| vec![name_of(i)]).unwrap_or_default(),
+        firsts
+            .first()
+            .map(|&i| vec![name_of(i)])
+            .unwrap_or_default(),
     );
     d.roles.insert(
         Role::LastName,
@@ -406,8 +418,10 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
             used[i] = true;
         }
         let list: Vec<String> = emails.iter().map(|&i| name_of(i)).collect();
-        d.decided
-            .push(format!("email: {}", list.iter().map(|s| q(s)).collect::<Vec<_>>().join(" then ")));
+        d.decided.push(format!(
+            "email: {}",
+            list.iter().map(|s| q(s)).collect::<Vec<_>>().join(" then ")
+        ));
         fields.push(if list.len() == 1 {
             format!("  email: {}", q(&list[0]))
         } else {
@@ -467,7 +481,10 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
         let from = if list.len() == 1 {
             q(&list[0])
         } else {
-            format!("[{}]", list.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                list.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+            )
         };
         let region = country
             .map(|c| format!(", region_from: {}", q(&name_of(c))))
@@ -495,7 +512,8 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
         fields.push(format!("  phone_number: {{ from: {from}{region} }}"));
         d.roles.insert(Role::Phone, list);
     } else {
-        d.undecided.push("phone_number: no phone column found".into());
+        d.undecided
+            .push("phone_number: no phone column found".into());
     }
 
     // identifier
@@ -532,7 +550,11 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
 
     // additional attributes: company, city, country
     let mut additional = Vec::new();
-    for (key, c) in [("company_name", company), ("city", city), ("country", country)] {
+    for (key, c) in [
+        ("company_name", company),
+        ("city", city),
+        ("country", country),
+    ] {
         if let Some(i) = c {
             used[i] = true;
             additional.push(format!("  {key}: {}", q(&name_of(i))));
@@ -672,7 +694,13 @@ mod tests {
         for (header, role) in cases {
             assert_eq!(recognise(header).map(|r| r.0), Some(role), "{header}");
         }
-        for other in ["Lifecycle Stage", "Lead Source", "Title", "custom_attributes", "Notes"] {
+        for other in [
+            "Lifecycle Stage",
+            "Lead Source",
+            "Title",
+            "custom_attributes",
+            "Notes",
+        ] {
             assert_eq!(recognise(other), None, "{other}");
         }
     }

@@ -13,9 +13,9 @@ use crate::normalise::Region;
 use crate::source::{Record, SourceOptions};
 
 mod apply;
+pub mod guess;
 mod load;
 mod resolve;
-pub mod guess;
 pub mod spec;
 pub mod suggest;
 pub mod types;

@@ -4,6 +4,7 @@ mod client;
 mod export;
 mod import;
 mod mapping;
+mod mapping_init;
 mod normalise;
 mod samples;
 mod sandbox;

@@ -24,17 +24,23 @@ struct Expected {
 /// The table whose header is `| sample | mapping | rows | valid | invalid | skipped |`.
 fn documented() -> Vec<Expected> {
     let text = std::fs::read_to_string(root().join("docs/samples.md")).unwrap();
-    let mut lines = text.lines().skip_while(|l| {
-        l.replace(' ', "") != "|sample|mapping|rows|valid|invalid|skipped|"
-    });
-    assert!(lines.next().is_some(), "docs/samples.md has no counts table");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.replace(' ', "") != "|sample|mapping|rows|valid|invalid|skipped|");
+    assert!(
+        lines.next().is_some(),
+        "docs/samples.md has no counts table"
+    );
     lines
         .skip(1) // the |---| line
         .take_while(|l| l.starts_with('|'))
         .map(|l| {
             let c: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
             assert_eq!(c.len(), 6, "docs/samples.md: bad table row {l:?}");
-            let n = |i: usize| c[i].parse::<u64>().unwrap_or_else(|_| panic!("{l:?}: {}", c[i]));
+            let n = |i: usize| {
+                c[i].parse::<u64>()
+                    .unwrap_or_else(|_| panic!("{l:?}: {}", c[i]))
+            };
             Expected {
                 sample: c[0].to_string(),
                 mapping: c[1].to_string(),
@@ -58,11 +64,18 @@ fn every_sample_is_documented_and_every_documented_sample_exists() {
             continue; // the README's sample, documented there
         }
         let rel = format!("samples/{name}");
-        assert!(listed.contains(&rel.as_str()), "{rel} is not in docs/samples.md");
+        assert!(
+            listed.contains(&rel.as_str()),
+            "{rel} is not in docs/samples.md"
+        );
     }
     for e in &docs {
         assert!(root().join(&e.sample).is_file(), "{} is missing", e.sample);
-        assert!(root().join(&e.mapping).is_file(), "{} is missing", e.mapping);
+        assert!(
+            root().join(&e.mapping).is_file(),
+            "{} is missing",
+            e.mapping
+        );
     }
     // The brief's layouts: at least one XLSX, one Windows-1252 CSV, one ';'-delimited CSV.
     assert!(listed.iter().any(|s| s.ends_with(".xlsx")));
@@ -84,11 +97,20 @@ fn every_sample_validates_with_its_documented_counts() {
     let dir = tempfile::tempdir().unwrap();
     for (i, e) in documented().iter().enumerate() {
         let out = dir.path().join(format!("run{i}"));
-        let args = Args::new(&root().join(&e.sample), &root().join(&e.mapping), Some(&out));
+        let args = Args::new(
+            &root().join(&e.sample),
+            &root().join(&e.mapping),
+            Some(&out),
+        );
         let v = run_validate(&args, true, &AtomicBool::new(false))
             .unwrap_or_else(|err| panic!("{}: {err:#}", e.sample));
         let got = |k: &str| v.summary.outcomes.get(k).copied().unwrap_or(0);
-        let found = (v.summary.rows_read, got("valid"), got("invalid"), got("skipped"));
+        let found = (
+            v.summary.rows_read,
+            got("valid"),
+            got("invalid"),
+            got("skipped"),
+        );
         assert_eq!(
             found,
             (e.rows, e.valid, e.invalid, e.skipped),
@@ -111,8 +133,17 @@ fn messy_sample_reports_each_kind_of_trouble() {
     );
     let v = run_validate(&args, true, &AtomicBool::new(false)).unwrap();
     let codes = &v.summary.failures_by_code;
-    for code in ["invalid_email", "invalid_phone", "missing_name", "ragged_row", "invalid_value"] {
-        assert!(codes.get(code).copied().unwrap_or(0) >= 1, "{code} missing: {codes:?}");
+    for code in [
+        "invalid_email",
+        "invalid_phone",
+        "missing_name",
+        "ragged_row",
+        "invalid_value",
+    ] {
+        assert!(
+            codes.get(code).copied().unwrap_or(0) >= 1,
+            "{code} missing: {codes:?}"
+        );
     }
     assert_eq!(v.summary.duplicates_in_file, 1);
     let failures = std::fs::read_to_string(out.join("failures.csv")).unwrap();
