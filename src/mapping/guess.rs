@@ -3,6 +3,7 @@
 //! commented mapping YAML that `validate` accepts as is. Pure functions over headers and rows, so
 //! the command (`cmd::mapping`) only reads the file and writes the result.
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::normalise::Region;
 
@@ -312,7 +313,7 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
         v.sort();
     }
     // Email by the data when no header says so: the column whose values are mostly addresses.
-    if !by_role.contains_key(&Role::Email) {
+    if let Entry::Vacant(slot) = by_role.entry(Role::Email) {
         let best = (0..headers.len())
             .filter(|&i| !used[i] && recognise(&headers[i]).is_none())
             .map(|i| {
@@ -323,7 +324,7 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
             .filter(|x| x.0)
             .max_by_key(|x| x.1);
         if let Some((_, _, i)) = best {
-            by_role.insert(Role::Email, vec![(0, i)]);
+            slot.insert(vec![(0, i)]);
             d.decided.push(format!(
                 "email: column {} (its values are email addresses)",
                 q(&headers[i])

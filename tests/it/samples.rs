@@ -83,7 +83,7 @@ fn every_sample_is_documented_and_every_documented_sample_exists() {
     assert!(
         listed.iter().any(|s| s.ends_with(".csv")
             && std::str::from_utf8(&bytes(s)).is_err()
-            && bytes(s).iter().any(|&b| b == 0xE9)),
+            && bytes(s).contains(&0xE9)),
         "no Windows-1252 sample (é as the single byte 0xE9)"
     );
     assert!(listed.iter().any(|s| {
