@@ -243,6 +243,8 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
                 continue;
             }
             match c.json(rec) {
+                // `type: ruby_hash`, the only type that makes an object: its keys are spread.
+                Some((Ok(Value::Object(m)), _)) => out.extend(m),
                 Some((Ok(v), _)) => {
                     out.insert(key.clone(), v);
                 }

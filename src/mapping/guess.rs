@@ -580,6 +580,26 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
             }
         }
         keys_seen.push(k.clone());
+        // Ruby hash text (Chatwoot's attribute columns): spread its keys, into the attribute map
+        // the column is named after.
+        let vals = col(i);
+        if !vals.is_empty()
+            && vals
+                .iter()
+                .all(|v| super::ruby_hash::parse(v).is_ok_and(|x| x.is_object()))
+        {
+            let line = format!("  {k}: {{ from: {}, type: ruby_hash }}", q(h.trim()));
+            d.decided.push(format!(
+                "{}: Ruby hash text, its keys spread into the attributes",
+                q(h.trim())
+            ));
+            if norm(h) == "additionalattributes" {
+                additional.push(line);
+            } else {
+                custom.push(line);
+            }
+            continue;
+        }
         custom.push(format!("  {k}: {}", q(h.trim())));
     }
     if !custom.is_empty() {
@@ -768,6 +788,33 @@ mod tests {
         let d = draft("f.csv", &hs, &rows).unwrap();
         assert_eq!(d.roles[&Role::Email], vec!["Contact"]);
         assert!(d.yaml.contains("  notes: \"Notes\""), "{}", d.yaml);
+    }
+
+    #[test]
+    fn ruby_hash_columns_are_spread() {
+        let hs = h(&[
+            "name",
+            "email",
+            "custom_attributes",
+            "additional_attributes",
+            "x",
+        ]);
+        let rows = vec![vec![
+            "Ann".into(),
+            "a@x.io".into(),
+            r#"{"plan"=>"pro"}"#.into(),
+            "{}".into(),
+            "{not}".into(),
+        ]];
+        let d = draft("f.csv", &hs, &rows).unwrap();
+        let y = &d.yaml;
+        assert!(
+            y.contains(r#"custom_attributes: { from: "custom_attributes", type: ruby_hash }"#),
+            "{y}"
+        );
+        let add = y.split("additional_attributes:\n").nth(1).unwrap();
+        assert!(add.contains("type: ruby_hash"), "{y}");
+        assert!(y.contains(r#"  x: "x""#), "{y}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod apply;
 pub mod guess;
 mod load;
 mod resolve;
+mod ruby_hash;
 pub mod spec;
 pub mod suggest;
 pub mod types;

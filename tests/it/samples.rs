@@ -149,3 +149,34 @@ fn messy_sample_reports_each_kind_of_trouble() {
     let failures = std::fs::read_to_string(out.join("failures.csv")).unwrap();
     assert!(failures.contains("bob@@example.com"), "{failures}");
 }
+
+#[test]
+fn chatwoot_sample_attributes_are_spread_from_ruby_hash_text() {
+    use doto_bulk::mapping::Mapping;
+    use doto_bulk::source;
+    let m = Mapping::load(&root().join("mappings/chatwoot.yaml")).unwrap();
+    let src = source::open(
+        &root().join("samples/chatwoot-contacts.csv"),
+        &m.source_options(),
+    )
+    .unwrap();
+    let r = m.resolve(src.headers()).unwrap();
+    let drafts: Vec<_> = src.map(|rec| r.apply(&rec.unwrap()).unwrap()).collect();
+    let first = &drafts[0];
+    assert_eq!(first.custom_attributes["plan"], "pro");
+    assert_eq!(first.custom_attributes["seats"], 5);
+    assert_eq!(first.additional_attributes["city"], "Lyon");
+    assert_eq!(first.additional_attributes["company_name"], "Acme");
+    // The spec's own key is not an attribute; the text was not kept whole.
+    assert!(!first.custom_attributes.contains_key("from_chatwoot"));
+    // A string value holding `, ` and `=>` stays one value.
+    let farah = drafts
+        .iter()
+        .find(|d| d.name.as_deref() == Some("Farah Khan"))
+        .unwrap();
+    assert_eq!(farah.custom_attributes["note"], "a, b => c");
+    assert_eq!(
+        serde_json::to_value(&first.identifier).unwrap(),
+        "chatwoot-1"
+    );
+}
