@@ -508,6 +508,10 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
                 d.undecided.push(format!(
                     "phone region: no country column and {local} sampled numbers have no +country code; set defaults.phone_region"
                 ));
+            } else {
+                d.decided.push(
+                    "phone region: none needed, every sampled number has its +country code".into(),
+                );
             }
         }
         fields.push(format!("  phone_number: {{ from: {from}{region} }}"));
@@ -643,7 +647,7 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
         Some(r) => y.push_str(&format!(
             "defaults:\n  phone_region: {r}  # for numbers without +country code and no country in the row\n"
         )),
-        None => y.push_str("# defaults:\n#   phone_region: US  # could not decide: set it if numbers lack +country code\n"),
+        None => y.push_str("# defaults:\n#   phone_region: US  # no default region: set one if numbers lack +country code\n"),
     }
     y.push_str(&format!(
         "match:\n  on: [{}]  # record id first: it survives an email change\n  existing: update\n  missing: create\n  blank: keep\n",
