@@ -256,8 +256,9 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
                         format!("{label}: {} {m}", shown(&g.text)),
                     );
                 }
-                // The API cannot remove a key; null is how a stored value is cleared.
-                None if clear => {
+                // The API cannot remove a key; null is how a stored value is cleared. A blank Ruby
+                // hash names no keys, so there is nothing to clear.
+                None if clear && !matches!(c.m.ty, super::types::ValueType::RubyHash) => {
                     out.insert(key.clone(), Value::Null);
                 }
                 None => {}

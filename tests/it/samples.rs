@@ -180,3 +180,42 @@ fn chatwoot_sample_attributes_are_spread_from_ruby_hash_text() {
         "chatwoot-1"
     );
 }
+
+/// With `blank: clear`, a blank Ruby hash cell names no key, so nothing is cleared (not even the
+/// spec's own key, which is never an attribute).
+#[test]
+fn blank_ruby_hash_cell_clears_nothing() {
+    use doto_bulk::mapping::Mapping;
+    use doto_bulk::source::Record;
+    let m = Mapping::parse(
+        "version: 1\nmatch:\n  on: [email]\n  blank: clear\nfields:\n  name: name\n  email: email\n\
+         custom_attributes:\n  spread: { from: attrs, type: ruby_hash }\n  tier: tier\n",
+        "inline.yaml",
+    )
+    .unwrap();
+    let headers: Vec<String> = ["name", "email", "attrs", "tier"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let r = m.resolve(&headers).unwrap();
+    let rec = |attrs: &str| Record {
+        line: 2,
+        fields: vec![
+            "Ann".into(),
+            "ann@example.com".into(),
+            attrs.into(),
+            "".into(),
+        ],
+        numeric: Vec::new(),
+    };
+    let d = r.apply(&rec("")).unwrap();
+    assert!(!d.custom_attributes.contains_key("spread"), "{d:?}");
+    // The plain attribute is still cleared: the policy is on.
+    assert_eq!(
+        d.custom_attributes.get("tier"),
+        Some(&serde_json::Value::Null)
+    );
+    let d = r.apply(&rec(r#"{"plan"=>"pro"}"#)).unwrap();
+    assert_eq!(d.custom_attributes["plan"], "pro");
+    assert!(!d.custom_attributes.contains_key("spread"));
+}
