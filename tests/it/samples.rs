@@ -219,3 +219,32 @@ fn blank_ruby_hash_cell_clears_nothing() {
     assert_eq!(d.custom_attributes["plan"], "pro");
     assert!(!d.custom_attributes.contains_key("spread"));
 }
+
+/// The Windows-1252 Salesforce report is decoded, not read as mojibake, and its ids prefixed.
+#[test]
+fn salesforce_sample_is_decoded_from_windows_1252() {
+    use doto_bulk::mapping::Mapping;
+    use doto_bulk::source;
+    let m = Mapping::load(&root().join("mappings/salesforce.yaml")).unwrap();
+    let src = source::open(
+        &root().join("samples/salesforce-contacts.csv"),
+        &m.source_options(),
+    )
+    .unwrap();
+    let r = m.resolve(src.headers()).unwrap();
+    let drafts: Vec<_> = src.map(|rec| r.apply(&rec.unwrap()).unwrap()).collect();
+    assert_eq!(drafts[0].name.as_deref(), Some("Amélie Léger"));
+    assert_eq!(
+        drafts[0].additional_attributes["company_name"],
+        "Société Générale Démo"
+    );
+    assert_eq!(
+        serde_json::to_value(&drafts[0].identifier).unwrap(),
+        "sf-0035g00000AbCdEAAV"
+    );
+    // French local numbers took the row's Mailing Country.
+    assert_eq!(
+        serde_json::to_value(&drafts[0].phone_number).unwrap(),
+        "+33611223344"
+    );
+}
