@@ -1,7 +1,18 @@
-//! `doto-bulk mapping …`: not built yet (see the open issues).
-use std::path::PathBuf;
+//! `doto-bulk mapping init FILE [-o mapping.yaml]`: drafts a commented mapping from a CSV or XLSX
+//! file's headers and first rows (the guesswork is `mapping::guess`), prints what it decided and
+//! what it could not decide on stderr, and never overwrites an existing output file.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use crate::cli::GlobalArgs;
+use crate::exit;
+use crate::mapping::guess::{self, Draft};
+use crate::source::{self, SourceOptions};
+
+/// Rows read to guess from: enough for the country and email statistics, fast on any file.
+pub const SAMPLE_ROWS: usize = 200;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MappingCommand {
@@ -9,12 +20,74 @@ pub enum MappingCommand {
     Init {
         /// CSV or XLSX file to read the headers from.
         file: PathBuf,
-        /// Where to write the mapping (default: stdout).
+        /// Where to write the mapping (default: stdout). An existing file is never overwritten.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
 }
 
-pub async fn run(_cmd: MappingCommand, _global: &GlobalArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("`doto-bulk mapping init` is not available in this version yet")
+pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8> {
+    let MappingCommand::Init { file, output } = cmd;
+    let d = init(&file, output.as_deref())?;
+    if !global.quiet {
+        eprintln!("doto-bulk mapping init: {}", file.display());
+        for l in &d.decided {
+            eprintln!("  decided: {l}");
+        }
+        for l in &d.undecided {
+            eprintln!("  could not decide: {l}");
+        }
+        if let Some(o) = &output {
+            eprintln!("  wrote {}", o.display());
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Draft the mapping of `file` and write it to `output` (created, never overwritten) or stdout.
+pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
+    let d = draft_for(file)?;
+    match output {
+        Some(o) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(o)
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        anyhow::anyhow!(
+                            "{}: already exists; not overwriting it (choose another -o or remove it)",
+                            o.display()
+                        )
+                    } else {
+                        anyhow::Error::new(e).context(format!("{}: cannot create", o.display()))
+                    }
+                })?;
+            f.write_all(d.yaml.as_bytes())
+                .with_context(|| format!("{}: cannot write", o.display()))?;
+        }
+        None => std::io::stdout()
+            .write_all(d.yaml.as_bytes())
+            .context("cannot write the mapping to stdout")?,
+    }
+    Ok(d)
+}
+
+/// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
+pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
+    let mut src = source::open(file, &SourceOptions::default())?;
+    let headers = src.headers().to_vec();
+    let rows: Vec<Vec<String>> = src
+        .by_ref()
+        .filter_map(Result::ok)
+        .take(SAMPLE_ROWS)
+        .map(|r| r.fields)
+        .collect();
+    if let Some(e) = src.take_error() {
+        // A read error after the sample is not ours to report; one inside it is.
+        if rows.len() < SAMPLE_ROWS {
+            return Err(e.context(format!("{}: cannot read", file.display())));
+        }
+    }
+    guess::draft(&file.display().to_string(), &headers, &rows)
 }

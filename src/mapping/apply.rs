@@ -243,6 +243,8 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
                 continue;
             }
             match c.json(rec) {
+                // `type: ruby_hash`, the only type that makes an object: its keys are spread.
+                Some((Ok(Value::Object(m)), _)) => out.extend(m),
                 Some((Ok(v), _)) => {
                     out.insert(key.clone(), v);
                 }
@@ -254,8 +256,9 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
                         format!("{label}: {} {m}", shown(&g.text)),
                     );
                 }
-                // The API cannot remove a key; null is how a stored value is cleared.
-                None if clear => {
+                // The API cannot remove a key; null is how a stored value is cleared. A blank Ruby
+                // hash names no keys, so there is nothing to clear.
+                None if clear && !matches!(c.m.ty, super::types::ValueType::RubyHash) => {
                     out.insert(key.clone(), Value::Null);
                 }
                 None => {}

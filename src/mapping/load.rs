@@ -396,6 +396,7 @@ fn value_def(
                 TypeSpec::Bool => ValueType::Bool,
                 TypeSpec::Date => ValueType::Date(Formats::parse(&fs).map_err(e)?),
                 TypeSpec::Datetime => ValueType::Datetime(Formats::parse(&fs).map_err(e)?),
+                TypeSpec::RubyHash => ValueType::RubyHash,
             }
         }
     };

@@ -13,8 +13,10 @@ use crate::normalise::Region;
 use crate::source::{Record, SourceOptions};
 
 mod apply;
+pub mod guess;
 mod load;
 mod resolve;
+mod ruby_hash;
 pub mod spec;
 pub mod suggest;
 pub mod types;

@@ -282,4 +282,5 @@ pub enum TypeSpec {
     Bool,
     Date,
     Datetime,
+    RubyHash,
 }

@@ -14,6 +14,8 @@ pub enum ValueType {
     Bool,
     Date(Formats),
     Datetime(Formats),
+    /// Ruby `Hash#inspect` text, spread into the attributes (see `ruby_hash`).
+    RubyHash,
 }
 
 /// Input formats (chrono strftime), parsed once.
@@ -48,6 +50,7 @@ impl ValueType {
             ValueType::Bool => "bool",
             ValueType::Date(_) => "date",
             ValueType::Datetime(_) => "datetime",
+            ValueType::RubyHash => "ruby_hash",
         }
     }
 
@@ -72,6 +75,7 @@ impl ValueType {
                 "is not a date and time (ISO 8601, an Excel serial, or the mapping's formats)"
                     .to_owned()
             }),
+            ValueType::RubyHash => super::ruby_hash::parse(s),
         }
     }
 }

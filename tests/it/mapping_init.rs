@@ -1,0 +1,164 @@
+//! `doto-bulk mapping init`: on every shipped sample it drafts a mapping that loads, resolves
+//! against the file, validates it as is, and found the email, phone and name columns; it never
+//! overwrites a file; the binary says what it decided and what it could not.
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use doto_bulk::cmd::mapping::init;
+use doto_bulk::cmd::validate::{Args, run_validate};
+use doto_bulk::mapping::Mapping;
+use doto_bulk::mapping::guess::Role;
+use doto_bulk::source;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// (sample, its email column, its phone columns best first, its name columns).
+const EXPECTED: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "hubspot-contacts.csv",
+        "Email",
+        &["Mobile Phone Number", "Phone Number"],
+        &["First Name", "Last Name"],
+    ),
+    (
+        "salesforce-contacts.csv",
+        "Email",
+        &["Mobile", "Phone"],
+        &["First Name", "Last Name"],
+    ),
+    (
+        "pipedrive-persons.csv",
+        "Person - Email",
+        &["Person - Phone"],
+        &["Person - Name"],
+    ),
+    (
+        "zoho-contacts.xlsx",
+        "Email",
+        &["Mobile", "Phone"],
+        &["First Name", "Last Name"],
+    ),
+    (
+        "chatwoot-contacts.csv",
+        "email",
+        &["phone_number"],
+        &["name"],
+    ),
+    (
+        "messy.csv",
+        "Email",
+        &["Mobile Phone Number", "Phone Number"],
+        &["First Name", "Last Name"],
+    ),
+    (
+        "quickstart.csv",
+        "Email",
+        &["Phone"],
+        &["First Name", "Last Name"],
+    ),
+];
+
+#[test]
+fn init_on_every_sample_drafts_a_mapping_that_validates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every sample file is covered.
+    let n = std::fs::read_dir(root().join("samples")).unwrap().count();
+    assert_eq!(n, EXPECTED.len(), "a sample without an init expectation");
+    for (i, (sample, email, phones, names)) in EXPECTED.iter().enumerate() {
+        let file = root().join("samples").join(sample);
+        let out = dir.path().join(format!("m{i}.yaml"));
+        let d = init(&file, Some(&out)).unwrap_or_else(|e| panic!("{sample}: {e:#}"));
+        assert_eq!(d.roles[&Role::Email], vec![email.to_string()], "{sample}");
+        assert_eq!(d.roles[&Role::Phone], phones.to_vec(), "{sample}");
+        let found: Vec<String> = [Role::FullName, Role::FirstName, Role::LastName]
+            .iter()
+            .flat_map(|r| d.roles.get(r).cloned().unwrap_or_default())
+            .collect();
+        let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        let mut got = found.clone();
+        got.sort();
+        assert_eq!(got, want, "{sample}");
+
+        // The file on disk loads and resolves against the sample's headers…
+        let m = Mapping::load(&out).unwrap_or_else(|e| panic!("{sample}: {e:#}\n{}", d.yaml));
+        let src = source::open(&file, &m.source_options()).unwrap();
+        m.resolve(src.headers())
+            .unwrap_or_else(|e| panic!("{sample}: {e:#}"));
+        // …and validate accepts it as is and reads every row.
+        let args = Args::new(&file, &out, Some(&dir.path().join(format!("run{i}"))));
+        let v = run_validate(&args, true, &AtomicBool::new(false))
+            .unwrap_or_else(|e| panic!("{sample}: {e:#}"));
+        let valid = v.summary.outcomes.get("valid").copied().unwrap_or(0);
+        assert!(valid > 0, "{sample}: nothing valid\n{}", d.yaml);
+        assert!(v.summary.stopped.is_none(), "{sample}");
+        // Every column is mapped somewhere: nothing of the file is silently dropped.
+        let yaml = std::fs::read_to_string(&out).unwrap();
+        for h in src.headers() {
+            let named = yaml.contains(&format!("\"{h}\"")) || yaml.contains(&format!("{{{h}}}"));
+            assert!(named, "{sample}: {h} unmapped\n{yaml}");
+        }
+    }
+}
+
+#[test]
+fn init_refuses_to_overwrite_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine.yaml");
+    std::fs::write(&out, "keep me").unwrap();
+    let err = init(&root().join("samples/hubspot-contacts.csv"), Some(&out)).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+}
+
+#[test]
+fn init_binary_reports_decisions_and_undecided_points() {
+    let dir = tempfile::tempdir().unwrap();
+    // No country column and local numbers: the region cannot be decided.
+    let file = dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "Full Name,E-Mail,Cell,Customer Number,Favourite Colour\n\
+         Ann Lee,ann@example.com,07911 123456,C-1,red\n\
+         Bob Roe,bob@example.com,+33 6 12 34 56 78,C-2,blue\n",
+    )
+    .unwrap();
+    let out = dir.path().join("people.yaml");
+    let o = Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .args(["mapping", "init"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("decided: email: \"E-Mail\""), "{stderr}");
+    assert!(
+        stderr.contains("could not decide: phone region"),
+        "{stderr}"
+    );
+    let yaml = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        yaml.contains("favourite_colour: \"Favourite Colour\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("Could not decide"), "{yaml}");
+    // A second run refuses, names the file, and exits non-zero.
+    let o = Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .args(["mapping", "init"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("people.yaml"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
