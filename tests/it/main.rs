@@ -7,6 +7,7 @@ mod mapping;
 mod mapping_init;
 mod normalise;
 mod samples;
+mod samples_import;
 mod sandbox;
 mod source;
 mod validate;

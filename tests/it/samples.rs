@@ -12,17 +12,17 @@ fn root() -> PathBuf {
 
 /// One row of the counts table in docs/samples.md.
 #[derive(Debug)]
-struct Expected {
-    sample: String,
-    mapping: String,
-    rows: u64,
-    valid: u64,
-    invalid: u64,
-    skipped: u64,
+pub(crate) struct Expected {
+    pub(crate) sample: String,
+    pub(crate) mapping: String,
+    pub(crate) rows: u64,
+    pub(crate) valid: u64,
+    pub(crate) invalid: u64,
+    pub(crate) skipped: u64,
 }
 
 /// The table whose header is `| sample | mapping | rows | valid | invalid | skipped |`.
-fn documented() -> Vec<Expected> {
+pub(crate) fn documented() -> Vec<Expected> {
     let text = std::fs::read_to_string(root().join("docs/samples.md")).unwrap();
     let mut lines = text
         .lines()
