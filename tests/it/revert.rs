@@ -169,3 +169,46 @@ async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
     assert_eq!(w.sb.stats().count("GET", route::CONTACT), 0);
     assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import() {
+    use doto_bulk::sandbox::{FaultKind, Faults, SandboxConfig};
+    // Writes committed but answered with a 500 or a closed connection: outcomes unknown.
+    let w = World::new(SandboxConfig {
+        faults: Faults {
+            rate: 0.3,
+            kinds: vec![FaultKind::After, FaultKind::Drop, FaultKind::Before],
+            seed: 7,
+            burst_len: 2,
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut csv = HEADER.to_owned();
+    for i in 0..30 {
+        w.seed(
+            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
+            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
+            "additional_attributes": {"city": "Lyon"}}),
+        );
+        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
+        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
+    }
+    let before = state(&w, &[]);
+    let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
+    assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
+    assert_ne!(state(&w, &[]), before);
+
+    let first = revert(&w, "imp", "rev", |_| {}).await;
+    let faults: u64 = w.sb.stats().faults.values().sum();
+    assert!(faults > 0, "the faults fired");
+    let mut args = Args::new(&w.path("imp"));
+    args.resume = Some(w.path("rev"));
+    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    assert_eq!(
+        resumed.exit_code, 0,
+        "{:?} then {:?}",
+        first.counts, resumed.counts
+    );
+    assert_eq!(state(&w, &[]), before);
+}
