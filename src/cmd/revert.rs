@@ -21,7 +21,7 @@ use crate::api::{ApiError, Client, ClientConfig};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
 use crate::exit;
-use crate::pipeline::revert::{Target, plan_restore, read_entries, targets};
+use crate::pipeline::revert::{Target, plan_restore, read_entries, targets, unsettled_creates};
 use crate::report::RunDir;
 
 /// Undo an import: delete the contacts it created, restore the fields it changed.
@@ -32,7 +32,8 @@ pub struct Args {
     /// Look every contact up and write nothing; results.csv says what would be done.
     #[arg(long)]
     pub dry_run: bool,
-    /// Restore contacts even if someone else changed them after the import.
+    /// Restore contacts even if someone else changed them after the import (contacts the import
+    /// created are deleted either way).
     #[arg(long)]
     pub force: bool,
     /// Continue a revert that was killed: contacts its journal finished are skipped.
@@ -107,7 +108,17 @@ pub async fn run_revert(args: &Args, config: ClientConfig, quiet: bool) -> Resul
             args.run_dir.display()
         );
     }
-    let todo = targets(&read_entries(&journal)?);
+    let entries = read_entries(&journal)?;
+    let todo = targets(&entries);
+    let unsettled = unsettled_creates(&entries);
+    if !unsettled.is_empty() && !quiet {
+        eprintln!(
+            "warning: {}: the import was stopped while creating the contacts of source lines {:?}; \
+             run `import --resume` on it first, or those contacts (if created) stay",
+            journal.display(),
+            unsettled
+        );
+    }
     let (run_dir, finished) = match &args.resume {
         Some(dir) => {
             let j = dir.join("journal.jsonl");
@@ -169,7 +180,7 @@ pub async fn run_revert(args: &Args, config: ClientConfig, quiet: bool) -> Resul
     for r in &results {
         *counts.entry(r.action.clone()).or_insert(0u64) += 1;
     }
-    write_reports(&run_dir, args, &results, &counts, writes)?;
+    write_reports(&run_dir, args, &results, &counts, writes, &unsettled)?;
     let exit_code = if counts.contains_key("failed") {
         exit::ROWS_FAILED
     } else {
@@ -276,6 +287,7 @@ fn write_reports(
     results: &[RevertResult],
     counts: &BTreeMap<String, u64>,
     writes: u64,
+    unsettled: &[u64],
 ) -> Result<()> {
     let p = dir.join("results.csv");
     let mut w = csv::Writer::from_path(&p)
@@ -293,6 +305,7 @@ fn write_reports(
         "contacts": results.len(),
         "outcomes": counts,
         "writes": writes,
+        "unsettled_create_lines": unsettled,
         "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
     let p = dir.join("summary.json");

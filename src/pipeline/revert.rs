@@ -104,6 +104,29 @@ pub fn targets(entries: &[Entry]) -> Vec<Target> {
         .collect()
 }
 
+/// Source lines whose create began but has no journaled outcome (the import was killed during
+/// it): the contact may exist with an id revert cannot know. `import --resume` settles them.
+pub fn unsettled_creates(entries: &[Entry]) -> Vec<u64> {
+    let mut begun: BTreeMap<(u64, &str), bool> = BTreeMap::new();
+    for e in entries {
+        let k = (e.row, e.hash.as_str());
+        match e.op {
+            Op::Begin if e.intent == Some(Op::Create) => {
+                begun.entry(k).or_insert(false);
+            }
+            Op::Create | Op::Update => {
+                begun.insert(k, true);
+            }
+            _ => {}
+        }
+    }
+    begun
+        .into_iter()
+        .filter(|(_, settled)| !settled)
+        .map(|((row, _), _)| row)
+        .collect()
+}
+
 /// The value `field` (`name`, …, `custom_attributes.k`) has in `c`, as the journal writes it.
 pub fn current(c: &Contact, field: &str) -> Value {
     let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| json!(s));
@@ -231,6 +254,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_create_begun_without_an_outcome_is_unsettled() {
+        let mut b = Entry::new(5, "h", Op::Begin);
+        b.intent = Some(Op::Create);
+        let mut b2 = Entry::new(6, "h", Op::Begin);
+        b2.intent = Some(Op::Create);
+        let c = entry(Op::Create, 3, json!(null), json!(null));
+        let mut c6 = c.clone();
+        c6.row = 6;
+        assert_eq!(unsettled_creates(&[b, b2, c6]), vec![5]);
     }
 
     #[test]
