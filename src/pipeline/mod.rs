@@ -11,6 +11,7 @@ pub mod engine;
 pub mod journal;
 pub mod lookup;
 pub mod plan;
+pub mod revert;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

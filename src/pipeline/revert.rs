@@ -1,0 +1,297 @@
+//! What `revert` undoes, read from an import's journal, and what one contact's revert should do:
+//! [`targets`] folds the journal into one [`Target`] per contact (created → delete; updated →
+//! the earliest `before` and the latest `after` of each field), [`plan_restore`] compares the
+//! contact as it is now with them and builds the one PATCH that restores it.
+//!
+//! Decisions (documented in the command's help): a created contact is always deleted (it did not
+//! exist before the import, whatever happened to it since); an updated contact whose current
+//! value of a field the import wrote is neither the `after` nor the `before` value was changed by
+//! someone else, and is skipped unless `--force`. Attribute keys whose `before` is null did not
+//! exist before the import: PATCH merges attribute objects and cannot delete a key, so they are
+//! left as they are and reported.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{Map, Value, json};
+
+use crate::api::{Contact, ContactPatch};
+use crate::pipeline::journal::{Entry, Op};
+
+/// What the import did to one contact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Created {
+        id: u64,
+    },
+    Updated {
+        id: u64,
+        /// Field → value before the import's first update of it.
+        before: Map<String, Value>,
+        /// Field → value the import's last update of it wrote.
+        after: Map<String, Value>,
+    },
+}
+
+impl Target {
+    pub fn id(&self) -> u64 {
+        match self {
+            Target::Created { id } | Target::Updated { id, .. } => *id,
+        }
+    }
+}
+
+/// The import journal's entries (a line cut short by a kill is ignored).
+pub fn read_entries(path: &Path) -> Result<Vec<Entry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the import journal", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => out.push(e),
+            Err(err) if err.is_eof() => {}
+            Err(err) => anyhow::bail!(
+                "{}: line {}: not a journal entry: {err}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// One target per contact, in journal order. A contact the import created and then updated
+/// (a later row of the same file) is only deleted.
+pub fn targets(entries: &[Entry]) -> Vec<Target> {
+    let mut order: Vec<u64> = Vec::new();
+    let mut by_id: BTreeMap<u64, Target> = BTreeMap::new();
+    for e in entries {
+        let Some(id) = e.contact_id else { continue };
+        match e.op {
+            Op::Create => {
+                if !by_id.contains_key(&id) {
+                    order.push(id);
+                }
+                by_id.insert(id, Target::Created { id });
+            }
+            Op::Update => {
+                let t = by_id.entry(id).or_insert_with(|| {
+                    order.push(id);
+                    Target::Updated {
+                        id,
+                        before: Map::new(),
+                        after: Map::new(),
+                    }
+                });
+                if let Target::Updated { before, after, .. } = t {
+                    for (k, v) in e.before.iter().flatten() {
+                        before.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    for (k, v) in e.after.iter().flatten() {
+                        after.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect()
+}
+
+/// Source lines whose create began but has no journaled outcome (the import was killed during
+/// it): the contact may exist with an id revert cannot know. `import --resume` settles them.
+pub fn unsettled_creates(entries: &[Entry]) -> Vec<u64> {
+    let mut begun: BTreeMap<(u64, &str), bool> = BTreeMap::new();
+    for e in entries {
+        let k = (e.row, e.hash.as_str());
+        match e.op {
+            Op::Begin if e.intent == Some(Op::Create) => {
+                begun.entry(k).or_insert(false);
+            }
+            Op::Create | Op::Update => {
+                begun.insert(k, true);
+            }
+            _ => {}
+        }
+    }
+    begun
+        .into_iter()
+        .filter(|(_, settled)| !settled)
+        .map(|((row, _), _)| row)
+        .collect()
+}
+
+/// The value `field` (`name`, …, `custom_attributes.k`) has in `c`, as the journal writes it.
+pub fn current(c: &Contact, field: &str) -> Value {
+    let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| json!(s));
+    match field {
+        "name" => opt(&c.name),
+        "email" => opt(&c.email.as_ref().map(|e| e.to_lowercase())),
+        "phone_number" => opt(&c.phone_number),
+        "identifier" => opt(&c.identifier),
+        "blocked" => json!(c.blocked),
+        f => {
+            let (map, key) = match f.split_once('.') {
+                Some(("custom_attributes", k)) => (&c.custom_attributes, k),
+                Some(("additional_attributes", k)) => (&c.additional_attributes, k),
+                _ => return Value::Null,
+            };
+            map.get(key).cloned().unwrap_or(Value::Null)
+        }
+    }
+}
+
+fn same(field: &str, a: &Value, b: &Value) -> bool {
+    match (field, a, b) {
+        ("email", Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        _ => a == b,
+    }
+}
+
+/// What to do with an updated contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restore {
+    /// The PATCH that restores it (empty: already restored).
+    pub patch: ContactPatch,
+    /// Fields changed by someone else after the import (now neither `after` nor `before`).
+    pub changed_since: Vec<String>,
+    /// Attribute keys the import added, which PATCH cannot remove.
+    pub not_removable: Vec<String>,
+}
+
+/// Compare `now` with the journal's values and build the restoring PATCH.
+pub fn plan_restore(
+    now: &Contact,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Restore {
+    let mut r = Restore {
+        patch: ContactPatch::default(),
+        changed_since: Vec::new(),
+        not_removable: Vec::new(),
+    };
+    for (field, was) in before {
+        let is = current(now, field);
+        let wrote = after.get(field).unwrap_or(&Value::Null);
+        let attr = field.split_once('.');
+        if attr.is_some() && was.is_null() {
+            if !is.is_null() {
+                r.not_removable.push(field.clone());
+            }
+            if !is.is_null() && !same(field, &is, wrote) {
+                r.changed_since.push(field.clone());
+            }
+            continue;
+        }
+        if same(field, &is, was) {
+            continue;
+        }
+        if !same(field, &is, wrote) {
+            r.changed_since.push(field.clone());
+        }
+        let text = || was.as_str().map(str::to_owned);
+        match (field.as_str(), attr) {
+            ("name", _) => r.patch.name = Some(text()),
+            ("email", _) => r.patch.email = Some(text()),
+            ("phone_number", _) => r.patch.phone_number = Some(text()),
+            ("identifier", _) => r.patch.identifier = Some(text()),
+            ("blocked", _) => r.patch.blocked = Some(was.as_bool().unwrap_or(false)),
+            (_, Some(("custom_attributes", k))) => {
+                r.patch
+                    .custom_attributes
+                    .get_or_insert_with(Map::new)
+                    .insert(k.to_owned(), was.clone());
+            }
+            (_, Some(("additional_attributes", k))) => {
+                r.patch
+                    .additional_attributes
+                    .get_or_insert_with(Map::new)
+                    .insert(k.to_owned(), was.clone());
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(v: Value) -> Contact {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn entry(op: Op, id: u64, before: Value, after: Value) -> Entry {
+        let mut e = Entry::new(1, "h", op);
+        e.contact_id = Some(id);
+        e.before = before.as_object().cloned();
+        e.after = after.as_object().cloned();
+        e
+    }
+
+    #[test]
+    fn targets_keep_the_earliest_before_and_a_create_wins() {
+        let es = vec![
+            entry(Op::Update, 4, json!({"name": "A"}), json!({"name": "B"})),
+            entry(Op::Create, 9, json!(null), json!(null)),
+            entry(Op::Update, 4, json!({"name": "B"}), json!({"name": "C"})),
+            entry(Op::Update, 9, json!({"name": "X"}), json!({"name": "Y"})),
+        ];
+        let t = targets(&es);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1], Target::Created { id: 9 });
+        match &t[0] {
+            Target::Updated { before, after, .. } => {
+                assert_eq!(before["name"], "A");
+                assert_eq!(after["name"], "C");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_create_begun_without_an_outcome_is_unsettled() {
+        let mut b = Entry::new(5, "h", Op::Begin);
+        b.intent = Some(Op::Create);
+        let mut b2 = Entry::new(6, "h", Op::Begin);
+        b2.intent = Some(Op::Create);
+        let c = entry(Op::Create, 3, json!(null), json!(null));
+        let mut c6 = c.clone();
+        c6.row = 6;
+        assert_eq!(unsettled_creates(&[b, b2, c6]), vec![5]);
+    }
+
+    #[test]
+    fn restore_patches_changed_fields_and_reports_added_keys() {
+        let now = contact(json!({"id": 1, "name": "New", "email": "A@x.com",
+            "custom_attributes": {"plan": "gold", "tier": "2"}}));
+        let before = json!({"name": "Old", "email": "a@x.com", "custom_attributes.plan": "free",
+            "custom_attributes.tier": null})
+        .as_object()
+        .cloned()
+        .unwrap();
+        let after = json!({"name": "New", "email": "a@x.com", "custom_attributes.plan": "gold",
+            "custom_attributes.tier": "2"})
+        .as_object()
+        .cloned()
+        .unwrap();
+        let r = plan_restore(&now, &before, &after);
+        assert!(r.changed_since.is_empty());
+        assert_eq!(r.not_removable, vec!["custom_attributes.tier".to_owned()]);
+        assert_eq!(r.patch.name, Some(Some("Old".into())));
+        assert_eq!(r.patch.email, None);
+        assert_eq!(r.patch.custom_attributes.unwrap()["plan"], "free");
+        // Someone else renamed it since.
+        let later =
+            contact(json!({"id": 1, "name": "Other", "custom_attributes": {"plan": "gold"}}));
+        let r = plan_restore(&later, &before, &after);
+        assert_eq!(r.changed_since, vec!["email".to_owned(), "name".to_owned()]);
+    }
+}

@@ -1,0 +1,214 @@
+//! `doto-bulk revert` against a sandbox spawned per test, after an import run in-process: the
+//! pre-import state comes back (created gone, updated fields restored, added attribute keys
+//! reported), a second revert writes nothing, a contact changed since is skipped unless
+//! `--force`, and a dry run writes nothing.
+use std::collections::BTreeMap;
+
+use doto_bulk::api::{Client, ContactPatch};
+use doto_bulk::cmd::revert::{Args, RevertRun, run_revert};
+use doto_bulk::sandbox::route;
+use serde_json::{Value, json};
+
+use crate::import::{HEADER, MAPPING, World};
+
+/// The fields an import may touch, by email; `ignore` lists `custom_attributes.k` keys to drop.
+fn state(w: &World, ignore: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    w.by_email()
+        .into_iter()
+        .map(|(email, c)| {
+            let mut custom = c["custom_attributes"].clone();
+            for (e, k) in ignore {
+                if *e == email {
+                    custom.as_object_mut().unwrap().remove(*k);
+                }
+            }
+            let v = json!({"id": c["id"], "name": c["name"], "identifier": c["identifier"],
+                "custom": custom, "city": c["additional_attributes"]["city"]});
+            (email, v)
+        })
+        .collect()
+}
+
+/// DELETE / PATCH / POST requests received so far.
+fn all_writes(w: &World) -> u64 {
+    w.writes() + w.sb.stats().count("DELETE", route::CONTACT)
+}
+
+async fn revert(w: &World, import_dir: &str, out: &str, tune: impl FnOnce(&mut Args)) -> RevertRun {
+    let mut args = Args::new(&w.path(import_dir));
+    args.out = Some(w.path(out));
+    tune(&mut args);
+    run_revert(&args, w.config(), true).await.unwrap()
+}
+
+/// Bob and Dan exist; the import creates Ann, changes Bob's plan and name, and gives Dan a plan
+/// key he did not have.
+async fn imported() -> (World, BTreeMap<String, Value>) {
+    let w = World::plain().await;
+    w.seed(
+        json!({"name": "Bob", "email": "bob@x.com", "identifier": "B",
+        "custom_attributes": {"plan": "free"}, "additional_attributes": {"city": "Lyon"}}),
+    );
+    w.seed(
+        json!({"name": "Dan", "email": "dan@x.com", "identifier": "D",
+        "additional_attributes": {"city": "Rome"}}),
+    );
+    let before = state(&w, &[]);
+    let csv = format!(
+        "{HEADER}Ann,ann@x.com,A,free,Paris\n\
+         Robert,bob@x.com,B,gold,Lyon\n\
+         Dan,dan@x.com,D,pro,Rome\n"
+    );
+    let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(run.summary.outcomes["created"], 1);
+    assert_eq!(run.summary.outcomes["updated"], 2);
+    assert_ne!(state(&w, &[]), before);
+    (w, before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_restores_the_state_before_the_import_and_a_second_run_writes_nothing() {
+    let (w, before) = imported().await;
+    let r = revert(&w, "imp", "rev", |_| {}).await;
+    assert_eq!(r.exit_code, 0);
+    assert_eq!(r.counts.get("deleted"), Some(&1));
+    assert_eq!(r.counts.get("restored"), Some(&2));
+    // Dan's plan key did not exist before: PATCH cannot remove it, so it is reported.
+    let dan = r
+        .results
+        .iter()
+        .find(|x| x.not_removed.contains("custom_attributes.plan"))
+        .expect("the added key is reported");
+    assert_eq!(dan.action, "restored");
+    assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
+    let csv = std::fs::read_to_string(w.path("rev").join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4);
+    assert!(w.path("rev").join("summary.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(w.path("rev").join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+
+    w.sb.reset_stats();
+    let again = revert(&w, "imp", "rev2", |_| {}).await;
+    assert_eq!(again.exit_code, 0);
+    assert_eq!(again.writes, 0);
+    assert_eq!(all_writes(&w), 0);
+    assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_changed_after_the_import_is_skipped_unless_forced() {
+    let (w, before) = imported().await;
+    let bob = before["bob@x.com"]["id"].as_u64().unwrap();
+    let client = Client::new(w.config()).unwrap();
+    let patch = ContactPatch {
+        name: Some(Some("Bobby".into())),
+        ..ContactPatch::default()
+    };
+    client.contacts().update(bob, &patch).await.unwrap();
+
+    let r = revert(&w, "imp", "rev", |_| {}).await;
+    assert_eq!(r.exit_code, 0);
+    let skipped: Vec<_> = r.results.iter().filter(|x| x.action == "skipped").collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].contact_id, bob);
+    assert!(skipped[0].reason.contains("name"), "{}", skipped[0].reason);
+    assert_eq!(w.by_email()["bob@x.com"]["name"], "Bobby");
+    assert_eq!(
+        w.by_email()["bob@x.com"]["custom_attributes"]["plan"],
+        "gold"
+    );
+
+    let forced = revert(&w, "imp", "rev2", |a| a.force = true).await;
+    assert_eq!(forced.exit_code, 0);
+    assert_eq!(forced.counts.get("skipped"), None);
+    assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing_and_says_what_it_would_do() {
+    let (w, before) = imported().await;
+    let after_import = state(&w, &[]);
+    w.sb.reset_stats();
+    let r = revert(&w, "imp", "dry", |a| a.dry_run = true).await;
+    assert_eq!(r.exit_code, 0);
+    assert_eq!(all_writes(&w), 0);
+    assert_eq!(state(&w, &[]), after_import);
+    assert_eq!(r.counts.get("would_delete"), Some(&1));
+    // Dan only gained a key, which cannot be removed: nothing to send for him.
+    assert_eq!(r.counts.get("would_restore"), Some(&1));
+    assert_eq!(r.counts.get("restored"), Some(&1));
+    assert!(!w.path("dry").join("journal.jsonl").exists());
+    // The real run afterwards still restores everything.
+    revert(&w, "imp", "rev", |_| {}).await;
+    assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
+    let (w, before) = imported().await;
+    let mut args = Args::new(&w.path("nowhere"));
+    args.out = Some(w.path("x"));
+    let err = run_revert(&args, w.config(), true).await.unwrap_err();
+    assert!(err.to_string().contains("journal.jsonl"), "{err}");
+
+    let first = revert(&w, "imp", "rev", |_| {}).await;
+    // Ann's DELETE and Bob's PATCH; Dan only gained a key.
+    assert_eq!(first.writes, 2);
+    w.sb.reset_stats();
+    let mut args = Args::new(&w.path("imp"));
+    args.resume = Some(w.path("rev"));
+    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    assert_eq!(resumed.counts.get("skipped"), Some(&3));
+    assert_eq!(all_writes(&w), 0);
+    assert_eq!(w.sb.stats().count("GET", route::CONTACT), 0);
+    assert_eq!(state(&w, &[("dan@x.com", "plan")]), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import() {
+    use doto_bulk::sandbox::{FaultKind, Faults, SandboxConfig};
+    // Writes committed but answered with a 500 or a closed connection: outcomes unknown.
+    let w = World::new(SandboxConfig {
+        faults: Faults {
+            rate: 0.3,
+            kinds: vec![FaultKind::After, FaultKind::Drop, FaultKind::Before],
+            seed: 7,
+            burst_len: 2,
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut csv = HEADER.to_owned();
+    for i in 0..30 {
+        w.seed(
+            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
+            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
+            "additional_attributes": {"city": "Lyon"}}),
+        );
+        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
+        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
+    }
+    let before = state(&w, &[]);
+    let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
+    assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
+    assert_ne!(state(&w, &[]), before);
+
+    let first = revert(&w, "imp", "rev", |_| {}).await;
+    let faults: u64 = w.sb.stats().faults.values().sum();
+    assert!(faults > 0, "the faults fired");
+    let mut args = Args::new(&w.path("imp"));
+    args.resume = Some(w.path("rev"));
+    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    assert_eq!(
+        resumed.exit_code, 0,
+        "{:?} then {:?}",
+        first.counts, resumed.counts
+    );
+    assert_eq!(state(&w, &[]), before);
+}
