@@ -212,3 +212,86 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
     );
     assert_eq!(state(&w, &[]), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use doto_bulk::sandbox::SandboxConfig;
+    // Latency spreads the revert's writes out so that the kill lands in the middle of them.
+    let w = World::new(SandboxConfig {
+        latency: Duration::from_millis(15),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut csv = HEADER.to_owned();
+    for i in 0..25 {
+        w.seed(
+            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
+            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
+            "additional_attributes": {"city": "Lyon"}}),
+        );
+        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
+        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
+    }
+    let before = state(&w, &[]);
+    let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
+    assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
+    assert_ne!(state(&w, &[]), before);
+
+    let spawn = |extra: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+            .arg("revert")
+            .arg(w.path("imp"))
+            .args(extra)
+            .args(["--base-url", &w.sb.base_url])
+            .args(["--account-id", &w.sb.account_id.to_string()])
+            .arg("-q")
+            .env("DOTO_API_TOKEN", &w.sb.admin_token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let rev = w.path("rev");
+    let writes_before = all_writes(&w);
+    let mut child = spawn(&["--out".as_ref(), rev.as_os_str()]);
+    let started = Instant::now();
+    while all_writes(&w) < writes_before + 15 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the revert never got going"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the revert finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_at_kill = all_writes(&w) - writes_before;
+    assert!(
+        done_at_kill < 50,
+        "killed too late to prove anything ({done_at_kill} writes)"
+    );
+    assert_ne!(state(&w, &[]), before, "the kill left work to resume");
+
+    let out = spawn(&["--resume".as_ref(), rev.as_os_str()])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&w, &[]), before);
+
+    // And a revert of the same import run again changes nothing.
+    let writes = all_writes(&w);
+    let again = revert(&w, "imp", "rev2", |_| {}).await;
+    assert_eq!(again.exit_code, 0);
+    assert_eq!(all_writes(&w), writes);
+}
