@@ -67,6 +67,21 @@ async fn imported() -> (World, BTreeMap<String, Value>) {
     (w, before)
 }
 
+/// Seeds `n` contacts and returns a CSV that updates each of them and creates `n` new ones.
+fn updates_and_creates(w: &World, n: usize) -> String {
+    let mut csv = HEADER.to_owned();
+    for i in 0..n {
+        w.seed(
+            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
+            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
+            "additional_attributes": {"city": "Lyon"}}),
+        );
+        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
+        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
+    }
+    csv
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revert_restores_the_state_before_the_import_and_a_second_run_writes_nothing() {
     let (w, before) = imported().await;
@@ -184,16 +199,7 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
         ..SandboxConfig::default()
     })
     .await;
-    let mut csv = HEADER.to_owned();
-    for i in 0..30 {
-        w.seed(
-            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
-            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
-            "additional_attributes": {"city": "Lyon"}}),
-        );
-        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
-        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
-    }
+    let csv = updates_and_creates(&w, 30);
     let before = state(&w, &[]);
     let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
@@ -225,16 +231,7 @@ async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import(
         ..SandboxConfig::default()
     })
     .await;
-    let mut csv = HEADER.to_owned();
-    for i in 0..25 {
-        w.seed(
-            json!({"name": format!("Old{i}"), "email": format!("old{i}@x.com"),
-            "identifier": format!("O{i}"), "custom_attributes": {"plan": "free"},
-            "additional_attributes": {"city": "Lyon"}}),
-        );
-        csv.push_str(&format!("New{i},old{i}@x.com,O{i},gold,Lyon\n"));
-        csv.push_str(&format!("Made{i},new{i}@x.com,N{i},pro,Oslo\n"));
-    }
+    let csv = updates_and_creates(&w, 25);
     let before = state(&w, &[]);
     let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
