@@ -7,8 +7,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use doto_bulk::mapping::Mapping;
-use doto_bulk::model::ContactDraft;
+use doto_bulk::mapping::{ContactDraft, Mapping};
 use doto_bulk::normalise::{Email, PhoneE164, Region};
 use doto_bulk::source::Record;
 

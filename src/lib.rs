@@ -2,7 +2,7 @@
 //!
 //! Data flow of an import: a [`source`] reads CSV or XLSX into raw records that keep their line
 //! numbers; the [`mapping`] (a YAML file resolved against the headers once) turns each record into a
-//! [`model::ContactDraft`] whose values were parsed by [`normalise`]; `validate` stops there and
+//! [`mapping::ContactDraft`] whose values were parsed by [`normalise`]; `validate` stops there and
 //! writes the [`report`]. `import` then looks the keys up through the [`api`] client (one rate-limited
 //! `send()`), decides an action per row in [`pipeline`], writes, journals and reports. `export` pages
 //! through the account into a [`sink`]. The [`sandbox`] is a local emulator of the contacts API that

@@ -6,7 +6,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::ContactDraft;
+use crate::model::{Field, Scalar};
 
 /// Contacts per page of `GET /contacts` and of search; there is no per-page parameter.
 pub const PAGE_SIZE: usize = 15;
@@ -63,20 +63,6 @@ pub struct NewContact {
     pub custom_attributes: Map<String, Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub additional_attributes: Map<String, Value>,
-}
-
-impl From<&ContactDraft> for NewContact {
-    fn from(d: &ContactDraft) -> Self {
-        NewContact {
-            name: d.name.clone(),
-            email: d.email.as_ref().map(|e| e.as_str().to_owned()),
-            phone_number: d.phone_number.as_ref().map(|p| p.as_str().to_owned()),
-            identifier: d.identifier.as_ref().map(|i| i.as_str().to_owned()),
-            blocked: d.blocked,
-            custom_attributes: d.custom_attributes.clone(),
-            additional_attributes: d.additional_attributes.clone(),
-        }
-    }
 }
 
 /// The body of `PATCH /contacts/{id}`: only the fields set are sent. `Some(None)` sends `null`
@@ -160,6 +146,158 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+// The contact's fields by `Field`. Every match lists every field: a field added to the table
+// fails to compile here until the structs above hold it. The scalar accessors give nothing for
+// (and ignore) an attribute object, which is read and written key by key.
+
+fn text(v: &Option<String>) -> Scalar<'_> {
+    v.as_deref().map_or(Scalar::Null, Scalar::Text)
+}
+
+fn patched(v: &Option<Option<String>>) -> Option<Scalar<'_>> {
+    v.as_ref().map(text)
+}
+
+impl Contact {
+    /// Scalar field `f` as stored.
+    pub fn scalar(&self, f: Field) -> Scalar<'_> {
+        match f {
+            Field::Name => text(&self.name),
+            Field::Email => text(&self.email),
+            Field::PhoneNumber => text(&self.phone_number),
+            Field::Identifier => text(&self.identifier),
+            Field::Blocked => Scalar::Bool(self.blocked),
+            Field::CustomAttributes | Field::AdditionalAttributes => Scalar::Null,
+        }
+    }
+
+    pub fn set_scalar(&mut self, f: Field, v: Scalar) {
+        match f {
+            Field::Name => self.name = v.text(),
+            Field::Email => self.email = v.text(),
+            Field::PhoneNumber => self.phone_number = v.text(),
+            Field::Identifier => self.identifier = v.text(),
+            Field::Blocked => self.blocked = v.flag(),
+            Field::CustomAttributes | Field::AdditionalAttributes => {},
+        }
+    }
+
+    /// Attribute object `f` (`None` for a scalar field).
+    pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&self.custom_attributes),
+            Field::AdditionalAttributes => Some(&self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+
+    pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&mut self.custom_attributes),
+            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+}
+
+impl NewContact {
+    /// What the create sends for scalar field `f` (`None`: not sent).
+    pub fn scalar(&self, f: Field) -> Option<Scalar<'_>> {
+        match f {
+            Field::Name => self.name.as_deref().map(Scalar::Text),
+            Field::Email => self.email.as_deref().map(Scalar::Text),
+            Field::PhoneNumber => self.phone_number.as_deref().map(Scalar::Text),
+            Field::Identifier => self.identifier.as_deref().map(Scalar::Text),
+            Field::Blocked => self.blocked.map(Scalar::Bool),
+            Field::CustomAttributes | Field::AdditionalAttributes => None,
+        }
+    }
+
+    pub fn set_scalar(&mut self, f: Field, v: Scalar) {
+        match f {
+            Field::Name => self.name = v.text(),
+            Field::Email => self.email = v.text(),
+            Field::PhoneNumber => self.phone_number = v.text(),
+            Field::Identifier => self.identifier = v.text(),
+            Field::Blocked => self.blocked = Some(v.flag()),
+            Field::CustomAttributes | Field::AdditionalAttributes => {},
+        }
+    }
+
+    /// Attribute object `f` (`None` for a scalar field).
+    pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&self.custom_attributes),
+            Field::AdditionalAttributes => Some(&self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+
+    pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&mut self.custom_attributes),
+            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+}
+
+impl ContactPatch {
+    /// What the patch does to scalar field `f`: `None` leaves it, `Some(Scalar::Null)` clears it.
+    pub fn scalar(&self, f: Field) -> Option<Scalar<'_>> {
+        match f {
+            Field::Name => patched(&self.name),
+            Field::Email => patched(&self.email),
+            Field::PhoneNumber => patched(&self.phone_number),
+            Field::Identifier => patched(&self.identifier),
+            Field::Blocked => self.blocked.map(Scalar::Bool),
+            Field::CustomAttributes | Field::AdditionalAttributes => None,
+        }
+    }
+
+    /// Make the patch write `v` to scalar field `f` (`Scalar::Null` clears a text field).
+    pub fn set_scalar(&mut self, f: Field, v: Scalar) {
+        match f {
+            Field::Name => self.name = Some(v.text()),
+            Field::Email => self.email = Some(v.text()),
+            Field::PhoneNumber => self.phone_number = Some(v.text()),
+            Field::Identifier => self.identifier = Some(v.text()),
+            Field::Blocked => self.blocked = Some(v.flag()),
+            Field::CustomAttributes | Field::AdditionalAttributes => {},
+        }
+    }
+
+    /// The keys the patch merges into attribute object `f` (`None`: none, or a scalar field).
+    pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => self.custom_attributes.as_ref(),
+            Field::AdditionalAttributes => self.additional_attributes.as_ref(),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+
+    /// The keys the patch merges into attribute object `f` (`None` for a scalar field).
+    pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Option<Map<String, Value>>> {
+        match f {
+            Field::CustomAttributes => Some(&mut self.custom_attributes),
+            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
 }
 
 /// An integer that may arrive as a number (`1`, `1.0`) or a numeric string (`"2"`), or null.

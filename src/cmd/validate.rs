@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::GlobalArgs;
 use crate::exit;
-use crate::mapping::{Mapping, MatchKey, Resolved};
-use crate::model::{ContactDraft, Outcome, RowError};
+use crate::mapping::{ContactDraft, Mapping, MatchKey, Resolved};
+use crate::model::{Outcome, RowError};
 use crate::pipeline::dupes::{DupeTracker, KeyPrints};
 use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions, map_one};
 use crate::progress::Progress;

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::value::{Compiled, Origin};
 use super::{BlankPolicy, MatchKey, Resolved};
-use crate::model::{ContactDraft, ErrorCode, Field, RowError};
+use super::ContactDraft;
+use crate::model::{ErrorCode, Field, RowError};
 use crate::normalise::{Email, Identifier, PhoneE164, Region, check_text};
 use crate::source::Record;
 

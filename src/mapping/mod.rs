@@ -8,11 +8,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::model::{ContactDraft, RowError};
+use crate::model::RowError;
 use crate::normalise::Region;
 use crate::source::{Record, SourceOptions};
 
 mod apply;
+mod draft;
 pub mod guess;
 mod load;
 mod resolve;
@@ -22,6 +23,7 @@ pub mod suggest;
 pub mod types;
 mod value;
 
+pub use draft::ContactDraft;
 pub use resolve::is_report_column;
 use value::{Compiled, ValueDef};
 

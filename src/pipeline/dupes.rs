@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::mapping::MatchKey;
-use crate::model::{ContactDraft, ErrorCode, RowError};
+use crate::mapping::{ContactDraft, MatchKey};
+use crate::model::{ErrorCode, RowError};
 
 /// A key of this row that an earlier row already had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

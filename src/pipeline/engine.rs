@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::api::{ApiError, Client};
-use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
+use crate::mapping::ContactDraft;
+use crate::model::{ErrorCode, Outcome, RowError};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
 use super::lookup::{self, Key, Known};

@@ -14,8 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use futures::StreamExt;
 
 use crate::api::{ApiError, Client, Contact, DEFAULT_SORT, PAGE_SIZE, Page};
-use crate::mapping::MatchKey;
-use crate::model::ContactDraft;
+use crate::mapping::{ContactDraft, MatchKey};
 
 /// How the file's keys are looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

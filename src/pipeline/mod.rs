@@ -19,8 +19,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::mapping::Resolved;
-use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
+use crate::mapping::{ContactDraft, Resolved};
+use crate::model::{ErrorCode, Outcome, RowError};
 use crate::source::{Record, RowIssue, Source};
 
 /// How the pipeline spreads the work.

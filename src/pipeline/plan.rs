@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Contact, ContactPatch, NewContact};
 use crate::mapping::{ExistingPolicy, MissingPolicy};
-use crate::model::{ContactDraft, ErrorCode, Field, RowError};
+use crate::mapping::ContactDraft;
+use crate::model::{ErrorCode, Field, RowError, Scalar};
 
 use super::lookup::{Key, Known};
 
@@ -103,8 +104,8 @@ pub fn matched<'a>(keys: &[Key], known: &'a Known) -> Result<Option<&'a Contact>
 
 fn field_of(k: &Key) -> &'static str {
     match k {
-        Key::Email(_) => "email",
-        Key::Identifier(_) => "identifier",
+        Key::Email(_) => Field::Email.as_str(),
+        Key::Identifier(_) => Field::Identifier.as_str(),
     }
 }
 
@@ -121,7 +122,7 @@ pub fn decide(draft: &ContactDraft, keys: &[Key], known: &Known, policy: Policy)
             }
             match policy.missing {
                 MissingPolicy::Skip => skip(None, "no contact matches and match.missing is skip"),
-                MissingPolicy::Create => Action::Create(NewContact::from(draft)),
+                MissingPolicy::Create => Action::Create(new_contact(draft)),
             }
         }
         Some(c) => {
@@ -168,156 +169,121 @@ fn skip(id: Option<u64>, why: &str) -> Action {
     }
 }
 
-fn opt_json(v: Option<&str>) -> Value {
-    v.map_or(Value::Null, |s| json!(s))
+/// The body of the create that makes the contact the row describes.
+pub fn new_contact(draft: &ContactDraft) -> NewContact {
+    let mut n = NewContact::default();
+    for f in Field::scalars() {
+        if let Some(v) = draft.scalar(f) {
+            n.set_scalar(f, v);
+        }
+    }
+    for f in Field::attribute_maps() {
+        if let (Some(to), Some(from)) = (n.attributes_mut(f), draft.attributes(f)) {
+            to.clone_from(from);
+        }
+    }
+    n
 }
 
 /// The patch that makes `stored` say what the row says, and the changes it makes. Only the
 /// fields the row sets are compared; attribute keys the row does not set (server-added ones such
 /// as `last_avatar_sync_at`) are ignored, since the server merges attribute objects.
 pub fn diff(draft: &ContactDraft, stored: &Contact) -> (ContactPatch, Vec<Change>) {
-    let mut p = ContactPatch::default();
-    let mut changes = Vec::new();
-    let mut text =
-        |name: &str, want: Option<&str>, have: Option<&str>, slot: &mut Option<Option<String>>| {
-            if let Some(w) = want
-                && have != Some(w)
-            {
-                *slot = Some(Some(w.to_owned()));
-                changes.push(Change {
-                    field: name.into(),
-                    before: opt_json(have),
-                    after: json!(w),
-                });
-            }
-        };
-    text(
-        "name",
-        draft.name.as_deref(),
-        stored.name.as_deref(),
-        &mut p.name,
-    );
-    let stored_email = stored.email.as_deref().map(str::to_lowercase);
-    text(
-        "email",
-        draft.email.as_ref().map(|e| e.as_str()),
-        stored_email.as_deref(),
-        &mut p.email,
-    );
-    text(
-        "phone_number",
-        draft.phone_number.as_ref().map(|x| x.as_str()),
-        stored.phone_number.as_deref(),
-        &mut p.phone_number,
-    );
-    text(
-        "identifier",
-        draft.identifier.as_ref().map(|x| x.as_str()),
-        stored.identifier.as_deref(),
-        &mut p.identifier,
-    );
-    if let Some(b) = draft.blocked
-        && b != stored.blocked
-    {
-        p.blocked = Some(b);
-        changes.push(Change {
-            field: "blocked".into(),
-            before: json!(stored.blocked),
-            after: json!(b),
-        });
-    }
-    // `blank: clear`: a blank cell clears a stored value (never an empty identifier: null).
-    for f in &draft.clear {
-        let (slot, have) = match f {
-            Field::Name => (&mut p.name, stored.name.as_deref()),
-            Field::Email => (&mut p.email, stored.email.as_deref()),
-            Field::PhoneNumber => (&mut p.phone_number, stored.phone_number.as_deref()),
-            Field::Identifier => (&mut p.identifier, stored.identifier.as_deref()),
-            Field::Blocked => {
-                if stored.blocked && p.blocked.is_none() {
-                    p.blocked = Some(false);
-                    changes.push(Change {
-                        field: "blocked".into(),
-                        before: json!(true),
-                        after: json!(false),
-                    });
-                }
-                continue;
-            }
-        };
-        if slot.is_none() && have.is_some_and(|h| !h.is_empty()) {
-            *slot = Some(None);
-            changes.push(Change {
-                field: f.as_str().into(),
-                before: opt_json(have),
-                after: Value::Null,
-            });
+    let mut d = Diff {
+        stored,
+        patch: ContactPatch::default(),
+        changes: Vec::new(),
+    };
+    for f in Field::scalars() {
+        if let Some(want) = draft.scalar(f) {
+            d.write(f, want);
         }
     }
-    p.custom_attributes = attrs(
-        "custom_attributes",
-        &draft.custom_attributes,
-        &stored.custom_attributes,
-        &mut changes,
-    );
-    p.additional_attributes = attrs(
-        "additional_attributes",
-        &draft.additional_attributes,
-        &stored.additional_attributes,
-        &mut changes,
-    );
-    (p, changes)
+    for &f in &draft.clear {
+        d.clear(f);
+    }
+    for f in Field::attribute_maps() {
+        if let Some(want) = draft.attributes(f) {
+            d.merge(f, want);
+        }
+    }
+    (d.patch, d.changes)
 }
 
-/// The attribute keys whose value differs (a null clears a stored value; a null for a key the
-/// contact does not have changes nothing).
-fn attrs(
-    prefix: &str,
-    want: &Map<String, Value>,
-    have: &Map<String, Value>,
-    changes: &mut Vec<Change>,
-) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
-    for (k, v) in want {
-        let h = have.get(k).unwrap_or(&Value::Null);
-        if h != v {
-            out.insert(k.clone(), v.clone());
-            changes.push(Change {
-                field: format!("{prefix}.{k}"),
-                before: h.clone(),
-                after: v.clone(),
+/// A diff being built: the patch and the changes it records, against one stored contact.
+struct Diff<'a> {
+    stored: &'a Contact,
+    patch: ContactPatch,
+    changes: Vec<Change>,
+}
+
+impl Diff<'_> {
+    /// The row sets scalar `f` to `want`: written when the stored value differs (emails compared
+    /// in lower case).
+    fn write(&mut self, f: Field, want: Scalar) {
+        let have = self.stored.scalar(f).compared(f);
+        let after = want.to_json();
+        if have != after {
+            self.patch.set_scalar(f, want);
+            self.changes.push(Change {
+                field: f.as_str().into(),
+                before: have,
+                after,
             });
         }
     }
-    (!out.is_empty()).then_some(out)
+
+    /// `blank: clear`: a blank cell clears a stored value (text becomes null, never an empty
+    /// identifier; a boolean becomes false), unless the row also writes the field.
+    fn clear(&mut self, f: Field) {
+        let have = self.stored.scalar(f);
+        if self.patch.scalar(f).is_some() || !have.is_set() {
+            return;
+        }
+        self.patch.set_scalar(f, Scalar::Null);
+        let after = self.patch.scalar(f).map_or(Value::Null, Scalar::to_json);
+        self.changes.push(Change {
+            field: f.as_str().into(),
+            before: have.to_json(),
+            after,
+        });
+    }
+
+    /// The attribute keys of `f` whose value differs (a null clears a stored value; a null for a
+    /// key the contact does not have changes nothing).
+    fn merge(&mut self, f: Field, want: &Map<String, Value>) {
+        let have = self.stored.attributes(f);
+        let mut out = Map::new();
+        for (k, v) in want {
+            let h = have.and_then(|m| m.get(k)).unwrap_or(&Value::Null);
+            if h != v {
+                out.insert(k.clone(), v.clone());
+                self.changes.push(Change {
+                    field: format!("{f}.{k}"),
+                    before: h.clone(),
+                    after: v.clone(),
+                });
+            }
+        }
+        if let Some(slot) = self.patch.attributes_mut(f) {
+            *slot = (!out.is_empty()).then_some(out);
+        }
+    }
 }
 
 /// `stored` with `patch` applied the way the server applies it (attribute objects shallow-merged):
 /// what a dry run assumes the contact becomes.
 pub fn apply_patch(stored: &Contact, patch: &ContactPatch) -> Contact {
     let mut c = stored.clone();
-    if let Some(v) = &patch.name {
-        c.name = v.clone();
+    for f in Field::scalars() {
+        if let Some(v) = patch.scalar(f) {
+            c.set_scalar(f, v);
+        }
     }
-    if let Some(v) = &patch.email {
-        c.email = v.clone();
-    }
-    if let Some(v) = &patch.phone_number {
-        c.phone_number = v.clone();
-    }
-    if let Some(v) = &patch.identifier {
-        c.identifier = v.clone();
-    }
-    if let Some(b) = patch.blocked {
-        c.blocked = b;
-    }
-    if let Some(m) = &patch.custom_attributes {
-        c.custom_attributes
-            .extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    if let Some(m) = &patch.additional_attributes {
-        c.additional_attributes
-            .extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for f in Field::attribute_maps() {
+        if let (Some(to), Some(m)) = (c.attributes_mut(f), patch.attributes(f)) {
+            to.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
     }
     c
 }
@@ -325,13 +291,14 @@ pub fn apply_patch(stored: &Contact, patch: &ContactPatch) -> Contact {
 /// The contact a create would make (a dry run gives it a placeholder id).
 pub fn created(id: u64, new: &NewContact) -> Contact {
     let mut c: Contact = serde_json::from_value(json!({ "id": id })).expect("minimal contact");
-    c.name = new.name.clone();
-    c.email = new.email.clone();
-    c.phone_number = new.phone_number.clone();
-    c.identifier = new.identifier.clone();
-    c.blocked = new.blocked.unwrap_or(false);
-    c.custom_attributes = new.custom_attributes.clone();
-    c.additional_attributes = new.additional_attributes.clone();
+    for f in Field::scalars() {
+        c.set_scalar(f, new.scalar(f).unwrap_or(Scalar::Null));
+    }
+    for f in Field::attribute_maps() {
+        if let (Some(to), Some(from)) = (c.attributes_mut(f), new.attributes(f)) {
+            to.clone_from(from);
+        }
+    }
     c
 }
 

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::api::{Contact, ContactPatch};
+use crate::model::{Field, FieldKind, Scalar};
 use crate::pipeline::journal::{Entry, Op};
 
 /// What the import did to one contact.
@@ -127,30 +128,64 @@ pub fn unsettled_creates(entries: &[Entry]) -> Vec<u64> {
         .collect()
 }
 
-/// The value `field` (`name`, …, `custom_attributes.k`) has in `c`, as the journal writes it.
-pub fn current(c: &Contact, field: &str) -> Value {
-    let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| json!(s));
-    match field {
-        "name" => opt(&c.name),
-        "email" => opt(&c.email.as_ref().map(|e| e.to_lowercase())),
-        "phone_number" => opt(&c.phone_number),
-        "identifier" => opt(&c.identifier),
-        "blocked" => json!(c.blocked),
-        f => {
-            let (map, key) = match f.split_once('.') {
-                Some(("custom_attributes", k)) => (&c.custom_attributes, k),
-                Some(("additional_attributes", k)) => (&c.additional_attributes, k),
-                _ => return Value::Null,
-            };
-            map.get(key).cloned().unwrap_or(Value::Null)
-        }
-    }
+/// A field name as the journal writes it: a scalar field (`name`) or one key of an attribute
+/// object (`custom_attributes.plan`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum JournalField<'a> {
+    Scalar(Field),
+    Attribute(Field, &'a str),
 }
 
-fn same(field: &str, a: &Value, b: &Value) -> bool {
-    match (field, a, b) {
-        ("email", Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
-        _ => a == b,
+impl<'a> JournalField<'a> {
+    /// `None` for a name that is no field of the table.
+    fn parse(name: &'a str) -> Option<JournalField<'a>> {
+        match name.split_once('.') {
+            Some((object, key)) => Field::from_name(object)
+                .filter(|f| !f.kind().is_scalar())
+                .map(|f| JournalField::Attribute(f, key)),
+            None => Field::from_name(name)
+                .filter(|f| f.kind().is_scalar())
+                .map(JournalField::Scalar),
+        }
+    }
+
+    /// The value the field has in `c`, as the journal writes it (null for an unknown name).
+    fn current(field: Option<Self>, c: &Contact) -> Value {
+        match field {
+            Some(JournalField::Scalar(f)) => c.scalar(f).compared(f),
+            Some(JournalField::Attribute(f, key)) => c
+                .attributes(f)
+                .and_then(|m| m.get(key))
+                .cloned()
+                .unwrap_or(Value::Null),
+            None => Value::Null,
+        }
+    }
+
+    /// Whether `a` and `b` are the same value of the field (emails ignore ASCII case).
+    fn same(field: Option<Self>, a: &Value, b: &Value) -> bool {
+        match (field, a, b) {
+            (Some(JournalField::Scalar(f)), Value::String(x), Value::String(y))
+                if f.kind() == FieldKind::Email =>
+            {
+                x.eq_ignore_ascii_case(y)
+            }
+            _ => a == b,
+        }
+    }
+
+    /// Make `patch` write `was` back to the field.
+    fn restore(field: Option<Self>, patch: &mut ContactPatch, was: &Value) {
+        match field {
+            Some(JournalField::Scalar(f)) => patch.set_scalar(f, Scalar::from_json(was)),
+            Some(JournalField::Attribute(f, key)) => {
+                if let Some(slot) = patch.attributes_mut(f) {
+                    slot.get_or_insert_with(Map::new)
+                        .insert(key.to_owned(), was.clone());
+                }
+            }
+            None => {}
+        }
     }
 }
 
@@ -177,45 +212,26 @@ pub fn plan_restore(
         not_removable: Vec::new(),
     };
     for (field, was) in before {
-        let is = current(now, field);
+        let f = JournalField::parse(field);
+        let is = JournalField::current(f, now);
         let wrote = after.get(field).unwrap_or(&Value::Null);
-        let attr = field.split_once('.');
-        if attr.is_some() && was.is_null() {
+        let same = |a: &Value, b: &Value| JournalField::same(f, a, b);
+        if matches!(f, Some(JournalField::Attribute(..))) && was.is_null() {
             if !is.is_null() {
                 r.not_removable.push(field.clone());
             }
-            if !is.is_null() && !same(field, &is, wrote) {
+            if !is.is_null() && !same(&is, wrote) {
                 r.changed_since.push(field.clone());
             }
             continue;
         }
-        if same(field, &is, was) {
+        if same(&is, was) {
             continue;
         }
-        if !same(field, &is, wrote) {
+        if !same(&is, wrote) {
             r.changed_since.push(field.clone());
         }
-        let text = || was.as_str().map(str::to_owned);
-        match (field.as_str(), attr) {
-            ("name", _) => r.patch.name = Some(text()),
-            ("email", _) => r.patch.email = Some(text()),
-            ("phone_number", _) => r.patch.phone_number = Some(text()),
-            ("identifier", _) => r.patch.identifier = Some(text()),
-            ("blocked", _) => r.patch.blocked = Some(was.as_bool().unwrap_or(false)),
-            (_, Some(("custom_attributes", k))) => {
-                r.patch
-                    .custom_attributes
-                    .get_or_insert_with(Map::new)
-                    .insert(k.to_owned(), was.clone());
-            }
-            (_, Some(("additional_attributes", k))) => {
-                r.patch
-                    .additional_attributes
-                    .get_or_insert_with(Map::new)
-                    .insert(k.to_owned(), was.clone());
-            }
-            _ => {}
-        }
+        JournalField::restore(f, &mut r.patch, was);
     }
     r
 }
@@ -223,6 +239,7 @@ pub fn plan_restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn contact(v: Value) -> Contact {
         serde_json::from_value(v).unwrap()

@@ -16,19 +16,34 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::api::Contact;
+use crate::model::{Field, FieldKind, Scalar};
 
-/// The contact's own fields, in file order.
-pub const CORE: [&str; 9] = [
-    "id",
-    "name",
-    "email",
-    "phone_number",
-    "identifier",
-    "blocked",
-    "availability_status",
-    "created_at",
-    "last_activity_at",
-];
+/// The contact's own columns, in file order: `id`, the scalar fields of the field table
+/// ([`Field::scalars`]), then the read-only ones the server keeps.
+pub const CORE: [&str; 1 + Field::SCALAR_COUNT + READ_ONLY.len()] = core_columns();
+
+/// Columns of what the server keeps about a contact that no import writes.
+const READ_ONLY: [&str; 3] = ["availability_status", "created_at", "last_activity_at"];
+
+const fn core_columns() -> [&'static str; 1 + Field::SCALAR_COUNT + READ_ONLY.len()] {
+    let mut out = [""; 1 + Field::SCALAR_COUNT + READ_ONLY.len()];
+    out[0] = "id";
+    let mut n = 1;
+    let mut i = 0;
+    while i < Field::ALL.len() {
+        if Field::ALL[i].kind().is_scalar() {
+            out[n] = Field::ALL[i].as_str();
+            n += 1;
+        }
+        i += 1;
+    }
+    let mut j = 0;
+    while j < READ_ONLY.len() {
+        out[n + j] = READ_ONLY[j];
+        j += 1;
+    }
+    out
+}
 
 pub const CUSTOM_PREFIX: &str = "custom_attributes.";
 pub const ADDITIONAL_PREFIX: &str = "additional_attributes.";
@@ -75,7 +90,12 @@ impl Column {
 
     /// Whether the cell is an id or phone: always text in XLSX (no scientific notation, no lost `+`).
     pub fn is_textual_key(&self) -> bool {
-        matches!(self, Column::Core("id" | "phone_number" | "identifier"))
+        match self {
+            Column::Core("id") => true,
+            Column::Core(c) => Field::from_name(c)
+                .is_some_and(|f| matches!(f.kind(), FieldKind::Phone | FieldKind::Identifier)),
+            _ => false,
+        }
     }
 
     /// Whether the column is a timestamp.
@@ -228,10 +248,18 @@ fn timestamp(t: Option<i64>, ts: Timestamps) -> Cell {
     }
 }
 
-fn text(v: &Option<String>) -> Cell {
+fn text(v: Option<&str>) -> Cell {
     match v {
-        Some(s) if !s.is_empty() => Cell::Text(s.clone()),
+        Some(s) if !s.is_empty() => Cell::Text(s.to_owned()),
         _ => Cell::Empty,
+    }
+}
+
+fn scalar(v: Scalar) -> Cell {
+    match v {
+        Scalar::Null => Cell::Empty,
+        Scalar::Text(s) => text(Some(s)),
+        Scalar::Bool(b) => Cell::Bool(b),
     }
 }
 
@@ -255,15 +283,10 @@ pub fn cell(contact: &Contact, column: &Column, ts: Timestamps) -> Cell {
     match column {
         Column::Core(name) => match *name {
             "id" => Cell::Text(contact.id.to_string()),
-            "name" => text(&contact.name),
-            "email" => text(&contact.email),
-            "phone_number" => text(&contact.phone_number),
-            "identifier" => text(&contact.identifier),
-            "blocked" => Cell::Bool(contact.blocked),
-            "availability_status" => text(&contact.availability_status),
+            "availability_status" => text(contact.availability_status.as_deref()),
             "created_at" => timestamp(contact.created_at, ts),
             "last_activity_at" => timestamp(contact.last_activity_at, ts),
-            _ => Cell::Empty,
+            field => Field::from_name(field).map_or(Cell::Empty, |f| scalar(contact.scalar(f))),
         },
         Column::Custom(k) => attribute(contact.custom_attributes.get(k)),
         Column::Additional(k) => attribute(contact.additional_attributes.get(k)),

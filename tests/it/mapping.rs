@@ -2,7 +2,8 @@
 //! columns with suggestions), and applying to records (value specs, modifiers, types, phones,
 //! row errors). The examples of `docs/mapping.md` and PRODUCT.md are run here too.
 use doto_bulk::mapping::{BlankPolicy, ExistingPolicy, Mapping, MatchKey, MissingPolicy};
-use doto_bulk::model::{ContactDraft, ErrorCode, Field, RowError};
+use doto_bulk::mapping::ContactDraft;
+use doto_bulk::model::{ErrorCode, Field, RowError};
 use doto_bulk::normalise::Region;
 use doto_bulk::source::Record;
 use serde_json::{Value, json};

@@ -1,9 +1,11 @@
 //! The values that cross module boundaries: why a row failed ([`RowError`]), how a row ended
-//! ([`Outcome`]), and the contact a mapped, normalised row becomes ([`ContactDraft`]).
+//! ([`Outcome`]), and the contact's fields ([`Field`], the one table of them). The bottom layer:
+//! it imports nothing from the rest of the crate.
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::normalise::{Email, Identifier, PhoneE164};
+mod field;
+
+pub use field::{Field, FieldKind, Scalar};
 
 /// How one row of the input ended. Every row read ends in exactly one outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -152,45 +154,3 @@ impl std::fmt::Display for RowError {
 }
 
 impl std::error::Error for RowError {}
-
-/// A contact field the mapping can set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
-    Name,
-    Email,
-    PhoneNumber,
-    Identifier,
-    Blocked,
-}
-
-impl Field {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::Email => "email",
-            Field::PhoneNumber => "phone_number",
-            Field::Identifier => "identifier",
-            Field::Blocked => "blocked",
-        }
-    }
-}
-
-/// What one valid row wants the contact to look like: every value already parsed, so nothing
-/// downstream checks it again. `None` / an absent attribute key means "the row says nothing"
-/// (a blank cell keeps the stored value); fields listed in `clear` were blank and the mapping says
-/// `blank: clear`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ContactDraft {
-    pub name: Option<String>,
-    pub email: Option<Email>,
-    pub phone_number: Option<PhoneE164>,
-    pub identifier: Option<Identifier>,
-    pub blocked: Option<bool>,
-    pub custom_attributes: Map<String, Value>,
-    pub additional_attributes: Map<String, Value>,
-    /// Fields to clear on the stored contact (blank cell with `blank: clear`).
-    pub clear: Vec<Field>,
-    /// Notes to add after the create/update, in mapping order.
-    pub notes: Vec<String>,
-}

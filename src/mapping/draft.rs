@@ -1,0 +1,122 @@
+//! [`ContactDraft`]: the contact a mapped, normalised row becomes, and its accessors by
+//! [`Field`] (exhaustive matches: a field added to the table and not here does not compile).
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{Field, Scalar};
+use crate::normalise::{Email, Identifier, PhoneE164};
+
+/// What one valid row wants the contact to look like: every value already parsed, so nothing
+/// downstream checks it again. `None` / an absent attribute key means "the row says nothing"
+/// (a blank cell keeps the stored value); fields listed in `clear` were blank and the mapping says
+/// `blank: clear`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ContactDraft {
+    pub name: Option<String>,
+    pub email: Option<Email>,
+    pub phone_number: Option<PhoneE164>,
+    pub identifier: Option<Identifier>,
+    pub blocked: Option<bool>,
+    pub custom_attributes: Map<String, Value>,
+    pub additional_attributes: Map<String, Value>,
+    /// Fields to clear on the stored contact (blank cell with `blank: clear`).
+    pub clear: Vec<Field>,
+    /// Notes to add after the create/update, in mapping order.
+    pub notes: Vec<String>,
+}
+
+/// One parsed value of a scalar field, of the field's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Text(String),
+    Email(Email),
+    Phone(PhoneE164),
+    Identifier(Identifier),
+    Bool(bool),
+}
+
+impl ContactDraft {
+    /// What the row says for scalar field `f`; `None`: nothing (and always for attributes).
+    pub fn scalar(&self, f: Field) -> Option<Scalar<'_>> {
+        match f {
+            Field::Name => self.name.as_deref().map(Scalar::Text),
+            Field::Email => self.email.as_ref().map(|v| Scalar::Text(v.as_str())),
+            Field::PhoneNumber => self.phone_number.as_ref().map(|v| Scalar::Text(v.as_str())),
+            Field::Identifier => self.identifier.as_ref().map(|v| Scalar::Text(v.as_str())),
+            Field::Blocked => self.blocked.map(Scalar::Bool),
+            Field::CustomAttributes | Field::AdditionalAttributes => None,
+        }
+    }
+
+    /// The attribute object `f` (`None` for a scalar field).
+    pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&self.custom_attributes),
+            Field::AdditionalAttributes => Some(&self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+
+    pub(super) fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
+        match f {
+            Field::CustomAttributes => Some(&mut self.custom_attributes),
+            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
+            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
+                None
+            }
+        }
+    }
+
+    /// Set scalar field `f`. A value of another kind than the field's (which `apply`, parsing by
+    /// the field's kind, never makes) unsets it.
+    pub(super) fn set(&mut self, f: Field, v: FieldValue) {
+        match f {
+            Field::Name => self.name = v.text(),
+            Field::Email => self.email = v.email(),
+            Field::PhoneNumber => self.phone_number = v.phone(),
+            Field::Identifier => self.identifier = v.identifier(),
+            Field::Blocked => self.blocked = v.flag(),
+            // Set key by key, through `attributes_mut`.
+            Field::CustomAttributes | Field::AdditionalAttributes => {}
+        }
+    }
+}
+
+impl FieldValue {
+    fn text(self) -> Option<String> {
+        match self {
+            FieldValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn email(self) -> Option<Email> {
+        match self {
+            FieldValue::Email(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn phone(self) -> Option<PhoneE164> {
+        match self {
+            FieldValue::Phone(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn identifier(self) -> Option<Identifier> {
+        match self {
+            FieldValue::Identifier(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn flag(self) -> Option<bool> {
+        match self {
+            FieldValue::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+}
