@@ -180,7 +180,7 @@ impl Contact {
             Field::PhoneNumber => self.phone_number = v.text(),
             Field::Identifier => self.identifier = v.text(),
             Field::Blocked => self.blocked = v.flag(),
-            Field::CustomAttributes | Field::AdditionalAttributes => {},
+            Field::CustomAttributes | Field::AdditionalAttributes => {}
         }
     }
 
@@ -189,9 +189,11 @@ impl Contact {
         match f {
             Field::CustomAttributes => Some(&self.custom_attributes),
             Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 
@@ -199,9 +201,11 @@ impl Contact {
         match f {
             Field::CustomAttributes => Some(&mut self.custom_attributes),
             Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 }
@@ -226,7 +230,7 @@ impl NewContact {
             Field::PhoneNumber => self.phone_number = v.text(),
             Field::Identifier => self.identifier = v.text(),
             Field::Blocked => self.blocked = Some(v.flag()),
-            Field::CustomAttributes | Field::AdditionalAttributes => {},
+            Field::CustomAttributes | Field::AdditionalAttributes => {}
         }
     }
 
@@ -235,9 +239,11 @@ impl NewContact {
         match f {
             Field::CustomAttributes => Some(&self.custom_attributes),
             Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 
@@ -245,9 +251,11 @@ impl NewContact {
         match f {
             Field::CustomAttributes => Some(&mut self.custom_attributes),
             Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 }
@@ -273,7 +281,7 @@ impl ContactPatch {
             Field::PhoneNumber => self.phone_number = Some(v.text()),
             Field::Identifier => self.identifier = Some(v.text()),
             Field::Blocked => self.blocked = Some(v.flag()),
-            Field::CustomAttributes | Field::AdditionalAttributes => {},
+            Field::CustomAttributes | Field::AdditionalAttributes => {}
         }
     }
 
@@ -282,9 +290,11 @@ impl ContactPatch {
         match f {
             Field::CustomAttributes => self.custom_attributes.as_ref(),
             Field::AdditionalAttributes => self.additional_attributes.as_ref(),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 
@@ -293,9 +303,11 @@ impl ContactPatch {
         match f {
             Field::CustomAttributes => Some(&mut self.custom_attributes),
             Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 }

@@ -4,10 +4,13 @@
 //! of the row is collected, each naming the column and the value.
 use serde_json::Value;
 
-use super::value::{Compiled, Origin};
-use super::{BlankPolicy, MatchKey, Resolved};
-use super::ContactDraft;
-use crate::model::{ErrorCode, Field, RowError};
+use std::borrow::Cow;
+
+use super::draft::FieldValue;
+use super::types::ValueType;
+use super::value::{Compiled, Got, Origin};
+use super::{BlankPolicy, ContactDraft, Resolved};
+use crate::model::{ErrorCode, Field, FieldKind, RowError};
 use crate::normalise::{Email, Identifier, PhoneE164, Region, check_text};
 use crate::source::Record;
 
@@ -116,15 +119,8 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Per-key outcome, for the "no match key" check.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum KeyState {
-    /// Not mapped, or blank.
-    Absent,
-    /// The row had a value (valid, or already reported as invalid).
-    Present,
-}
-
+/// Map and normalise one record: every scalar field by its kind, the attribute objects, the
+/// notes, then the check that a match key has a value. All the row's problems are collected.
 pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> {
     let mut row = Row {
         r,
@@ -132,179 +128,19 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
         errors: Vec::new(),
         bad: Vec::new(),
     };
-    // Each column read by the mapping is checked for damage once, whatever reads it.
-    for &i in r.used.iter() {
-        let v = cell(rec, i).trim();
-        if !v.is_empty()
-            && let Err(e) = check_text(&r.headers[i], v)
-        {
-            row.errors.push(e);
-            row.bad.push(i);
-        }
-    }
-    let clear = r.blank == BlankPolicy::Clear;
+    row.check_damage();
     let mut d = ContactDraft::default();
-
-    if let Some(c) = &r.name
-        && !row.damaged(c)
-    {
-        match c.text(rec) {
-            Some(g) if !row.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS) => {
-                d.name = Some(g.text.into_owned());
-            }
-            Some(_) => {}
-            None if r.name_required => {
-                let msg = format!("no name: {}", row.blank_columns(c));
-                row.push(ErrorCode::MissingName, "name", msg);
-            }
-            None => {}
+    let mut with_value = Vec::new();
+    for (f, c) in r.fields.iter() {
+        if row.field(&mut d, *f, c) {
+            with_value.push(*f);
         }
     }
-
-    let mut email_key = KeyState::Absent;
-    if let Some(c) = &r.email {
-        if row.damaged(c) {
-            email_key = KeyState::Present;
-        } else {
-            match c.text(rec) {
-                Some(g) => {
-                    email_key = KeyState::Present;
-                    if !row.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS) {
-                        match Email::parse(&g.text) {
-                            Ok(e) => d.email = Some(e),
-                            Err(e) => row.push_parser_error(e, c, g.origin),
-                        }
-                    }
-                }
-                None if clear => d.clear.push(Field::Email),
-                None => {}
-            }
-        }
+    for f in Field::attribute_maps() {
+        row.attributes(&mut d, f);
     }
-
-    let mut id_key = KeyState::Absent;
-    if let Some(c) = &r.identifier {
-        if row.damaged(c) {
-            id_key = KeyState::Present;
-        } else {
-            match c.text(rec) {
-                Some(g) => {
-                    id_key = KeyState::Present;
-                    if !row.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS) {
-                        match Identifier::parse(&g.text) {
-                            Ok(id) => d.identifier = id,
-                            Err(e) => row.push_parser_error(e, c, g.origin),
-                        }
-                    }
-                }
-                None if clear => d.clear.push(Field::Identifier),
-                None => {}
-            }
-        }
-    }
-
-    if let Some(c) = &r.phone_number
-        && !row.damaged(c)
-    {
-        match c.text(rec) {
-            Some(g) if !row.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS) => {
-                phone(&mut row, &mut d, c, g.origin, &g.text);
-            }
-            Some(_) => {}
-            None if clear => d.clear.push(Field::PhoneNumber),
-            None => {}
-        }
-    }
-
-    if let Some(c) = &r.blocked
-        && !row.damaged(c)
-    {
-        match c.json(rec) {
-            Some((Ok(Value::Bool(b)), _)) => d.blocked = Some(b),
-            Some((Ok(_), _)) => unreachable!("blocked is checked to be type: bool at load"),
-            Some((Err(m), g)) => {
-                let (label, field) = row.label(c, g.origin);
-                row.push(
-                    ErrorCode::InvalidValue,
-                    &field,
-                    format!("{label}: {} {m}", shown(&g.text)),
-                );
-            }
-            None if clear => d.clear.push(Field::Blocked),
-            None => {}
-        }
-    }
-
-    for (attrs, out) in [
-        (&r.custom_attributes, &mut d.custom_attributes),
-        (&r.additional_attributes, &mut d.additional_attributes),
-    ] {
-        for (key, c) in attrs.iter() {
-            if row.damaged(c) {
-                continue;
-            }
-            match c.json(rec) {
-                // `type: ruby_hash`, the only type that makes an object: its keys are spread.
-                Some((Ok(Value::Object(m)), _)) => out.extend(m),
-                Some((Ok(v), _)) => {
-                    out.insert(key.clone(), v);
-                }
-                Some((Err(m), g)) => {
-                    let (label, field) = row.label(c, g.origin);
-                    row.push(
-                        ErrorCode::InvalidValue,
-                        &field,
-                        format!("{label}: {} {m}", shown(&g.text)),
-                    );
-                }
-                // The API cannot remove a key; null is how a stored value is cleared. A blank Ruby
-                // hash names no keys, so there is nothing to clear.
-                None if clear && !matches!(c.m.ty, super::types::ValueType::RubyHash) => {
-                    out.insert(key.clone(), Value::Null);
-                }
-                None => {}
-            }
-        }
-    }
-
-    for c in r.notes.iter() {
-        if row.damaged(c) {
-            continue;
-        }
-        // A blank note is no note.
-        if let Some(g) = c.text(rec)
-            && !row.too_long(c, g.origin, &g.text, MAX_NOTE_CHARS)
-        {
-            d.notes.push(g.text.into_owned());
-        }
-    }
-
-    // A row that cannot be matched to a contact: none of the keys has a value.
-    let key_present = r.match_keys.iter().any(|k| match k {
-        MatchKey::Email => email_key == KeyState::Present,
-        MatchKey::Identifier => id_key == KeyState::Present,
-    });
-    if !key_present {
-        let parts: Vec<String> = r
-            .match_keys
-            .iter()
-            .filter_map(|k| {
-                let (c, name) = match k {
-                    MatchKey::Email => (r.email.as_ref()?, "email"),
-                    MatchKey::Identifier => (r.identifier.as_ref()?, "identifier"),
-                };
-                Some(format!("{name}: {}", row.blank_columns(c)))
-            })
-            .collect();
-        let msg = format!("no match key ({})", parts.join("; "));
-        // The field is the first key tried (`match.on`).
-        let field = match r.match_keys.first() {
-            Some(MatchKey::Identifier) => Field::Identifier.as_str(),
-            _ => Field::Email.as_str(),
-        };
-        row.push(ErrorCode::MissingKey, field, msg);
-    }
-
+    row.notes(&mut d);
+    row.check_match_key(&with_value);
     if row.errors.is_empty() {
         Ok(d)
     } else {
@@ -312,44 +148,219 @@ pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> 
     }
 }
 
-/// The phone number, with the row's region (`region_from`) or the mapping's default.
-fn phone(row: &mut Row, d: &mut ContactDraft, c: &Compiled, o: Origin, text: &str) {
-    let r = row.r;
-    let region = match r.region_col {
-        Some(rc) => {
-            let country = cell(row.rec, rc).trim();
-            if country.is_empty() {
-                Ok(r.default_region)
-            } else {
-                Region::parse(country).map(Some).ok_or(country)
+/// The order `apply` reads scalar fields in, and so reports their problems and lists the blank
+/// ones to clear: the name, then the fields rows are matched by, then the rest, each group in the
+/// table's order.
+pub(super) fn read_order(f: Field) -> (u8, Field) {
+    let group = match f.kind() {
+        _ if f == Field::Name => 0,
+        FieldKind::Email | FieldKind::Identifier => 1,
+        FieldKind::Text | FieldKind::Phone | FieldKind::Bool | FieldKind::Attributes => 2,
+    };
+    (group, f)
+}
+
+/// The mapping's entries for attribute object `f`.
+fn attribute_defs(r: &Resolved, f: Field) -> &[(String, Compiled)] {
+    match f {
+        Field::CustomAttributes => &r.custom_attributes,
+        Field::AdditionalAttributes => &r.additional_attributes,
+        Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => &[],
+    }
+}
+
+impl Row<'_> {
+    /// Each column read by the mapping is checked for damage once, whatever reads it.
+    fn check_damage(&mut self) {
+        for &i in self.r.used.iter() {
+            let v = cell(self.rec, i).trim();
+            if !v.is_empty()
+                && let Err(e) = check_text(&self.r.headers[i], v)
+            {
+                self.errors.push(e);
+                self.bad.push(i);
             }
         }
-        None => Ok(r.default_region),
-    };
-    let region = match region {
-        Ok(reg) => reg,
-        // An unknown country does not matter for a number written with its country code;
-        // for any other number it would be a guess.
-        Err(_) if text.trim_start().starts_with('+') => None,
-        Err(country) => {
-            let (label, field) = row.label(c, o);
-            let rc = r.region_col.expect("region came from region_from");
-            let msg = format!(
-                "{label}: {} has no country code and column {:?}: {} is not a country (ISO code or English name)",
-                shown(text),
-                r.headers[rc],
-                shown(country)
-            );
-            row.push(ErrorCode::InvalidPhone, &field, msg);
+    }
+
+    /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
+    /// Whether the row has a value for it, valid or not (for the match-key check).
+    fn field(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> bool {
+        if self.damaged(c) {
+            return true;
+        }
+        if f.kind() == FieldKind::Bool {
+            return self.flag(d, f, c);
+        }
+        let Some(g) = c.text(self.rec) else {
+            self.blank(d, f, c);
+            return false;
+        };
+        if !self.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS)
+            && let Some(v) = self.parse(f, c, g.origin, g.text)
+        {
+            d.set(f, v);
+        }
+        true
+    }
+
+    /// A blank field: the name is required (a contact needs one, so it is never cleared); any
+    /// other field is cleared with `blank: clear` and kept otherwise.
+    fn blank(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) {
+        if f == Field::Name {
+            if self.r.name_required {
+                let msg = format!("no name: {}", self.blank_columns(c));
+                self.push(ErrorCode::MissingName, f.as_str(), msg);
+            }
+        } else if self.r.blank == BlankPolicy::Clear {
+            d.clear.push(f);
+        }
+    }
+
+    /// The text of field `f` parsed by the field's kind; a refused value is reported.
+    fn parse(&mut self, f: Field, c: &Compiled, o: Origin, text: Cow<str>) -> Option<FieldValue> {
+        let parsed = match f.kind() {
+            FieldKind::Text => Ok(Some(FieldValue::Text(text.into_owned()))),
+            FieldKind::Email => Email::parse(&text).map(|e| Some(FieldValue::Email(e))),
+            FieldKind::Identifier => {
+                Identifier::parse(&text).map(|i| i.map(FieldValue::Identifier))
+            }
+            FieldKind::Phone => return self.phone(c, o, &text).map(FieldValue::Phone),
+            // Not text: never parsed here.
+            FieldKind::Bool | FieldKind::Attributes => Ok(None),
+        };
+        parsed.unwrap_or_else(|e| {
+            self.push_parser_error(e, c, o);
+            None
+        })
+    }
+
+    /// A boolean field (`type: bool`, checked at load). Whether the row has a value for it.
+    fn flag(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> bool {
+        match c.json(self.rec) {
+            Some((Ok(Value::Bool(b)), _)) => d.set(f, FieldValue::Bool(b)),
+            Some((Ok(_), _)) => unreachable!("a bool field is checked to be type: bool at load"),
+            Some((Err(m), g)) => self.invalid_value(c, &g, &m),
+            None => {
+                self.blank(d, f, c);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn invalid_value(&mut self, c: &Compiled, g: &Got, why: &str) {
+        let (label, field) = self.label(c, g.origin);
+        self.push(
+            ErrorCode::InvalidValue,
+            &field,
+            format!("{label}: {} {why}", shown(&g.text)),
+        );
+    }
+
+    /// Attribute object `f`: each mapped key converted to its `type`.
+    fn attributes(&mut self, d: &mut ContactDraft, f: Field) {
+        let clear = self.r.blank == BlankPolicy::Clear;
+        let Some(out) = d.attributes_mut(f) else {
+            return;
+        };
+        for (key, c) in attribute_defs(self.r, f) {
+            if self.damaged(c) {
+                continue;
+            }
+            match c.json(self.rec) {
+                // `type: ruby_hash`, the only type that makes an object: its keys are spread.
+                Some((Ok(Value::Object(m)), _)) => out.extend(m),
+                Some((Ok(v), _)) => {
+                    out.insert(key.clone(), v);
+                }
+                Some((Err(m), g)) => self.invalid_value(c, &g, &m),
+                // The API cannot remove a key; null is how a stored value is cleared. A blank Ruby
+                // hash names no keys, so there is nothing to clear.
+                None if clear && !matches!(c.m.ty, ValueType::RubyHash) => {
+                    out.insert(key.clone(), Value::Null);
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn notes(&mut self, d: &mut ContactDraft) {
+        for c in self.r.notes.iter() {
+            if self.damaged(c) {
+                continue;
+            }
+            // A blank note is no note.
+            if let Some(g) = c.text(self.rec)
+                && !self.too_long(c, g.origin, &g.text, MAX_NOTE_CHARS)
+            {
+                d.notes.push(g.text.into_owned());
+            }
+        }
+    }
+
+    /// A row that cannot be matched to a contact: none of the keys has a value.
+    fn check_match_key(&mut self, with_value: &[Field]) {
+        let r = self.r;
+        if r.match_keys.iter().any(|k| with_value.contains(&k.field())) {
             return;
         }
-    };
-    let numeric = match o {
-        Origin::Column(i) => row.rec.is_numeric(i),
-        _ => false,
-    };
-    match PhoneE164::parse(text, region, numeric) {
-        Ok(p) => d.phone_number = Some(p),
-        Err(e) => row.push_parser_error(e, c, o),
+        let parts: Vec<String> = r
+            .match_keys
+            .iter()
+            .filter_map(|k| {
+                let f = k.field();
+                Some(format!("{f}: {}", self.blank_columns(r.field(f)?)))
+            })
+            .collect();
+        let msg = format!("no match key ({})", parts.join("; "));
+        // The field is the first key tried (`match.on`).
+        let field = r.match_keys.first().map_or(Field::Email, |k| k.field());
+        self.push(ErrorCode::MissingKey, field.as_str(), msg);
+    }
+
+    /// The phone number, with the row's region (`region_from`) or the mapping's default.
+    fn phone(&mut self, c: &Compiled, o: Origin, text: &str) -> Option<PhoneE164> {
+        let r = self.r;
+        let region = match r.region_col {
+            Some(rc) => {
+                let country = cell(self.rec, rc).trim();
+                if country.is_empty() {
+                    Ok(r.default_region)
+                } else {
+                    Region::parse(country).map(Some).ok_or(country)
+                }
+            }
+            None => Ok(r.default_region),
+        };
+        let region = match region {
+            Ok(reg) => reg,
+            // An unknown country does not matter for a number written with its country code;
+            // for any other number it would be a guess.
+            Err(_) if text.trim_start().starts_with('+') => None,
+            Err(country) => {
+                let (label, field) = self.label(c, o);
+                let rc = r.region_col.expect("region came from region_from");
+                let msg = format!(
+                    "{label}: {} has no country code and column {:?}: {} is not a country (ISO code or English name)",
+                    shown(text),
+                    r.headers[rc],
+                    shown(country)
+                );
+                self.push(ErrorCode::InvalidPhone, &field, msg);
+                return None;
+            }
+        };
+        let numeric = match o {
+            Origin::Column(i) => self.rec.is_numeric(i),
+            _ => false,
+        };
+        match PhoneE164::parse(text, region, numeric) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.push_parser_error(e, c, o);
+                None
+            }
+        }
     }
 }

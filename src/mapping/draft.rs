@@ -53,9 +53,11 @@ impl ContactDraft {
         match f {
             Field::CustomAttributes => Some(&self.custom_attributes),
             Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 
@@ -63,9 +65,11 @@ impl ContactDraft {
         match f {
             Field::CustomAttributes => Some(&mut self.custom_attributes),
             Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => {
-                None
-            }
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
         }
     }
 

@@ -110,17 +110,13 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         Some(f) => (line_of(&f), f.value),
         None => (0, spec::FieldsSpec::default()),
     };
-    let field = |s: Option<Spanned<ValueSpec>>, f: Field| -> anyhow::Result<Option<ValueDef>> {
-        s.map(|s| value_def(&cx, s, format!("fields.{}", f.as_str()), Slot::Field(f)))
-            .transpose()
-    };
-    let fields = FieldDefs {
-        name: field(fields_spec.name, Field::Name)?,
-        email: field(fields_spec.email, Field::Email)?,
-        phone_number: field(fields_spec.phone_number, Field::PhoneNumber)?,
-        identifier: field(fields_spec.identifier, Field::Identifier)?,
-        blocked: field(fields_spec.blocked, Field::Blocked)?,
-    };
+    let fields = FieldDefs(
+        fields_spec
+            .0
+            .into_iter()
+            .map(|(f, s)| Ok((f, value_def(&cx, s, format!("fields.{f}"), Slot::Field(f))?)))
+            .collect::<anyhow::Result<_>>()?,
+    );
 
     let (match_line, m) = match spec.matching {
         Some(m) => (line_of(&m), m.value),
@@ -129,10 +125,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
     let existing = m.existing.unwrap_or(ExistingPolicy::Update);
     let missing = m.missing.unwrap_or(MissingPolicy::Create);
     let blank = m.blank.unwrap_or(BlankPolicy::Keep);
-    let mapped = |k: MatchKey| match k {
-        MatchKey::Email => fields.email.is_some(),
-        MatchKey::Identifier => fields.identifier.is_some(),
-    };
+    let mapped = |k: MatchKey| fields.get(k.field()).is_some();
     let match_keys: Vec<MatchKey> = match m.on {
         Some(on) => {
             let line = line_of(&on);
@@ -178,7 +171,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
     };
     // A row that may create a contact needs a name; an update-only mapping does not.
     let name_required = missing == MissingPolicy::Create;
-    if name_required && fields.name.is_none() {
+    if name_required && fields.get(Field::Name).is_none() {
         return Err(cx.err(
             fields_line,
             "fields.name is not mapped: a contact needs a name (or set match.missing: skip)",

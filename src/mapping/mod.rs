@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::model::RowError;
+use crate::model::{Field, RowError};
 use crate::normalise::Region;
 use crate::source::{Record, SourceOptions};
 
@@ -45,13 +45,14 @@ pub struct Mapping {
     notes: Vec<ValueDef>,
 }
 
+/// `fields:` the scalar fields mapped, in the field table's order.
 #[derive(Debug, Clone, Default)]
-struct FieldDefs {
-    name: Option<ValueDef>,
-    email: Option<ValueDef>,
-    phone_number: Option<ValueDef>,
-    identifier: Option<ValueDef>,
-    blocked: Option<ValueDef>,
+struct FieldDefs(Vec<(Field, ValueDef)>);
+
+impl FieldDefs {
+    fn get(&self, f: Field) -> Option<&ValueDef> {
+        self.0.iter().find(|(g, _)| *g == f).map(|(_, d)| d)
+    }
 }
 
 /// The dedupe keys a mapping matches on, in order.
@@ -61,6 +62,16 @@ pub enum MatchKey {
     Email,
     /// Case-sensitive.
     Identifier,
+}
+
+impl MatchKey {
+    /// The field the key is read from.
+    pub fn field(self) -> Field {
+        match self {
+            MatchKey::Email => Field::Email,
+            MatchKey::Identifier => Field::Identifier,
+        }
+    }
 }
 
 /// `match.existing`: what to do with a row whose contact already exists.
@@ -158,19 +169,13 @@ impl Mapping {
     }
 
     fn defs(&self) -> impl Iterator<Item = &ValueDef> {
-        let f = &self.fields;
-        [
-            &f.name,
-            &f.email,
-            &f.phone_number,
-            &f.identifier,
-            &f.blocked,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(self.custom_attributes.iter().map(|(_, d)| d))
-        .chain(self.additional_attributes.iter().map(|(_, d)| d))
-        .chain(self.notes.iter())
+        self.fields
+            .0
+            .iter()
+            .map(|(_, d)| d)
+            .chain(self.custom_attributes.iter().map(|(_, d)| d))
+            .chain(self.additional_attributes.iter().map(|(_, d)| d))
+            .chain(self.notes.iter())
     }
 
     /// Check every column the mapping names against the headers; a missing one fails naming the
@@ -186,12 +191,10 @@ pub struct Resolved {
     headers: Box<[String]>,
     /// Every column read, once (for the damaged-text check).
     used: Box<[usize]>,
-    name: Option<Compiled>,
-    email: Option<Compiled>,
-    phone_number: Option<Compiled>,
+    /// The scalar fields mapped, in the order `apply` reads them (`apply::read_order`).
+    fields: Box<[(Field, Compiled)]>,
+    /// The phone number's `region_from` column.
     region_col: Option<usize>,
-    identifier: Option<Compiled>,
-    blocked: Option<Compiled>,
     custom_attributes: Box<[(String, Compiled)]>,
     additional_attributes: Box<[(String, Compiled)]>,
     notes: Box<[Compiled]>,
@@ -204,6 +207,11 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// How scalar field `f` is mapped, if it is.
+    fn field(&self, f: Field) -> Option<&Compiled> {
+        self.fields.iter().find(|(g, _)| *g == f).map(|(_, c)| c)
+    }
+
     /// Map and normalise one record. All the row's problems are returned, not only the first.
     pub fn apply(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
         apply::apply(self, record)

@@ -126,16 +126,16 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         headers: headers.to_vec().into(),
         used: used.into(),
-        name: f.name.as_ref().map(compile),
-        email: f.email.as_ref().map(compile),
-        phone_number: f.phone_number.as_ref().map(compile),
+        fields: {
+            let mut fields: Vec<_> = f.0.iter().map(|(f, d)| (*f, compile(d))).collect();
+            fields.sort_by_key(|(f, _)| super::apply::read_order(*f));
+            fields.into()
+        },
         region_col: f
-            .phone_number
-            .as_ref()
-            .and_then(|p| p.region_from.as_ref())
+            .0
+            .iter()
+            .find_map(|(_, d)| d.region_from.as_ref())
             .map(col),
-        identifier: f.identifier.as_ref().map(compile),
-        blocked: f.blocked.as_ref().map(compile),
         custom_attributes: m
             .custom_attributes
             .iter()

@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use crate::model::Field;
+
 /// A string with the 1-based line it was written on.
 pub type Str = Spanned<String>;
 
@@ -70,15 +72,39 @@ pub enum KeySpec {
     Email,
 }
 
-/// `fields:` the contact's own fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldsSpec {
-    pub name: Option<Spanned<ValueSpec>>,
-    pub email: Option<Spanned<ValueSpec>>,
-    pub phone_number: Option<Spanned<ValueSpec>>,
-    pub identifier: Option<Spanned<ValueSpec>>,
-    pub blocked: Option<Spanned<ValueSpec>>,
+/// `fields:` the contact's own fields, keyed by the field table's scalar names (an unknown or
+/// repeated key is an error, as for the other sections), in the table's order.
+#[derive(Debug, Default)]
+pub struct FieldsSpec(pub Vec<(Field, Spanned<ValueSpec>)>);
+
+impl<'de> Deserialize<'de> for FieldsSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldsSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of contact fields to value specs")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<FieldsSpec, A::Error> {
+                let mut out: Vec<(Field, Spanned<ValueSpec>)> = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    let f = Field::from_name(&k)
+                        .filter(|f| f.kind().is_scalar())
+                        .ok_or_else(|| de::Error::unknown_field(&k, &Field::SCALAR_NAMES))?;
+                    if out.iter().any(|(g, _)| *g == f) {
+                        return Err(de::Error::duplicate_field(f.as_str()));
+                    }
+                    out.push((f, m.next_value()?));
+                }
+                out.sort_by_key(|(f, _)| *f);
+                Ok(FieldsSpec(out))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<FieldsSpec, E> {
+                Ok(FieldsSpec::default())
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A map of attribute key → value spec, in file order (the order errors are reported in).

@@ -75,7 +75,7 @@ field_table! {
 impl Field {
     /// The fields that hold one value, in table order.
     pub fn scalars() -> impl Iterator<Item = Field> {
-        Field::ALL.into_iter().filter(|f| f.kind().is_scalar())
+        Field::SCALARS.into_iter()
     }
 
     /// The attribute objects, in table order.
@@ -88,7 +88,7 @@ impl Field {
         Field::ALL.into_iter().find(|f| f.as_str() == name)
     }
 
-    /// How many fields hold one value (for compile-time column lists).
+    /// How many fields hold one value.
     pub const SCALAR_COUNT: usize = {
         let mut n = 0;
         let mut i = 0;
@@ -99,6 +99,31 @@ impl Field {
             i += 1;
         }
         n
+    };
+
+    /// The fields that hold one value, in table order.
+    pub const SCALARS: [Field; Field::SCALAR_COUNT] = {
+        let mut out = [Field::ALL[0]; Field::SCALAR_COUNT];
+        let (mut n, mut i) = (0, 0);
+        while i < Field::ALL.len() {
+            if Field::ALL[i].kind().is_scalar() {
+                out[n] = Field::ALL[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        out
+    };
+
+    /// Their names (the keys of the mapping's `fields:`, the export's field columns).
+    pub const SCALAR_NAMES: [&'static str; Field::SCALAR_COUNT] = {
+        let mut out = [""; Field::SCALAR_COUNT];
+        let mut i = 0;
+        while i < Field::SCALAR_COUNT {
+            out[i] = Field::SCALARS[i].as_str();
+            i += 1;
+        }
+        out
     };
 }
 
@@ -179,7 +204,8 @@ mod tests {
         }
         let n = Field::scalars().count() + Field::attribute_maps().count();
         assert_eq!(n, Field::ALL.len());
-        assert_eq!(Field::SCALAR_COUNT, Field::scalars().count());
+        assert!(Field::SCALARS.iter().all(|f| f.kind().is_scalar()));
+        assert_eq!(Field::SCALAR_NAMES[2], "phone_number");
         assert_eq!(Field::from_name("phone"), None);
     }
 

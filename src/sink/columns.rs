@@ -28,13 +28,10 @@ const READ_ONLY: [&str; 3] = ["availability_status", "created_at", "last_activit
 const fn core_columns() -> [&'static str; 1 + Field::SCALAR_COUNT + READ_ONLY.len()] {
     let mut out = [""; 1 + Field::SCALAR_COUNT + READ_ONLY.len()];
     out[0] = "id";
-    let mut n = 1;
+    let n = 1 + Field::SCALAR_COUNT;
     let mut i = 0;
-    while i < Field::ALL.len() {
-        if Field::ALL[i].kind().is_scalar() {
-            out[n] = Field::ALL[i].as_str();
-            n += 1;
-        }
+    while i < Field::SCALAR_COUNT {
+        out[1 + i] = Field::SCALAR_NAMES[i];
         i += 1;
     }
     let mut j = 0;

@@ -1,8 +1,8 @@
 //! The mapping file: loading (strict YAML, errors with lines), resolving against headers (missing
 //! columns with suggestions), and applying to records (value specs, modifiers, types, phones,
 //! row errors). The examples of `docs/mapping.md` and PRODUCT.md are run here too.
-use doto_bulk::mapping::{BlankPolicy, ExistingPolicy, Mapping, MatchKey, MissingPolicy};
 use doto_bulk::mapping::ContactDraft;
+use doto_bulk::mapping::{BlankPolicy, ExistingPolicy, Mapping, MatchKey, MissingPolicy};
 use doto_bulk::model::{ErrorCode, Field, RowError};
 use doto_bulk::normalise::Region;
 use doto_bulk::source::Record;
