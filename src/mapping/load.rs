@@ -10,7 +10,7 @@ use super::spec::{self, FullSpec, KeySpec, MappingSpec, TypeSpec, ValueSpec};
 use super::types::{Formats, ValueType};
 use super::value::{Case, ColRef, Modifiers, SourceDef, ValueDef, parse_template};
 use super::{BlankPolicy, ExistingPolicy, FieldDefs, Mapping, MatchKey, MissingPolicy};
-use crate::model::Field;
+use crate::model::{Field, FieldKind};
 use crate::normalise::{Email, Identifier, Region};
 use crate::source::SourceOptions;
 
@@ -20,6 +20,16 @@ enum Slot {
     Field(Field),
     Attribute,
     Note,
+}
+
+impl Slot {
+    /// The kind of the field the value goes to (`None` for an attribute or a note).
+    fn kind(self) -> Option<FieldKind> {
+        match self {
+            Slot::Field(f) => Some(f.kind()),
+            Slot::Attribute | Slot::Note => None,
+        }
+    }
 }
 
 struct Ctx<'a> {
@@ -286,7 +296,7 @@ fn value_def(
     slot: Slot,
 ) -> anyhow::Result<ValueDef> {
     let line = line_of(&spec);
-    let default_ty = if slot == Slot::Field(Field::Blocked) {
+    let default_ty = if slot.kind() == Some(FieldKind::Bool) {
         ValueType::Bool
     } else {
         ValueType::String
@@ -399,10 +409,10 @@ fn value_def(
         ));
     }
     match slot {
-        Slot::Field(Field::Blocked) if !matches!(ty, ValueType::Bool) => {
+        Slot::Field(f) if f.kind() == FieldKind::Bool && !matches!(ty, ValueType::Bool) => {
             return Err(e(format!("must be `type: bool`, not {}", ty.name())));
         }
-        Slot::Field(f) if f != Field::Blocked && !matches!(ty, ValueType::String) => {
+        Slot::Field(f) if f.kind() != FieldKind::Bool && !matches!(ty, ValueType::String) => {
             return Err(e(format!(
                 "is text: `type: {}` only applies to attributes",
                 ty.name()
@@ -426,7 +436,7 @@ fn value_def(
         _ => Case::Keep,
     };
     let region_from = match region_from {
-        Some(r) if slot == Slot::Field(Field::PhoneNumber) => Some(ColRef {
+        Some(r) if slot.kind() == Some(FieldKind::Phone) => Some(ColRef {
             line: line_of(&r),
             name: r.value,
         }),
@@ -446,10 +456,10 @@ fn value_def(
         ty.convert(v.trim())
             .map_err(|m| e(format!("{what} {v:?} {m}")))?;
         match slot {
-            Slot::Field(Field::Email) => {
+            Slot::Field(f) if f.kind() == FieldKind::Email => {
                 Email::parse(v).map_err(|r| e(format!("{what}: {}", r.message)))?;
             }
-            Slot::Field(Field::Identifier) => {
+            Slot::Field(f) if f.kind() == FieldKind::Identifier => {
                 Identifier::parse(v).map_err(|r| e(format!("{what}: {}", r.message)))?;
             }
             _ => {}

@@ -1,12 +1,17 @@
 //! The mapping file: loading (strict YAML, errors with lines), resolving against headers (missing
 //! columns with suggestions), and applying to records (value specs, modifiers, types, phones,
 //! row errors). The examples of `docs/mapping.md` and PRODUCT.md are run here too.
-use doto_bulk::mapping::ContactDraft;
-use doto_bulk::mapping::{BlankPolicy, ExistingPolicy, Mapping, MatchKey, MissingPolicy};
-use doto_bulk::model::{ErrorCode, Field, RowError};
+use doto_bulk::api::Contact;
+use doto_bulk::mapping::{
+    BlankPolicy, ContactDraft, ExistingPolicy, Mapping, MatchKey, MissingPolicy,
+};
+use doto_bulk::model::{ErrorCode, Field, FieldKind, RowError};
 use doto_bulk::normalise::Region;
+use doto_bulk::pipeline::plan::{apply_patch, created, diff, new_contact};
+use doto_bulk::pipeline::revert::plan_restore;
+use doto_bulk::sink::columns::{CORE, Cell, Column, Timestamps, cell};
 use doto_bulk::source::Record;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 fn load(yaml: &str) -> Mapping {
     Mapping::parse(yaml, "test.yaml").unwrap_or_else(|e| panic!("mapping should load: {e:#}"))
@@ -1079,4 +1084,85 @@ fn every_docs_example_loads_and_does_what_it_says() {
         rows_checked >= 10,
         "only {rows_checked} example rows checked"
     );
+}
+
+// ---------------------------------------------------------------- the field table
+
+/// A cell of each kind of field, and the value the API then holds.
+fn sample(kind: FieldKind) -> (&'static str, Value) {
+    match kind {
+        FieldKind::Text => ("Ann", json!("Ann")),
+        FieldKind::Email => ("Ann@Example.com", json!("ann@example.com")),
+        FieldKind::Phone => ("+44 20 7946 0958", json!("+442079460958")),
+        FieldKind::Identifier => ("ID-1", json!("ID-1")),
+        FieldKind::Bool => ("yes", json!(true)),
+        FieldKind::Attributes => unreachable!("attributes are mapped key by key"),
+    }
+}
+
+/// Whatever the field table lists flows through every stage without being named: a mapping of
+/// every scalar field (and both attribute objects), the diff against an empty contact, the patch,
+/// the create, the export's cells, and revert's restore. A field added to the table is tested
+/// here with no change to the test.
+#[test]
+fn every_field_of_the_table_flows_through_mapping_diff_patch_export_and_revert() {
+    let mut yaml = String::from("version: 1\nfields:\n");
+    for name in Field::SCALAR_NAMES {
+        yaml.push_str(&format!("  {name}: {name}\n"));
+    }
+    yaml.push_str("custom_attributes:\n  plan: plan\nadditional_attributes:\n  city: city\n");
+    let mut h: Vec<&str> = Field::SCALAR_NAMES.to_vec();
+    h.extend(["plan", "city"]);
+    let mut row: Vec<&str> = Field::scalars().map(|f| sample(f.kind()).0).collect();
+    row.extend(["gold", "Lyon"]);
+    let draft = ok(&yaml, &h, &row);
+
+    let empty: Contact = serde_json::from_value(json!({"id": 1})).unwrap();
+    let (patch, changes) = diff(&draft, &empty);
+    let mut expected: Vec<String> = Field::scalars().map(|f| f.to_string()).collect();
+    expected.extend([
+        "custom_attributes.plan".into(),
+        "additional_attributes.city".into(),
+    ]);
+    let changed: Vec<&String> = changes.iter().map(|c| &c.field).collect();
+    assert_eq!(changed, expected.iter().collect::<Vec<_>>());
+
+    let stored = apply_patch(&empty, &patch);
+    for f in Field::scalars() {
+        assert_eq!(stored.scalar(f).to_json(), sample(f.kind()).1, "{f}");
+    }
+    assert_eq!(stored.custom_attributes["plan"], "gold");
+    assert_eq!(stored.additional_attributes["city"], "Lyon");
+    assert!(diff(&draft, &stored).0.is_empty());
+    let made = created(1, &new_contact(&draft));
+    assert_eq!(made, stored);
+
+    for f in Field::scalars() {
+        assert!(CORE.contains(&f.as_str()), "{f} is not an export column");
+        let column = Column::parse(f.as_str()).unwrap();
+        let want = match sample(f.kind()).1 {
+            Value::Bool(b) => Cell::Bool(b),
+            v => Cell::Text(v.as_str().unwrap().to_owned()),
+        };
+        assert_eq!(cell(&stored, &column, Timestamps::Iso), want, "{f}");
+    }
+
+    let before: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.before.clone()))
+        .collect();
+    let after: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.after.clone()))
+        .collect();
+    let r = plan_restore(&stored, &before, &after);
+    assert!(r.changed_since.is_empty(), "{:?}", r.changed_since);
+    assert_eq!(
+        r.not_removable,
+        ["additional_attributes.city", "custom_attributes.plan"]
+    );
+    let restored = apply_patch(&stored, &r.patch);
+    for f in Field::scalars() {
+        assert_eq!(restored.scalar(f), empty.scalar(f), "{f}");
+    }
 }
