@@ -313,7 +313,7 @@ impl ContactPatch {
 }
 
 /// An integer that may arrive as a number (`1`, `1.0`) or a numeric string (`"2"`), or null.
-pub(crate) fn flex_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+fn flex_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(v) => value_to_i64(&v).map(Some).ok_or_else(|| {

@@ -121,7 +121,7 @@ impl<'a> Row<'a> {
 
 /// Map and normalise one record: every scalar field by its kind, the attribute objects, the
 /// notes, then the check that a match key has a value. All the row's problems are collected.
-pub fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> {
+pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> {
     let mut row = Row {
         r,
         rec,

@@ -27,7 +27,7 @@ pub struct ContactDraft {
 
 /// One parsed value of a scalar field, of the field's kind.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
+pub(super) enum FieldValue {
     Text(String),
     Email(Email),
     Phone(PhoneE164),

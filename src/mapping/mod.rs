@@ -18,7 +18,7 @@ pub mod guess;
 mod load;
 mod resolve;
 mod ruby_hash;
-pub mod spec;
+mod spec;
 pub mod suggest;
 pub mod types;
 mod value;

@@ -102,7 +102,7 @@ impl Field {
     };
 
     /// The fields that hold one value, in table order.
-    pub const SCALARS: [Field; Field::SCALAR_COUNT] = {
+    const SCALARS: [Field; Field::SCALAR_COUNT] = {
         let mut out = [Field::ALL[0]; Field::SCALAR_COUNT];
         let (mut n, mut i) = (0, 0);
         while i < Field::ALL.len() {

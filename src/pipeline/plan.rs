@@ -76,7 +76,7 @@ impl Action {
 }
 
 /// The contact the row's match keys point at: `Err` when they point at two different contacts.
-pub fn matched<'a>(keys: &[Key], known: &'a Known) -> Result<Option<&'a Contact>, RowError> {
+fn matched<'a>(keys: &[Key], known: &'a Known) -> Result<Option<&'a Contact>, RowError> {
     let mut found: Option<(&Key, &Contact)> = None;
     for k in keys {
         if let Some(c) = known.find(k) {

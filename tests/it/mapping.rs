@@ -1166,3 +1166,16 @@ fn every_field_of_the_table_flows_through_mapping_diff_patch_export_and_revert()
         assert_eq!(restored.scalar(f), empty.scalar(f), "{f}");
     }
 }
+
+#[test]
+fn fields_keys_come_from_the_field_table() {
+    let e = load_err("version: 1\nfields:\n  name: Name\n  phone: Phone\n");
+    assert!(e.contains("phone"), "{e}");
+    assert!(e.starts_with("test.yaml:4:"), "{e}");
+    assert!(e.contains(&Field::SCALAR_NAMES.join(", ")), "{e}");
+    // An attribute object is not a field of `fields:`.
+    let e = load_err("version: 1\nfields:\n  name: Name\n  custom_attributes: X\n");
+    assert!(e.contains("custom_attributes"), "{e}");
+    let e = load_err("version: 1\nfields:\n  name: Name\n  email: E\n  name: N\n");
+    assert!(e.contains("name"), "{e}");
+}
