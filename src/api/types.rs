@@ -186,27 +186,11 @@ impl Contact {
 
     /// Attribute object `f` (`None` for a scalar field).
     pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&self.custom_attributes),
-            Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&self.custom_attributes, &self.additional_attributes)
     }
 
     pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&mut self.custom_attributes),
-            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&mut self.custom_attributes, &mut self.additional_attributes)
     }
 }
 
@@ -236,27 +220,11 @@ impl NewContact {
 
     /// Attribute object `f` (`None` for a scalar field).
     pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&self.custom_attributes),
-            Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&self.custom_attributes, &self.additional_attributes)
     }
 
     pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&mut self.custom_attributes),
-            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&mut self.custom_attributes, &mut self.additional_attributes)
     }
 }
 
@@ -287,28 +255,16 @@ impl ContactPatch {
 
     /// The keys the patch merges into attribute object `f` (`None`: none, or a scalar field).
     pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => self.custom_attributes.as_ref(),
-            Field::AdditionalAttributes => self.additional_attributes.as_ref(),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(
+            self.custom_attributes.as_ref(),
+            self.additional_attributes.as_ref(),
+        )
+        .flatten()
     }
 
     /// The keys the patch merges into attribute object `f` (`None` for a scalar field).
     pub fn attributes_mut(&mut self, f: Field) -> Option<&mut Option<Map<String, Value>>> {
-        match f {
-            Field::CustomAttributes => Some(&mut self.custom_attributes),
-            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&mut self.custom_attributes, &mut self.additional_attributes)
     }
 }
 

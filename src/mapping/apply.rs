@@ -162,11 +162,8 @@ pub(super) fn read_order(f: Field) -> (u8, Field) {
 
 /// The mapping's entries for attribute object `f`.
 fn attribute_defs(r: &Resolved, f: Field) -> &[(String, Compiled)] {
-    match f {
-        Field::CustomAttributes => &r.custom_attributes,
-        Field::AdditionalAttributes => &r.additional_attributes,
-        Field::Name | Field::Email | Field::PhoneNumber | Field::Identifier | Field::Blocked => &[],
-    }
+    f.pick_attributes(&r.custom_attributes[..], &r.additional_attributes[..])
+        .unwrap_or(&[])
 }
 
 impl Row<'_> {

@@ -50,77 +50,35 @@ impl ContactDraft {
 
     /// The attribute object `f` (`None` for a scalar field).
     pub fn attributes(&self, f: Field) -> Option<&Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&self.custom_attributes),
-            Field::AdditionalAttributes => Some(&self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&self.custom_attributes, &self.additional_attributes)
     }
 
     pub(super) fn attributes_mut(&mut self, f: Field) -> Option<&mut Map<String, Value>> {
-        match f {
-            Field::CustomAttributes => Some(&mut self.custom_attributes),
-            Field::AdditionalAttributes => Some(&mut self.additional_attributes),
-            Field::Name
-            | Field::Email
-            | Field::PhoneNumber
-            | Field::Identifier
-            | Field::Blocked => None,
-        }
+        f.pick_attributes(&mut self.custom_attributes, &mut self.additional_attributes)
     }
 
     /// Set scalar field `f`. A value of another kind than the field's (which `apply`, parsing by
-    /// the field's kind, never makes) unsets it.
+    /// the field's kind, never makes) leaves it as it is.
     pub(super) fn set(&mut self, f: Field, v: FieldValue) {
-        match f {
-            Field::Name => self.name = v.text(),
-            Field::Email => self.email = v.email(),
-            Field::PhoneNumber => self.phone_number = v.phone(),
-            Field::Identifier => self.identifier = v.identifier(),
-            Field::Blocked => self.blocked = v.flag(),
-            // Set key by key, through `attributes_mut`.
-            Field::CustomAttributes | Field::AdditionalAttributes => {}
-        }
-    }
-}
-
-impl FieldValue {
-    fn text(self) -> Option<String> {
-        match self {
-            FieldValue::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn email(self) -> Option<Email> {
-        match self {
-            FieldValue::Email(e) => Some(e),
-            _ => None,
-        }
-    }
-
-    fn phone(self) -> Option<PhoneE164> {
-        match self {
-            FieldValue::Phone(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    fn identifier(self) -> Option<Identifier> {
-        match self {
-            FieldValue::Identifier(i) => Some(i),
-            _ => None,
-        }
-    }
-
-    fn flag(self) -> Option<bool> {
-        match self {
-            FieldValue::Bool(b) => Some(b),
-            _ => None,
+        use FieldValue as V;
+        match (f, v) {
+            (Field::Name, V::Text(s)) => self.name = Some(s),
+            (Field::Email, V::Email(e)) => self.email = Some(e),
+            (Field::PhoneNumber, V::Phone(p)) => self.phone_number = Some(p),
+            (Field::Identifier, V::Identifier(i)) => self.identifier = Some(i),
+            (Field::Blocked, V::Bool(b)) => self.blocked = Some(b),
+            // Every field named, so that a new one does not compile until it has its arm above.
+            // The attribute objects are set key by key, through `attributes_mut`.
+            (
+                Field::Name
+                | Field::Email
+                | Field::PhoneNumber
+                | Field::Identifier
+                | Field::Blocked
+                | Field::CustomAttributes
+                | Field::AdditionalAttributes,
+                _,
+            ) => {}
         }
     }
 }

@@ -83,6 +83,20 @@ impl Field {
         Field::ALL.into_iter().filter(|f| !f.kind().is_scalar())
     }
 
+    /// Of a struct's two attribute objects (custom, additional), the one `self` names; `None`
+    /// for a scalar field. The one place the attribute objects are told apart by field.
+    pub fn pick_attributes<T>(self, custom: T, additional: T) -> Option<T> {
+        match self {
+            Field::CustomAttributes => Some(custom),
+            Field::AdditionalAttributes => Some(additional),
+            Field::Name
+            | Field::Email
+            | Field::PhoneNumber
+            | Field::Identifier
+            | Field::Blocked => None,
+        }
+    }
+
     /// The field named `name` (`phone_number`), if there is one.
     pub fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.as_str() == name)

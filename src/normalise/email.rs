@@ -18,7 +18,9 @@
 use serde::Serialize;
 
 use super::values::{is_invisible, is_joiner};
-use crate::model::{ErrorCode, RowError};
+use crate::model::{ErrorCode, Field, RowError};
+
+const FIELD: &str = Field::Email.as_str();
 
 /// A trimmed, lower-cased email address that a mail system would accept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -34,7 +36,7 @@ impl Email {
         let bad = |why: &str| {
             RowError::new(
                 ErrorCode::InvalidEmail,
-                Some("email"),
+                Some(FIELD),
                 format!("{raw:?} is not a valid email address ({why})"),
             )
         };
@@ -48,7 +50,7 @@ impl Email {
         {
             return Err(RowError::new(
                 ErrorCode::InvisibleCharacters,
-                Some("email"),
+                Some(FIELD),
                 format!(
                     "{raw:?} contains the invisible character U+{:04X}",
                     c as u32

@@ -25,9 +25,9 @@ use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
 
-use crate::model::{ErrorCode, RowError};
+use crate::model::{ErrorCode, Field, RowError};
 
-const FIELD: &str = "phone_number";
+const FIELD: &str = Field::PhoneNumber.as_str();
 /// Google's bounds on a national significant number.
 const MIN_NSN: usize = 2;
 const MAX_NSN: usize = 17;

@@ -15,7 +15,9 @@
 //!   all symbols or C1 controls (`€`, `™`, `©`, `¼`, NBSP, …), so real words rarely produce it.
 use serde::Serialize;
 
-use crate::model::{ErrorCode, RowError};
+use crate::model::{ErrorCode, Field, RowError};
+
+const FIELD: &str = Field::Identifier.as_str();
 
 /// A non-empty, case-sensitive external identifier of at most 255 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -32,13 +34,13 @@ impl Identifier {
             return Ok(None);
         }
         if let Some(c) = s.chars().find(|&c| is_invisible(c) || is_joiner(c)) {
-            return Err(invisible("identifier", raw, c));
+            return Err(invisible(FIELD, raw, c));
         }
         let n = s.chars().count();
         if n > 255 {
             return Err(RowError::new(
                 ErrorCode::TooLong,
-                Some("identifier"),
+                Some(FIELD),
                 format!("identifier is {n} characters long (at most 255)"),
             ));
         }
