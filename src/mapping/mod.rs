@@ -1,5 +1,5 @@
 //! The mapping file: a YAML spec (`version`, `source`, `defaults`, `match`, `fields`,
-//! `custom_attributes`, `additional_attributes`, `notes`) loaded strictly ([`spec`] → checked in
+//! `custom_attributes`, `additional_attributes`, `notes`) loaded strictly (`spec` → checked in
 //! `load`), resolved against the file's headers once (`resolve`: names become indices, a missing
 //! column fails naming the mapping line and the closest headers), then applied to every record
 //! (`apply`: the hot path). The user-facing grammar is `docs/mapping.md`; its examples are tests.

@@ -5,8 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{Contact, ContactPatch, NewContact};
-use crate::mapping::ContactDraft;
-use crate::mapping::{ExistingPolicy, MissingPolicy};
+use crate::mapping::{ContactDraft, ExistingPolicy, MissingPolicy};
 use crate::model::{ErrorCode, Field, RowError, Scalar};
 
 use super::lookup::{Key, Known};
