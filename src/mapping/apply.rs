@@ -2,9 +2,9 @@
 //! indices (bound by `resolve`), date formats and tables were prepared at load, and nothing is
 //! allocated beyond the draft's own values unless a modifier or an error needs it. Every problem
 //! of the row is collected, each naming the column and the value.
-use serde_json::Value;
-
 use std::borrow::Cow;
+
+use serde_json::Value;
 
 use super::draft::FieldValue;
 use super::types::ValueType;
@@ -130,11 +130,10 @@ pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowE
     };
     row.check_damage();
     let mut d = ContactDraft::default();
-    let mut with_value = Vec::new();
-    for (f, c) in r.fields.iter() {
-        if row.field(&mut d, *f, c) {
-            with_value.push(*f);
-        }
+    // Which fields the row has a value for, by table position (no allocation on the hot path).
+    let mut with_value = [false; Field::ALL.len()];
+    for &(f, ref c) in r.fields.iter() {
+        with_value[f as usize] = row.field(&mut d, f, c);
     }
     for f in Field::attribute_maps() {
         row.attributes(&mut d, f);
@@ -297,9 +296,9 @@ impl Row<'_> {
     }
 
     /// A row that cannot be matched to a contact: none of the keys has a value.
-    fn check_match_key(&mut self, with_value: &[Field]) {
+    fn check_match_key(&mut self, with_value: &[bool]) {
         let r = self.r;
-        if r.match_keys.iter().any(|k| with_value.contains(&k.field())) {
+        if r.match_keys.iter().any(|k| with_value[k.field() as usize]) {
             return;
         }
         let parts: Vec<String> = r

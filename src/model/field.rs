@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_round_trip_through_serde() {
-        for f in Field::ALL {
+        for (i, f) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(f as usize, i, "ALL is in declaration order: {f}");
             assert_eq!(Field::from_name(f.as_str()), Some(f));
             assert_eq!(serde_json::to_value(f).unwrap(), json!(f.as_str()));
         }
