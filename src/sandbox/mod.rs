@@ -171,7 +171,7 @@ impl SandboxState {
         store
             .notes
             .values()
-            .map(|n| n.render(self.user_by_id(n.user_id)))
+            .map(|n| n.stored(self.user_by_id(n.user_id)))
             .collect()
     }
 
@@ -186,7 +186,7 @@ impl SandboxState {
                 .map(|c| {
                     json!({"id": c.display_id, "account_id": c.account_id, "contact_id": c.contact_id,
                            "inbox_id": c.inbox_id, "status": c.status, "created_at": c.created_at,
-                           "last_activity_at": c.last_activity_at})
+                           "last_activity_at": c.last_activity_at, "assignee_id": c.assignee_id})
                 })
                 .collect();
             v.sort_by_key(|c| (c["account_id"].as_u64(), c["id"].as_u64()));
@@ -194,7 +194,7 @@ impl SandboxState {
         };
         json!({
             "contacts": store::render_all(&store),
-            "notes": store.notes.values().map(|n| n.render(self.user_by_id(n.user_id))).collect::<Vec<_>>(),
+            "notes": store.notes.values().map(|n| n.stored(self.user_by_id(n.user_id))).collect::<Vec<_>>(),
             "conversations": conversations,
         })
     }

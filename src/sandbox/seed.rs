@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use super::store::{ContactParams, Store, WriteError, now};
+use super::store::{ContactParams, NewConversation, Store, WriteError, mix, now};
 
 /// A country: calling code, a function that makes a national significant number, and names.
 struct Country {
@@ -196,9 +196,8 @@ pub fn generate(store: &mut Store, account: u64, n: usize, seed: u64) {
             custom_attributes: json!({"plan": plan}).as_object().cloned(),
             inbox_id: None,
         };
-        let mut contact = store.build(account, &params, None);
+        let mut contact = store.build(account, &params);
         contact.created_at = t_now - rng.random_range(0..365 * 86_400);
-        contact.updated_at = contact.created_at;
         let Ok(id) = store.insert_seed(contact) else {
             continue;
         };
@@ -208,7 +207,16 @@ pub fn generate(store: &mut Store, account: u64, n: usize, seed: u64) {
                 let created = t_now - rng.random_range(0..180 * 86_400);
                 let activity = created + rng.random_range(0..86_400);
                 let status = ["open", "resolved", "pending"][rng.random_range(0..3)];
-                store.add_conversation(account, id, 1, status, created, activity);
+                // Derived, not drawn, so the generated contacts stay what they were for a seed.
+                let assignee_id = [None, Some(1), Some(2)][(mix(id ^ created as u64) % 3) as usize];
+                let conversation = NewConversation {
+                    inbox_id: 1,
+                    status: status.into(),
+                    created_at: created,
+                    last_activity_at: activity,
+                    assignee_id,
+                };
+                store.add_conversation(account, id, conversation);
             }
             store.add_note(
                 account,
@@ -231,16 +239,12 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
         .and_then(Value::as_u64)
         .unwrap_or(default_account);
     let params = ContactParams::from_json(v);
-    let mut contact = store.build(account, &params, None);
+    let mut contact = store.build(account, &params);
     if let Some(id) = obj.get("id").and_then(Value::as_u64) {
         contact.id = id;
     }
     if let Some(t) = obj.get("created_at").and_then(Value::as_i64) {
         contact.created_at = t;
-        contact.updated_at = t;
-    }
-    if let Some(t) = obj.get("updated_at").and_then(Value::as_i64) {
-        contact.updated_at = t;
     }
     contact.last_activity_at = obj.get("last_activity_at").and_then(Value::as_i64);
     if let Some(Value::Array(ci)) = obj.get("contact_inboxes") {
@@ -286,9 +290,14 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
             .get("last_activity_at")
             .and_then(Value::as_i64)
             .unwrap_or(created);
-        let status = c.get("status").and_then(Value::as_str).unwrap_or("open");
-        let inbox = c.get("inbox_id").and_then(Value::as_u64).unwrap_or(1);
-        store.add_conversation(account, id, inbox, status, created, activity);
+        let conversation = NewConversation {
+            inbox_id: c.get("inbox_id").and_then(Value::as_u64).unwrap_or(1),
+            status: c.get("status").and_then(Value::as_str).unwrap_or("open").into(),
+            created_at: created,
+            last_activity_at: activity,
+            assignee_id: c.get("assignee_id").and_then(Value::as_u64),
+        };
+        store.add_conversation(account, id, conversation);
     }
     // A seeded `last_activity_at` wins over the one derived from the conversations.
     if let Some(t) = obj.get("last_activity_at").and_then(Value::as_i64) {
@@ -335,7 +344,7 @@ pub fn dump_jsonl(store: &Store) -> String {
                 .iter()
                 .map(|x| {
                     json!({"inbox_id": x.inbox_id, "status": x.status, "created_at": x.created_at,
-                           "last_activity_at": x.last_activity_at})
+                           "last_activity_at": x.last_activity_at, "assignee_id": x.assignee_id})
                 })
                 .collect();
         }
