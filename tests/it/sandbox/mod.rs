@@ -2,6 +2,7 @@
 //! `router()` (no socket), a few over a real socket (dropped connections, rate-limit windows, races).
 mod contract;
 mod limits;
+mod parity;
 mod seeding;
 mod socket;
 
