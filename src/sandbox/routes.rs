@@ -272,14 +272,14 @@ impl Arrival {
 
 /// The limits, in the real stack's order: a running 429 burst (which does not use the limiter's
 /// budget), then rack-attack's windows, global and per-account search. `Err` is the 429.
-fn admit(st: &SandboxState, a: &mut Arrival) -> Result<(), Response> {
+fn admit(st: &SandboxState, a: &mut Arrival) -> Result<(), Reject> {
     let inner = &st.inner;
     if lock(&inner.faults).in_burst() {
         a.entry.fault = Some(FaultKind::Burst429.name().into());
-        return Err(too_many(None));
+        return Err(too_many(None).into());
     }
-    let search_account = (a.route == route::SEARCH && a.method == Method::GET)
-        .then(|| a.account.unwrap_or(0));
+    let search_account =
+        (a.route == route::SEARCH && a.method == Method::GET).then(|| a.account.unwrap_or(0));
     // The clock is read under the limiter's lock, so the limiter sees arrivals in order and the
     // log's `epoch_ms` is exactly the time the limiter judged.
     let verdict = {
@@ -289,9 +289,8 @@ fn admit(st: &SandboxState, a: &mut Arrival) -> Result<(), Response> {
     };
     if let Err(t) = verdict {
         let retry_after = inner.config.limits.retry_after;
-        return Err(too_many(
-            retry_after.then(|| t.remaining_ms.div_ceil(1000).max(1)),
-        ));
+        let secs = retry_after.then(|| t.remaining_ms.div_ceil(1000).max(1));
+        return Err(too_many(secs).into());
     }
     a.entry.admitted = true;
     Ok(())
@@ -347,7 +346,9 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     let _guard = InFlight::enter(&st);
     let mut arrival = Arrival::new(&st, &req);
     if let Err(refused) = admit(&st, &mut arrival) {
-        return arrival.record(&st, Some(refused)).unwrap_or_default();
+        return arrival
+            .record(&st, Some(refused.into_response()))
+            .unwrap_or_default();
     }
     if !st.config().latency.is_zero() {
         tokio::time::sleep(st.config().latency).await;
@@ -435,7 +436,10 @@ fn page_param(q: &HashMap<String, String>) -> (i64, Value) {
 /// The listing pages with Kaminari, which serves page 1 for anything below 1 (`0`, `abc`, `-3`).
 fn list_page(q: &HashMap<String, String>) -> (usize, Value) {
     let (page, current_page) = page_param(q);
-    (usize::try_from(page.max(1)).unwrap_or(usize::MAX), current_page)
+    (
+        usize::try_from(page.max(1)).unwrap_or(usize::MAX),
+        current_page,
+    )
 }
 
 /// The search computes its offset as `(page - 1) * 15` itself: below 1 Postgres refuses the
@@ -865,4 +869,55 @@ async fn side_reset(State(st): State<SandboxState>, Query(q): Params) -> Respons
 /// The cheapest answer the server can give: the baseline of the load benchmark.
 async fn side_health() -> &'static str {
     "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_pages_read_as_ruby_to_i_reads_them() {
+        for (s, n) in [
+            ("15", 15),
+            ("1abc", 1),
+            ("abc", 0),
+            ("", 0),
+            ("  7", 7),
+            ("+3", 3),
+            ("-2x", -2),
+            ("1_000", 1000),
+            ("1__0", 1),
+            ("_1", 0),
+            ("1_", 1),
+            ("99999999999999999999999", i64::MAX),
+        ] {
+            assert_eq!(ruby_to_i(s), n, "{s:?}");
+        }
+        assert_eq!(parse_id("3.xml"), None);
+        assert_eq!(parse_id("0"), None);
+        assert_eq!(parse_id("2-slug"), Some(2));
+    }
+
+    #[test]
+    fn rails_path_squeezes_slashes_and_drops_a_json_format() {
+        let path = |p: &str| {
+            let req = Request::builder()
+                .uri(p)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            rails_path(req).uri().to_string()
+        };
+        let base = "/api/v1/accounts/1/contacts";
+        assert_eq!(path(&format!("{base}/")), base);
+        assert_eq!(
+            path(&format!("{base}.json?page=2")),
+            format!("{base}?page=2")
+        );
+        assert_eq!(
+            path(&format!("{base}//5/notes.json")),
+            format!("{base}/5/notes")
+        );
+        assert_eq!(path(&format!("{base}/5.json/")), format!("{base}/5"));
+        assert_eq!(path("/_sandbox/stats/"), "/_sandbox/stats/");
+    }
 }

@@ -292,7 +292,11 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
             .unwrap_or(created);
         let conversation = NewConversation {
             inbox_id: c.get("inbox_id").and_then(Value::as_u64).unwrap_or(1),
-            status: c.get("status").and_then(Value::as_str).unwrap_or("open").into(),
+            status: c
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("open")
+                .into(),
             created_at: created,
             last_activity_at: activity,
             assignee_id: c.get("assignee_id").and_then(Value::as_u64),

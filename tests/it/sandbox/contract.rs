@@ -327,7 +327,11 @@ async fn list_serves_page_1_below_1_or_for_text_while_search_answers_500() {
         assert_eq!(ids_of(&r.json), first, "page={p}");
         // The search's own offset arithmetic goes negative: Postgres refuses it.
         let r = api.get(&format!("/contacts/search?q=a&page={p}")).await;
-        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "search page={p}");
+        assert_eq!(
+            r.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "search page={p}"
+        );
     }
     // Both read the page with `to_i`: `2abc` is page 2.
     let r = api.get("/contacts?sort=email&page=2abc").await;

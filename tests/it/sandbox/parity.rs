@@ -65,13 +65,14 @@ async fn a_nested_note_body_is_accepted_and_wins_over_top_level_content() {
     let api = Api::default();
     let id = api.create(json!({"email": "a@x.com"})).await;
     let url = format!("/contacts/{id}/notes");
-    let r = api
-        .post(&url, json!({"note": {"content": "nested"}}))
-        .await;
+    let r = api.post(&url, json!({"note": {"content": "nested"}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["content"], "nested");
     let r = api
-        .post(&url, json!({"note": {"content": "inner"}, "content": "outer"}))
+        .post(
+            &url,
+            json!({"note": {"content": "inner"}, "content": "outer"}),
+        )
         .await;
     assert_eq!(r.json["content"], "inner");
     // A `note` key, even an empty one, stops the wrapping of the top-level `content`.
@@ -89,12 +90,15 @@ async fn a_nested_note_body_is_accepted_and_wins_over_top_level_content() {
     let r = api.post(&url, json!({"note": "text"})).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     // A non-scalar content is not permitted: blank.
-    let r = api
-        .post(&url, json!({"note": {"content": {"a": 1}}}))
-        .await;
+    let r = api.post(&url, json!({"note": {"content": {"a": 1}}})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json["message"], "Content can't be blank");
-    let contents: Vec<Value> = api.state.notes().iter().map(|n| n["content"].clone()).collect();
+    let contents: Vec<Value> = api
+        .state
+        .notes()
+        .iter()
+        .map(|n| n["content"].clone())
+        .collect();
     assert_eq!(contents, [json!("nested"), json!("inner")]);
 }
 
@@ -137,13 +141,21 @@ async fn paths_route_as_in_rails_trailing_slash_json_suffix_and_ids_read_with_to
             .post("/contacts/1abc/notes.json", json!({"content": "hi"}))
             .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(api.get("/contacts/1/conversations/").await.status, StatusCode::OK);
+        assert_eq!(
+            api.get("/contacts/1/conversations/").await.status,
+            StatusCode::OK
+        );
         let r = api
             .patch("/contacts/1.json", json!({"name": "Renamed"}))
             .await;
         assert_eq!(contact_of(flavour, &r.json)["name"], "Renamed");
         // Ids that read as 0 or as another number are not this contact.
-        for path in ["/contacts/abc", "/contacts/0", "/contacts/-1", "/contacts/2abc"] {
+        for path in [
+            "/contacts/abc",
+            "/contacts/0",
+            "/contacts/-1",
+            "/contacts/2abc",
+        ] {
             assert_eq!(api.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
         }
         let r = api.delete("/contacts/1abc/").await;
@@ -162,14 +174,28 @@ async fn paths_route_as_in_rails_trailing_slash_json_suffix_and_ids_read_with_to
 async fn sort_by_company_name_city_and_country_with_missing_values_last_both_ways() {
     let api = Api::default();
     for (n, attrs) in [
-        ("b", json!({"company_name": "Beta", "city": "Lyon", "country": "France"})),
-        ("a", json!({"company_name": "Acme", "city": "Paris", "country": "Spain"})),
+        (
+            "b",
+            json!({"company_name": "Beta", "city": "Lyon", "country": "France"}),
+        ),
+        (
+            "a",
+            json!({"company_name": "Acme", "city": "Paris", "country": "Spain"}),
+        ),
         ("none", json!({})),
-        ("null", json!({"company_name": null, "city": null, "country": null})),
-        ("c", json!({"company_name": "Corp", "city": "Berlin", "country": "Germany"})),
+        (
+            "null",
+            json!({"company_name": null, "city": null, "country": null}),
+        ),
+        (
+            "c",
+            json!({"company_name": "Corp", "city": "Berlin", "country": "Germany"}),
+        ),
     ] {
-        api.create(json!({"name": n, "email": format!("{n}@x.com"), "additional_attributes": attrs}))
-            .await;
+        api.create(
+            json!({"name": n, "email": format!("{n}@x.com"), "additional_attributes": attrs}),
+        )
+        .await;
     }
     let names = |v: Value| -> Vec<String> {
         v["payload"]
@@ -262,7 +288,9 @@ async fn a_create_that_reaches_the_insert_uses_an_id_even_when_it_fails() {
     assert_eq!(api.create(json!({"email": "b@x.com"})).await, 2);
     // The unique index refuses the insert (a second empty identifier): id 3 is gone.
     assert_eq!(
-        api.post("/contacts", json!({"identifier": ""})).await.status,
+        api.post("/contacts", json!({"identifier": ""}))
+            .await
+            .status,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     // The inbox lookup after the insert rolls it back: id 4 is gone.
@@ -318,7 +346,8 @@ async fn json_bodies_say_charset_utf8_and_delete_says_json_without_one() {
             api.get("/contacts").await,
             api.get("/contacts/search?q=a").await,
             api.get(&format!("/contacts/{id}")).await,
-            api.patch(&format!("/contacts/{id}"), json!({"name": "n"})).await,
+            api.patch(&format!("/contacts/{id}"), json!({"name": "n"}))
+                .await,
             api.get(&format!("/contacts/{id}/conversations")).await,
             api.get("/contacts/999").await,
             api.post("/contacts", json!({"email": "bad"})).await,
