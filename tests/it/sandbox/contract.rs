@@ -3,7 +3,7 @@ use axum::http::{Method, StatusCode};
 use doto_bulk::sandbox::{Flavour, SandboxConfig};
 use serde_json::{Value, json};
 
-use super::Api;
+use super::{Api, ids_of, names_of};
 
 #[tokio::test]
 async fn create_returns_200_with_contact_and_contact_inbox_in_payload() {
@@ -342,15 +342,6 @@ async fn list_serves_page_1_below_1_or_for_text_while_search_answers_500() {
     assert_eq!(r.json["meta"]["count"], 5);
 }
 
-fn ids_of(v: &Value) -> Vec<u64> {
-    v["payload"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_u64().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn only_contacts_with_email_phone_or_identifier_are_listed_but_name_only_ones_exist() {
     let api = Api::default();
@@ -383,15 +374,6 @@ async fn only_contacts_with_email_phone_or_identifier_are_listed_but_name_only_o
     );
     let found = api.get("/contacts/search?q=ghost").await;
     assert_eq!(found.json["payload"][0]["id"], ghost);
-}
-
-fn names_of(v: &Value) -> Vec<String> {
-    v["payload"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -473,16 +455,8 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     for i in 0..60 {
         api.create(json!({"email": format!("c{i:02}@x.com")})).await;
     }
-    let ids = |v: &Value| -> Vec<u64> {
-        v["payload"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_u64().unwrap())
-            .collect()
-    };
-    let first = ids(&api.get("/contacts").await.json);
-    let again = ids(&api.get("/contacts").await.json);
+    let first = ids_of(&api.get("/contacts").await.json);
+    let again = ids_of(&api.get("/contacts").await.json);
     assert_ne!(
         first, again,
         "two unsorted requests returned the same page in the same order"
@@ -490,7 +464,7 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     let mut seen = std::collections::HashSet::new();
     let mut rows = 0;
     for p in 1..=4 {
-        for id in ids(&api.get(&format!("/contacts?page={p}")).await.json) {
+        for id in ids_of(&api.get(&format!("/contacts?page={p}")).await.json) {
             seen.insert(id);
             rows += 1;
         }
@@ -503,10 +477,11 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     // Sorted paging is complete.
     let mut sorted = std::collections::HashSet::new();
     for p in 1..=4 {
-        sorted.extend(ids(&api
-            .get(&format!("/contacts?sort=email&page={p}"))
-            .await
-            .json));
+        sorted.extend(ids_of(
+            &api.get(&format!("/contacts?sort=email&page={p}"))
+                .await
+                .json,
+        ));
     }
     assert_eq!(sorted.len(), 60);
 }
@@ -518,20 +493,12 @@ async fn rows_sharing_a_sort_value_have_no_id_tie_breaker_and_reorder_after_writ
         api.create(json!({"name": "Same", "email": format!("s{i}@x.com")}))
             .await;
     }
-    let ids = |v: &Value| -> Vec<u64> {
-        v["payload"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_u64().unwrap())
-            .collect()
-    };
-    let before = ids(&api.get("/contacts?sort=name").await.json);
+    let before = ids_of(&api.get("/contacts?sort=name").await.json);
     let mut by_id = before.clone();
     by_id.sort();
     assert_ne!(before, by_id, "ties came back in id order");
     api.create(json!({"name": "Zed", "email": "z@x.com"})).await;
-    let after = ids(&api.get("/contacts?sort=name").await.json);
+    let after = ids_of(&api.get("/contacts?sort=name").await.json);
     assert_ne!(before, after, "a write did not reshuffle the ties");
 }
 

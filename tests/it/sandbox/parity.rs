@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use doto_bulk::sandbox::{Flavour, SandboxConfig};
 use serde_json::{Value, json};
 
-use super::Api;
+use super::{Api, names_of};
 
 fn flavoured(flavour: Flavour) -> Api {
     Api::new(SandboxConfig {
@@ -197,22 +197,14 @@ async fn sort_by_company_name_city_and_country_with_missing_values_last_both_way
         )
         .await;
     }
-    let names = |v: Value| -> Vec<String> {
-        v["payload"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string())
-            .collect()
-    };
     for (key, asc) in [
         ("company_name", ["a", "b", "c"]),
         ("city", ["c", "b", "a"]),
         ("country", ["b", "c", "a"]),
     ] {
-        let up = names(api.get(&format!("/contacts?sort={key}")).await.json);
+        let up = names_of(&api.get(&format!("/contacts?sort={key}")).await.json);
         assert_eq!(up[..3], asc, "sort={key}");
-        let down = names(api.get(&format!("/contacts?sort=-{key}")).await.json);
+        let down = names_of(&api.get(&format!("/contacts?sort=-{key}")).await.json);
         let mut desc = asc;
         desc.reverse();
         assert_eq!(down[..3], desc, "sort=-{key}");
@@ -223,7 +215,7 @@ async fn sort_by_company_name_city_and_country_with_missing_values_last_both_way
         }
     }
     // The same keys order a search.
-    let found = names(api.get("/contacts/search?q=x.com&sort=-city").await.json);
+    let found = names_of(&api.get("/contacts/search?q=x.com&sort=-city").await.json);
     assert_eq!(found[..3], ["a", "b", "c"]);
 }
 
