@@ -180,7 +180,8 @@ macro_rules! answer {
 /// format, not part of the last segment. Other paths are left alone.
 fn rails_path(mut req: Request) -> Request {
     let path = req.uri().path();
-    if !path.starts_with("/api/") {
+    let clean_already = !path.contains("//") && !path.ends_with('/') && !path.ends_with(".json");
+    if !path.starts_with("/api/") || clean_already {
         return req;
     }
     let mut clean = String::with_capacity(path.len());
@@ -577,12 +578,14 @@ async fn search(
                 json!({"error": "Specify search string with parameter q"}),
             );
         }
-        // The controller returns before it counts or pages: `count` and `has_more` stay nil.
+        // The controller returns before it counts or pages: `count` and `has_more` stay nil
+        // (old versions have no `has_more` at all).
         let (_, current_page) = page_param(&q);
-        return json_response(
-            StatusCode::OK,
-            json!({"meta": {"count": null, "current_page": current_page, "has_more": null}, "payload": []}),
-        );
+        let mut meta = json!({"count": null, "current_page": current_page});
+        if !st.config().search_total_count {
+            meta["has_more"] = Value::Null;
+        }
+        return json_response(StatusCode::OK, json!({"meta": meta, "payload": []}));
     }
     let (page, current_page) = answer!(search_page(&q));
     let sort = sort_param(&q);

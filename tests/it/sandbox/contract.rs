@@ -600,6 +600,8 @@ async fn old_search_shape_has_the_total_as_count_and_no_has_more() {
     let p1 = api.get("/contacts/search?q=match").await.json;
     assert_eq!(p1["meta"], json!({"count": 20, "current_page": 1}));
     assert_eq!(p1["payload"].as_array().unwrap().len(), 15);
+    let blank = api.get("/contacts/search?q=").await.json;
+    assert_eq!(blank["meta"], json!({"count": null, "current_page": 1}));
 }
 
 #[tokio::test]
