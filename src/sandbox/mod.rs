@@ -27,7 +27,7 @@
 //!   A blank search returns before counting: `count` and `has_more` are `null`.
 //! - `sort` also takes `company_name`, `city` and `country` (from `additional_attributes`);
 //!   these and `last_activity_at` put contacts without a value last in both directions.
-//!   (Versions before 4.x spelled the first one `company`; the sandbox knows only the current key.)
+//!   (Some older versions spell the first one `company`; the sandbox knows only the current key.)
 //! - A note body may be nested (`{"note": {"content": …}}`); when both forms are sent the nested
 //!   one wins, as Rails' params wrapper leaves a body with a `note` key alone.
 //! - Booleans sent for string fields are cast as string columns cast them (`true` → `"t"`).
