@@ -16,6 +16,7 @@ mod client;
 mod contacts;
 mod decode;
 mod error;
+mod pager;
 pub mod retry;
 mod secret;
 mod throttle;
@@ -23,10 +24,10 @@ mod types;
 
 pub use client::{Client, ClientConfig, Metrics, RateLimit, RequestKind};
 pub use contacts::{
-    ContactStream, Contacts, DEFAULT_SORT, ListRequest, ListSummary, MAX_NOTE_CHARS, SORT_KEYS,
-    SearchRequest,
+    ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, SORT_KEYS, SearchRequest,
 };
 pub use error::{ApiError, TransportKind};
+pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};
 pub use retry::{Decision, Observed, Reason, classify};
 pub use secret::{ApiToken, TOKEN_ENV};
 pub use throttle::LaneStatus;

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+/// Pages moving while the export ran (the pager's account of it).
+pub use crate::api::Drift;
+
 /// The manifest beside an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -56,21 +59,6 @@ pub struct Listing {
     pub rate_limited: u64,
 }
 
-/// Pages moving while the export ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Drift {
-    /// The total changed, or rows repeated or went missing, during paging.
-    pub detected: bool,
-    /// A re-fetch of the affected range ended with a stable total and every contact counted.
-    pub repaired: bool,
-    /// Re-fetch rounds made.
-    pub rounds: u32,
-    /// Pages fetched again.
-    pub pages_refetched: u64,
-    /// Contacts found only by the re-fetch.
-    pub recovered: u64,
-}
-
 /// The `--conversations` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversations {
@@ -80,6 +68,13 @@ pub struct Conversations {
     /// Contacts that were gone (404) by the time their conversations were asked for.
     pub contacts_gone: u64,
     pub sha256: String,
+}
+
+/// The last part of `path`, as the manifest names files (`""` when there is none).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `out.csv` → `out.csv.manifest.json`.
