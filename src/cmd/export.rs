@@ -13,15 +13,16 @@ use anyhow::{Context, bail};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use futures::StreamExt;
 
-use crate::api::{Client, DEFAULT_SORT, ListSummary, Metrics, RateLimit, SORT_KEYS};
+use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::parent_dir;
 use crate::sink::columns::{Timestamps, parse_columns};
-use crate::sink::manifest::{self, Listing, Manifest, file_name};
-use crate::sink::writer::{self, ContactWriter, Settings, Written};
+use crate::sink::conversations;
+use crate::sink::manifest::{self, Manifest};
+use crate::sink::writer::{self, ContactWriter, Settings};
 
 /// Export every contact of the account.
 #[derive(Debug, clap::Args)]
@@ -199,22 +200,20 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     opts.check()?;
     let t = Instant::now();
     let started_at = now_rfc3339();
-    let mut out = writer::create(&opts.output, opts.settings()?)?;
+    let settings = opts.settings()?;
+    let mut out = writer::create(&opts.output, settings.clone())?;
     let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
-    let mut written = out.finish()?;
+    let written = out.finish()?;
     // The listing's own cost, before any conversation request.
     let metrics = client.metrics();
-    let sha256 = written.file.sha256()?;
     // Conversations before any rename: a failure there must leave both files as they were.
     let conversations = match &opts.conversations {
-        Some(path) => {
-            Some(crate::sink::conversations::write(client, path, &ids, opts.concurrency).await?)
-        }
+        Some(path) => Some(conversations::write(client, path, &ids, opts.concurrency).await?),
         None => None,
     };
-    let mut m = describe(
-        client, opts, &written, &listed, &metrics, started_at, sha256,
-    );
+    let mut m = Manifest::of_export(&settings, &opts.sort, &written, &listed, client, started_at);
+    m.listing.attempts = metrics.attempts;
+    m.listing.rate_limited = metrics.rate_limited;
     written.file.commit()?;
     if let Some((file, c)) = conversations {
         file.commit()?;
@@ -259,45 +258,6 @@ async fn list_into(
 
 /// Re-fetch rounds after the first pass before an export gives up.
 const MAX_REPAIR_ROUNDS: u32 = 6;
-
-/// The manifest of an export, but for the conversations.
-fn describe(
-    client: &Client,
-    opts: &ExportOptions,
-    written: &Written,
-    listed: &ListSummary,
-    metrics: &Metrics,
-    started_at: String,
-    sha256: String,
-) -> Manifest {
-    let cfg = client.config();
-    Manifest {
-        version: 1,
-        file: file_name(&opts.output),
-        format: opts.format.as_str().into(),
-        rows: written.rows,
-        columns: written.columns.clone(),
-        columns_added: written.columns_added.clone(),
-        account_id: cfg.account_id,
-        base_url: cfg.base_url.clone(),
-        sort: opts.sort.clone(),
-        timestamps: opts.timestamps.as_str().into(),
-        include_contact_inboxes: opts.include_contact_inboxes,
-        started_at,
-        finished_at: now_rfc3339(),
-        sha256,
-        server_total_start: listed.total_start.unwrap_or(0),
-        server_total_end: listed.total.unwrap_or(0),
-        listing: Listing {
-            pages_fetched: listed.pages,
-            duplicates: listed.duplicates,
-            attempts: metrics.attempts,
-            rate_limited: metrics.rate_limited,
-        },
-        drift: listed.drift.clone(),
-        conversations: None,
-    }
-}
 
 /// `doto-bulk export`: resolve the flags and the connection, export, print the summary.
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {

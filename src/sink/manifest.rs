@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::writer::{Settings, Written};
+use crate::api::{Client, ListSummary};
+
 /// Pages moving while the export ran (the pager's account of it).
 pub use crate::api::Drift;
 
@@ -45,6 +48,48 @@ pub struct Manifest {
     pub drift: Drift,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversations: Option<Conversations>,
+}
+
+impl Manifest {
+    /// The manifest of the export that wrote `written` from the listing `listed` (sorted by
+    /// `sort`) through `client`, finished now. The requests made (`listing.attempts`,
+    /// `listing.rate_limited`) and the conversations are the caller's to fill in.
+    pub fn of_export(
+        settings: &Settings,
+        sort: &str,
+        written: &Written,
+        listed: &ListSummary,
+        client: &Client,
+        started_at: String,
+    ) -> Manifest {
+        let cfg = client.config();
+        Manifest {
+            version: 1,
+            file: file_name(written.file.target()),
+            format: settings.format.as_str().into(),
+            rows: written.rows,
+            columns: written.columns.clone(),
+            columns_added: written.columns_added.clone(),
+            account_id: cfg.account_id,
+            base_url: cfg.base_url.clone(),
+            sort: sort.into(),
+            timestamps: settings.timestamps.as_str().into(),
+            include_contact_inboxes: settings.include_contact_inboxes,
+            started_at,
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            sha256: written.sha256.clone(),
+            server_total_start: listed.total_start.unwrap_or(0),
+            server_total_end: listed.total.unwrap_or(0),
+            listing: Listing {
+                pages_fetched: listed.pages,
+                duplicates: listed.duplicates,
+                attempts: 0,
+                rate_limited: 0,
+            },
+            drift: listed.drift.clone(),
+            conversations: None,
+        }
+    }
 }
 
 /// The paging work.

@@ -37,6 +37,8 @@ pub struct Settings {
 /// A finished export file, not yet renamed into place.
 pub struct Written {
     pub file: AtomicFile,
+    /// Hex sha256 of the file's bytes.
+    pub sha256: String,
     /// Contacts written.
     pub rows: u64,
     /// The header of a CSV or XLSX file; empty for JSONL.
@@ -122,6 +124,7 @@ impl ContactWriter for JsonlWriter {
     fn finish(mut self: Box<Self>) -> anyhow::Result<Written> {
         self.flush()?;
         Ok(Written {
+            sha256: self.file.sha256()?,
             file: self.file,
             rows: self.rows,
             columns: vec![],
@@ -189,6 +192,7 @@ impl ContactWriter for TableWriter {
         );
         write_rows(&mut file, &settings, &layout, rows, spool)?;
         Ok(Written {
+            sha256: file.sha256()?,
             file,
             rows,
             columns: layout.headers(),
