@@ -18,10 +18,7 @@ pub mod manifest;
 pub mod writer;
 pub mod xlsx;
 
-pub use atomic::AtomicFile;
-pub use columns::{Column, ColumnSet, Layout, Timestamps};
-pub use manifest::Manifest;
-pub use writer::{ContactWriter, Settings, Written};
+use columns::Timestamps;
 
 /// An export file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
