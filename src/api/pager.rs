@@ -81,7 +81,7 @@ pub struct ListSummary {
 /// without every contact the server counts (`page` is `None`, the source is
 /// [`ApiError::Incomplete`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{}{source}", page.map(|p| format!("page {p}: ")).unwrap_or_default())]
+#[error("listing contacts{}", page.map(|p| format!(", page {p}")).unwrap_or_default())]
 pub struct ListError {
     pub page: Option<u32>,
     #[source]
@@ -404,6 +404,18 @@ mod tests {
         p.totals.push((3, 31));
         assert!(!p.stable());
         assert_eq!((p.first_total(), p.last_total()), (30, 31));
+    }
+
+    #[test]
+    fn a_list_error_names_the_page_once_and_keeps_the_cause_as_its_source() {
+        let e = anyhow::Error::new(page_error(
+            40,
+            ApiError::InvalidInput("page numbers start at 1".into()),
+        ));
+        assert_eq!(
+            format!("{e:#}"),
+            "listing contacts, page 40: invalid request: page numbers start at 1"
+        );
     }
 
     #[test]

@@ -203,7 +203,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let settings = opts.settings()?;
     let mut out = writer::create(&opts.output, settings.clone())?;
     let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
-    let written = out.finish()?;
+    let (file, written) = out.finish()?;
     // The listing's own cost, before any conversation request.
     let metrics = client.metrics();
     // Conversations before any rename: a failure there must leave both files as they were.
@@ -211,14 +211,18 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         Some(path) => Some(conversations::write(client, path, &ids, opts.concurrency).await?),
         None => None,
     };
-    let mut m = Manifest::of_export(&settings, &opts.sort, &written, &listed, client, started_at);
+    file.commit()?;
+    let conversations = match conversations {
+        Some((file, c)) => file.commit().map(|()| Some(c))?,
+        None => None,
+    };
+    let target = &opts.output;
+    let mut m = Manifest::of_export(
+        &settings, target, &opts.sort, &written, &listed, client, started_at,
+    );
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
-    written.file.commit()?;
-    if let Some((file, c)) = conversations {
-        file.commit()?;
-        m.conversations = Some(c);
-    }
+    m.conversations = conversations;
     let manifest_path = manifest::write(&opts.output, &m)?;
     Ok(ExportSummary {
         manifest: m,
@@ -240,7 +244,7 @@ async fn list_into(
         .pages();
     let mut ids = vec![];
     while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("listing the contacts (sort {:?})", opts.sort))?;
+        let page = page?;
         for c in page.contacts {
             ids.push(c.id);
             out.write(c)?;

@@ -51,11 +51,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The manifest of the export that wrote `written` from the listing `listed` (sorted by
-    /// `sort`) through `client`, finished now. The requests made (`listing.attempts`,
+    /// The manifest of the export to `target` that wrote `written` from the listing `listed`
+    /// (sorted by `sort`) through `client`, finished now. The requests made (`listing.attempts`,
     /// `listing.rate_limited`) and the conversations are the caller's to fill in.
     pub fn of_export(
         settings: &Settings,
+        target: &Path,
         sort: &str,
         written: &Written,
         listed: &ListSummary,
@@ -65,7 +66,7 @@ impl Manifest {
         let cfg = client.config();
         Manifest {
             version: 1,
-            file: file_name(written.file.target()),
+            file: file_name(target),
             format: settings.format.as_str().into(),
             rows: written.rows,
             columns: written.columns.clone(),

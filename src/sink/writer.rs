@@ -34,9 +34,10 @@ pub struct Settings {
     pub pinned: Option<Vec<Column>>,
 }
 
-/// A finished export file, not yet renamed into place.
+/// What a finished export file holds (the file itself is handed back beside it, not yet renamed
+/// into place).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
-    pub file: AtomicFile,
     /// Hex sha256 of the file's bytes.
     pub sha256: String,
     /// Contacts written.
@@ -52,7 +53,7 @@ pub trait ContactWriter: Send {
     /// Take the next contact.
     fn write(&mut self, c: Contact) -> anyhow::Result<()>;
     /// Write whatever is left; the file stays temporary until [`AtomicFile::commit`].
-    fn finish(self: Box<Self>) -> anyhow::Result<Written>;
+    fn finish(self: Box<Self>) -> anyhow::Result<(AtomicFile, Written)>;
 }
 
 /// A writer for `target` in `settings.format`; nothing at `target` changes before the commit.
@@ -121,15 +122,15 @@ impl ContactWriter for JsonlWriter {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> anyhow::Result<Written> {
+    fn finish(mut self: Box<Self>) -> anyhow::Result<(AtomicFile, Written)> {
         self.flush()?;
-        Ok(Written {
+        let written = Written {
             sha256: self.file.sha256()?,
-            file: self.file,
             rows: self.rows,
             columns: vec![],
             columns_added: vec![],
-        })
+        };
+        Ok((self.file, written))
     }
 }
 
@@ -171,7 +172,7 @@ impl ContactWriter for TableWriter {
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> anyhow::Result<Written> {
+    fn finish(self: Box<Self>) -> anyhow::Result<(AtomicFile, Written)> {
         let TableWriter {
             mut file,
             settings,
@@ -191,13 +192,13 @@ impl ContactWriter for TableWriter {
             settings.pinned.as_deref(),
         );
         write_rows(&mut file, &settings, &layout, rows, spool)?;
-        Ok(Written {
+        let written = Written {
             sha256: file.sha256()?,
-            file,
             rows,
             columns: layout.headers(),
             columns_added: layout.added,
-        })
+        };
+        Ok((file, written))
     }
 }
 
@@ -246,6 +247,11 @@ mod tests {
         }
     }
 
+    fn sha256_hex(path: &Path) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    }
+
     fn contacts() -> Vec<Contact> {
         [
             json!({"id": 1, "name": "Ann", "email": "ann@x.test", "created_at": 1711000000,
@@ -257,7 +263,7 @@ mod tests {
         .collect()
     }
 
-    fn write_all(target: &Path, s: Settings) -> Written {
+    fn write_all(target: &Path, s: Settings) -> (AtomicFile, Written) {
         let mut w = create(target, s).unwrap();
         for c in contacts() {
             w.write(c).unwrap();
@@ -270,11 +276,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for format in [Format::Csv, Format::Jsonl, Format::Xlsx] {
             let target = dir.path().join(format!("out.{}", format.as_str()));
-            let written = write_all(&target, settings(format));
+            let (file, written) = write_all(&target, settings(format));
             assert_eq!(written.rows, 2, "{format:?}");
             assert!(!target.exists(), "{format:?} appeared before the commit");
-            written.file.commit().unwrap();
-            assert!(target.metadata().unwrap().len() > 0, "{format:?}");
+            file.commit().unwrap();
+            assert_eq!(written.sha256, sha256_hex(&target), "{format:?}");
         }
     }
 
@@ -284,7 +290,7 @@ mod tests {
         let target = dir.path().join("t.csv");
         let mut s = settings(Format::Csv);
         s.pinned = Some(parse_columns(&["email".into(), "id".into()], "test").unwrap());
-        let written = write_all(&target, s);
+        let (file, written) = write_all(&target, s);
         assert_eq!(&written.columns[..2], ["email", "id"]);
         assert_eq!(
             written.columns.last().unwrap(),
@@ -295,7 +301,7 @@ mod tests {
                 .columns_added
                 .contains(&"custom_attributes.plan".to_string())
         );
-        written.file.commit().unwrap();
+        file.commit().unwrap();
         let text = std::fs::read_to_string(&target).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
@@ -313,7 +319,7 @@ mod tests {
         let target = dir.path().join("t.jsonl");
         let mut s = settings(Format::Jsonl);
         s.include_contact_inboxes = true;
-        write_all(&target, s).file.commit().unwrap();
+        write_all(&target, s).0.commit().unwrap();
         let text = std::fs::read_to_string(&target).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.lines().next().unwrap().contains("\"contact_inboxes\""));
