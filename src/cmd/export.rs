@@ -21,7 +21,7 @@ pub use crate::sink::Format;
 use crate::sink::atomic::parent_dir;
 use crate::sink::columns::{Timestamps, parse_columns};
 use crate::sink::conversations;
-use crate::sink::manifest::{self, Manifest};
+use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::writer::{self, ContactWriter, Settings};
 
 /// Export every contact of the account.
@@ -174,10 +174,6 @@ pub struct ExportSummary {
     pub manifest: Manifest,
     pub manifest_path: PathBuf,
     pub elapsed: Duration,
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {

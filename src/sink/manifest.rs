@@ -77,7 +77,7 @@ impl Manifest {
             timestamps: settings.timestamps.as_str().into(),
             include_contact_inboxes: settings.include_contact_inboxes,
             started_at,
-            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: now_rfc3339(),
             sha256: written.sha256.clone(),
             server_total_start: listed.total_start.unwrap_or(0),
             server_total_end: listed.total.unwrap_or(0),
@@ -114,6 +114,11 @@ pub struct Conversations {
     /// Contacts that were gone (404) by the time their conversations were asked for.
     pub contacts_gone: u64,
     pub sha256: String,
+}
+
+/// Now, as the manifest writes times (RFC 3339, UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The last part of `path`, as the manifest names files (`""` when there is none).
