@@ -13,7 +13,7 @@
 //! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
 //! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
-//! [`server`] (accept loop that can drop a connection).
+//! [`server`] (accept loop that can drop a connection), [`hooks`] (holds for deterministic tests).
 //!
 //! Side endpoints (no token, not counted, not rate-limited): `GET /_sandbox/stats` ([`Stats`] as
 //! JSON), `GET /_sandbox/state` (every contact, note and conversation), `POST /_sandbox/reset`
@@ -43,6 +43,7 @@
 //! ```
 pub mod config;
 pub mod faults;
+pub mod hooks;
 pub mod limits;
 pub mod routes;
 pub mod search;
@@ -59,6 +60,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 pub use config::{FaultKind, Faults, Flavour, RateLimits, SandboxConfig};
+pub use hooks::Hold;
 pub use routes::router;
 pub use server::{SandboxHandle, spawn};
 pub use stats::{LogEntry, RouteCount, Stats, route};
@@ -80,6 +82,7 @@ struct Inner {
     stats: Mutex<Recorder>,
     limiter: Mutex<Limiter>,
     faults: Mutex<FaultState>,
+    hooks: hooks::Hooks,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     /// Per-request salt of the unstable order.
@@ -135,6 +138,7 @@ impl SandboxState {
                 stats: Mutex::new(Recorder::default()),
                 limiter: Mutex::new(Limiter::new(config.limits.clone())),
                 faults: Mutex::new(FaultState::new(config.faults.clone())),
+                hooks: hooks::Hooks::default(),
                 in_flight: AtomicU64::new(0),
                 max_in_flight: AtomicU64::new(0),
                 order_counter: AtomicU64::new(0),
@@ -211,6 +215,13 @@ impl SandboxState {
     pub fn reset_stats(&self) {
         *lock(&self.inner.stats) = Recorder::default();
         self.inner.max_in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Hold every `method` request of `route` (a [`route`] name) after the first `after` until
+    /// the returned [`Hold`] is released: for tests that need something to happen at a given
+    /// point of a run (see [`hooks`]).
+    pub fn hold_after(&self, method: &str, route: &'static str, after: u64) -> Hold {
+        self.inner.hooks.add(method, route, after)
     }
 
     /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.

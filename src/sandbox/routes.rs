@@ -228,6 +228,7 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
         );
     }
     entry.admitted = true;
+    inner.hooks.arrive(method.as_str(), route).await;
 
     if !inner.config.latency.is_zero() {
         tokio::time::sleep(inner.config.latency).await;
