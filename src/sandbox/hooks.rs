@@ -1,6 +1,8 @@
 //! Test hooks: hold the requests of one route once the first N have arrived, until the test lets
-//! them go. They replace sleeps and races in timing-dependent tests: "pause the listing after 100
-//! pages, make the writes, go on" happens in that order however loaded the machine is.
+//! them go; and a clock for the rate limiter that stands still until the test moves it. They
+//! replace sleeps and races in timing-dependent tests: "pause the listing after 100 pages, make the
+//! writes, go on" happens in that order, and "three requests in one window, one in the next" lands
+//! in those windows, however loaded the machine is.
 //!
 //! A hold is made with [`SandboxState::hold_after`](super::SandboxState::hold_after). The gate
 //! calls [`Hooks::arrive`] for every API request it admitted, before the latency and the handler,
@@ -12,10 +14,12 @@ use tokio::sync::watch;
 
 use super::lock;
 
-/// Every hold of one sandbox.
+/// Every hold of one sandbox, and its set clock.
 #[derive(Default)]
 pub(crate) struct Hooks {
     holds: Mutex<Vec<Arc<HoldState>>>,
+    /// Milliseconds since the Unix epoch the limiter judges by, instead of the system clock.
+    clock: Mutex<Option<u64>>,
 }
 
 struct HoldState {
@@ -59,6 +63,16 @@ impl Hold {
 }
 
 impl Hooks {
+    /// The time the rate limiter judges a request by: the set clock, else `system()`.
+    pub(crate) fn now_ms(&self, system: impl FnOnce() -> u64) -> u64 {
+        lock(&self.clock).unwrap_or_else(system)
+    }
+
+    /// Stop the limiter's clock at `epoch_ms` (`None`: back to the system clock).
+    pub(crate) fn set_clock(&self, epoch_ms: Option<u64>) {
+        *lock(&self.clock) = epoch_ms;
+    }
+
     /// Hold every `method` request of `route` (a [`route`](super::route) name) after the first
     /// `after`.
     pub(crate) fn add(&self, method: &str, route: &'static str, after: u64) -> Hold {
@@ -122,6 +136,16 @@ mod tests {
         assert!(!third.is_finished());
         hold.release();
         third.await.unwrap();
+    }
+
+    #[test]
+    fn the_set_clock_stands_still_until_unset() {
+        let hooks = Hooks::default();
+        assert_eq!(hooks.now_ms(|| 7), 7);
+        hooks.set_clock(Some(5_000));
+        assert_eq!(hooks.now_ms(|| 7), 5_000);
+        hooks.set_clock(None);
+        assert_eq!(hooks.now_ms(|| 9), 9);
     }
 
     #[tokio::test]

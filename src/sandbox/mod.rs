@@ -224,6 +224,12 @@ impl SandboxState {
         self.inner.hooks.add(method, route, after)
     }
 
+    /// Make the rate limiter (and the request log's `epoch_ms`) read `epoch_ms` as the time until
+    /// set again, so a test puts requests in the windows it means to; `None`: the system clock.
+    pub fn set_clock(&self, epoch_ms: Option<u64>) {
+        self.inner.hooks.set_clock(epoch_ms)
+    }
+
     /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.
     /// The body uses the seed-file shape; returns the new id.
     pub fn insert_contact(&self, account_id: u64, contact: &Value) -> anyhow::Result<u64> {

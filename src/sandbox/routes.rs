@@ -213,7 +213,7 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     // log's `epoch_ms` is exactly the time the limiter judged.
     let verdict = {
         let mut limiter = lock(&inner.limiter);
-        entry.epoch_ms = epoch_ms();
+        entry.epoch_ms = inner.hooks.now_ms(epoch_ms);
         limiter.check(entry.epoch_ms, search_account)
     };
     if let Err(t) = verdict {
