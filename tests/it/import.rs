@@ -372,13 +372,10 @@ async fn index_and_search_lookups_make_identical_decisions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_key_was_taken_meanwhile_becomes_an_update() {
-    // Every request takes 300 ms on the server, so a contact inserted as soon as the listing has
-    // been served lands before our create is handled: the create gets the 422.
-    let w = World::new(SandboxConfig {
-        latency: Duration::from_millis(300),
-        ..SandboxConfig::default()
-    })
-    .await;
+    // Our create is held on the server until a contact with the same key has been inserted
+    // behind the listing's back: the create gets the 422.
+    let w = World::new(SandboxConfig::default()).await;
+    let hold = w.sb.state().hold_after("POST", route::CONTACTS, 0);
     let csv = format!("{HEADER}Ann,ann@x.com,A,gold,Paris\n");
     let file = w.write("f.csv", &csv);
     let map = w.write("m.yaml", MAPPING);
@@ -387,14 +384,20 @@ async fn a_create_whose_key_was_taken_meanwhile_becomes_an_update() {
     args.lookup = Strategy::Index;
     let sb = w.sb.state().clone();
     let seeder = tokio::spawn(async move {
-        while sb.stats().count("GET", route::CONTACTS) == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        sb.insert_contact(
+        hold.reached().await;
+        assert_eq!(
+            sb.stats().count("GET", route::CONTACTS),
             1,
-            &json!({"name": "Ann", "email": "ann@x.com", "identifier": "A"}),
-        )
-        .unwrap()
+            "the index was read"
+        );
+        let id = sb
+            .insert_contact(
+                1,
+                &json!({"name": "Ann", "email": "ann@x.com", "identifier": "A"}),
+            )
+            .unwrap();
+        hold.release();
+        id
     });
     let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
         .await
