@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::exit::Stop;
 use crate::model::{Outcome, RowError};
 
 /// The columns `failures.csv` adds after the source's own.
@@ -76,6 +77,20 @@ impl RunDir {
             }
         }
         unreachable!()
+    }
+
+    /// The directory of an earlier run to continue: it must hold the journal `--resume` reads.
+    /// `what` names the kind of run in the error (`a run`, `a revert run`).
+    pub fn resume(dir: &Path, what: &str) -> Result<RunDir> {
+        if !dir.join("journal.jsonl").is_file() {
+            bail!(
+                "{}: not {what} directory to resume (no journal.jsonl in it)",
+                dir.display()
+            );
+        }
+        Ok(RunDir {
+            path: dir.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -286,8 +301,8 @@ pub struct Summary {
     pub rows_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestStats>,
-    /// Why the run ended before the end of the file (`interrupted`, `max_errors`), if it did.
-    pub stopped: Option<String>,
+    /// Why the run ended before the end of the file, if it did.
+    pub stopped: Option<Stop>,
 }
 
 impl Summary {
@@ -314,7 +329,7 @@ impl Summary {
             file: file.display().to_string(),
             mapping: mapping.display().to_string(),
             run_dir: String::new(),
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: now(),
             finished_at: None,
             rows_read: 0,
             outcomes: actions.iter().map(|a| (a.as_str().to_owned(), 0)).collect(),
@@ -381,7 +396,7 @@ impl Summary {
             ),
         ));
         if let Some(why) = &self.stopped {
-            rows.push(("stopped".into(), why.clone()));
+            rows.push(("stopped".into(), why.as_str().to_owned()));
         }
         rows.push(("run directory".into(), self.run_dir.clone()));
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -391,6 +406,22 @@ impl Summary {
         }
         s
     }
+}
+
+/// The UTC time now, as the reports write it (RFC 3339, milliseconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Write `value` as pretty JSON to `dir/name`, through a temporary name renamed over it, so a
+/// reader never sees half of it: every run's `summary.json` goes through here.
+pub fn write_json_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut body = serde_json::to_vec_pretty(value)?;
+    body.push(b'\n');
+    fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// `1234567` → `1,234,567`.
@@ -474,25 +505,21 @@ impl Reports {
         Ok(())
     }
 
-    /// Flush the CSV files and write `summary.json` (to a temporary name, then renamed, so a
-    /// reader never sees half of it). Returns the summary.
-    pub fn finish(mut self) -> Result<Summary> {
+    /// Flush the CSV files and write `summary.json` with the run's end: `stop` (none when it
+    /// reached the end of the file), the time taken and `finished_at` now. Returns the summary.
+    pub fn finish(mut self, stop: Option<Stop>) -> Result<Summary> {
         self.flush()?;
         let elapsed = self.started.elapsed().as_secs_f64();
         let s = &mut self.summary;
+        s.stopped = stop;
         s.elapsed_s = (elapsed * 1000.0).round() / 1000.0;
         s.rows_per_s = if elapsed > 0.0 {
             (s.rows_read as f64 / elapsed).round()
         } else {
             0.0
         };
-        s.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let path = self.dir.file("summary.json");
-        let tmp = self.dir.file(".summary.json.tmp");
-        let mut body = serde_json::to_vec_pretty(&self.summary)?;
-        body.push(b'\n');
-        fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+        s.finished_at = Some(now());
+        write_json_atomic(self.dir.path(), "summary.json", &self.summary)?;
         Ok(self.summary)
     }
 }
@@ -633,7 +660,7 @@ mod tests {
             })
             .unwrap();
         }
-        let out = reps.finish().unwrap();
+        let out = reps.finish(None).unwrap();
         assert_eq!(out.rows_read, 4);
         assert_eq!(out.outcomes.values().sum::<u64>(), 4);
         assert_eq!(out.failures(), 1);

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::api::{ApiError, Client};
+use crate::exit::Stop;
 use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
@@ -126,15 +127,6 @@ pub fn groups(rows: &[Row], known: &Known) -> Vec<Vec<usize>> {
     out
 }
 
-/// Why the run stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    Interrupted,
-    MaxErrors,
-    /// The server refused the token, or the journal cannot be written.
-    Fatal,
-}
-
 /// The write phase's shared state.
 pub struct Engine {
     pub client: Client,
@@ -146,7 +138,6 @@ pub struct Engine {
     max_errors: Option<u64>,
     failures: AtomicU64,
     stop: Mutex<Option<Stop>>,
-    fatal: Mutex<Option<String>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
 }
@@ -178,7 +169,6 @@ impl Engine {
             max_errors: opts.max_errors,
             failures: AtomicU64::new(0),
             stop: Mutex::new(None),
-            fatal: Mutex::new(None),
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
         }
@@ -195,41 +185,39 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
-    /// Why the run stopped, if it did.
+    /// Why the run stopped, if it did (the first reason wins).
     pub fn stopped(&self) -> Option<Stop> {
+        let mut s = self.stop.lock().unwrap();
         if self.interrupt.load(Ordering::Relaxed) {
-            let mut s = self.stop.lock().unwrap();
             s.get_or_insert(Stop::Interrupted);
         }
-        *self.stop.lock().unwrap()
+        s.clone()
     }
 
-    /// The message of a fatal stop.
-    pub fn fatal_message(&self) -> Option<String> {
-        self.fatal.lock().unwrap().clone()
+    fn is_stopped(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed) || self.stop.lock().unwrap().is_some()
     }
 
-    fn halt(&self, why: Stop, message: Option<String>) {
+    /// Stop starting rows, for `why` (unless the run already stopped for another reason).
+    pub fn halt(&self, why: Stop) {
         self.stop.lock().unwrap().get_or_insert(why);
-        if let Some(m) = message {
-            self.fatal.lock().unwrap().get_or_insert(m);
-        }
     }
 
     /// Apply every group, `concurrency` groups at a time; `done` gets each finished row (in
-    /// completion order). Rows not started because the run stopped get no result.
+    /// completion order). Rows not started because the run stopped get no result; an error from
+    /// `done` (a report cannot be written) stops the run as fatal, and `done` is not called again.
     pub async fn run(
         &self,
         rows: &[Row],
         groups: Vec<Vec<usize>>,
         concurrency: usize,
-        mut done: impl FnMut(RowResult),
+        mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
         let mut stream = futures::stream::iter(groups)
             .map(|g| async move {
                 let mut out = Vec::with_capacity(g.len());
                 for i in g {
-                    if self.stopped().is_some() {
+                    if self.is_stopped() {
                         break;
                     }
                     match self.apply_row(&rows[i]).await {
@@ -237,13 +225,13 @@ impl Engine {
                             if r.outcome.is_failure() {
                                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                                 if self.max_errors.is_some_and(|m| n > m) {
-                                    self.halt(Stop::MaxErrors, None);
+                                    self.halt(Stop::MaxErrors);
                                 }
                             }
                             out.push(r);
                         }
                         Err(e) => {
-                            self.halt(Stop::Fatal, Some(format!("{e:#}")));
+                            self.halt(Stop::Fatal(format!("{e:#}")));
                             break;
                         }
                     }
@@ -251,9 +239,16 @@ impl Engine {
                 out
             })
             .buffer_unordered(concurrency.max(1));
+        let mut failed = false;
         while let Some(results) = stream.next().await {
             for r in results {
-                done(r);
+                if failed {
+                    continue;
+                }
+                if let Err(e) = done(r) {
+                    self.halt(Stop::Fatal(format!("{e:#}")));
+                    failed = true;
+                }
             }
         }
     }
@@ -480,7 +475,7 @@ impl Engine {
             err,
             ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
         ) {
-            self.halt(Stop::Fatal, Some(err.to_string()));
+            self.halt(Stop::Fatal(err.to_string()));
         }
         let field = match err {
             ApiError::Rejected { attributes, .. } => attributes.first().map(String::as_str),

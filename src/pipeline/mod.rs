@@ -8,6 +8,8 @@
 //! [`dupes`] and runs in the consumer, because "the earlier row" only means something in file order.
 pub mod dupes;
 pub mod engine;
+pub mod import;
+pub mod input;
 pub mod journal;
 pub mod lookup;
 pub mod plan;

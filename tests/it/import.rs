@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use doto_bulk::api::{ApiToken, ClientConfig, RateLimit};
 use doto_bulk::cmd::import::{Args, ImportRun, run_import};
+use doto_bulk::exit::Stop;
 use doto_bulk::pipeline::lookup::Strategy;
 use doto_bulk::sandbox::{self, FaultKind, Faults, SandboxConfig, SandboxHandle, route};
 use serde_json::{Value, json};
@@ -540,7 +541,7 @@ async fn an_interrupted_run_resumed_ends_with_every_row_exactly_once() {
     });
     let first = run_import(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.exit_code, 130);
-    assert_eq!(first.summary.stopped.as_deref(), Some("interrupted"));
+    assert_eq!(first.summary.stopped, Some(Stop::Interrupted));
     assert!(first.summary.rows_read < N as u64);
     let writes_before = w.writes();
 
@@ -566,7 +567,7 @@ async fn too_many_invalid_rows_stop_the_run_before_any_write() {
         .await;
     assert_eq!(run.exit_code, 1);
     assert!(run.fatal.as_deref().unwrap().contains("--max-errors"));
-    assert_eq!(run.summary.stopped.as_deref(), Some("max_errors"));
+    assert_eq!(run.summary.stopped, Some(Stop::MaxErrors));
     assert_eq!(w.writes(), 0);
     // The invalid rows are still reported.
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();

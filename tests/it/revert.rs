@@ -3,6 +3,8 @@
 //! reported), a second revert writes nothing, a contact changed since is skipped unless
 //! `--force`, and a dry run writes nothing.
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use doto_bulk::api::{Client, ContactPatch};
 use doto_bulk::cmd::revert::{Args, RevertRun, run_revert};
@@ -29,6 +31,11 @@ fn state(w: &World, ignore: &[(&str, &str)]) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// An interrupt flag nobody sets.
+fn never() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
 /// DELETE / PATCH / POST requests received so far.
 fn all_writes(w: &World) -> u64 {
     w.writes() + w.sb.stats().count("DELETE", route::CONTACT)
@@ -38,7 +45,7 @@ async fn revert(w: &World, import_dir: &str, out: &str, tune: impl FnOnce(&mut A
     let mut args = Args::new(&w.path(import_dir));
     args.out = Some(w.path(out));
     tune(&mut args);
-    run_revert(&args, w.config(), true).await.unwrap()
+    run_revert(&args, w.config(), true, never()).await.unwrap()
 }
 
 /// Bob and Dan exist; the import creates Ann, changes Bob's plan and name, and gives Dan a plan
@@ -169,7 +176,9 @@ async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
     let (w, before) = imported().await;
     let mut args = Args::new(&w.path("nowhere"));
     args.out = Some(w.path("x"));
-    let err = run_revert(&args, w.config(), true).await.unwrap_err();
+    let err = run_revert(&args, w.config(), true, never())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("journal.jsonl"), "{err}");
 
     let first = revert(&w, "imp", "rev", |_| {}).await;
@@ -178,7 +187,7 @@ async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
     w.sb.reset_stats();
     let mut args = Args::new(&w.path("imp"));
     args.resume = Some(w.path("rev"));
-    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
     assert_eq!(resumed.counts.get("skipped"), Some(&3));
     assert_eq!(all_writes(&w), 0);
     assert_eq!(w.sb.stats().count("GET", route::CONTACT), 0);
@@ -210,7 +219,7 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
     assert!(faults > 0, "the faults fired");
     let mut args = Args::new(&w.path("imp"));
     args.resume = Some(w.path("rev"));
-    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
     assert_eq!(
         resumed.exit_code, 0,
         "{:?} then {:?}",

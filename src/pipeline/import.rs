@@ -1,0 +1,250 @@
+//! The stages of an import that are not the write phase itself ([`super::engine`]):
+//! - [`read_rows`]: every row of the file mapped, in file order, the valid ones made [`Row`]s for
+//!   the engine (their keys taken once, their in-file duplicates found);
+//! - [`ImportReports`]: the engine's results, which arrive in completion order, written to the
+//!   shared [`Reports`] (and `plan.jsonl` in a dry run) in file order as soon as every earlier
+//!   row is done, so that a stopped run has flushed every row it finished.
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use anyhow::{Context, Result};
+
+use crate::api::Metrics;
+use crate::exit::Stop;
+use crate::mapping::{MatchKey, Resolved};
+use crate::model::{Outcome, RowError};
+use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
+use crate::source::Source;
+
+use super::dupes::DupeTracker;
+use super::engine::{Row, RowResult};
+use super::journal::row_hash;
+use super::lookup::{self, Key};
+use super::{Mapped, PipelineOptions};
+
+/// One row of the file, in file order, as the reports need it.
+pub struct Slot {
+    pub line: u64,
+    /// The fields as read (`failures.csv`).
+    pub fields: Vec<String>,
+    /// The earlier line of the file with one of this row's keys.
+    pub duplicate_of: Option<u64>,
+    pub state: SlotState,
+}
+
+/// Where a row of the file stands.
+pub enum SlotState {
+    /// Valid: handed to the engine; `key` is the key the reports name it by.
+    Pending {
+        key: Option<String>,
+    },
+    Skipped(RowError),
+    Invalid(Vec<RowError>),
+}
+
+/// The file read: every row in file order, and the valid ones ready for the engine (each
+/// [`Row::idx`] is its slot).
+pub struct FileRows {
+    pub slots: Vec<Slot>,
+    pub rows: Vec<Row>,
+}
+
+impl Slot {
+    /// Invalid already (counts towards `--max-errors`).
+    pub fn is_invalid(&self) -> bool {
+        matches!(self.state, SlotState::Invalid(_))
+    }
+}
+
+impl FileRows {
+    /// The distinct keys the valid rows match on.
+    pub fn keys(&self) -> BTreeSet<Key> {
+        self.rows
+            .iter()
+            .flat_map(|r| r.keys.iter().cloned())
+            .collect()
+    }
+}
+
+/// Read, map and check every row of `source` (blocking: run it off the async threads); `tick`
+/// counts rows.
+pub fn read_rows(
+    source: Box<dyn Source>,
+    resolved: Resolved,
+    match_keys: &[MatchKey],
+    mut tick: impl FnMut(),
+) -> FileRows {
+    let mut dupes = DupeTracker::new();
+    let mut out = FileRows {
+        slots: Vec::new(),
+        rows: Vec::new(),
+    };
+    for m in super::map_rows(source, resolved, &PipelineOptions::default()) {
+        tick();
+        let idx = out.slots.len();
+        let (state, duplicate_of) = match m.mapped {
+            Mapped::Valid(draft) => {
+                let duplicate_of = dupes.check(m.line, &draft).first().map(|d| d.first_line);
+                let keys = lookup::match_keys(match_keys, &draft);
+                let key = keys
+                    .first()
+                    .or(lookup::all_keys(&draft).first())
+                    .map(Key::label);
+                out.rows.push(Row {
+                    idx,
+                    line: m.line,
+                    hash: row_hash(&m.fields),
+                    keys,
+                    draft: *draft,
+                });
+                (SlotState::Pending { key }, duplicate_of)
+            }
+            Mapped::Skipped(e) => (SlotState::Skipped(e), None),
+            Mapped::Invalid(errs) => (SlotState::Invalid(errs), None),
+        };
+        out.slots.push(Slot {
+            line: m.line,
+            fields: m.fields,
+            duplicate_of,
+            state,
+        });
+    }
+    out
+}
+
+/// The rows an import can end in.
+pub const ACTIONS: [RowAction; 6] = [
+    RowAction::Outcome(Outcome::Created),
+    RowAction::Outcome(Outcome::Updated),
+    RowAction::Outcome(Outcome::Unchanged),
+    RowAction::Outcome(Outcome::Skipped),
+    RowAction::Outcome(Outcome::Failed),
+    RowAction::Outcome(Outcome::Invalid),
+];
+
+/// The reports of an import, fed the engine's results as they come and writing them in file
+/// order.
+pub struct ImportReports {
+    reports: Reports,
+    /// `plan.jsonl` (dry run).
+    plan: Option<BufWriter<File>>,
+    slots: Vec<Slot>,
+    /// Results that came before an earlier row's, by slot.
+    waiting: Vec<Option<RowResult>>,
+    /// The first slot not written yet.
+    next: usize,
+}
+
+impl ImportReports {
+    /// `failures.csv` and `results.csv` for a source with these headers, and `plan.jsonl` for a
+    /// dry run.
+    pub fn create(
+        dir: RunDir,
+        headers: &[String],
+        summary: Summary,
+        dry_run: bool,
+    ) -> Result<ImportReports> {
+        let plan = match dry_run {
+            true => {
+                let p = dir.file("plan.jsonl");
+                let f =
+                    File::create(&p).with_context(|| format!("{}: cannot create", p.display()))?;
+                Some(BufWriter::new(f))
+            }
+            false => None,
+        };
+        Ok(ImportReports {
+            reports: Reports::create(dir, headers, summary)?,
+            plan,
+            slots: Vec::new(),
+            waiting: Vec::new(),
+            next: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &RunDir {
+        self.reports.dir()
+    }
+
+    /// The file's rows, whose results are to come; the invalid and skipped ones at the head
+    /// are written at once.
+    pub fn expect(&mut self, slots: Vec<Slot>) -> Result<()> {
+        self.waiting = (0..slots.len()).map(|_| None).collect();
+        self.slots = slots;
+        self.write_ready(false)
+    }
+
+    /// One row's result (in any order): written with every row after it that is ready.
+    pub fn done(&mut self, r: RowResult) -> Result<()> {
+        let idx = r.idx;
+        self.waiting[idx] = Some(r);
+        self.write_ready(false)
+    }
+
+    /// Write the rows in file order up to the first valid row with no result yet; at the end
+    /// (`all`), valid rows with no result (the run stopped before them) are passed over: not
+    /// counted as read.
+    fn write_ready(&mut self, all: bool) -> Result<()> {
+        while self.next < self.slots.len() {
+            let i = self.next;
+            let slot = &self.slots[i];
+            let result = self.waiting[i].take();
+            let (outcome, contact_id, errors, key) = match (&slot.state, &result) {
+                (SlotState::Pending { .. }, None) if !all => break,
+                (SlotState::Pending { .. }, None) => {
+                    self.next += 1;
+                    continue;
+                }
+                (SlotState::Pending { key }, Some(r)) => {
+                    if let (Some(p), Some(line)) = (self.plan.as_mut(), &r.plan) {
+                        serde_json::to_writer(&mut *p, line)?;
+                        p.write_all(b"\n")?;
+                    }
+                    (r.outcome, r.contact_id, r.errors.as_slice(), key.as_deref())
+                }
+                (SlotState::Skipped(e), _) => {
+                    (Outcome::Skipped, None, std::slice::from_ref(e), None)
+                }
+                (SlotState::Invalid(errs), _) => (Outcome::Invalid, None, errs.as_slice(), None),
+            };
+            self.reports.row(&RowReport {
+                line: slot.line,
+                fields: &slot.fields,
+                action: RowAction::Outcome(outcome),
+                errors,
+                contact_id,
+                key,
+                duplicate_of: slot.duplicate_of,
+            })?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Write what is left, the requests made and `summary.json` (a dry run's counts say
+    /// `would_create` / `would_update`); returns the summary.
+    pub fn finish(mut self, stop: Option<Stop>, metrics: &Metrics) -> Result<Summary> {
+        self.write_ready(true)?;
+        if let Some(mut p) = self.plan.take() {
+            p.flush().context("cannot write plan.jsonl")?;
+            let s = self.reports.summary_mut();
+            for (from, to) in [("created", "would_create"), ("updated", "would_update")] {
+                let n = s.outcomes.remove(from).unwrap_or(0);
+                s.outcomes.insert(to.into(), n);
+            }
+            s.command = "import --dry-run".into();
+        }
+        self.reports.summary_mut().requests = Some(RequestStats {
+            by_kind: metrics
+                .requests
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect(),
+            retries: metrics.retries,
+            rate_limited: metrics.rate_limited,
+        });
+        self.reports.finish(stop)
+    }
+}
