@@ -46,9 +46,9 @@ impl Strategy {
     /// One line on what it does (the `--help` text of its value).
     pub fn about(self) -> &'static str {
         match self {
-            Strategy::Auto => "pick the cheaper of the two",
-            Strategy::Index => "page through every contact once and match locally",
-            Strategy::Search => "search each key and keep exact matches",
+            Strategy::Auto => "Pick the cheaper of the two",
+            Strategy::Index => "Page through every contact once and match locally",
+            Strategy::Search => "Search each key and keep exact matches",
         }
     }
 }

@@ -611,3 +611,39 @@ async fn auto_searches_a_few_keys_in_a_big_account_and_lists_a_small_one() {
         .await;
     assert_eq!(run.lookup, Strategy::Index);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_times_span_the_whole_run() {
+    // Latency makes the run last long enough to tell its start from its end.
+    let w = World::new(SandboxConfig {
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut csv = HEADER.to_owned();
+    for i in 0..8 {
+        csv.push_str(&format!("N{i},n{i}@x.com,I{i},free,Oslo\n"));
+    }
+    let called = chrono::Utc::now();
+    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = 1).await;
+    let returned = chrono::Utc::now();
+    assert_eq!(run.exit_code, 0);
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(run.run_dir.join("summary.json")).unwrap()).unwrap();
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(s[k].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let (started, finished) = (at("started_at"), at("finished_at"));
+    // Millisecond timestamps: within the call, in order.
+    let ms = chrono::Duration::milliseconds(1);
+    assert!(called - ms <= started && finished <= returned + ms, "{s}");
+    let elapsed = s["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed > 0.1, "the run took {elapsed} s");
+    let span = (finished - started).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        span >= elapsed - 0.05,
+        "started_at..finished_at is {span} s, the run {elapsed} s"
+    );
+}

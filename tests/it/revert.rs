@@ -228,53 +228,66 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
     assert_eq!(state(&w, &[]), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import() {
+/// `doto-bulk revert IMPORT_DIR EXTRA… -q` against the world's sandbox, stderr piped.
+fn spawn_revert(w: &World, import_dir: &str, extra: &[&std::ffi::OsStr]) -> std::process::Child {
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .arg("revert")
+        .arg(w.path(import_dir))
+        .args(extra)
+        .args(["--base-url", &w.sb.base_url])
+        .args(["--account-id", &w.sb.account_id.to_string()])
+        .arg("-q")
+        .env("DOTO_API_TOKEN", &w.sb.admin_token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A world with latency (so that a signal lands amid the revert's writes) after an import of
+/// `n` updates and `n` creates; returns it with the state before the import.
+async fn slow_imported(n: usize) -> (World, BTreeMap<String, Value>) {
+    use std::time::Duration;
 
     use doto_bulk::sandbox::SandboxConfig;
-    // Latency spreads the revert's writes out so that the kill lands in the middle of them.
     let w = World::new(SandboxConfig {
         latency: Duration::from_millis(15),
         ..SandboxConfig::default()
     })
     .await;
-    let csv = updates_and_creates(&w, 25);
+    let csv = updates_and_creates(&w, n);
     let before = state(&w, &[]);
     let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
     assert_ne!(state(&w, &[]), before);
+    (w, before)
+}
 
-    let spawn = |extra: &[&std::ffi::OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
-            .arg("revert")
-            .arg(w.path("imp"))
-            .args(extra)
-            .args(["--base-url", &w.sb.base_url])
-            .args(["--account-id", &w.sb.account_id.to_string()])
-            .arg("-q")
-            .env("DOTO_API_TOKEN", &w.sb.admin_token)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let rev = w.path("rev");
-    let writes_before = all_writes(&w);
-    let mut child = spawn(&["--out".as_ref(), rev.as_os_str()]);
+/// Wait until the revert `child` has sent `n` more writes than `from` (it must still run).
+fn wait_for_writes(w: &World, child: &mut std::process::Child, from: u64, n: u64) {
+    use std::time::{Duration, Instant};
     let started = Instant::now();
-    while all_writes(&w) < writes_before + 15 {
+    while all_writes(w) < from + n {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the revert never got going"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the revert finished before it could be killed"
+            "the revert finished before it could be stopped"
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import() {
+    let (w, before) = slow_imported(25).await;
+    let rev = w.path("rev");
+    let writes_before = all_writes(&w);
+    let mut child = spawn_revert(&w, "imp", &["--out".as_ref(), rev.as_os_str()]);
+    wait_for_writes(&w, &mut child, writes_before, 15);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done_at_kill = all_writes(&w) - writes_before;
@@ -284,7 +297,7 @@ async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import(
     );
     assert_ne!(state(&w, &[]), before, "the kill left work to resume");
 
-    let out = spawn(&["--resume".as_ref(), rev.as_os_str()])
+    let out = spawn_revert(&w, "imp", &["--resume".as_ref(), rev.as_os_str()])
         .wait_with_output()
         .unwrap();
     assert_eq!(
@@ -300,4 +313,54 @@ async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import(
     let again = revert(&w, "imp", "rev2", |_| {}).await;
     assert_eq!(again.exit_code, 0);
     assert_eq!(all_writes(&w), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_revert_with_130_its_reports_flushed_and_resume_finishes_it() {
+    let (w, before) = slow_imported(25).await;
+    let rev = w.path("rev");
+    let writes_before = all_writes(&w);
+    let mut child = spawn_revert(
+        &w,
+        "imp",
+        &[
+            "--out".as_ref(),
+            rev.as_os_str(),
+            "--concurrency".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    wait_for_writes(&w, &mut child, writes_before, 10);
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(state(&w, &[]), before, "Ctrl-C left work to resume");
+    // Every contact finished before the stop is in the reports and the journal.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(rev.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stopped"], "interrupted");
+    let reverted = summary["contacts"].as_u64().unwrap();
+    assert!(reverted > 0 && reverted < 50, "{summary}");
+    let csv = std::fs::read_to_string(rev.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, reverted + 1);
+    let journal = std::fs::read_to_string(rev.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count() as u64, reverted);
+    assert!(summary["finished_at"].as_str() >= summary["started_at"].as_str());
+
+    let mut args = Args::new(&w.path("imp"));
+    args.resume = Some(rev);
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
+    assert_eq!(resumed.exit_code, 0, "{:?}", resumed.counts);
+    assert_eq!(resumed.stopped, None);
+    assert_eq!(resumed.counts.get("skipped").copied(), Some(reverted));
+    assert_eq!(state(&w, &[]), before);
 }
