@@ -15,23 +15,23 @@
 //! (in-flight writes finish, the reports and the journal are flushed).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 
-use crate::api::{Client, ClientConfig, Metrics, RateLimit};
+use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
-use crate::cmd::{CtrlC, enum_parser, finish};
+use crate::cmd::{CtrlC, enum_parser, finish, interrupted};
 use crate::exit::{self, Stop};
-use crate::pipeline::engine::{Engine, EngineOptions, groups};
-use crate::pipeline::import::{ACTIONS, FileRows, ImportReports, read_rows};
+use crate::pipeline::engine::EngineOptions;
+use crate::pipeline::import::{ACTIONS, FileRows, ImportReports, Writes, end_text, read_rows};
 use crate::pipeline::input::Input;
-use crate::pipeline::journal::{Journal, Ledger};
-use crate::pipeline::lookup::{Choice, Known, Lookup, Strategy, look_up};
+use crate::pipeline::journal::Ledger;
+use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
 use crate::pipeline::plan::{Mode, Policy};
 use crate::progress::Progress;
-use crate::report::{RunDir, Summary};
+use crate::report::{RunDir, Summary, write_json_atomic};
 
 /// `--mode`'s values.
 const MODES: [(Mode, &str, &str); 3] = [
@@ -186,17 +186,7 @@ pub async fn run_import(
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
     let input = Input::open(&args.file, &args.mapping)?;
-    let (dir, ledger) = match &args.resume {
-        // The interrupted run's directory: its journal is continued.
-        Some(d) => (
-            RunDir::resume(d, "a run")?,
-            Ledger::read(&d.join("journal.jsonl"))?,
-        ),
-        None => (
-            RunDir::create(args.out.as_deref(), "import")?,
-            Ledger::default(),
-        ),
-    };
+    let (dir, ledger) = open_run(args)?;
     let run_dir = dir.path().to_path_buf();
     let summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
@@ -211,25 +201,28 @@ pub async fn run_import(
     let keys = file.keys();
     let lookup = tokio::select! {
         l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => Some(l?),
-        () = wait_for(&interrupt) => None,
+        () = interrupted(&interrupt) => None,
     };
     let (strategy, choice) = match &lookup {
         Some(l) => (l.strategy, l.choice.clone()),
         None => (args.lookup, None),
     };
     if let Some(c) = &choice {
-        let body = serde_json::to_vec_pretty(c)?;
-        std::fs::write(run_dir.join("lookup.json"), body)
-            .with_context(|| format!("{}: cannot write lookup.json", run_dir.display()))?;
+        write_json_atomic(&run_dir, "lookup.json", c)?;
     }
     let stop = match lookup {
         Some(Lookup { known, .. }) => {
-            let writes = Writes {
-                args,
+            let opts = EngineOptions {
                 policy,
-                ledger,
-                known,
+                dry_run: args.dry_run,
+                max_errors: args.max_errors,
                 interrupt,
+            };
+            let writes = Writes {
+                known,
+                ledger,
+                opts,
+                concurrency: args.concurrency,
                 quiet,
             };
             writes.run(&client, file, &mut out).await?
@@ -258,6 +251,21 @@ pub async fn run_import(
     })
 }
 
+/// The run directory: a fresh one, or (`--resume`) the interrupted run's, whose journal is
+/// continued.
+fn open_run(args: &Args) -> Result<(RunDir, Ledger)> {
+    Ok(match &args.resume {
+        Some(d) => {
+            let ledger = Ledger::read(&d.join("journal.jsonl"))?;
+            (RunDir::resume(d, "a run")?, ledger)
+        }
+        None => {
+            let dir = RunDir::create(args.out.as_deref(), "import")?;
+            (dir, Ledger::default())
+        }
+    })
+}
+
 /// Stage 1 off the async threads, with a progress counter.
 async fn read(input: Input, quiet: bool) -> Result<FileRows> {
     let keys = input.match_keys().to_vec();
@@ -270,92 +278,6 @@ async fn read(input: Input, quiet: bool) -> Result<FileRows> {
     })
     .await
     .context("the reading task failed")
-}
-
-/// Stage 3: what the write phase needs besides the client and the rows.
-struct Writes<'a> {
-    args: &'a Args,
-    policy: Policy,
-    ledger: Ledger,
-    known: Known,
-    interrupt: Arc<AtomicBool>,
-    quiet: bool,
-}
-
-impl Writes<'_> {
-    /// Write every row (unless the invalid rows alone exceed `--max-errors`), each result to
-    /// `out` as it finishes; returns why the run stopped early.
-    async fn run(
-        self,
-        client: &Client,
-        file: FileRows,
-        out: &mut ImportReports,
-    ) -> Result<Option<Stop>> {
-        let args = self.args;
-        let FileRows { slots, rows } = file;
-        let invalid = slots.iter().filter(|s| s.is_invalid()).count() as u64;
-        out.expect(slots)?;
-        if args.max_errors.is_some_and(|m| invalid > m) {
-            return Ok(Some(Stop::MaxErrors));
-        }
-        let journal = match args.dry_run {
-            true => None,
-            false => Some(Journal::open(&out.dir().file("journal.jsonl"))?),
-        };
-        let groups = groups(&rows, &self.known);
-        let opts = EngineOptions {
-            policy: self.policy,
-            dry_run: args.dry_run,
-            // Invalid rows count towards --max-errors too.
-            max_errors: args.max_errors.map(|m| m.saturating_sub(invalid)),
-            interrupt: self.interrupt,
-        };
-        let engine = Engine::new(client.clone(), self.known, journal, self.ledger, opts);
-        let label = if args.dry_run {
-            "planning"
-        } else {
-            "importing"
-        };
-        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label);
-        engine
-            .run(&rows, groups, args.concurrency, |r| {
-                writing.inc(1);
-                out.done(r)
-            })
-            .await;
-        Ok(engine.stopped())
-    }
-}
-
-/// The terminal summary: the table, the lookup and the requests made.
-fn end_text(s: &Summary, strategy: Strategy, auto: bool, m: &Metrics, dry_run: bool) -> String {
-    let mut text = s.table();
-    text.push_str(&format!(
-        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited)\n",
-        strategy.as_str(),
-        if auto {
-            " (chosen by --lookup auto)"
-        } else {
-            ""
-        },
-        m.total_requests(),
-        m.retries,
-        m.rate_limited
-    ));
-    if dry_run {
-        text.push_str(&format!(
-            "  plan: {}\n",
-            Path::new(&s.run_dir).join("plan.jsonl").display()
-        ));
-    }
-    text
-}
-
-/// Resolves once `flag` is set (polled: the flag is set from a signal handler task).
-async fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::Relaxed) {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,13 @@ impl Drop for CtrlC {
     }
 }
 
+/// Resolves once `flag` is set (polled: the flag is set from the Ctrl-C task).
+pub async fn interrupted(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The end of a command over rows: the exit code for `stop` and `failures`, or, when the run
 /// stopped for a reason the user must read (`--max-errors`, a fatal error, a read error), that
 /// reason as the error, naming `input` and where the reports so far are.

@@ -1,6 +1,8 @@
 //! The stages of an import that are not the write phase itself ([`super::engine`]):
 //! - [`read_rows`]: every row of the file mapped, in file order, the valid ones made [`Row`]s for
 //!   the engine (their keys taken once, their in-file duplicates found);
+//! - [`Writes`]: the write phase set up around the [`Engine`] (journal, `--max-errors` counting
+//!   the invalid rows, progress);
 //! - [`ImportReports`]: the engine's results, which arrive in completion order, written to the
 //!   shared [`Reports`] (and `plan.jsonl` in a dry run) in file order as soon as every earlier
 //!   row is done, so that a stopped run has flushed every row it finished.
@@ -10,17 +12,18 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
 
-use crate::api::Metrics;
+use crate::api::{Client, Metrics};
 use crate::exit::Stop;
 use crate::mapping::{MatchKey, Resolved};
 use crate::model::{Outcome, RowError};
+use crate::progress::Progress;
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::Source;
 
 use super::dupes::DupeTracker;
-use super::engine::{Row, RowResult};
-use super::journal::row_hash;
-use super::lookup::{self, Key};
+use super::engine::{Engine, EngineOptions, Row, RowResult, groups};
+use super::journal::{Journal, Ledger, row_hash};
+use super::lookup::{self, Key, Known, Strategy};
 use super::{Mapped, PipelineOptions};
 
 /// One row of the file, in file order, as the reports need it.
@@ -111,6 +114,78 @@ pub fn read_rows(
         });
     }
     out
+}
+
+/// The write phase: what it needs besides the client and the rows.
+pub struct Writes {
+    pub known: Known,
+    /// What an earlier run (`--resume`) finished.
+    pub ledger: Ledger,
+    /// `max_errors` counts the file's invalid rows too.
+    pub opts: EngineOptions,
+    pub concurrency: usize,
+    pub quiet: bool,
+}
+
+impl Writes {
+    /// Write every row (unless the invalid rows alone exceed `--max-errors`), each result to
+    /// `out` as it finishes, the journal beside the reports; returns why the run stopped early.
+    pub async fn run(
+        mut self,
+        client: &Client,
+        file: FileRows,
+        out: &mut ImportReports,
+    ) -> Result<Option<Stop>> {
+        let FileRows { slots, rows } = file;
+        let invalid = slots.iter().filter(|s| s.is_invalid()).count() as u64;
+        out.expect(slots)?;
+        if self.opts.max_errors.is_some_and(|m| invalid > m) {
+            return Ok(Some(Stop::MaxErrors));
+        }
+        self.opts.max_errors = self.opts.max_errors.map(|m| m - invalid);
+        let journal = match self.opts.dry_run {
+            true => None,
+            false => Some(Journal::open(&out.dir().file("journal.jsonl"))?),
+        };
+        let label = if self.opts.dry_run {
+            "planning"
+        } else {
+            "importing"
+        };
+        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label);
+        let groups = groups(&rows, &self.known);
+        let engine = Engine::new(client.clone(), self.known, journal, self.ledger, self.opts);
+        engine
+            .run(&rows, groups, self.concurrency, |r| {
+                writing.inc(1);
+                out.done(r)
+            })
+            .await;
+        Ok(engine.stopped())
+    }
+}
+
+/// The terminal summary of an import: the table, the lookup (`auto`: it chose) and the requests
+/// made.
+pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run: bool) -> String {
+    let mut text = s.table();
+    text.push_str(&format!(
+        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited)\n",
+        lookup.as_str(),
+        if auto {
+            " (chosen by --lookup auto)"
+        } else {
+            ""
+        },
+        m.total_requests(),
+        m.retries,
+        m.rate_limited
+    ));
+    if dry_run {
+        let plan = std::path::Path::new(&s.run_dir).join("plan.jsonl");
+        text.push_str(&format!("  plan: {}\n", plan.display()));
+    }
+    text
 }
 
 /// The rows an import can end in.

@@ -156,6 +156,23 @@ pub fn results(run: &Path) -> BTreeMap<u64, (String, String)> {
         .collect()
 }
 
+/// Send Ctrl-C (SIGINT) to the binary running as `child` and wait for it: it must exit 130.
+pub fn ctrl_c_exits_130(child: std::process::Child) -> std::process::Output {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_creates_updates_and_leaves_unchanged_as_the_server_stores_them() {
     let w = World::plain().await;

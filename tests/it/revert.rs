@@ -11,7 +11,7 @@ use doto_bulk::cmd::revert::{Args, RevertRun, run_revert};
 use doto_bulk::sandbox::route;
 use serde_json::{Value, json};
 
-use crate::import::{HEADER, MAPPING, World};
+use crate::import::{HEADER, MAPPING, World, ctrl_c_exits_130};
 
 /// The fields an import may touch, by email; `ignore` lists `custom_attributes.k` keys to drop.
 fn state(w: &World, ignore: &[(&str, &str)]) -> BTreeMap<String, Value> {
@@ -331,18 +331,7 @@ async fn ctrl_c_stops_a_revert_with_130_its_reports_flushed_and_resume_finishes_
         ],
     );
     wait_for_writes(&w, &mut child, writes_before, 10);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ctrl_c_exits_130(child);
     assert_ne!(state(&w, &[]), before, "Ctrl-C left work to resume");
     // Every contact finished before the stop is in the reports and the journal.
     let summary: Value =
