@@ -22,7 +22,7 @@ pub struct Progress {
 }
 
 /// Whether this process may draw on stderr.
-pub fn can_draw(quiet: bool) -> bool {
+fn can_draw(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 

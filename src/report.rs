@@ -19,9 +19,9 @@ use crate::exit::Stop;
 use crate::model::{Outcome, RowError};
 
 /// The columns `failures.csv` adds after the source's own.
-pub const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
+const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
 /// The columns of `results.csv`.
-pub const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
+const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
 
 /// Where a run writes its reports: `doto-runs/<UTC time>-<command>/` or the `--out` directory.
 #[derive(Debug, Clone)]
@@ -144,13 +144,12 @@ pub struct RowReport<'a> {
 }
 
 /// `failures.csv`: the source's columns untouched, then [`FAILURE_COLUMNS`].
-pub struct FailureWriter {
+struct FailureWriter {
     out: csv::Writer<BufWriter<File>>,
     /// Indices of the source columns written (all but an earlier run's report columns).
     keep: Vec<usize>,
     /// Number of source columns (the header's width).
     width: usize,
-    rows: u64,
 }
 
 impl FailureWriter {
@@ -171,7 +170,6 @@ impl FailureWriter {
             out,
             keep,
             width: headers.len(),
-            rows: 0,
         })
     }
 
@@ -199,12 +197,7 @@ impl FailureWriter {
         rec.push(first.and_then(|e| e.field.as_deref()).unwrap_or(""));
         rec.push(&message);
         self.out.write_record(&rec)?;
-        self.rows += 1;
         Ok(())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     pub fn flush(&mut self) -> Result<()> {
@@ -233,7 +226,7 @@ fn ragged_note(fields: &[String], width: usize) -> String {
 }
 
 /// `results.csv`: one line per row, [`RESULT_COLUMNS`].
-pub struct ResultsWriter {
+struct ResultsWriter {
     out: csv::Writer<BufWriter<File>>,
 }
 
@@ -307,7 +300,7 @@ pub struct Summary {
 
 impl Summary {
     /// Count one row: its outcome, its error codes, a duplicate, a failure's first code.
-    pub fn count_row(&mut self, r: &RowReport<'_>) {
+    fn count_row(&mut self, r: &RowReport<'_>) {
         self.rows_read += 1;
         bump(&mut self.outcomes, r.action.as_str());
         for e in r.errors {

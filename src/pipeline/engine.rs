@@ -199,7 +199,7 @@ impl Engine {
     }
 
     /// Stop starting rows, for `why` (unless the run already stopped for another reason).
-    pub fn halt(&self, why: Stop) {
+    fn halt(&self, why: Stop) {
         self.stop.lock().unwrap().get_or_insert(why);
     }
 
@@ -286,7 +286,7 @@ impl Engine {
     /// Decide and apply one row: decide from what is known, write, and decide again after a
     /// write whose key was taken meanwhile or whose outcome is unknown (at most
     /// [`MAX_ATTEMPTS`] times).
-    pub async fn apply_row(&self, row: &Row) -> Result<RowResult> {
+    async fn apply_row(&self, row: &Row) -> Result<RowResult> {
         let state = self.ledger.row(row.line, &row.hash).cloned();
         if let Some(s) = &state
             && s.done

@@ -28,16 +28,16 @@ use super::{Mapped, PipelineOptions};
 
 /// One row of the file, in file order, as the reports need it.
 pub struct Slot {
-    pub line: u64,
+    line: u64,
     /// The fields as read (`failures.csv`).
-    pub fields: Vec<String>,
+    fields: Vec<String>,
     /// The earlier line of the file with one of this row's keys.
-    pub duplicate_of: Option<u64>,
-    pub state: SlotState,
+    duplicate_of: Option<u64>,
+    state: SlotState,
 }
 
 /// Where a row of the file stands.
-pub enum SlotState {
+enum SlotState {
     /// Valid: handed to the engine; `key` is the key the reports name it by.
     Pending {
         key: Option<String>,
@@ -55,7 +55,7 @@ pub struct FileRows {
 
 impl Slot {
     /// Invalid already (counts towards `--max-errors`).
-    pub fn is_invalid(&self) -> bool {
+    fn is_invalid(&self) -> bool {
         matches!(self.state, SlotState::Invalid(_))
     }
 }

@@ -134,7 +134,7 @@ impl Journal {
     }
 
     /// Append `entries` (one write) and make them durable with one sync.
-    pub fn record_all<T: Serialize>(&mut self, entries: &[&T]) -> Result<()> {
+    fn record_all<T: Serialize>(&mut self, entries: &[&T]) -> Result<()> {
         let mut buf = Vec::with_capacity(entries.len() * 160);
         for e in entries {
             serde_json::to_writer(&mut buf, e)?;

@@ -165,7 +165,7 @@ impl Known {
 }
 
 /// The keys a stored contact can be matched by.
-pub fn contact_keys(c: &Contact) -> Vec<Key> {
+fn contact_keys(c: &Contact) -> Vec<Key> {
     let mut v = Vec::with_capacity(2);
     if let Some(e) = c.email.as_deref().filter(|e| !e.trim().is_empty()) {
         v.push(Key::email(e));
