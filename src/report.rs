@@ -1,7 +1,8 @@
-//! Run reports, shared by `validate`, `import` and `revert`: the run directory ([`RunDir`]),
-//! `failures.csv` ([`FailureWriter`]), `results.csv` ([`ResultsWriter`]) and `summary.json`
-//! ([`Summary`]), driven together by [`Reports`], which the one loop owning the side effects feeds
-//! row by row, in file order.
+//! Run reports: the run directory ([`RunDir`], shared by `validate`, `import` and `revert`),
+//! `failures.csv`, `results.csv` and `summary.json` ([`Summary`]) of the commands over rows,
+//! driven together by [`Reports`], which the one loop owning the side effects feeds row by row,
+//! in file order, and the one atomic JSON writer every `summary.json` goes through
+//! ([`write_json_atomic`]).
 //!
 //! `failures.csv` keeps the source's own columns and text untouched so that a user can fix it in
 //! a spreadsheet and feed it back with the same mapping: the report columns all start with `_`
@@ -482,17 +483,13 @@ impl Reports {
         Ok(())
     }
 
-    /// Counters the command keeps itself (requests, `stopped`).
+    /// What the command counts itself (requests, a dry run's names).
     pub fn summary_mut(&mut self) -> &mut Summary {
         &mut self.summary
     }
 
-    pub fn summary(&self) -> &Summary {
-        &self.summary
-    }
-
-    /// Flush both CSV files (e.g. on Ctrl-C before `finish`).
-    pub fn flush(&mut self) -> Result<()> {
+    /// Flush both CSV files.
+    fn flush(&mut self) -> Result<()> {
         self.failures.flush()?;
         self.results.flush()?;
         Ok(())

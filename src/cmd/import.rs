@@ -4,8 +4,9 @@
 //! Orchestration only. The phases and who does them:
 //! 1. read → map → normalise → in-file duplicates: [`read_rows`], in file order;
 //! 2. lookup: [`look_up`] (`index`, `search`, or `auto` choosing the cheaper and saying why);
-//! 3. writes: [`engine::Engine`] (grouping by key, decisions from [`plan`], concurrent writes
-//!    through one client, journal, notes, outcome-unknown handling);
+//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (grouping by key,
+//!    decisions from [`plan`](crate::pipeline::plan), concurrent writes through one client,
+//!    journal, notes, outcome-unknown handling);
 //! 4. reports: [`ImportReports`] writes `failures.csv`, `results.csv`, `plan.jsonl` (dry run)
 //!    in file order as the rows finish, then `summary.json`; `lookup.json` says what
 //!    `--lookup auto` chose and why.
