@@ -26,7 +26,9 @@ use crate::cmd::connect::{SandboxArgs, connect};
 use crate::cmd::{CtrlC, enum_parser, finish, interrupted};
 use crate::exit::{self, Stop};
 use crate::pipeline::engine::EngineOptions;
-use crate::pipeline::import::{ACTIONS, FileRows, ImportReports, Writes, end_text, read_rows};
+use crate::pipeline::import::{
+    ACTIONS, FileRows, ImportReports, Writes, end_text, read_rows, request_stats,
+};
 use crate::pipeline::input::Input;
 use crate::pipeline::journal::Ledger;
 use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
@@ -234,7 +236,7 @@ pub async fn run_import(
         }
     };
     let metrics = client.metrics();
-    let summary = out.finish(stop, &metrics)?;
+    let summary = out.finish(stop, request_stats(&metrics))?;
     if !quiet {
         eprint!(
             "{}",

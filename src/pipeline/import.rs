@@ -299,7 +299,7 @@ impl ImportReports {
 
     /// Write what is left, the requests made and `summary.json` (a dry run's counts say
     /// `would_create` / `would_update`); returns the summary.
-    pub fn finish(mut self, stop: Option<Stop>, metrics: &Metrics) -> Result<Summary> {
+    pub fn finish(mut self, stop: Option<Stop>, requests: RequestStats) -> Result<Summary> {
         self.write_ready(true)?;
         if let Some(mut p) = self.plan.take() {
             p.flush().context("cannot write plan.jsonl")?;
@@ -310,16 +310,81 @@ impl ImportReports {
             }
             s.command = "import --dry-run".into();
         }
-        self.reports.summary_mut().requests = Some(RequestStats {
-            by_kind: metrics
-                .requests
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| (k.to_string(), *n))
-                .collect(),
-            retries: metrics.retries,
-            rate_limited: metrics.rate_limited,
-        });
+        self.reports.summary_mut().requests = Some(requests);
         self.reports.finish(stop)
+    }
+}
+
+/// The requests of a run as `summary.json` counts them (the kinds sent at all).
+pub fn request_stats(metrics: &Metrics) -> RequestStats {
+    RequestStats {
+        by_kind: metrics
+            .requests
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
+        retries: metrics.retries,
+        rate_limited: metrics.rate_limited,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ErrorCode;
+
+    fn slot(line: u64, state: SlotState) -> Slot {
+        Slot {
+            line,
+            fields: vec![format!("f{line}")],
+            duplicate_of: None,
+            state,
+        }
+    }
+
+    fn done(idx: usize, id: u64) -> RowResult {
+        RowResult {
+            idx,
+            outcome: Outcome::Created,
+            contact_id: Some(id),
+            errors: vec![],
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn results_are_written_in_file_order_as_soon_as_every_earlier_row_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(Some(&dir.path().join("run")), "import").unwrap();
+        let summary = Summary::new("import", "f.csv".as_ref(), "m.yaml".as_ref(), &ACTIONS);
+        let mut out = ImportReports::create(run, &["a".into()], summary, false).unwrap();
+        let bad = RowError::new(ErrorCode::InvalidEmail, Some("email"), "bad");
+        let pending = || SlotState::Pending { key: None };
+        out.expect(vec![
+            slot(2, SlotState::Invalid(vec![bad.clone()])),
+            slot(3, pending()),
+            slot(4, SlotState::Skipped(bad)),
+            slot(5, pending()),
+            slot(6, pending()),
+        ])
+        .unwrap();
+        let read = |o: &mut ImportReports| o.reports.summary_mut().rows_read;
+        // The invalid row ahead of the first valid one goes at once.
+        assert_eq!(read(&mut out), 1);
+        out.done(done(4, 40)).unwrap();
+        assert_eq!(read(&mut out), 1, "line 6 waits for lines 3 and 5");
+        out.done(done(1, 10)).unwrap();
+        assert_eq!(read(&mut out), 3, "lines 3 and 4 follow line 2");
+        // Stopped before line 5 started: it is passed over, line 6 still reported.
+        let s = out
+            .finish(Some(Stop::Interrupted), RequestStats::default())
+            .unwrap();
+        assert_eq!(s.rows_read, 4);
+        let csv = std::fs::read_to_string(dir.path().join("run/results.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(lines, ["_row", "2", "3", "4", "6"]);
+        let failures = std::fs::read_to_string(dir.path().join("run/failures.csv")).unwrap();
+        assert_eq!(failures.lines().count(), 2, "{failures}");
     }
 }
