@@ -137,6 +137,16 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
     let input = Input::open(&args.file, &args.mapping)?;
+    validate_input(args, input, quiet, interrupt)
+}
+
+/// [`run_validate`] on an input already opened (`args.file` and `args.mapping` only name it).
+pub fn validate_input(
+    args: &Args,
+    input: Input,
+    quiet: bool,
+    interrupt: &AtomicBool,
+) -> Result<Validation> {
     let keys = input.match_keys().to_vec();
     let Input {
         source,
@@ -157,8 +167,14 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
     // On the mapping threads: map, then keep only what the reports need (the draft and a valid
     // row's fields are dropped there, in parallel, not in this ordered loop).
     let work = move |item| check_row(map_one(&resolved, item), &keys);
-    let rows = pipeline::map_rows_with(source, work, &opts);
-    let stop = report_rows(rows, &mut reports, args.max_errors, interrupt, &progress)?;
+    let mut rows = pipeline::map_rows_with(source, work, &opts);
+    let stop = report_rows(
+        rows.by_ref(),
+        &mut reports,
+        args.max_errors,
+        interrupt,
+        &progress,
+    )?;
     let summary = reports.finish(stop)?;
     progress.print_summary(&summary.table());
     Ok(Validation {

@@ -83,7 +83,8 @@ pub fn read_rows(
         slots: Vec::new(),
         rows: Vec::new(),
     };
-    for m in super::map_rows(source, resolved, &PipelineOptions::default()) {
+    let mut mapped = super::map_rows(source, resolved, &PipelineOptions::default());
+    for m in mapped.by_ref() {
         tick();
         let idx = out.slots.len();
         let (state, duplicate_of) = match m.mapped {
