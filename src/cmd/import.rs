@@ -22,8 +22,8 @@ use anyhow::{Context, Result};
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
-use crate::cmd::connect::{SandboxArgs, connect};
-use crate::cmd::{CtrlC, enum_parser, finish, interrupted};
+use crate::cmd::connect::SandboxArgs;
+use crate::cmd::{connected, enum_parser, finish, interrupted};
 use crate::exit::{self, Stop};
 use crate::pipeline::engine::EngineOptions;
 use crate::pipeline::import::{
@@ -163,15 +163,8 @@ pub struct ImportRun {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
-    let conn = connect(global, &args.sandbox).await?;
-    let ctrl_c = CtrlC::watch();
-    if !global.quiet {
-        eprintln!("importing into {}", conn.describe());
-    }
-    let outcome = run_import(&args, conn.config.clone(), global.quiet, ctrl_c.flag()).await;
-    drop(ctrl_c);
-    conn.close().await?;
-    let r = outcome?;
+    let import = |config, ctrl_c| run_import(&args, config, global.quiet, ctrl_c);
+    let r = connected(global, &args.sandbox, "importing into", import).await?;
     let s = &r.summary;
     finish(s.stopped.as_ref(), s.failures(), &s.file, &r.run_dir)
 }

@@ -1,10 +1,13 @@
-//! One file per command: orchestration only; the work is done by the library modules. What every
-//! command that runs over rows shares lives here: Ctrl-C ([`CtrlC`]) and the end of a run
-//! ([`finish`]).
+//! One file per command: orchestration only; the work is done by the library modules. What the
+//! commands share lives here: Ctrl-C ([`CtrlC`]), a run against an account ([`connected`]), the
+//! end of a run over rows ([`finish`]) and clap parsers for the library's enums ([`enum_parser`]).
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::api::ClientConfig;
+use crate::cli::GlobalArgs;
 use crate::exit::{self, Stop};
 
 pub mod connect;
@@ -46,6 +49,30 @@ impl Drop for CtrlC {
     fn drop(&mut self) {
         self.watcher.abort();
     }
+}
+
+/// A command against an account: connect (or start the sandbox), watch Ctrl-C, say where
+/// (`doing`, e.g. `importing into`), run `work` with the client configuration and the Ctrl-C flag,
+/// then close the connection (saving the sandbox when asked) whatever `work` returned.
+pub async fn connected<T, F, Fut>(
+    global: &GlobalArgs,
+    sandbox: &connect::SandboxArgs,
+    doing: &str,
+    work: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(ClientConfig, Arc<AtomicBool>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let conn = connect::connect(global, sandbox).await?;
+    let ctrl_c = CtrlC::watch();
+    if !global.quiet {
+        eprintln!("{doing} {}", conn.describe());
+    }
+    let outcome = work(conn.config.clone(), ctrl_c.flag()).await;
+    drop(ctrl_c);
+    conn.close().await?;
+    outcome
 }
 
 /// Resolves once `flag` is set (polled: the flag is set from the Ctrl-C task).

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{ApiError, Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
-use crate::cmd::connect::{SandboxArgs, connect};
+use crate::cmd::connect::SandboxArgs;
 use crate::cmd::import::parse_rate;
-use crate::cmd::{CtrlC, finish};
+use crate::cmd::{connected, finish};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{Target, plan_restore, targets, unsettled_creates};
@@ -103,15 +103,8 @@ pub struct RevertRun {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
-    let conn = connect(global, &args.sandbox).await?;
-    let ctrl_c = CtrlC::watch();
-    if !global.quiet {
-        eprintln!("reverting in {}", conn.describe());
-    }
-    let outcome = run_revert(&args, conn.config.clone(), global.quiet, ctrl_c.flag()).await;
-    drop(ctrl_c);
-    conn.close().await?;
-    let r = outcome?;
+    let revert = |config, ctrl_c| run_revert(&args, config, global.quiet, ctrl_c);
+    let r = connected(global, &args.sandbox, "reverting in", revert).await?;
     if !global.quiet {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
