@@ -5,7 +5,6 @@
 //! `decode.rs`.
 use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
@@ -15,6 +14,7 @@ use serde_json::json;
 use super::client::{Client, Req, RequestKind};
 use super::decode;
 use super::error::ApiError;
+use super::pager::{ListSummary, PageStream};
 use super::types::{Contact, ContactPatch, Conversation, NewContact, Note, PAGE_SIZE, Page};
 
 /// Sort keys the server understands (it silently ignores others, so we refuse them).
@@ -56,7 +56,7 @@ fn req(kind: RequestKind, method: Method, path: String) -> Req {
     }
 }
 
-fn endpoint(client: &Client, method: &str, path: &str) -> String {
+pub(super) fn endpoint(client: &Client, method: &str, path: &str) -> String {
     format!("{method} {}{path}", client.inner.contacts_path)
 }
 
@@ -76,6 +76,9 @@ impl Contacts<'_> {
         ListRequest {
             client: self.client.clone(),
             sort: Some(DEFAULT_SORT.to_owned()),
+            concurrency: None,
+            max_passes: None,
+            first: None,
         }
     }
 
@@ -190,11 +193,18 @@ impl Contacts<'_> {
     }
 }
 
-/// Builder for `GET /contacts`.
+/// Builder for `GET /contacts`: one page, or every page through the pager (`pages`, in
+/// `pager.rs`).
 #[derive(Clone)]
 pub struct ListRequest {
-    client: Client,
+    pub(super) client: Client,
     sort: Option<String>,
+    /// Pages fetched at once (default: the client's `page_concurrency`).
+    pub(super) concurrency: Option<usize>,
+    /// Passes before giving up (default: the client's `max_list_passes`).
+    pub(super) max_passes: Option<u32>,
+    /// Page 1, already fetched with this sort.
+    pub(super) first: Option<Page<Contact>>,
 }
 
 impl ListRequest {
@@ -212,7 +222,25 @@ impl ListRequest {
         self
     }
 
-    fn checked_sort(&self) -> Result<Option<String>, ApiError> {
+    /// Pages fetched at once when paging through everything.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Passes (the first and the re-fetch rounds) before paging gives up.
+    pub fn max_passes(mut self, n: u32) -> Self {
+        self.max_passes = Some(n);
+        self
+    }
+
+    /// Start paging from page 1 fetched already (with the same sort): it costs no second request.
+    pub fn starting_from(mut self, page_one: Page<Contact>) -> Self {
+        self.first = Some(page_one);
+        self
+    }
+
+    pub(super) fn checked_sort(&self) -> Result<Option<String>, ApiError> {
         match &self.sort {
             None => Ok(None),
             Some(k) => {
@@ -235,22 +263,14 @@ impl ListRequest {
         fetch_list_page(&self.client, sort.as_deref(), page).await
     }
 
-    /// Every contact once: pages through the listing (several pages at once), dedupes by id, and
-    /// checks the number seen against the server's total. Because the server has no tie-breaker,
-    /// one pass can skip contacts; further passes (alternating direction when sorted) run until
-    /// the total is reached or `max_list_passes` is spent, then the stream ends with
-    /// [`ApiError::Incomplete`].
+    /// Every contact once: [`ListRequest::pages`] flattened (see the pager for the policy on
+    /// drift and a short total); the stream ends with [`ApiError::Incomplete`] when the passes
+    /// are spent before every contact the server counts was seen.
     pub fn stream(self) -> ContactStream {
-        let summary = Arc::new(Mutex::new(ListSummary::default()));
-        let (tx, rx) = tokio::sync::mpsc::channel(PAGE_SIZE * 4);
-        let s = summary.clone();
-        tokio::spawn(async move {
-            let result = run_listing(&self, &s, &tx).await;
-            if let Err(e) = result {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        ContactStream { rx, summary }
+        ContactStream {
+            pages: self.pages(),
+            queued: Vec::new().into_iter(),
+        }
     }
 
     /// [`ListRequest::stream`] collected, sorted by id.
@@ -265,7 +285,7 @@ impl ListRequest {
     }
 }
 
-async fn fetch_list_page(
+pub(super) async fn fetch_list_page(
     client: &Client,
     sort: Option<&str>,
     page: u32,
@@ -282,151 +302,32 @@ async fn fetch_list_page(
     decode::page(&endpoint(client, "GET", ""), &body, page)
 }
 
-/// What a finished (or running) listing saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListSummary {
-    /// Distinct contacts yielded.
-    pub seen: u64,
-    /// The server's total on the last page fetched.
-    pub total: Option<u64>,
-    /// Full passes made.
-    pub passes: u32,
-    /// Pages fetched.
-    pub pages: u64,
-    /// Rows that repeated an id already yielded (pages overlapping).
-    pub duplicates: u64,
-}
-
-/// The stream of [`ListRequest::stream`]; [`ContactStream::summary`] tells what it saw.
+/// The contacts of [`ListRequest::stream`]; [`ContactStream::summary`] tells what it saw.
 pub struct ContactStream {
-    rx: tokio::sync::mpsc::Receiver<Result<Contact, ApiError>>,
-    summary: Arc<Mutex<ListSummary>>,
+    pages: PageStream,
+    queued: std::vec::IntoIter<Contact>,
 }
 
 impl ContactStream {
     pub fn summary(&self) -> ListSummary {
-        self.summary.lock().unwrap().clone()
+        self.pages.summary()
     }
 }
 
 impl Stream for ContactStream {
     type Item = Result<Contact, ApiError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-type Tx = tokio::sync::mpsc::Sender<Result<Contact, ApiError>>;
-
-/// The producer behind [`ContactStream`]. Returns early (Ok) when the consumer went away.
-async fn run_listing(
-    req: &ListRequest,
-    summary: &Mutex<ListSummary>,
-    tx: &Tx,
-) -> Result<(), ApiError> {
-    let sort = req.checked_sort()?;
-    let client = &req.client;
-    let mut seen: HashSet<u64> = HashSet::new();
-    let max_passes = client.config().max_list_passes.max(1);
-    let concurrency = client.config().page_concurrency.max(1);
-    let mut total = 0u64;
-    for pass in 0..max_passes {
-        // Alternate direction on later passes: rows skipped at a tie going up tend to show going down.
-        let pass_sort = match (&sort, pass % 2) {
-            (Some(s), 1) => Some(match s.strip_prefix('-') {
-                Some(bare) => bare.to_owned(),
-                None => format!("-{s}"),
-            }),
-            (s, _) => s.clone(),
-        };
-        let first = fetch_list_page(client, pass_sort.as_deref(), 1).await?;
-        total = first.count.unwrap_or(first.items.len() as u64);
-        let pass_total = total;
-        let mut count_moved = false;
-        let pages = total.div_ceil(PAGE_SIZE as u64).max(1) as u32;
-        let mut last_full = first.items.len() >= PAGE_SIZE;
-        if !emit(first, &mut seen, summary, tx).await {
-            return Ok(());
-        }
-        let mut stream = futures::stream::iter(2..=pages)
-            .map(|p| {
-                let s = pass_sort.clone();
-                async move { fetch_list_page(client, s.as_deref(), p).await }
-            })
-            .buffered(concurrency);
-        while let Some(page) = stream.next().await {
-            let page = page?;
-            total = page.count.unwrap_or(total);
-            count_moved |= total != pass_total;
-            last_full = page.items.len() >= PAGE_SIZE;
-            if !emit(page, &mut seen, summary, tx).await {
-                return Ok(());
+        loop {
+            if let Some(c) = self.queued.next() {
+                return Poll::Ready(Some(Ok(c)));
+            }
+            match std::task::ready!(self.pages.poll_next_unpin(cx)) {
+                Some(Ok(page)) => self.queued = page.contacts.into_iter(),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.source))),
+                None => return Poll::Ready(None),
             }
         }
-        drop(stream);
-        // Contacts added while paging push rows past the last page we planned.
-        let mut p = pages + 1;
-        while last_full {
-            let page = fetch_list_page(client, pass_sort.as_deref(), p).await?;
-            last_full = page.items.len() >= PAGE_SIZE;
-            total = page.count.unwrap_or(total);
-            count_moved |= total != pass_total;
-            if !emit(page, &mut seen, summary, tx).await {
-                return Ok(());
-            }
-            p += 1;
-        }
-        {
-            let mut s = summary.lock().unwrap();
-            s.passes = pass + 1;
-            s.total = Some(total);
-        }
-        // Done when every contact the server counts has been seen and the count held still during
-        // the pass. A count that moved means contacts were added or deleted meanwhile: rows
-        // shifted between pages, and deleted contacts seen earlier may hide live ones skipped.
-        if seen.len() as u64 >= total && !count_moved {
-            return Ok(());
-        }
-        tracing::debug!(
-            seen = seen.len(),
-            total,
-            pass,
-            "listing incomplete, another pass"
-        );
     }
-    if seen.len() as u64 >= total {
-        return Ok(());
-    }
-    Err(ApiError::Incomplete {
-        endpoint: endpoint(client, "GET", ""),
-        seen: seen.len() as u64,
-        total,
-    })
-}
-
-/// Send a page's new contacts; false when the consumer is gone.
-async fn emit(
-    page: Page<Contact>,
-    seen: &mut HashSet<u64>,
-    summary: &Mutex<ListSummary>,
-    tx: &Tx,
-) -> bool {
-    {
-        let mut s = summary.lock().unwrap();
-        s.pages += 1;
-        s.total = page.count.or(s.total);
-    }
-    for c in page.items {
-        if seen.insert(c.id) {
-            summary.lock().unwrap().seen += 1;
-            if tx.send(Ok(c)).await.is_err() {
-                return false;
-            }
-        } else {
-            summary.lock().unwrap().duplicates += 1;
-        }
-    }
-    true
 }
 
 /// Builder for `GET /contacts/search`. `q` is trimmed and sent as is, properly percent-encoded

@@ -1,7 +1,10 @@
 //! The client of the Doto contacts API: typed endpoints ([`Contacts`]), one `send()` every request
 //! goes through (shared adaptive rate limit, a lower one for search, a permit per attempt, retry
 //! policy in [`retry`]), both response flavours decoded in one place, typed errors that tell
-//! "rejected" from "try again" from "outcome unknown", and a token that never prints.
+//! "rejected" from "try again" from "outcome unknown", and a token that never prints. Everything
+//! that needs every contact (the listing stream, the import's lookup index, export) pages through
+//! one pager ([`ListRequest::pages`]: concurrent pages, dedupe by id, each page's total, one policy
+//! for drift and a short total).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -16,6 +19,7 @@ mod client;
 mod contacts;
 mod decode;
 mod error;
+mod pager;
 pub mod retry;
 mod secret;
 mod throttle;
@@ -23,10 +27,10 @@ mod types;
 
 pub use client::{Client, ClientConfig, Metrics, RateLimit, RequestKind};
 pub use contacts::{
-    ContactStream, Contacts, DEFAULT_SORT, ListRequest, ListSummary, MAX_NOTE_CHARS, SORT_KEYS,
-    SearchRequest,
+    ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, SORT_KEYS, SearchRequest,
 };
 pub use error::{ApiError, TransportKind};
+pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};
 pub use retry::{Decision, Observed, Reason, classify};
 pub use secret::{ApiToken, TOKEN_ENV};
 pub use throttle::LaneStatus;

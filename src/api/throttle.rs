@@ -361,6 +361,33 @@ impl Drop for Ticket<'_> {
     }
 }
 
+/// `50`, `50/s` (per second), `3000/min` (per minute): the `--rate` and `--search-rate` flags.
+impl std::str::FromStr for super::client::RateLimit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (n, per_minute) = match s.split_once('/') {
+            None => (s, false),
+            Some((n, "s" | "sec" | "second")) => (n, false),
+            Some((n, "m" | "min" | "minute")) => (n, true),
+            Some((_, unit)) => return Err(format!("unknown unit {unit:?} (use /s or /min)")),
+        };
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a rate (e.g. 50, 50/s, 3000/min)"))?;
+        if n == 0 {
+            return Err("a rate must be at least 1".into());
+        }
+        Ok(if per_minute {
+            Self::per_minute(n)
+        } else {
+            Self::per_second(n)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +429,17 @@ mod tests {
             .await
             .unwrap();
         assert!(!next.probe);
+    }
+
+    #[test]
+    fn rates_read_per_second_and_per_minute() {
+        use super::super::client::RateLimit;
+        let parse = |s: &str| s.parse::<RateLimit>();
+        assert_eq!(parse("50").unwrap(), RateLimit::per_second(50));
+        assert_eq!(parse("50/s").unwrap(), RateLimit::per_second(50));
+        assert_eq!(parse("3000/min").unwrap(), RateLimit::per_minute(3000));
+        assert!(parse("0").is_err());
+        assert!(parse("5/h").is_err());
+        assert!(parse("fast").is_err());
     }
 }

@@ -1,32 +1,28 @@
 //! `doto-bulk export -o FILE`: every contact of the account to CSV, JSONL or XLSX, once each, in a
 //! stable order, written atomically, with a manifest beside it.
 //!
-//! Flow: resolve the flags once ([`ExportOptions`]); page through the listing ([`fetch`]: concurrent
-//! pages under the client's shared rate limit, dedupe by id, drift repair); JSONL goes straight to
-//! the temporary output, while CSV and XLSX spool the contacts to a temporary JSONL file first
-//! (the column set is only known after the last page, and memory must not grow with the account),
-//! then write the rows from the spool; optionally fetch every contact's conversations; then rename
-//! the outputs into place and write `FILE.manifest.json`. Any failure before the rename leaves the
-//! previous files untouched.
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+//! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
+//! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
+//! the format (which spools CSV and XLSX until the columns are known); optionally write every
+//! contact's conversations; then rename the outputs into place and write `FILE.manifest.json`.
+//! Any failure before the rename leaves the previous files untouched.
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use futures::StreamExt;
-use serde_json::Value;
 
-use crate::api::{ApiError, Client, Contact, DEFAULT_SORT, RateLimit, SORT_KEYS};
+use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
 use crate::exit;
-use crate::sink::atomic::{AtomicFile, parent_dir};
-use crate::sink::columns::{ColumnSet, Layout, Timestamps, parse_columns};
-use crate::sink::manifest::{self, Conversations, Listing, Manifest};
-use crate::sink::{csv::CsvSink, jsonl, xlsx};
-
-pub mod fetch;
+pub use crate::sink::Format;
+use crate::sink::atomic::parent_dir;
+use crate::sink::columns::{Timestamps, parse_columns};
+use crate::sink::conversations;
+use crate::sink::manifest::{self, Manifest, now_rfc3339};
+use crate::sink::writer::{self, ContactWriter, Settings};
 
 /// Export every contact of the account.
 #[derive(Debug, clap::Args)]
@@ -35,7 +31,7 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// The format, when the extension does not say.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES).try_map(|s| s.parse::<Format>()))]
     pub format: Option<Format>,
     /// Listing order: name, email, phone_number, last_activity_at or created_at; `-` first for
     /// descending. The server has no default order, so there is always one.
@@ -55,14 +51,14 @@ pub struct Args {
     pub columns: Option<Vec<String>>,
     /// How created_at and last_activity_at are written (default: iso for CSV/XLSX, epoch for
     /// JSONL, as the API sends them).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = timestamps_parser())]
     pub timestamps: Option<Timestamps>,
     /// Start a CSV with a UTF-8 byte order mark (for Excel).
     #[arg(long)]
     pub bom: bool,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min), as for import.
-    #[arg(long, value_name = "RATE", value_parser = crate::cmd::import::parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     /// Pages (or conversation lists) fetched at once.
     #[arg(long, default_value_t = 8, value_name = "N")]
@@ -71,33 +67,13 @@ pub struct Args {
     pub sandbox: SandboxArgs,
 }
 
-/// An export file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Csv,
-    Jsonl,
-    Xlsx,
-}
-
-impl Format {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-            Format::Xlsx => "xlsx",
-        }
-    }
-
-    /// The format an extension names (`.csv`, `.jsonl`/`.ndjson`, `.xlsx`), any case.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "csv" => Some(Format::Csv),
-            "jsonl" | "ndjson" => Some(Format::Jsonl),
-            "xlsx" => Some(Format::Xlsx),
-            _ => None,
-        }
-    }
+/// `--timestamps`: the sink's styles, with their help.
+fn timestamps_parser() -> impl TypedValueParser<Value = Timestamps> {
+    PossibleValuesParser::new([
+        PossibleValue::new("iso").help("RFC 3339 in UTC, `2024-03-21T05:46:40Z`"),
+        PossibleValue::new("epoch").help("Epoch seconds, as the API sends them"),
+    ])
+    .try_map(|s| s.parse::<Timestamps>())
 }
 
 /// Resolved export settings (flags checked once).
@@ -117,16 +93,18 @@ pub struct ExportOptions {
     pub progress: bool,
 }
 
+fn unknown_format(output: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: cannot tell the format from the extension; use .csv, .jsonl or .xlsx, or --format",
+        output.display()
+    )
+}
+
 impl ExportOptions {
     /// Defaults for `output`: format from the extension, `created_at` sort, timestamps by format.
     pub fn new(output: impl Into<PathBuf>) -> anyhow::Result<ExportOptions> {
         let output = output.into();
-        let format = Format::from_path(&output).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: cannot tell the format from the extension; use .csv, .jsonl or .xlsx, or --format",
-                output.display()
-            )
-        })?;
+        let format = Format::from_path(&output).ok_or_else(|| unknown_format(&output))?;
         Ok(ExportOptions {
             output,
             format,
@@ -134,7 +112,7 @@ impl ExportOptions {
             include_contact_inboxes: false,
             conversations: None,
             columns: None,
-            timestamps: default_timestamps(format),
+            timestamps: format.default_timestamps(),
             bom: false,
             concurrency: 8,
             progress: false,
@@ -176,12 +154,17 @@ impl ExportOptions {
         }
         Ok(())
     }
-}
 
-fn default_timestamps(f: Format) -> Timestamps {
-    match f {
-        Format::Jsonl => Timestamps::Epoch,
-        _ => Timestamps::Iso,
+    /// What the sink writer needs, the pinned columns read (`--columns`, else the last manifest).
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let columns = self.columns.as_deref();
+        Ok(Settings {
+            format: self.format,
+            timestamps: self.timestamps,
+            include_contact_inboxes: self.include_contact_inboxes,
+            bom: self.bom,
+            pinned: writer::pinned_columns(&self.output, self.format, columns)?,
+        })
     }
 }
 
@@ -191,10 +174,6 @@ pub struct ExportSummary {
     pub manifest: Manifest,
     pub manifest_path: PathBuf,
     pub elapsed: Duration,
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
@@ -217,130 +196,30 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     opts.check()?;
     let t = Instant::now();
     let started_at = now_rfc3339();
-    let target = &opts.output;
-    // The previous layout: --columns, else the last manifest at the target.
-    let previous = match (&opts.columns, opts.format) {
-        (_, Format::Jsonl) => None,
-        (Some(cols), _) => Some(parse_columns(cols, "--columns")?),
-        (None, _) => match manifest::read_previous(target)? {
-            Some(m) if !m.columns.is_empty() => Some(parse_columns(
-                &m.columns,
-                &manifest::manifest_path(target).display().to_string(),
-            )?),
-            _ => None,
-        },
-    };
-    let mut out = AtomicFile::create(target)?;
-    let bar = progress_bar(opts.progress);
-    let progress = |seen: u64, total: u64| {
-        if let Some(b) = &bar {
-            b.set_length(total);
-            b.set_position(seen);
-        }
-    };
-    let include = opts.include_contact_inboxes;
-    let (fetched, rows, columns, added) = if opts.format == Format::Jsonl {
-        let mut w = out.writer();
-        let mut line = Vec::with_capacity(1024);
-        let mut sink = |c: Contact| -> anyhow::Result<()> {
-            line.clear();
-            jsonl::write_line(&mut line, &c, include, opts.timestamps);
-            w.write_all(&line)
-                .with_context(|| format!("{}: cannot write", target.display()))
-        };
-        let fetched =
-            fetch::fetch_all(client, &opts.sort, opts.concurrency, &mut sink, &progress).await?;
-        w.flush()
-            .with_context(|| format!("{}: cannot write", target.display()))?;
-        drop(w);
-        let rows = fetched.ids.len() as u64;
-        (fetched, rows, vec![], vec![])
-    } else {
-        let spool_file = tempfile::tempfile_in(parent_dir(target)).with_context(|| {
-            format!(
-                "cannot create the spool file in {}",
-                parent_dir(target).display()
-            )
-        })?;
-        let mut spool = BufWriter::with_capacity(256 * 1024, spool_file);
-        let mut set = ColumnSet::default();
-        let mut sink = |mut c: Contact| -> anyhow::Result<()> {
-            if !include {
-                c.contact_inboxes = None;
-            }
-            set.observe(&c);
-            serde_json::to_writer(&mut spool, &c).context("cannot write the spool file")?;
-            spool
-                .write_all(b"\n")
-                .context("cannot write the spool file")?;
-            Ok(())
-        };
-        let fetched =
-            fetch::fetch_all(client, &opts.sort, opts.concurrency, &mut sink, &progress).await?;
-        let rows = fetched.ids.len() as u64;
-        let mut spool_file = spool
-            .into_inner()
-            .map_err(|e| anyhow::anyhow!("cannot write the spool file: {}", e.error()))?;
-        spool_file.seek(SeekFrom::Start(0))?;
-        let layout = Layout::build(&set, include, previous.as_deref());
-        write_table(&mut out, opts, &layout, rows, spool_file)?;
-        (fetched, rows, layout.headers(), layout.added)
-    };
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let settings = opts.settings()?;
+    let mut out = writer::create(&opts.output, settings.clone())?;
+    let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
+    let (file, written) = out.finish()?;
     // The listing's own cost, before any conversation request.
     let metrics = client.metrics();
-    let sha256 = out.sha256()?;
     // Conversations before any rename: a failure there must leave both files as they were.
     let conversations = match &opts.conversations {
-        Some(path) => {
-            Some(write_conversations(client, path, &fetched.ids, opts.concurrency).await?)
-        }
+        Some(path) => Some(conversations::write(client, path, &ids, opts.concurrency).await?),
         None => None,
     };
-    out.commit()?;
+    file.commit()?;
     let conversations = match conversations {
-        Some((file, c)) => {
-            file.commit()?;
-            Some(c)
-        }
+        Some((file, c)) => file.commit().map(|()| Some(c))?,
         None => None,
     };
-    let cfg = client.config();
-    let m = Manifest {
-        version: 1,
-        file: target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        format: opts.format.as_str().into(),
-        rows,
-        columns,
-        columns_added: added,
-        account_id: cfg.account_id,
-        base_url: cfg.base_url.clone(),
-        sort: opts.sort.clone(),
-        timestamps: match opts.timestamps {
-            Timestamps::Iso => "iso".into(),
-            Timestamps::Epoch => "epoch".into(),
-        },
-        include_contact_inboxes: include,
-        started_at,
-        finished_at: now_rfc3339(),
-        sha256,
-        server_total_start: fetched.total_start,
-        server_total_end: fetched.total_end,
-        listing: Listing {
-            pages_fetched: fetched.pages_fetched,
-            duplicates: fetched.duplicates,
-            attempts: metrics.attempts,
-            rate_limited: metrics.rate_limited,
-        },
-        drift: fetched.drift.clone(),
-        conversations,
-    };
-    let manifest_path = manifest::write(target, &m)?;
+    let target = &opts.output;
+    let mut m = Manifest::of_export(
+        &settings, target, &opts.sort, &written, &listed, client, started_at,
+    );
+    m.listing.attempts = metrics.attempts;
+    m.listing.rate_limited = metrics.rate_limited;
+    m.conversations = conversations;
+    let manifest_path = manifest::write(&opts.output, &m)?;
     Ok(ExportSummary {
         manifest: m,
         manifest_path,
@@ -348,130 +227,48 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     })
 }
 
-/// The rows of a CSV or XLSX export, read back from the spool.
-fn write_table(
-    out: &mut AtomicFile,
+/// Every page of the listing into `out`, in order; the ids written, for the conversations.
+async fn list_into(
+    client: &Client,
     opts: &ExportOptions,
-    layout: &Layout,
-    rows: u64,
-    spool: File,
-) -> anyhow::Result<()> {
-    let target = opts.output.display().to_string();
-    let contacts = BufReader::with_capacity(256 * 1024, spool)
-        .lines()
-        .enumerate()
-        .map(|(i, line)| -> anyhow::Result<Contact> {
-            let line = line.context("cannot read the spool file back")?;
-            serde_json::from_str(&line)
-                .with_context(|| format!("spool line {}: not a contact", i + 1))
-        });
-    match opts.format {
-        Format::Csv => {
-            let mut sink = CsvSink::new(out.writer(), layout, opts.timestamps, opts.bom)?;
-            for c in contacts {
-                sink.write(&c?)?;
-            }
-            sink.finish()?
-                .flush()
-                .with_context(|| format!("{target}: cannot write"))?;
+    out: &mut dyn ContactWriter,
+) -> anyhow::Result<(ListSummary, Vec<u64>)> {
+    let bar = progress_bar(opts.progress);
+    let mut pages = (client.contacts().list().sort(&opts.sort))
+        .concurrency(opts.concurrency)
+        .max_passes(1 + MAX_REPAIR_ROUNDS)
+        .pages();
+    let mut ids = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        for c in page.contacts {
+            ids.push(c.id);
+            out.write(c)?;
         }
-        Format::Xlsx => {
-            xlsx::write(out.file(), layout, opts.timestamps, rows, contacts)
-                .with_context(|| target.clone())?;
+        if let Some(b) = &bar {
+            b.set_length(page.total.max(page.seen));
+            b.set_position(page.seen);
         }
-        Format::Jsonl => unreachable!("JSONL is written while paging"),
     }
-    Ok(())
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    Ok((pages.summary(), ids))
 }
 
-/// Every contact's conversations to `path` (temporary until the caller commits it).
-async fn write_conversations(
-    client: &Client,
-    path: &Path,
-    ids: &[u64],
-    concurrency: usize,
-) -> anyhow::Result<(AtomicFile, Conversations)> {
-    let mut file = AtomicFile::create(path)?;
-    let mut rows = 0;
-    let mut gone = 0;
-    {
-        let mut w = file.writer();
-        let mut stream = futures::stream::iter(ids.iter().copied())
-            .map(|id| async move { (id, client.contacts().conversations(id).await) })
-            .buffered(concurrency.max(1));
-        while let Some((id, res)) = stream.next().await {
-            let convs = match res {
-                Ok(c) => c,
-                // Deleted since it was listed: it has no conversations any more.
-                Err(ApiError::NotFound { .. }) => {
-                    gone += 1;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(
-                        anyhow::Error::new(e).context(format!("conversations of contact {id}"))
-                    );
-                }
-            };
-            for conv in convs {
-                let mut v = serde_json::to_value(&conv).expect("serializable");
-                if let Value::Object(o) = &mut v {
-                    o.insert("contact_id".into(), Value::from(id));
-                }
-                serde_json::to_writer(&mut w, &v)?;
-                w.write_all(b"\n")
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
-                rows += 1;
-            }
-        }
-        w.flush()
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    let sha256 = file.sha256()?;
-    let c = Conversations {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        rows,
-        contacts_gone: gone,
-        sha256,
-    };
-    Ok((file, c))
-}
+/// Re-fetch rounds after the first pass before an export gives up.
+const MAX_REPAIR_ROUNDS: u32 = 6;
 
 /// `doto-bulk export`: resolve the flags and the connection, export, print the summary.
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     // Flags that do not make sense together are usage errors (exit 2), found before any request.
-    let usage = |e: anyhow::Error| {
-        eprintln!("error: {e:#}");
-        Ok(exit::USAGE)
-    };
-    let format = match args.format.or_else(|| Format::from_path(&args.output)) {
-        Some(f) => f,
-        None => {
-            return usage(anyhow::anyhow!(
-                "{}: cannot tell the format from the extension; use .csv, .jsonl or .xlsx, or --format",
-                args.output.display()
-            ));
+    let opts = match options(&args, global) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(exit::USAGE);
         }
     };
-    let opts = ExportOptions {
-        output: args.output,
-        format,
-        sort: args.sort,
-        include_contact_inboxes: args.include_contact_inboxes,
-        conversations: args.conversations,
-        columns: args.columns,
-        timestamps: args.timestamps.unwrap_or(default_timestamps(format)),
-        bom: args.bom,
-        concurrency: args.concurrency,
-        progress: !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    if let Err(e) = opts.check() {
-        return usage(e);
-    }
-    let pinned = opts.columns.is_some();
     let conn = connect(global, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
     if let Some(r) = args.rate {
@@ -496,45 +293,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
             opts.output.display()
         )
     })?;
-    let m = &s.manifest;
     if !global.quiet {
-        let columns = match m.columns.len() {
-            0 => String::new(),
-            n => format!("{n} columns, "),
-        };
-        eprintln!(
-            "exported {} contacts from {} to {} ({columns}{} pages, {:.1} s); manifest {}",
-            m.rows,
-            where_,
-            opts.output.display(),
-            m.listing.pages_fetched,
-            s.elapsed.as_secs_f64(),
-            s.manifest_path.display()
-        );
-        if !m.columns_added.is_empty() && !pinned {
-            eprintln!("new columns at the end: {}", m.columns_added.join(", "));
-        }
-        if m.drift.detected {
-            eprintln!(
-                "contacts moved while paging: {} pages fetched again in {} rounds, {} contacts recovered; {}",
-                m.drift.pages_refetched,
-                m.drift.rounds,
-                m.drift.recovered,
-                if m.drift.repaired {
-                    "repaired"
-                } else {
-                    "NOT repaired"
-                }
-            );
-        }
-        if let Some(c) = &m.conversations {
-            eprintln!(
-                "{} conversations written ({} contacts gone meanwhile)",
-                c.rows, c.contacts_gone
-            );
-        }
+        report(&s, &opts, &where_);
     }
-    if m.drift.detected && !m.drift.repaired {
+    if s.manifest.drift.detected && !s.manifest.drift.repaired {
         eprintln!(
             "warning: the listing never held still; every contact counted by the server was \
              exported, but the export may not be a consistent snapshot"
@@ -542,4 +304,67 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
         return Ok(exit::ROWS_FAILED);
     }
     Ok(exit::OK)
+}
+
+/// The flags, resolved and checked.
+fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
+    let format = args
+        .format
+        .or_else(|| Format::from_path(&args.output))
+        .ok_or_else(|| unknown_format(&args.output))?;
+    let opts = ExportOptions {
+        output: args.output.clone(),
+        format,
+        sort: args.sort.clone(),
+        include_contact_inboxes: args.include_contact_inboxes,
+        conversations: args.conversations.clone(),
+        columns: args.columns.clone(),
+        timestamps: args.timestamps.unwrap_or(format.default_timestamps()),
+        bom: args.bom,
+        concurrency: args.concurrency,
+        progress: !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    opts.check()?;
+    Ok(opts)
+}
+
+/// The summary on stderr.
+fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
+    let m = &s.manifest;
+    let columns = match m.columns.len() {
+        0 => String::new(),
+        n => format!("{n} columns, "),
+    };
+    eprintln!(
+        "exported {} contacts from {} to {} ({columns}{} pages, {:.1} s); manifest {}",
+        m.rows,
+        where_,
+        opts.output.display(),
+        m.listing.pages_fetched,
+        s.elapsed.as_secs_f64(),
+        s.manifest_path.display()
+    );
+    if !m.columns_added.is_empty() && opts.columns.is_none() {
+        eprintln!("new columns at the end: {}", m.columns_added.join(", "));
+    }
+    let d = &m.drift;
+    if d.detected {
+        eprintln!(
+            "contacts moved while paging: {} pages fetched again in {} rounds, {} contacts recovered; {}",
+            d.pages_refetched,
+            d.rounds,
+            d.recovered,
+            if d.repaired {
+                "repaired"
+            } else {
+                "NOT repaired"
+            }
+        );
+    }
+    if let Some(c) = &m.conversations {
+        eprintln!(
+            "{} conversations written ({} contacts gone meanwhile)",
+            c.rows, c.contacts_gone
+        );
+    }
 }

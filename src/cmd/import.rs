@@ -126,27 +126,9 @@ impl Args {
     }
 }
 
-/// `50`, `50/s`, `3000/min`.
+/// `50`, `50/s`, `3000/min` (see `RateLimit`'s `FromStr`).
 pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
-    let s = s.trim();
-    let (n, per_minute) = match s.split_once('/') {
-        None => (s, false),
-        Some((n, "s" | "sec" | "second")) => (n, false),
-        Some((n, "m" | "min" | "minute")) => (n, true),
-        Some((_, unit)) => return Err(format!("unknown unit {unit:?} (use /s or /min)")),
-    };
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a rate (e.g. 50, 50/s, 3000/min)"))?;
-    if n == 0 {
-        return Err("a rate must be at least 1".into());
-    }
-    Ok(if per_minute {
-        RateLimit::per_minute(n)
-    } else {
-        RateLimit::per_second(n)
-    })
+    s.parse()
 }
 
 /// The end of an import run.
@@ -274,19 +256,4 @@ async fn read(input: Input, quiet: bool) -> Result<FileRows> {
     })
     .await
     .context("the reading task failed")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_read_per_second_and_per_minute() {
-        assert_eq!(parse_rate("50").unwrap(), RateLimit::per_second(50));
-        assert_eq!(parse_rate("50/s").unwrap(), RateLimit::per_second(50));
-        assert_eq!(parse_rate("3000/min").unwrap(), RateLimit::per_minute(3000));
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("5/h").is_err());
-        assert!(parse_rate("fast").is_err());
-    }
 }

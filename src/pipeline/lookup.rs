@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::{ApiError, Client, Contact, DEFAULT_SORT, PAGE_SIZE, Page};
+use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
 use crate::mapping::MatchKey;
 use crate::model::ContactDraft;
 use crate::progress::Progress;
@@ -309,44 +309,29 @@ pub fn total_of(page: &Page<Contact>) -> u64 {
     page.count.unwrap_or(page.items.len() as u64)
 }
 
-/// `Index`: every listed contact, each once, from `first` (page 1, when already fetched) and the
-/// remaining pages, `concurrency` at a time. When the pages did not show the server's total
-/// (contacts changed meanwhile, ties in the order), the client's multi-pass listing finishes the
-/// job. `tick` is called per contact (progress).
+/// `Index`: every listed contact, each once, through the API's pager (its policy on drift and a
+/// short total), starting from `first` (page 1, when already fetched), `concurrency` pages at a
+/// time. `tick` is called per contact (progress).
 pub async fn load_index(
     client: &Client,
     first: Option<Page<Contact>>,
     concurrency: usize,
     mut tick: impl FnMut(),
 ) -> Result<Known, ApiError> {
-    let first = match first {
-        Some(p) => p,
-        None => first_page(client).await?,
-    };
-    let total = total_of(&first);
-    let pages = total.div_ceil(PAGE_SIZE as u64).max(1) as u32;
-    let mut known = Known::new();
-    for c in first.items {
-        known.insert(c);
-        tick();
+    let mut list = client
+        .contacts()
+        .list()
+        .sort(INDEX_SORT)
+        .concurrency(concurrency);
+    if let Some(page) = first {
+        list = list.starting_from(page);
     }
-    let list = client.contacts().list().sort(INDEX_SORT);
-    let mut rest = futures::stream::iter(2..=pages)
-        .map(|n| {
-            let list = list.clone();
-            async move { list.page(n).await }
-        })
-        .buffer_unordered(concurrency.max(1));
-    while let Some(page) = rest.next().await {
-        for c in page?.items {
+    let mut pages = list.pages();
+    let mut known = Known::new();
+    while let Some(page) = pages.next().await {
+        for c in page?.contacts {
             known.insert(c);
             tick();
-        }
-    }
-    if (known.len() as u64) < total {
-        let mut s = client.contacts().list().sort(DEFAULT_SORT).stream();
-        while let Some(c) = s.next().await {
-            known.insert(c?);
         }
     }
     Ok(known)

@@ -7,8 +7,44 @@
 //! wildcards, Rails validations and their exact 422 bodies, the 401/403/404 bodies, the non-atomic
 //! phone uniqueness. Around them: fixed-window rate limits with the real 429, latency, seeded faults
 //! on writes (500 before/after the write, a dropped connection after it, 429 bursts), seeding,
-//! saving, and side endpoints under `/_sandbox/` (stats, state, reset). Not emulated: inboxes other
-//! than one API inbox, labels, filters, avatars, the web UI.
+//! saving, and side endpoints under `/_sandbox/` (stats, state, reset). Not emulated: inboxes,
+//! messages, labels, teams, filters, avatars, the web UI.
+//!
+//! Where Rails and Postgres show through, the sandbox shows the same thing (each point has a test
+//! in `tests/it/sandbox/`):
+//! - Paths are routed as Rails routes them: trailing and repeated slashes are squeezed, a `.json`
+//!   suffix is the format, and ids (and the account id) are read with Ruby's `to_i`, so
+//!   `/contacts/1abc.json/` is contact 1 and `/contacts/abc` is a 404.
+//! - The account has no inboxes: any non-blank `inbox_id` on create is a 404. The controller looks
+//!   the inbox up after the insert, in one transaction, so a 422 still comes first and the rolled
+//!   back insert has used an id. Ids come from a sequence: an insert the unique indexes refuse
+//!   (500) also leaves a gap; a validation 422 does not.
+//! - Contacts render without `updated_at`, as every contact view does. Notes render `account_id`
+//!   and `contact_id` as `null` (a bug in the real note template); the side endpoints and
+//!   [`SandboxState::notes`] keep the real ids.
+//! - `page` is read with `to_i`: the listing serves page 1 for anything below 1 (Kaminari) and
+//!   echoes what was sent as `current_page`; the search computes a negative OFFSET there, a 500.
+//!   A blank search returns before counting: `count` and `has_more` are `null`.
+//! - `sort` also takes `company_name`, `city` and `country` (from `additional_attributes`);
+//!   these and `last_activity_at` put contacts without a value last in both directions.
+//!   (Some older versions spell the first one `company`; the sandbox knows only the current key.)
+//! - A note body may be nested (`{"note": {"content": …}}`); when both forms are sent the nested
+//!   one wins, as Rails' params wrapper leaves a body with a `note` key alone.
+//! - Booleans sent for string fields are cast as string columns cast them (`true` → `"t"`).
+//! - JSON bodies say `application/json; charset=utf-8`; DELETE's empty 200 says
+//!   `application/json`; the 429 stays `text/plain`.
+//! - Conversations render the real partial's keys (`uuid`, `labels`, `muted`, `can_reply`,
+//!   `meta.channel`, `meta.assignee` when assigned, the whole contact as `meta.sender`).
+//!
+//! Not reproduced, on purpose or for want of the thing behind it:
+//! - The attribute sort keys compare bytes; Postgres compares with the database's collation, which
+//!   may order case and accents differently. No client should depend on either.
+//! - A format other than `.json` (`/contacts/1.xml`) is a 404 here; the real server routes it and
+//!   then fails to find a template for it.
+//! - Conversations have no messages, labels, teams or read receipts (always empty, zero or null)
+//!   and every inbox renders as `Channel::Api`: the contacts API never writes them.
+//! - The per-account search limit counts `/contacts/search` by route, whatever the account
+//!   segment looks like; rack-attack matches digits only, so `1abc` would escape it there.
 //!
 //! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
@@ -171,7 +207,7 @@ impl SandboxState {
         store
             .notes
             .values()
-            .map(|n| n.render(self.user_by_id(n.user_id)))
+            .map(|n| n.stored(self.user_by_id(n.user_id)))
             .collect()
     }
 
@@ -186,7 +222,7 @@ impl SandboxState {
                 .map(|c| {
                     json!({"id": c.display_id, "account_id": c.account_id, "contact_id": c.contact_id,
                            "inbox_id": c.inbox_id, "status": c.status, "created_at": c.created_at,
-                           "last_activity_at": c.last_activity_at})
+                           "last_activity_at": c.last_activity_at, "assignee_id": c.assignee_id})
                 })
                 .collect();
             v.sort_by_key(|c| (c["account_id"].as_u64(), c["id"].as_u64()));
@@ -194,7 +230,7 @@ impl SandboxState {
         };
         json!({
             "contacts": store::render_all(&store),
-            "notes": store.notes.values().map(|n| n.render(self.user_by_id(n.user_id))).collect::<Vec<_>>(),
+            "notes": store.notes.values().map(|n| n.stored(self.user_by_id(n.user_id))).collect::<Vec<_>>(),
             "conversations": conversations,
         })
     }

@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use tower_service::Service;
 
 use super::config::{FaultKind, Flavour};
 use super::server::ConnKill;
@@ -23,6 +24,21 @@ use super::{SandboxState, lock};
 
 /// The sandbox's routes over `state`; serve it with [`super::spawn`] or drive it with `oneshot`.
 pub fn router(state: SandboxState) -> Router {
+    // Rails normalises the path before it routes; a layer on the routes would run after routing,
+    // so the normalising wraps the whole inner router.
+    let inner = routes(state);
+    Router::new().fallback(move |req: Request| {
+        let mut inner = inner.clone();
+        async move {
+            match inner.call(rails_path(req)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        }
+    })
+}
+
+fn routes(state: SandboxState) -> Router {
     let api = "/api/v1/accounts/{account_id}/contacts";
     Router::new()
         .route(api, get(list).post(create))
@@ -48,13 +64,16 @@ pub fn router(state: SandboxState) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
+/// The `Content-Type` Rails sends with a rendered JSON body.
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+    json_text(status, body.to_string())
 }
 
 /// A JSON body already serialised (from the contacts' cached JSON).
 fn json_text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, [(header::CONTENT_TYPE, JSON_UTF8)], body).into_response()
 }
 
 /// `{"meta": META, "payload": [CONTACT, …]}` from cached contact JSON.
@@ -154,10 +173,54 @@ macro_rules! answer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The path as Rails routes it
+
+/// Rails routes `/contacts/`, `/contacts//5` and `/contacts.json` like `/contacts` and
+/// `/contacts/5`: the router squeezes repeated and trailing slashes, and `.json` is the (default)
+/// format, not part of the last segment. Other paths are left alone.
+fn rails_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let clean_already = !path.contains("//") && !path.ends_with('/') && !path.ends_with(".json");
+    if !path.starts_with("/api/") || clean_already {
+        return req;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(seg);
+    }
+    if let Some(stem) = clean.strip_suffix(".json") {
+        clean.truncate(stem.trim_end_matches('/').len());
+    }
+    if clean == path {
+        return req;
+    }
+    if let Some(q) = req.uri().query() {
+        clean = format!("{clean}?{q}");
+    }
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = clean.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+// ---------------------------------------------------------------------------------------------
 // The gate
 
-/// Decrements the in-flight gauge however the request ends (including a dropped connection).
+/// Counts a request in flight for as long as it lives (including a dropped connection).
 struct InFlight<'a>(&'a SandboxState);
+
+impl<'a> InFlight<'a> {
+    fn enter(st: &'a SandboxState) -> InFlight<'a> {
+        let now = st.inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        st.inner.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(st)
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -172,105 +235,133 @@ fn epoch_ms() -> u64 {
         .unwrap_or(0)
 }
 
-async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
-    if !path.starts_with("/api/") {
-        return next.run(req).await;
-    }
-    let inner = &st.inner;
-    let now_in_flight = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    let _guard = InFlight(&st);
-    inner
-        .max_in_flight
-        .fetch_max(now_in_flight, Ordering::Relaxed);
-    let at_ms = inner.started.elapsed().as_millis() as u64;
-    let method = req.method().clone();
-    let (route, account) = classify(&path);
-    let mut entry = LogEntry {
-        at_ms,
-        epoch_ms: epoch_ms(),
-        method: method.to_string(),
-        route: route.to_string(),
-        status: 0,
-        admitted: false,
-        fault: None,
-    };
-    let record = |entry: LogEntry| lock(&inner.stats).record(entry, route);
+/// An API request on its way through the gate: its route and the log entry it will leave.
+struct Arrival {
+    route: &'static str,
+    account: Option<u64>,
+    method: Method,
+    entry: LogEntry,
+}
 
-    // A running 429 burst answers before the limiter, and does not use its budget.
-    if lock(&inner.faults).in_burst() {
-        entry.status = 429;
-        entry.fault = Some(FaultKind::Burst429.name().into());
-        record(entry);
-        return too_many(None);
+impl Arrival {
+    fn new(st: &SandboxState, req: &Request) -> Arrival {
+        let (route, account) = classify(req.uri().path());
+        let method = req.method().clone();
+        Arrival {
+            route,
+            account,
+            entry: LogEntry {
+                at_ms: st.inner.started.elapsed().as_millis() as u64,
+                epoch_ms: epoch_ms(),
+                method: method.to_string(),
+                route: route.to_string(),
+                status: 0,
+                admitted: false,
+                fault: None,
+            },
+            method,
+        }
     }
-    let search_account = if route == route::SEARCH && method == Method::GET {
-        account.or(Some(0))
-    } else {
-        None
-    };
+
+    /// Log the request with the status of `response` (0 for none) and hand the response back.
+    fn record(mut self, st: &SandboxState, response: Option<Response>) -> Option<Response> {
+        self.entry.status = response.as_ref().map_or(0, |r| r.status().as_u16());
+        lock(&st.inner.stats).record(self.entry, self.route);
+        response
+    }
+}
+
+/// The limits, in the real stack's order: a running 429 burst (which does not use the limiter's
+/// budget), then rack-attack's windows, global and per-account search. `Err` is the 429.
+fn admit(st: &SandboxState, a: &mut Arrival) -> Result<(), Reject> {
+    let inner = &st.inner;
+    if lock(&inner.faults).in_burst() {
+        a.entry.fault = Some(FaultKind::Burst429.name().into());
+        return Err(too_many(None).into());
+    }
+    let search_account =
+        (a.route == route::SEARCH && a.method == Method::GET).then(|| a.account.unwrap_or(0));
     // The clock is read under the limiter's lock, so the limiter sees arrivals in order and the
     // log's `epoch_ms` is exactly the time the limiter judged.
     let verdict = {
         let mut limiter = lock(&inner.limiter);
-        entry.epoch_ms = epoch_ms();
-        limiter.check(entry.epoch_ms, search_account)
+        a.entry.epoch_ms = epoch_ms();
+        limiter.check(a.entry.epoch_ms, search_account)
     };
     if let Err(t) = verdict {
-        entry.status = 429;
-        record(entry);
-        return too_many(
-            inner
-                .config
-                .limits
-                .retry_after
-                .then(|| t.remaining_ms.div_ceil(1000).max(1)),
-        );
+        let retry_after = inner.config.limits.retry_after;
+        let secs = retry_after.then(|| t.remaining_ms.div_ceil(1000).max(1));
+        return Err(too_many(secs).into());
     }
-    entry.admitted = true;
+    a.entry.admitted = true;
+    Ok(())
+}
 
-    if !inner.config.latency.is_zero() {
-        tokio::time::sleep(inner.config.latency).await;
-    }
-
+/// Draw a fault for a write (POST, PATCH, PUT, DELETE); reads never get one.
+fn roll_fault(st: &SandboxState, method: &Method) -> Option<FaultKind> {
     let is_write = matches!(
-        method,
+        *method,
         Method::POST | Method::PATCH | Method::PUT | Method::DELETE
     );
-    let fault = if is_write {
-        lock(&inner.faults).roll()
+    if is_write {
+        lock(&st.inner.faults).roll()
     } else {
         None
-    };
-    entry.fault = fault.map(|f| f.name().to_string());
+    }
+}
+
+/// Run the handler as the fault says: not at all (`before`, `burst429`), or with its answer
+/// replaced by a 500 (`after`) or by no answer at all (`drop`: `None`, the connection is closed).
+async fn run_with_fault(fault: Option<FaultKind>, req: Request, next: Next) -> Option<Response> {
     let kill = req.extensions().get::<ConnKill>().cloned();
-    let response = match fault {
-        Some(FaultKind::Before) => server_error(),
-        Some(FaultKind::Burst429) => too_many(None),
+    match fault {
+        None => Some(next.run(req).await),
+        Some(FaultKind::Before) => Some(server_error()),
+        Some(FaultKind::Burst429) => Some(too_many(None)),
         Some(FaultKind::After) => {
             let _ = next.run(req).await;
-            server_error()
+            Some(server_error())
         }
         Some(FaultKind::Drop) => {
             let _ = next.run(req).await;
             if let Some(kill) = kill {
-                entry.status = 0;
-                record(entry);
-                // The connection task closes the socket; this future is dropped with it.
+                // The connection task closes the socket once the request is logged.
                 kill.0.notify_one();
-                return std::future::pending::<Response>().await;
+                return None;
             }
             // Without a socket (oneshot) there is no connection to drop: say so in a 500.
             let mut r = server_error();
             r.headers_mut()
                 .insert("x-sandbox-fault", HeaderValue::from_static("drop"));
-            r
+            Some(r)
         }
-        None => next.run(req).await,
-    };
-    entry.status = response.status().as_u16();
-    record(entry);
-    response
+    }
+}
+
+/// Every API request passes here: counted in flight, judged by the limits, delayed by the
+/// latency, given its fault, then logged with the status it got.
+async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let _guard = InFlight::enter(&st);
+    let mut arrival = Arrival::new(&st, &req);
+    if let Err(refused) = admit(&st, &mut arrival) {
+        return arrival
+            .record(&st, Some(refused.into_response()))
+            .unwrap_or_default();
+    }
+    if !st.config().latency.is_zero() {
+        tokio::time::sleep(st.config().latency).await;
+    }
+    let fault = roll_fault(&st, &arrival.method);
+    arrival.entry.fault = fault.map(|f| f.name().to_string());
+    let response = run_with_fault(fault, req, next).await;
+    match arrival.record(&st, response) {
+        Some(r) => r,
+        // Dropped: this future is dropped with the connection.
+        None => std::future::pending::<Response>().await,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,9 +389,9 @@ fn authorize(st: &SandboxState, headers: &HeaderMap, account: &str) -> Result<(U
         .into());
     };
     let cfg = st.config();
-    match account.parse::<u64>() {
-        Ok(a) if a == cfg.account_id => Ok((user.clone(), a)),
-        Ok(a) if a == cfg.other_account_id => Err(forbidden(st, "access this account").into()),
+    match parse_id(account) {
+        Some(a) if a == cfg.account_id => Ok((user.clone(), a)),
+        Some(a) if a == cfg.other_account_id => Err(forbidden(st, "access this account").into()),
         _ => Err(not_found().into()),
     }
 }
@@ -310,15 +401,56 @@ fn authorize(st: &SandboxState, headers: &HeaderMap, account: &str) -> Result<(U
 
 type Params = Query<HashMap<String, String>>;
 
-/// `page` as Rails sees it: absent → integer 1; sent → echoed as a string. Anything but a positive
-/// integer makes the real server's offset arithmetic fail: a 500.
-fn page_param(q: &HashMap<String, String>) -> Result<(usize, Value), Reject> {
+/// Ruby's `String#to_i`, which is how Rails reads an id or a page: leading whitespace, an optional
+/// sign, then digits (single underscores between them allowed) up to the first other character, so
+/// `1abc` is 1 and `abc` is 0. Saturates where Ruby would grow a bignum.
+fn ruby_to_i(s: &str) -> i64 {
+    let s = s.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\u{0B}');
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let bytes = digits.as_bytes();
+    let mut n: i64 = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => n = n.saturating_mul(10).saturating_add(i64::from(b - b'0')),
+            b'_' if i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+            _ => break,
+        }
+    }
+    if negative { -n } else { n }
+}
+
+/// `page` as Rails sees it: absent → integer 1; sent → echoed as the string sent, and read with
+/// `to_i`. Which numbers are servable differs by endpoint: see [`list_page`] and [`search_page`].
+fn page_param(q: &HashMap<String, String>) -> (i64, Value) {
     match q.get("page") {
-        None => Ok((1, json!(1))),
-        Some(p) => match p.parse::<usize>() {
-            Ok(n) if n >= 1 => Ok((n, json!(p))),
-            _ => Err(server_error().into()),
-        },
+        None => (1, json!(1)),
+        Some(p) => (ruby_to_i(p), json!(p)),
+    }
+}
+
+/// The listing pages with Kaminari, which serves page 1 for anything below 1 (`0`, `abc`, `-3`).
+fn list_page(q: &HashMap<String, String>) -> (usize, Value) {
+    let (page, current_page) = page_param(q);
+    (
+        usize::try_from(page.max(1)).unwrap_or(usize::MAX),
+        current_page,
+    )
+}
+
+/// The search computes its offset as `(page - 1) * 15` itself: below 1 Postgres refuses the
+/// negative OFFSET, a 500.
+fn search_page(q: &HashMap<String, String>) -> Result<(usize, Value), Reject> {
+    match page_param(q) {
+        (page, current_page) if page >= 1 => {
+            Ok((usize::try_from(page).unwrap_or(usize::MAX), current_page))
+        }
+        _ => Err(server_error().into()),
     }
 }
 
@@ -370,8 +502,13 @@ fn scrambled(st: &SandboxState, ids: &[u64], offset: usize, len: usize) -> Vec<u
         .collect()
 }
 
+/// An id in the path as `find` reads it (`1abc` is 1). A segment with a dot carries a format other
+/// than `.json` (which the router already removed): no such template here, so not found.
 fn parse_id(id: &str) -> Option<u64> {
-    id.parse().ok()
+    if id.contains('.') {
+        return None;
+    }
+    u64::try_from(ruby_to_i(id)).ok().filter(|&n| n > 0)
 }
 
 /// The body as Rails' params: JSON only when it is declared JSON; anything else is no params.
@@ -402,7 +539,7 @@ async fn list(
     Query(q): Params,
 ) -> Response {
     let (_, acc) = answer!(authorize(&st, &headers, &account));
-    let (page, current_page) = answer!(page_param(&q));
+    let (page, current_page) = list_page(&q);
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
     let offset = (page - 1).saturating_mul(PER_PAGE);
@@ -441,13 +578,16 @@ async fn search(
                 json!({"error": "Specify search string with parameter q"}),
             );
         }
-        let current_page = q.get("page").map(|p| json!(p)).unwrap_or(json!(1));
-        return json_response(
-            StatusCode::OK,
-            json!({"meta": {"count": null, "current_page": current_page, "has_more": false}, "payload": []}),
-        );
+        // The controller returns before it counts or pages: `count` and `has_more` stay nil
+        // (old versions have no `has_more` at all).
+        let (_, current_page) = page_param(&q);
+        let mut meta = json!({"count": null, "current_page": current_page});
+        if !st.config().search_total_count {
+            meta["has_more"] = Value::Null;
+        }
+        return json_response(StatusCode::OK, json!({"meta": meta, "payload": []}));
     }
-    let (page, current_page) = answer!(page_param(&q));
+    let (page, current_page) = answer!(search_page(&q));
     let sort = sort_param(&q);
     let inboxes = with_inboxes(&q);
     let offset = (page - 1).saturating_mul(PER_PAGE);
@@ -501,11 +641,6 @@ async fn show(
     }
 }
 
-/// The one API inbox of the account (id 1), for `inbox_id` on create.
-fn api_inbox() -> Value {
-    json!({"id": 1, "name": "Sandbox API", "channel_type": "Channel::Api", "provider": null})
-}
-
 async fn create(
     State(st): State<SandboxState>,
     Path(account): Path<String>,
@@ -515,19 +650,7 @@ async fn create(
     let (_, acc) = answer!(authorize(&st, &headers, &account));
     let body = answer!(body_json(&headers, &body));
     let params = ContactParams::from_json(&body);
-    let contact_inbox = match &params.inbox_id {
-        None => None,
-        Some(i) if i == "1" => {
-            let source = format!(
-                "{:032x}",
-                mix(st.inner.order_counter.fetch_add(1, Ordering::Relaxed)) as u128
-                    | ((mix(acc) as u128) << 64)
-            );
-            Some(json!({"source_id": source, "inbox": api_inbox()}))
-        }
-        Some(_) => return not_found(),
-    };
-    let draft = lock(&st.inner.store).build(acc, &params, contact_inbox.clone());
+    let draft = lock(&st.inner.store).build(acc, &params);
     if let Err(e) = lock(&st.inner.store).validate_new(&draft) {
         return write_error(e);
     }
@@ -540,22 +663,22 @@ async fn create(
         Ok(c) => c,
         Err(e) => return write_error(e),
     };
+    // The controller looks the inbox up after the insert, in the same transaction: the account has
+    // no inboxes here, so any `inbox_id` rolls the insert back (its id stays used) and is a 404.
+    if params.inbox_id.is_some() {
+        let _ = lock(&st.inner.store).delete(acc, saved.id);
+        return not_found();
+    }
     let contact = saved.render(true);
     if st.config().server_attributes {
         lock(&st.inner.store).add_server_attributes(saved.id);
     }
     match st.config().flavour {
         Flavour::Doto => json_response(StatusCode::CREATED, contact),
-        Flavour::Chatwoot => {
-            let ci = match contact_inbox {
-                Some(ci) => json!({"inbox": ci["inbox"], "source_id": ci["source_id"]}),
-                None => json!({"inbox": null, "source_id": null}),
-            };
-            json_response(
-                StatusCode::OK,
-                json!({"payload": {"contact": contact, "contact_inbox": ci}}),
-            )
-        }
+        Flavour::Chatwoot => json_response(
+            StatusCode::OK,
+            json!({"payload": {"contact": contact, "contact_inbox": {"inbox": null, "source_id": null}}}),
+        ),
     }
 }
 
@@ -604,7 +727,8 @@ async fn destroy(
         return not_found();
     };
     match lock(&st.inner.store).delete(acc, id) {
-        Ok(()) => StatusCode::OK.into_response(),
+        // `head :ok` under the API's default JSON format: the type without a charset, no body.
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response(),
         Err(e) => write_error(e),
     }
 }
@@ -622,10 +746,43 @@ async fn conversations(
     let payload: Vec<Value> = store
         .conversations_of(c.id)
         .iter()
-        .map(|conv| conv.render(c))
+        .map(|conv| conv.render(c, conv.assignee_id.map(|u| st.user_by_id(u))))
         .collect();
     drop(store);
     json_response(StatusCode::OK, json!({"payload": payload}))
+}
+
+/// `params.require(:note).permit(:content)[:content]`. Rails wraps a JSON body's top-level
+/// `content` into `note` unless the body already has a `note` key, which then wins. A missing or
+/// blank `note` is a missing parameter; a `note` that is not an object makes `permit` raise (500).
+/// `content` keeps only a scalar (`true` is cast to `"t"` as a string column does).
+fn note_content(body: &Value) -> Result<Option<String>, Reject> {
+    let wrapped;
+    let note = match body.get("note") {
+        Some(n) => n,
+        None => {
+            let mut w = serde_json::Map::new();
+            if let Some(c) = body.get("content") {
+                w.insert("content".into(), c.clone());
+            }
+            wrapped = Value::Object(w);
+            &wrapped
+        }
+    };
+    let present = match note {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    };
+    if !present {
+        return Err(missing_param("note").into());
+    }
+    let Value::Object(note) = note else {
+        return Err(server_error().into());
+    };
+    Ok(note.get("content").and_then(store::rails_string))
 }
 
 async fn create_note(
@@ -640,15 +797,7 @@ async fn create_note(
         return not_found();
     };
     let body = answer!(body_json(&headers, &body));
-    // Rails wraps a JSON body's `content` into `note`; with no `content` key there is no `note`.
-    let Some(content) = body.as_object().and_then(|o| o.get("content")) else {
-        return missing_param("note");
-    };
-    let content = match content {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
+    let content = answer!(note_content(&body)).unwrap_or_default();
     if content.trim().is_empty() {
         return json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -723,4 +872,55 @@ async fn side_reset(State(st): State<SandboxState>, Query(q): Params) -> Respons
 /// The cheapest answer the server can give: the baseline of the load benchmark.
 async fn side_health() -> &'static str {
     "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_pages_read_as_ruby_to_i_reads_them() {
+        for (s, n) in [
+            ("15", 15),
+            ("1abc", 1),
+            ("abc", 0),
+            ("", 0),
+            ("  7", 7),
+            ("+3", 3),
+            ("-2x", -2),
+            ("1_000", 1000),
+            ("1__0", 1),
+            ("_1", 0),
+            ("1_", 1),
+            ("99999999999999999999999", i64::MAX),
+        ] {
+            assert_eq!(ruby_to_i(s), n, "{s:?}");
+        }
+        assert_eq!(parse_id("3.xml"), None);
+        assert_eq!(parse_id("0"), None);
+        assert_eq!(parse_id("2-slug"), Some(2));
+    }
+
+    #[test]
+    fn rails_path_squeezes_slashes_and_drops_a_json_format() {
+        let path = |p: &str| {
+            let req = Request::builder()
+                .uri(p)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            rails_path(req).uri().to_string()
+        };
+        let base = "/api/v1/accounts/1/contacts";
+        assert_eq!(path(&format!("{base}/")), base);
+        assert_eq!(
+            path(&format!("{base}.json?page=2")),
+            format!("{base}?page=2")
+        );
+        assert_eq!(
+            path(&format!("{base}//5/notes.json")),
+            format!("{base}/5/notes")
+        );
+        assert_eq!(path(&format!("{base}/5.json/")), format!("{base}/5"));
+        assert_eq!(path("/_sandbox/stats/"), "/_sandbox/stats/");
+    }
 }

@@ -1,13 +1,14 @@
 //! Filling the store before it serves: generated contacts that look real (names, emails, valid E.164
 //! phones from several countries, attributes, some with conversations and notes), and JSONL files
-//! (one contact a line, in the API's shape plus optional `account_id`, `notes`, `conversations`),
+//! (one contact a line, in the API's shape plus optional `account_id`, `notes`, `conversations`
+//! with an optional `assignee_id`),
 //! which is also the format the state is saved in on shutdown.
 use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use super::store::{ContactParams, Store, WriteError, now};
+use super::store::{ContactParams, NewConversation, Store, WriteError, mix, now};
 
 /// A country: calling code, a function that makes a national significant number, and names.
 struct Country {
@@ -196,19 +197,16 @@ pub fn generate(store: &mut Store, account: u64, n: usize, seed: u64) {
             custom_attributes: json!({"plan": plan}).as_object().cloned(),
             inbox_id: None,
         };
-        let mut contact = store.build(account, &params, None);
+        let mut contact = store.build(account, &params);
         contact.created_at = t_now - rng.random_range(0..365 * 86_400);
-        contact.updated_at = contact.created_at;
         let Ok(id) = store.insert_seed(contact) else {
             continue;
         };
         if rng.random_range(0..5) == 0 {
             let convs = rng.random_range(1..=25);
             for _ in 0..convs {
-                let created = t_now - rng.random_range(0..180 * 86_400);
-                let activity = created + rng.random_range(0..86_400);
-                let status = ["open", "resolved", "pending"][rng.random_range(0..3)];
-                store.add_conversation(account, id, 1, status, created, activity);
+                let conversation = generated_conversation(&mut rng, id, t_now);
+                store.add_conversation(account, id, conversation);
             }
             store.add_note(
                 account,
@@ -218,6 +216,22 @@ pub fn generate(store: &mut Store, account: u64, n: usize, seed: u64) {
                 None,
             );
         }
+    }
+}
+
+/// A conversation of the last 180 days in inbox 1, for contact `id`.
+fn generated_conversation(rng: &mut StdRng, id: u64, t_now: i64) -> NewConversation {
+    let created = t_now - rng.random_range(0..180 * 86_400);
+    let activity = created + rng.random_range(0..86_400);
+    let status = ["open", "resolved", "pending"][rng.random_range(0..3)];
+    // Derived, not drawn, so the generated contacts stay what they were for a seed.
+    let assignee_id = [None, Some(1), Some(2)][(mix(id ^ created as u64) % 3) as usize];
+    NewConversation {
+        inbox_id: 1,
+        status: status.into(),
+        created_at: created,
+        last_activity_at: activity,
+        assignee_id,
     }
 }
 
@@ -231,16 +245,12 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
         .and_then(Value::as_u64)
         .unwrap_or(default_account);
     let params = ContactParams::from_json(v);
-    let mut contact = store.build(account, &params, None);
+    let mut contact = store.build(account, &params);
     if let Some(id) = obj.get("id").and_then(Value::as_u64) {
         contact.id = id;
     }
     if let Some(t) = obj.get("created_at").and_then(Value::as_i64) {
         contact.created_at = t;
-        contact.updated_at = t;
-    }
-    if let Some(t) = obj.get("updated_at").and_then(Value::as_i64) {
-        contact.updated_at = t;
     }
     contact.last_activity_at = obj.get("last_activity_at").and_then(Value::as_i64);
     if let Some(Value::Array(ci)) = obj.get("contact_inboxes") {
@@ -278,23 +288,36 @@ pub fn insert_value(store: &mut Store, v: &Value, default_account: u64) -> anyho
         .into_iter()
         .flatten()
     {
-        let created = c
-            .get("created_at")
-            .and_then(Value::as_i64)
-            .unwrap_or_else(now);
-        let activity = c
-            .get("last_activity_at")
-            .and_then(Value::as_i64)
-            .unwrap_or(created);
-        let status = c.get("status").and_then(Value::as_str).unwrap_or("open");
-        let inbox = c.get("inbox_id").and_then(Value::as_u64).unwrap_or(1);
-        store.add_conversation(account, id, inbox, status, created, activity);
+        store.add_conversation(account, id, seeded_conversation(c));
     }
     // A seeded `last_activity_at` wins over the one derived from the conversations.
     if let Some(t) = obj.get("last_activity_at").and_then(Value::as_i64) {
         store.set_last_activity(id, Some(t));
     }
     Ok(id)
+}
+
+/// A conversation of a seed line: every key optional (an open conversation in inbox 1, created
+/// now, last active when created, unassigned).
+fn seeded_conversation(c: &Value) -> NewConversation {
+    let created = c
+        .get("created_at")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(now);
+    NewConversation {
+        inbox_id: c.get("inbox_id").and_then(Value::as_u64).unwrap_or(1),
+        status: c
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("open")
+            .into(),
+        created_at: created,
+        last_activity_at: c
+            .get("last_activity_at")
+            .and_then(Value::as_i64)
+            .unwrap_or(created),
+        assignee_id: c.get("assignee_id").and_then(Value::as_u64),
+    }
 }
 
 /// Load a JSONL seed: blank lines and lines starting with `#` are skipped.
@@ -335,7 +358,7 @@ pub fn dump_jsonl(store: &Store) -> String {
                 .iter()
                 .map(|x| {
                     json!({"inbox_id": x.inbox_id, "status": x.status, "created_at": x.created_at,
-                           "last_activity_at": x.last_activity_at})
+                           "last_activity_at": x.last_activity_at, "assignee_id": x.assignee_id})
                 })
                 .collect();
         }

@@ -148,9 +148,4 @@ impl SandboxHandle {
     ) -> anyhow::Result<u64> {
         self.state.insert_contact(account_id, contact)
     }
-
-    /// `{base_url}/api/v1/accounts/{account_id}`: the prefix of every API path.
-    pub fn account_url(&self) -> String {
-        format!("{}/api/v1/accounts/{}", self.base_url, self.account_id)
-    }
 }

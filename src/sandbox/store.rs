@@ -26,7 +26,6 @@ pub struct Contact {
     pub custom_attributes: Map<String, Value>,
     pub last_activity_at: Option<i64>,
     pub created_at: i64,
-    pub updated_at: i64,
     pub contact_inboxes: Vec<Value>,
     /// Lower-cased copies for case-insensitive search and sort, kept in step by `refresh_keys`.
     lname: Option<String>,
@@ -83,8 +82,8 @@ impl Contact {
         if let Some(t) = self.last_activity_at {
             m.insert("last_activity_at".into(), json!(t));
         }
+        // No `updated_at`: the real contact view does not render it.
         m.insert("created_at".into(), json!(self.created_at));
-        m.insert("updated_at".into(), json!(self.updated_at));
         if with_inboxes {
             m.insert(
                 "contact_inboxes".into(),
@@ -107,12 +106,21 @@ pub struct Note {
 }
 
 impl Note {
+    /// As the API renders it: the real note template reads `account_id` and `contact_id` from
+    /// something that does not have them, so clients see both as `null`.
     pub fn render(&self, user: &User) -> Value {
         json!({
-            "id": self.id, "content": self.content, "account_id": self.account_id,
-            "contact_id": self.contact_id, "user": user.render(),
-            "created_at": self.created_at, "updated_at": self.created_at,
+            "id": self.id, "content": self.content, "account_id": null, "contact_id": null,
+            "user": user.render(), "created_at": self.created_at, "updated_at": self.created_at,
         })
+    }
+
+    /// As stored, for the side endpoints and tests: the API rendering with the real ids.
+    pub fn stored(&self, user: &User) -> Value {
+        let mut v = self.render(user);
+        v["account_id"] = json!(self.account_id);
+        v["contact_id"] = json!(self.contact_id);
+        v
     }
 }
 
@@ -126,16 +134,53 @@ pub struct Conversation {
     pub status: String,
     pub created_at: i64,
     pub last_activity_at: i64,
+    /// The user (1 admin, 2 agent) it is assigned to.
+    pub assignee_id: Option<u64>,
+}
+
+/// What seeding says about a new conversation; the store gives it its display id.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub inbox_id: u64,
+    pub status: String,
+    pub created_at: i64,
+    pub last_activity_at: i64,
+    pub assignee_id: Option<u64>,
 }
 
 impl Conversation {
-    pub fn render(&self, contact: &Contact) -> Value {
+    /// A stable UUID (version 4 layout) derived from the account and the display id.
+    fn uuid(&self) -> String {
+        let hi = mix(self.account_id ^ mix(self.display_id));
+        let lo = mix(hi ^ self.display_id);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            hi >> 32,
+            (hi >> 16) & 0xffff,
+            hi & 0xfff,
+            0x8000 | ((lo >> 48) & 0x3fff),
+            lo & 0xffff_ffff_ffff
+        )
+    }
+
+    /// As the real conversation partial renders it. The sandbox has no messages, labels, teams
+    /// or read receipts, so those are always empty, zero or null; every inbox is an API channel.
+    pub fn render(&self, contact: &Contact, assignee: Option<&User>) -> Value {
+        let mut meta = json!({"sender": contact.render(false), "channel": "Channel::Api",
+                              "hmac_verified": false});
+        if let Some(user) = assignee {
+            meta["assignee"] = user.render();
+        }
         json!({
-            "id": self.display_id, "account_id": self.account_id, "inbox_id": self.inbox_id,
-            "status": self.status, "created_at": self.created_at, "timestamp": self.last_activity_at,
-            "last_activity_at": self.last_activity_at, "unread_count": 0, "messages": [],
-            "meta": {"sender": {"id": contact.id, "name": contact.name, "email": contact.email,
-                                 "phone_number": contact.phone_number}},
+            "meta": meta, "id": self.display_id, "messages": [], "account_id": self.account_id,
+            "uuid": self.uuid(), "additional_attributes": {}, "agent_last_seen_at": 0,
+            "assignee_last_seen_at": 0, "can_reply": true, "contact_last_seen_at": 0,
+            "custom_attributes": {}, "inbox_id": self.inbox_id, "labels": [], "muted": false,
+            "snoozed_until": null, "status": self.status, "created_at": self.created_at,
+            "updated_at": self.last_activity_at as f64, "timestamp": self.last_activity_at,
+            "first_reply_created_at": 0, "unread_count": 0, "last_non_activity_message": null,
+            "last_activity_at": self.last_activity_at, "priority": null, "waiting_since": 0,
+            "sla_policy_id": null,
         })
     }
 }
@@ -177,6 +222,17 @@ pub struct ContactParams {
     pub inbox_id: Option<String>,
 }
 
+/// A permitted scalar as a string column casts it: `true`/`false` become `"t"`/`"f"`, numbers their
+/// decimal text; `null`, arrays and objects are not a string.
+pub fn rails_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
+        _ => None,
+    }
+}
+
 impl ContactParams {
     /// Unknown keys, and values of a shape the permit list does not accept, are dropped silently.
     pub fn from_json(body: &Value) -> ContactParams {
@@ -184,11 +240,9 @@ impl ContactParams {
             return ContactParams::default();
         };
         let string = |k: &str| match obj.get(k) {
-            Some(Value::String(s)) => Some(Some(s.clone())),
-            Some(Value::Number(n)) => Some(Some(n.to_string())),
-            Some(Value::Bool(b)) => Some(Some(b.to_string())),
             Some(Value::Null) => Some(None),
-            _ => None,
+            Some(v) => rails_string(v).map(Some),
+            None => None,
         };
         let object = |k: &str| match obj.get(k) {
             Some(Value::Object(m)) => Some(m.clone()),
@@ -203,10 +257,13 @@ impl ContactParams {
             Some(Value::Number(n)) => Some(n.as_f64() != Some(0.0)),
             _ => None,
         };
+        // `params[:inbox_id].blank?` skips the inbox; anything else is looked up.
         let inbox_id = match obj.get("inbox_id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
+            None | Some(Value::Null | Value::Bool(false)) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::Array(a)) if a.is_empty() => None,
+            Some(Value::Object(o)) if o.is_empty() => None,
+            Some(v) => Some(rails_string(v).unwrap_or_else(|| v.to_string())),
         };
         ContactParams {
             name: string("name"),
@@ -258,6 +315,21 @@ pub enum SortKey {
     Phone,
     LastActivityAt,
     CreatedAt,
+    /// `additional_attributes->>'company_name'`, and the two below likewise.
+    CompanyName,
+    City,
+    Country,
+}
+
+impl SortKey {
+    /// The controller's scopes for these keys say `NULLS LAST` in both directions; the plain
+    /// column sorts leave Postgres's default (NULLs first when descending).
+    fn nulls_always_last(self) -> bool {
+        matches!(
+            self,
+            SortKey::LastActivityAt | SortKey::CompanyName | SortKey::City | SortKey::Country
+        )
+    }
 }
 
 /// A parsed `sort` parameter; unknown keys are ignored (no order).
@@ -279,6 +351,9 @@ impl Sort {
             "phone_number" => SortKey::Phone,
             "last_activity_at" => SortKey::LastActivityAt,
             "created_at" => SortKey::CreatedAt,
+            "company_name" => SortKey::CompanyName,
+            "city" => SortKey::City,
+            "country" => SortKey::Country,
             _ => return None,
         };
         Some(Sort { key, desc })
@@ -531,7 +606,7 @@ impl Store {
     }
 
     /// Build the row a create would insert (no id yet), lower-casing the email as the model does.
-    pub fn build(&self, account: u64, p: &ContactParams, inbox: Option<Value>) -> Contact {
+    pub fn build(&self, account: u64, p: &ContactParams) -> Contact {
         let t = now();
         let mut c = Contact {
             id: 0,
@@ -545,8 +620,7 @@ impl Store {
             custom_attributes: p.custom_attributes.clone().unwrap_or_default(),
             last_activity_at: None,
             created_at: t,
-            updated_at: t,
-            contact_inboxes: inbox.into_iter().collect(),
+            contact_inboxes: vec![],
             lname: None,
             lphone: None,
             json: Default::default(),
@@ -560,11 +634,12 @@ impl Store {
         self.validate(c).map_err(WriteError::Invalid)
     }
 
-    /// The INSERT half of a create: only the unique indexes are checked here.
+    /// The INSERT half of a create: only the unique indexes are checked here. The id is taken
+    /// from the sequence first, so an insert the indexes refuse leaves a gap, as in Postgres.
     pub fn insert(&mut self, mut c: Contact) -> Result<Contact, WriteError> {
-        self.check_indexes(&c)?;
         c.id = self.next_contact_id;
         self.next_contact_id += 1;
+        self.check_indexes(&c)?;
         c.refresh_json();
         self.index(&c);
         self.ix_put(&c);
@@ -631,7 +706,6 @@ impl Store {
         normalise(&mut c);
         self.validate(&c).map_err(WriteError::Invalid)?;
         self.check_indexes(&c)?;
-        c.updated_at = now();
         c.refresh_json();
         self.unindex(&old);
         self.index(&c);
@@ -676,29 +750,25 @@ impl Store {
         n
     }
 
-    pub fn add_conversation(
-        &mut self,
-        account: u64,
-        contact_id: u64,
-        inbox_id: u64,
-        status: &str,
-        created_at: i64,
-        last_activity_at: i64,
-    ) {
+    /// Add a conversation under the account's next display id; the contact's
+    /// `last_activity_at` moves up to the conversation's.
+    pub fn add_conversation(&mut self, account: u64, contact_id: u64, new: NewConversation) {
         let next = self.next_display_id.entry(account).or_insert(1);
         let conv = Conversation {
             display_id: *next,
             account_id: account,
             contact_id,
-            inbox_id,
-            status: status.to_string(),
-            created_at,
-            last_activity_at,
+            inbox_id: new.inbox_id,
+            status: new.status,
+            created_at: new.created_at,
+            last_activity_at: new.last_activity_at,
+            assignee_id: new.assignee_id,
         };
         *next += 1;
+        let activity = conv.last_activity_at;
         self.conversations.entry(contact_id).or_default().push(conv);
         if let Some(c) = self.contacts.get_mut(&contact_id) {
-            c.last_activity_at = Some(c.last_activity_at.unwrap_or(0).max(last_activity_at));
+            c.last_activity_at = Some(c.last_activity_at.unwrap_or(0).max(activity));
             c.refresh_json();
         }
         self.touch();
@@ -839,26 +909,45 @@ fn normalise(c: &mut Contact) {
     c.refresh_keys();
 }
 
+/// `additional_attributes->>'key'`: the text of the value, NULL when absent or null.
+fn attribute_text(attrs: &Map<String, Value>, key: &str) -> Option<String> {
+    match attrs.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => Some(v.to_string()),
+    }
+}
+
 /// Ties are broken by a hash of (id, generation), so rows sharing a sort value come back in an order
-/// that changes after every write, as on a real database with no id tie-breaker.
+/// that changes after every write, as on a real database with no id tie-breaker. The attribute
+/// keys compare their text as is, byte by byte (the server's collation may differ on case and
+/// accents).
 fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generation: u64) {
     let tie = |id: u64| mix(id ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let key = |id: &u64| -> (SortVal, u64) {
-        let c = &contacts[id];
-        let v = match s.key {
-            SortKey::Name => SortVal::Str(c.lname.clone()),
-            SortKey::Email => SortVal::Str(c.email.clone()),
-            SortKey::Phone => SortVal::Str(c.lphone.clone()),
-            SortKey::LastActivityAt => SortVal::Int(c.last_activity_at),
-            SortKey::CreatedAt => SortVal::Int(Some(c.created_at)),
-        };
-        (v, tie(*id))
+    let value = |c: &Contact| match s.key {
+        SortKey::Name => SortVal::Str(c.lname.clone()),
+        SortKey::Email => SortVal::Str(c.email.clone()),
+        SortKey::Phone => SortVal::Str(c.lphone.clone()),
+        SortKey::LastActivityAt => SortVal::Int(c.last_activity_at),
+        SortKey::CreatedAt => SortVal::Int(Some(c.created_at)),
+        SortKey::CompanyName => {
+            SortVal::Str(attribute_text(&c.additional_attributes, "company_name"))
+        }
+        SortKey::City => SortVal::Str(attribute_text(&c.additional_attributes, "city")),
+        SortKey::Country => SortVal::Str(attribute_text(&c.additional_attributes, "country")),
     };
-    ids.sort_by_cached_key(key);
+    ids.sort_by_cached_key(|id| (value(&contacts[id]), tie(*id)));
     if s.desc {
-        // Reversing also reverses the tie order, which is arbitrary anyway; NULLs come first in
-        // descending order, as in Postgres.
+        // Reversing also reverses the tie order, which is arbitrary anyway. NULLs, last when
+        // ascending, now come first, as in Postgres, unless the key says NULLS LAST.
         ids.reverse();
+        if s.key.nulls_always_last() {
+            let nulls = ids
+                .iter()
+                .take_while(|id| value(&contacts[*id]).is_null())
+                .count();
+            ids.rotate_left(nulls);
+        }
     }
 }
 
@@ -867,6 +956,12 @@ fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generat
 enum SortVal {
     Str(Option<String>),
     Int(Option<i64>),
+}
+
+impl SortVal {
+    fn is_null(&self) -> bool {
+        matches!(self, SortVal::Str(None) | SortVal::Int(None))
+    }
 }
 
 impl PartialOrd for SortVal {
@@ -1068,7 +1163,6 @@ mod tests {
                 identifier: Some(Some("USER_x".into())),
                 ..Default::default()
             },
-            None,
         );
         store.insert(c).unwrap();
         for q in [

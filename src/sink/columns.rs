@@ -35,15 +35,35 @@ pub const ADDITIONAL_PREFIX: &str = "additional_attributes.";
 pub const CONTACT_INBOXES: &str = "contact_inboxes";
 
 /// How `created_at` and `last_activity_at` are written.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Timestamps {
     /// RFC 3339 in UTC, `2024-03-21T05:46:40Z`.
     Iso,
     /// Epoch seconds, as the API sends them.
     Epoch,
+}
+
+impl Timestamps {
+    /// `iso` or `epoch` (the flag's values and the manifest's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timestamps::Iso => "iso",
+            Timestamps::Epoch => "epoch",
+        }
+    }
+}
+
+impl std::str::FromStr for Timestamps {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Timestamps, String> {
+        match s {
+            "iso" => Ok(Timestamps::Iso),
+            "epoch" => Ok(Timestamps::Epoch),
+            _ => Err(format!("{s:?} is not a timestamp style (iso or epoch)")),
+        }
+    }
 }
 
 /// One column of the layout.

@@ -7,7 +7,7 @@ use super::columns::{Cell, Column, Timestamps, cell};
 use crate::api::Contact;
 
 /// The JSON object written for `c`.
-pub fn contact_json(c: &Contact, include_inboxes: bool, ts: Timestamps) -> Value {
+fn contact_json(c: &Contact, include_inboxes: bool, ts: Timestamps) -> Value {
     let mut v = serde_json::to_value(c).expect("a contact serializes");
     let obj = v.as_object_mut().expect("an object");
     if !include_inboxes {

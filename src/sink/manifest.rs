@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::writer::{Settings, Written};
+use crate::api::{Client, ListSummary};
+
+/// Pages moving while the export ran (the pager's account of it).
+pub use crate::api::Drift;
+
 /// The manifest beside an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -44,6 +50,49 @@ pub struct Manifest {
     pub conversations: Option<Conversations>,
 }
 
+impl Manifest {
+    /// The manifest of the export to `target` that wrote `written` from the listing `listed`
+    /// (sorted by `sort`) through `client`, finished now. The requests made (`listing.attempts`,
+    /// `listing.rate_limited`) and the conversations are the caller's to fill in.
+    pub fn of_export(
+        settings: &Settings,
+        target: &Path,
+        sort: &str,
+        written: &Written,
+        listed: &ListSummary,
+        client: &Client,
+        started_at: String,
+    ) -> Manifest {
+        let cfg = client.config();
+        Manifest {
+            version: 1,
+            file: file_name(target),
+            format: settings.format.as_str().into(),
+            rows: written.rows,
+            columns: written.columns.clone(),
+            columns_added: written.columns_added.clone(),
+            account_id: cfg.account_id,
+            base_url: cfg.base_url.clone(),
+            sort: sort.into(),
+            timestamps: settings.timestamps.as_str().into(),
+            include_contact_inboxes: settings.include_contact_inboxes,
+            started_at,
+            finished_at: now_rfc3339(),
+            sha256: written.sha256.clone(),
+            server_total_start: listed.total_start.unwrap_or(0),
+            server_total_end: listed.total.unwrap_or(0),
+            listing: Listing {
+                pages_fetched: listed.pages,
+                duplicates: listed.duplicates,
+                attempts: 0,
+                rate_limited: 0,
+            },
+            drift: listed.drift.clone(),
+            conversations: None,
+        }
+    }
+}
+
 /// The paging work.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Listing {
@@ -56,21 +105,6 @@ pub struct Listing {
     pub rate_limited: u64,
 }
 
-/// Pages moving while the export ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Drift {
-    /// The total changed, or rows repeated or went missing, during paging.
-    pub detected: bool,
-    /// A re-fetch of the affected range ended with a stable total and every contact counted.
-    pub repaired: bool,
-    /// Re-fetch rounds made.
-    pub rounds: u32,
-    /// Pages fetched again.
-    pub pages_refetched: u64,
-    /// Contacts found only by the re-fetch.
-    pub recovered: u64,
-}
-
 /// The `--conversations` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversations {
@@ -80,6 +114,18 @@ pub struct Conversations {
     /// Contacts that were gone (404) by the time their conversations were asked for.
     pub contacts_gone: u64,
     pub sha256: String,
+}
+
+/// Now, as the manifest writes times (RFC 3339, UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The last part of `path`, as the manifest names files (`""` when there is none).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `out.csv` → `out.csv.manifest.json`.

@@ -13,7 +13,7 @@ use super::columns::{Cell, Layout, Timestamps, cell};
 use crate::api::Contact;
 
 /// Rows a sheet holds, header included.
-pub const MAX_ROWS: u64 = 1_048_576;
+const MAX_ROWS: u64 = 1_048_576;
 /// Integers beyond this lose digits in a spreadsheet's doubles: written as text.
 const EXACT_INT: i64 = 999_999_999_999_999;
 

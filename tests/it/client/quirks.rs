@@ -372,3 +372,92 @@ async fn token_never_appears_in_debug_display_or_errors() {
     assert!(!all.contains(TOKEN), "{all}");
     assert!(all.contains("***"));
 }
+
+/// Page `page` of a listing of `ids` (15 a page) as the server answers it, saying `count`.
+fn listing_page(ids: &[u64], count: usize, page: usize) -> Response {
+    let rows: Vec<String> = ids
+        .iter()
+        .skip((page - 1) * 15)
+        .take(15)
+        .map(|id| format!(r#"{{"id": {id}, "email": "c{id}@x.test"}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"meta": {{"count": {count}, "current_page": {page}}}, "payload": [{}]}}"#,
+        rows.join(",")
+    );
+    json(200, &body)
+}
+
+fn page_of(s: &Seen) -> usize {
+    let q = s.uri.query().unwrap_or("");
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_contact_deleted_between_pages_is_repaired_by_one_ranged_round() {
+    use futures::StreamExt;
+    // 45 contacts; contact 3 is deleted right after page 1 was served, so contact 16 moves back
+    // onto page 1 and the first pass never sees it.
+    let before: Vec<u64> = (1..=45).collect();
+    let after: Vec<u64> = before.iter().copied().filter(|id| *id != 3).collect();
+    let q = Quirk::start(move |s, n| {
+        let ids = if n == 0 { &before } else { &after };
+        listing_page(ids, ids.len(), page_of(s))
+    })
+    .await;
+    let client = q.client(|c| c.page_concurrency = 1);
+    let mut pages = client.contacts().list().sort("email").pages();
+    let mut ids = vec![];
+    let mut totals = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        totals.push((page.number, page.total));
+        ids.extend(page.contacts.iter().map(|c| c.id));
+    }
+    // The first pass saw the total move on page 2; one round re-read pages 1 to 3 and found 16.
+    assert_eq!(
+        totals,
+        [(1, 45), (2, 44), (3, 44), (1, 44), (2, 44), (3, 44)]
+    );
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, (1..=45).collect::<Vec<u64>>(), "each contact once");
+    assert_eq!(*ids.last().unwrap(), 16, "found by the round");
+    let s = pages.summary();
+    assert_eq!((s.passes, s.pages, s.duplicates), (2, 6, 43));
+    assert_eq!((s.total_start, s.total), (Some(45), Some(44)));
+    let d = &s.drift;
+    assert!(d.detected && d.repaired, "{s:?}");
+    assert_eq!((d.rounds, d.pages_refetched, d.recovered), (1, 3, 1));
+    assert_eq!(q.seen().len(), 6);
+}
+
+#[tokio::test]
+async fn a_listing_that_never_shows_the_total_ends_incomplete_after_the_passes() {
+    use futures::StreamExt;
+    // The server counts 20 contacts but only ever lists 16 (a page 2 of one row).
+    let ids: Vec<u64> = (1..=16).collect();
+    let q = Quirk::start(move |s, _| listing_page(&ids, 20, page_of(s))).await;
+    let client = q.client(|c| c.max_list_passes = 3);
+    let mut pages = client.contacts().list().pages();
+    let mut seen = 0;
+    let err = loop {
+        match pages.next().await.expect("the stream ends with the error") {
+            Ok(p) => seen += p.contacts.len(),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(seen, 16);
+    assert_eq!(err.page, None);
+    match err.source {
+        ApiError::Incomplete { seen, total, .. } => assert_eq!((seen, total), (16, 20)),
+        other => panic!("{other:?}"),
+    }
+    assert!(pages.next().await.is_none());
+    // Three passes of both pages, every one read from page 1 (the total never moved).
+    assert_eq!(q.seen().len(), 6);
+    assert_eq!(pages.summary().passes, 3);
+}

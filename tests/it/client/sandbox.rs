@@ -801,3 +801,50 @@ async fn contacts_deleted_while_streaming_do_not_hide_live_ones() {
     );
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_pager_hands_on_pages_in_order_with_their_totals_and_never_refetches_a_given_page_one()
+{
+    let sb = spawn(SandboxConfig {
+        seed_contacts: 100,
+        seed: 3,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let expected = listed_ids(&sb);
+    let total = expected.len() as u64;
+    let api = client(&sb);
+    let list = api.contacts().list().sort("email");
+    let first = list.page(1).await.unwrap();
+    let before = sb.stats().count("GET", route::CONTACTS);
+    let mut pages = list.concurrency(3).starting_from(first.clone()).pages();
+    let (mut numbers, mut ids) = (vec![], vec![]);
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        assert_eq!(page.total, total, "page {}", page.number);
+        numbers.push(page.number);
+        ids.extend(page.contacts.iter().map(|c| c.id));
+        assert_eq!(page.seen, ids.len() as u64);
+    }
+    let want_pages = total.div_ceil(15) as u32;
+    assert_eq!(numbers, (1..=want_pages).collect::<Vec<_>>());
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a contact was handed on twice");
+    assert_eq!(unique, expected);
+    let first_ids: Vec<u64> = first.items.iter().map(|c| c.id).collect();
+    assert_eq!(ids[..first_ids.len()], first_ids[..]);
+    // Page 1 was given: only the other pages were asked for.
+    assert_eq!(
+        sb.stats().count("GET", route::CONTACTS) - before,
+        u64::from(want_pages) - 1
+    );
+    let s = pages.summary();
+    assert_eq!((s.total_start, s.total), (Some(total), Some(total)));
+    assert_eq!(
+        (s.passes, s.pages, s.seen),
+        (1, u64::from(want_pages), total)
+    );
+    assert!(!s.drift.detected, "{s:?}");
+    sb.shutdown().await.unwrap();
+}

@@ -3,7 +3,7 @@ use axum::http::{Method, StatusCode};
 use doto_bulk::sandbox::{Flavour, SandboxConfig};
 use serde_json::{Value, json};
 
-use super::Api;
+use super::{Api, ids_of, names_of};
 
 #[tokio::test]
 async fn create_returns_200_with_contact_and_contact_inbox_in_payload() {
@@ -86,7 +86,8 @@ async fn delete_answers_200_with_an_empty_body_and_removes_the_contact() {
     let r = api.delete(&format!("/contacts/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.is_empty(), "body: {:?}", r.text);
-    assert!(r.headers.get("content-type").is_none());
+    // `head :ok` under the API's default JSON format: the type, without a charset.
+    assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(
         api.get(&format!("/contacts/{id}")).await.status,
         StatusCode::NOT_FOUND
@@ -176,26 +177,34 @@ async fn contact_inboxes_are_absent_unless_include_contact_inboxes_is_exactly_tr
 }
 
 #[tokio::test]
-async fn create_with_the_api_inbox_returns_a_contact_inbox_and_an_unknown_inbox_is_404() {
-    let api = Api::default();
-    let r = api
-        .post("/contacts", json!({"email": "a@x.com", "inbox_id": 1}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json["payload"]["contact_inbox"]["inbox"]["id"], 1);
-    assert!(r.json["payload"]["contact_inbox"]["source_id"].is_string());
-    assert_eq!(
-        r.json["payload"]["contact"]["contact_inboxes"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    let r = api
-        .post("/contacts", json!({"email": "b@x.com", "inbox_id": 99}))
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(api.state.contacts().len(), 1);
+async fn create_with_an_inbox_id_is_404_because_the_account_has_no_such_inbox() {
+    for flavour in [Flavour::Chatwoot, Flavour::Doto] {
+        let api = Api::new(SandboxConfig {
+            flavour,
+            ..Default::default()
+        });
+        // No inbox is invented: not 1, not any other.
+        for inbox in [json!(1), json!("1"), json!(99), json!(0), json!("abc")] {
+            let r = api
+                .post("/contacts", json!({"email": "a@x.com", "inbox_id": inbox}))
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{flavour:?} {inbox}");
+            assert_eq!(r.json, json!({"error": "Resource could not be found"}));
+        }
+        assert!(api.state.contacts().is_empty(), "the insert is rolled back");
+        // The contact is validated (and saved) before the inbox is looked up: a 422 comes first.
+        let r = api
+            .post("/contacts", json!({"email": "bad", "inbox_id": 1}))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // A blank inbox_id is no inbox at all.
+        for blank in [json!(null), json!(""), json!("  "), json!(false)] {
+            let r = api
+                .post("/contacts", json!({"name": "n", "inbox_id": blank}))
+                .await;
+            assert!(r.status.is_success(), "{flavour:?} {blank}: {}", r.text);
+        }
+    }
 }
 
 // ---- endpoints and flavours -----------------------------------------------------------------
@@ -301,24 +310,36 @@ async fn current_page_is_the_string_sent_or_the_integer_1_when_not_sent() {
 }
 
 #[tokio::test]
-async fn a_page_of_zero_or_not_a_number_is_a_500() {
+async fn list_serves_page_1_below_1_or_for_text_while_search_answers_500() {
     let api = Api::default();
-    api.create(json!({"email": "a@x.com"})).await;
+    for i in 0..20 {
+        api.create(json!({"email": format!("a{i:02}@x.com")})).await;
+    }
     let huge = api.get("/contacts?page=18446744073709551615").await;
     assert_eq!(huge.status, StatusCode::OK);
     assert_eq!(huge.json["payload"], json!([]));
+    let first = ids_of(&api.get("/contacts?sort=email").await.json);
     for p in ["0", "abc", "-1"] {
+        // Kaminari serves page 1; the meta echoes what was sent.
+        let r = api.get(&format!("/contacts?sort=email&page={p}")).await;
+        assert_eq!(r.status, StatusCode::OK, "page={p}");
+        assert_eq!(r.json["meta"], json!({"count": 20, "current_page": p}));
+        assert_eq!(ids_of(&r.json), first, "page={p}");
+        // The search's own offset arithmetic goes negative: Postgres refuses it.
+        let r = api.get(&format!("/contacts/search?q=a&page={p}")).await;
         assert_eq!(
-            api.get(&format!("/contacts?page={p}")).await.status,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
-        assert_eq!(
-            api.get(&format!("/contacts/search?q=a&page={p}"))
-                .await
-                .status,
-            StatusCode::INTERNAL_SERVER_ERROR
+            r.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "search page={p}"
         );
     }
+    // Both read the page with `to_i`: `2abc` is page 2.
+    let r = api.get("/contacts?sort=email&page=2abc").await;
+    assert_eq!(r.json["meta"]["current_page"], "2abc");
+    assert_eq!(r.json["payload"].as_array().unwrap().len(), 5);
+    let r = api.get("/contacts/search?q=a&sort=email&page=2abc").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["meta"]["count"], 5);
 }
 
 #[tokio::test]
@@ -353,15 +374,6 @@ async fn only_contacts_with_email_phone_or_identifier_are_listed_but_name_only_o
     );
     let found = api.get("/contacts/search?q=ghost").await;
     assert_eq!(found.json["payload"][0]["id"], ghost);
-}
-
-fn names_of(v: &Value) -> Vec<String> {
-    v["payload"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -415,14 +427,14 @@ async fn sort_by_created_at_and_last_activity_at() {
         names_of(&api.get("/contacts?sort=-created_at").await.json),
         ["new", "mid", "old"]
     );
-    // NULLs last ascending, first descending, as in Postgres.
+    // The controller's scope says NULLS LAST in both directions: never-active contacts last.
     assert_eq!(
         names_of(&api.get("/contacts?sort=last_activity_at").await.json),
         ["mid", "old", "new"]
     );
     assert_eq!(
         names_of(&api.get("/contacts?sort=-last_activity_at").await.json),
-        ["new", "old", "mid"]
+        ["old", "mid", "new"]
     );
 }
 
@@ -443,16 +455,8 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     for i in 0..60 {
         api.create(json!({"email": format!("c{i:02}@x.com")})).await;
     }
-    let ids = |v: &Value| -> Vec<u64> {
-        v["payload"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_u64().unwrap())
-            .collect()
-    };
-    let first = ids(&api.get("/contacts").await.json);
-    let again = ids(&api.get("/contacts").await.json);
+    let first = ids_of(&api.get("/contacts").await.json);
+    let again = ids_of(&api.get("/contacts").await.json);
     assert_ne!(
         first, again,
         "two unsorted requests returned the same page in the same order"
@@ -460,7 +464,7 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     let mut seen = std::collections::HashSet::new();
     let mut rows = 0;
     for p in 1..=4 {
-        for id in ids(&api.get(&format!("/contacts?page={p}")).await.json) {
+        for id in ids_of(&api.get(&format!("/contacts?page={p}")).await.json) {
             seen.insert(id);
             rows += 1;
         }
@@ -473,10 +477,11 @@ async fn without_sort_the_order_changes_between_requests_so_unsorted_paging_miss
     // Sorted paging is complete.
     let mut sorted = std::collections::HashSet::new();
     for p in 1..=4 {
-        sorted.extend(ids(&api
-            .get(&format!("/contacts?sort=email&page={p}"))
-            .await
-            .json));
+        sorted.extend(ids_of(
+            &api.get(&format!("/contacts?sort=email&page={p}"))
+                .await
+                .json,
+        ));
     }
     assert_eq!(sorted.len(), 60);
 }
@@ -488,20 +493,12 @@ async fn rows_sharing_a_sort_value_have_no_id_tie_breaker_and_reorder_after_writ
         api.create(json!({"name": "Same", "email": format!("s{i}@x.com")}))
             .await;
     }
-    let ids = |v: &Value| -> Vec<u64> {
-        v["payload"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_u64().unwrap())
-            .collect()
-    };
-    let before = ids(&api.get("/contacts?sort=name").await.json);
+    let before = ids_of(&api.get("/contacts?sort=name").await.json);
     let mut by_id = before.clone();
     by_id.sort();
     assert_ne!(before, by_id, "ties came back in id order");
     api.create(json!({"name": "Zed", "email": "z@x.com"})).await;
-    let after = ids(&api.get("/contacts?sort=name").await.json);
+    let after = ids_of(&api.get("/contacts?sort=name").await.json);
     assert_ne!(before, after, "a write did not reshuffle the ties");
 }
 
@@ -603,6 +600,8 @@ async fn old_search_shape_has_the_total_as_count_and_no_has_more() {
     let p1 = api.get("/contacts/search?q=match").await.json;
     assert_eq!(p1["meta"], json!({"count": 20, "current_page": 1}));
     assert_eq!(p1["payload"].as_array().unwrap().len(), 15);
+    let blank = api.get("/contacts/search?q=").await.json;
+    assert_eq!(blank["meta"], json!({"count": null, "current_page": 1}));
 }
 
 #[tokio::test]
@@ -612,8 +611,11 @@ async fn a_blank_q_is_200_with_a_null_count_or_422_on_some_versions() {
     for q in ["", "%20%20"] {
         let r = api.get(&format!("/contacts/search?q={q}")).await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.json["meta"]["count"], Value::Null);
-        assert_eq!(r.json["payload"], json!([]));
+        // The controller returns before it counts or pages: both stay nil.
+        assert_eq!(
+            r.json,
+            json!({"meta": {"count": null, "current_page": 1, "has_more": null}, "payload": []})
+        );
     }
     let old = Api::new(SandboxConfig {
         blank_search_422: true,
@@ -1073,7 +1075,13 @@ async fn a_note_is_created_from_json_content_and_returned_bare() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["content"], "Called, wants a demo");
-    assert_eq!(r.json["contact_id"], id);
+    // The real note template renders both ids as null; the note is still stored on the contact.
+    assert_eq!(r.json["account_id"], Value::Null);
+    assert_eq!(r.json["contact_id"], Value::Null);
+    let listed = api.get(&format!("/contacts/{id}/notes")).await.json;
+    assert_eq!(listed[0]["id"], r.json["id"]);
+    assert_eq!(listed[0]["contact_id"], Value::Null);
+    assert_eq!(api.state.notes()[0]["contact_id"], id);
     assert!(
         r.json["id"].is_u64() && r.json["created_at"].is_i64() && r.json["user"]["id"].is_u64()
     );

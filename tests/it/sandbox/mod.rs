@@ -2,6 +2,7 @@
 //! `router()` (no socket), a few over a real socket (dropped connections, rate-limit windows, races).
 mod contract;
 mod limits;
+mod parity;
 mod seeding;
 mod socket;
 
@@ -113,4 +114,24 @@ impl Api {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.json["payload"]["contact"]["id"].as_u64().unwrap()
     }
+}
+
+/// The ids of a page's `payload`, in order.
+pub fn ids_of(v: &Value) -> Vec<u64> {
+    v["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// The names of a page's `payload`, in order (`""` for none).
+pub fn names_of(v: &Value) -> Vec<String> {
+    v["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("").to_string())
+        .collect()
 }

@@ -1,0 +1,432 @@
+//! The one way through `GET /contacts` for everything that needs every contact (the listing
+//! stream, the import's lookup index, export): [`ListRequest::pages`] fetches the pages of a pass
+//! several at a time under the client's shared rate limit, hands them on in page order, each
+//! contact once (dedupe by id), and each page with the server's total as it stood when that page
+//! was served.
+//!
+//! The server has no tie-breaker and rows move between pages while contacts are created or
+//! deleted, so one pass can skip contacts. One policy decides what then: a pass is *clean* when
+//! the total held still from its first page to its last and at least that many distinct contacts
+//! were seen. Otherwise the range where rows can have moved is read again (from before the first
+//! page that saw a different total, widened by the pages in flight and by how far the writes can
+//! have shifted rows, to the current end; the whole listing when the total held but contacts are
+//! missing, or when there is no order), until a pass is clean or `max_passes` are spent. Then the
+//! listing ends: with every counted contact seen the drift is left unrepaired
+//! ([`Drift::repaired`] false); with fewer it fails with [`ApiError::Incomplete`].
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::client::Client;
+use super::contacts::{ListRequest, endpoint, fetch_list_page};
+use super::error::ApiError;
+use super::types::{Contact, PAGE_SIZE, Page};
+
+/// Pages a slow consumer may leave waiting before the pager stops fetching.
+const QUEUED_PAGES: usize = 4;
+
+/// One page of the listing as the pager hands it on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPage {
+    /// 1-based page number.
+    pub number: u32,
+    /// The server's total when this page was served (`meta.count`; the last known total when the
+    /// server sent none).
+    pub total: u64,
+    /// The page's contacts not handed on before, in the page's order.
+    pub contacts: Vec<Contact>,
+    /// Distinct contacts handed on so far, these included.
+    pub seen: u64,
+}
+
+/// Rows moving between pages while the listing ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The total changed, or contacts went missing, during a pass.
+    pub detected: bool,
+    /// A re-fetch of the affected range ended with a stable total and every contact counted.
+    pub repaired: bool,
+    /// Re-fetch rounds made.
+    pub rounds: u32,
+    /// Pages fetched again.
+    pub pages_refetched: u64,
+    /// Contacts found only by the re-fetch.
+    pub recovered: u64,
+}
+
+/// What a finished (or running) listing saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSummary {
+    /// Distinct contacts handed on.
+    pub seen: u64,
+    /// The server's total on the first page.
+    pub total_start: Option<u64>,
+    /// The server's total on the last page fetched.
+    pub total: Option<u64>,
+    /// Passes made: the first one and the re-fetch rounds.
+    pub passes: u32,
+    /// Pages fetched.
+    pub pages: u64,
+    /// Rows that repeated an id already handed on (pages overlapping), dropped.
+    pub duplicates: u64,
+    pub drift: Drift,
+}
+
+/// Why a listing stopped short: a page that could not be fetched (`page`), or paging that ended
+/// without every contact the server counts (`page` is `None`, the source is
+/// [`ApiError::Incomplete`]).
+#[derive(Debug, thiserror::Error)]
+#[error("listing contacts{}", page.map(|p| format!(", page {p}")).unwrap_or_default())]
+pub struct ListError {
+    pub page: Option<u32>,
+    #[source]
+    pub source: ApiError,
+}
+
+impl From<ListError> for ApiError {
+    fn from(e: ListError) -> ApiError {
+        e.source
+    }
+}
+
+/// The pages of [`ListRequest::pages`]; [`PageStream::summary`] tells what the pager saw so far.
+pub struct PageStream {
+    rx: mpsc::Receiver<Result<ListedPage, ListError>>,
+    summary: Arc<Mutex<ListSummary>>,
+}
+
+impl PageStream {
+    pub fn summary(&self) -> ListSummary {
+        self.summary.lock().unwrap().clone()
+    }
+}
+
+impl Stream for PageStream {
+    type Item = Result<ListedPage, ListError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl ListRequest {
+    /// Every page of the listing under the policy of this module (see the module doc). Pages are
+    /// fetched by a task of their own, at most `QUEUED_PAGES` ahead of the consumer; dropping the
+    /// stream stops it.
+    pub fn pages(self) -> PageStream {
+        let summary = Arc::new(Mutex::new(ListSummary::default()));
+        let (tx, rx) = mpsc::channel(QUEUED_PAGES);
+        let pager = Pager {
+            client: self.client.clone(),
+            sort: None,
+            concurrency: self
+                .concurrency
+                .unwrap_or(self.client.config().page_concurrency)
+                .max(1),
+            max_passes: self
+                .max_passes
+                .unwrap_or(self.client.config().max_list_passes)
+                .max(1),
+            seen: HashSet::new(),
+            total: 0,
+            summary: summary.clone(),
+            tx,
+        };
+        tokio::spawn(pager.run(self));
+        PageStream { rx, summary }
+    }
+}
+
+/// Why the pager stopped before the end.
+enum Stop {
+    /// The consumer dropped the stream.
+    Gone,
+    Failed(ListError),
+}
+
+impl From<ListError> for Stop {
+    fn from(e: ListError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// The totals one pass observed, by page, and how it ended.
+#[derive(Default)]
+struct Pass {
+    /// `(page, total)` in page order.
+    totals: Vec<(u32, u64)>,
+    /// Contacts new in this pass.
+    new: u64,
+    /// The last page: its number, whether it was full, and the total it said (if it said one).
+    last: Option<(u32, bool, Option<u64>)>,
+}
+
+impl Pass {
+    fn first_total(&self) -> u64 {
+        self.totals.first().map_or(0, |t| t.1)
+    }
+    fn last_total(&self) -> u64 {
+        self.totals.last().map_or(0, |t| t.1)
+    }
+    fn stable(&self) -> bool {
+        let f = self.first_total();
+        self.totals.iter().all(|t| t.1 == f)
+    }
+    /// Whether rows lie past the last page fetched: it was full and the total says there are more
+    /// (a total that is a multiple of 15 costs no request for an empty page), or it said no total.
+    fn more_after(&self) -> Option<u32> {
+        match self.last {
+            Some((n, true, total)) if total.is_none_or(|t| t > u64::from(n) * PAGE_SIZE as u64) => {
+                Some(n + 1)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn pages_for(total: u64) -> u32 {
+    total.div_ceil(PAGE_SIZE as u64).max(1) as u32
+}
+
+/// Where a pass that was not clean is read again from: before the first page that saw a different
+/// total, back by the pages in flight with it (they may have been served in either state) and by
+/// as many pages as the writes seen can have shifted rows (every change of the total, summed in
+/// page order: an over-estimate when creates and deletes interleave, which only costs pages). When
+/// the total held but contacts are missing, ties swapped across pages: from the first page.
+fn repair_start(totals: &[(u32, u64)], concurrency: usize) -> u32 {
+    let base = totals.first().map_or(0, |t| t.1);
+    match totals.iter().position(|t| t.1 != base) {
+        Some(i) => {
+            let shift: u64 = totals.windows(2).map(|w| w[0].1.abs_diff(w[1].1)).sum();
+            let back = 1 + concurrency as u64 + shift.div_ceil(PAGE_SIZE as u64);
+            u64::from(totals[i].0).saturating_sub(back).max(1) as u32
+        }
+        None => 1,
+    }
+}
+
+/// The producer behind [`PageStream`].
+struct Pager {
+    client: Client,
+    /// The checked sort (`None`: the server's unstable order).
+    sort: Option<String>,
+    concurrency: usize,
+    max_passes: u32,
+    seen: HashSet<u64>,
+    /// The last total the server said.
+    total: u64,
+    summary: Arc<Mutex<ListSummary>>,
+    tx: mpsc::Sender<Result<ListedPage, ListError>>,
+}
+
+impl Pager {
+    async fn run(mut self, req: ListRequest) {
+        let result = match req.checked_sort() {
+            Ok(sort) => {
+                self.sort = sort;
+                self.list(req.first).await
+            }
+            Err(e) => Err(Stop::Failed(ListError {
+                page: None,
+                source: e,
+            })),
+        };
+        if let Err(Stop::Failed(e)) = result {
+            let _ = self.tx.send(Err(e)).await;
+        }
+    }
+
+    /// The first pass, then re-fetch rounds until a pass is clean or the passes are spent.
+    async fn list(&mut self, first: Option<Page<Contact>>) -> Result<(), Stop> {
+        let first = match first {
+            Some(p) => p,
+            None => self.fetch(1).await?,
+        };
+        let mut pass = Pass::default();
+        self.accept(&mut pass, 1, first).await?;
+        self.summary.lock().unwrap().total_start = Some(self.total);
+        self.pass(&mut pass, 2, pages_for(self.total)).await?;
+        let mut passes = 1;
+        loop {
+            let total = pass.last_total();
+            let seen = self.seen.len() as u64;
+            if self.settle(&pass, passes, seen) {
+                return Ok(());
+            }
+            if passes >= self.max_passes {
+                return self.give_up(seen, total);
+            }
+            let start = match self.sort {
+                Some(_) => repair_start(&pass.totals, self.concurrency),
+                None => 1,
+            };
+            let end = pages_for(total).max(start);
+            tracing::debug!(start, end, total, seen, "listing drifted, re-fetching");
+            let before = self.summary.lock().unwrap().pages;
+            pass = Pass::default();
+            self.pass(&mut pass, start, end).await?;
+            {
+                let mut s = self.summary.lock().unwrap();
+                s.drift.rounds += 1;
+                s.drift.pages_refetched += s.pages - before;
+                s.drift.recovered += pass.new;
+            }
+            passes += 1;
+        }
+    }
+
+    /// Record the end of pass number `passes`; true when it was clean.
+    fn settle(&self, pass: &Pass, passes: u32, seen: u64) -> bool {
+        let clean = pass.stable() && seen >= pass.last_total();
+        let mut s = self.summary.lock().unwrap();
+        s.passes = passes;
+        if clean {
+            s.drift.repaired = s.drift.detected;
+        } else {
+            s.drift.detected = true;
+        }
+        clean
+    }
+
+    /// The passes are spent: fine when every counted contact was seen, else incomplete.
+    fn give_up(&self, seen: u64, total: u64) -> Result<(), Stop> {
+        if seen >= total {
+            return Ok(());
+        }
+        Err(Stop::Failed(ListError {
+            page: None,
+            source: ApiError::Incomplete {
+                endpoint: endpoint(&self.client, "GET", ""),
+                seen,
+                total,
+            },
+        }))
+    }
+
+    /// Pages `from..=to` several at once, handed on in page order, then on while the last page
+    /// says there is more (contacts created meanwhile push rows past the planned end).
+    async fn pass(&mut self, pass: &mut Pass, from: u32, to: u32) -> Result<(), Stop> {
+        let (client, sort) = (self.client.clone(), self.sort.clone());
+        let mut pages = futures::stream::iter(from..=to)
+            .map(|n| {
+                let (client, sort) = (client.clone(), sort.clone());
+                async move { (n, fetch_list_page(&client, sort.as_deref(), n).await) }
+            })
+            .buffered(self.concurrency);
+        while let Some((n, page)) = pages.next().await {
+            let page = page.map_err(|e| page_error(n, e))?;
+            self.accept(pass, n, page).await?;
+        }
+        drop(pages);
+        while let Some(n) = pass.more_after() {
+            let page = self.fetch(n).await?;
+            self.accept(pass, n, page).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch(&self, n: u32) -> Result<Page<Contact>, ListError> {
+        fetch_list_page(&self.client, self.sort.as_deref(), n)
+            .await
+            .map_err(|e| page_error(n, e))
+    }
+
+    /// Note page `n` in the pass and the summary, and hand its new contacts on.
+    async fn accept(&mut self, pass: &mut Pass, n: u32, page: Page<Contact>) -> Result<(), Stop> {
+        self.total = page
+            .count
+            .unwrap_or(self.total.max(page.items.len() as u64));
+        pass.totals.push((n, self.total));
+        pass.last = Some((n, page.items.len() >= PAGE_SIZE, page.count));
+        let before = page.items.len();
+        let contacts: Vec<Contact> = page
+            .items
+            .into_iter()
+            .filter(|c| self.seen.insert(c.id))
+            .collect();
+        pass.new += contacts.len() as u64;
+        let seen = self.seen.len() as u64;
+        {
+            let mut s = self.summary.lock().unwrap();
+            s.pages += 1;
+            s.seen = seen;
+            s.total = Some(self.total);
+            s.duplicates += (before - contacts.len()) as u64;
+        }
+        let listed = ListedPage {
+            number: n,
+            total: self.total,
+            contacts,
+            seen,
+        };
+        self.tx.send(Ok(listed)).await.map_err(|_| Stop::Gone)
+    }
+}
+
+fn page_error(n: u32, source: ApiError) -> ListError {
+    ListError {
+        page: Some(n),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_that_held_but_fell_short_reads_again_from_the_first_page() {
+        assert_eq!(repair_start(&[(1, 100), (2, 100), (3, 100)], 4), 1);
+    }
+
+    #[test]
+    fn a_moving_total_reads_again_from_before_the_first_page_that_saw_it() {
+        // Page 20 saw 30 contacts fewer: back by 1, by the 2 pages in flight and by 2 pages of
+        // shift.
+        let mut totals: Vec<(u32, u64)> = (1..20).map(|p| (p, 500)).collect();
+        totals.extend((20..=30).map(|p| (p, 470)));
+        assert_eq!(repair_start(&totals, 2), 15);
+        // Near the start it cannot go below page 1.
+        assert_eq!(repair_start(&[(1, 500), (2, 530)], 8), 1);
+    }
+
+    #[test]
+    fn a_pass_is_stable_only_when_every_page_saw_the_same_total() {
+        let mut p = Pass {
+            totals: vec![(1, 30), (2, 30)],
+            ..Pass::default()
+        };
+        assert!(p.stable());
+        p.totals.push((3, 31));
+        assert!(!p.stable());
+        assert_eq!((p.first_total(), p.last_total()), (30, 31));
+    }
+
+    #[test]
+    fn a_list_error_names_the_page_once_and_keeps_the_cause_as_its_source() {
+        let e = anyhow::Error::new(page_error(
+            40,
+            ApiError::InvalidInput("page numbers start at 1".into()),
+        ));
+        assert_eq!(
+            format!("{e:#}"),
+            "listing contacts, page 40: invalid request: page numbers start at 1"
+        );
+    }
+
+    #[test]
+    fn only_a_full_last_page_below_the_total_asks_for_the_next() {
+        let with = |last| Pass {
+            last: Some(last),
+            ..Pass::default()
+        };
+        assert_eq!(with((2, true, Some(30))).more_after(), None);
+        assert_eq!(with((2, true, Some(31))).more_after(), Some(3));
+        assert_eq!(with((2, false, Some(99))).more_after(), None);
+        assert_eq!(with((2, true, None)).more_after(), Some(3));
+    }
+}
