@@ -83,10 +83,10 @@ pub struct Args {
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     /// Most searches sent (the server limits them per account): like --rate (default 100/min).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub search_rate: Option<RateLimit>,
     /// Retries of one request after a server or connection error (default 5).
     #[arg(long, value_name = "N")]
@@ -124,11 +124,6 @@ impl Args {
             sandbox: SandboxArgs::default(),
         }
     }
-}
-
-/// `50`, `50/s`, `3000/min` (see `RateLimit`'s `FromStr`).
-pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
-    s.parse()
 }
 
 /// The end of an import run.

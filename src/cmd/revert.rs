@@ -24,7 +24,6 @@ use serde::Serialize;
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::SandboxArgs;
-use crate::cmd::import::parse_rate;
 use crate::cmd::{connected, finish};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
@@ -55,7 +54,7 @@ pub struct Args {
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
