@@ -12,7 +12,7 @@ use crate::exit;
 /// Move contacts in and out of a Doto account in bulk.
 #[derive(Debug, Parser)]
 #[command(name = "doto-bulk", version, about, propagate_version = true)]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Dispatch to the command; returns the exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
         Command::Validate(a) => cmd::validate::run(a, &g).await,

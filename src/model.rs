@@ -72,8 +72,6 @@ pub enum ErrorCode {
     PhoneScientificNotation,
     /// A numeric phone cell that lost its leading zero or `+`.
     PhoneLostPrefix,
-    /// Same normalised email or identifier as an earlier row of the same file.
-    DuplicateInFile,
     // --- import ---
     /// Email and identifier match two different contacts.
     Conflict,
@@ -108,7 +106,6 @@ impl ErrorCode {
             ErrorCode::InvalidPhone => "invalid_phone",
             ErrorCode::PhoneScientificNotation => "phone_scientific_notation",
             ErrorCode::PhoneLostPrefix => "phone_lost_prefix",
-            ErrorCode::DuplicateInFile => "duplicate_in_file",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::Rejected => "rejected",
