@@ -1,7 +1,7 @@
 //! Phone normalisation throughput: the `phonenumber` crate as shipped (its shared 100-entry regex
 //! LRU thrashes on mixed-country data), the crate with that cache grown, and ours
 //! (`PhoneE164::parse`: per-region compiled rules shared read-only), on one and two threads, on
-//! the phones of `../shared/peers/gen_contacts.py`. Ratios are against the shipped crate in the
+//! the phones of `tests/diff/gen_contacts.py`. Ratios are against the shipped crate in the
 //! same run. Figures and the command: `benches/README.md`, Normalisation.
 //!
 //! `harness = false`: does nothing unless run with `--bench` (so `cargo test --all-targets`
@@ -89,8 +89,7 @@ fn main() {
     let rows = env_usize("DOTO_BENCH_ROWS", 200_000);
     let shipped_n = env_usize("DOTO_BENCH_SHIPPED", 5_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let gen_script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/gen_contacts.py");
+    let gen_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/diff/gen_contacts.py");
     let status = Command::new("python3")
         .arg(&gen_script)
         .arg(rows.to_string())

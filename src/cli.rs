@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::TokenHeader;
 use crate::cmd;
 use crate::exit;
 
 /// Move contacts in and out of a Doto account in bulk.
 #[derive(Debug, Parser)]
 #[command(name = "doto-bulk", version, about, propagate_version = true)]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -47,21 +48,18 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// How the token header is spelled on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TokenHeader {
-    /// `api_access_token`
-    Underscore,
-    /// `api-access-token`
-    Dash,
-}
+// The flag's values: clap stays on this side, the API's type knows nothing of it.
+impl clap::ValueEnum for TokenHeader {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[TokenHeader::Underscore, TokenHeader::Dash]
+    }
 
-impl TokenHeader {
-    pub fn header_name(self) -> &'static str {
-        match self {
-            TokenHeader::Underscore => "api_access_token",
-            TokenHeader::Dash => "api-access-token",
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = match self {
+            TokenHeader::Underscore => ("underscore", "`api_access_token`"),
+            TokenHeader::Dash => ("dash", "`api-access-token`"),
+        };
+        Some(clap::builder::PossibleValue::new(name).help(help))
     }
 }
 
@@ -106,7 +104,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Dispatch to the command; returns the exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
         Command::Validate(a) => cmd::validate::run(a, &g).await,

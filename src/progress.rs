@@ -7,8 +7,12 @@ use std::time::Duration;
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// `12,345 rows/s`: indicatif's own `{per_sec}` prints three decimals.
-fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
-    let _ = write!(w, "{} rows/s", HumanCount(state.per_sec() as u64));
+fn rate(
+    unit: &'static str,
+) -> impl Fn(&ProgressState, &mut dyn std::fmt::Write) + Clone + Send + Sync {
+    move |state, w| {
+        let _ = write!(w, "{} {unit}/s", HumanCount(state.per_sec() as u64));
+    }
 }
 
 /// Progress of one run.
@@ -18,7 +22,7 @@ pub struct Progress {
 }
 
 /// Whether this process may draw on stderr.
-pub fn can_draw(quiet: bool) -> bool {
+fn can_draw(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
 }
 
@@ -28,25 +32,32 @@ impl Progress {
         Self::new(quiet, None, label)
     }
 
-    /// A bar towards `total` when known (count, rate, ETA), else a counter.
+    /// A bar of rows towards `total` when known (count, rate, ETA), else a counter.
     pub fn new(quiet: bool, total: Option<u64>, label: &str) -> Progress {
+        Self::of(quiet, total, label, "rows")
+    }
+
+    /// A bar of `unit` (`rows`, `contacts`) towards `total` when known, else a counter.
+    pub fn of(quiet: bool, total: Option<u64>, label: &str, unit: &'static str) -> Progress {
         if !can_draw(quiet) {
             return Progress { bar: None, quiet };
         }
         let bar = match total {
             Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr())
                 .with_style(
-                    ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {human_pos}/{human_len} rows  {rate}  ETA {eta}",
-                    )
-                    .expect("valid template")
-                    .with_key("rate", rate)
-                    .progress_chars("=> "),
-                ),
+                ProgressStyle::with_template(&format!(
+                    "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}  {{rate}}  ETA {{eta}}"
+                ))
+                .expect("valid template")
+                .with_key("rate", rate(unit))
+                .progress_chars("=> "),
+            ),
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{spinner} {msg} {human_pos} rows  {rate}  {elapsed}")
-                    .expect("valid template")
-                    .with_key("rate", rate),
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{msg}} {{human_pos}} {unit}  {{rate}}  {{elapsed}}"
+                ))
+                .expect("valid template")
+                .with_key("rate", rate(unit)),
             ),
         };
         bar.set_message(label.to_owned());
@@ -57,11 +68,11 @@ impl Progress {
         }
     }
 
-    /// A bar that draws nothing (tests, quiet runs).
-    pub fn hidden() -> Progress {
-        Progress {
-            bar: None,
-            quiet: true,
+    /// Move to `pos` of `total` (a listing whose total is learnt, and may change, as it goes).
+    pub fn set(&self, pos: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(pos);
         }
     }
 

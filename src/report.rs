@@ -1,7 +1,8 @@
-//! Run reports, shared by `validate`, `import` and `revert`: the run directory ([`RunDir`]),
-//! `failures.csv` ([`FailureWriter`]), `results.csv` ([`ResultsWriter`]) and `summary.json`
-//! ([`Summary`]), driven together by [`Reports`], which the one loop owning the side effects feeds
-//! row by row, in file order.
+//! Run reports: the run directory ([`RunDir`], shared by `validate`, `import` and `revert`),
+//! `failures.csv`, `results.csv` and `summary.json` ([`Summary`]) of the commands over rows,
+//! driven together by [`Reports`], which the one loop owning the side effects feeds row by row,
+//! in file order, and the one atomic JSON writer every `summary.json` goes through
+//! ([`write_json_atomic`]).
 //!
 //! `failures.csv` keeps the source's own columns and text untouched so that a user can fix it in
 //! a spreadsheet and feed it back with the same mapping: the report columns all start with `_`
@@ -15,12 +16,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::exit::Stop;
 use crate::model::{Outcome, RowError};
 
 /// The columns `failures.csv` adds after the source's own.
-pub const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
+const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
 /// The columns of `results.csv`.
-pub const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
+const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
 
 /// Where a run writes its reports: `doto-runs/<UTC time>-<command>/` or the `--out` directory.
 #[derive(Debug, Clone)]
@@ -78,6 +80,20 @@ impl RunDir {
         unreachable!()
     }
 
+    /// The directory of an earlier run to continue: it must hold the journal `--resume` reads.
+    /// `what` names the kind of run in the error (`a run`, `a revert run`).
+    pub fn resume(dir: &Path, what: &str) -> Result<RunDir> {
+        if !dir.join("journal.jsonl").is_file() {
+            bail!(
+                "{}: not {what} directory to resume (no journal.jsonl in it)",
+                dir.display()
+            );
+        }
+        Ok(RunDir {
+            path: dir.to_path_buf(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -129,13 +145,12 @@ pub struct RowReport<'a> {
 }
 
 /// `failures.csv`: the source's columns untouched, then [`FAILURE_COLUMNS`].
-pub struct FailureWriter {
+struct FailureWriter {
     out: csv::Writer<BufWriter<File>>,
     /// Indices of the source columns written (all but an earlier run's report columns).
     keep: Vec<usize>,
     /// Number of source columns (the header's width).
     width: usize,
-    rows: u64,
 }
 
 impl FailureWriter {
@@ -156,7 +171,6 @@ impl FailureWriter {
             out,
             keep,
             width: headers.len(),
-            rows: 0,
         })
     }
 
@@ -184,12 +198,7 @@ impl FailureWriter {
         rec.push(first.and_then(|e| e.field.as_deref()).unwrap_or(""));
         rec.push(&message);
         self.out.write_record(&rec)?;
-        self.rows += 1;
         Ok(())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     pub fn flush(&mut self) -> Result<()> {
@@ -218,7 +227,7 @@ fn ragged_note(fields: &[String], width: usize) -> String {
 }
 
 /// `results.csv`: one line per row, [`RESULT_COLUMNS`].
-pub struct ResultsWriter {
+struct ResultsWriter {
     out: csv::Writer<BufWriter<File>>,
 }
 
@@ -286,13 +295,13 @@ pub struct Summary {
     pub rows_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestStats>,
-    /// Why the run ended before the end of the file (`interrupted`, `max_errors`), if it did.
-    pub stopped: Option<String>,
+    /// Why the run ended before the end of the file, if it did.
+    pub stopped: Option<Stop>,
 }
 
 impl Summary {
     /// Count one row: its outcome, its error codes, a duplicate, a failure's first code.
-    pub fn count_row(&mut self, r: &RowReport<'_>) {
+    fn count_row(&mut self, r: &RowReport<'_>) {
         self.rows_read += 1;
         bump(&mut self.outcomes, r.action.as_str());
         for e in r.errors {
@@ -314,7 +323,7 @@ impl Summary {
             file: file.display().to_string(),
             mapping: mapping.display().to_string(),
             run_dir: String::new(),
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: now(),
             finished_at: None,
             rows_read: 0,
             outcomes: actions.iter().map(|a| (a.as_str().to_owned(), 0)).collect(),
@@ -381,7 +390,7 @@ impl Summary {
             ),
         ));
         if let Some(why) = &self.stopped {
-            rows.push(("stopped".into(), why.clone()));
+            rows.push(("stopped".into(), why.as_str().to_owned()));
         }
         rows.push(("run directory".into(), self.run_dir.clone()));
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -391,6 +400,22 @@ impl Summary {
         }
         s
     }
+}
+
+/// The UTC time now, as the reports write it (RFC 3339, milliseconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Write `value` as pretty JSON to `dir/name`, through a temporary name renamed over it, so a
+/// reader never sees half of it: every run's `summary.json` goes through here.
+pub fn write_json_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut body = serde_json::to_vec_pretty(value)?;
+    body.push(b'\n');
+    fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// `1234567` → `1,234,567`.
@@ -458,41 +483,33 @@ impl Reports {
         Ok(())
     }
 
-    /// Counters the command keeps itself (requests, `stopped`).
+    /// What the command counts itself (requests, a dry run's names).
     pub fn summary_mut(&mut self) -> &mut Summary {
         &mut self.summary
     }
 
-    pub fn summary(&self) -> &Summary {
-        &self.summary
-    }
-
-    /// Flush both CSV files (e.g. on Ctrl-C before `finish`).
-    pub fn flush(&mut self) -> Result<()> {
+    /// Flush both CSV files.
+    fn flush(&mut self) -> Result<()> {
         self.failures.flush()?;
         self.results.flush()?;
         Ok(())
     }
 
-    /// Flush the CSV files and write `summary.json` (to a temporary name, then renamed, so a
-    /// reader never sees half of it). Returns the summary.
-    pub fn finish(mut self) -> Result<Summary> {
+    /// Flush the CSV files and write `summary.json` with the run's end: `stop` (none when it
+    /// reached the end of the file), the time taken and `finished_at` now. Returns the summary.
+    pub fn finish(mut self, stop: Option<Stop>) -> Result<Summary> {
         self.flush()?;
         let elapsed = self.started.elapsed().as_secs_f64();
         let s = &mut self.summary;
+        s.stopped = stop;
         s.elapsed_s = (elapsed * 1000.0).round() / 1000.0;
         s.rows_per_s = if elapsed > 0.0 {
             (s.rows_read as f64 / elapsed).round()
         } else {
             0.0
         };
-        s.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let path = self.dir.file("summary.json");
-        let tmp = self.dir.file(".summary.json.tmp");
-        let mut body = serde_json::to_vec_pretty(&self.summary)?;
-        body.push(b'\n');
-        fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+        s.finished_at = Some(now());
+        write_json_atomic(self.dir.path(), "summary.json", &self.summary)?;
         Ok(self.summary)
     }
 }
@@ -633,7 +650,7 @@ mod tests {
             })
             .unwrap();
         }
-        let out = reps.finish().unwrap();
+        let out = reps.finish(None).unwrap();
         assert_eq!(out.rows_read, 4);
         assert_eq!(out.outcomes.values().sum::<u64>(), 4);
         assert_eq!(out.failures(), 1);

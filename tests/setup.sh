@@ -1,11 +1,12 @@
 #!/bin/sh
 # Creates the Python virtual environment the differential normalisation test needs
 # (Google's libphonenumber port `phonenumbers` and `email-validator`, pinned in
-# ../shared/peers/requirements.txt). Idempotent: quick when the venv is already there.
+# tests/requirements.txt). Idempotent: quick when the venv is already there and the pins have
+# not changed. Needs python3 with the venv module and network access to PyPI the first time.
 # Usage: tests/setup.sh            (from anywhere; the venv goes to <repo>/.venv-ci)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-req="$root/../shared/peers/requirements.txt"
+req="$root/tests/requirements.txt"
 venv="$root/.venv-ci"
 stamp="$venv/.requirements.sha256"
 if [ ! -f "$req" ]; then

@@ -9,15 +9,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
 use super::error::{ApiError, TransportKind, parse_error_body};
-use super::retry::{Decision, Observed, Reason, backoff, classify};
+use super::retry::{Decision, Observed, Reason, backoff, classify, retry_after};
 use super::secret::ApiToken;
-use super::throttle::{Lane, LaneStatus, LimitSignal};
-use crate::cli::TokenHeader;
+use super::throttle::{Lane, LaneStatus, LimitSignal, Ticket};
+
+/// How the token header is spelled on the wire (some proxies drop header names with underscores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenHeader {
+    /// `api_access_token`
+    #[default]
+    Underscore,
+    /// `api-access-token`
+    Dash,
+}
+
+impl TokenHeader {
+    fn header_name(self) -> &'static str {
+        match self {
+            TokenHeader::Underscore => "api_access_token",
+            TokenHeader::Dash => "api-access-token",
+        }
+    }
+}
 
 /// A fixed-window rate limit: `requests` per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,24 +122,10 @@ impl ClientConfig {
     }
 }
 
-impl ClientConfig {
-    /// The connection settings of the global flags: base URL, account id, token (from
-    /// `--token-file` or `DOTO_API_TOKEN`) and the token header's spelling; defaults elsewhere.
-    pub fn from_args(global: &crate::cli::GlobalArgs) -> anyhow::Result<ClientConfig> {
-        let account_id = global.account_id.ok_or_else(|| {
-            anyhow::anyhow!("no account id: pass --account-id or set DOTO_ACCOUNT_ID")
-        })?;
-        let token = ApiToken::from_env_or_file(global.token_file.as_deref())?;
-        let mut cfg = ClientConfig::new(global.base_url.clone(), account_id, token);
-        cfg.token_header = global.token_header;
-        Ok(cfg)
-    }
-}
-
 /// What a request is, for the counters and the search limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RequestKind {
+pub(crate) enum RequestKind {
     List,
     Search,
     Get,
@@ -146,7 +150,15 @@ impl RequestKind {
         RequestKind::Note,
         RequestKind::Notes,
     ];
-    pub fn as_str(self) -> &'static str {
+    /// The slot of this kind in the counters.
+    fn index(self) -> usize {
+        RequestKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(0)
+    }
+
+    fn as_str(self) -> &'static str {
         match self {
             RequestKind::List => "list",
             RequestKind::Search => "search",
@@ -205,14 +217,14 @@ impl Metrics {
 }
 
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    http: reqwest::Client,
     /// `{base}/api/v1/accounts/{id}/contacts`
-    pub(crate) contacts_url: String,
+    contacts_url: String,
     /// `/api/v1/accounts/{id}/contacts`, for error messages.
     pub(crate) contacts_path: String,
     token_header: HeaderName,
     token: ApiToken,
-    pub(crate) config: ClientConfig,
+    config: ClientConfig,
     general: Lane,
     search: Lane,
     counters: Counters,
@@ -304,156 +316,183 @@ impl Client {
         &self.inner.config
     }
 
-    /// The one way a request reaches the server; returns the body of a 2xx answer.
+    /// The one way a request reaches the server; returns the body of a 2xx answer. Each attempt
+    /// takes its permits, is sent and judged ([`Client::attempt`]); the judgement says whether to
+    /// return, give up or wait and try again ([`Client::after_attempt`]).
     pub(crate) async fn send(&self, req: Req) -> Result<Bytes, ApiError> {
         let inner = &*self.inner;
-        let c = &inner.counters;
-        bump(
-            &c.requests[RequestKind::ALL
-                .iter()
-                .position(|k| *k == req.kind)
-                .unwrap_or(0)],
-        );
-        let endpoint = format!("{} {}{}", req.method, inner.contacts_path, req.path);
-        let url = format!("{}{}", inner.contacts_url, req.path);
-        let body = req
-            .body
-            .as_ref()
-            .map(|b| serde_json::to_vec(b).expect("JSON values serialize"));
-        let mut retries = 0u32;
-        let mut limited = 0u32;
-        let mut attempts = 0u32;
-        // An earlier attempt of this request may have been applied (DELETE: a later 404 is success).
-        let mut maybe_applied = false;
+        bump(&inner.counters.requests[req.kind.index()]);
+        let mut call = Call::new(inner, &req);
         loop {
-            let search_ticket = if req.kind == RequestKind::Search {
-                Some(inner.search.acquire().await)
-            } else {
-                None
-            };
-            let ticket = inner.general.acquire().await;
-            attempts += 1;
-            bump(&c.attempts);
-            let mut rb = inner
-                .http
-                .request(req.method.clone(), &url)
-                .header(&inner.token_header, inner.token.header_value())
-                .header(ACCEPT, HeaderValue::from_static("application/json"));
-            if !req.query.is_empty() {
-                rb = rb.query(&req.query);
-            }
-            if let Some(b) = &body {
-                rb = rb
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .body(b.clone());
-            }
-            let result = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    match resp.bytes().await {
-                        Ok(bytes) => Ok((status, headers, bytes)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let now = SystemTime::now();
-            let (decision, outcome) = match &result {
-                Ok((status, headers, bytes)) => {
-                    let signal = if *status == StatusCode::TOO_MANY_REQUESTS {
-                        bump(&c.rate_limited);
-                        LimitSignal::Limited(super::retry::retry_after(headers, now))
-                    } else {
-                        LimitSignal::Accepted
-                    };
-                    if status.is_server_error() {
-                        bump(&c.server_errors);
-                    }
-                    match search_ticket {
-                        // A 429 on a search is most likely the search limit (per account, much
-                        // lower): it closes the search gate only. If the general limit was hit
-                        // instead, the next non-search request finds out.
-                        Some(t) => {
-                            inner.search.report(t, signal);
-                            let general = match signal {
-                                LimitSignal::Limited(_) => LimitSignal::Unknown,
-                                s => s,
-                            };
-                            inner.general.report(ticket, general);
-                        }
-                        None => inner.general.report(ticket, signal),
-                    }
-                    let d = classify(
-                        &req.method,
-                        Observed::Response {
-                            status: *status,
-                            headers,
-                        },
-                        now,
-                    );
-                    (d, Outcome::Status(*status, bytes.clone()))
-                }
-                Err(e) => {
-                    bump(&c.transport_errors);
-                    inner.general.report(ticket, LimitSignal::Unknown);
-                    if let Some(t) = search_ticket {
-                        inner.search.report(t, LimitSignal::Unknown);
-                    }
-                    let kind = transport_kind(e);
-                    let d = classify(&req.method, Observed::Transport(kind), now);
-                    (d, Outcome::Transport(kind, error_chain(e)))
-                }
-            };
-            tracing::debug!(%endpoint, attempt = attempts, ?decision, "api attempt");
-            match decision {
-                Decision::Accept => {
-                    if let Outcome::Status(_, bytes) = outcome {
-                        return Ok(bytes);
-                    }
-                    unreachable!("a transport failure is never accepted");
-                }
-                Decision::Retry {
-                    reason: Reason::RateLimited,
-                    after,
-                } => {
-                    limited += 1;
-                    if limited > inner.config.max_rate_limited {
-                        return Err(ApiError::RateLimited { endpoint, attempts });
-                    }
-                    bump(&c.retries);
-                    if let Some(after) = after {
-                        // The lane paused everyone until then; this keeps the promise for this
-                        // request too even if the lane's gate has been reopened by a probe.
-                        tokio::time::sleep(after.min(Duration::from_secs(3600))).await;
-                    }
-                }
-                Decision::Retry { after, reason } => {
-                    if !matches!(reason, Reason::ConnectFailed) {
-                        maybe_applied = true;
-                    }
-                    if retries >= inner.config.max_retries {
-                        return Err(self.final_error(&req.method, endpoint, outcome, attempts));
-                    }
-                    let wait = after.unwrap_or_else(|| {
-                        backoff(inner.config.backoff_base, inner.config.backoff_max, retries)
-                    });
-                    retries += 1;
-                    bump(&c.retries);
-                    tracing::debug!(%endpoint, %reason, ?wait, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Decision::GiveUp { .. } => {
-                    if req.method == Method::DELETE
-                        && maybe_applied
-                        && matches!(outcome, Outcome::Status(s, _) if s == StatusCode::NOT_FOUND)
-                    {
-                        return Ok(Bytes::new());
-                    }
-                    return Err(self.final_error(&req.method, endpoint, outcome, attempts));
-                }
+            let (decision, outcome) = self.attempt(&mut call).await;
+            let endpoint = &call.endpoint;
+            tracing::debug!(%endpoint, attempt = call.attempts, ?decision, "api attempt");
+            match self.after_attempt(&mut call, decision, outcome)? {
+                Next::Done(bytes) => return Ok(bytes),
+                Next::Retry(Some(wait)) => tokio::time::sleep(wait).await,
+                Next::Retry(None) => {}
             }
         }
+    }
+
+    /// One attempt: the permits (the search lane's too for a search), the exchange, the lanes told
+    /// what the server said, and the retry policy's decision on it.
+    async fn attempt(&self, call: &mut Call<'_>) -> (Decision, Outcome) {
+        let inner = &*self.inner;
+        let search_ticket = if call.req.kind == RequestKind::Search {
+            Some(inner.search.acquire().await)
+        } else {
+            None
+        };
+        let ticket = inner.general.acquire().await;
+        call.attempts += 1;
+        bump(&inner.counters.attempts);
+        let result = self.exchange(call).await;
+        let now = SystemTime::now();
+        let method = &call.req.method;
+        match result {
+            Ok((status, headers, bytes)) => {
+                self.report_response(status, &headers, now, ticket, search_ticket);
+                let observed = Observed::Response {
+                    status,
+                    headers: &headers,
+                };
+                let d = classify(method, observed, now);
+                (d, Outcome::Status(status, bytes))
+            }
+            Err(e) => {
+                bump(&inner.counters.transport_errors);
+                inner.general.report(ticket, LimitSignal::Unknown);
+                if let Some(t) = search_ticket {
+                    inner.search.report(t, LimitSignal::Unknown);
+                }
+                let kind = transport_kind(&e);
+                let d = classify(method, Observed::Transport(kind), now);
+                (d, Outcome::Transport(kind, error_chain(&e)))
+            }
+        }
+    }
+
+    /// Send the request once: the status, headers and whole body, or the transport failure.
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), reqwest::Error> {
+        let inner = &*self.inner;
+        let mut rb = inner
+            .http
+            .request(call.req.method.clone(), &call.url)
+            .header(&inner.token_header, inner.token.header_value())
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if !call.req.query.is_empty() {
+            rb = rb.query(&call.req.query);
+        }
+        if let Some(b) = &call.body {
+            rb = rb
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(b.clone());
+        }
+        let resp = rb.send().await?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        Ok((status, headers, resp.bytes().await?))
+    }
+
+    /// Count a response and tell the lanes whether it was a 429.
+    fn report_response(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: SystemTime,
+        ticket: Ticket<'_>,
+        search_ticket: Option<Ticket<'_>>,
+    ) {
+        let inner = &*self.inner;
+        let signal = if status == StatusCode::TOO_MANY_REQUESTS {
+            bump(&inner.counters.rate_limited);
+            LimitSignal::Limited(retry_after(headers, now))
+        } else {
+            LimitSignal::Accepted
+        };
+        if status.is_server_error() {
+            bump(&inner.counters.server_errors);
+        }
+        match search_ticket {
+            // A 429 on a search is most likely the search limit (per account, much lower): it
+            // closes the search gate only. If the general limit was hit instead, the next
+            // non-search request finds out.
+            Some(t) => {
+                inner.search.report(t, signal);
+                let general = match signal {
+                    LimitSignal::Limited(_) => LimitSignal::Unknown,
+                    s => s,
+                };
+                inner.general.report(ticket, general);
+            }
+            None => inner.general.report(ticket, signal),
+        }
+    }
+
+    /// What follows an attempt: the body, the error the call ends with, or another attempt after
+    /// an optional wait (the budgets of retries and 429s are kept in `call`).
+    fn after_attempt(
+        &self,
+        call: &mut Call<'_>,
+        decision: Decision,
+        outcome: Outcome,
+    ) -> Result<Next, ApiError> {
+        let config = &self.inner.config;
+        match decision {
+            Decision::Accept => match outcome {
+                Outcome::Status(_, bytes) => Ok(Next::Done(bytes)),
+                Outcome::Transport(..) => unreachable!("a transport failure is never accepted"),
+            },
+            Decision::Retry {
+                reason: Reason::RateLimited,
+                after,
+            } => {
+                call.limited += 1;
+                if call.limited > config.max_rate_limited {
+                    let endpoint = std::mem::take(&mut call.endpoint);
+                    let attempts = call.attempts;
+                    return Err(ApiError::RateLimited { endpoint, attempts });
+                }
+                bump(&self.inner.counters.retries);
+                // The lane paused everyone until then; this keeps the promise for this request
+                // too even if the lane's gate has been reopened by a probe.
+                Ok(Next::Retry(after.map(|a| a.min(Duration::from_secs(3600)))))
+            }
+            Decision::Retry { after, reason } => {
+                if !matches!(reason, Reason::ConnectFailed) {
+                    call.maybe_applied = true;
+                }
+                if call.retries >= config.max_retries {
+                    return Err(self.give_up(call, outcome));
+                }
+                let wait = after.unwrap_or_else(|| {
+                    backoff(config.backoff_base, config.backoff_max, call.retries)
+                });
+                call.retries += 1;
+                bump(&self.inner.counters.retries);
+                let endpoint = &call.endpoint;
+                tracing::debug!(%endpoint, %reason, ?wait, "retrying");
+                Ok(Next::Retry(Some(wait)))
+            }
+            Decision::GiveUp { .. } => {
+                // An earlier attempt of a DELETE may have been applied: a later 404 is success.
+                if call.req.method == Method::DELETE
+                    && call.maybe_applied
+                    && matches!(outcome, Outcome::Status(s, _) if s == StatusCode::NOT_FOUND)
+                {
+                    return Ok(Next::Done(Bytes::new()));
+                }
+                Err(self.give_up(call, outcome))
+            }
+        }
+    }
+
+    fn give_up(&self, call: &mut Call<'_>, outcome: Outcome) -> ApiError {
+        let endpoint = std::mem::take(&mut call.endpoint);
+        self.final_error(&call.req.method, endpoint, outcome, call.attempts)
     }
 
     /// Turn the last thing observed into the error the caller gets.
@@ -533,6 +572,48 @@ impl Client {
     }
 }
 
+/// One call of `send()` across its attempts.
+struct Call<'r> {
+    req: &'r Req,
+    /// `METHOD /api/v1/accounts/{id}/contacts{path}`, for errors and logs.
+    endpoint: String,
+    url: String,
+    body: Option<Bytes>,
+    attempts: u32,
+    /// Retries after 5xx and transport failures.
+    retries: u32,
+    /// 429s received.
+    limited: u32,
+    /// An earlier attempt may have been applied (DELETE: a later 404 is success).
+    maybe_applied: bool,
+}
+
+impl<'r> Call<'r> {
+    fn new(inner: &Inner, req: &'r Req) -> Call<'r> {
+        Call {
+            req,
+            endpoint: format!("{} {}{}", req.method, inner.contacts_path, req.path),
+            url: format!("{}{}", inner.contacts_url, req.path),
+            body: req
+                .body
+                .as_ref()
+                .map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON values serialize"))),
+            attempts: 0,
+            retries: 0,
+            limited: 0,
+            maybe_applied: false,
+        }
+    }
+}
+
+/// What `send()` does after an attempt that did not end the call with an error.
+enum Next {
+    Done(Bytes),
+    /// Try again, after this wait if any.
+    Retry(Option<Duration>),
+}
+
+/// What one attempt observed.
 enum Outcome {
     Status(StatusCode, Bytes),
     Transport(TransportKind, String),

@@ -20,7 +20,7 @@ pub enum TransportKind {
 
 impl TransportKind {
     /// True when the request certainly never reached the server.
-    pub fn nothing_sent(self) -> bool {
+    pub(crate) fn nothing_sent(self) -> bool {
         matches!(self, TransportKind::Connect)
     }
 }
@@ -123,19 +123,6 @@ impl ApiError {
     /// A write that may or may not have been applied: look it up before doing anything else.
     pub fn is_outcome_unknown(&self) -> bool {
         matches!(self, ApiError::OutcomeUnknown { .. })
-    }
-
-    /// The HTTP status the error came from, when there was one.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Rejected { status, .. }
-            | ApiError::Unauthorized { status, .. }
-            | ApiError::Forbidden { status, .. }
-            | ApiError::Server { status, .. } => Some(*status),
-            ApiError::NotFound { .. } => Some(404),
-            ApiError::RateLimited { .. } => Some(429),
-            _ => None,
-        }
     }
 
     /// The row-level error code this becomes in an import report.

@@ -20,18 +20,17 @@ mod contacts;
 mod decode;
 mod error;
 mod pager;
-pub mod retry;
+mod retry;
 mod secret;
 mod throttle;
 mod types;
 
-pub use client::{Client, ClientConfig, Metrics, RateLimit, RequestKind};
+pub use client::{Client, ClientConfig, Metrics, RateLimit, TokenHeader};
 pub use contacts::{
     ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, SORT_KEYS, SearchRequest,
 };
 pub use error::{ApiError, TransportKind};
 pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};
-pub use retry::{Decision, Observed, Reason, classify};
-pub use secret::{ApiToken, TOKEN_ENV};
+pub use secret::ApiToken;
 pub use throttle::LaneStatus;
 pub use types::{Contact, ContactPatch, Conversation, NewContact, Note, PAGE_SIZE, Page};

@@ -20,7 +20,7 @@ use super::error::TransportKind;
 
 /// What one attempt observed.
 #[derive(Debug, Clone, Copy)]
-pub enum Observed<'a> {
+pub(crate) enum Observed<'a> {
     Response {
         status: StatusCode,
         headers: &'a HeaderMap,
@@ -30,9 +30,7 @@ pub enum Observed<'a> {
 
 /// Why an attempt is retried or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// 2xx.
-    Success,
+pub(crate) enum Reason {
     /// 429: rate limited; nothing was processed.
     RateLimited,
     /// A 5xx on a request that is safe to repeat.
@@ -50,7 +48,6 @@ pub enum Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::Success => write!(f, "success"),
             Reason::RateLimited => write!(f, "rate limited (429)"),
             Reason::ServerError(s) => write!(f, "server error ({s})"),
             Reason::ConnectFailed => write!(f, "could not connect"),
@@ -63,7 +60,7 @@ impl std::fmt::Display for Reason {
 
 /// The decision for one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A success: use the response.
     Accept,
     /// Try again, after `after` when the server said how long (Retry-After), else after backoff.
@@ -76,7 +73,7 @@ pub enum Decision {
 }
 
 /// Methods whose repetition cannot create a second effect.
-pub fn is_idempotent(method: &Method) -> bool {
+fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::PATCH | Method::DELETE
@@ -84,7 +81,7 @@ pub fn is_idempotent(method: &Method) -> bool {
 }
 
 /// Decide what to do after one attempt. Pure: `now` is only used to read an HTTP-date Retry-After.
-pub fn classify(method: &Method, observed: Observed<'_>, now: SystemTime) -> Decision {
+pub(crate) fn classify(method: &Method, observed: Observed<'_>, now: SystemTime) -> Decision {
     let idempotent = is_idempotent(method);
     match observed {
         Observed::Response { status, headers } => {
@@ -134,7 +131,7 @@ pub fn classify(method: &Method, observed: Observed<'_>, now: SystemTime) -> Dec
 
 /// `Retry-After` as a delay: delta-seconds or an HTTP date (a date in the past is zero). Anything
 /// unreadable is ignored. Capped at one hour so a broken header cannot stall a run forever.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let d = if let Ok(secs) = raw.parse::<u64>() {
         Duration::from_secs(secs)
@@ -153,7 +150,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 
 /// Exponential backoff with full jitter: uniform in `[0, min(cap, base * 2^retry)]`, where `retry`
 /// counts from 0 for the first retry. Full jitter spreads concurrent workers that failed together.
-pub fn backoff(base: Duration, cap: Duration, retry: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, cap: Duration, retry: u32) -> Duration {
     let ceiling = base
         .checked_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
         .unwrap_or(cap)

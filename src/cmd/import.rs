@@ -2,42 +2,62 @@
 //! create / update / leave each contact, exactly once, with a journal that `--resume` continues.
 //!
 //! Orchestration only. The phases and who does them:
-//! 1. read → map → normalise: [`pipeline::map_rows`] (the validate pipeline), in file order;
-//! 2. lookup: [`lookup`] (`index`, `search`, or `auto` choosing the cheaper and saying why);
-//! 3. writes: [`engine::Engine`] (grouping by key, decisions from [`plan`], concurrent writes
-//!    through one client, journal, notes, outcome-unknown handling);
-//! 4. reports: `failures.csv`, `results.csv` (the validate branch's writers), `plan.jsonl` (dry
-//!    run), `summary.json` and the terminal summary, written here in file order; `lookup.json`
-//!    says what `--lookup auto` chose and why.
+//! 1. read → map → normalise → in-file duplicates: [`read_rows`], in file order;
+//! 2. lookup: [`look_up`] (`index`, `search`, or `auto` choosing the cheaper and saying why);
+//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (grouping by key,
+//!    decisions from [`plan`](crate::pipeline::plan), concurrent writes through one client,
+//!    journal, notes, outcome-unknown handling);
+//! 4. reports: [`ImportReports`] writes `failures.csv`, `results.csv`, `plan.jsonl` (dry run)
+//!    in file order as the rows finish, then `summary.json`; `lookup.json` says what
+//!    `--lookup auto` chose and why.
 //!
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
 //! (in-flight writes finish, the reports and the journal are flushed).
-use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
-use crate::cmd::connect::{SandboxArgs, connect};
-use crate::cmd::validate::Input;
-use crate::exit;
-use crate::model::Outcome;
-use crate::pipeline::dupes::DupeTracker;
-use crate::pipeline::engine::{Engine, EngineOptions, Row, RowResult, Stop, groups};
-use crate::pipeline::journal::{Journal, Ledger, row_hash};
-use crate::pipeline::lookup::{self, Choice, Key, Known, Strategy};
-use crate::pipeline::plan::{Mode, Policy};
-use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions};
-use crate::progress::Progress;
-use crate::report::{
-    FailureWriter, RequestStats, ResultsWriter, RowAction, RowReport, RunDir, Summary,
+use crate::cmd::connect::SandboxArgs;
+use crate::cmd::{connected, enum_parser, finish, interrupted};
+use crate::exit::{self, Stop};
+use crate::pipeline::engine::EngineOptions;
+use crate::pipeline::import::{
+    ACTIONS, FileRows, ImportReports, Writes, end_text, read_rows, request_stats,
 };
+use crate::pipeline::input::Input;
+use crate::pipeline::journal::Ledger;
+use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
+use crate::pipeline::plan::{Mode, Policy};
+use crate::progress::Progress;
+use crate::report::{RunDir, Summary, write_json_atomic};
+
+/// `--mode`'s values.
+const MODES: [(Mode, &str, &str); 3] = [
+    (
+        Mode::Upsert,
+        "upsert",
+        "Create the missing, update the existing (per the mapping's policies)",
+    ),
+    (
+        Mode::CreateOnly,
+        "create-only",
+        "Only create; rows whose contact exists are skipped",
+    ),
+    (
+        Mode::UpdateOnly,
+        "update-only",
+        "Only update; rows whose contact is missing are skipped",
+    ),
+];
+
+fn lookup_parser() -> impl clap::builder::TypedValueParser<Value = Strategy> {
+    enum_parser(Strategy::ALL.map(|s| (s, s.as_str(), s.about())).to_vec())
+}
 
 /// Import a CSV or XLSX file into the account: create the missing contacts, update the changed
 /// ones, leave the rest.
@@ -56,17 +76,17 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
     /// Which writes are allowed.
-    #[arg(long, value_enum, default_value_t = Mode::Upsert)]
+    #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
     /// Rows written at once (rows sharing a key always wait for each other).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     /// Most searches sent (the server limits them per account): like --rate (default 100/min).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE")]
     pub search_rate: Option<RateLimit>,
     /// Retries of one request after a server or connection error (default 5).
     #[arg(long, value_name = "N")]
@@ -76,7 +96,7 @@ pub struct Args {
     pub max_errors: Option<u64>,
     /// How existing contacts are found: page through all of them once (index), search each key
     /// (search), or pick the cheaper (auto).
-    #[arg(long, value_enum, default_value_t = Strategy::Auto)]
+    #[arg(long, value_parser = lookup_parser(), default_value = "auto")]
     pub lookup: Strategy,
     /// Run directory for the reports and the journal (default: doto-runs/<UTC time>-import/).
     #[arg(long, value_name = "RUN_DIR")]
@@ -106,11 +126,6 @@ impl Args {
     }
 }
 
-/// `50`, `50/s`, `3000/min` (see `RateLimit`'s `FromStr`).
-pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
-    s.parse()
-}
-
 /// The end of an import run.
 #[derive(Debug, Clone)]
 pub struct ImportRun {
@@ -120,44 +135,15 @@ pub struct ImportRun {
     /// The lookup strategy used, and why when `auto` chose it.
     pub lookup: Strategy,
     pub choice: Option<Choice>,
-    /// Why the run stopped early (`interrupted`, `max_errors`, or a fatal message).
+    /// What to tell the user of an early stop (`--max-errors`, a fatal error), if any.
     pub fatal: Option<String>,
 }
 
-/// The rows an import can end in.
-pub const ACTIONS: [RowAction; 6] = [
-    RowAction::Outcome(Outcome::Created),
-    RowAction::Outcome(Outcome::Updated),
-    RowAction::Outcome(Outcome::Unchanged),
-    RowAction::Outcome(Outcome::Skipped),
-    RowAction::Outcome(Outcome::Failed),
-    RowAction::Outcome(Outcome::Invalid),
-];
-
 pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
-    let conn = connect(global, &args.sandbox).await?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-    if !global.quiet {
-        eprintln!("importing into {}", conn.describe());
-    }
-    let outcome = run_import(&args, conn.config.clone(), global.quiet, interrupted).await;
-    watcher.abort();
-    conn.close().await?;
-    let r = outcome?;
-    if let Some(msg) = &r.fatal {
-        bail!(
-            "{}: {msg}; reports so far in {}",
-            r.summary.file,
-            r.run_dir.display()
-        );
-    }
-    Ok(r.exit_code)
+    let import = |config, ctrl_c| run_import(&args, config, global.quiet, ctrl_c);
+    let r = connected(global, &args.sandbox, "importing into", import).await?;
+    let s = &r.summary;
+    finish(s.stopped.as_ref(), s.failures(), &s.file, &r.run_dir)
 }
 
 /// Run an import against the account of `config` to the end (or until `interrupt` is set): the
@@ -169,340 +155,100 @@ pub async fn run_import(
     quiet: bool,
     interrupt: Arc<AtomicBool>,
 ) -> Result<ImportRun> {
-    let started = Instant::now();
-    if let Some(r) = args.rate {
-        config.rate = r;
-    }
-    if let Some(r) = args.search_rate {
-        config.search_rate = r;
-    }
-    if let Some(n) = args.max_retries {
-        config.max_retries = n;
-    }
-    let Input {
-        mapping,
-        source: src,
-        headers,
-        resolved,
-        keys: match_keys,
-    } = Input::open(&args.file, &args.mapping)?;
+    config.rate = args.rate.unwrap_or(config.rate);
+    config.search_rate = args.search_rate.unwrap_or(config.search_rate);
+    config.max_retries = args.max_retries.unwrap_or(config.max_retries);
+    let input = Input::open(&args.file, &args.mapping)?;
+    let (dir, ledger) = open_run(args)?;
+    let run_dir = dir.path().to_path_buf();
+    let summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
+    let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
     let policy = Policy {
-        existing: mapping.existing_policy(),
-        missing: mapping.missing_policy(),
+        existing: input.mapping.existing_policy(),
+        missing: input.mapping.missing_policy(),
         mode: args.mode,
     };
-
-    // The run directory: a fresh one, or the interrupted run's (its journal is continued).
-    let (run_dir, ledger) = match &args.resume {
-        Some(dir) => {
-            let journal = dir.join("journal.jsonl");
-            if !journal.exists() {
-                bail!(
-                    "{}: not a run directory to resume (no journal.jsonl in it)",
-                    dir.display()
-                );
-            }
-            (dir.clone(), Ledger::read(&journal)?)
-        }
-        None => (
-            RunDir::create(args.out.as_deref(), "import")?
-                .path()
-                .to_path_buf(),
-            Ledger::default(),
-        ),
+    let file = read(input, quiet).await?;
+    let client = Client::new(config)?;
+    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
+    let keys = file.keys();
+    let lookup = tokio::select! {
+        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => Some(l?),
+        () = interrupted(&interrupt) => None,
     };
-
-    // 1. Every row, validated, in file order.
-    let reading = Progress::rows(quiet, "reading");
-    let (mapped, reading) = tokio::task::spawn_blocking(move || {
-        let rows: Vec<MappedRow> = pipeline::map_rows(src, resolved, &PipelineOptions::default())
-            .inspect(|_| reading.inc(1))
-            .collect();
-        (rows, reading)
-    })
-    .await
-    .context("the reading task failed")?;
-    reading.finish();
-    let mut dupes = DupeTracker::new();
-    let mut duplicate_of: Vec<Option<u64>> = vec![None; mapped.len()];
-    let mut rows: Vec<Row> = Vec::new();
-    for (idx, m) in mapped.iter().enumerate() {
-        if let Mapped::Valid(draft) = &m.mapped {
-            duplicate_of[idx] = dupes.check(m.line, draft).first().map(|d| d.first_line);
-            rows.push(Row {
-                idx,
-                line: m.line,
-                hash: row_hash(&m.fields),
-                keys: lookup::match_keys(&match_keys, draft),
-                draft: (**draft).clone(),
-            });
-        }
-    }
-
-    // 2. What the account already has.
-    let client = Client::new(config.clone())?;
-    let distinct: BTreeSet<Key> = rows.iter().flat_map(|r| r.keys.iter().cloned()).collect();
-    let mut first_page = None;
-    let (strategy, choice) = match args.lookup {
-        Strategy::Auto if distinct.is_empty() => (Strategy::Index, None),
-        Strategy::Auto => {
-            let page = lookup::first_page(&client)
-                .await
-                .context("cannot reach the account")?;
-            let total = lookup::total_of(&page);
-            first_page = Some(page);
-            let c = lookup::choose(
-                distinct.len() as u64,
-                total,
-                config.rate.per_sec(),
-                config.search_rate.per_sec(),
-            );
-            if !quiet {
-                eprintln!("lookup: {}", c.reason);
-            }
-            (c.strategy, Some(c))
-        }
-        s => (s, None),
+    let (strategy, choice) = match &lookup {
+        Some(l) => (l.strategy, l.choice.clone()),
+        None => (args.lookup, None),
     };
     if let Some(c) = &choice {
-        let body = serde_json::to_vec_pretty(c)?;
-        std::fs::write(run_dir.join("lookup.json"), body)
-            .with_context(|| format!("{}: cannot write lookup.json", run_dir.display()))?;
+        write_json_atomic(&run_dir, "lookup.json", c)?;
     }
-    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
-    let lookup_done = async {
-        if distinct.is_empty() {
-            return Ok(Known::new());
+    let stop = match lookup {
+        Some(Lookup { known, .. }) => {
+            let opts = EngineOptions {
+                policy,
+                dry_run: args.dry_run,
+                max_errors: args.max_errors,
+                interrupt,
+            };
+            let writes = Writes {
+                known,
+                ledger,
+                opts,
+                concurrency: args.concurrency,
+                quiet,
+            };
+            writes.run(&client, file, &mut out).await?
         }
-        match strategy {
-            Strategy::Search => {
-                let p = Progress::new(quiet, Some(distinct.len() as u64), "searching keys");
-                let k = lookup::search_keys(&client, &distinct, args.concurrency, || p.inc(1))
-                    .await
-                    .context("cannot look the keys up")?;
-                p.finish();
-                Ok(k)
-            }
-            _ => {
-                let p = Progress::rows(quiet, "listing contacts");
-                let k = lookup::load_index(&client, first_page.take(), 4, || p.inc(1))
-                    .await
-                    .context("cannot list the account's contacts")?;
-                p.finish();
-                Ok::<Known, anyhow::Error>(k)
-            }
+        None => {
+            out.expect(file.slots)?;
+            Some(Stop::Interrupted)
         }
     };
-    let (known, interrupted_in_lookup) = tokio::select! {
-        k = lookup_done => (k?, false),
-        () = wait_for(&interrupt) => (Known::new(), true),
-    };
-
-    // 3. The writes.
-    let journal = if args.dry_run {
-        None
-    } else {
-        Some(Journal::open(&run_dir.join("journal.jsonl"))?)
-    };
-    let groups = groups(&rows, &known);
-    let invalid_count = mapped.iter().filter(|m| is_invalid(m)).count() as u64;
-    let too_many_invalid = args.max_errors.is_some_and(|m| invalid_count > m);
-    let engine = Engine::new(
-        client.clone(),
-        known,
-        journal,
-        ledger,
-        EngineOptions {
-            policy,
-            dry_run: args.dry_run,
-            // Invalid rows count towards --max-errors too.
-            max_errors: args.max_errors.map(|m| m.saturating_sub(invalid_count)),
-            interrupt: Arc::clone(&interrupt),
-        },
-    );
-    let label = if args.dry_run {
-        "planning"
-    } else {
-        "importing"
-    };
-    let writing = Progress::new(quiet, Some(rows.len() as u64), label);
-    let mut results: Vec<Option<RowResult>> = vec![None; mapped.len()];
-    if interrupted_in_lookup || too_many_invalid {
-        // Interrupted, or too many invalid rows already: write nothing.
-    } else {
-        engine
-            .run(&rows, groups, args.concurrency, |r| {
-                writing.inc(1);
-                let i = r.idx;
-                results[i] = Some(r);
-            })
-            .await;
-    }
-    writing.finish();
-    let stop = engine
-        .stopped()
-        .or_else(|| too_many_invalid.then_some(Stop::MaxErrors));
-
-    // 4. The reports, in file order.
-    let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
-    summary.run_dir = run_dir.display().to_string();
-    let mut failures = FailureWriter::create(&run_dir.join("failures.csv"), &headers)?;
-    let mut results_csv = ResultsWriter::create(&run_dir.join("results.csv"))?;
-    let mut plan = if args.dry_run {
-        Some(std::io::BufWriter::new(
-            std::fs::File::create(run_dir.join("plan.jsonl"))
-                .with_context(|| format!("{}: cannot create plan.jsonl", run_dir.display()))?,
-        ))
-    } else {
-        None
-    };
-    for (idx, m) in mapped.iter().enumerate() {
-        let (outcome, contact_id, errors, key) = match &m.mapped {
-            Mapped::Valid(draft) => {
-                let Some(r) = &results[idx] else {
-                    // Not started: the run stopped first. Not counted as read.
-                    continue;
-                };
-                if let (Some(p), Some(line)) = (plan.as_mut(), &r.plan) {
-                    serde_json::to_writer(&mut *p, line)?;
-                    p.write_all(b"\n")?;
-                }
-                let key = lookup::match_keys(&match_keys, draft)
-                    .first()
-                    .or(lookup::all_keys(draft).first())
-                    .map(Key::label);
-                (r.outcome, r.contact_id, r.errors.as_slice(), key)
-            }
-            Mapped::Skipped(_) => (Outcome::Skipped, None, m.errors(), None),
-            Mapped::Invalid(_) => (Outcome::Invalid, None, m.errors(), None),
-        };
-        let report = RowReport {
-            line: m.line,
-            fields: &m.fields,
-            action: RowAction::Outcome(outcome),
-            errors,
-            contact_id,
-            key: key.as_deref(),
-            duplicate_of: duplicate_of[idx],
-        };
-        summary.count_row(&report);
-        if outcome.is_failure() {
-            failures.write(m.line, &m.fields, errors)?;
-        }
-        results_csv.write(&report)?;
-    }
-    failures.flush()?;
-    results_csv.flush()?;
-    if let Some(mut p) = plan {
-        p.flush()?;
-    }
-    if args.dry_run {
-        for (from, to) in [("created", "would_create"), ("updated", "would_update")] {
-            let n = summary.outcomes.remove(from).unwrap_or(0);
-            summary.outcomes.insert(to.into(), n);
-        }
-        summary.command = "import --dry-run".into();
-    }
     let metrics = client.metrics();
-    summary.requests = Some(RequestStats {
-        by_kind: metrics
-            .requests
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (k.to_string(), *n))
-            .collect(),
-        retries: metrics.retries,
-        rate_limited: metrics.rate_limited,
-    });
-    let fatal = engine.fatal_message();
-    summary.stopped = match stop {
-        Some(Stop::Interrupted) => Some("interrupted".into()),
-        Some(Stop::MaxErrors) => Some("max_errors".into()),
-        Some(Stop::Fatal) => Some("fatal".into()),
-        None => None,
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    summary.elapsed_s = (elapsed * 1000.0).round() / 1000.0;
-    summary.rows_per_s = if elapsed > 0.0 {
-        (summary.rows_read as f64 / elapsed).round()
-    } else {
-        0.0
-    };
-    summary.finished_at =
-        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    write_summary(&run_dir, &summary)?;
-
-    let mut text = summary.table();
-    text.push_str(&format!(
-        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited)\n",
-        strategy_name(strategy),
-        choice
-            .as_ref()
-            .map(|_| " (chosen by --lookup auto)")
-            .unwrap_or(""),
-        metrics.total_requests(),
-        metrics.retries,
-        metrics.rate_limited
-    ));
-    if args.dry_run {
-        text.push_str(&format!(
-            "  plan: {}\n",
-            run_dir.join("plan.jsonl").display()
-        ));
-    }
+    let summary = out.finish(stop, request_stats(&metrics))?;
     if !quiet {
-        eprint!("{text}");
+        eprint!(
+            "{}",
+            end_text(&summary, strategy, choice.is_some(), &metrics, args.dry_run)
+        );
     }
-    let exit_code = match stop {
-        Some(Stop::Interrupted) => exit::INTERRUPTED,
-        Some(_) => exit::FATAL,
-        None if summary.failures() > 0 => exit::ROWS_FAILED,
-        None => exit::OK,
-    };
-    let fatal = match stop {
-        Some(Stop::Fatal) => fatal.or(Some("the run stopped".into())),
-        Some(Stop::MaxErrors) => Some(format!(
-            "stopped after {} failed or invalid rows (--max-errors)",
-            summary.failures()
-        )),
-        _ => None,
-    };
+    let stop = summary.stopped.as_ref();
     Ok(ImportRun {
-        exit_code,
+        exit_code: exit::code(stop, summary.failures()),
+        fatal: stop.and_then(|s| s.message(summary.failures())),
         run_dir,
         summary,
         lookup: strategy,
         choice,
-        fatal,
     })
 }
 
-/// Resolves once `flag` is set (polled: the flag is set from a signal handler task).
-async fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::Relaxed) {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+/// The run directory: a fresh one, or (`--resume`) the interrupted run's, whose journal is
+/// continued.
+fn open_run(args: &Args) -> Result<(RunDir, Ledger)> {
+    Ok(match &args.resume {
+        Some(d) => {
+            let ledger = Ledger::read(&d.join("journal.jsonl"))?;
+            (RunDir::resume(d, "a run")?, ledger)
+        }
+        None => {
+            let dir = RunDir::create(args.out.as_deref(), "import")?;
+            (dir, Ledger::default())
+        }
+    })
 }
 
-fn is_invalid(m: &MappedRow) -> bool {
-    matches!(m.mapped, Mapped::Invalid(_))
-}
-
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Auto => "auto",
-        Strategy::Index => "index",
-        Strategy::Search => "search",
-    }
-}
-
-/// `summary.json`, written to a temporary name and renamed.
-fn write_summary(dir: &Path, s: &Summary) -> Result<()> {
-    let tmp = dir.join(".summary.json.tmp");
-    let mut body = serde_json::to_vec_pretty(s)?;
-    body.push(b'\n');
-    std::fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join("summary.json"))
-        .with_context(|| format!("{}: cannot write summary.json", dir.display()))?;
-    Ok(())
+/// Stage 1 off the async threads, with a progress counter.
+async fn read(input: Input, quiet: bool) -> Result<FileRows> {
+    let keys = input.match_keys().to_vec();
+    let Input {
+        source, resolved, ..
+    } = input;
+    tokio::task::spawn_blocking(move || {
+        let reading = Progress::rows(quiet, "reading");
+        read_rows(source, resolved, &keys, || reading.inc(1))
+    })
+    .await
+    .context("the reading task failed")
 }

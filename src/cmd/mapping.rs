@@ -9,10 +9,11 @@ use anyhow::Context;
 use crate::cli::GlobalArgs;
 use crate::exit;
 use crate::mapping::guess::{self, Draft};
-use crate::source::{self, SourceOptions};
+use crate::pipeline::input::open_source;
+use crate::source::SourceOptions;
 
 /// Rows read to guess from: enough for the country and email statistics, fast on any file.
-pub const SAMPLE_ROWS: usize = 200;
+const SAMPLE_ROWS: usize = 200;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MappingCommand {
@@ -74,8 +75,8 @@ pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
 }
 
 /// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
-pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
-    let mut src = source::open(file, &SourceOptions::default())?;
+fn draft_for(file: &Path) -> anyhow::Result<Draft> {
+    let mut src = open_source(file, &SourceOptions::default())?;
     let headers = src.headers().to_vec();
     let rows: Vec<Vec<String>> = src
         .by_ref()

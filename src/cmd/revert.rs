@@ -3,26 +3,33 @@
 //! `before` values in one PATCH each. A contact changed by someone else since is skipped unless
 //! `--force`. Attribute keys the import added cannot be removed (PATCH merges) and are reported.
 //!
-//! The revert writes its own run directory: `journal.jsonl` (one line per completed write),
-//! `results.csv` (contact_id, action, reason, not_removed) and `summary.json`. `--resume` skips
-//! the contacts a revert's journal finished; running it again anyway writes nothing, since
-//! deleted contacts answer 404 and restored ones already equal their `before` values.
+//! The revert writes its own run directory: `journal.jsonl` (one line per completed write, the
+//! shared [`journal`](crate::pipeline::journal)), `results.csv` (contact_id, action, reason,
+//! not_removed) and `summary.json`. Contacts are reverted `--concurrency` at a time through one
+//! client (`--rate`) by [`Reverter`]; this file reads the import, opens the run and reports. `--resume` skips the contacts a revert's journal finished; running it again
+//! anyway writes nothing, since deleted contacts answer 404 and restored ones already equal their
+//! `before` values.
 //!
-//! Exit codes: 0 every contact reverted or deliberately skipped; 3 some failed; 1 no journal.
+//! Exit codes: 0 every contact reverted or deliberately skipped; 3 some failed; 1 no journal, or
+//! the journal cannot be written; 130 Ctrl-C (the contacts in flight finish, the reports and the
+//! journal are flushed; `--resume` continues).
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::api::{ApiError, Client, ClientConfig};
+use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
-use crate::cmd::connect::{SandboxArgs, connect};
-use crate::exit;
-use crate::pipeline::revert::{Target, plan_restore, read_entries, targets, unsettled_creates};
-use crate::report::RunDir;
+use crate::cmd::connect::SandboxArgs;
+use crate::cmd::{connected, finish};
+use crate::exit::{self, Stop};
+use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
+use crate::pipeline::revert::{Target, targets, unsettled_creates};
+use crate::pipeline::undo::{Finished, RevertResult, Reverter};
+use crate::report::{self, RunDir, write_json_atomic};
 
 /// Undo an import: delete the contacts it created, restore the fields it changed.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +49,13 @@ pub struct Args {
     /// Run directory for the revert's reports (default: doto-runs/<UTC time>-revert/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
+    /// Contacts reverted at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
+    /// (default 3000/min).
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<RateLimit>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -55,20 +69,11 @@ impl Args {
             force: false,
             resume: None,
             out: None,
+            concurrency: 8,
+            rate: None,
             sandbox: SandboxArgs::default(),
         }
     }
-}
-
-/// One contact's line in `results.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RevertResult {
-    pub contact_id: u64,
-    /// `deleted`, `restored`, `skipped`, `failed` (dry run: `would_delete`, `would_restore`).
-    pub action: String,
-    pub reason: String,
-    /// Attribute keys the import added that PATCH cannot remove (`;`-separated).
-    pub not_removed: String,
 }
 
 /// The end of a revert.
@@ -81,35 +86,124 @@ pub struct RevertRun {
     pub counts: BTreeMap<String, u64>,
     /// Writes sent (DELETE + PATCH) in this run.
     pub writes: u64,
+    /// Why the revert ended before the last contact (Ctrl-C, the journal cannot be written).
+    pub stopped: Option<Stop>,
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
-    let conn = connect(global, &args.sandbox).await?;
-    if !global.quiet {
-        eprintln!("reverting in {}", conn.describe());
-    }
-    let outcome = run_revert(&args, conn.config.clone(), global.quiet).await;
-    conn.close().await?;
-    let r = outcome?;
+    let revert = |config, ctrl_c| run_revert(&args, config, global.quiet, ctrl_c);
+    let r = connected(global, &args.sandbox, "reverting in", revert).await?;
     if !global.quiet {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
     }
-    Ok(r.exit_code)
+    let failed = r.counts.get("failed").copied().unwrap_or(0);
+    let input = args.run_dir.display().to_string();
+    finish(r.stopped.as_ref(), failed, &input, &r.run_dir)
 }
 
-/// Revert the import in `args.run_dir` against the account of `config`: the library entry the
-/// command and the tests call.
-pub async fn run_revert(args: &Args, config: ClientConfig, quiet: bool) -> Result<RevertRun> {
-    let journal = args.run_dir.join("journal.jsonl");
+/// A revert's `summary.json`.
+#[derive(Serialize)]
+struct RevertSummary<'a> {
+    command: &'static str,
+    import_run_dir: String,
+    run_dir: String,
+    dry_run: bool,
+    force: bool,
+    contacts: usize,
+    outcomes: &'a BTreeMap<String, u64>,
+    writes: u64,
+    unsettled_create_lines: &'a [u64],
+    started_at: String,
+    finished_at: String,
+    stopped: Option<&'a Stop>,
+}
+
+/// Revert the import in `args.run_dir` against the account of `config` to the end (or until
+/// `interrupt` is set): the library entry the command and the tests call. `args.rate` overrides
+/// `config`'s when given.
+pub async fn run_revert(
+    args: &Args,
+    mut config: ClientConfig,
+    quiet: bool,
+    interrupt: Arc<AtomicBool>,
+) -> Result<RevertRun> {
+    let started_at = report::now();
+    config.rate = args.rate.unwrap_or(config.rate);
+    let (todo, unsettled) = read_import(&args.run_dir, quiet)?;
+    let (dir, finished) = match &args.resume {
+        Some(d) => {
+            let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
+            let ids = done.into_iter().map(|f| f.contact_id).collect();
+            (RunDir::resume(d, "a revert run")?, ids)
+        }
+        None => (
+            RunDir::create(args.out.as_deref(), "revert")?,
+            HashSet::new(),
+        ),
+    };
+    let journal = match args.dry_run {
+        true => None,
+        false => Some(GroupJournal::start(Journal::open(
+            &dir.file("journal.jsonl"),
+        )?)),
+    };
+    let reverter = Reverter {
+        client: Client::new(config)?,
+        dry_run: args.dry_run,
+        force: args.force,
+        concurrency: args.concurrency,
+        finished,
+        journal,
+        quiet,
+    };
+    let csv_path = dir.file("results.csv");
+    let mut csv = csv::Writer::from_path(&csv_path)
+        .with_context(|| format!("{}: cannot write", csv_path.display()))?;
+    let (results, writes, stopped) = reverter.all(&todo, &interrupt, &mut csv).await?;
+    csv.flush()
+        .with_context(|| format!("{}: cannot write", csv_path.display()))?;
+    let mut counts = BTreeMap::new();
+    for r in &results {
+        *counts.entry(r.action.clone()).or_insert(0u64) += 1;
+    }
+    let summary = RevertSummary {
+        command: "revert",
+        import_run_dir: args.run_dir.display().to_string(),
+        run_dir: dir.path().display().to_string(),
+        dry_run: args.dry_run,
+        force: args.force,
+        contacts: results.len(),
+        outcomes: &counts,
+        writes,
+        unsettled_create_lines: &unsettled,
+        started_at,
+        finished_at: report::now(),
+        stopped: stopped.as_ref(),
+    };
+    write_json_atomic(dir.path(), "summary.json", &summary)?;
+    let failed = counts.get("failed").copied().unwrap_or(0);
+    Ok(RevertRun {
+        exit_code: exit::code(stopped.as_ref(), failed),
+        run_dir: dir.path().to_path_buf(),
+        results,
+        counts,
+        writes,
+        stopped,
+    })
+}
+
+/// What the import in `import_dir` did, one target per contact, and the source lines of creates
+/// it left unsettled (warned about unless `quiet`).
+fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>)> {
+    let journal = import_dir.join("journal.jsonl");
     if !journal.is_file() {
         bail!(
             "{}: not an import run directory (no journal.jsonl in it)",
-            args.run_dir.display()
+            import_dir.display()
         );
     }
-    let entries = read_entries(&journal)?;
-    let todo = targets(&entries);
+    let entries = read_lines::<Entry>(&journal)?.entries;
     let unsettled = unsettled_creates(&entries);
     if !unsettled.is_empty() && !quiet {
         eprintln!(
@@ -119,196 +213,5 @@ pub async fn run_revert(args: &Args, config: ClientConfig, quiet: bool) -> Resul
             unsettled
         );
     }
-    let (run_dir, finished) = match &args.resume {
-        Some(dir) => {
-            let j = dir.join("journal.jsonl");
-            if !j.is_file() {
-                bail!(
-                    "{}: not a revert run directory to resume (no journal.jsonl in it)",
-                    dir.display()
-                );
-            }
-            (dir.clone(), finished_in(&j)?)
-        }
-        None => (
-            RunDir::create(args.out.as_deref(), "revert")?
-                .path()
-                .to_path_buf(),
-            HashSet::new(),
-        ),
-    };
-    let mut own_journal = if args.dry_run {
-        None
-    } else {
-        let p = run_dir.join("journal.jsonl");
-        Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&p)
-                .with_context(|| format!("{}: cannot open the journal", p.display()))?,
-        )
-    };
-    let client = Client::new(config)?;
-    let mut results = Vec::new();
-    let mut writes = 0u64;
-    for t in &todo {
-        let id = t.id();
-        if finished.contains(&id) {
-            results.push(result(id, "skipped", "done by the resumed revert", &[]));
-            continue;
-        }
-        let (r, wrote) = revert_one(&client, t, args.dry_run, args.force).await;
-        writes += wrote;
-        // Every contact finished (written or found done) is journaled, so --resume skips it.
-        if matches!(r.action.as_str(), "deleted" | "restored")
-            && let Some(f) = own_journal.as_mut()
-        {
-            // Durable before it counts, as the import's journal.
-            let line = json!({"contact_id": id, "action": r.action,
-                "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
-            writeln!(f, "{line}")
-                .and_then(|()| f.sync_data())
-                .with_context(|| format!("{}: cannot write the journal", run_dir.display()))?;
-        }
-        if !quiet && r.action == "failed" {
-            eprintln!("contact {id}: {}", r.reason);
-        }
-        results.push(r);
-    }
-    let mut counts = BTreeMap::new();
-    for r in &results {
-        *counts.entry(r.action.clone()).or_insert(0u64) += 1;
-    }
-    write_reports(&run_dir, args, &results, &counts, writes, &unsettled)?;
-    let exit_code = if counts.contains_key("failed") {
-        exit::ROWS_FAILED
-    } else {
-        exit::OK
-    };
-    Ok(RevertRun {
-        exit_code,
-        run_dir,
-        results,
-        counts,
-        writes,
-    })
-}
-
-/// Contacts a revert's journal finished.
-fn finished_in(path: &Path) -> Result<HashSet<u64>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the journal", path.display()))?;
-    // A line cut short by a kill does not parse and is ignored: its contact is checked again.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["contact_id"].as_u64())
-        .collect())
-}
-
-fn result(id: u64, action: &str, reason: &str, not_removed: &[String]) -> RevertResult {
-    RevertResult {
-        contact_id: id,
-        action: action.into(),
-        reason: reason.into(),
-        not_removed: not_removed.join(";"),
-    }
-}
-
-/// Revert one contact; returns its result and the writes sent.
-async fn revert_one(
-    client: &Client,
-    t: &Target,
-    dry_run: bool,
-    force: bool,
-) -> (RevertResult, u64) {
-    match t {
-        Target::Created { id } => {
-            let id = *id;
-            // Looked up first, so that a second revert finds it gone and sends nothing.
-            match client.contacts().get(id).await {
-                Ok(_) if dry_run => {
-                    return (result(id, "would_delete", "created by the import", &[]), 0);
-                }
-                Ok(_) => {}
-                Err(ApiError::NotFound { .. }) => {
-                    return (result(id, "deleted", "already gone", &[]), 0);
-                }
-                Err(e) => return (result(id, "failed", &e.to_string(), &[]), 0),
-            }
-            match client.contacts().delete(id).await {
-                Ok(()) => (result(id, "deleted", "created by the import", &[]), 1),
-                // Gone already: deleted by an earlier revert (perhaps a retry of this one).
-                Err(ApiError::NotFound { .. }) => (result(id, "deleted", "already gone", &[]), 1),
-                Err(e) => (result(id, "failed", &e.to_string(), &[]), 1),
-            }
-        }
-        Target::Updated { id, before, after } => {
-            let id = *id;
-            let now = match client.contacts().get(id).await {
-                Ok(c) => c,
-                Err(ApiError::NotFound { .. }) => {
-                    return (result(id, "skipped", "deleted since the import", &[]), 0);
-                }
-                Err(e) => return (result(id, "failed", &e.to_string(), &[]), 0),
-            };
-            let plan = plan_restore(&now, before, after);
-            let nr = &plan.not_removable;
-            if plan.patch.is_empty() {
-                let why = if nr.is_empty() {
-                    "already restored"
-                } else {
-                    "nothing to restore but the added attribute keys"
-                };
-                return (result(id, "restored", why, nr), 0);
-            }
-            if !plan.changed_since.is_empty() && !force {
-                let why = format!(
-                    "changed since the import: {} (use --force)",
-                    plan.changed_since.join(", ")
-                );
-                return (result(id, "skipped", &why, nr), 0);
-            }
-            if dry_run {
-                return (result(id, "would_restore", "updated by the import", nr), 0);
-            }
-            match client.contacts().update(id, &plan.patch).await {
-                Ok(_) => (result(id, "restored", "updated by the import", nr), 1),
-                Err(e) => (result(id, "failed", &e.to_string(), nr), 1),
-            }
-        }
-    }
-}
-
-fn write_reports(
-    dir: &Path,
-    args: &Args,
-    results: &[RevertResult],
-    counts: &BTreeMap<String, u64>,
-    writes: u64,
-    unsettled: &[u64],
-) -> Result<()> {
-    let p = dir.join("results.csv");
-    let mut w = csv::Writer::from_path(&p)
-        .with_context(|| format!("{}: cannot write results.csv", p.display()))?;
-    for r in results {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    let summary = json!({
-        "command": "revert",
-        "import_run_dir": args.run_dir.display().to_string(),
-        "run_dir": dir.display().to_string(),
-        "dry_run": args.dry_run,
-        "force": args.force,
-        "contacts": results.len(),
-        "outcomes": counts,
-        "writes": writes,
-        "unsettled_create_lines": unsettled,
-        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    });
-    let p = dir.join("summary.json");
-    std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
-        .with_context(|| format!("{}: cannot write summary.json", p.display()))
+    Ok((targets(&entries), unsettled))
 }

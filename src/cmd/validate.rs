@@ -6,20 +6,21 @@
 //! reports, the progress bar and the counters. Exit 0 when no row is invalid, 3 when some are,
 //! 1 when the run cannot start (bad mapping, unreadable file) or `--max-errors` is reached.
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
 use crate::cli::GlobalArgs;
-use crate::exit;
-use crate::mapping::{ContactDraft, Mapping, MatchKey, Resolved};
+use crate::cmd::{CtrlC, finish};
+use crate::exit::{self, Stop};
+use crate::mapping::{ContactDraft, MatchKey};
 use crate::model::{Outcome, RowError};
 use crate::pipeline::dupes::{DupeTracker, KeyPrints};
+use crate::pipeline::input::Input;
+use crate::pipeline::lookup::{self, Key};
 use crate::pipeline::{self, Mapped, MappedRow, PipelineOptions, map_one};
 use crate::progress::Progress;
 use crate::report::{Reports, RowAction, RowReport, RunDir, Summary};
-use crate::source;
 
 /// Check a file against a mapping without touching any account.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,40 +74,18 @@ pub const ACTIONS: [RowAction; 3] = [
 pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
     let quiet = global.quiet;
     // Ctrl-C stops reading; the rows done so far are reported and flushed, then exit 130.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-    let v = tokio::task::spawn_blocking(move || run_validate(&args, quiet, &interrupted))
+    let ctrl_c = CtrlC::watch();
+    let interrupt = ctrl_c.flag();
+    let v = tokio::task::spawn_blocking(move || run_validate(&args, quiet, &interrupt))
         .await
         .context("the validate task failed")??;
-    watcher.abort();
-    if v.summary.stopped.as_deref() == Some("max_errors") {
-        anyhow::bail!(
-            "{}: stopped after {} invalid rows (--max-errors); reports so far in {}",
-            v.summary.file,
-            v.summary.failures(),
-            v.run_dir.display()
-        );
-    }
-    Ok(v.exit_code)
+    let s = &v.summary;
+    finish(s.stopped.as_ref(), s.failures(), &s.file, &v.run_dir)
 }
 
 /// The match key a row goes by in the reports: the first of the mapping's keys it has.
 fn row_key(keys: &[MatchKey], draft: &ContactDraft) -> Option<String> {
-    keys.iter().find_map(|k| match k {
-        MatchKey::Email => draft
-            .email
-            .as_ref()
-            .map(|e| format!("email:{}", e.as_str())),
-        MatchKey::Identifier => draft
-            .identifier
-            .as_ref()
-            .map(|i| format!("identifier:{}", i.as_str())),
-    })
+    lookup::match_keys(keys, draft).first().map(Key::label)
 }
 
 /// What the ordered loop needs of one row.
@@ -154,57 +133,27 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
     }
 }
 
-/// A data file opened with its mapping, resolved before the first row: what `validate` and
-/// `import` both start from.
-pub struct Input {
-    pub mapping: Mapping,
-    pub source: Box<dyn source::Source>,
-    pub headers: Vec<String>,
-    pub resolved: Resolved,
-    /// The mapping's match keys (identifier, then email, when it names none).
-    pub keys: Vec<MatchKey>,
-}
-
-impl Input {
-    /// Load the mapping, open the file with its source options and resolve the mapping against
-    /// the headers; every failure names the file or the mapping.
-    pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
-        let mapping = Mapping::load(mapping_path)?;
-        let source = source::open(file, &mapping.source_options())
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let headers = source.headers().to_vec();
-        let resolved = mapping.resolve(&headers).with_context(|| {
-            format!(
-                "mapping {} does not fit {}",
-                mapping_path.display(),
-                file.display()
-            )
-        })?;
-        let mut keys = mapping.match_keys().to_vec();
-        if keys.is_empty() {
-            keys = vec![MatchKey::Identifier, MatchKey::Email];
-        }
-        Ok(Input {
-            mapping,
-            source,
-            headers,
-            resolved,
-            keys,
-        })
-    }
-}
-
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
+    let input = Input::open(&args.file, &args.mapping)?;
+    validate_input(args, input, quiet, interrupt)
+}
+
+/// [`run_validate`] on an input already opened (`args.file` and `args.mapping` only name it).
+pub fn validate_input(
+    args: &Args,
+    input: Input,
+    quiet: bool,
+    interrupt: &AtomicBool,
+) -> Result<Validation> {
+    let keys = input.match_keys().to_vec();
     let Input {
-        source: src,
+        source,
         headers,
         resolved,
-        keys,
         ..
-    } = Input::open(&args.file, &args.mapping)?;
-
+    } = input;
     let dir = RunDir::create(args.out.as_deref(), "validate")?;
     let run_dir = dir.path().to_path_buf();
     let summary = Summary::new("validate", &args.file, &args.mapping, &ACTIONS);
@@ -215,22 +164,48 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
     if let Some(w) = args.workers {
         opts.workers = w.max(1);
     }
-    let mut dupes = DupeTracker::new();
-    let mut invalid = 0u64;
-    let mut since_tick = 0u64;
     // On the mapping threads: map, then keep only what the reports need (the draft and a valid
     // row's fields are dropped there, in parallel, not in this ordered loop).
     let work = move |item| check_row(map_one(&resolved, item), &keys);
-    for row in pipeline::map_rows_with(src, work, &opts) {
+    let mut rows = pipeline::map_rows_with(source, work, &opts);
+    let stop = report_rows(
+        rows.by_ref(),
+        &mut reports,
+        args.max_errors,
+        interrupt,
+        &progress,
+    )?;
+    let summary = reports.finish(stop)?;
+    progress.print_summary(&summary.table());
+    Ok(Validation {
+        exit_code: exit::code(summary.stopped.as_ref(), summary.failures()),
+        run_dir,
+        summary,
+    })
+}
+
+/// The ordered loop: every checked row to the reports, in file order, until the end, Ctrl-C or
+/// `--max-errors`; returns why it stopped early.
+fn report_rows(
+    rows: impl Iterator<Item = Checked>,
+    reports: &mut Reports,
+    max_errors: Option<u64>,
+    interrupt: &AtomicBool,
+    progress: &Progress,
+) -> Result<Option<Stop>> {
+    let mut dupes = DupeTracker::new();
+    let mut invalid = 0u64;
+    let mut since_tick = 0u64;
+    let mut stop = None;
+    for row in rows {
         let duplicate_of = dupes
             .check_prints(row.line, &row.prints)
             .first()
             .map(|d| d.first_line);
-        let action = row.action;
         reports.row(&RowReport {
             line: row.line,
             fields: &row.fields,
-            action,
+            action: row.action,
             errors: &row.errors,
             contact_id: None,
             key: row.key.as_deref(),
@@ -241,30 +216,18 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
             progress.inc(since_tick);
             since_tick = 0;
         }
-        if action.is_failure() {
+        if row.action.is_failure() {
             invalid += 1;
-            if args.max_errors.is_some_and(|max| invalid > max) {
-                reports.summary_mut().stopped = Some("max_errors".into());
+            if max_errors.is_some_and(|max| invalid > max) {
+                stop = Some(Stop::MaxErrors);
                 break;
             }
         }
         if interrupt.load(Ordering::Relaxed) {
-            reports.summary_mut().stopped = Some("interrupted".into());
+            stop = Some(Stop::Interrupted);
             break;
         }
     }
     progress.inc(since_tick);
-    let summary = reports.finish()?;
-    progress.print_summary(&summary.table());
-    let exit_code = match summary.stopped.as_deref() {
-        Some("interrupted") => exit::INTERRUPTED,
-        Some(_) => exit::FATAL,
-        None if summary.failures() > 0 => exit::ROWS_FAILED,
-        None => exit::OK,
-    };
-    Ok(Validation {
-        exit_code,
-        run_dir,
-        summary,
-    })
+    Ok(stop)
 }

@@ -74,8 +74,6 @@ pub enum ErrorCode {
     PhoneScientificNotation,
     /// A numeric phone cell that lost its leading zero or `+`.
     PhoneLostPrefix,
-    /// Same normalised email or identifier as an earlier row of the same file.
-    DuplicateInFile,
     // --- import ---
     /// Email and identifier match two different contacts.
     Conflict,
@@ -110,7 +108,6 @@ impl ErrorCode {
             ErrorCode::InvalidPhone => "invalid_phone",
             ErrorCode::PhoneScientificNotation => "phone_scientific_notation",
             ErrorCode::PhoneLostPrefix => "phone_lost_prefix",
-            ErrorCode::DuplicateInFile => "duplicate_in_file",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::Rejected => "rejected",

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::mapping::{ContactDraft, MatchKey};
-use crate::model::{ErrorCode, RowError};
 
 /// A key of this row that an earlier row already had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,27 +19,6 @@ pub struct Duplicate {
     pub key: MatchKey,
     /// Line of the first row with this key.
     pub first_line: u64,
-}
-
-impl Duplicate {
-    /// The report entry: `DuplicateInFile`, naming the key, its value in `draft` and the line it
-    /// repeats.
-    pub fn to_row_error(&self, draft: &ContactDraft) -> RowError {
-        let field = key_name(self.key);
-        let value = match self.key {
-            MatchKey::Email => draft.email.as_ref().map(|e| e.as_str()),
-            MatchKey::Identifier => draft.identifier.as_ref().map(|i| i.as_str()),
-        }
-        .unwrap_or("");
-        RowError::new(
-            ErrorCode::DuplicateInFile,
-            Some(field),
-            format!(
-                "{field} {value:?} repeats line {}: rows sharing a key are merged in file order on import",
-                self.first_line
-            ),
-        )
-    }
 }
 
 /// The fingerprints of a row's keys (email, identifier), computed wherever is convenient (the
@@ -63,13 +41,6 @@ impl KeyPrints {
                 .as_ref()
                 .map(|i| fingerprint(MatchKey::Identifier, i.as_str())),
         }
-    }
-}
-
-fn key_name(key: MatchKey) -> &'static str {
-    match key {
-        MatchKey::Email => "email",
-        MatchKey::Identifier => "identifier",
     }
 }
 
@@ -216,9 +187,6 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].key, MatchKey::Email);
         assert_eq!(d[0].first_line, 2);
-        let e = d[0].to_row_error(&draft(Some("ann@x.com"), None));
-        assert_eq!(e.code, ErrorCode::DuplicateInFile);
-        assert!(e.message.contains("line 2"), "{}", e.message);
         // A third copy still names the first row, not the second.
         assert_eq!(t.check(9, &draft(Some("ann@x.com"), None))[0].first_line, 2);
     }

@@ -15,7 +15,7 @@
 //!
 //! Every completed write is in the journal (synced) before the row counts as done, and a row the
 //! journal says is done is not written again (`--resume`).
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,11 +24,12 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::{ApiError, Client};
+use crate::api::{ApiError, Client, ContactPatch, NewContact};
+use crate::exit::Stop;
 use crate::mapping::ContactDraft;
 use crate::model::{ErrorCode, Outcome, RowError};
 
-use super::journal::{Entry, GroupJournal, Journal, Ledger, Op};
+use super::journal::{Entry, GroupJournal, Journal, Ledger, Op, RowState};
 use super::lookup::{self, Key, Known};
 use super::plan::{self, Action, Change, Policy};
 
@@ -127,15 +128,6 @@ pub fn groups(rows: &[Row], known: &Known) -> Vec<Vec<usize>> {
     out
 }
 
-/// Why the run stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    Interrupted,
-    MaxErrors,
-    /// The server refused the token, or the journal cannot be written.
-    Fatal,
-}
-
 /// The write phase's shared state.
 pub struct Engine {
     pub client: Client,
@@ -147,7 +139,6 @@ pub struct Engine {
     max_errors: Option<u64>,
     failures: AtomicU64,
     stop: Mutex<Option<Stop>>,
-    fatal: Mutex<Option<String>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
 }
@@ -179,7 +170,6 @@ impl Engine {
             max_errors: opts.max_errors,
             failures: AtomicU64::new(0),
             stop: Mutex::new(None),
-            fatal: Mutex::new(None),
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
         }
@@ -196,41 +186,39 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
-    /// Why the run stopped, if it did.
+    /// Why the run stopped, if it did (the first reason wins).
     pub fn stopped(&self) -> Option<Stop> {
+        let mut s = self.stop.lock().unwrap();
         if self.interrupt.load(Ordering::Relaxed) {
-            let mut s = self.stop.lock().unwrap();
             s.get_or_insert(Stop::Interrupted);
         }
-        *self.stop.lock().unwrap()
+        s.clone()
     }
 
-    /// The message of a fatal stop.
-    pub fn fatal_message(&self) -> Option<String> {
-        self.fatal.lock().unwrap().clone()
+    fn is_stopped(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed) || self.stop.lock().unwrap().is_some()
     }
 
-    fn halt(&self, why: Stop, message: Option<String>) {
+    /// Stop starting rows, for `why` (unless the run already stopped for another reason).
+    fn halt(&self, why: Stop) {
         self.stop.lock().unwrap().get_or_insert(why);
-        if let Some(m) = message {
-            self.fatal.lock().unwrap().get_or_insert(m);
-        }
     }
 
     /// Apply every group, `concurrency` groups at a time; `done` gets each finished row (in
-    /// completion order). Rows not started because the run stopped get no result.
+    /// completion order). Rows not started because the run stopped get no result; an error from
+    /// `done` (a report cannot be written) stops the run as fatal, and `done` is not called again.
     pub async fn run(
         &self,
         rows: &[Row],
         groups: Vec<Vec<usize>>,
         concurrency: usize,
-        mut done: impl FnMut(RowResult),
+        mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
         let mut stream = futures::stream::iter(groups)
             .map(|g| async move {
                 let mut out = Vec::with_capacity(g.len());
                 for i in g {
-                    if self.stopped().is_some() {
+                    if self.is_stopped() {
                         break;
                     }
                     match self.apply_row(&rows[i]).await {
@@ -238,13 +226,13 @@ impl Engine {
                             if r.outcome.is_failure() {
                                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                                 if self.max_errors.is_some_and(|m| n > m) {
-                                    self.halt(Stop::MaxErrors, None);
+                                    self.halt(Stop::MaxErrors);
                                 }
                             }
                             out.push(r);
                         }
                         Err(e) => {
-                            self.halt(Stop::Fatal, Some(format!("{e:#}")));
+                            self.halt(Stop::Fatal(format!("{e:#}")));
                             break;
                         }
                     }
@@ -252,9 +240,16 @@ impl Engine {
                 out
             })
             .buffer_unordered(concurrency.max(1));
+        let mut failed = false;
         while let Some(results) = stream.next().await {
             for r in results {
-                done(r);
+                if failed {
+                    continue;
+                }
+                if let Err(e) = done(r) {
+                    self.halt(Stop::Fatal(format!("{e:#}")));
+                    failed = true;
+                }
             }
         }
     }
@@ -289,124 +284,153 @@ impl Engine {
         plan::decide(&row.draft, &row.keys, &known, self.policy)
     }
 
-    /// Decide and apply one row.
-    pub async fn apply_row(&self, row: &Row) -> Result<RowResult> {
+    /// Decide and apply one row: decide from what is known, write, and decide again after a
+    /// write whose key was taken meanwhile or whose outcome is unknown (at most
+    /// [`MAX_ATTEMPTS`] times).
+    async fn apply_row(&self, row: &Row) -> Result<RowResult> {
         let state = self.ledger.row(row.line, &row.hash).cloned();
         if let Some(s) = &state
             && s.done
         {
-            return Ok(result(
-                row,
-                s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged),
-                s.contact_id,
-                vec![],
-            ));
+            let outcome = s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged);
+            return Ok(result(row, outcome, s.contact_id, vec![]));
         }
         if self.dry_run {
             return Ok(self.simulate(row));
         }
-        let state = state.unwrap_or_default();
-        let in_flight = state.begun;
-        // The outcome of a write an earlier run made for this row (its create or update).
-        let earlier = state.outcome.zip(state.contact_id);
+        let earlier = Earlier::of(state.unwrap_or_default());
+        let mut begun = earlier.in_flight;
         let mut attempts = 0u32;
-        let mut begun = in_flight;
         loop {
             let action = self.decide(row);
-            let needs_write = matches!(action, Action::Create(_) | Action::Update { .. });
-            if needs_write && !begun && !row.draft.notes.is_empty() {
-                let mut e = Entry::new(row.line, &row.hash, Op::Begin);
-                e.intent = Some(match action {
-                    Action::Create(_) => Op::Create,
-                    _ => Op::Update,
-                });
-                self.record(e).await?;
-                begun = true;
+            if !begun && !row.draft.notes.is_empty() {
+                begun = self.begin(row, &action).await?;
             }
-            match action {
+            let settled = match action {
                 Action::Skip { id, reason } => {
-                    return Ok(result(row, Outcome::Skipped, id, vec![reason]));
+                    Some(result(row, Outcome::Skipped, id, vec![reason]))
                 }
-                Action::Fail { id, error } => {
-                    return Ok(result(row, Outcome::Failed, id, vec![error]));
-                }
-                Action::Unchanged { id } => {
-                    if let Some((o, _)) = earlier {
-                        return self.notes(row, id, o, &state.notes, in_flight).await;
-                    }
-                    if in_flight {
-                        // The earlier run's write landed but its line did not.
-                        let o = state.intent.unwrap_or(Outcome::Unchanged);
-                        return self.notes(row, id, o, &state.notes, true).await;
-                    }
-                    return Ok(result(row, Outcome::Unchanged, Some(id), vec![]));
-                }
-                Action::Create(new) => match self.client.contacts().create(&new).await {
-                    Ok(c) => {
-                        let id = c.id;
-                        self.known.lock().unwrap().insert(c);
-                        let mut e = Entry::new(row.line, &row.hash, Op::Create);
-                        e.contact_id = Some(id);
-                        e.done = row.draft.notes.is_empty();
-                        self.record(e).await?;
-                        return self
-                            .notes(row, id, Outcome::Created, &state.notes, in_flight)
-                            .await;
-                    }
-                    Err(err) if is_taken(&err) || err.is_outcome_unknown() => {
-                        attempts += 1;
-                        if attempts > MAX_ATTEMPTS {
-                            return Ok(self.api_failure(row, None, &err));
-                        }
-                        let found = match self.refresh(row).await {
-                            Ok(f) => f,
-                            Err(e) => return Ok(self.api_failure(row, None, &e)),
-                        };
-                        if is_taken(&err) && !found {
-                            // Taken by a field we do not match on (e.g. the phone): a real refusal.
-                            return Ok(self.api_failure(row, None, &err));
-                        }
-                        if err.is_outcome_unknown() && found {
-                            // Our create went through if the contact now equals the row.
-                            if let Action::Unchanged { id } = self.decide(row) {
-                                let mut e = Entry::new(row.line, &row.hash, Op::Create);
-                                e.contact_id = Some(id);
-                                e.done = row.draft.notes.is_empty();
-                                self.record(e).await?;
-                                return self
-                                    .notes(row, id, Outcome::Created, &state.notes, in_flight)
-                                    .await;
-                            }
-                        }
-                        // Otherwise decide again: an update of what is there, or a create.
-                    }
-                    Err(err) => return Ok(self.api_failure(row, None, &err)),
-                },
+                Action::Fail { id, error } => Some(result(row, Outcome::Failed, id, vec![error])),
+                Action::Unchanged { id } => Some(self.unchanged(row, id, &earlier).await?),
+                Action::Create(new) => self.create(row, &new, &earlier, &mut attempts).await?,
                 Action::Update { id, patch, changes } => {
-                    match self.client.contacts().update(id, &patch).await {
-                        Ok(c) => {
-                            self.known.lock().unwrap().insert(c);
-                            let mut e = Entry::new(row.line, &row.hash, Op::Update);
-                            e.contact_id = Some(id);
-                            let (before, after) = split_changes(&changes);
-                            e.before = Some(before);
-                            e.after = Some(after);
-                            e.done = row.draft.notes.is_empty();
-                            self.record(e).await?;
-                            let o = earlier.map_or(Outcome::Updated, |(o, _)| o);
-                            return self.notes(row, id, o, &state.notes, in_flight).await;
-                        }
-                        Err(err) if err.is_outcome_unknown() || err.is_retryable() => {
-                            attempts += 1;
-                            if attempts > MAX_ATTEMPTS {
-                                return Ok(self.api_failure(row, Some(id), &err));
-                            }
-                            // The same PATCH again is harmless; decide again from what is known.
-                        }
-                        Err(err) => return Ok(self.api_failure(row, Some(id), &err)),
-                    }
+                    let update = (id, &patch, changes.as_slice());
+                    self.update(row, update, &earlier, &mut attempts).await?
                 }
+            };
+            if let Some(r) = settled {
+                return Ok(r);
             }
+        }
+    }
+
+    /// Journal `begin` before the first write of a row with notes (so that after a kill its
+    /// notes are checked before any is sent again); returns whether it did.
+    async fn begin(&self, row: &Row, action: &Action) -> Result<bool> {
+        let intent = match action {
+            Action::Create(_) => Op::Create,
+            Action::Update { .. } => Op::Update,
+            _ => return Ok(false),
+        };
+        let mut e = Entry::new(row.line, &row.hash, Op::Begin);
+        e.intent = Some(intent);
+        self.record(e).await?;
+        Ok(true)
+    }
+
+    /// The row already equals contact `id`: unchanged, or the outcome of an earlier run's write
+    /// (whose notes are then finished).
+    async fn unchanged(&self, row: &Row, id: u64, earlier: &Earlier) -> Result<RowResult> {
+        if let Some((o, _)) = earlier.write {
+            return self.notes(row, id, o, earlier).await;
+        }
+        if earlier.in_flight {
+            // The earlier run's write landed but its line did not.
+            let o = earlier.intent.unwrap_or(Outcome::Unchanged);
+            return self.notes(row, id, o, earlier).await;
+        }
+        Ok(result(row, Outcome::Unchanged, Some(id), vec![]))
+    }
+
+    /// Send the create; `None`: decide again (the key was taken meanwhile, or the outcome is
+    /// unknown and the contact is not there as the row wants it).
+    async fn create(
+        &self,
+        row: &Row,
+        new: &NewContact,
+        earlier: &Earlier,
+        attempts: &mut u32,
+    ) -> Result<Option<RowResult>> {
+        let err = match self.client.contacts().create(new).await {
+            Ok(c) => {
+                let id = c.id;
+                self.known.lock().unwrap().insert(c);
+                return self.created(row, id, earlier).await.map(Some);
+            }
+            Err(err) if is_taken(&err) || err.is_outcome_unknown() => err,
+            Err(err) => return Ok(Some(self.api_failure(row, None, &err))),
+        };
+        *attempts += 1;
+        if *attempts > MAX_ATTEMPTS {
+            return Ok(Some(self.api_failure(row, None, &err)));
+        }
+        let found = match self.refresh(row).await {
+            Ok(f) => f,
+            Err(e) => return Ok(Some(self.api_failure(row, None, &e))),
+        };
+        if is_taken(&err) && !found {
+            // Taken by a field we do not match on (e.g. the phone): a real refusal.
+            return Ok(Some(self.api_failure(row, None, &err)));
+        }
+        // Our create went through if the contact now equals the row.
+        if err.is_outcome_unknown()
+            && found
+            && let Action::Unchanged { id } = self.decide(row)
+        {
+            return self.created(row, id, earlier).await.map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Contact `id` was created for the row: journal it, then its notes.
+    async fn created(&self, row: &Row, id: u64, earlier: &Earlier) -> Result<RowResult> {
+        let mut e = Entry::new(row.line, &row.hash, Op::Create);
+        e.contact_id = Some(id);
+        e.done = row.draft.notes.is_empty();
+        self.record(e).await?;
+        self.notes(row, id, Outcome::Created, earlier).await
+    }
+
+    /// Send the update (`id`, patch, the changes it makes); `None`: send it again (the same
+    /// PATCH twice is harmless) after deciding again.
+    async fn update(
+        &self,
+        row: &Row,
+        (id, patch, changes): (u64, &ContactPatch, &[Change]),
+        earlier: &Earlier,
+        attempts: &mut u32,
+    ) -> Result<Option<RowResult>> {
+        match self.client.contacts().update(id, patch).await {
+            Ok(c) => {
+                self.known.lock().unwrap().insert(c);
+                let mut e = Entry::new(row.line, &row.hash, Op::Update);
+                e.contact_id = Some(id);
+                let (before, after) = split_changes(changes);
+                e.before = Some(before);
+                e.after = Some(after);
+                e.done = row.draft.notes.is_empty();
+                self.record(e).await?;
+                let o = earlier.write.map_or(Outcome::Updated, |(o, _)| o);
+                self.notes(row, id, o, earlier).await.map(Some)
+            }
+            Err(err) if err.is_outcome_unknown() || err.is_retryable() => {
+                *attempts += 1;
+                if *attempts > MAX_ATTEMPTS {
+                    return Ok(Some(self.api_failure(row, Some(id), &err)));
+                }
+                Ok(None)
+            }
+            Err(err) => Ok(Some(self.api_failure(row, Some(id), &err))),
         }
     }
 
@@ -417,18 +441,17 @@ impl Engine {
         row: &Row,
         id: u64,
         outcome: Outcome,
-        journaled: &std::collections::BTreeSet<usize>,
-        in_flight: bool,
+        earlier: &Earlier,
     ) -> Result<RowResult> {
         if row.draft.notes.is_empty() {
             return Ok(result(row, outcome, Some(id), vec![]));
         }
         for (n, content) in row.draft.notes.iter().enumerate() {
-            if journaled.contains(&n) {
+            if earlier.notes.contains(&n) {
                 continue;
             }
             // A row that was in flight when the earlier run died may have sent this note.
-            let mut check_first = in_flight;
+            let mut check_first = earlier.in_flight;
             let mut attempts = 0u32;
             loop {
                 if check_first {
@@ -481,7 +504,7 @@ impl Engine {
             err,
             ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
         ) {
-            self.halt(Stop::Fatal, Some(err.to_string()));
+            self.halt(Stop::Fatal(err.to_string()));
         }
         let field = match err {
             ApiError::Rejected { attributes, .. } => attributes.first().map(String::as_str),
@@ -553,6 +576,30 @@ impl Engine {
             contact_id: id,
             errors,
             plan: Some(plan),
+        }
+    }
+}
+
+/// What an earlier run (`--resume`) did for a row not finished.
+#[derive(Debug, Default)]
+struct Earlier {
+    /// The row was in flight when that run stopped.
+    in_flight: bool,
+    /// The outcome of its create or update, with the contact.
+    write: Option<(Outcome, u64)>,
+    /// What its `begin` line said it was about to do.
+    intent: Option<Outcome>,
+    /// Notes it added (by number).
+    notes: BTreeSet<usize>,
+}
+
+impl Earlier {
+    fn of(s: RowState) -> Earlier {
+        Earlier {
+            in_flight: s.begun,
+            write: s.outcome.zip(s.contact_id),
+            intent: s.intent,
+            notes: s.notes,
         }
     }
 }

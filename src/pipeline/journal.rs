@@ -1,6 +1,8 @@
-//! `journal.jsonl`, the durable ledger of an import: one JSON line per completed write, appended
-//! and synced to disk before the row counts as done. `--resume` reads it to skip finished rows and
-//! to recognise rows that were in flight; `revert` reads it to undo a run.
+//! `journal.jsonl`, the durable ledger of a run: one JSON line per completed write, appended and
+//! synced to disk before the write counts as done ([`Journal`], [`GroupJournal`]), read back with
+//! a line torn by a kill ignored ([`read_lines`]). Import and revert both keep one; the lines
+//! below are the import's ([`Entry`]): `--resume` reads them to skip finished rows and to
+//! recognise rows that were in flight; `revert` reads them to undo a run.
 //!
 //! Lines (`op`):
 //! - `begin`: a row with notes is about to write; `intent` says `create` or `update` (so that,
@@ -22,6 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -126,12 +129,12 @@ impl Journal {
     }
 
     /// Append `e` and make it durable before returning.
-    pub fn record(&mut self, e: &Entry) -> Result<()> {
+    pub fn record<T: Serialize>(&mut self, e: &T) -> Result<()> {
         self.record_all(&[e])
     }
 
     /// Append `entries` (one write) and make them durable with one sync.
-    pub fn record_all(&mut self, entries: &[&Entry]) -> Result<()> {
+    fn record_all<T: Serialize>(&mut self, entries: &[&T]) -> Result<()> {
         let mut buf = Vec::with_capacity(entries.len() * 160);
         for e in entries {
             serde_json::to_writer(&mut buf, e)?;
@@ -148,15 +151,23 @@ impl Journal {
 /// under way are written together and made durable by one sync, and every sender is answered only
 /// after its entry is on disk. With many rows in flight this turns one sync per write into one
 /// per batch, while keeping "journaled before counted".
-#[derive(Clone)]
-pub struct GroupJournal {
-    tx: std::sync::mpsc::Sender<(Entry, tokio::sync::oneshot::Sender<Result<(), String>>)>,
+pub struct GroupJournal<T = Entry> {
+    tx: std::sync::mpsc::Sender<(T, Ack)>,
 }
 
-impl GroupJournal {
-    pub fn start(mut journal: Journal) -> GroupJournal {
-        let (tx, rx) =
-            std::sync::mpsc::channel::<(Entry, tokio::sync::oneshot::Sender<Result<(), String>>)>();
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+impl<T> Clone for GroupJournal<T> {
+    fn clone(&self) -> Self {
+        GroupJournal {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T: Serialize + Send + 'static> GroupJournal<T> {
+    pub fn start(mut journal: Journal) -> GroupJournal<T> {
+        let (tx, rx) = std::sync::mpsc::channel::<(T, Ack)>();
         std::thread::Builder::new()
             .name("doto-journal".into())
             .spawn(move || {
@@ -165,7 +176,7 @@ impl GroupJournal {
                     while let Ok(more) = rx.try_recv() {
                         batch.push(more);
                     }
-                    let entries: Vec<&Entry> = batch.iter().map(|(e, _)| e).collect();
+                    let entries: Vec<&T> = batch.iter().map(|(e, _)| e).collect();
                     let r = journal.record_all(&entries).map_err(|e| format!("{e:#}"));
                     for (_, ack) in batch {
                         let _ = ack.send(r.clone());
@@ -177,7 +188,7 @@ impl GroupJournal {
     }
 
     /// Append `e`; returns once it is durable.
-    pub async fn record(&self, e: Entry) -> Result<()> {
+    pub async fn record(&self, e: T) -> Result<()> {
         let (ack, done) = tokio::sync::oneshot::channel();
         self.tx
             .send((e, ack))
@@ -186,6 +197,46 @@ impl GroupJournal {
             .map_err(|_| anyhow::anyhow!("the journal writer stopped"))?
             .map_err(|m| anyhow::anyhow!(m))
     }
+}
+
+/// The lines of a journal, read back.
+#[derive(Debug, Clone)]
+pub struct Lines<T> {
+    pub entries: Vec<T>,
+    /// Lines cut short by a kill (ignored: their write was not acknowledged).
+    pub torn: u64,
+}
+
+/// Read the journal at `path`: a missing file has no lines, a line a kill cut short (the next run
+/// ended it with a newline) is counted in `torn` and skipped; any other bad line is an error
+/// naming it.
+pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Lines<T>> {
+    let mut lines = Lines {
+        entries: Vec::new(),
+        torn: 0,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lines),
+        Err(e) => {
+            return Err(e).with_context(|| format!("{}: cannot read the journal", path.display()));
+        }
+    };
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(e) => lines.entries.push(e),
+            Err(err) if err.is_eof() => lines.torn += 1,
+            Err(err) => anyhow::bail!(
+                "{}: line {}: not a journal entry: {err}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(lines)
 }
 
 /// What an earlier run's journal says about one row.
@@ -203,6 +254,41 @@ pub struct RowState {
     pub notes: BTreeSet<usize>,
 }
 
+impl RowState {
+    /// What one more line of the row says.
+    fn add(&mut self, e: &Entry) {
+        self.begun = true;
+        self.done |= e.done || e.op == Op::Done;
+        match e.op {
+            Op::Create => {
+                self.outcome = Some(Outcome::Created);
+                self.contact_id = e.contact_id;
+            }
+            Op::Update => {
+                // A row's create stays its outcome if it also updated.
+                self.outcome.get_or_insert(Outcome::Updated);
+                self.contact_id = e.contact_id;
+            }
+            Op::Note => {
+                if let Some(n) = e.note {
+                    self.notes.insert(n);
+                }
+                if self.contact_id.is_none() {
+                    self.contact_id = e.contact_id;
+                }
+            }
+            Op::Begin => {
+                self.intent = match e.intent {
+                    Some(Op::Create) => Some(Outcome::Created),
+                    Some(Op::Update) => Some(Outcome::Updated),
+                    _ => self.intent,
+                };
+            }
+            Op::Done => {}
+        }
+    }
+}
+
 /// An earlier run's journal, by row.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
@@ -215,67 +301,18 @@ pub struct Ledger {
 impl Ledger {
     /// Read `path`; a missing file is an empty ledger, a torn last line is ignored.
     pub fn read(path: &Path) -> Result<Ledger> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ledger::default()),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("{}: cannot read the journal", path.display()));
-            }
+        let lines = read_lines::<Entry>(path)?;
+        let mut ledger = Ledger {
+            torn: lines.torn,
+            ..Ledger::default()
         };
-        let mut ledger = Ledger::default();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let e: Entry = match serde_json::from_str(line) {
-                Ok(e) => e,
-                // A line a kill cut short (the next run ended it with a newline): its write was
-                // not acknowledged, so the row is treated as in flight.
-                Err(err) if err.is_eof() => {
-                    ledger.torn += 1;
-                    continue;
-                }
-                Err(err) => {
-                    anyhow::bail!(
-                        "{}: line {}: not a journal entry: {err}",
-                        path.display(),
-                        i + 1
-                    )
-                }
-            };
+        for e in lines.entries {
             ledger.entries += 1;
-            let s = ledger.rows.entry((e.row, e.hash.clone())).or_default();
-            s.begun = true;
-            s.done |= e.done || e.op == Op::Done;
-            match e.op {
-                Op::Create => {
-                    s.outcome = Some(Outcome::Created);
-                    s.contact_id = e.contact_id;
-                }
-                Op::Update => {
-                    // A row's create stays its outcome if it also updated.
-                    s.outcome.get_or_insert(Outcome::Updated);
-                    s.contact_id = e.contact_id;
-                }
-                Op::Note => {
-                    if let Some(n) = e.note {
-                        s.notes.insert(n);
-                    }
-                    if s.contact_id.is_none() {
-                        s.contact_id = e.contact_id;
-                    }
-                }
-                Op::Begin => {
-                    s.intent = match e.intent {
-                        Some(Op::Create) => Some(Outcome::Created),
-                        Some(Op::Update) => Some(Outcome::Updated),
-                        _ => s.intent,
-                    };
-                }
-                Op::Done => {}
-            }
+            ledger
+                .rows
+                .entry((e.row, e.hash.clone()))
+                .or_default()
+                .add(&e);
         }
         Ok(ledger)
     }

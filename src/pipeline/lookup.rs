@@ -11,13 +11,16 @@
 //! (a created contact is known at once to the rows after it).
 use std::collections::{BTreeSet, HashMap};
 
+use anyhow::Context;
 use futures::StreamExt;
 
 use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
 use crate::mapping::{ContactDraft, MatchKey};
+use crate::progress::Progress;
 
-/// How the file's keys are looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+/// How the file's keys are looked up (`--lookup`: the command line's names are [`Strategy::ALL`]'s
+/// [`Strategy::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Pick the cheaper of the two (see [`choose`]).
@@ -26,6 +29,38 @@ pub enum Strategy {
     Index,
     /// Search each key and keep exact matches.
     Search,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Auto, Strategy::Index, Strategy::Search];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Auto => "auto",
+            Strategy::Index => "index",
+            Strategy::Search => "search",
+        }
+    }
+
+    /// One line on what it does (the `--help` text of its value).
+    pub fn about(self) -> &'static str {
+        match self {
+            Strategy::Auto => "Pick the cheaper of the two",
+            Strategy::Index => "Page through every contact once and match locally",
+            Strategy::Search => "Search each key and keep exact matches",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        Strategy::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a lookup strategy (auto, index or search)"))
+    }
 }
 
 /// One dedupe key value: emails lower-cased, identifiers as they are (case-sensitive).
@@ -129,7 +164,7 @@ impl Known {
 }
 
 /// The keys a stored contact can be matched by.
-pub fn contact_keys(c: &Contact) -> Vec<Key> {
+fn contact_keys(c: &Contact) -> Vec<Key> {
     let mut v = Vec::with_capacity(2);
     if let Some(e) = c.email.as_deref().filter(|e| !e.trim().is_empty()) {
         v.push(Key::email(e));
@@ -191,6 +226,71 @@ pub fn choose(keys: u64, account_total: u64, rate_per_s: f64, search_per_s: f64)
         search_seconds,
         reason,
     }
+}
+
+/// What the account has for the file's keys, and how it was found.
+pub struct Lookup {
+    pub known: Known,
+    /// The strategy used (never `Auto`).
+    pub strategy: Strategy,
+    /// What `--lookup auto` chose and why (none when the strategy was given or no key needed it).
+    pub choice: Option<Choice>,
+}
+
+/// `--lookup`: find what the account has for `keys` with `wanted`; `auto` asks the account's
+/// total (the first page of the index, kept for it) and picks the cheaper strategy at the
+/// client's rates, saying why on stderr unless `quiet`. No key: nothing is asked.
+pub async fn look_up(
+    client: &Client,
+    wanted: Strategy,
+    keys: &BTreeSet<Key>,
+    concurrency: usize,
+    quiet: bool,
+) -> anyhow::Result<Lookup> {
+    if keys.is_empty() {
+        let strategy = if wanted == Strategy::Search {
+            wanted
+        } else {
+            Strategy::Index
+        };
+        return Ok(Lookup {
+            known: Known::new(),
+            strategy,
+            choice: None,
+        });
+    }
+    let (mut strategy, mut choice, mut first) = (wanted, None, None);
+    if wanted == Strategy::Auto {
+        let page = first_page(client)
+            .await
+            .context("cannot reach the account")?;
+        let cfg = client.config();
+        let c = choose(
+            keys.len() as u64,
+            total_of(&page),
+            cfg.rate.per_sec(),
+            cfg.search_rate.per_sec(),
+        );
+        if !quiet {
+            eprintln!("lookup: {}", c.reason);
+        }
+        (strategy, first) = (c.strategy, Some(page));
+        choice = Some(c);
+    }
+    let known = if strategy == Strategy::Search {
+        let p = Progress::new(quiet, Some(keys.len() as u64), "searching keys");
+        let k = search_keys(client, keys, concurrency, || p.inc(1)).await;
+        k.context("cannot look the keys up")?
+    } else {
+        let p = Progress::rows(quiet, "listing contacts");
+        let k = load_index(client, first, 4, || p.inc(1)).await;
+        k.context("cannot list the account's contacts")?
+    };
+    Ok(Lookup {
+        known,
+        strategy,
+        choice,
+    })
 }
 
 /// The listing's order for the index: emails are unique, so pages of contacts that have one

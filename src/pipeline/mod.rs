@@ -8,10 +8,13 @@
 //! [`dupes`] and runs in the consumer, because "the earlier row" only means something in file order.
 pub mod dupes;
 pub mod engine;
+pub mod import;
+pub mod input;
 pub mod journal;
 pub mod lookup;
 pub mod plan;
 pub mod revert;
+pub mod undo;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -11,7 +11,7 @@ use crate::model::{ErrorCode, Field, RowError, Scalar};
 use super::lookup::{Key, Known};
 
 /// `--mode`: which writes the run may make at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Create the missing, update the existing (per the mapping's policies).

@@ -49,7 +49,7 @@
 //! Layout: [`config`] (knobs), [`store`] (data, validation, queries), [`routes`] (handlers and the
 //! request gate that applies limits, latency, faults and counting), [`limits`], [`faults`],
 //! [`stats`], [`search`] (packed substring index), [`seed`] (generator, JSONL load/save),
-//! [`server`] (accept loop that can drop a connection).
+//! [`server`] (accept loop that can drop a connection), [`hooks`] (holds for deterministic tests).
 //!
 //! Side endpoints (no token, not counted, not rate-limited): `GET /_sandbox/stats` ([`Stats`] as
 //! JSON), `GET /_sandbox/state` (every contact, note and conversation), `POST /_sandbox/reset`
@@ -79,6 +79,7 @@
 //! ```
 pub mod config;
 pub mod faults;
+pub mod hooks;
 pub mod limits;
 pub mod routes;
 pub mod search;
@@ -95,6 +96,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 pub use config::{FaultKind, Faults, Flavour, RateLimits, SandboxConfig};
+pub use hooks::Hold;
 pub use routes::router;
 pub use server::{SandboxHandle, spawn};
 pub use stats::{LogEntry, RouteCount, Stats, route};
@@ -116,6 +118,7 @@ struct Inner {
     stats: Mutex<Recorder>,
     limiter: Mutex<Limiter>,
     faults: Mutex<FaultState>,
+    hooks: hooks::Hooks,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     /// Per-request salt of the unstable order.
@@ -171,6 +174,7 @@ impl SandboxState {
                 stats: Mutex::new(Recorder::default()),
                 limiter: Mutex::new(Limiter::new(config.limits.clone())),
                 faults: Mutex::new(FaultState::new(config.faults.clone())),
+                hooks: hooks::Hooks::default(),
                 in_flight: AtomicU64::new(0),
                 max_in_flight: AtomicU64::new(0),
                 order_counter: AtomicU64::new(0),
@@ -247,6 +251,19 @@ impl SandboxState {
     pub fn reset_stats(&self) {
         *lock(&self.inner.stats) = Recorder::default();
         self.inner.max_in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Hold every `method` request of `route` (a [`route`] name) after the first `after` until
+    /// the returned [`Hold`] is released: for tests that need something to happen at a given
+    /// point of a run (see [`hooks`]).
+    pub fn hold_after(&self, method: &str, route: &'static str, after: u64) -> Hold {
+        self.inner.hooks.add(method, route, after)
+    }
+
+    /// Make the rate limiter (and the request log's `epoch_ms`) read `epoch_ms` as the time until
+    /// set again, so a test puts requests in the windows it means to; `None`: the system clock.
+    pub fn set_clock(&self, epoch_ms: Option<u64>) {
+        self.inner.hooks.set_clock(epoch_ms)
     }
 
     /// Insert a contact directly (no validation, no counters), e.g. into `other_account_id`.

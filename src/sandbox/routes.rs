@@ -285,7 +285,7 @@ fn admit(st: &SandboxState, a: &mut Arrival) -> Result<(), Reject> {
     // log's `epoch_ms` is exactly the time the limiter judged.
     let verdict = {
         let mut limiter = lock(&inner.limiter);
-        a.entry.epoch_ms = epoch_ms();
+        a.entry.epoch_ms = inner.hooks.now_ms(epoch_ms);
         limiter.check(a.entry.epoch_ms, search_account)
     };
     if let Err(t) = verdict {
@@ -351,6 +351,10 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
             .record(&st, Some(refused.into_response()))
             .unwrap_or_default();
     }
+    st.inner
+        .hooks
+        .arrive(arrival.method.as_str(), arrival.route)
+        .await;
     if !st.config().latency.is_zero() {
         tokio::time::sleep(st.config().latency).await;
     }

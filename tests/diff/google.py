@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference verdicts for the differential normalisation test (tests/it/normalise.rs).
 
-Reads a contacts.csv made by ../shared/peers/gen_contacts.py and writes, for every data row,
+Reads a contacts.csv made by tests/diff/gen_contacts.py and writes, for every data row,
 Google's verdict on its phone (libphonenumber's Python port, region = the row's country column)
 and on its email (email-validator, check_deliverability=False), as CSV on stdout:
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use doto_bulk::api::{ApiToken, ClientConfig, RateLimit};
 use doto_bulk::cmd::import::{Args, ImportRun, run_import};
+use doto_bulk::exit::Stop;
 use doto_bulk::pipeline::lookup::Strategy;
 use doto_bulk::sandbox::{self, FaultKind, Faults, SandboxConfig, SandboxHandle, route};
 use serde_json::{Value, json};
@@ -153,6 +154,23 @@ pub fn results(run: &Path) -> BTreeMap<u64, (String, String)> {
             (x[0].parse().unwrap(), (x[1].to_owned(), x[2].to_owned()))
         })
         .collect()
+}
+
+/// Send Ctrl-C (SIGINT) to the binary running as `child` and wait for it: it must exit 130.
+pub fn ctrl_c_exits_130(child: std::process::Child) -> std::process::Output {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,13 +390,10 @@ async fn index_and_search_lookups_make_identical_decisions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_key_was_taken_meanwhile_becomes_an_update() {
-    // Every request takes 300 ms on the server, so a contact inserted as soon as the listing has
-    // been served lands before our create is handled: the create gets the 422.
-    let w = World::new(SandboxConfig {
-        latency: Duration::from_millis(300),
-        ..SandboxConfig::default()
-    })
-    .await;
+    // Our create is held on the server until a contact with the same key has been inserted
+    // behind the listing's back: the create gets the 422.
+    let w = World::new(SandboxConfig::default()).await;
+    let hold = w.sb.state().hold_after("POST", route::CONTACTS, 0);
     let csv = format!("{HEADER}Ann,ann@x.com,A,gold,Paris\n");
     let file = w.write("f.csv", &csv);
     let map = w.write("m.yaml", MAPPING);
@@ -387,14 +402,20 @@ async fn a_create_whose_key_was_taken_meanwhile_becomes_an_update() {
     args.lookup = Strategy::Index;
     let sb = w.sb.state().clone();
     let seeder = tokio::spawn(async move {
-        while sb.stats().count("GET", route::CONTACTS) == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        sb.insert_contact(
+        hold.reached().await;
+        assert_eq!(
+            sb.stats().count("GET", route::CONTACTS),
             1,
-            &json!({"name": "Ann", "email": "ann@x.com", "identifier": "A"}),
-        )
-        .unwrap()
+            "the index was read"
+        );
+        let id = sb
+            .insert_contact(
+                1,
+                &json!({"name": "Ann", "email": "ann@x.com", "identifier": "A"}),
+            )
+            .unwrap();
+        hold.release();
+        id
     });
     let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
         .await
@@ -540,7 +561,7 @@ async fn an_interrupted_run_resumed_ends_with_every_row_exactly_once() {
     });
     let first = run_import(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.exit_code, 130);
-    assert_eq!(first.summary.stopped.as_deref(), Some("interrupted"));
+    assert_eq!(first.summary.stopped, Some(Stop::Interrupted));
     assert!(first.summary.rows_read < N as u64);
     let writes_before = w.writes();
 
@@ -566,7 +587,7 @@ async fn too_many_invalid_rows_stop_the_run_before_any_write() {
         .await;
     assert_eq!(run.exit_code, 1);
     assert!(run.fatal.as_deref().unwrap().contains("--max-errors"));
-    assert_eq!(run.summary.stopped.as_deref(), Some("max_errors"));
+    assert_eq!(run.summary.stopped, Some(Stop::MaxErrors));
     assert_eq!(w.writes(), 0);
     // The invalid rows are still reported.
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();
@@ -609,4 +630,40 @@ async fn auto_searches_a_few_keys_in_a_big_account_and_lists_a_small_one() {
         })
         .await;
     assert_eq!(run.lookup, Strategy::Index);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_times_span_the_whole_run() {
+    // Latency makes the run last long enough to tell its start from its end.
+    let w = World::new(SandboxConfig {
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let mut csv = HEADER.to_owned();
+    for i in 0..8 {
+        csv.push_str(&format!("N{i},n{i}@x.com,I{i},free,Oslo\n"));
+    }
+    let called = chrono::Utc::now();
+    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = 1).await;
+    let returned = chrono::Utc::now();
+    assert_eq!(run.exit_code, 0);
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(run.run_dir.join("summary.json")).unwrap()).unwrap();
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(s[k].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let (started, finished) = (at("started_at"), at("finished_at"));
+    // Millisecond timestamps: within the call, in order.
+    let ms = chrono::Duration::milliseconds(1);
+    assert!(called - ms <= started && finished <= returned + ms, "{s}");
+    let elapsed = s["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed > 0.1, "the run took {elapsed} s");
+    let span = (finished - started).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        span >= elapsed - 0.05,
+        "started_at..finished_at is {span} s, the run {elapsed} s"
+    );
 }

@@ -1,6 +1,7 @@
 //! Normalisation: phones, emails, identifiers, text checks, and the differential test against
 //! Google's libphonenumber (Python `phonenumbers` 9.0.33, same metadata) and Python's
-//! `email-validator` 2.4.0 on a sample from `../shared/peers/gen_contacts.py`.
+//! `email-validator` 2.4.0 on a sample from `tests/diff/gen_contacts.py` (pins in
+//! `tests/requirements.txt`, installed by `tests/setup.sh`).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -510,9 +511,8 @@ fn differential_against_google_libphonenumber_and_email_validator() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(DIFF_ROWS);
     let dir = tempfile::tempdir().unwrap();
-    let peers = manifest().join("../shared/peers");
     run(Command::new(&python)
-        .arg(peers.join("gen_contacts.py"))
+        .arg(manifest().join("tests/diff/gen_contacts.py"))
         .arg(rows.to_string())
         .arg(dir.path())
         .env("NO_XLSX", "1"));

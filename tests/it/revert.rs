@@ -3,13 +3,15 @@
 //! reported), a second revert writes nothing, a contact changed since is skipped unless
 //! `--force`, and a dry run writes nothing.
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use doto_bulk::api::{Client, ContactPatch};
 use doto_bulk::cmd::revert::{Args, RevertRun, run_revert};
 use doto_bulk::sandbox::route;
 use serde_json::{Value, json};
 
-use crate::import::{HEADER, MAPPING, World};
+use crate::import::{HEADER, MAPPING, World, ctrl_c_exits_130};
 
 /// The fields an import may touch, by email; `ignore` lists `custom_attributes.k` keys to drop.
 fn state(w: &World, ignore: &[(&str, &str)]) -> BTreeMap<String, Value> {
@@ -29,6 +31,11 @@ fn state(w: &World, ignore: &[(&str, &str)]) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// An interrupt flag nobody sets.
+fn never() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
 /// DELETE / PATCH / POST requests received so far.
 fn all_writes(w: &World) -> u64 {
     w.writes() + w.sb.stats().count("DELETE", route::CONTACT)
@@ -38,7 +45,7 @@ async fn revert(w: &World, import_dir: &str, out: &str, tune: impl FnOnce(&mut A
     let mut args = Args::new(&w.path(import_dir));
     args.out = Some(w.path(out));
     tune(&mut args);
-    run_revert(&args, w.config(), true).await.unwrap()
+    run_revert(&args, w.config(), true, never()).await.unwrap()
 }
 
 /// Bob and Dan exist; the import creates Ann, changes Bob's plan and name, and gives Dan a plan
@@ -169,7 +176,9 @@ async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
     let (w, before) = imported().await;
     let mut args = Args::new(&w.path("nowhere"));
     args.out = Some(w.path("x"));
-    let err = run_revert(&args, w.config(), true).await.unwrap_err();
+    let err = run_revert(&args, w.config(), true, never())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("journal.jsonl"), "{err}");
 
     let first = revert(&w, "imp", "rev", |_| {}).await;
@@ -178,7 +187,7 @@ async fn a_missing_journal_is_fatal_and_resume_skips_finished_contacts() {
     w.sb.reset_stats();
     let mut args = Args::new(&w.path("imp"));
     args.resume = Some(w.path("rev"));
-    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
     assert_eq!(resumed.counts.get("skipped"), Some(&3));
     assert_eq!(all_writes(&w), 0);
     assert_eq!(w.sb.stats().count("GET", route::CONTACT), 0);
@@ -210,7 +219,7 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
     assert!(faults > 0, "the faults fired");
     let mut args = Args::new(&w.path("imp"));
     args.resume = Some(w.path("rev"));
-    let resumed = run_revert(&args, w.config(), true).await.unwrap();
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
     assert_eq!(
         resumed.exit_code, 0,
         "{:?} then {:?}",
@@ -219,53 +228,66 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
     assert_eq!(state(&w, &[]), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import() {
+/// `doto-bulk revert IMPORT_DIR EXTRA… -q` against the world's sandbox, stderr piped.
+fn spawn_revert(w: &World, import_dir: &str, extra: &[&std::ffi::OsStr]) -> std::process::Child {
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .arg("revert")
+        .arg(w.path(import_dir))
+        .args(extra)
+        .args(["--base-url", &w.sb.base_url])
+        .args(["--account-id", &w.sb.account_id.to_string()])
+        .arg("-q")
+        .env("DOTO_API_TOKEN", &w.sb.admin_token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A world with latency (so that a signal lands amid the revert's writes) after an import of
+/// `n` updates and `n` creates; returns it with the state before the import.
+async fn slow_imported(n: usize) -> (World, BTreeMap<String, Value>) {
+    use std::time::Duration;
 
     use doto_bulk::sandbox::SandboxConfig;
-    // Latency spreads the revert's writes out so that the kill lands in the middle of them.
     let w = World::new(SandboxConfig {
         latency: Duration::from_millis(15),
         ..SandboxConfig::default()
     })
     .await;
-    let csv = updates_and_creates(&w, 25);
+    let csv = updates_and_creates(&w, n);
     let before = state(&w, &[]);
     let run = w.import(&csv, MAPPING, "imp", |_| {}).await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
     assert_ne!(state(&w, &[]), before);
+    (w, before)
+}
 
-    let spawn = |extra: &[&std::ffi::OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
-            .arg("revert")
-            .arg(w.path("imp"))
-            .args(extra)
-            .args(["--base-url", &w.sb.base_url])
-            .args(["--account-id", &w.sb.account_id.to_string()])
-            .arg("-q")
-            .env("DOTO_API_TOKEN", &w.sb.admin_token)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let rev = w.path("rev");
-    let writes_before = all_writes(&w);
-    let mut child = spawn(&["--out".as_ref(), rev.as_os_str()]);
+/// Wait until the revert `child` has sent `n` more writes than `from` (it must still run).
+fn wait_for_writes(w: &World, child: &mut std::process::Child, from: u64, n: u64) {
+    use std::time::{Duration, Instant};
     let started = Instant::now();
-    while all_writes(&w) < writes_before + 15 {
+    while all_writes(w) < from + n {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the revert never got going"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the revert finished before it could be killed"
+            "the revert finished before it could be stopped"
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import() {
+    let (w, before) = slow_imported(25).await;
+    let rev = w.path("rev");
+    let writes_before = all_writes(&w);
+    let mut child = spawn_revert(&w, "imp", &["--out".as_ref(), rev.as_os_str()]);
+    wait_for_writes(&w, &mut child, writes_before, 15);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done_at_kill = all_writes(&w) - writes_before;
@@ -275,7 +297,7 @@ async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import(
     );
     assert_ne!(state(&w, &[]), before, "the kill left work to resume");
 
-    let out = spawn(&["--resume".as_ref(), rev.as_os_str()])
+    let out = spawn_revert(&w, "imp", &["--resume".as_ref(), rev.as_os_str()])
         .wait_with_output()
         .unwrap();
     assert_eq!(
@@ -291,4 +313,43 @@ async fn a_revert_killed_midway_and_resumed_ends_in_the_state_before_the_import(
     let again = revert(&w, "imp", "rev2", |_| {}).await;
     assert_eq!(again.exit_code, 0);
     assert_eq!(all_writes(&w), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_revert_with_130_its_reports_flushed_and_resume_finishes_it() {
+    let (w, before) = slow_imported(25).await;
+    let rev = w.path("rev");
+    let writes_before = all_writes(&w);
+    let mut child = spawn_revert(
+        &w,
+        "imp",
+        &[
+            "--out".as_ref(),
+            rev.as_os_str(),
+            "--concurrency".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    wait_for_writes(&w, &mut child, writes_before, 10);
+    ctrl_c_exits_130(child);
+    assert_ne!(state(&w, &[]), before, "Ctrl-C left work to resume");
+    // Every contact finished before the stop is in the reports and the journal.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(rev.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stopped"], "interrupted");
+    let reverted = summary["contacts"].as_u64().unwrap();
+    assert!(reverted > 0 && reverted < 50, "{summary}");
+    let csv = std::fs::read_to_string(rev.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, reverted + 1);
+    let journal = std::fs::read_to_string(rev.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count() as u64, reverted);
+    assert!(summary["finished_at"].as_str() >= summary["started_at"].as_str());
+
+    let mut args = Args::new(&w.path("imp"));
+    args.resume = Some(rev);
+    let resumed = run_revert(&args, w.config(), true, never()).await.unwrap();
+    assert_eq!(resumed.exit_code, 0, "{:?}", resumed.counts);
+    assert_eq!(resumed.stopped, None);
+    assert_eq!(resumed.counts.get("skipped").copied(), Some(reverted));
+    assert_eq!(state(&w, &[]), before);
 }

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use doto_bulk::cmd::validate::{Args, Validation, run_validate};
+use doto_bulk::exit::Stop;
 use tempfile::TempDir;
 
 /// The mapping every test uses unless it says otherwise.
@@ -346,7 +347,7 @@ fn max_errors_stops_the_run_and_keeps_the_reports() {
     args.max_errors = Some(10);
     let v = run_validate(&args, true, &AtomicBool::new(false)).unwrap();
     assert_eq!(v.exit_code, 1);
-    assert_eq!(v.summary.stopped.as_deref(), Some("max_errors"));
+    assert_eq!(v.summary.stopped, Some(Stop::MaxErrors));
     assert_eq!(v.summary.rows_read, 11);
     let (_, fails) = read_csv(&v.run_dir.join("failures.csv"));
     assert_eq!(fails.len(), 11);

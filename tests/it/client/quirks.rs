@@ -8,9 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use doto_bulk::api::{
-    ApiError, ApiToken, Client, ClientConfig, NewContact, RateLimit, TransportKind,
+    ApiError, ApiToken, Client, ClientConfig, NewContact, RateLimit, TokenHeader, TransportKind,
 };
-use doto_bulk::cli::TokenHeader;
 
 const TOKEN: &str = "quirk-secret-token-42";
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use doto_bulk::sandbox::{SandboxConfig, SandboxHandle};
 use serde_json::Value;
 
-use super::{MAPPING_WITH_NOTE, World, faulty_world_rows, seed_half};
+use super::{MAPPING_WITH_NOTE, World, ctrl_c_exits_130, faulty_world_rows, seed_half};
 
 fn spawn_import(sb: &SandboxHandle, file: &Path, map: &Path, run: &Path, resume: bool) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_doto-bulk"));
@@ -174,18 +174,7 @@ async fn ctrl_c_lets_writes_in_flight_finish_flushes_the_reports_and_exits_130()
     while writes(&w.sb) < 30 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ctrl_c_exits_130(child);
     let summary: Value =
         serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["stopped"], "interrupted");

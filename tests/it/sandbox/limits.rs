@@ -1,6 +1,7 @@
 //! Rate limits (fixed windows, global and per-account search), the real 429, latency and faults on
-//! writes. Windows are 1 s here, so the socket test that spans three windows stays near 2 s.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! writes. Windows are 1 s here, so the socket test that spans three windows stays near 2 s; the
+//! others set the sandbox's clock, so their requests land in the windows they mean to.
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use doto_bulk::sandbox::{FaultKind, Faults, RateLimits, SandboxConfig, route, spawn};
@@ -8,18 +9,8 @@ use serde_json::json;
 
 use super::Api;
 
-fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Sleep until just after the next window boundary, so a short burst of requests shares a window.
-async fn align_to_window(window_ms: u64) {
-    let left = window_ms - epoch_ms() % window_ms;
-    tokio::time::sleep(Duration::from_millis(left + 5)).await;
-}
+/// A moment at the start of a window (of 1 s and of 60 s), for the sandbox's set clock.
+const T0: u64 = 1_800_000_000_000;
 
 fn limited(global: Option<u32>, search: Option<u32>, retry_after: bool) -> SandboxConfig {
     SandboxConfig {
@@ -98,20 +89,6 @@ async fn no_window_ever_admits_more_than_the_global_limit_over_a_socket() {
     assert!(stats.log.iter().all(|e| e.admitted == (e.status != 429)));
 }
 
-/// Run `f` from the start of a 1 s window; if a stalled machine let it cross into the next window,
-/// run it again (each attempt starts in a fresh window, so the limiter's budget is whole again).
-async fn in_one_window<T, Fut: std::future::Future<Output = T>>(f: impl Fn() -> Fut) -> T {
-    for _ in 0..5 {
-        align_to_window(1000).await;
-        let start = epoch_ms() / 1000;
-        let out = f().await;
-        if epoch_ms() / 1000 == start {
-            return out;
-        }
-    }
-    panic!("five attempts in a row crossed a window boundary");
-}
-
 fn statuses(replies: &[super::Reply]) -> Vec<u16> {
     replies.iter().map(|r| r.status.as_u16()).collect()
 }
@@ -119,31 +96,35 @@ fn statuses(replies: &[super::Reply]) -> Vec<u16> {
 #[tokio::test]
 async fn after_a_429_the_budget_returns_at_the_next_window_boundary() {
     let api = Api::new(limited(Some(2), None, false));
+    api.state.set_clock(Some(T0));
     api.create(json!({"email": "a@x.com"})).await;
-    let replies = in_one_window(|| async {
-        vec![
-            api.get("/contacts").await,
-            api.get("/contacts").await,
-            api.get("/contacts").await,
-        ]
-    })
-    .await;
+    api.state.set_clock(Some(T0 + 1_000));
+    let replies = vec![
+        api.get("/contacts").await,
+        api.get("/contacts").await,
+        api.get("/contacts").await,
+    ];
     assert_eq!(statuses(&replies), [200, 200, 429]);
-    align_to_window(1000).await;
+    api.state.set_clock(Some(T0 + 1_999));
+    let r = api.get("/contacts").await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the last ms of the window"
+    );
+    api.state.set_clock(Some(T0 + 2_000));
     assert_eq!(api.get("/contacts").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn the_limiter_runs_before_authentication() {
     let api = Api::new(limited(Some(1), None, false));
-    let replies = in_one_window(|| async {
-        vec![
-            api.send(axum::http::Method::GET, "/contacts", None, None)
-                .await,
-            api.get("/contacts").await,
-        ]
-    })
-    .await;
+    api.state.set_clock(Some(T0));
+    let replies = vec![
+        api.send(axum::http::Method::GET, "/contacts", None, None)
+            .await,
+        api.get("/contacts").await,
+    ];
     // The anonymous request used the window's only slot.
     assert_eq!(statuses(&replies), [401, 429]);
 }
@@ -151,17 +132,15 @@ async fn the_limiter_runs_before_authentication() {
 #[tokio::test]
 async fn search_has_its_own_per_account_limit_that_leaves_other_routes_alone() {
     let api = Api::new(limited(None, Some(2), false));
+    api.state.set_clock(Some(T0));
     api.create(json!({"email": "a@x.com"})).await;
-    let replies = in_one_window(|| async {
-        vec![
-            api.get("/contacts/search?q=a").await,
-            api.get("/contacts/search?q=a").await,
-            api.get("/contacts/search?q=a").await,
-            api.get("/contacts").await,
-            api.get("/contacts/1").await,
-        ]
-    })
-    .await;
+    let replies = vec![
+        api.get("/contacts/search?q=a").await,
+        api.get("/contacts/search?q=a").await,
+        api.get("/contacts/search?q=a").await,
+        api.get("/contacts").await,
+        api.get("/contacts/1").await,
+    ];
     assert_eq!(statuses(&replies), [200, 200, 429, 200, 200]);
     assert_eq!(replies[2].text, "Retry later\n");
     let stats = api.state.stats();
@@ -185,11 +164,14 @@ async fn retry_after_is_sent_only_when_configured_and_counts_seconds_to_the_next
         },
         ..Default::default()
     });
+    // 29.5 s before the next minute: rounded up to whole seconds.
+    api.state.set_clock(Some(T0 + 30_500));
     api.get("/contacts").await;
     let r = api.get("/contacts").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&secs), "Retry-After: {secs}");
+    assert_eq!(secs, 30);
 }
 
 // ---- latency and faults -----------------------------------------------------------------------

@@ -1,0 +1,50 @@
+//! Opening an input: the mapping loaded, the file opened with the mapping's source options and the
+//! mapping resolved against its headers, before the first row. `validate`, `import` and
+//! `mapping init` (which has no mapping yet: [`open_source`]) all start here.
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::mapping::{Mapping, MatchKey, Resolved};
+use crate::source::{self, Source, SourceOptions};
+
+/// A data file opened with its mapping, resolved before the first row.
+pub struct Input {
+    pub mapping: Mapping,
+    pub source: Box<dyn Source>,
+    pub headers: Vec<String>,
+    pub resolved: Resolved,
+}
+
+impl Input {
+    /// Load the mapping, open the file with its source options and resolve the mapping against
+    /// the headers; every failure names the file or the mapping.
+    pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
+        let mapping = Mapping::load(mapping_path)?;
+        let source = open_source(file, &mapping.source_options())?;
+        let headers = source.headers().to_vec();
+        let resolved = mapping.resolve(&headers).with_context(|| {
+            format!(
+                "mapping {} does not fit {}",
+                mapping_path.display(),
+                file.display()
+            )
+        })?;
+        Ok(Input {
+            mapping,
+            source,
+            headers,
+            resolved,
+        })
+    }
+
+    /// The keys rows are matched on, in the mapping's order (the mapping always names one).
+    pub fn match_keys(&self) -> &[MatchKey] {
+        self.mapping.match_keys()
+    }
+}
+
+/// Open `file` as a CSV or XLSX source; the error names the file.
+pub fn open_source(file: &Path, opts: &SourceOptions) -> Result<Box<dyn Source>> {
+    source::open(file, opts).with_context(|| format!("cannot read {}", file.display()))
+}
