@@ -286,8 +286,15 @@ pub struct Summary {
     pub rows_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<RequestStats>,
-    /// Why the run ended before the end of the file (`interrupted`, `max_errors`), if it did.
+    /// Why the run ended before the end of the file (`interrupted`, `max_errors`, `read_error`),
+    /// if it did.
     pub stopped: Option<String>,
+    /// The source's warnings about the file as a whole (header names repaired, blank or
+    /// duplicated; an encoding label overridden by a BOM), each naming the file.
+    pub header_warnings: Vec<String>,
+    /// Where and why reading the file failed, when it did (`stopped` is then `read_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_error: Option<String>,
 }
 
 impl Summary {
@@ -325,6 +332,8 @@ impl Summary {
             rows_per_s: 0.0,
             requests: None,
             stopped: None,
+            header_warnings: Vec::new(),
+            read_error: None,
         }
     }
 

@@ -232,11 +232,14 @@ pub async fn run_import(
 
     // 1. Every row, validated, in file order.
     let reading = Progress::rows(quiet, "reading");
-    let (mapped, reading) = tokio::task::spawn_blocking(move || {
-        let rows: Vec<MappedRow> = pipeline::map_rows(src, resolved, &PipelineOptions::default())
-            .inspect(|_| reading.inc(1))
-            .collect();
-        (rows, reading)
+    let header_warnings = src.warnings().to_vec();
+    for w in &header_warnings {
+        eprintln!("warning: {w}");
+    }
+    let (mapped, read_error, reading) = tokio::task::spawn_blocking(move || {
+        let mut it = pipeline::map_rows(src, resolved, &PipelineOptions::default());
+        let rows: Vec<MappedRow> = it.by_ref().inspect(|_| reading.inc(1)).collect();
+        (rows, it.finish().err(), reading)
     })
     .await
     .context("the reading task failed")?;
@@ -255,6 +258,9 @@ pub async fn run_import(
                 draft: (**draft).clone(),
             });
         }
+    }
+    if read_error.is_some() {
+        rows.clear(); // a file read only in part is not imported: no lookup, no writes
     }
 
     // 2. What the account already has.
@@ -357,13 +363,17 @@ pub async fn run_import(
             .await;
     }
     writing.finish();
-    let stop = engine
-        .stopped()
-        .or_else(|| too_many_invalid.then_some(Stop::MaxErrors));
+    let stop = match read_error {
+        Some(_) => Some(Stop::Fatal),
+        None => engine
+            .stopped()
+            .or_else(|| too_many_invalid.then_some(Stop::MaxErrors)),
+    };
 
     // 4. The reports, in file order.
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     summary.run_dir = run_dir.display().to_string();
+    summary.header_warnings = header_warnings;
     let mut failures = FailureWriter::create(&run_dir.join("failures.csv"), &headers)?;
     let mut results_csv = ResultsWriter::create(&run_dir.join("results.csv"))?;
     let mut plan = if args.dry_run {
@@ -432,13 +442,22 @@ pub async fn run_import(
         retries: metrics.retries,
         rate_limited: metrics.rate_limited,
     });
-    let fatal = engine.fatal_message();
+    // The file is named by the caller's message already.
+    let fatal = read_error
+        .as_ref()
+        .map(|e| {
+            let (unit, at, cause) = (e.unit, e.at, &e.cause);
+            format!("reading failed at {unit} {at}: {cause}; nothing was imported")
+        })
+        .or_else(|| engine.fatal_message());
     summary.stopped = match stop {
         Some(Stop::Interrupted) => Some("interrupted".into()),
         Some(Stop::MaxErrors) => Some("max_errors".into()),
+        Some(Stop::Fatal) if read_error.is_some() => Some("read_error".into()),
         Some(Stop::Fatal) => Some("fatal".into()),
         None => None,
     };
+    summary.read_error = read_error.as_ref().map(ToString::to_string);
     let elapsed = started.elapsed().as_secs_f64();
     summary.elapsed_s = (elapsed * 1000.0).round() / 1000.0;
     summary.rows_per_s = if elapsed > 0.0 {

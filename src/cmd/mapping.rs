@@ -86,7 +86,7 @@ pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
     if let Some(e) = src.take_error() {
         // A read error after the sample is not ours to report; one inside it is.
         if rows.len() < SAMPLE_ROWS {
-            return Err(e.context(format!("{}: cannot read", file.display())));
+            return Err(anyhow::Error::new(e));
         }
     }
     guess::draft(&file.display().to_string(), &headers, &rows)

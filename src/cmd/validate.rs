@@ -84,6 +84,9 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
         .await
         .context("the validate task failed")??;
     watcher.abort();
+    if let Some(e) = &v.summary.read_error {
+        anyhow::bail!("{e}; reports so far in {}", v.run_dir.display());
+    }
     if v.summary.stopped.as_deref() == Some("max_errors") {
         anyhow::bail!(
             "{}: stopped after {} invalid rows (--max-errors); reports so far in {}",
@@ -197,17 +200,31 @@ impl Input {
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
+    validate_input(args, Input::open(&args.file, &args.mapping)?, quiet, interrupt)
+}
+
+/// [`run_validate`] on an input already opened (`args.file` and `args.mapping` only name it).
+pub fn validate_input(
+    args: &Args,
+    input: Input,
+    quiet: bool,
+    interrupt: &AtomicBool,
+) -> Result<Validation> {
     let Input {
         source: src,
         headers,
         resolved,
         keys,
         ..
-    } = Input::open(&args.file, &args.mapping)?;
+    } = input;
 
     let dir = RunDir::create(args.out.as_deref(), "validate")?;
     let run_dir = dir.path().to_path_buf();
-    let summary = Summary::new("validate", &args.file, &args.mapping, &ACTIONS);
+    let mut summary = Summary::new("validate", &args.file, &args.mapping, &ACTIONS);
+    summary.header_warnings = src.warnings().to_vec();
+    for w in &summary.header_warnings {
+        eprintln!("warning: {w}");
+    }
     let mut reports = Reports::create(dir, &headers, summary)?;
     let progress = Progress::rows(quiet, "validating");
 
@@ -221,7 +238,8 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
     // On the mapping threads: map, then keep only what the reports need (the draft and a valid
     // row's fields are dropped there, in parallel, not in this ordered loop).
     let work = move |item| check_row(map_one(&resolved, item), &keys);
-    for row in pipeline::map_rows_with(src, work, &opts) {
+    let mut rows = pipeline::map_rows_with(src, work, &opts);
+    for row in rows.by_ref() {
         let duplicate_of = dupes
             .check_prints(row.line, &row.prints)
             .first()
@@ -254,6 +272,11 @@ pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<
         }
     }
     progress.inc(since_tick);
+    if let Err(e) = rows.finish() {
+        let s = reports.summary_mut();
+        s.stopped = Some("read_error".into());
+        s.read_error = Some(e.to_string());
+    }
     let summary = reports.finish()?;
     progress.print_summary(&summary.table());
     let exit_code = match summary.stopped.as_deref() {

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use crate::mapping::Resolved;
 use crate::model::{ContactDraft, ErrorCode, Outcome, RowError};
-use crate::source::{Record, RowIssue, Source};
+use crate::source::{ReadError, Record, RowIssue, Source};
 
 /// How the pipeline spreads the work.
 #[derive(Debug, Clone, Copy)]
@@ -173,11 +173,13 @@ where
     let (in_tx, in_rx) = mpsc::sync_channel::<Batch<Result<Record, RowIssue>>>(window);
     let (out_tx, out_rx) = mpsc::channel::<Batch<T>>();
     let mut threads = Vec::with_capacity(workers + 1);
+    let read_error = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&read_error);
 
     threads.push(
         std::thread::Builder::new()
             .name("doto-reader".into())
-            .spawn(move || read_batches(&mut *source, batch_size, &window_tx, &in_tx))
+            .spawn(move || read_batches(&mut *source, batch_size, &window_tx, &in_tx, &slot))
             .expect("spawn reader thread"),
     );
     let in_rx = Arc::new(Mutex::new(in_rx));
@@ -210,28 +212,30 @@ where
         next_seq: 0,
         current: Vec::new().into_iter(),
         threads,
+        read_error,
+        exhausted: false,
     }
 }
 
+/// The reader thread: the source's items in batches; at its end, the source's read error (if
+/// any) into `read_error`, before the last batch goes out.
 fn read_batches(
     source: &mut dyn Source,
     batch_size: usize,
     window_tx: &SyncSender<()>,
     in_tx: &SyncSender<Batch<Result<Record, RowIssue>>>,
+    read_error: &Mutex<Option<ReadError>>,
 ) {
     let mut seq = 0u64;
     loop {
-        let mut batch = Vec::with_capacity(batch_size);
-        while batch.len() < batch_size {
-            match source.next() {
-                Some(item) => batch.push(item),
-                None => break,
-            }
+        let batch: Vec<_> = (&mut *source).take(batch_size).collect();
+        let last = batch.len() < batch_size;
+        if last && let Some(e) = source.take_error() {
+            *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
         if batch.is_empty() {
             return;
         }
-        let last = batch.len() < batch_size;
         if window_tx.send(()).is_err() || in_tx.send((seq, batch)).is_err() {
             return; // the consumer stopped
         }
@@ -253,9 +257,27 @@ pub struct Ordered<T> {
     next_seq: u64,
     current: std::vec::IntoIter<T>,
     threads: Vec<JoinHandle<()>>,
+    read_error: Arc<Mutex<Option<ReadError>>>,
+    /// The iterator returned `None`: every row read was handed out.
+    exhausted: bool,
 }
 
 impl<T> Ordered<T> {
+    /// Call after the last row: `Err` when reading stopped on an error before the end of the
+    /// file (the rows handed out are all those before it). A caller that stopped early (Ctrl-C,
+    /// `--max-errors`) gets `Ok`: what lies past its stop does not matter.
+    pub fn finish(self) -> Result<(), ReadError> {
+        if !self.exhausted {
+            return Ok(());
+        }
+        let e = self
+            .read_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        e.map_or(Ok(()), Err)
+    }
+
     /// Wait for every thread; a panic in the reader (a bug in a source) is passed on, so a
     /// crashed read never looks like the end of the file.
     fn join(&mut self) {
@@ -294,6 +316,7 @@ impl<T> Iterator for Ordered<T> {
                     // Every worker is gone: the file is done (or a thread died, checked here).
                     let missing = !self.pending.is_empty();
                     self.join();
+                    self.exhausted = true;
                     assert!(!missing, "the row pipeline lost a batch");
                     return None;
                 }

@@ -57,6 +57,23 @@ pub struct RowIssue {
     pub error: RowError,
 }
 
+/// A read that failed part-way through the file: every row before `at` was handed out, nothing
+/// at or after it was. The run must stop on it: the file is not shorter, it is unreadable there.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{file}: reading failed at {unit} {at}: {cause} (the rows before {unit} {at} were read, none after)"
+)]
+pub struct ReadError {
+    /// The file (and the sheet, for a workbook), as the other messages name it.
+    pub file: String,
+    /// `line` (CSV: a physical line) or `row` (XLSX: a sheet row).
+    pub unit: &'static str,
+    /// 1-based line or row where reading failed.
+    pub at: u64,
+    /// What failed (the I/O or XML error).
+    pub cause: String,
+}
+
 /// Where and how to read (from the mapping's `source:` section; detection fills the gaps).
 #[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
@@ -87,7 +104,7 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     /// After the iterator returned `None`: the fatal error (an I/O error, a corrupt workbook) that
     /// ended the read before the end of the file, if any. The caller must check it, or a truncated
     /// read would look like a complete one.
-    fn take_error(&mut self) -> Option<anyhow::Error> {
+    fn take_error(&mut self) -> Option<ReadError> {
         None
     }
 
