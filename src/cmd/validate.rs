@@ -200,7 +200,12 @@ impl Input {
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
-    validate_input(args, Input::open(&args.file, &args.mapping)?, quiet, interrupt)
+    validate_input(
+        args,
+        Input::open(&args.file, &args.mapping)?,
+        quiet,
+        interrupt,
+    )
 }
 
 /// [`run_validate`] on an input already opened (`args.file` and `args.mapping` only name it).

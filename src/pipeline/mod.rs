@@ -345,6 +345,7 @@ mod tests {
     struct VecSource {
         headers: Vec<String>,
         items: std::vec::IntoIter<Result<Record, RowIssue>>,
+        error: Option<ReadError>,
     }
     impl Iterator for VecSource {
         type Item = Result<Record, RowIssue>;
@@ -355,6 +356,9 @@ mod tests {
     impl Source for VecSource {
         fn headers(&self) -> &[String] {
             &self.headers
+        }
+        fn take_error(&mut self) -> Option<ReadError> {
+            self.error.take()
         }
     }
 
@@ -380,7 +384,55 @@ mod tests {
         Box::new(VecSource {
             headers: vec!["a".into()],
             items: items.into_iter(),
+            error: None,
         })
+    }
+
+    /// `n` items, then a read error at line `n + 2`.
+    fn failing_source(n: u64) -> Box<dyn Source> {
+        let items: Vec<_> = (0..n)
+            .map(|i| {
+                Ok(Record {
+                    line: i + 2,
+                    fields: vec![format!("v{i}")],
+                    numeric: vec![],
+                })
+            })
+            .collect();
+        Box::new(VecSource {
+            headers: vec!["a".into()],
+            items: items.into_iter(),
+            error: Some(ReadError {
+                file: "f.csv".into(),
+                unit: "line",
+                at: n + 2,
+                cause: "I/O error".into(),
+            }),
+        })
+    }
+
+    #[test]
+    fn a_read_error_comes_after_every_row_read_before_it() {
+        let opts = PipelineOptions {
+            workers: 2,
+            batch: 4,
+            window: 2,
+        };
+        for n in [0, 3, 4, 9] {
+            let mut rows = map_rows(failing_source(n), mapper, &opts);
+            let lines: Vec<u64> = rows.by_ref().map(|r| r.line).collect();
+            assert_eq!(lines, (2..n + 2).collect::<Vec<_>>());
+            let e = rows.finish().expect_err("the read error");
+            assert_eq!(e.at, n + 2);
+        }
+        // A consumer that stops early has nothing to report.
+        let mut rows = map_rows(failing_source(9), mapper, &opts);
+        assert!(rows.next().is_some());
+        assert_eq!(rows.finish(), Ok(()));
+        // A source read to its end without an error.
+        let mut rows = map_rows(source(9), mapper, &opts);
+        assert_eq!(rows.by_ref().count(), 9);
+        assert_eq!(rows.finish(), Ok(()));
     }
 
     fn mapper(r: &Record) -> Result<ContactDraft, Vec<RowError>> {

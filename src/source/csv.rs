@@ -586,7 +586,8 @@ impl CsvSource {
         };
         if let Some(quote) = self.raw.open_quote_line() {
             let issue = self.unclosed_quote(line, quote, fields);
-            self.trailer.normal(Pending::Item(Err(issue)), &mut self.out);
+            self.trailer
+                .normal(Pending::Item(Err(issue)), &mut self.out);
             return;
         }
 

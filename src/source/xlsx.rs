@@ -326,7 +326,10 @@ impl Rows<'_, '_> {
         let row = first.0;
         let mut cells = vec![(first.1, first.2)];
         loop {
-            let next = self.cells.next_cell().inspect_err(|_| self.failed_in = Some(row))?;
+            let next = self
+                .cells
+                .next_cell()
+                .inspect_err(|_| self.failed_in = Some(row))?;
             let Some(c) = next else { break };
             let (r, col) = c.get_position();
             let cell = convert(c.get_value());
@@ -485,8 +488,7 @@ impl SheetRows {
                     }
                     prev = prev.max(idx);
                     self.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
-                    if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err()
-                    {
+                    if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
                         return;
                     }
                 }

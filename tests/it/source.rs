@@ -901,7 +901,9 @@ impl std::io::Read for FailingFile {
             return self.data.read(buf);
         }
         if pos >= self.fail_at {
-            return Err(std::io::Error::other("Input/output error (the disk went away)"));
+            return Err(std::io::Error::other(
+                "Input/output error (the disk went away)",
+            ));
         }
         let n = buf.len().min((self.fail_at - pos) as usize);
         self.data.read(&mut buf[..n])
@@ -975,10 +977,15 @@ fn csv_read_error_after_n_rows_is_an_error_naming_the_file_and_the_line() {
     let items: Vec<Item> = src.by_ref().collect();
     assert_accounts_for(&items, 2, 7);
     assert!(items.iter().all(Result::is_ok), "{items:?}");
-    let e = src.take_error().expect("a failed read is not the end of the file");
+    let e = src
+        .take_error()
+        .expect("a failed read is not the end of the file");
     assert_eq!((e.file.as_str(), e.unit, e.at), ("contacts.csv", "line", 8));
     let msg = e.to_string();
-    assert!(msg.starts_with("contacts.csv: reading failed at line 8"), "{msg}");
+    assert!(
+        msg.starts_with("contacts.csv: reading failed at line 8"),
+        "{msg}"
+    );
     assert!(msg.contains("the disk went away"), "{msg}");
     assert!(src.next().is_none() && src.take_error().is_none());
 }
@@ -992,7 +999,10 @@ fn xlsx_sheet_cut_mid_row_is_an_error_naming_the_file_and_the_row() {
     let items: Vec<Item> = src.by_ref().collect();
     // Rows 2–5 are whole; row 6 lost its last cells, so it is not handed out at all.
     assert_accounts_for(&items, 2, 5);
-    assert_eq!(fields(items[3].as_ref().unwrap()), ["P5", "p5@example.com", "id5"]);
+    assert_eq!(
+        fields(items[3].as_ref().unwrap()),
+        ["P5", "p5@example.com", "id5"]
+    );
     let e: ReadError = src.take_error().expect("a cut sheet is not a short sheet");
     assert_eq!((e.unit, e.at), ("row", 6));
     let msg = e.to_string();
@@ -1013,7 +1023,11 @@ fn csv_cut_mid_row_is_a_ragged_row_not_a_footer() {
     assert_eq!(bad[0].error.code, ErrorCode::RaggedRow);
     assert_eq!(bad[0].raw, ["P6"]);
     // The same short row with its line end is a footer, as before.
-    let p = write(&dir, "footer.csv", format!("{}P6\n", &text[..offset]).as_bytes());
+    let p = write(
+        &dir,
+        "footer.csv",
+        format!("{}P6\n", &text[..offset]).as_bytes(),
+    );
     let (_, items) = read(&p);
     assert_eq!(issues(&items)[0].error.code, ErrorCode::ReportFooter);
 }
@@ -1038,7 +1052,11 @@ fn csv_cut_inside_a_quoted_field_names_the_line_where_the_quote_opened() {
     assert!(msg.contains("spans lines 3–4"), "{msg}");
     assert_eq!(bad[0].raw, ["Bob", "b@x.com", "first line\nsecond li"]);
     // A closed quote at the very end of the file is fine.
-    let p = write(&dir, "ok.csv", b"Name,Email,Note\nBob,b@x.com,\"two\nlines\"");
+    let p = write(
+        &dir,
+        "ok.csv",
+        b"Name,Email,Note\nBob,b@x.com,\"two\nlines\"",
+    );
     let (_, items) = read(&p);
     assert_eq!(fields(records(&items)[0]), ["Bob", "b@x.com", "two\nlines"]);
 }
