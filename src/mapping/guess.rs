@@ -163,14 +163,29 @@ pub fn norm(h: &str) -> String {
 
 /// The header without an entity prefix (`Person - Email` → `Email`, `Contact.Email`, `Account.Name`
 /// → `Name` is not wanted, so only person/contact prefixes go).
+/// Any dash counts as the prefix's `-` (`Person – Email` with an en dash is Pipedrive's too).
 fn strip_entity(h: &str) -> &str {
     let t = h.trim();
     for p in ["person - ", "person.", "contact - ", "contact."] {
-        if t.len() > p.len() && t[..p.len()].eq_ignore_ascii_case(p) {
-            return t[p.len()..].trim();
+        if let Some(rest) = strip_prefix_folded(t, p).filter(|r| !r.is_empty()) {
+            return rest.trim();
         }
     }
     t
+}
+
+/// `t` without `prefix`, compared character by character, ASCII case-insensitively, any dash
+/// matching `-`. Never slices inside a character, whatever `t` holds.
+fn strip_prefix_folded<'t>(t: &'t str, prefix: &str) -> Option<&'t str> {
+    let mut chars = t.chars();
+    for want in prefix.chars() {
+        let c = chars.next()?;
+        let dash = want == '-' && matches!(c, '‐' | '‑' | '‒' | '–' | '—' | '―' | '−');
+        if !c.eq_ignore_ascii_case(&want) && !dash {
+            return None;
+        }
+    }
+    Some(chars.as_str())
 }
 
 /// The role a header is known as, with its preference rank (lower is better), if any.
@@ -275,9 +290,25 @@ pub struct Draft {
     pub roles: HashMap<Role, Vec<String>>,
 }
 
-/// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+/// A YAML double-quoted scalar. Characters YAML does not allow in a document (C0 and C1
+/// controls, DEL, U+FEFF, U+FFFE/U+FFFF) are escaped, so any header text reads back as itself.
 fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FEFE}' => out.push(c),
+            '\u{FF00}'..='\u{FFFD}' | '\u{10000}'.. => out.push(c),
+            c => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A template placeholder for a column: braces in the name doubled would not round-trip, so they

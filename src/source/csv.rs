@@ -162,7 +162,8 @@ impl<R: BufRead> RawReader<R> {
                     if self.newline == b'\n' {
                         self.line += self.core.line() - core_line - u64::from(probed);
                     }
-                    if self.open_quote && endlen > 0 {
+                    self.open_quote &= endlen > 0 && outlen > 0 && self.out[outlen - 1] == b'\n';
+                    if self.open_quote {
                         self.ends[endlen - 1] -= 1; // the probe's newline
                     }
                     self.nfields = endlen;
@@ -492,6 +493,9 @@ impl CsvSource {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
         let (delimiter, how) = match opts.delimiter {
+            Some(d @ (b'"' | b'\n' | b'\r')) => {
+                bail!("{file}: the delimiter cannot be {:?}", d as char)
+            }
             Some(d) => (d, "set"),
             None => sniff_prefix(&prefix, truncated, &det, header_line),
         };
