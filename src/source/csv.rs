@@ -33,13 +33,12 @@ const BUF: usize = 64 * 1024;
 const MAX_RECORD: usize = 64 << 20;
 
 /// Candidate delimiters, in order of preference when two fit equally well.
-pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// A record reader that knows the physical line where each record starts and ends.
 pub(crate) struct RawReader<R> {
     rdr: R,
     core: csv_core::Reader,
-    delimiter: u8,
     /// The byte that ends a line: `\n`, or `\r` in a file with old Mac line endings (no `\n`).
     newline: u8,
     /// 1-based line of the next unread byte.
@@ -65,7 +64,6 @@ impl<R: BufRead> RawReader<R> {
         RawReader {
             rdr,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
-            delimiter,
             newline: b'\n',
             line: 1,
             out: vec![0; 4096],
@@ -718,11 +716,6 @@ impl CsvSource {
             ),
             raw: fields,
         }
-    }
-
-    /// The delimiter in use (set or detected).
-    pub fn delimiter(&self) -> u8 {
-        self.raw.delimiter
     }
 }
 

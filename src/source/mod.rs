@@ -26,7 +26,7 @@ mod encoding;
 mod xlsx;
 
 pub use self::csv::CsvSource;
-pub use self::xlsx::XlsxSource;
+use self::xlsx::XlsxSource;
 
 /// One data row, as read: fields in header order, decoded to text.
 #[derive(Debug, Clone, PartialEq)]
