@@ -345,7 +345,6 @@ mod tests {
     struct VecSource {
         headers: Vec<String>,
         items: std::vec::IntoIter<Result<Record, RowIssue>>,
-        error: Option<ReadError>,
     }
     impl Iterator for VecSource {
         type Item = Result<Record, RowIssue>;
@@ -356,9 +355,6 @@ mod tests {
     impl Source for VecSource {
         fn headers(&self) -> &[String] {
             &self.headers
-        }
-        fn take_error(&mut self) -> Option<ReadError> {
-            self.error.take()
         }
     }
 
@@ -384,31 +380,41 @@ mod tests {
         Box::new(VecSource {
             headers: vec!["a".into()],
             items: items.into_iter(),
-            error: None,
         })
     }
 
-    /// `n` items, then a read error at line `n + 2`.
+    /// [`source`]'s `n` items, then a read error at line `n + 2`.
     fn failing_source(n: u64) -> Box<dyn Source> {
-        let items: Vec<_> = (0..n)
-            .map(|i| {
-                Ok(Record {
-                    line: i + 2,
-                    fields: vec![format!("v{i}")],
-                    numeric: vec![],
-                })
-            })
-            .collect();
-        Box::new(VecSource {
-            headers: vec!["a".into()],
-            items: items.into_iter(),
-            error: Some(ReadError {
-                file: "f.csv".into(),
-                unit: "line",
-                at: n + 2,
-                cause: "I/O error".into(),
-            }),
-        })
+        let mut src = source(n);
+        let error = ReadError {
+            file: "f.csv".into(),
+            unit: "line",
+            at: n + 2,
+            cause: "I/O error".into(),
+        };
+        Box::new(FailingSource(
+            src.by_ref().collect::<Vec<_>>().into_iter(),
+            Some(error),
+        ))
+    }
+
+    struct FailingSource(
+        std::vec::IntoIter<Result<Record, RowIssue>>,
+        Option<ReadError>,
+    );
+    impl Iterator for FailingSource {
+        type Item = Result<Record, RowIssue>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.0.next()
+        }
+    }
+    impl Source for FailingSource {
+        fn headers(&self) -> &[String] {
+            &[]
+        }
+        fn take_error(&mut self) -> Option<ReadError> {
+            self.1.take()
+        }
     }
 
     #[test]

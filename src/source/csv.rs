@@ -451,6 +451,16 @@ fn decode_fields<R: BufRead>(raw: &RawReader<R>) -> (Vec<String>, Vec<usize>, bo
     (fields, undecodable, invalid_bytes)
 }
 
+/// An invalid `ragged_row` issue: the values cannot be matched to their columns.
+fn ragged_issue(line: u64, raw: Vec<String>, message: String) -> RowIssue {
+    RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Invalid,
+        error: RowError::new(ErrorCode::RaggedRow, None, message),
+    }
+}
+
 /// A CSV (or TSV, or `;`-separated) file as a stream of records. See the module doc.
 pub struct CsvSource {
     file: String,
@@ -643,36 +653,26 @@ impl CsvSource {
     fn ragged(&self, line: u64, fields: Vec<String>) -> RowIssue {
         let (w, n) = (self.headers.len(), self.raw.len());
         let span = self.span_note(line, ": is a quote left open?");
-        RowIssue {
+        ragged_issue(
             line,
-            outcome: Outcome::Invalid,
-            error: RowError::new(
-                ErrorCode::RaggedRow,
-                None,
-                format!(
-                    "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
-                ),
+            fields,
+            format!(
+                "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
             ),
-            raw: fields,
-        }
+        )
     }
 
     /// The issue of the last record when the file ends inside a quoted field opened on `quote`:
     /// the file was cut short (or the quote never closed), so the record is not whole.
     fn unclosed_quote(&self, line: u64, quote: u64, fields: Vec<String>) -> RowIssue {
         let span = self.span_note(line, "");
-        RowIssue {
+        ragged_issue(
             line,
-            outcome: Outcome::Invalid,
-            error: RowError::new(
-                ErrorCode::RaggedRow,
-                None,
-                format!(
-                    "the file ends inside a quoted field opened on line {quote}: the file was cut short or the quote was never closed, so this row is not whole{span}"
-                ),
+            fields,
+            format!(
+                "the file ends inside a quoted field opened on line {quote}: the file was cut short or the quote was never closed, so this row is not whole{span}"
             ),
-            raw: fields,
-        }
+        )
     }
 
     /// The `encoding` issue of a record whose column `c` (and `count - 1` others) did not decode.
