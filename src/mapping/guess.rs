@@ -493,16 +493,11 @@ impl<'a> Drafter<'a> {
                 .join(" ");
             self.d.decided.push(format!("name: template {}", q(&t)));
             format!("  name: {{ template: {} }}", q(&t))
-        } else if let Some((&i, what)) = p
-            .emails
-            .first()
-            .map(|i| (i, "the email"))
-            .or(p.ids.first().map(|i| (i, "the record id")))
+        } else if let Some((i, lacks, what)) = (p.emails.first())
+            .map(|&i| (i, "no name column", "the email"))
+            .or_else(|| (p.ids.first()).map(|&i| (i, "no name or email column", "the record id")))
         {
-            let (lacks, name) = match what {
-                "the email" => ("no name column", q(&self.name_of(i))),
-                _ => ("no name or email column", q(&self.name_of(i))),
-            };
+            let name = q(&self.name_of(i));
             self.d
                 .undecided
                 .push(format!("name: {lacks}; {what} ({name}) stands in for it"));
