@@ -297,6 +297,13 @@ pub struct Summary {
     pub requests: Option<RequestStats>,
     /// Why the run ended before the end of the file, if it did.
     pub stopped: Option<Stop>,
+    /// The source's warnings about the file as a whole (header names repaired, blank or
+    /// duplicated; an encoding label overridden by a BOM), each naming the file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_warnings: Vec<String>,
+    /// Where and why reading the file failed, when it did (`stopped` is then `read_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_error: Option<String>,
 }
 
 impl Summary {
@@ -334,6 +341,8 @@ impl Summary {
             rows_per_s: 0.0,
             requests: None,
             stopped: None,
+            header_warnings: Vec::new(),
+            read_error: None,
         }
     }
 

@@ -161,15 +161,24 @@ pub async fn run_import(
     let input = Input::open(&args.file, &args.mapping)?;
     let (dir, ledger) = open_run(args)?;
     let run_dir = dir.path().to_path_buf();
-    let summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
+    let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
+    summary.header_warnings = input.header_warnings();
     let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
     let policy = Policy {
         existing: input.mapping.existing_policy(),
         missing: input.mapping.missing_policy(),
         mode: args.mode,
     };
-    let file = read(input, quiet).await?;
+    let mut file = read(input, quiet).await?;
     let client = Client::new(config)?;
+    if let Some(e) = file.read_error.take() {
+        // Nothing of a file read only in part is imported: its rows are reported, the run ends.
+        out.read_failed(&e);
+        out.expect(file.slots)?;
+        let why = format!("{}; nothing was imported", e.where_and_why());
+        let summary = out.finish(Some(Stop::ReadError(why)), request_stats(&client.metrics()))?;
+        return Ok(ended(summary, run_dir, args.lookup, None));
+    }
     // Ctrl-C during the lookup ends the run at once: nothing was written yet.
     let keys = file.keys();
     let lookup = tokio::select! {
@@ -213,15 +222,25 @@ pub async fn run_import(
             end_text(&summary, strategy, choice.is_some(), &metrics, args.dry_run)
         );
     }
+    Ok(ended(summary, run_dir, strategy, choice))
+}
+
+/// The end of an import, from its summary.
+fn ended(
+    summary: Summary,
+    run_dir: PathBuf,
+    lookup: Strategy,
+    choice: Option<Choice>,
+) -> ImportRun {
     let stop = summary.stopped.as_ref();
-    Ok(ImportRun {
+    ImportRun {
         exit_code: exit::code(stop, summary.failures()),
         fatal: stop.and_then(|s| s.message(summary.failures())),
         run_dir,
         summary,
-        lookup: strategy,
+        lookup,
         choice,
-    })
+    }
 }
 
 /// The run directory: a fresh one, or (`--resume`) the interrupted run's, whose journal is

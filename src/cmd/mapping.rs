@@ -75,7 +75,7 @@ pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
 }
 
 /// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
-fn draft_for(file: &Path) -> anyhow::Result<Draft> {
+pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
     let mut src = open_source(file, &SourceOptions::default())?;
     let headers = src.headers().to_vec();
     let rows: Vec<Vec<String>> = src
@@ -87,7 +87,7 @@ fn draft_for(file: &Path) -> anyhow::Result<Draft> {
     if let Some(e) = src.take_error() {
         // A read error after the sample is not ours to report; one inside it is.
         if rows.len() < SAMPLE_ROWS {
-            return Err(e.context(format!("{}: cannot read", file.display())));
+            return Err(anyhow::Error::new(e));
         }
     }
     guess::draft(&file.display().to_string(), &headers, &rows)

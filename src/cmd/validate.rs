@@ -148,6 +148,7 @@ pub fn validate_input(
     interrupt: &AtomicBool,
 ) -> Result<Validation> {
     let keys = input.match_keys().to_vec();
+    let header_warnings = input.header_warnings();
     let Input {
         source,
         headers,
@@ -156,7 +157,8 @@ pub fn validate_input(
     } = input;
     let dir = RunDir::create(args.out.as_deref(), "validate")?;
     let run_dir = dir.path().to_path_buf();
-    let summary = Summary::new("validate", &args.file, &args.mapping, &ACTIONS);
+    let mut summary = Summary::new("validate", &args.file, &args.mapping, &ACTIONS);
+    summary.header_warnings = header_warnings;
     let mut reports = Reports::create(dir, &headers, summary)?;
     let progress = Progress::rows(quiet, "validating");
 
@@ -168,13 +170,24 @@ pub fn validate_input(
     // row's fields are dropped there, in parallel, not in this ordered loop).
     let work = move |item| check_row(map_one(&resolved, item), &keys);
     let mut rows = pipeline::map_rows_with(source, work, &opts);
-    let stop = report_rows(
+    let mut stop = report_rows(
         rows.by_ref(),
         &mut reports,
         args.max_errors,
         interrupt,
         &progress,
     )?;
+    if stop.is_none()
+        && let Err(e) = rows.finish()
+    {
+        // A file read only in part: the rows before the error are reported, then exit 1.
+        let why = format!(
+            "{} (the rows before were read, none after)",
+            e.where_and_why()
+        );
+        reports.summary_mut().read_error = Some(e.to_string());
+        stop = Some(Stop::ReadError(why));
+    }
     let summary = reports.finish(stop)?;
     progress.print_summary(&summary.table());
     Ok(Validation {

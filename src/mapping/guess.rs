@@ -163,14 +163,29 @@ pub fn norm(h: &str) -> String {
 
 /// The header without an entity prefix (`Person - Email` → `Email`, `Contact.Email`, `Account.Name`
 /// → `Name` is not wanted, so only person/contact prefixes go).
+/// Any dash counts as the prefix's `-` (`Person – Email` with an en dash is Pipedrive's too).
 fn strip_entity(h: &str) -> &str {
     let t = h.trim();
     for p in ["person - ", "person.", "contact - ", "contact."] {
-        if t.len() > p.len() && t[..p.len()].eq_ignore_ascii_case(p) {
-            return t[p.len()..].trim();
+        if let Some(rest) = strip_prefix_folded(t, p).filter(|r| !r.is_empty()) {
+            return rest.trim();
         }
     }
     t
+}
+
+/// `t` without `prefix`, compared character by character, ASCII case-insensitively, any dash
+/// matching `-`. Never slices inside a character, whatever `t` holds.
+fn strip_prefix_folded<'t>(t: &'t str, prefix: &str) -> Option<&'t str> {
+    let mut chars = t.chars();
+    for want in prefix.chars() {
+        let c = chars.next()?;
+        let dash = want == '-' && matches!(c, '‐' | '‑' | '‒' | '–' | '—' | '―' | '−');
+        if !c.eq_ignore_ascii_case(&want) && !dash {
+            return None;
+        }
+    }
+    Some(chars.as_str())
 }
 
 /// The role a header is known as, with its preference rank (lower is better), if any.
@@ -275,9 +290,25 @@ pub struct Draft {
     pub roles: HashMap<Role, Vec<String>>,
 }
 
-/// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+/// A YAML double-quoted scalar. Characters YAML does not allow in a document (C0 and C1
+/// controls, DEL, U+FEFF, U+FFFE/U+FFFF) are escaped, so any header text reads back as itself.
 fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FEFE}' => out.push(c),
+            '\u{FF00}'..='\u{FFFD}' | '\u{10000}'.. => out.push(c),
+            c => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A template placeholder for a column: braces in the name doubled would not round-trip, so they
@@ -289,262 +320,23 @@ fn ph(col: &str) -> String {
 /// Draft a mapping from a file's headers and a sample of its rows (fields in header order).
 /// `file` is only used in the comments. Fails when no column can serve as a match key.
 pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Result<Draft> {
-    let mut d = Draft::default();
-    let col = |i: usize| -> Vec<&str> {
-        rows.iter()
-            .filter_map(|r| r.get(i).map(String::as_str))
-            .filter(|v| !v.trim().is_empty())
-            .collect()
+    let mut g = Drafter {
+        file,
+        headers,
+        rows,
+        used: headers
+            .iter()
+            .map(|h| h.trim().is_empty() || h.starts_with('_'))
+            .collect(),
+        d: Draft::default(),
     };
-    // Best column per role: lowest alias rank, then leftmost. Headers starting with `_` (a
-    // failures.csv fed back) are never mapped.
-    let mut by_role: HashMap<Role, Vec<(usize, usize)>> = HashMap::new();
-    let mut used = vec![false; headers.len()];
-    for (i, h) in headers.iter().enumerate() {
-        if h.trim().is_empty() || h.starts_with('_') {
-            used[i] = true;
-            continue;
-        }
-        if let Some((role, rank)) = recognise(h) {
-            by_role.entry(role).or_default().push((rank, i));
-        }
-    }
-    for v in by_role.values_mut() {
-        v.sort();
-    }
-    // Email by the data when no header says so: the column whose values are mostly addresses.
-    if let Entry::Vacant(slot) = by_role.entry(Role::Email) {
-        let best = (0..headers.len())
-            .filter(|&i| !used[i] && recognise(&headers[i]).is_none())
-            .map(|i| {
-                let v = col(i);
-                let hits = v.iter().filter(|x| looks_like_email(x)).count();
-                (hits * 2 > v.len() && hits > 0, hits, i)
-            })
-            .filter(|x| x.0)
-            .max_by_key(|x| x.1);
-        if let Some((_, _, i)) = best {
-            slot.insert(vec![(0, i)]);
-            d.decided.push(format!(
-                "email: column {} (its values are email addresses)",
-                q(&headers[i])
-            ));
-        }
-    }
-    let pick = |role: Role| -> Vec<usize> {
-        by_role
-            .get(&role)
-            .map(|v| v.iter().map(|x| x.1).collect())
-            .unwrap_or_default()
-    };
-    let name_of = |i: usize| headers[i].trim().to_string();
-
-    let emails = pick(Role::Email);
-    let mut phones = pick(Role::Mobile);
-    phones.extend(pick(Role::Phone));
-    let firsts = pick(Role::FirstName);
-    let lasts = pick(Role::LastName);
-    let fulls = pick(Role::FullName);
-    let ids = pick(Role::RecordId);
-    let company = pick(Role::Company).first().copied();
-    let city = pick(Role::City).first().copied();
-    let country = pick(Role::Country).first().copied();
-
-    let mut fields: Vec<String> = Vec::new();
-
-    // name
-    let name_line = if let Some(&f) = fulls.first() {
-        used[f] = true;
-        let mut from = vec![q(&name_of(f))];
-        if let Some(&e) = emails.first() {
-            from.push(q(&name_of(e)));
-        }
-        d.decided.push(format!(
-            "name: column {} (the email when it is blank)",
-            q(&name_of(f))
-        ));
-        format!("  name: {{ from: [{}] }}", from.join(", "))
-    } else if !firsts.is_empty() || !lasts.is_empty() {
-        let parts: Vec<String> = firsts
-            .first()
-            .into_iter()
-            .chain(lasts.first())
-            .map(|&i| {
-                used[i] = true;
-                ph(&name_of(i))
-            })
-            .collect();
-        let t = parts.join(" ");
-        d.decided.push(format!("name: template {}", q(&t)));
-        format!("  name: {{ template: {} }}", q(&t))
-    } else if let Some(&e) = emails.first() {
-        d.undecided.push(format!(
-            "name: no name column; the email ({}) stands in for it",
-            q(&name_of(e))
-        ));
-        format!("  name: {}  # no name column found", q(&name_of(e)))
-    } else if let Some(&i) = ids.first() {
-        d.undecided.push(format!(
-            "name: no name or email column; the record id ({}) stands in for it",
-            q(&name_of(i))
-        ));
-        format!("  name: {}  # no name column found", q(&name_of(i)))
-    } else {
-        anyhow::bail!(
-            "{file}: no column looks like a name, an email or a record id (headers: {}); \
-             write the mapping by hand (docs/mapping.md)",
-            headers.join(", ")
-        );
-    };
-    fields.push(name_line);
-    d.roles.insert(
-        Role::FullName,
-        fulls.first().map(|&i| vec![name_of(i)]).unwrap_or_default(),
-    );
-    d.roles.insert(
-        Role::FirstName,
-        firsts
-            .first()
-            .map(|&i| vec![name_of(i)])
-            .unwrap_or_default(),
-    );
-    d.roles.insert(
-        Role::LastName,
-        lasts.first().map(|&i| vec![name_of(i)]).unwrap_or_default(),
-    );
-
-    // email: the best, others as fallbacks
-    if !emails.is_empty() {
-        for &i in &emails {
-            used[i] = true;
-        }
-        let list: Vec<String> = emails.iter().map(|&i| name_of(i)).collect();
-        d.decided.push(format!(
-            "email: {}",
-            list.iter().map(|s| q(s)).collect::<Vec<_>>().join(" then ")
-        ));
-        fields.push(if list.len() == 1 {
-            format!("  email: {}", q(&list[0]))
-        } else {
-            format!(
-                "  email: {{ from: [{}] }}",
-                list.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
-            )
-        });
-        d.roles.insert(Role::Email, list);
-    } else {
-        d.undecided.push("email: no email column found".into());
-    }
-
-    // phone: mobiles first, then the others; region from the country column
-    let mut region_note = String::new();
-    let mut default_region: Option<&'static str> = None;
-    if let Some(c) = country {
-        let mut counts: HashMap<&'static str, usize> = HashMap::new();
-        let mut unknown = 0;
-        for v in col(c) {
-            match Region::parse(v) {
-                Some(r) => *counts.entry(r.as_str()).or_default() += 1,
-                None => unknown += 1,
-            }
-        }
-        let mut best: Vec<(&'static str, usize)> = counts.into_iter().collect();
-        best.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        match best.first() {
-            Some(&(code, n)) if best.get(1).is_none_or(|s| s.1 < n) => {
-                default_region = Some(code);
-                d.decided.push(format!(
-                    "default phone region: {code}, the most common value of {} ({n} rows)",
-                    q(&name_of(c))
-                ));
-            }
-            Some(_) => d.undecided.push(format!(
-                "default phone region: no single most common country in {}; set defaults.phone_region for rows without one",
-                q(&name_of(c))
-            )),
-            None => d.undecided.push(format!(
-                "default phone region: no value of {} is a country I know",
-                q(&name_of(c))
-            )),
-        }
-        if unknown > 0 {
-            region_note = format!(
-                " ({unknown} sampled values of {} are not countries I know)",
-                q(&name_of(c))
-            );
-        }
-    }
-    if !phones.is_empty() {
-        for &i in &phones {
-            used[i] = true;
-        }
-        let list: Vec<String> = phones.iter().map(|&i| name_of(i)).collect();
-        let from = if list.len() == 1 {
-            q(&list[0])
-        } else {
-            format!(
-                "[{}]",
-                list.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
-            )
-        };
-        let region = country
-            .map(|c| format!(", region_from: {}", q(&name_of(c))))
-            .unwrap_or_default();
-        d.decided.push(format!(
-            "phone_number: {}{}",
-            list.iter().map(|s| q(s)).collect::<Vec<_>>().join(" then "),
-            country
-                .map(|c| format!(", region from {}{region_note}", q(&name_of(c))))
-                .unwrap_or_default()
-        ));
-        if country.is_none() {
-            // Without a country column only +country code numbers are safe.
-            let local = phones
-                .iter()
-                .flat_map(|&i| col(i))
-                .filter(|v| !v.trim_start().starts_with('+') && !v.trim_start().starts_with("00"))
-                .count();
-            if local > 0 {
-                d.undecided.push(format!(
-                    "phone region: no country column and {local} sampled numbers have no +country code; set defaults.phone_region"
-                ));
-            } else {
-                d.decided.push(
-                    "phone region: none needed, every sampled number has its +country code".into(),
-                );
-            }
-        }
-        fields.push(format!("  phone_number: {{ from: {from}{region} }}"));
-        d.roles.insert(Role::Phone, list);
-    } else {
-        d.undecided
-            .push("phone_number: no phone column found".into());
-    }
-
-    // identifier
-    let mut keys = Vec::new();
-    if let Some(&i) = ids.first() {
-        used[i] = true;
-        let (prefix, why) = guess_prefix(headers, &col(i));
-        d.decided.push(format!(
-            "identifier: {} with prefix {} ({why})",
-            q(&name_of(i)),
-            q(prefix)
-        ));
-        fields.push(format!(
-            "  identifier: {{ from: {}, prefix: {} }}",
-            q(&name_of(i)),
-            q(prefix)
-        ));
-        keys.push("identifier");
-        d.roles.insert(Role::RecordId, vec![name_of(i)]);
-    } else {
-        d.undecided
-            .push("identifier: no record id column; contacts are matched by email only".into());
-    }
-    if !emails.is_empty() {
-        keys.push("email");
-    }
+    let p = g.pick_columns();
+    let mut fields = vec![g.name_line(&p)?];
+    fields.extend(g.email_line(&p.emails));
+    let (default_region, region_note) = g.default_region(p.country);
+    fields.extend(g.phone_line(&p.phones, p.country, &region_note));
+    fields.extend(g.identifier_line(p.ids.first().copied()));
+    let keys = g.match_keys(&p);
     if keys.is_empty() {
         anyhow::bail!(
             "{file}: no email and no record id column, so rows could not be matched to contacts \
@@ -552,48 +344,380 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
             headers.join(", ")
         );
     }
+    let (custom, additional) = g.attributes(&p);
+    let mut d = g.d;
+    d.yaml = render_yaml(
+        &d,
+        file,
+        (headers.len(), rows.len()),
+        default_region,
+        &keys,
+        [&fields, &custom, &additional],
+    );
+    Ok(d)
+}
 
-    // additional attributes: company, city, country
-    let mut additional = Vec::new();
-    for (key, c) in [
-        ("company_name", company),
-        ("city", city),
-        ("country", country),
-    ] {
-        if let Some(i) = c {
-            used[i] = true;
-            additional.push(format!("  {key}: {}", q(&name_of(i))));
-            d.decided
-                .push(format!("additional_attributes.{key}: {}", q(&name_of(i))));
+/// The columns chosen per role, best first.
+struct Picks {
+    emails: Vec<usize>,
+    /// Mobiles first, then the other phones.
+    phones: Vec<usize>,
+    firsts: Vec<usize>,
+    lasts: Vec<usize>,
+    fulls: Vec<usize>,
+    ids: Vec<usize>,
+    company: Option<usize>,
+    city: Option<usize>,
+    country: Option<usize>,
+}
+
+/// The state of one draft: which columns are taken, and the decisions so far.
+struct Drafter<'a> {
+    file: &'a str,
+    headers: &'a [String],
+    rows: &'a [Vec<String>],
+    /// Columns mapped already, or never to be mapped (blank or `_` headers).
+    used: Vec<bool>,
+    d: Draft,
+}
+
+impl<'a> Drafter<'a> {
+    /// The non-blank sampled values of column `i`.
+    fn col(&self, i: usize) -> Vec<&'a str> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.get(i).map(String::as_str))
+            .filter(|v| !v.trim().is_empty())
+            .collect()
+    }
+
+    fn name_of(&self, i: usize) -> String {
+        self.headers[i].trim().to_string()
+    }
+
+    fn names(&self, cols: &[usize]) -> Vec<String> {
+        cols.iter().map(|&i| self.name_of(i)).collect()
+    }
+
+    fn take(&mut self, cols: &[usize]) {
+        for &i in cols {
+            self.used[i] = true;
         }
     }
-    // everything else: custom attributes, as text
-    let mut custom = Vec::new();
-    let mut keys_seen: Vec<String> = Vec::new();
-    for (i, h) in headers.iter().enumerate() {
-        if used[i] {
-            continue;
-        }
-        let mut k = snake_key(h);
-        if keys_seen.contains(&k) {
-            let base = k.clone();
-            let mut n = 2;
-            while keys_seen.contains(&k) {
-                k = format!("{base}_{n}");
-                n += 1;
+
+    /// Best column per role: lowest alias rank, then leftmost; the email column by its values
+    /// when no header says so.
+    fn pick_columns(&mut self) -> Picks {
+        let mut by_role: HashMap<Role, Vec<(usize, usize)>> = HashMap::new();
+        for (i, h) in self.headers.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            if let Some((role, rank)) = recognise(h) {
+                by_role.entry(role).or_default().push((rank, i));
             }
         }
-        keys_seen.push(k.clone());
-        // Ruby hash text (Chatwoot's attribute columns): spread its keys, into the attribute map
-        // the column is named after.
-        let vals = col(i);
-        if !vals.is_empty()
-            && vals
-                .iter()
-                .all(|v| super::ruby_hash::parse(v).is_ok_and(|x| x.is_object()))
+        for v in by_role.values_mut() {
+            v.sort();
+        }
+        if let Entry::Vacant(slot) = by_role.entry(Role::Email)
+            && let Some(i) = self.email_by_values()
         {
+            slot.insert(vec![(0, i)]);
+        }
+        let pick = |role: Role| -> Vec<usize> {
+            by_role
+                .get(&role)
+                .map(|v| v.iter().map(|x| x.1).collect())
+                .unwrap_or_default()
+        };
+        let mut phones = pick(Role::Mobile);
+        phones.extend(pick(Role::Phone));
+        Picks {
+            emails: pick(Role::Email),
+            phones,
+            firsts: pick(Role::FirstName),
+            lasts: pick(Role::LastName),
+            fulls: pick(Role::FullName),
+            ids: pick(Role::RecordId),
+            company: pick(Role::Company).first().copied(),
+            city: pick(Role::City).first().copied(),
+            country: pick(Role::Country).first().copied(),
+        }
+    }
+
+    /// The unrecognised column whose sampled values are mostly email addresses, if any.
+    fn email_by_values(&mut self) -> Option<usize> {
+        let (_, _, i) = (0..self.headers.len())
+            .filter(|&i| !self.used[i] && recognise(&self.headers[i]).is_none())
+            .map(|i| {
+                let v = self.col(i);
+                let hits = v.iter().filter(|x| looks_like_email(x)).count();
+                (hits * 2 > v.len() && hits > 0, hits, i)
+            })
+            .filter(|x| x.0)
+            .max_by_key(|x| x.1)?;
+        self.d.decided.push(format!(
+            "email: column {} (its values are email addresses)",
+            q(&self.headers[i])
+        ));
+        Some(i)
+    }
+
+    /// `name:` from a full-name column, a first/last template, or what stands in for it.
+    fn name_line(&mut self, p: &Picks) -> anyhow::Result<String> {
+        let line = if let Some(&f) = p.fulls.first() {
+            self.used[f] = true;
+            let mut from = vec![q(&self.name_of(f))];
+            if let Some(&e) = p.emails.first() {
+                from.push(q(&self.name_of(e)));
+            }
+            self.d.decided.push(format!(
+                "name: column {} (the email when it is blank)",
+                q(&self.name_of(f))
+            ));
+            format!("  name: {{ from: [{}] }}", from.join(", "))
+        } else if !p.firsts.is_empty() || !p.lasts.is_empty() {
+            let parts: Vec<usize> = p
+                .firsts
+                .first()
+                .into_iter()
+                .chain(p.lasts.first())
+                .copied()
+                .collect();
+            self.take(&parts);
+            let t = parts
+                .iter()
+                .map(|&i| ph(&self.name_of(i)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.d.decided.push(format!("name: template {}", q(&t)));
+            format!("  name: {{ template: {} }}", q(&t))
+        } else if let Some((i, lacks, what)) = (p.emails.first())
+            .map(|&i| (i, "no name column", "the email"))
+            .or_else(|| (p.ids.first()).map(|&i| (i, "no name or email column", "the record id")))
+        {
+            let name = q(&self.name_of(i));
+            self.d
+                .undecided
+                .push(format!("name: {lacks}; {what} ({name}) stands in for it"));
+            format!("  name: {name}  # no name column found")
+        } else {
+            anyhow::bail!(
+                "{}: no column looks like a name, an email or a record id (headers: {}); \
+                 write the mapping by hand (docs/mapping.md)",
+                self.file,
+                self.headers.join(", ")
+            );
+        };
+        let first = |v: &[usize]| {
+            v.first()
+                .map(|&i| vec![self.name_of(i)])
+                .unwrap_or_default()
+        };
+        let roles = [
+            (Role::FullName, first(&p.fulls)),
+            (Role::FirstName, first(&p.firsts)),
+            (Role::LastName, first(&p.lasts)),
+        ];
+        self.d.roles.extend(roles);
+        Ok(line)
+    }
+
+    /// `email:`: the best column, the others as fallbacks.
+    fn email_line(&mut self, emails: &[usize]) -> Option<String> {
+        if emails.is_empty() {
+            self.d.undecided.push("email: no email column found".into());
+            return None;
+        }
+        self.take(emails);
+        let list = self.names(emails);
+        let quoted: Vec<String> = list.iter().map(|s| q(s)).collect();
+        self.d
+            .decided
+            .push(format!("email: {}", quoted.join(" then ")));
+        let line = if list.len() == 1 {
+            format!("  email: {}", quoted[0])
+        } else {
+            format!("  email: {{ from: [{}] }}", quoted.join(", "))
+        };
+        self.d.roles.insert(Role::Email, list);
+        Some(line)
+    }
+
+    /// The default phone region: the most common country of the country column, when one is;
+    /// and a note on the sampled values that are not countries.
+    fn default_region(&mut self, country: Option<usize>) -> (Option<&'static str>, String) {
+        let Some(c) = country else {
+            return (None, String::new());
+        };
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        let mut unknown = 0;
+        for v in self.col(c) {
+            match Region::parse(v) {
+                Some(r) => *counts.entry(r.as_str()).or_default() += 1,
+                None => unknown += 1,
+            }
+        }
+        let mut best: Vec<(&'static str, usize)> = counts.into_iter().collect();
+        best.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let name = q(&self.name_of(c));
+        let mut region = None;
+        match best.first() {
+            Some(&(code, n)) if best.get(1).is_none_or(|s| s.1 < n) => {
+                region = Some(code);
+                self.d.decided.push(format!(
+                    "default phone region: {code}, the most common value of {name} ({n} rows)"
+                ));
+            }
+            Some(_) => self.d.undecided.push(format!(
+                "default phone region: no single most common country in {name}; set defaults.phone_region for rows without one"
+            )),
+            None => self.d.undecided.push(format!(
+                "default phone region: no value of {name} is a country I know"
+            )),
+        }
+        let note = if unknown > 0 {
+            format!(" ({unknown} sampled values of {name} are not countries I know)")
+        } else {
+            String::new()
+        };
+        (region, note)
+    }
+
+    /// `phone_number:`: mobiles first, then the others; the region from the country column.
+    fn phone_line(
+        &mut self,
+        phones: &[usize],
+        country: Option<usize>,
+        region_note: &str,
+    ) -> Option<String> {
+        if phones.is_empty() {
+            self.d
+                .undecided
+                .push("phone_number: no phone column found".into());
+            return None;
+        }
+        self.take(phones);
+        let list = self.names(phones);
+        let quoted: Vec<String> = list.iter().map(|s| q(s)).collect();
+        let from = if list.len() == 1 {
+            quoted[0].clone()
+        } else {
+            format!("[{}]", quoted.join(", "))
+        };
+        let country_name = country.map(|c| q(&self.name_of(c)));
+        let region = country_name
+            .as_ref()
+            .map(|c| format!(", region_from: {c}"))
+            .unwrap_or_default();
+        self.d.decided.push(format!(
+            "phone_number: {}{}",
+            quoted.join(" then "),
+            country_name
+                .as_ref()
+                .map(|c| format!(", region from {c}{region_note}"))
+                .unwrap_or_default()
+        ));
+        if country.is_none() {
+            self.region_without_country(phones);
+        }
+        self.d.roles.insert(Role::Phone, list);
+        Some(format!("  phone_number: {{ from: {from}{region} }}"))
+    }
+
+    /// Without a country column only +country code numbers are safe: say whether all are.
+    fn region_without_country(&mut self, phones: &[usize]) {
+        let local = phones
+            .iter()
+            .flat_map(|&i| self.col(i))
+            .filter(|v| !v.trim_start().starts_with('+') && !v.trim_start().starts_with("00"))
+            .count();
+        if local > 0 {
+            self.d.undecided.push(format!(
+                "phone region: no country column and {local} sampled numbers have no +country code; set defaults.phone_region"
+            ));
+        } else {
+            self.d.decided.push(
+                "phone region: none needed, every sampled number has its +country code".into(),
+            );
+        }
+    }
+
+    /// `identifier:` from the record id column, with a prefix guessed from the layout.
+    fn identifier_line(&mut self, id: Option<usize>) -> Option<String> {
+        let Some(i) = id else {
+            self.d
+                .undecided
+                .push("identifier: no record id column; contacts are matched by email only".into());
+            return None;
+        };
+        self.used[i] = true;
+        let name = self.name_of(i);
+        let (prefix, why) = guess_prefix(self.headers, &self.col(i));
+        self.d.decided.push(format!(
+            "identifier: {} with prefix {} ({why})",
+            q(&name),
+            q(prefix)
+        ));
+        self.d.roles.insert(Role::RecordId, vec![name.clone()]);
+        Some(format!(
+            "  identifier: {{ from: {}, prefix: {} }}",
+            q(&name),
+            q(prefix)
+        ))
+    }
+
+    /// `match.on`: the record id first (it survives an email change), then the email.
+    fn match_keys(&self, p: &Picks) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if !p.ids.is_empty() {
+            keys.push("identifier");
+        }
+        if !p.emails.is_empty() {
+            keys.push("email");
+        }
+        keys
+    }
+
+    /// `custom_attributes` and `additional_attributes`: company, city and country, then every
+    /// other column as text (a Ruby hash column spread into its keys).
+    fn attributes(&mut self, p: &Picks) -> (Vec<String>, Vec<String>) {
+        let mut additional = Vec::new();
+        for (key, c) in [
+            ("company_name", p.company),
+            ("city", p.city),
+            ("country", p.country),
+        ] {
+            if let Some(i) = c {
+                self.used[i] = true;
+                additional.push(format!("  {key}: {}", q(&self.name_of(i))));
+                self.d.decided.push(format!(
+                    "additional_attributes.{key}: {}",
+                    q(&self.name_of(i))
+                ));
+            }
+        }
+        let mut custom = Vec::new();
+        let mut keys_seen: Vec<String> = Vec::new();
+        for (i, h) in self.headers.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            let k = unique_key(snake_key(h), &mut keys_seen);
+            let vals = self.col(i);
+            let spread = !vals.is_empty()
+                && vals
+                    .iter()
+                    .all(|v| super::ruby_hash::parse(v).is_ok_and(|x| x.is_object()));
+            if !spread {
+                custom.push(format!("  {k}: {}", q(h.trim())));
+                continue;
+            }
+            // Ruby hash text (Chatwoot's attribute columns): spread its keys, into the
+            // attribute map the column is named after.
             let line = format!("  {k}: {{ from: {}, type: ruby_hash }}", q(h.trim()));
-            d.decided.push(format!(
+            self.d.decided.push(format!(
                 "{}: Ruby hash text, its keys spread into the attributes",
                 q(h.trim())
             ));
@@ -602,33 +726,53 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
             } else {
                 custom.push(line);
             }
-            continue;
         }
-        custom.push(format!("  {k}: {}", q(h.trim())));
+        if !custom.is_empty() {
+            self.d.decided.push(format!(
+                "custom_attributes: the {} other columns, as text",
+                custom.len()
+            ));
+        }
+        let skipped = self
+            .headers
+            .iter()
+            .filter(|h| h.trim().is_empty() || h.starts_with('_'))
+            .count();
+        if skipped > 0 {
+            self.d
+                .undecided
+                .push(format!("{skipped} blank or `_`-prefixed columns left out"));
+        }
+        (custom, additional)
     }
-    if !custom.is_empty() {
-        d.decided.push(format!(
-            "custom_attributes: the {} other columns, as text",
-            custom.len()
-        ));
-    }
-    let skipped: Vec<&String> = headers
-        .iter()
-        .filter(|h| h.trim().is_empty() || h.starts_with('_'))
-        .collect();
-    if !skipped.is_empty() {
-        d.undecided.push(format!(
-            "{} blank or `_`-prefixed columns left out",
-            skipped.len()
-        ));
-    }
+}
 
-    // The YAML.
+/// `k`, or `k_2`, `k_3`… if an earlier column took it; remembered in `seen`.
+fn unique_key(k: String, seen: &mut Vec<String>) -> String {
+    let mut key = k.clone();
+    let mut n = 2;
+    while seen.contains(&key) {
+        key = format!("{k}_{n}");
+        n += 1;
+    }
+    seen.push(key.clone());
+    key
+}
+
+/// The mapping YAML: the decisions as comments, then the sections. `size` is (columns, rows
+/// sampled); `lines` holds the `fields`, `custom_attributes` and `additional_attributes` lines.
+fn render_yaml(
+    d: &Draft,
+    file: &str,
+    size: (usize, usize),
+    default_region: Option<&str>,
+    keys: &[&str],
+    lines: [&[String]; 3],
+) -> String {
     let mut y = String::new();
     y.push_str(&format!(
         "# Drafted by `doto-bulk mapping init` from {file} ({} columns, {} rows sampled).\n",
-        headers.len(),
-        rows.len()
+        size.0, size.1
     ));
     y.push_str("# Check it, then: doto-bulk validate FILE -m THIS_FILE (reference: docs/mapping.md)\n#\n# Decided:\n");
     for l in &d.decided {
@@ -653,27 +797,26 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
         "match:\n  on: [{}]  # record id first: it survives an email change\n  existing: update\n  missing: create\n  blank: keep\n",
         keys.join(", ")
     ));
-    y.push_str("fields:\n");
-    for f in &fields {
-        y.push_str(f);
-        y.push('\n');
-    }
-    if !custom.is_empty() {
-        y.push_str("# every other column, as a text attribute (add `type:` for numbers, dates, bools)\ncustom_attributes:\n");
-        for c in &custom {
-            y.push_str(c);
+    let [fields, custom, additional] = lines;
+    let sections = [
+        ("fields:\n", fields),
+        (
+            "# every other column, as a text attribute (add `type:` for numbers, dates, bools)\ncustom_attributes:\n",
+            custom,
+        ),
+        ("additional_attributes:\n", additional),
+    ];
+    for (i, (head, body)) in sections.into_iter().enumerate() {
+        if i > 0 && body.is_empty() {
+            continue;
+        }
+        y.push_str(head);
+        for l in body {
+            y.push_str(l);
             y.push('\n');
         }
     }
-    if !additional.is_empty() {
-        y.push_str("additional_attributes:\n");
-        for c in &additional {
-            y.push_str(c);
-            y.push('\n');
-        }
-    }
-    d.yaml = y;
-    Ok(d)
+    y
 }
 
 #[cfg(test)]

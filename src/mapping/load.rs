@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::anyhow;
 use serde_saphyr::{MessageFormatter, Spanned};
 
-use super::spec::{self, FullSpec, KeySpec, MappingSpec, TypeSpec, ValueSpec};
+use super::spec::{self, KeySpec, MappingSpec, TypeSpec, ValueSpec};
 use super::types::{Formats, ValueType};
 use super::value::{Case, ColRef, Modifiers, SourceDef, ValueDef, parse_template};
 use super::{BlankPolicy, ExistingPolicy, FieldDefs, Mapping, MatchKey, MissingPolicy};
@@ -97,36 +97,16 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
             ),
         ));
     }
-
     let source = match spec.source {
         Some(s) => source_options(&cx, s.value)?,
         None => SourceOptions::default(),
     };
-
-    let default_region = match spec.defaults.and_then(|d| d.phone_region) {
-        Some(r) => Some(Region::parse(&r.value).ok_or_else(|| {
-            cx.err(
-                line_of(&r),
-                format!(
-                    "defaults.phone_region: {:?} is not a country (an ISO code such as GB, or an English name)",
-                    r.value
-                ),
-            )
-        })?),
-        None => None,
-    };
-
+    let default_region = default_region(&cx, spec.defaults.and_then(|d| d.phone_region))?;
     let (fields_line, fields_spec) = match spec.fields {
         Some(f) => (line_of(&f), f.value),
         None => (0, spec::FieldsSpec::default()),
     };
-    let fields = FieldDefs(
-        fields_spec
-            .0
-            .into_iter()
-            .map(|(f, s)| Ok((f, value_def(&cx, s, format!("fields.{f}"), Slot::Field(f))?)))
-            .collect::<anyhow::Result<_>>()?,
-    );
+    let fields = field_defs(&cx, fields_spec)?;
 
     let (match_line, m) = match spec.matching {
         Some(m) => (line_of(&m), m.value),
@@ -135,49 +115,14 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
     let existing = m.existing.unwrap_or(ExistingPolicy::Update);
     let missing = m.missing.unwrap_or(MissingPolicy::Create);
     let blank = m.blank.unwrap_or(BlankPolicy::Keep);
-    let mapped = |k: MatchKey| fields.get(k.field()).is_some();
-    let match_keys: Vec<MatchKey> = match m.on {
-        Some(on) => {
-            let line = line_of(&on);
-            if on.value.is_empty() {
-                return Err(cx.err(line, "match.on: list at least one key (identifier, email)"));
-            }
-            let mut keys = Vec::new();
-            for k in on.value {
-                let k = match k {
-                    KeySpec::Email => MatchKey::Email,
-                    KeySpec::Identifier => MatchKey::Identifier,
-                };
-                if keys.contains(&k) {
-                    return Err(cx.err(line, format!("match.on: {} is listed twice", key_name(k))));
-                }
-                if !mapped(k) {
-                    return Err(cx.err(
-                        line,
-                        format!(
-                            "match.on: {} is a match key but fields.{} is not mapped",
-                            key_name(k),
-                            key_name(k)
-                        ),
-                    ));
-                }
-                keys.push(k);
-            }
-            keys
-        }
-        None => {
-            let keys: Vec<MatchKey> = [MatchKey::Identifier, MatchKey::Email]
-                .into_iter()
-                .filter(|&k| mapped(k))
-                .collect();
-            if keys.is_empty() {
-                return Err(cx.err(
-                    fields_line.max(match_line),
-                    "map fields.email or fields.identifier: rows are matched to contacts by them",
-                ));
-            }
-            keys
-        }
+    let match_keys = match m.on {
+        Some(on) => listed_keys(&cx, on, &fields)?,
+        None => default_keys(&fields).ok_or_else(|| {
+            cx.err(
+                fields_line.max(match_line),
+                "map fields.email or fields.identifier: rows are matched to contacts by them",
+            )
+        })?,
     };
     // A row that may create a contact needs a name; an update-only mapping does not.
     let name_required = missing == MissingPolicy::Create;
@@ -187,20 +132,6 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
             "fields.name is not mapped: a contact needs a name (or set match.missing: skip)",
         ));
     }
-
-    let attrs = |map: Option<spec::OrderedMap>, section: &str| -> anyhow::Result<_> {
-        let mut out: Vec<(String, ValueDef)> = Vec::new();
-        for (key, v) in map.unwrap_or_default().0 {
-            if key.value.trim().is_empty() {
-                return Err(cx.err(line_of(&key), format!("{section}: an empty key")));
-            }
-            let target = format!("{section}.{}", key.value);
-            out.push((key.value, value_def(&cx, v, target, Slot::Attribute)?));
-        }
-        Ok(out)
-    };
-    let custom_attributes = attrs(spec.custom_attributes, "custom_attributes")?;
-    let additional_attributes = attrs(spec.additional_attributes, "additional_attributes")?;
     let notes = spec
         .notes
         .unwrap_or_default()
@@ -219,10 +150,99 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         blank,
         name_required,
         fields,
-        custom_attributes,
-        additional_attributes,
+        custom_attributes: attributes(&cx, spec.custom_attributes, "custom_attributes")?,
+        additional_attributes: attributes(
+            &cx,
+            spec.additional_attributes,
+            "additional_attributes",
+        )?,
         notes,
     })
+}
+
+/// `defaults.phone_region`: a country code or English name.
+fn default_region(cx: &Ctx, r: Option<spec::Str>) -> anyhow::Result<Option<Region>> {
+    let Some(r) = r else { return Ok(None) };
+    let region = Region::parse(&r.value).ok_or_else(|| {
+        cx.err(
+            line_of(&r),
+            format!(
+                "defaults.phone_region: {:?} is not a country (an ISO code such as GB, or an English name)",
+                r.value
+            ),
+        )
+    })?;
+    Ok(Some(region))
+}
+
+/// The `fields:` section, each value checked for its field.
+fn field_defs(cx: &Ctx, f: spec::FieldsSpec) -> anyhow::Result<FieldDefs> {
+    let defs =
+        f.0.into_iter()
+            .map(|(f, s)| Ok((f, value_def(cx, s, format!("fields.{f}"), Slot::Field(f))?)))
+            .collect::<anyhow::Result<_>>()?;
+    Ok(FieldDefs(defs))
+}
+
+fn is_mapped(fields: &FieldDefs, k: MatchKey) -> bool {
+    fields.get(k.field()).is_some()
+}
+
+/// `match.on` as listed: at least one key, none twice, each one mapped.
+fn listed_keys(
+    cx: &Ctx,
+    on: Spanned<Vec<KeySpec>>,
+    fields: &FieldDefs,
+) -> anyhow::Result<Vec<MatchKey>> {
+    let line = line_of(&on);
+    if on.value.is_empty() {
+        return Err(cx.err(line, "match.on: list at least one key (identifier, email)"));
+    }
+    let mut keys = Vec::new();
+    for k in on.value {
+        let k = match k {
+            KeySpec::Email => MatchKey::Email,
+            KeySpec::Identifier => MatchKey::Identifier,
+        };
+        let name = key_name(k);
+        if keys.contains(&k) {
+            return Err(cx.err(line, format!("match.on: {name} is listed twice")));
+        }
+        if !is_mapped(fields, k) {
+            return Err(cx.err(
+                line,
+                format!("match.on: {name} is a match key but fields.{name} is not mapped"),
+            ));
+        }
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
+/// Without `match.on`: identifier then email, those mapped; `None` when neither is.
+fn default_keys(fields: &FieldDefs) -> Option<Vec<MatchKey>> {
+    let keys: Vec<MatchKey> = [MatchKey::Identifier, MatchKey::Email]
+        .into_iter()
+        .filter(|&k| is_mapped(fields, k))
+        .collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// `custom_attributes` or `additional_attributes`, in file order.
+fn attributes(
+    cx: &Ctx,
+    map: Option<spec::OrderedMap>,
+    section: &str,
+) -> anyhow::Result<Vec<(String, ValueDef)>> {
+    let mut out: Vec<(String, ValueDef)> = Vec::new();
+    for (key, v) in map.unwrap_or_default().0 {
+        if key.value.trim().is_empty() {
+            return Err(cx.err(line_of(&key), format!("{section}: an empty key")));
+        }
+        let target = format!("{section}.{}", key.value);
+        out.push((key.value, value_def(cx, v, target, Slot::Attribute)?));
+    }
+    Ok(out)
 }
 
 fn key_name(k: MatchKey) -> &'static str {
@@ -289,6 +309,7 @@ fn source_options(cx: &Ctx, s: spec::SourceSpec) -> anyhow::Result<SourceOptions
     Ok(o)
 }
 
+/// One value spec checked for where it sits (`slot`); `target` names it in messages.
 fn value_def(
     cx: &Ctx,
     spec: Spanned<ValueSpec>,
@@ -308,208 +329,247 @@ fn value_def(
     let full = match spec.value {
         ValueSpec::Column { name, .. } => {
             let name = as_written.filter(|w| !w.is_empty()).unwrap_or(name);
-            return Ok(ValueDef {
-                target,
-                source: SourceDef::Columns(vec![ColRef { name, line }]),
-                modifiers: Modifiers {
-                    trim: true,
-                    case: Case::Keep,
-                    map: None,
-                    default: None,
-                    prefix: None,
-                    suffix: None,
-                    ty: default_ty,
-                },
-                region_from: None,
-            });
+            return Ok(column_def(target, ColRef { name, line }, default_ty));
         }
         ValueSpec::Full(f) => *f,
     };
-    let FullSpec {
-        from,
-        template,
-        constant,
-        prefix,
-        suffix,
-        lowercase,
-        uppercase,
-        trim,
-        map,
-        default,
-        ty,
-        formats,
-        region_from,
-    } = full;
-    let e = |msg: String| cx.err(line, format!("{target}: {msg}"));
-
-    let source = match (from, template, constant) {
-        (Some(from), None, None) => {
-            let from_line = line_of(&from);
-            let inferred = from.value.1;
-            let first_written = inferred.then(|| cx.written(&from, String::new()));
-            let cols: Vec<ColRef> = from
-                .value
-                .0
-                .into_iter()
-                .map(|mut c| {
-                    if let Some(w) = first_written.as_ref().filter(|w| !w.is_empty()) {
-                        c.value = w.clone();
-                    }
-                    c
-                })
-                .map(|c| ColRef {
-                    line: match line_of(&c) {
-                        0 => from_line,
-                        l => l,
-                    },
-                    name: c.value,
-                })
-                .collect();
-            if cols.is_empty() {
-                return Err(e("`from:` lists no column".into()));
-            }
-            SourceDef::Columns(cols)
-        }
-        (None, Some(t), None) => {
-            let parts = parse_template(&t.value, line_of(&t)).map_err(e)?;
-            SourceDef::Template(parts)
-        }
-        (None, None, Some(c)) => SourceDef::Const(c.value),
-        (None, None, None) => {
-            return Err(e(
-                "say where the value comes from: `from:`, `template:` or `const:`".into(),
-            ));
-        }
-        _ => {
-            return Err(e("use only one of `from:`, `template:` and `const:`".into()));
-        }
+    let d = Def {
+        cx,
+        line,
+        target: &target,
+        slot,
     };
-
-    let ty = match ty.map(|t| t.value) {
-        None => default_ty.clone(),
-        Some(t) => {
-            let fs: Vec<String> = formats
-                .iter()
-                .flat_map(|f| f.0.iter().map(|f| f.value.clone()))
-                .collect();
-            match t {
-                TypeSpec::String => ValueType::String,
-                TypeSpec::Integer => ValueType::Integer,
-                TypeSpec::Number => ValueType::Number,
-                TypeSpec::Bool => ValueType::Bool,
-                TypeSpec::Date => ValueType::Date(Formats::parse(&fs).map_err(e)?),
-                TypeSpec::Datetime => ValueType::Datetime(Formats::parse(&fs).map_err(e)?),
-                TypeSpec::RubyHash => ValueType::RubyHash,
-            }
-        }
-    };
-    if formats.is_some() && !matches!(ty, ValueType::Date(_) | ValueType::Datetime(_)) {
-        return Err(e(
-            "`formats:` only applies to `type: date` or `type: datetime`".into(),
-        ));
-    }
-    match slot {
-        Slot::Field(f) if f.kind() == FieldKind::Bool && !matches!(ty, ValueType::Bool) => {
-            return Err(e(format!("must be `type: bool`, not {}", ty.name())));
-        }
-        Slot::Field(f) if f.kind() != FieldKind::Bool && !matches!(ty, ValueType::String) => {
-            return Err(e(format!(
-                "is text: `type: {}` only applies to attributes",
-                ty.name()
-            )));
-        }
-        Slot::Note if !matches!(ty, ValueType::String) => {
-            return Err(e("notes are text: `type:` does not apply".into()));
-        }
-        _ => {}
-    }
-    if (prefix.is_some() || suffix.is_some()) && !matches!(ty, ValueType::String) {
-        return Err(e(format!(
-            "`prefix:`/`suffix:` make text, but the type is {}",
-            ty.name()
-        )));
-    }
-    let case = match (lowercase.unwrap_or(false), uppercase.unwrap_or(false)) {
-        (true, true) => return Err(e("choose `lowercase:` or `uppercase:`, not both".into())),
+    let source = d.source(full.from, full.template, full.constant)?;
+    let ty = d.value_type(full.ty, full.formats, default_ty)?;
+    d.check_type_fits(&ty, full.prefix.is_some() || full.suffix.is_some())?;
+    let case = match (
+        full.lowercase.unwrap_or(false),
+        full.uppercase.unwrap_or(false),
+    ) {
+        (true, true) => return Err(d.err("choose `lowercase:` or `uppercase:`, not both")),
         (true, false) => Case::Lower,
         (false, true) => Case::Upper,
         _ => Case::Keep,
     };
-    let region_from = match region_from {
-        Some(r) if slot.kind() == Some(FieldKind::Phone) => Some(ColRef {
-            line: line_of(&r),
-            name: r.value,
-        }),
-        Some(_) => {
-            return Err(e(
-                "`region_from:` only applies to fields.phone_number".into()
-            ));
-        }
-        None => None,
-    };
-
+    let region_from = d.region_from(full.region_from)?;
     // Constants, defaults and table values are checked now, not on every row.
-    let check = |what: &str, v: &str| -> anyhow::Result<()> {
-        if v.trim().is_empty() {
-            return Ok(());
-        }
-        ty.convert(v.trim())
-            .map_err(|m| e(format!("{what} {v:?} {m}")))?;
-        match slot {
-            Slot::Field(f) if f.kind() == FieldKind::Email => {
-                Email::parse(v).map_err(|r| e(format!("{what}: {}", r.message)))?;
-            }
-            Slot::Field(f) if f.kind() == FieldKind::Identifier => {
-                Identifier::parse(v).map_err(|r| e(format!("{what}: {}", r.message)))?;
-            }
-            _ => {}
-        }
-        Ok(())
-    };
     if let SourceDef::Const(c) = &source {
         if c.trim().is_empty() {
-            return Err(e("`const:` is blank".into()));
+            return Err(d.err("`const:` is blank"));
         }
-        check("const", c)?;
+        d.check_value(&ty, "const", c)?;
     }
-    if let Some(d) = &default {
-        check("default", &d.value)?;
+    if let Some(v) = &full.default {
+        d.check_value(&ty, "default", &v.value)?;
     }
-    let map = match map {
-        None => None,
-        Some(table) => {
-            let table_line = line_of(&table);
-            let mut out: HashMap<String, String> = HashMap::with_capacity(table.value.0.len());
-            for (from, to) in table.value.0 {
-                check("map value", &to)?;
-                let key = from.trim().to_lowercase();
-                if out.insert(key, to).is_some() {
-                    return Err(cx.err(
-                        table_line,
-                        format!(
-                            "{target}: map: {from:?} is listed twice (keys match case-insensitively)"
-                        ),
-                    ));
-                }
-            }
-            Some(out)
-        }
-    };
+    let map = full.map.map(|t| d.map_table(&ty, t)).transpose()?;
 
     Ok(ValueDef {
         target,
         source,
         modifiers: Modifiers {
-            trim: trim.unwrap_or(true),
+            trim: full.trim.unwrap_or(true),
             case,
             map,
-            default: default
+            default: full
+                .default
                 .map(|d| d.value.trim().to_owned())
                 .filter(|d| !d.is_empty()),
-            prefix: prefix.filter(|p| !p.is_empty()),
-            suffix: suffix.filter(|s| !s.is_empty()),
+            prefix: full.prefix.filter(|p| !p.is_empty()),
+            suffix: full.suffix.filter(|s| !s.is_empty()),
             ty,
         },
         region_from,
     })
+}
+
+/// A value that is just a column name: trimmed text (or a bool, for `blocked`).
+fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef {
+    ValueDef {
+        target,
+        source: SourceDef::Columns(vec![col]),
+        modifiers: Modifiers {
+            trim: true,
+            case: Case::Keep,
+            map: None,
+            default: None,
+            prefix: None,
+            suffix: None,
+            ty,
+        },
+        region_from: None,
+    }
+}
+
+/// Where a full value spec sits, for its checks and messages.
+struct Def<'a, 'c> {
+    cx: &'a Ctx<'c>,
+    line: u64,
+    target: &'a str,
+    slot: Slot,
+}
+
+impl Def<'_, '_> {
+    fn err(&self, msg: impl std::fmt::Display) -> anyhow::Error {
+        self.cx.err(self.line, format!("{}: {msg}", self.target))
+    }
+
+    /// Exactly one of `from:`, `template:` and `const:`.
+    fn source(
+        &self,
+        from: Option<Spanned<spec::Columns>>,
+        template: Option<spec::Str>,
+        constant: Option<spec::Str>,
+    ) -> anyhow::Result<SourceDef> {
+        match (from, template, constant) {
+            (Some(from), None, None) => self.columns(from),
+            (None, Some(t), None) => {
+                let parts = parse_template(&t.value, line_of(&t)).map_err(|m| self.err(m))?;
+                Ok(SourceDef::Template(parts))
+            }
+            (None, None, Some(c)) => Ok(SourceDef::Const(c.value)),
+            (None, None, None) => {
+                Err(self.err("say where the value comes from: `from:`, `template:` or `const:`"))
+            }
+            _ => Err(self.err("use only one of `from:`, `template:` and `const:`")),
+        }
+    }
+
+    /// `from:` one column or a list; a single name YAML read as a number is taken as written.
+    fn columns(&self, from: Spanned<spec::Columns>) -> anyhow::Result<SourceDef> {
+        let from_line = line_of(&from);
+        let first_written = from.value.1.then(|| self.cx.written(&from, String::new()));
+        let cols: Vec<ColRef> = from
+            .value
+            .0
+            .into_iter()
+            .map(|c| ColRef {
+                line: match line_of(&c) {
+                    0 => from_line,
+                    l => l,
+                },
+                name: match first_written.as_ref().filter(|w| !w.is_empty()) {
+                    Some(w) => w.clone(),
+                    None => c.value,
+                },
+            })
+            .collect();
+        if cols.is_empty() {
+            return Err(self.err("`from:` lists no column"));
+        }
+        Ok(SourceDef::Columns(cols))
+    }
+
+    /// `type:` (with its `formats:`), or the slot's default type.
+    fn value_type(
+        &self,
+        ty: Option<Spanned<TypeSpec>>,
+        formats: Option<spec::Columns>,
+        default_ty: ValueType,
+    ) -> anyhow::Result<ValueType> {
+        let given = formats.is_some();
+        let fs: Vec<String> = formats
+            .iter()
+            .flat_map(|f| f.0.iter().map(|f| f.value.clone()))
+            .collect();
+        let formats = || Formats::parse(&fs).map_err(|m| self.err(m));
+        let ty = match ty.map(|t| t.value) {
+            None => default_ty,
+            Some(TypeSpec::String) => ValueType::String,
+            Some(TypeSpec::Integer) => ValueType::Integer,
+            Some(TypeSpec::Number) => ValueType::Number,
+            Some(TypeSpec::Bool) => ValueType::Bool,
+            Some(TypeSpec::Date) => ValueType::Date(formats()?),
+            Some(TypeSpec::Datetime) => ValueType::Datetime(formats()?),
+            Some(TypeSpec::RubyHash) => ValueType::RubyHash,
+        };
+        let dated = matches!(ty, ValueType::Date(_) | ValueType::Datetime(_));
+        if given && !dated {
+            return Err(self.err("`formats:` only applies to `type: date` or `type: datetime`"));
+        }
+        Ok(ty)
+    }
+
+    /// The type suits the slot: `blocked` is a bool, other fields and notes are text, and
+    /// `prefix:`/`suffix:` make text.
+    fn check_type_fits(&self, ty: &ValueType, affixed: bool) -> anyhow::Result<()> {
+        match self.slot {
+            Slot::Field(f) if f.kind() == FieldKind::Bool && !matches!(ty, ValueType::Bool) => {
+                return Err(self.err(format!("must be `type: bool`, not {}", ty.name())));
+            }
+            Slot::Field(f) if f.kind() != FieldKind::Bool && !matches!(ty, ValueType::String) => {
+                return Err(self.err(format!(
+                    "is text: `type: {}` only applies to attributes",
+                    ty.name()
+                )));
+            }
+            Slot::Note if !matches!(ty, ValueType::String) => {
+                return Err(self.err("notes are text: `type:` does not apply"));
+            }
+            _ => {}
+        }
+        if affixed && !matches!(ty, ValueType::String) {
+            return Err(self.err(format!(
+                "`prefix:`/`suffix:` make text, but the type is {}",
+                ty.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `region_from:`, which only the phone number has.
+    fn region_from(&self, r: Option<spec::Str>) -> anyhow::Result<Option<ColRef>> {
+        match r {
+            Some(r) if self.slot.kind() == Some(FieldKind::Phone) => Ok(Some(ColRef {
+                line: line_of(&r),
+                name: r.value,
+            })),
+            Some(_) => Err(self.err("`region_from:` only applies to fields.phone_number")),
+            None => Ok(None),
+        }
+    }
+
+    /// A constant, default or table value converts to the type and, for the email and the
+    /// identifier, is one.
+    fn check_value(&self, ty: &ValueType, what: &str, v: &str) -> anyhow::Result<()> {
+        if v.trim().is_empty() {
+            return Ok(());
+        }
+        ty.convert(v.trim())
+            .map_err(|m| self.err(format!("{what} {v:?} {m}")))?;
+        match self.slot {
+            Slot::Field(f) if f.kind() == FieldKind::Email => {
+                Email::parse(v).map_err(|r| self.err(format!("{what}: {}", r.message)))?;
+            }
+            Slot::Field(f) if f.kind() == FieldKind::Identifier => {
+                Identifier::parse(v).map_err(|r| self.err(format!("{what}: {}", r.message)))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `map:`, keyed case-insensitively; each value checked.
+    fn map_table(
+        &self,
+        ty: &ValueType,
+        table: Spanned<spec::MapTable>,
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let table_line = line_of(&table);
+        let mut out: HashMap<String, String> = HashMap::with_capacity(table.value.0.len());
+        for (from, to) in table.value.0 {
+            self.check_value(ty, "map value", &to)?;
+            let key = from.trim().to_lowercase();
+            if out.insert(key, to).is_some() {
+                return Err(self.cx.err(
+                    table_line,
+                    format!(
+                        "{}: map: {from:?} is listed twice (keys match case-insensitively)",
+                        self.target
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -19,12 +19,11 @@ mod load;
 mod resolve;
 mod ruby_hash;
 mod spec;
-pub mod suggest;
-pub mod types;
+mod suggest;
+mod types;
 mod value;
 
 pub use draft::ContactDraft;
-pub use resolve::is_report_column;
 use value::{Compiled, ValueDef};
 
 /// A mapping file as loaded (not yet checked against any headers).
@@ -143,29 +142,6 @@ impl Mapping {
     /// `match.blank` (default `keep`).
     pub fn blank_policy(&self) -> BlankPolicy {
         self.blank
-    }
-
-    /// `defaults.phone_region`.
-    pub fn default_region(&self) -> Option<Region> {
-        self.default_region
-    }
-
-    /// The file the mapping was read from, as given.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// Every column the mapping names, once each, in mapping order.
-    pub fn columns(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for d in self.defs() {
-            for c in d.columns() {
-                if !out.contains(&c.name.as_str()) {
-                    out.push(&c.name);
-                }
-            }
-        }
-        out
     }
 
     fn defs(&self) -> impl Iterator<Item = &ValueDef> {

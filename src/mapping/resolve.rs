@@ -50,74 +50,9 @@ pub fn is_report_column(header: &str) -> bool {
 
 pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     let lookup = Lookup::new(headers);
-
-    // Check every named column once, in mapping order, and report all that are missing.
-    let mut seen: HashMap<&str, ()> = HashMap::new();
-    let mut missing: Vec<&ColRef> = Vec::new();
-    for def in m.defs() {
-        for c in def.columns() {
-            if seen.insert(c.name.as_str(), ()).is_none() && lookup.find(&c.name).is_none() {
-                missing.push(c);
-            }
-        }
-    }
-    if !missing.is_empty() {
-        let usable: Vec<&str> = headers
-            .iter()
-            .map(String::as_str)
-            .filter(|h| !is_report_column(h))
-            .collect();
-        let lines: Vec<String> = missing
-            .iter()
-            .map(|c| missing_message(&m.origin, c, &usable))
-            .collect();
-        return Err(if lines.len() == 1 {
-            anyhow!("{}", lines[0])
-        } else {
-            anyhow!(
-                "{} columns named in the mapping are not in the file:\n{}",
-                lines.len(),
-                lines.join("\n")
-            )
-        });
-    }
-
+    check_columns(m, headers, &lookup)?;
     let col = |c: &ColRef| lookup.find(&c.name).expect("checked above");
-    let compile = |d: &ValueDef| -> Compiled {
-        let src = match &d.source {
-            SourceDef::Columns(cs) if cs.len() == 1 => Src::Col(col(&cs[0])),
-            SourceDef::Columns(cs) => Src::First(cs.iter().map(col).collect()),
-            SourceDef::Template(parts) => Src::Template(
-                parts
-                    .iter()
-                    .map(|p| match p {
-                        TplPart::Lit(s) => TplPart::Lit(s.clone()),
-                        TplPart::Col(c) => TplPart::Col(col(c)),
-                    })
-                    .collect(),
-            ),
-            SourceDef::Const(s) => Src::Const(s.as_str().into()),
-        };
-        let mut cols: Vec<usize> = match &d.source {
-            SourceDef::Columns(cs) => cs.iter().map(col).collect(),
-            SourceDef::Template(parts) => parts
-                .iter()
-                .filter_map(|p| match p {
-                    TplPart::Col(c) => Some(col(c)),
-                    TplPart::Lit(_) => None,
-                })
-                .collect(),
-            SourceDef::Const(_) => Vec::new(),
-        };
-        cols.dedup();
-        Compiled {
-            target: d.target.as_str().into(),
-            src,
-            m: d.modifiers.clone(),
-            cols: cols.into(),
-        }
-    };
-
+    let compile = |d: &ValueDef| compile(d, &col);
     let f = &m.fields;
     let mut used: Vec<usize> = m.defs().flat_map(|d| d.columns().map(col)).collect();
     used.sort_unstable();
@@ -154,6 +89,77 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
         blank: m.blank,
         name_required: m.name_required,
     })
+}
+
+/// Every column the mapping names is in the headers; the missing ones fail together, in
+/// mapping order, each once.
+fn check_columns(m: &Mapping, headers: &[String], lookup: &Lookup<'_>) -> anyhow::Result<()> {
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    let mut missing: Vec<&ColRef> = Vec::new();
+    for def in m.defs() {
+        for c in def.columns() {
+            if seen.insert(c.name.as_str(), ()).is_none() && lookup.find(&c.name).is_none() {
+                missing.push(c);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let usable: Vec<&str> = headers
+        .iter()
+        .map(String::as_str)
+        .filter(|h| !is_report_column(h))
+        .collect();
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|c| missing_message(&m.origin, c, &usable))
+        .collect();
+    Err(if lines.len() == 1 {
+        anyhow!("{}", lines[0])
+    } else {
+        anyhow!(
+            "{} columns named in the mapping are not in the file:\n{}",
+            lines.len(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// A value definition with its columns as header indices (`col` finds one).
+fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> usize) -> Compiled {
+    let src = match &d.source {
+        SourceDef::Columns(cs) if cs.len() == 1 => Src::Col(col(&cs[0])),
+        SourceDef::Columns(cs) => Src::First(cs.iter().map(col).collect()),
+        SourceDef::Template(parts) => Src::Template(
+            parts
+                .iter()
+                .map(|p| match p {
+                    TplPart::Lit(s) => TplPart::Lit(s.clone()),
+                    TplPart::Col(c) => TplPart::Col(col(c)),
+                })
+                .collect(),
+        ),
+        SourceDef::Const(s) => Src::Const(s.as_str().into()),
+    };
+    let mut cols: Vec<usize> = match &d.source {
+        SourceDef::Columns(cs) => cs.iter().map(col).collect(),
+        SourceDef::Template(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                TplPart::Col(c) => Some(col(c)),
+                TplPart::Lit(_) => None,
+            })
+            .collect(),
+        SourceDef::Const(_) => Vec::new(),
+    };
+    cols.dedup();
+    Compiled {
+        target: d.target.as_str().into(),
+        src,
+        m: d.modifiers.clone(),
+        cols: cols.into(),
+    }
 }
 
 fn missing_message(origin: &str, c: &ColRef, headers: &[&str]) -> String {

@@ -26,7 +26,7 @@ pub fn closest<'h>(wanted: &str, headers: &'h [&'h str], max: usize) -> Vec<&'h 
 }
 
 /// Edit distance in characters (insert, delete, substitute).
-pub fn levenshtein(a: &str, b: &str) -> usize {
+fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];

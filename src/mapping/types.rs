@@ -81,12 +81,12 @@ impl ValueType {
 }
 
 /// `42`, `+42`, `-42`. No thousands separators, no decimals.
-pub fn parse_integer(s: &str) -> Option<i64> {
+fn parse_integer(s: &str) -> Option<i64> {
     s.trim().parse::<i64>().ok()
 }
 
 /// An integer stays an integer (`3`, not `3.0`); otherwise a finite float.
-pub fn parse_number(s: &str) -> Option<Value> {
+fn parse_number(s: &str) -> Option<Value> {
     let s = s.trim();
     if let Ok(i) = s.parse::<i64>() {
         return Some(Value::Number(i.into()));
@@ -97,7 +97,7 @@ pub fn parse_number(s: &str) -> Option<Value> {
 }
 
 /// true/false, yes/no, y/n, 1/0, and `x` (a ticked checkbox), case-insensitively.
-pub fn parse_bool(s: &str) -> Option<bool> {
+fn parse_bool(s: &str) -> Option<bool> {
     const TRUE: [&str; 5] = ["true", "yes", "y", "1", "x"];
     const FALSE: [&str; 4] = ["false", "no", "n", "0"];
     let s = s.trim();
@@ -112,7 +112,7 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// The mapping's formats first, then ISO 8601 (a date, or a date and time whose date is kept),
 /// then an Excel serial day number.
-pub fn parse_date(s: &str, formats: &Formats) -> Option<NaiveDate> {
+fn parse_date(s: &str, formats: &Formats) -> Option<NaiveDate> {
     let s = s.trim();
     for items in &formats.0 {
         let mut p = Parsed::new();
@@ -197,7 +197,7 @@ fn utc_text(dt: chrono::DateTime<chrono::FixedOffset>) -> String {
 /// The mapping's formats first, then ISO 8601 / RFC 3339, then an Excel serial. A value with an
 /// offset is written in UTC with `Z`; one without stays naive (`2023-07-17T10:30:00`); a date
 /// alone is midnight.
-pub fn parse_datetime(s: &str, formats: &Formats) -> Option<String> {
+fn parse_datetime(s: &str, formats: &Formats) -> Option<String> {
     let s = s.trim();
     for items in &formats.0 {
         let mut p = Parsed::new();
@@ -229,7 +229,7 @@ const EXCEL_MAX_SERIAL: f64 = 2_958_465.999_999;
 /// An Excel serial day number (`45123`, `45123.5`) → date and time. Excel counts 1900-01-01 as
 /// day 1 and believes 1900 was a leap year, so day 60 (29 February 1900) does not exist and
 /// days from 61 on are counted from 1899-12-30.
-pub fn excel_serial(s: &str) -> Option<NaiveDateTime> {
+fn excel_serial(s: &str) -> Option<NaiveDateTime> {
     // Digits with at most one decimal point: a signed or exponent form is not a serial.
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;

@@ -18,7 +18,7 @@ use crate::mapping::{MatchKey, Resolved};
 use crate::model::{Outcome, RowError};
 use crate::progress::Progress;
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
-use crate::source::Source;
+use crate::source::{ReadError, Source};
 
 use super::dupes::DupeTracker;
 use super::engine::{Engine, EngineOptions, Row, RowResult, groups};
@@ -51,6 +51,8 @@ enum SlotState {
 pub struct FileRows {
     pub slots: Vec<Slot>,
     pub rows: Vec<Row>,
+    /// Reading stopped before the end of the file: nothing of it is to be imported.
+    pub read_error: Option<ReadError>,
 }
 
 impl Slot {
@@ -82,6 +84,7 @@ pub fn read_rows(
     let mut out = FileRows {
         slots: Vec::new(),
         rows: Vec::new(),
+        read_error: None,
     };
     let mut mapped = super::map_rows(source, resolved, &PipelineOptions::default());
     for m in mapped.by_ref() {
@@ -114,6 +117,11 @@ pub fn read_rows(
             state,
         });
     }
+    if let Err(e) = mapped.finish() {
+        // A file read only in part is not imported: no lookup, no writes.
+        out.rows.clear();
+        out.read_error = Some(e);
+    }
     out
 }
 
@@ -137,7 +145,7 @@ impl Writes {
         file: FileRows,
         out: &mut ImportReports,
     ) -> Result<Option<Stop>> {
-        let FileRows { slots, rows } = file;
+        let FileRows { slots, rows, .. } = file;
         let invalid = slots.iter().filter(|s| s.is_invalid()).count() as u64;
         out.expect(slots)?;
         if self.opts.max_errors.is_some_and(|m| invalid > m) {
@@ -241,6 +249,11 @@ impl ImportReports {
 
     pub fn dir(&self) -> &RunDir {
         self.reports.dir()
+    }
+
+    /// Reading the file failed: said in `summary.json`.
+    pub fn read_failed(&mut self, e: &ReadError) {
+        self.reports.summary_mut().read_error = Some(e.to_string());
     }
 
     /// The file's rows, whose results are to come; the invalid and skipped ones at the head

@@ -38,6 +38,17 @@ impl Input {
         })
     }
 
+    /// The source's warnings about the file as a whole (repaired BOM, blank or duplicate
+    /// headers), printed on stderr (even with `-q`: they speak of the data) and handed back for
+    /// `summary.json`.
+    pub fn header_warnings(&self) -> Vec<String> {
+        let warnings = self.source.warnings().to_vec();
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        warnings
+    }
+
     /// The keys rows are matched on, in the mapping's order (the mapping always names one).
     pub fn match_keys(&self) -> &[MatchKey] {
         self.mapping.match_keys()

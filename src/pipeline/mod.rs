@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 
 use crate::mapping::{ContactDraft, Resolved};
 use crate::model::{ErrorCode, Outcome, RowError};
-use crate::source::{Record, RowIssue, Source};
+use crate::source::{ReadError, Record, RowIssue, Source};
 
 /// How the pipeline spreads the work.
 #[derive(Debug, Clone, Copy)]
@@ -176,11 +176,13 @@ where
     let (in_tx, in_rx) = mpsc::sync_channel::<Batch<Result<Record, RowIssue>>>(window);
     let (out_tx, out_rx) = mpsc::channel::<Batch<T>>();
     let mut threads = Vec::with_capacity(workers + 1);
+    let read_error = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&read_error);
 
     threads.push(
         std::thread::Builder::new()
             .name("doto-reader".into())
-            .spawn(move || read_batches(&mut *source, batch_size, &window_tx, &in_tx))
+            .spawn(move || read_batches(&mut *source, batch_size, &window_tx, &in_tx, &slot))
             .expect("spawn reader thread"),
     );
     let in_rx = Arc::new(Mutex::new(in_rx));
@@ -213,28 +215,30 @@ where
         next_seq: 0,
         current: Vec::new().into_iter(),
         threads,
+        read_error,
+        exhausted: false,
     }
 }
 
+/// The reader thread: the source's items in batches; at its end, the source's read error (if
+/// any) into `read_error`, before the last batch goes out.
 fn read_batches(
     source: &mut dyn Source,
     batch_size: usize,
     window_tx: &SyncSender<()>,
     in_tx: &SyncSender<Batch<Result<Record, RowIssue>>>,
+    read_error: &Mutex<Option<ReadError>>,
 ) {
     let mut seq = 0u64;
     loop {
-        let mut batch = Vec::with_capacity(batch_size);
-        while batch.len() < batch_size {
-            match source.next() {
-                Some(item) => batch.push(item),
-                None => break,
-            }
+        let batch: Vec<_> = (&mut *source).take(batch_size).collect();
+        let last = batch.len() < batch_size;
+        if last && let Some(e) = source.take_error() {
+            *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
         if batch.is_empty() {
             return;
         }
-        let last = batch.len() < batch_size;
         if window_tx.send(()).is_err() || in_tx.send((seq, batch)).is_err() {
             return; // the consumer stopped
         }
@@ -256,9 +260,27 @@ pub struct Ordered<T> {
     next_seq: u64,
     current: std::vec::IntoIter<T>,
     threads: Vec<JoinHandle<()>>,
+    read_error: Arc<Mutex<Option<ReadError>>>,
+    /// The iterator returned `None`: every row read was handed out.
+    exhausted: bool,
 }
 
 impl<T> Ordered<T> {
+    /// Call after the last row: `Err` when reading stopped on an error before the end of the
+    /// file (the rows handed out are all those before it). A caller that stopped early (Ctrl-C,
+    /// `--max-errors`) gets `Ok`: what lies past its stop does not matter.
+    pub fn finish(self) -> Result<(), ReadError> {
+        if !self.exhausted {
+            return Ok(());
+        }
+        let e = self
+            .read_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        e.map_or(Ok(()), Err)
+    }
+
     /// Wait for every thread; a panic in the reader (a bug in a source) is passed on, so a
     /// crashed read never looks like the end of the file.
     fn join(&mut self) {
@@ -297,6 +319,7 @@ impl<T> Iterator for Ordered<T> {
                     // Every worker is gone: the file is done (or a thread died, checked here).
                     let missing = !self.pending.is_empty();
                     self.join();
+                    self.exhausted = true;
                     assert!(!missing, "the row pipeline lost a batch");
                     return None;
                 }
@@ -361,6 +384,64 @@ mod tests {
             headers: vec!["a".into()],
             items: items.into_iter(),
         })
+    }
+
+    /// [`source`]'s `n` items, then a read error at line `n + 2`.
+    fn failing_source(n: u64) -> Box<dyn Source> {
+        let mut src = source(n);
+        let error = ReadError {
+            file: "f.csv".into(),
+            unit: "line",
+            at: n + 2,
+            cause: "I/O error".into(),
+        };
+        Box::new(FailingSource(
+            src.by_ref().collect::<Vec<_>>().into_iter(),
+            Some(error),
+        ))
+    }
+
+    struct FailingSource(
+        std::vec::IntoIter<Result<Record, RowIssue>>,
+        Option<ReadError>,
+    );
+    impl Iterator for FailingSource {
+        type Item = Result<Record, RowIssue>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.0.next()
+        }
+    }
+    impl Source for FailingSource {
+        fn headers(&self) -> &[String] {
+            &[]
+        }
+        fn take_error(&mut self) -> Option<ReadError> {
+            self.1.take()
+        }
+    }
+
+    #[test]
+    fn a_read_error_comes_after_every_row_read_before_it() {
+        let opts = PipelineOptions {
+            workers: 2,
+            batch: 4,
+            window: 2,
+        };
+        for n in [0, 3, 4, 9] {
+            let mut rows = map_rows(failing_source(n), mapper, &opts);
+            let lines: Vec<u64> = rows.by_ref().map(|r| r.line).collect();
+            assert_eq!(lines, (2..n + 2).collect::<Vec<_>>());
+            let e = rows.finish().expect_err("the read error");
+            assert_eq!(e.at, n + 2);
+        }
+        // A consumer that stops early has nothing to report.
+        let mut rows = map_rows(failing_source(9), mapper, &opts);
+        assert!(rows.next().is_some());
+        assert_eq!(rows.finish(), Ok(()));
+        // A source read to its end without an error.
+        let mut rows = map_rows(source(9), mapper, &opts);
+        assert_eq!(rows.by_ref().count(), 9);
+        assert_eq!(rows.finish(), Ok(()));
     }
 
     fn mapper(r: &Record) -> Result<ContactDraft, Vec<RowError>> {

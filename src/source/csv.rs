@@ -8,7 +8,7 @@
 //! DFA `csv` uses. Memory is one input buffer, one record buffer and at most a few held footer
 //! rows, whatever the length of the file.
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -16,7 +16,7 @@ use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
 
 use super::encoding::{self, DecodeReader, Detected};
 use super::{
-    Item, Pending, Queue, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
+    Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
     clean_headers, footer_issue, looks_like_footer, read_up_to,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
@@ -33,13 +33,12 @@ const BUF: usize = 64 * 1024;
 const MAX_RECORD: usize = 64 << 20;
 
 /// Candidate delimiters, in order of preference when two fit equally well.
-pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// A record reader that knows the physical line where each record starts and ends.
 pub(crate) struct RawReader<R> {
     rdr: R,
     core: csv_core::Reader,
-    delimiter: u8,
     /// The byte that ends a line: `\n`, or `\r` in a file with old Mac line endings (no `\n`).
     newline: u8,
     /// 1-based line of the next unread byte.
@@ -49,6 +48,10 @@ pub(crate) struct RawReader<R> {
     nfields: usize,
     start_line: u64,
     end_line: u64,
+    /// The record ended with a line terminator (not with the end of the input).
+    terminated: bool,
+    /// The record ended inside a quoted field: the input ended before its closing quote.
+    open_quote: bool,
     done: bool,
 }
 
@@ -61,7 +64,6 @@ impl<R: BufRead> RawReader<R> {
         RawReader {
             rdr,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
-            delimiter,
             newline: b'\n',
             line: 1,
             out: vec![0; 4096],
@@ -69,21 +71,39 @@ impl<R: BufRead> RawReader<R> {
             nfields: 0,
             start_line: 0,
             end_line: 0,
+            terminated: false,
+            open_quote: false,
             done: false,
         }
     }
 
-    /// Read the next record; `false` at the end of the input.
+    /// Read the next record; `false` at the end of the input. On an error, `start_line` is the
+    /// line where reading failed.
     pub(crate) fn read(&mut self) -> io::Result<bool> {
         if self.done {
             return Ok(false);
         }
-        // Skip the terminators between records here, counting them: blank lines and the `\n` of
-        // a CRLF that csv-core leaves behind.
+        match self.skip_terminators() {
+            Ok(true) => {}
+            Ok(false) => {
+                self.done = true;
+                return Ok(false);
+            }
+            Err(e) => {
+                self.start_line = self.line;
+                return Err(e);
+            }
+        }
+        self.start_line = self.line;
+        self.read_record()
+    }
+
+    /// Skip the terminators between records here, counting them: blank lines and the `\n` of a
+    /// CRLF that csv-core leaves behind. `false` at the end of the input.
+    fn skip_terminators(&mut self) -> io::Result<bool> {
         loop {
             let buf = self.rdr.fill_buf()?;
             if buf.is_empty() {
-                self.done = true;
                 return Ok(false);
             }
             let n = buf
@@ -94,65 +114,95 @@ impl<R: BufRead> RawReader<R> {
             self.line += count(&buf[..n], self.newline);
             self.rdr.consume(n);
             if !more {
-                break;
+                return Ok(true);
             }
         }
-        self.start_line = self.line;
+    }
+
+    /// Read the record that starts at the next byte (not a terminator).
+    ///
+    /// At the end of the input csv-core is first fed one newline, the *probe*: outside quotes it
+    /// ends the record as the end of the input would; inside a quoted field the file left open it
+    /// becomes part of the field, which is how an unclosed quote is told from a closed one.
+    fn read_record(&mut self) -> io::Result<bool> {
         let (mut outlen, mut endlen) = (0, 0);
         let mut ended_nl = false;
+        let mut probed = false;
+        self.open_quote = false;
         // csv-core counts every `\n` it consumes (quoted ones too): add its count to ours.
         let core_line = self.core.line();
         loop {
-            let buf = self.rdr.fill_buf()?;
+            let real = self.rdr.fill_buf()?;
+            let probe = real.is_empty() && !probed;
+            let input: &[u8] = if probe { b"\n" } else { real };
             let (res, nin, nout, nend) =
                 self.core
-                    .read_record(buf, &mut self.out[outlen..], &mut self.ends[endlen..]);
-            if nin > 0 {
-                ended_nl = buf[nin - 1] == self.newline;
+                    .read_record(input, &mut self.out[outlen..], &mut self.ends[endlen..]);
+            if probe {
+                probed = nin > 0;
+            } else if nin > 0 {
+                ended_nl = input[nin - 1] == self.newline;
                 if self.newline != b'\n' {
-                    self.line += count(&buf[..nin], self.newline);
+                    self.line += count(&input[..nin], self.newline);
                 }
+                self.rdr.consume(nin);
             }
-            self.rdr.consume(nin);
             outlen += nout;
             endlen += nend;
             match res {
-                csv_core::ReadRecordResult::InputEmpty => {}
-                csv_core::ReadRecordResult::OutputFull => {
-                    if self.out.len() >= MAX_RECORD {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "the record starting at line {} is over {} MiB (a quote left open?)",
-                                self.start_line,
-                                MAX_RECORD >> 20
-                            ),
-                        ));
-                    }
-                    let n = self.out.len() * 2;
-                    self.out.resize(n, 0);
-                }
+                csv_core::ReadRecordResult::InputEmpty => self.open_quote |= probe && probed,
+                csv_core::ReadRecordResult::OutputFull => self.grow_out()?,
                 csv_core::ReadRecordResult::OutputEndsFull => {
                     let n = self.ends.len() * 2;
                     self.ends.resize(n, 0);
                 }
                 csv_core::ReadRecordResult::Record => {
                     if self.newline == b'\n' {
-                        self.line += self.core.line() - core_line;
+                        self.line += self.core.line() - core_line - u64::from(probed);
+                    }
+                    self.open_quote &= endlen > 0 && outlen > 0 && self.out[outlen - 1] == b'\n';
+                    if self.open_quote {
+                        self.ends[endlen - 1] -= 1; // the probe's newline
                     }
                     self.nfields = endlen;
+                    self.terminated = !probed;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
                 }
                 csv_core::ReadRecordResult::End => {
                     if self.newline == b'\n' {
-                        self.line += self.core.line() - core_line;
+                        self.line += self.core.line() - core_line - u64::from(probed);
                     }
                     self.done = true;
                     return Ok(false);
                 }
             }
         }
+    }
+
+    /// The record is longer than the buffer: double it, up to [`MAX_RECORD`].
+    fn grow_out(&mut self) -> io::Result<()> {
+        if self.out.len() >= MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the record starting at line {} is over {} MiB (a quote left open?)",
+                    self.start_line,
+                    MAX_RECORD >> 20
+                ),
+            ));
+        }
+        let n = self.out.len() * 2;
+        self.out.resize(n, 0);
+        Ok(())
+    }
+
+    /// The record just read ends inside a quoted field (the input ended first): the line where
+    /// that field's quote opened.
+    pub(crate) fn open_quote_line(&self) -> Option<u64> {
+        let last = self.nfields.checked_sub(1)?;
+        self.open_quote
+            .then(|| self.line - count(self.field(last), self.newline))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -248,6 +298,169 @@ fn refuse_binary(file: &str, prefix: &[u8], det: &Detected) -> anyhow::Result<()
     Ok(())
 }
 
+/// Read the start of the file (up to [`PREFIX`]) for the detections; `true` when the file is
+/// longer than that.
+fn read_prefix(file: &str, f: &mut impl Read) -> anyhow::Result<(Vec<u8>, bool)> {
+    let mut prefix = vec![0; PREFIX];
+    let n = read_up_to(f, &mut prefix).with_context(|| format!("{file}: cannot read"))?;
+    prefix.truncate(n);
+    if n == 0 {
+        bail!("{file}: the file is empty: there is no header row");
+    }
+    Ok((prefix, n == PREFIX))
+}
+
+/// The encoding: the label in `opts`, a BOM, or detected from the prefix; a binary file is
+/// refused. Warnings about it go to `warnings`, naming the file.
+fn detect_encoding(
+    file: &str,
+    prefix: &[u8],
+    truncated: bool,
+    opts: &SourceOptions,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Detected> {
+    let forced = opts
+        .encoding
+        .as_deref()
+        .map(encoding::for_label)
+        .transpose()
+        .with_context(|| format!("{file}: the source encoding"))?;
+    let mut found = Vec::new();
+    let det = encoding::detect(prefix, truncated, forced, &mut found);
+    refuse_binary(file, prefix, &det)?;
+    warnings.extend(found.into_iter().map(|w| format!("{file}: {w}")));
+    Ok(det)
+}
+
+/// The delimiter detected from the decoded start of the file, and how it was chosen.
+fn sniff_prefix(
+    prefix: &[u8],
+    truncated: bool,
+    det: &Detected,
+    header_line: u64,
+) -> (u8, &'static str) {
+    let end = (det.bom_len + SAMPLE).min(prefix.len());
+    let cut = truncated || end < prefix.len();
+    let sample = encoding::decode_sample(det, &prefix[..end], cut);
+    match sniff_delimiter(&sample, cut, header_line) {
+        Some(d) => (d, "detected"),
+        None => (b',', "default: one column"),
+    }
+}
+
+/// The file from just after its BOM, decoded to UTF-8 as it is read.
+fn decoded_reader<R>(
+    file: &str,
+    mut f: R,
+    det: &Detected,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Box<dyn BufRead + Send>>
+where
+    R: Read + Seek + Send + 'static,
+{
+    f.seek(SeekFrom::Start(det.bom_len as u64))
+        .with_context(|| format!("{file}: cannot read"))?;
+    let mut rdr: Box<dyn BufRead + Send> = if det.encoding == UTF_8 {
+        Box::new(BufReader::with_capacity(BUF, f))
+    } else {
+        Box::new(DecodeReader::new(f, det.encoding))
+    };
+    // csv-core drops a UTF-8 BOM at the start of its input without a word: a second BOM
+    // (a file "fixed" twice) would vanish unreported, so look for it first.
+    if rdr
+        .fill_buf()
+        .with_context(|| format!("{file}: cannot read"))?
+        .starts_with("\u{FEFF}".as_bytes())
+    {
+        warnings.push(format!(
+            "{file}: a second byte-order mark (U+FEFF) follows the first one; removed"
+        ));
+    }
+    Ok(rdr)
+}
+
+/// Read up to the header record (the first at or after `header_line`) and return its names,
+/// cleaned (see [`clean_headers`]).
+fn read_header(
+    file: &str,
+    raw: &mut RawReader<Box<dyn BufRead + Send>>,
+    header_line: u64,
+    det: &Detected,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    loop {
+        if !raw.read().with_context(|| format!("{file}: cannot read"))? {
+            if header_line > 1 {
+                bail!(
+                    "{file}: no header row: the file has no row at or after line {header_line} (header_row)"
+                );
+            }
+            bail!("{file}: the file is empty: there is no header row");
+        }
+        if raw.start_line >= header_line {
+            break;
+        }
+    }
+    let mut headers: Vec<String> = (0..raw.len())
+        .map(|i| String::from_utf8_lossy(raw.field(i)).into_owned())
+        .collect();
+    if (0..raw.len()).any(|i| std::str::from_utf8(raw.field(i)).is_err()) {
+        warnings.push(format!(
+            "{file}: the header row is not valid {}: undecodable bytes shown as U+FFFD",
+            det.encoding.name()
+        ));
+    }
+    clean_headers(file, &mut headers, |i| (i + 1).to_string(), warnings);
+    Ok(headers)
+}
+
+/// The fields of the record just read, as text; the columns that did not decode (or hold
+/// U+FFFD already); and whether any bytes were invalid (rather than U+FFFD in the text).
+fn decode_fields<R: BufRead>(raw: &RawReader<R>) -> (Vec<String>, Vec<usize>, bool) {
+    let n = raw.len();
+    let mut fields = Vec::with_capacity(n);
+    let mut undecodable = Vec::new();
+    // Fast path: check the whole record once. Its fields are valid on their own only if each
+    // boundary is also a character boundary (bytes split by a delimiter can rejoin).
+    let ends = &raw.ends[..n];
+    match std::str::from_utf8(raw.bytes()) {
+        Ok(all) if ends.iter().all(|&e| all.is_char_boundary(e)) => {
+            let mut start = 0;
+            for &end in ends {
+                fields.push(all[start..end].to_owned());
+                start = end;
+            }
+        }
+        _ => {
+            for i in 0..n {
+                match std::str::from_utf8(raw.field(i)) {
+                    Ok(s) => fields.push(s.to_owned()),
+                    Err(_) => {
+                        undecodable.push(i);
+                        fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    let invalid_bytes = !undecodable.is_empty();
+    // U+FFFD is EF BF BD: look for it only in the rare records holding an 0xEF byte.
+    if !invalid_bytes && raw.bytes().contains(&0xEF) {
+        undecodable.extend((0..n).filter(|&i| fields[i].contains('\u{FFFD}')));
+    }
+    (fields, undecodable, invalid_bytes)
+}
+
+/// An invalid `ragged_row` issue: the values cannot be matched to their columns.
+fn ragged_issue(line: u64, raw: Vec<String>, message: String) -> RowIssue {
+    RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Invalid,
+        error: RowError::new(ErrorCode::RaggedRow, None, message),
+    }
+}
+
 /// A CSV (or TSV, or `;`-separated) file as a stream of records. See the module doc.
 pub struct CsvSource {
     file: String,
@@ -263,48 +476,36 @@ pub struct CsvSource {
     /// Last line of the previous record (or of the header).
     prev_end: u64,
     done: bool,
-    error: Option<anyhow::Error>,
+    error: Option<ReadError>,
 }
 
 impl CsvSource {
     /// Open `path`, detect what is not set in `opts`, and read the header.
     pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<CsvSource> {
         let file = path.display().to_string();
-        let mut f = File::open(path).with_context(|| format!("{file}: cannot open"))?;
-        let mut prefix = vec![0; PREFIX];
-        let n = read_up_to(&mut f, &mut prefix).with_context(|| format!("{file}: cannot read"))?;
-        prefix.truncate(n);
-        if n == 0 {
-            bail!("{file}: the file is empty: there is no header row");
-        }
-        let truncated = n == PREFIX;
-        let mut warnings = Vec::new();
-        let forced = opts
-            .encoding
-            .as_deref()
-            .map(encoding::for_label)
-            .transpose()
-            .with_context(|| format!("{file}: the source encoding"))?;
-        let det = encoding::detect(&prefix, truncated, forced, &mut warnings);
-        refuse_binary(&file, &prefix, &det)?;
-        for w in &mut warnings {
-            *w = format!("{file}: {w}");
-        }
+        let f = File::open(path).with_context(|| format!("{file}: cannot open"))?;
+        CsvSource::from_reader(&file, f, opts)
+    }
 
+    /// [`CsvSource::open`] on any seekable reader; `file` names it in every message.
+    pub fn from_reader<R>(file: &str, mut f: R, opts: &SourceOptions) -> anyhow::Result<CsvSource>
+    where
+        R: Read + Seek + Send + 'static,
+    {
+        let file = file.to_owned();
+        let (prefix, truncated) = read_prefix(&file, &mut f)?;
+        let mut warnings = Vec::new();
+        let det = detect_encoding(&file, &prefix, truncated, opts, &mut warnings)?;
         let header_line = opts.header_row.unwrap_or(1);
         if header_line == 0 {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
         let (delimiter, how) = match opts.delimiter {
-            Some(d) => (d, "set"),
-            None => {
-                let end = (det.bom_len + SAMPLE).min(prefix.len());
-                let sample = encoding::decode_sample(&det, &prefix[..end], truncated || end < n);
-                match sniff_delimiter(&sample, truncated || end < n, header_line) {
-                    Some(d) => (d, "detected"),
-                    None => (b',', "default: one column"),
-                }
+            Some(d @ (b'"' | b'\n' | b'\r')) => {
+                bail!("{file}: the delimiter cannot be {:?}", d as char)
             }
+            Some(d) => (d, "set"),
+            None => sniff_prefix(&prefix, truncated, &det, header_line),
         };
         // Old Mac files end lines with a lone CR: count those, or every row would be "line 1".
         let newline = if !prefix.contains(&b'\n') && prefix.contains(&b'\r') {
@@ -314,50 +515,10 @@ impl CsvSource {
         };
         drop(prefix);
 
-        f.seek(SeekFrom::Start(det.bom_len as u64))
-            .with_context(|| format!("{file}: cannot read"))?;
-        let rdr: Box<dyn BufRead + Send> = if det.encoding == UTF_8 {
-            Box::new(BufReader::with_capacity(BUF, f))
-        } else {
-            Box::new(DecodeReader::new(f, det.encoding))
-        };
-        let mut rdr = rdr;
-        // csv-core drops a UTF-8 BOM at the start of its input without a word: a second BOM
-        // (a file "fixed" twice) would vanish unreported, so look for it first.
-        if rdr
-            .fill_buf()
-            .with_context(|| format!("{file}: cannot read"))?
-            .starts_with("\u{FEFF}".as_bytes())
-        {
-            warnings.push(format!(
-                "{file}: a second byte-order mark (U+FEFF) follows the first one; removed"
-            ));
-        }
+        let rdr = decoded_reader(&file, f, &det, &mut warnings)?;
         let mut raw = RawReader::new(rdr, delimiter);
         raw.newline = newline;
-        loop {
-            if !raw.read().with_context(|| format!("{file}: cannot read"))? {
-                if header_line > 1 {
-                    bail!(
-                        "{file}: no header row: the file has no row at or after line {header_line} (header_row)"
-                    );
-                }
-                bail!("{file}: the file is empty: there is no header row");
-            }
-            if raw.start_line >= header_line {
-                break;
-            }
-        }
-        let mut headers: Vec<String> = (0..raw.len())
-            .map(|i| String::from_utf8_lossy(raw.field(i)).into_owned())
-            .collect();
-        if (0..raw.len()).any(|i| std::str::from_utf8(raw.field(i)).is_err()) {
-            warnings.push(format!(
-                "{file}: the header row is not valid {}: undecodable bytes shown as U+FFFD",
-                det.encoding.name()
-            ));
-        }
-        clean_headers(&file, &mut headers, |i| (i + 1).to_string(), &mut warnings);
+        let headers = read_header(&file, &mut raw, header_line, &det, &mut warnings)?;
         let describe = format!(
             "CSV, {}, delimiter {} ({how}), header on line {}",
             det.describe(),
@@ -399,10 +560,12 @@ impl CsvSource {
         match self.raw.read() {
             Err(e) => {
                 self.trailer.release(&mut self.out);
-                self.error = Some(anyhow::Error::new(e).context(format!(
-                    "{}: read failed after line {}",
-                    self.file, self.prev_end
-                )));
+                self.error = Some(ReadError {
+                    file: self.file.clone(),
+                    unit: "line",
+                    at: self.raw.start_line,
+                    cause: e.to_string(),
+                });
                 self.done = true;
             }
             Ok(false) => {
@@ -420,40 +583,9 @@ impl CsvSource {
 
     /// Turn the record just read into one item: a record, or why it is not one.
     fn classify(&mut self) {
-        let raw = &self.raw;
-        let line = raw.start_line;
-        let n = raw.len();
-        let mut fields = Vec::with_capacity(n);
-        let mut undecodable = Vec::new();
-        // Fast path: check the whole record once. Its fields are valid on their own only if each
-        // boundary is also a character boundary (bytes split by a delimiter can rejoin).
-        let ends = &raw.ends[..n];
-        match std::str::from_utf8(raw.bytes()) {
-            Ok(all) if ends.iter().all(|&e| all.is_char_boundary(e)) => {
-                let mut start = 0;
-                for &end in ends {
-                    fields.push(all[start..end].to_owned());
-                    start = end;
-                }
-            }
-            _ => {
-                for i in 0..n {
-                    match std::str::from_utf8(raw.field(i)) {
-                        Ok(s) => fields.push(s.to_owned()),
-                        Err(_) => {
-                            undecodable.push(i);
-                            fields.push(String::from_utf8_lossy(raw.field(i)).into_owned());
-                        }
-                    }
-                }
-            }
-        }
-        let invalid_bytes = !undecodable.is_empty();
-        // U+FFFD is EF BF BD: look for it only in the rare records holding an 0xEF byte.
-        if !invalid_bytes && raw.bytes().contains(&0xEF) {
-            undecodable.extend((0..n).filter(|&i| fields[i].contains('\u{FFFD}')));
-        }
-
+        let line = self.raw.start_line;
+        let n = self.raw.len();
+        let (mut fields, undecodable, invalid_bytes) = decode_fields(&self.raw);
         let Some(first) = fields.iter().position(|f| !f.trim().is_empty()) else {
             let what = if n > 1 {
                 "row of empty cells (delimiters only)"
@@ -464,6 +596,12 @@ impl CsvSource {
             self.trailer.blank(p, &mut self.out);
             return;
         };
+        if let Some(quote) = self.raw.open_quote_line() {
+            let issue = self.unclosed_quote(line, quote, fields);
+            self.trailer
+                .normal(Pending::Item(Err(issue)), &mut self.out);
+            return;
+        }
 
         let w = self.headers.len();
         // A trailing delimiter (empty fields past the header) shifts nothing: drop them. Nor does
@@ -475,64 +613,16 @@ impl CsvSource {
         }
         let ragged = fields.len() != w;
         let single = fields[first + 1..].iter().all(|f| f.trim().is_empty());
-        let footer = ((ragged && single)
+        // A short last row with no line end is a file cut mid-row, not a footer, unless its
+        // text says it is one.
+        let footer = ((ragged && single && self.raw.terminated)
             || ((ragged || single) && looks_like_footer(&fields[first])))
         .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
 
         let item = if ragged {
-            let span = if self.raw.end_line > line {
-                format!(
-                    " (the record spans lines {line}–{}: is a quote left open?)",
-                    self.raw.end_line
-                )
-            } else {
-                String::new()
-            };
-            Err(RowIssue {
-                line,
-                outcome: Outcome::Invalid,
-                error: RowError::new(
-                    ErrorCode::RaggedRow,
-                    None,
-                    format!(
-                        "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
-                    ),
-                ),
-                raw: fields,
-            })
+            Err(self.ragged(line, fields))
         } else if let Some(&c) = undecodable.first() {
-            let name = self.headers.get(c).map_or("", String::as_str);
-            let what = if invalid_bytes {
-                let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
-                    "; the start of the file is UTF-8, this row is not: if the file is a Windows export, set `encoding: windows-1252` in the mapping's source section"
-                } else {
-                    ""
-                };
-                format!(
-                    "bytes that are not valid {}, read as {:?}{hint}",
-                    self.encoding.encoding.name(),
-                    fields[c]
-                )
-            } else {
-                format!(
-                    "{:?} holds U+FFFD replacement characters: the text was damaged by an earlier failed decoding",
-                    fields[c]
-                )
-            };
-            let more = match undecodable.len() {
-                1 => String::new(),
-                k => format!(" (and {} more columns)", k - 1),
-            };
-            Err(RowIssue {
-                line,
-                outcome: Outcome::Invalid,
-                error: RowError::new(
-                    ErrorCode::Encoding,
-                    Some(name),
-                    format!("column {name:?}: {what}{more}"),
-                ),
-                raw: fields,
-            })
+            Err(self.undecodable(line, fields, c, undecodable.len(), invalid_bytes))
         } else {
             Ok(Record {
                 line,
@@ -547,9 +637,85 @@ impl CsvSource {
         }
     }
 
-    /// The delimiter in use (set or detected).
-    pub fn delimiter(&self) -> u8 {
-        self.raw.delimiter
+    /// " (the record spans lines 2–5: …)" when the record just read spans several lines.
+    fn span_note(&self, line: u64, why: &str) -> String {
+        if self.raw.end_line > line {
+            format!(
+                " (the record spans lines {line}–{}{why})",
+                self.raw.end_line
+            )
+        } else {
+            String::new()
+        }
+    }
+
+    /// The `ragged_row` issue of a record with more or fewer fields than the header.
+    fn ragged(&self, line: u64, fields: Vec<String>) -> RowIssue {
+        let (w, n) = (self.headers.len(), self.raw.len());
+        let span = self.span_note(line, ": is a quote left open?");
+        ragged_issue(
+            line,
+            fields,
+            format!(
+                "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
+            ),
+        )
+    }
+
+    /// The issue of the last record when the file ends inside a quoted field opened on `quote`:
+    /// the file was cut short (or the quote never closed), so the record is not whole.
+    fn unclosed_quote(&self, line: u64, quote: u64, fields: Vec<String>) -> RowIssue {
+        let span = self.span_note(line, "");
+        ragged_issue(
+            line,
+            fields,
+            format!(
+                "the file ends inside a quoted field opened on line {quote}: the file was cut short or the quote was never closed, so this row is not whole{span}"
+            ),
+        )
+    }
+
+    /// The `encoding` issue of a record whose column `c` (and `count - 1` others) did not decode.
+    fn undecodable(
+        &self,
+        line: u64,
+        fields: Vec<String>,
+        c: usize,
+        count: usize,
+        invalid_bytes: bool,
+    ) -> RowIssue {
+        let name = self.headers.get(c).map_or("", String::as_str);
+        let what = if invalid_bytes {
+            let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
+                "; the start of the file is UTF-8, this row is not: if the file is a Windows export, set `encoding: windows-1252` in the mapping's source section"
+            } else {
+                ""
+            };
+            format!(
+                "bytes that are not valid {}, read as {:?}{hint}",
+                self.encoding.encoding.name(),
+                fields[c]
+            )
+        } else {
+            format!(
+                "{:?} holds U+FFFD replacement characters: the text was damaged by an earlier failed decoding",
+                fields[c]
+            )
+        };
+        let more = match count {
+            1 => String::new(),
+            k => format!(" (and {} more columns)", k - 1),
+        };
+        RowIssue {
+            line,
+            outcome: Outcome::Invalid,
+            error: RowError::new(
+                ErrorCode::Encoding,
+                Some(name),
+                format!("column {name:?}: {what}{more}"),
+            ),
+            raw: fields,
+        }
     }
 }
 
@@ -578,7 +744,7 @@ impl Source for CsvSource {
         &self.warnings
     }
 
-    fn take_error(&mut self) -> Option<anyhow::Error> {
+    fn take_error(&mut self) -> Option<ReadError> {
         self.error.take()
     }
 

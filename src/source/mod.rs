@@ -26,7 +26,7 @@ mod encoding;
 mod xlsx;
 
 pub use self::csv::CsvSource;
-pub use self::xlsx::XlsxSource;
+use self::xlsx::XlsxSource;
 
 /// One data row, as read: fields in header order, decoded to text.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,33 @@ pub struct RowIssue {
     /// `Invalid` otherwise.
     pub outcome: Outcome,
     pub error: RowError,
+}
+
+/// A read that failed part-way through the file: every row before `at` was handed out, nothing
+/// at or after it was. The run must stop on it: the file is not shorter, it is unreadable there.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{file}: reading failed at {unit} {at}: {cause} (the rows before {unit} {at} were read, none after)"
+)]
+pub struct ReadError {
+    /// The file (and the sheet, for a workbook), as the other messages name it.
+    pub file: String,
+    /// `line` (CSV: a physical line) or `row` (XLSX: a sheet row).
+    pub unit: &'static str,
+    /// 1-based line or row where reading failed.
+    pub at: u64,
+    /// What failed (the I/O or XML error).
+    pub cause: String,
+}
+
+impl ReadError {
+    /// Where and why, without the file (for messages that name it already).
+    pub fn where_and_why(&self) -> String {
+        format!(
+            "reading failed at {} {}: {}",
+            self.unit, self.at, self.cause
+        )
+    }
 }
 
 /// Where and how to read (from the mapping's `source:` section; detection fills the gaps).
@@ -87,7 +114,7 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     /// After the iterator returned `None`: the fatal error (an I/O error, a corrupt workbook) that
     /// ended the read before the end of the file, if any. The caller must check it, or a truncated
     /// read would look like a complete one.
-    fn take_error(&mut self) -> Option<anyhow::Error> {
+    fn take_error(&mut self) -> Option<ReadError> {
         None
     }
 

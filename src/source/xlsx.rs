@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail};
 use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workbook};
 
 use super::{
-    Item, Pending, Queue, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
+    Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
     clean_headers, footer_issue, looks_like_footer,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
@@ -160,7 +160,7 @@ struct Header {
 
 enum Msg {
     Rows(Queue),
-    Fatal(anyhow::Error),
+    Fatal(ReadError),
     End,
 }
 
@@ -169,12 +169,15 @@ pub struct XlsxSource {
     headers: Vec<String>,
     warnings: Vec<String>,
     describe: String,
-    file: String,
+    /// The file and sheet, for messages.
+    label: String,
+    /// Line of the last item handed out (the header's at first).
+    last_row: u64,
     rx: Receiver<Msg>,
     thread: Option<JoinHandle<()>>,
     out: Queue,
     done: bool,
-    error: Option<anyhow::Error>,
+    error: Option<ReadError>,
 }
 
 impl XlsxSource {
@@ -216,7 +219,8 @@ impl XlsxSource {
             headers: head.headers,
             warnings: head.warnings,
             describe,
-            file,
+            last_row: head.line,
+            label,
             rx,
             thread: Some(thread),
             out: Queue::default(),
@@ -232,6 +236,10 @@ impl Iterator for XlsxSource {
     fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.out.pop() {
+                self.last_row = match &item {
+                    Ok(r) => r.line,
+                    Err(i) => i.line,
+                };
                 return Some(item);
             }
             if self.done {
@@ -248,15 +256,19 @@ impl Iterator for XlsxSource {
                     // The thread went away without saying it had finished: it panicked.
                     self.done = true;
                     let panicked = self.thread.take().map(|t| t.join().is_err());
-                    self.error = Some(anyhow!(
-                        "{}: the XLSX reader stopped unexpectedly{}",
-                        self.file,
-                        if panicked == Some(true) {
-                            " (it panicked)"
-                        } else {
-                            ""
-                        }
-                    ));
+                    self.error = Some(ReadError {
+                        file: self.label.clone(),
+                        unit: "row",
+                        at: self.last_row + 1,
+                        cause: format!(
+                            "the XLSX reader stopped unexpectedly{}",
+                            if panicked == Some(true) {
+                                " (it panicked)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
                 }
             }
         }
@@ -272,7 +284,7 @@ impl Source for XlsxSource {
         &self.warnings
     }
 
-    fn take_error(&mut self) -> Option<anyhow::Error> {
+    fn take_error(&mut self) -> Option<ReadError> {
         self.error.take()
     }
 
@@ -290,6 +302,8 @@ struct Rows<'a, 'b> {
     next: Option<(u32, u32, Cell)>,
     /// The reader said `None` once: asking again would read past `</sheetData>`.
     finished: bool,
+    /// 0-based row being read when the reader failed, if it had started one.
+    failed_in: Option<u32>,
 }
 
 impl Rows<'_, '_> {
@@ -311,7 +325,12 @@ impl Rows<'_, '_> {
         };
         let row = first.0;
         let mut cells = vec![(first.1, first.2)];
-        while let Some(c) = self.cells.next_cell()? {
+        loop {
+            let next = self
+                .cells
+                .next_cell()
+                .inspect_err(|_| self.failed_in = Some(row))?;
+            let Some(c) = next else { break };
             let (r, col) = c.get_position();
             let cell = convert(c.get_value());
             if r != row {
@@ -347,44 +366,55 @@ fn read_sheet(
         cells: &mut reader,
         next: None,
         finished: false,
+        failed_in: None,
     };
+    let (header_idx, header_cells) = match find_header(&mut rows, header_row, label) {
+        Ok(row) => row,
+        Err(e) => {
+            let _ = htx.send(Err(e));
+            return;
+        }
+    };
+    let (sheet_rows, head) = read_header(label, header_idx, &header_cells);
+    if htx.send(Ok(head)).is_ok() {
+        sheet_rows.stream(&mut rows, header_idx, label, &tx);
+    }
+}
 
-    // The header: the given row, or the first row with a value.
-    let (header_idx, header_cells) = loop {
+/// The header: row `header_row` (1-based), or the first row with a value.
+fn find_header(
+    rows: &mut Rows<'_, '_>,
+    header_row: Option<u64>,
+    label: &str,
+) -> anyhow::Result<SheetRow> {
+    loop {
         let row = match rows.next_row() {
             Ok(Some(row)) => row,
-            Ok(None) => {
-                let msg = match header_row {
-                    Some(h) => {
-                        format!("{label}: header row {h} is empty or past the end of the sheet")
-                    }
-                    None => format!("{label}: the sheet is empty: there is no header row"),
-                };
-                let _ = htx.send(Err(anyhow!(msg)));
-                return;
-            }
-            Err(e) => {
-                let _ = htx.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
-                return;
-            }
+            Ok(None) => match header_row {
+                Some(h) => bail!("{label}: header row {h} is empty or past the end of the sheet"),
+                None => bail!("{label}: the sheet is empty: there is no header row"),
+            },
+            Err(e) => bail!("{label}: cannot read the sheet: {e}"),
         };
         let blank = row.1.iter().all(|(_, c)| c.is_blank());
         match header_row {
-            None if !blank => break row,
-            Some(h) if u64::from(row.0) + 1 == h && !blank => break row,
-            Some(h) if u64::from(row.0) + 1 >= h => {
-                let _ = htx.send(Err(anyhow!("{label}: header row {h} is empty")));
-                return;
-            }
+            None if !blank => return Ok(row),
+            Some(h) if u64::from(row.0) + 1 == h && !blank => return Ok(row),
+            Some(h) if u64::from(row.0) + 1 >= h => bail!("{label}: header row {h} is empty"),
             _ => {}
         }
-    };
+    }
+}
+
+/// The header's names (from its first to its last non-blank cell, cleaned) and warnings, and
+/// what the rows below it are read against.
+fn read_header(label: &str, header_idx: u32, header_cells: &[(u32, Cell)]) -> (SheetRows, Header) {
     let used: Vec<&(u32, Cell)> = header_cells.iter().filter(|(_, c)| !c.is_blank()).collect();
     let first_col = used.first().map_or(0, |(c, _)| *c);
     let last_col = used.last().map_or(0, |(c, _)| *c);
     let mut headers = vec![String::new(); (last_col - first_col + 1) as usize];
     let mut warnings = Vec::new();
-    for (col, cell) in &header_cells {
+    for (col, cell) in header_cells {
         if (first_col..=last_col).contains(col) {
             headers[(col - first_col) as usize] = match cell {
                 Cell::Empty => String::new(),
@@ -406,62 +436,17 @@ fn read_sheet(
         |i| column_letters(first_col + i as u32),
         &mut warnings,
     );
-    let width = headers.len() as u32;
     let sheet_rows = SheetRows {
         headers: headers.clone(),
         first_col,
-        width,
+        width: headers.len() as u32,
     };
-    if htx
-        .send(Ok(Header {
-            headers,
-            warnings,
-            line: u64::from(header_idx) + 1,
-        }))
-        .is_err()
-    {
-        return;
-    }
-
-    let mut out = Queue::default();
-    let mut trailer = Trailer::default();
-    let mut prev = header_idx;
-    loop {
-        match rows.next_row() {
-            Ok(Some((idx, cells))) => {
-                if idx > prev + 1 {
-                    let p = Pending::Blanks {
-                        from: u64::from(prev) + 2,
-                        to: u64::from(idx) + 1,
-                        what: "blank row",
-                    };
-                    trailer.blank(p, &mut out);
-                }
-                if idx > prev {
-                    prev = idx;
-                }
-                sheet_rows.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
-                if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {
-                trailer.finish(&mut out);
-                let _ = tx.send(Msg::Rows(out));
-                let _ = tx.send(Msg::End);
-                return;
-            }
-            Err(e) => {
-                trailer.release(&mut out);
-                let _ = tx.send(Msg::Rows(out));
-                let _ = tx.send(Msg::Fatal(anyhow!(
-                    "{label}: cannot read past row {}: {e}",
-                    prev + 1
-                )));
-                return;
-            }
-        }
-    }
+    let head = Header {
+        headers,
+        warnings,
+        line: u64::from(header_idx) + 1,
+    };
+    (sheet_rows, head)
 }
 
 struct SheetRows {
@@ -470,104 +455,180 @@ struct SheetRows {
     width: u32,
 }
 
+/// The cells of one data row, sorted out.
+#[derive(Default)]
+struct RowCells {
+    fields: Vec<String>,
+    numeric: Vec<bool>,
+    errors: Vec<(u32, CellErrorType)>,
+    /// Text cells outside the header's columns.
+    outside: Vec<(u32, String)>,
+    /// Cells with text, and the first one's text (trimmed).
+    texts: usize,
+    only_text: String,
+}
+
 impl SheetRows {
-    fn classify(&self, line: u64, cells: Vec<(u32, Cell)>, trailer: &mut Trailer, out: &mut Queue) {
+    /// The rows below the header, in batches through `tx`, then `End` (or a `Fatal` read error
+    /// after the rows read before it).
+    fn stream(&self, rows: &mut Rows<'_, '_>, header_idx: u32, label: &str, tx: &SyncSender<Msg>) {
+        let mut out = Queue::default();
+        let mut trailer = Trailer::default();
+        let mut prev = header_idx;
+        loop {
+            match rows.next_row() {
+                Ok(Some((idx, cells))) => {
+                    if idx > prev + 1 {
+                        let p = Pending::Blanks {
+                            from: u64::from(prev) + 2,
+                            to: u64::from(idx) + 1,
+                            what: "blank row",
+                        };
+                        trailer.blank(p, &mut out);
+                    }
+                    prev = prev.max(idx);
+                    self.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
+                    if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    trailer.finish(&mut out);
+                    let _ = tx.send(Msg::Rows(out));
+                    let _ = tx.send(Msg::End);
+                    return;
+                }
+                Err(e) => {
+                    trailer.release(&mut out);
+                    let _ = tx.send(Msg::Rows(out));
+                    let _ = tx.send(Msg::Fatal(ReadError {
+                        file: label.to_owned(),
+                        unit: "row",
+                        at: u64::from(rows.failed_in.unwrap_or(prev + 1)) + 1,
+                        cause: e.to_string(),
+                    }));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sort a row's cells into the header's columns, errors and strays.
+    fn sort_cells(&self, cells: Vec<(u32, Cell)>) -> RowCells {
         let w = self.width as usize;
-        let mut fields = vec![String::new(); w];
-        let mut numeric = vec![false; w];
-        let mut errors: Vec<(u32, CellErrorType)> = Vec::new();
-        let mut outside: Vec<(u32, String)> = Vec::new();
-        let mut texts = 0usize;
-        let mut only_text = String::new();
+        let mut r = RowCells {
+            fields: vec![String::new(); w],
+            numeric: vec![false; w],
+            ..RowCells::default()
+        };
         for (col, cell) in cells {
             if cell.is_blank() {
                 continue;
             }
-            let inside = col >= self.first_col && col < self.first_col + self.width;
             match cell {
-                Cell::Error(e) => errors.push((col, e)),
-                Cell::Text { text, numeric: num } => {
-                    texts += 1;
-                    if texts == 1 {
-                        only_text = text.trim().to_owned();
+                Cell::Error(e) => r.errors.push((col, e)),
+                Cell::Text { text, numeric } => {
+                    r.texts += 1;
+                    if r.texts == 1 {
+                        r.only_text = text.trim().to_owned();
                     }
-                    if inside {
-                        let i = (col - self.first_col) as usize;
-                        fields[i] = text;
-                        numeric[i] = num;
-                    } else {
-                        outside.push((col, text));
+                    match col.checked_sub(self.first_col).filter(|&i| i < self.width) {
+                        Some(i) => {
+                            r.fields[i as usize] = text;
+                            r.numeric[i as usize] = numeric;
+                        }
+                        None => r.outside.push((col, text)),
                     }
                 }
                 Cell::Empty => {}
             }
         }
-        if texts == 0 && errors.is_empty() {
+        r
+    }
+
+    fn classify(&self, line: u64, cells: Vec<(u32, Cell)>, trailer: &mut Trailer, out: &mut Queue) {
+        let mut r = self.sort_cells(cells);
+        if r.texts == 0 && r.errors.is_empty() {
             trailer.blank(
                 Pending::Item(blank_issue(line, Vec::new(), "blank row")),
                 out,
             );
             return;
         }
-        let footer = (texts == 1 && errors.is_empty() && looks_like_footer(&only_text))
-            .then(|| footer_issue(line, fields.clone(), &only_text));
-        let item = if let Some((col, _)) = errors.first() {
-            let name = self.name(*col);
-            let list: Vec<String> = errors
-                .iter()
-                .map(|(c, e)| {
-                    format!(
-                        "column {:?} ({}{line}): {e}",
-                        self.name(*c),
-                        column_letters(*c)
-                    )
-                })
-                .collect();
-            for (c, e) in &errors {
-                if let Some(i) = c.checked_sub(self.first_col).filter(|&i| i < self.width) {
-                    fields[i as usize] = e.to_string();
-                }
-            }
-            Err(RowIssue {
-                line,
-                raw: fields,
-                outcome: Outcome::Invalid,
-                error: RowError::new(
-                    ErrorCode::CellError,
-                    Some(&name),
-                    format!(
-                        "{}: the spreadsheet shows an error, not a value",
-                        list.join("; ")
-                    ),
-                ),
-            })
-        } else if let Some((col, text)) = outside.first() {
-            Err(RowIssue {
-                line,
-                raw: fields,
-                outcome: Outcome::Invalid,
-                error: RowError::new(
-                    ErrorCode::RaggedRow,
-                    None,
-                    format!(
-                        "cell {}{line} holds {text:?} outside the header's columns {}–{}: it has no column name",
-                        column_letters(*col),
-                        column_letters(self.first_col),
-                        column_letters(self.first_col + self.width - 1),
-                    ),
-                ),
-            })
+        let footer = (r.texts == 1 && r.errors.is_empty() && looks_like_footer(&r.only_text))
+            .then(|| footer_issue(line, r.fields.clone(), &r.only_text));
+        let item = if !r.errors.is_empty() {
+            Err(self.cell_errors(line, r.fields, &r.errors))
+        } else if let Some((col, text)) = r.outside.first() {
+            Err(self.outside(line, std::mem::take(&mut r.fields), *col, text))
         } else {
             Ok(Record {
                 line,
-                fields,
-                numeric,
+                fields: r.fields,
+                numeric: r.numeric,
             })
         };
         let p = Pending::Item(item);
         match footer {
             Some(f) => trailer.candidate(p, f, out),
             None => trailer.normal(p, out),
+        }
+    }
+
+    /// The `cell_error` issue of a row with error cells (each shown in its column).
+    fn cell_errors(
+        &self,
+        line: u64,
+        mut fields: Vec<String>,
+        errors: &[(u32, CellErrorType)],
+    ) -> RowIssue {
+        let name = self.name(errors[0].0);
+        let list: Vec<String> = errors
+            .iter()
+            .map(|(c, e)| {
+                format!(
+                    "column {:?} ({}{line}): {e}",
+                    self.name(*c),
+                    column_letters(*c)
+                )
+            })
+            .collect();
+        for (c, e) in errors {
+            if let Some(i) = c.checked_sub(self.first_col).filter(|&i| i < self.width) {
+                fields[i as usize] = e.to_string();
+            }
+        }
+        RowIssue {
+            line,
+            raw: fields,
+            outcome: Outcome::Invalid,
+            error: RowError::new(
+                ErrorCode::CellError,
+                Some(&name),
+                format!(
+                    "{}: the spreadsheet shows an error, not a value",
+                    list.join("; ")
+                ),
+            ),
+        }
+    }
+
+    /// The `ragged_row` issue of a row with a value in a column the header does not name.
+    fn outside(&self, line: u64, fields: Vec<String>, col: u32, text: &str) -> RowIssue {
+        RowIssue {
+            line,
+            raw: fields,
+            outcome: Outcome::Invalid,
+            error: RowError::new(
+                ErrorCode::RaggedRow,
+                None,
+                format!(
+                    "cell {}{line} holds {text:?} outside the header's columns {}–{}: it has no column name",
+                    column_letters(col),
+                    column_letters(self.first_col),
+                    column_letters(self.first_col + self.width - 1),
+                ),
+            ),
         }
     }
 

@@ -667,3 +667,34 @@ async fn summary_times_span_the_whole_run() {
         "started_at..finished_at is {span} s, the run {elapsed} s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_read_to_its_end_is_not_imported_and_exits_1() {
+    let w = World::plain().await;
+    let file = w.path("cut.xlsx");
+    crate::source::cut_xlsx(&file, 30, 12);
+    let map = w.write(
+        "m.yaml",
+        "version: 1\nfields:\n  name: Name\n  email: Email\n  identifier: ID\n",
+    );
+    let mut args = Args::new(&file, &map);
+    args.out = Some(w.path("run"));
+    let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert_eq!(run.exit_code, 1);
+    assert!(
+        matches!(run.summary.stopped, Some(Stop::ReadError(_))),
+        "{:?}",
+        run.summary.stopped
+    );
+    let fatal = run.fatal.as_deref().unwrap();
+    assert!(
+        fatal.contains("reading failed at row 12") && fatal.contains("nothing was imported"),
+        "{fatal}"
+    );
+    let e = run.summary.read_error.as_deref().unwrap();
+    assert!(e.contains("cut.xlsx"), "{e}");
+    assert_eq!(w.writes(), 0, "a file read in part is not imported");
+    assert!(run.run_dir.join("summary.json").exists());
+}

@@ -6,6 +6,7 @@ mod import;
 mod mapping;
 mod mapping_init;
 mod normalise;
+mod props;
 mod revert;
 mod samples;
 mod samples_import;

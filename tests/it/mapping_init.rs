@@ -162,3 +162,32 @@ fn init_binary_reports_decisions_and_undecided_points() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn init_on_a_zoho_summary_sheet_title_fails_cleanly_instead_of_panicking() {
+    // Zoho's export summary sheet: a title in A1, its en dash across the byte where the
+    // `contact - ` prefix ends. `mapping init` took it for the header and panicked (exit 101).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zoho-summary.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "Contacts – Export Summary").unwrap();
+    ws.write_string(2, 0, "Records: 12").unwrap();
+    wb.save(&path).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .args(["mapping", "init"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("zoho-summary.xlsx") && stderr.contains("no column looks like a name"),
+        "{stderr}"
+    );
+    // With a real Pipedrive-style header behind an en dash, the column is recognised.
+    let path = dir.path().join("dash.csv");
+    std::fs::write(&path, "Person – Name,Person – Email\nAnn,ann@example.com\n").unwrap();
+    let d = doto_bulk::cmd::mapping::draft_for(&path).unwrap();
+    assert_eq!(d.roles[&Role::Email], vec!["Person – Email"]);
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use doto_bulk::model::{ErrorCode, Outcome};
-use doto_bulk::source::{Record, RowIssue, Source, SourceOptions, open};
+use doto_bulk::source::{CsvSource, ReadError, Record, RowIssue, Source, SourceOptions, open};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 use tempfile::TempDir;
 
@@ -871,4 +871,192 @@ fn xlsx_duplicate_headers_are_warned_with_column_letters() {
         "{w}"
     );
     assert_eq!(fields(records(&items)[0]), ["a@x.com", "", "", ""]);
+}
+
+// ---------------------------------------------------------------- read errors and cut files
+
+/// A file on a device that fails: the bytes of `data` read fine at first (the detections read
+/// the start of the file), then, once the reader has gone back to the start, every read at or
+/// past `fail_at` fails.
+pub struct FailingFile {
+    data: std::io::Cursor<Vec<u8>>,
+    fail_at: u64,
+    rewound: bool,
+}
+
+impl FailingFile {
+    pub fn new(data: impl Into<Vec<u8>>, fail_at: usize) -> FailingFile {
+        FailingFile {
+            data: std::io::Cursor::new(data.into()),
+            fail_at: fail_at as u64,
+            rewound: false,
+        }
+    }
+}
+
+impl std::io::Read for FailingFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let pos = self.data.position();
+        if !self.rewound {
+            return self.data.read(buf);
+        }
+        if pos >= self.fail_at {
+            return Err(std::io::Error::other(
+                "Input/output error (the disk went away)",
+            ));
+        }
+        let n = buf.len().min((self.fail_at - pos) as usize);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+impl std::io::Seek for FailingFile {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.rewound = true;
+        self.data.seek(to)
+    }
+}
+
+/// `Name,Email,ID` and `rows` contacts, one per line (line 2 onwards); the byte offset where
+/// line `cut_line` starts is returned with it.
+pub fn contacts_csv(rows: usize, cut_line: usize) -> (String, usize) {
+    let mut s = String::from("Name,Email,ID\n");
+    let mut offset = 0;
+    for i in 2..rows + 2 {
+        if i == cut_line {
+            offset = s.len();
+        }
+        s.push_str(&format!("P{i},p{i}@example.com,id{i}\n"));
+    }
+    (s, offset)
+}
+
+/// A workbook `Name, Email, ID` with `rows` contacts (sheet rows 2 onwards) whose sheet XML is
+/// cut after the first cell of sheet row `cut_row`, in a zip that is itself intact.
+pub fn cut_xlsx(path: &Path, rows: u32, cut_row: u32) {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["Name", "Email", "ID"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for r in 1..=rows {
+        let n = r + 1;
+        ws.write_string(r, 0, format!("P{n}")).unwrap();
+        ws.write_string(r, 1, format!("p{n}@example.com")).unwrap();
+        ws.write_string(r, 2, format!("id{n}")).unwrap();
+    }
+    let whole = wb.save_to_buffer().unwrap();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
+    let mut zout = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut body).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            let xml = String::from_utf8(body).unwrap();
+            let row = xml
+                .find(&format!("<row r=\"{cut_row}\""))
+                .expect("the row to cut");
+            let cell_end = row + xml[row..].find("</c>").unwrap() + "</c>".len();
+            body = xml.as_bytes()[..cell_end + 5].to_vec(); // `<c r=` of the next cell
+        }
+        zout.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zout, &body).unwrap();
+    }
+    std::fs::write(path, zout.finish().unwrap().into_inner()).unwrap();
+}
+
+#[test]
+fn csv_read_error_after_n_rows_is_an_error_naming_the_file_and_the_line() {
+    // Line 8 starts at `offset`: the device fails 4 bytes into it.
+    let (text, offset) = contacts_csv(20, 8);
+    let f = FailingFile::new(text, offset + 4);
+    let mut src = CsvSource::from_reader("contacts.csv", f, &SourceOptions::default()).unwrap();
+    let items: Vec<Item> = src.by_ref().collect();
+    assert_accounts_for(&items, 2, 7);
+    assert!(items.iter().all(Result::is_ok), "{items:?}");
+    let e = src
+        .take_error()
+        .expect("a failed read is not the end of the file");
+    assert_eq!((e.file.as_str(), e.unit, e.at), ("contacts.csv", "line", 8));
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("contacts.csv: reading failed at line 8"),
+        "{msg}"
+    );
+    assert!(msg.contains("the disk went away"), "{msg}");
+    assert!(src.next().is_none() && src.take_error().is_none());
+}
+
+#[test]
+fn xlsx_sheet_cut_mid_row_is_an_error_naming_the_file_and_the_row() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cut.xlsx");
+    cut_xlsx(&path, 30, 6);
+    let mut src = open(&path, &SourceOptions::default()).unwrap();
+    let items: Vec<Item> = src.by_ref().collect();
+    // Rows 2–5 are whole; row 6 lost its last cells, so it is not handed out at all.
+    assert_accounts_for(&items, 2, 5);
+    assert_eq!(
+        fields(items[3].as_ref().unwrap()),
+        ["P5", "p5@example.com", "id5"]
+    );
+    let e: ReadError = src.take_error().expect("a cut sheet is not a short sheet");
+    assert_eq!((e.unit, e.at), ("row", 6));
+    let msg = e.to_string();
+    assert!(msg.contains("cut.xlsx") && msg.contains("row 6"), "{msg}");
+}
+
+#[test]
+fn csv_cut_mid_row_is_a_ragged_row_not_a_footer() {
+    let dir = TempDir::new().unwrap();
+    let (text, offset) = contacts_csv(5, 6);
+    // Cut inside the first field of line 6: one short value, no line end.
+    let p = write(&dir, "cut.csv", &text.as_bytes()[..offset + 2]);
+    let (_, items) = read(&p);
+    assert_accounts_for(&items, 2, 6);
+    let bad = issues(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!((bad[0].line, bad[0].outcome), (6, Outcome::Invalid));
+    assert_eq!(bad[0].error.code, ErrorCode::RaggedRow);
+    assert_eq!(bad[0].raw, ["P6"]);
+    // The same short row with its line end is a footer, as before.
+    let p = write(
+        &dir,
+        "footer.csv",
+        format!("{}P6\n", &text[..offset]).as_bytes(),
+    );
+    let (_, items) = read(&p);
+    assert_eq!(issues(&items)[0].error.code, ErrorCode::ReportFooter);
+}
+
+#[test]
+fn csv_cut_inside_a_quoted_field_names_the_line_where_the_quote_opened() {
+    let dir = TempDir::new().unwrap();
+    // The note on line 3 spans lines 3–4 and is cut on line 4; every field is there, so only
+    // the open quote tells that the row is not whole.
+    let p = write(
+        &dir,
+        "cut.csv",
+        b"Name,Email,Note\nAnn,a@x.com,fine\nBob,b@x.com,\"first line\nsecond li",
+    );
+    let (_, items) = read(&p);
+    assert_accounts_for(&items, 2, 3);
+    let bad = issues(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].outcome, Outcome::Invalid);
+    let msg = &bad[0].error.message;
+    assert!(msg.contains("quoted field opened on line 3"), "{msg}");
+    assert!(msg.contains("spans lines 3–4"), "{msg}");
+    assert_eq!(bad[0].raw, ["Bob", "b@x.com", "first line\nsecond li"]);
+    // A closed quote at the very end of the file is fine.
+    let p = write(
+        &dir,
+        "ok.csv",
+        b"Name,Email,Note\nBob,b@x.com,\"two\nlines\"",
+    );
+    let (_, items) = read(&p);
+    assert_eq!(fields(records(&items)[0]), ["Bob", "b@x.com", "two\nlines"]);
 }

@@ -6,9 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::validate::{Args, Validation, run_validate};
+use doto_bulk::cmd::validate::{Args, Validation, run_validate, validate_input};
 use doto_bulk::exit::Stop;
+use doto_bulk::mapping::Mapping;
+use doto_bulk::pipeline::input::Input;
+use doto_bulk::source::{CsvSource, Source, SourceOptions};
 use tempfile::TempDir;
+
+use crate::source::{FailingFile, contacts_csv, cut_xlsx};
 
 /// The mapping every test uses unless it says otherwise.
 const MAPPING: &str = r#"version: 1
@@ -545,4 +550,138 @@ fn an_interrupted_run_flushes_its_reports_and_exits_130() {
     let (_, fails) = read_csv(&v.run_dir.join("failures.csv"));
     assert_eq!(fails.len(), 1, "the row done is in failures.csv, flushed");
     assert_eq!(results(&v.run_dir).len(), 1);
+}
+
+// ---------------------------------------------------------------- read errors and cut files
+
+/// The mapping of `source::contacts_csv` and `source::cut_xlsx`.
+const CONTACTS_MAPPING: &str =
+    "version: 1\nfields:\n  name: Name\n  email: Email\n  identifier: ID\n";
+
+#[test]
+fn a_read_error_after_n_rows_stops_the_run_with_exit_1_and_flushes_the_rows_before_it() {
+    let w = World::new();
+    // 50 contacts; line 5's email is bad; the device fails 4 bytes into line 30.
+    let (text, offset) = contacts_csv(50, 30);
+    let text = text.replace("p5@example.com", "p5@@example.com");
+    let map = w.write("m.yaml", CONTACTS_MAPPING);
+    let mapping = Mapping::load(&map).unwrap();
+    let file = FailingFile::new(text, offset + 4);
+    let source = CsvSource::from_reader("contacts.csv", file, &SourceOptions::default()).unwrap();
+    let headers = source.headers().to_vec();
+    let input = Input {
+        resolved: mapping.resolve(&headers).unwrap(),
+        mapping,
+        source: Box::new(source),
+        headers,
+    };
+    let args = Args::new(Path::new("contacts.csv"), &map, Some(&w.path("run")));
+    let v = validate_input(&args, input, true, &AtomicBool::new(false)).unwrap();
+    assert_eq!(v.exit_code, 1, "a file read in part is not a short file");
+    let s = summary_json(&v.run_dir);
+    assert_eq!(s["stopped"], "read_error");
+    let e = s["read_error"].as_str().unwrap();
+    assert!(
+        e.starts_with("contacts.csv: reading failed at line 30"),
+        "{e}"
+    );
+    assert_eq!(s["rows_read"], 28);
+    let res = results(&v.run_dir);
+    assert_eq!(
+        res.keys().copied().collect::<Vec<_>>(),
+        (2..30).collect::<Vec<u64>>()
+    );
+    assert_eq!(res[&5].0, "invalid");
+    let (h, failures) = read_csv(&v.run_dir.join("failures.csv"));
+    assert_eq!(h[3], "_row");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0][3], "5");
+}
+
+#[test]
+fn the_binary_exits_1_on_a_cut_xlsx_naming_the_file_and_the_row() {
+    let w = World::new();
+    cut_xlsx(&w.path("cut.xlsx"), 40, 20);
+    w.write("m.yaml", CONTACTS_MAPPING);
+    let out = bin()
+        .current_dir(w.dir.path())
+        .args(["validate", "cut.xlsx", "-m", "m.yaml", "--out", "r"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cut.xlsx") && stderr.contains("reading failed at row 20"),
+        "{stderr}"
+    );
+    // Rows 2–19 were read and reported before the stop.
+    let res = results(&w.path("r"));
+    assert_eq!(
+        res.keys().copied().collect::<Vec<_>>(),
+        (2..20).collect::<Vec<u64>>()
+    );
+    assert!(res.values().all(|r| r.0 == "valid"));
+    let s = summary_json(&w.path("r"));
+    assert_eq!(s["stopped"], "read_error");
+    assert!(s["read_error"].as_str().unwrap().contains("row 20"));
+}
+
+#[test]
+fn a_csv_cut_mid_row_never_exits_0_and_reports_the_cut_row() {
+    let w = World::new();
+    let map = w.write("m.yaml", CONTACTS_MAPPING);
+    let (text, offset) = contacts_csv(5, 6);
+    let cuts = [
+        (
+            "short.csv",
+            format!("{}P6,p6@exa", &text[..offset]),
+            "found 2",
+        ),
+        (
+            "quoted.csv",
+            format!("{}P6,\"p6@exa", &text[..offset]),
+            "quoted field opened on line 6",
+        ),
+    ];
+    for (name, body, why) in cuts {
+        let file = w.write(name, &body);
+        let v = w.validate(&file, &map, &format!("run-{name}"));
+        assert_eq!(v.exit_code, 3, "{name}");
+        let res = results(&v.run_dir);
+        assert_eq!(
+            res.keys().copied().collect::<Vec<_>>(),
+            (2..=6).collect::<Vec<u64>>()
+        );
+        let (_, failures) = read_csv(&v.run_dir.join("failures.csv"));
+        assert_eq!(failures.len(), 1, "{name}");
+        assert_eq!(failures[0][3..5], ["6", "ragged_row"], "{name}");
+        assert!(failures[0][6].contains(why), "{name}: {:?}", failures[0]);
+    }
+}
+
+#[test]
+fn header_warnings_are_printed_and_kept_in_summary_json() {
+    let w = World::new();
+    w.write("dup.csv", "Name,Email,ID,Email,\nAnn,a@x.com,1,b@x.com,\n");
+    w.write("m.yaml", CONTACTS_MAPPING);
+    let out = bin()
+        .current_dir(w.dir.path())
+        .args(["validate", "dup.csv", "-m", "m.yaml", "--out", "r"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let s = summary_json(&w.path("r"));
+    let warnings: Vec<&str> = s["header_warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("dup.csv: column 5 has a blank header name"));
+    assert!(warnings[1].contains("dup.csv: header \"Email\" appears 2 times"));
+    for w in warnings {
+        assert!(stderr.contains(&format!("warning: {w}")), "{stderr}");
+    }
 }
