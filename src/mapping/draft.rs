@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{Field, Scalar};
+use crate::model::{Field, RowWarning, Scalar};
 use crate::normalise::{Email, Identifier, PhoneE164};
 
 /// What one valid row wants the contact to look like: every value already parsed, so nothing
@@ -23,6 +23,9 @@ pub struct ContactDraft {
     pub clear: Vec<Field>,
     /// Notes to add after the create/update, in mapping order.
     pub notes: Vec<String>,
+    /// Values of this row that were repaired or left out (the row is imported with the rest).
+    #[serde(skip)]
+    pub warnings: Vec<RowWarning>,
 }
 
 /// One parsed value of a scalar field, of the field's kind.

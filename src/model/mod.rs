@@ -58,6 +58,12 @@ pub enum ErrorCode {
     Mojibake,
     /// Invisible or control characters inside a value.
     InvisibleCharacters,
+    /// A quoted CSV field that is never closed; named at the line where the quote opened.
+    UnterminatedQuote,
+    /// Bytes that are not valid UTF-8 in a file that is otherwise UTF-8 (line and byte offset).
+    InvalidEncoding,
+    /// A field (CSV) or cell (XLSX) larger than the configured limit.
+    FieldTooLarge,
     // --- mapping ---
     /// No name after mapping and no fallback.
     MissingName,
@@ -72,11 +78,31 @@ pub enum ErrorCode {
     InvalidPhone,
     /// `4.47E+11`: a spreadsheet turned the phone into a float and lost digits.
     PhoneScientificNotation,
-    /// A numeric phone cell that lost its leading zero or `+`.
+    /// A numeric phone cell that lost its leading zero or `+` (a failure where the repair is
+    /// ambiguous, a warning with the original value where it was repaired).
     PhoneLostPrefix,
+    // --- repairs and warnings (the field is kept, changed, or left out; the row goes on) ---
+    /// A text longer than the server's limit, cut at a character boundary.
+    Truncated,
+    /// A vanity number (`1-800-FLOWERS`): letters turned into keypad digits.
+    PhoneVanity,
+    /// `tel:`, `++` or invisible characters removed from a phone.
+    PhoneCleaned,
+    /// A phone's extension (`x123`), which the server cannot store.
+    PhoneExtension,
+    /// The row's country value is not a country: the default region was used.
+    UnknownRegion,
+    /// The email's country-code domain names another country whose rules also read the number.
+    RegionDoubt,
+    /// A name or attribute that starts like a spreadsheet formula (`=`, `+`, `-`, `@`).
+    FormulaLike,
+    /// The phone is held by another contact: the row was written without it.
+    PhoneInUse,
     // --- import ---
     /// Email and identifier match two different contacts.
     Conflict,
+    /// The row's email matches a contact whose identifier is set and differs from the row's.
+    IdentifierConflict,
     /// The mapping's policy says an existing or missing contact is an error.
     PolicyRejected,
     /// The server refused the write with reasons (422).
@@ -100,6 +126,9 @@ impl ErrorCode {
             ErrorCode::Encoding => "encoding",
             ErrorCode::Mojibake => "mojibake",
             ErrorCode::InvisibleCharacters => "invisible_characters",
+            ErrorCode::UnterminatedQuote => "unterminated_quote",
+            ErrorCode::InvalidEncoding => "invalid_encoding",
+            ErrorCode::FieldTooLarge => "field_too_large",
             ErrorCode::MissingName => "missing_name",
             ErrorCode::MissingKey => "missing_key",
             ErrorCode::InvalidValue => "invalid_value",
@@ -108,7 +137,16 @@ impl ErrorCode {
             ErrorCode::InvalidPhone => "invalid_phone",
             ErrorCode::PhoneScientificNotation => "phone_scientific_notation",
             ErrorCode::PhoneLostPrefix => "phone_lost_prefix",
+            ErrorCode::Truncated => "truncated",
+            ErrorCode::PhoneVanity => "phone_vanity",
+            ErrorCode::PhoneCleaned => "phone_cleaned",
+            ErrorCode::PhoneExtension => "phone_extension",
+            ErrorCode::UnknownRegion => "unknown_region",
+            ErrorCode::RegionDoubt => "region_doubt",
+            ErrorCode::FormulaLike => "formula_like",
+            ErrorCode::PhoneInUse => "phone_in_use",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::IdentifierConflict => "identifier_conflict",
             ErrorCode::PolicyRejected => "policy_rejected",
             ErrorCode::Rejected => "rejected",
             ErrorCode::ServerError => "server_error",
@@ -151,3 +189,42 @@ impl std::fmt::Display for RowError {
 }
 
 impl std::error::Error for RowError {}
+
+/// What a normaliser changed to make a value usable (`tel:` removed, a lost `0` put back, a name
+/// cut to the server's limit): the caller turns it into a [`RowWarning`] naming the column and the
+/// original value. Never a guess: a value with more than one right answer is an error instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Repair {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Repair {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A problem with one value that did not stop the row: the value was repaired (and the repair is
+/// reported with the original), or the field was left out and the rest of the row imported.
+/// Written to `warnings.csv` and counted by code in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowWarning {
+    pub code: ErrorCode,
+    /// The contact field concerned (`phone_number`, `custom_attributes.plan`), when there is one.
+    pub field: Option<String>,
+    /// The source column the value came from, when it came from one.
+    pub column: Option<String>,
+    /// The value as read, before any repair.
+    pub original: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::api::{ApiError, Client, ContactPatch, NewContact};
 use crate::exit::Stop;
 use crate::mapping::ContactDraft;
-use crate::model::{ErrorCode, Outcome, RowError};
+use crate::model::{ErrorCode, Outcome, RowError, RowWarning};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op, RowState};
 use super::lookup::{self, Key, Known};
@@ -58,6 +58,8 @@ pub struct RowResult {
     pub outcome: Outcome,
     pub contact_id: Option<u64>,
     pub errors: Vec<RowError>,
+    /// Found while writing (e.g. `phone_in_use`), on top of the draft's own warnings.
+    pub warnings: Vec<RowWarning>,
     /// Dry run: the plan line.
     pub plan: Option<PlanLine>,
 }
@@ -575,6 +577,7 @@ impl Engine {
             outcome,
             contact_id: id,
             errors,
+            warnings: vec![],
             plan: Some(plan),
         }
     }
@@ -610,6 +613,7 @@ fn result(row: &Row, outcome: Outcome, id: Option<u64>, errors: Vec<RowError>) -
         outcome,
         contact_id: id,
         errors,
+        warnings: vec![],
         plan: None,
     }
 }

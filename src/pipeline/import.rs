@@ -363,6 +363,7 @@ mod tests {
             outcome: Outcome::Created,
             contact_id: Some(id),
             errors: vec![],
+            warnings: vec![],
             plan: None,
         }
     }
