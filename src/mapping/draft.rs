@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{Field, RowWarning, Scalar};
-use crate::normalise::{Email, Identifier, PhoneE164};
+use crate::normalise::{Email, Identifier, PhoneE164, Region};
 
 /// What one valid row wants the contact to look like: every value already parsed, so nothing
 /// downstream checks it again. `None` / an absent attribute key means "the row says nothing"
@@ -26,6 +26,10 @@ pub struct ContactDraft {
     /// Values of this row that were repaired or left out (the row is imported with the rest).
     #[serde(skip)]
     pub warnings: Vec<RowWarning>,
+    /// The phone had no country code and was read with the default region (`--phone-region` or
+    /// `defaults.phone_region`): counted in the summary ("412 phones ... were read as DE").
+    #[serde(skip)]
+    pub phone_read_as: Option<Region>,
 }
 
 /// One parsed value of a scalar field, of the field's kind.
