@@ -29,6 +29,7 @@ use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{Target, targets, unsettled_creates};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
+use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::report::{self, RunDir, write_json_atomic};
 
 /// Undo an import: delete the contacts it created, restore the fields it changed.
@@ -131,17 +132,10 @@ pub async fn run_revert(
     let started_at = report::now();
     config.rate = args.rate.unwrap_or(config.rate);
     let (todo, unsettled) = read_import(&args.run_dir, quiet)?;
-    let (dir, finished) = match &args.resume {
-        Some(d) => {
-            let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
-            let ids = done.into_iter().map(|f| f.contact_id).collect();
-            (RunDir::resume(d, "a revert run")?, ids)
-        }
-        None => (
-            RunDir::create(args.out.as_deref(), "revert")?,
-            HashSet::new(),
-        ),
-    };
+    // The import's run directory is locked too: no import may resume it while it is undone.
+    let _import_lock = RunLock::acquire(&args.run_dir)?;
+    let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
+    let (dir, finished) = open_revert_dir(args, &record)?;
     let journal = match args.dry_run {
         true => None,
         false => Some(GroupJournal::start(Journal::open(
@@ -191,6 +185,22 @@ pub async fn run_revert(
         writes,
         stopped,
     })
+}
+
+/// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or
+/// (`--resume`) the killed revert's, with the contacts its journal finished, once `record`
+/// matches it (same server, account and import run; a refused resume changes nothing).
+fn open_revert_dir(args: &Args, record: &RunRecord) -> Result<(RunDir, HashSet<u64>)> {
+    let Some(d) = &args.resume else {
+        let dir = RunDir::create(args.out.as_deref(), "revert")?;
+        record.write(dir.path())?;
+        return Ok((dir, HashSet::new()));
+    };
+    // `--force` also accepts a revert directory without run.json, or another base URL.
+    record.check_resume(d, args.force)?;
+    let dir = RunDir::resume(d, "a revert run")?;
+    let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
+    Ok((dir, done.into_iter().map(|f| f.contact_id).collect()))
 }
 
 /// What the import in `import_dir` did, one target per contact, and the source lines of creates

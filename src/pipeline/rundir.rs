@@ -85,6 +85,9 @@ pub struct RunRecord {
     pub file: Option<Fingerprint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Fingerprint>,
+    /// The import run a revert undoes (absolute when it could be resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_run_dir: Option<String>,
     pub started_at: String,
 }
 
@@ -99,8 +102,16 @@ impl RunRecord {
             account_id: config.account_id,
             file: None,
             mapping: None,
+            import_run_dir: None,
             started_at: crate::report::now(),
         }
+    }
+
+    /// With the import run a revert undoes.
+    pub fn reverting(mut self, import_dir: &Path) -> RunRecord {
+        let shown = fs::canonicalize(import_dir).unwrap_or_else(|_| import_dir.to_path_buf());
+        self.import_run_dir = Some(shown.display().to_string());
+        self
     }
 
     /// With the file and the mapping it reads, hashed.
@@ -198,6 +209,13 @@ impl RunRecord {
                     a.path, b.path
                 ));
             }
+        }
+        if let (Some(a), Some(b)) = (&old.import_run_dir, &self.import_run_dir)
+            && a != b
+        {
+            hard.push(format!(
+                "the import run differs: the run reverted {a}, this is {b}"
+            ));
         }
         if let (Some(a), Some(b)) = (&old.mapping, &self.mapping)
             && a.sha256 != b.sha256
@@ -406,6 +424,7 @@ mod tests {
                 bytes: 3,
             }),
             mapping: None,
+            import_run_dir: None,
             started_at: String::new(),
         }
     }

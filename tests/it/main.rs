@@ -8,6 +8,7 @@ mod mapping_init;
 mod normalise;
 mod props;
 mod revert;
+mod rundir;
 mod samples;
 mod samples_import;
 mod sandbox;
