@@ -165,8 +165,8 @@ fn refuse_non_empty(dir: &Path, allowed: &[&str]) -> Result<()> {
         .any(|f| dir.join(f).exists());
     if is_run {
         bail!(
-            "{}: the run directory holds another run's reports; refusing to overwrite them \
-             (give a new --out, or --resume it to continue that run)",
+            "{}: the run directory is not empty: it holds another run's reports; refusing to \
+             overwrite them (give a new --out, or --resume it to continue that run)",
             dir.display()
         );
     }

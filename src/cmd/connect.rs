@@ -69,7 +69,11 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
                 "warning: {}: the token file is readable by {} (mode {mode:04o}); anyone who can \
                  read it can act on the account: `chmod 600 {}`",
                 path.display(),
-                if mode & 0o004 != 0 { "everyone" } else { "its group" },
+                if mode & 0o004 != 0 {
+                    "everyone"
+                } else {
+                    "its group"
+                },
                 path.display()
             );
         }

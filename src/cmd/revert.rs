@@ -28,8 +28,8 @@ use crate::cmd::{connected, finish};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{Target, targets, unsettled_creates};
-use crate::pipeline::undo::{Finished, RevertResult, Reverter};
 use crate::pipeline::rundir::{RunLock, RunRecord};
+use crate::pipeline::undo::{Finished, RevertResult, Reverter};
 use crate::report::{self, RunDir, write_json_atomic};
 
 /// Undo an import: delete the contacts it created, restore the fields it changed.

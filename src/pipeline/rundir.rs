@@ -160,7 +160,11 @@ impl RunRecord {
         if hard.is_empty() && (soft.is_empty() || force) {
             return Ok(());
         }
-        let all: Vec<String> = hard.iter().chain(&soft).map(|d| format!("\n  - {d}")).collect();
+        let all: Vec<String> = hard
+            .iter()
+            .chain(&soft)
+            .map(|d| format!("\n  - {d}"))
+            .collect();
         let hint = if hard.is_empty() {
             "if it is the same server and the same file under another name, pass --force"
         } else {
@@ -373,7 +377,11 @@ pub async fn check_done_contacts(
     concurrency: usize,
 ) -> Result<usize> {
     let ids = journaled_contacts(&dir.join("journal.jsonl"))?;
-    let checked = if all { ids.clone() } else { spread(&ids, SAMPLE) };
+    let checked = if all {
+        ids.clone()
+    } else {
+        spread(&ids, SAMPLE)
+    };
     let mut found = futures::stream::iter(checked.iter().copied())
         .map(|id| async move { (id, client.contacts().get(id).await) })
         .buffer_unordered(concurrency.max(1));
@@ -403,7 +411,11 @@ pub async fn check_done_contacts(
         missing.len(),
         checked.len(),
         shown.join(", "),
-        if missing.len() > shown.len() { ", …" } else { "" }
+        if missing.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
     )
 }
 
@@ -443,7 +455,10 @@ mod tests {
         let mut changed = renamed.clone();
         changed.file.as_mut().unwrap().sha256 = "bb".repeat(32);
         let e = format!("{:#}", changed.check_resume(dir.path(), true).unwrap_err());
-        assert!(e.contains("the file differs") && e.contains("/b/g.csv"), "{e}");
+        assert!(
+            e.contains("the file differs") && e.contains("/b/g.csv"),
+            "{e}"
+        );
         let other = record("http://h", 2);
         let e = format!("{:#}", other.check_resume(dir.path(), true).unwrap_err());
         assert!(e.contains("account 1, this is account 2"), "{e}");

@@ -99,7 +99,11 @@ async fn the_run_records_its_server_account_file_and_mapping_but_not_the_token()
     let sha = |p: &Path| hex::encode(Sha256::digest(std::fs::read(p).unwrap()));
     assert_eq!(rec["file"]["sha256"], sha(&file));
     assert_eq!(rec["mapping"]["sha256"], sha(&map));
-    assert!(rec["command_line"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(
+        rec["command_line"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
     // A clean end releases the lock and removes its file.
     assert!(!run.run_dir.join("run.lock").exists());
 }
@@ -115,14 +119,23 @@ async fn resume_against_another_server_is_refused_and_with_force_its_missing_con
         .unwrap_err();
     let msg = format!("{e:#}");
     assert!(msg.contains("the server differs"), "{msg}");
-    assert!(msg.contains(other.sb.base_url.trim_end_matches('/')), "{msg}");
-    assert_eq!(snapshot(&run.run_dir), before, "the run directory was touched");
+    assert!(
+        msg.contains(other.sb.base_url.trim_end_matches('/')),
+        "{msg}"
+    );
+    assert_eq!(
+        snapshot(&run.run_dir),
+        before,
+        "the run directory was touched"
+    );
     assert_eq!(other.sb.stats().log.len(), 0, "the other server was asked");
 
     // --force accepts the other base URL, but the journal's contacts are not on that server.
-    let e = resume(&file, &map, &run.run_dir, other.config(), |a| a.force = true)
-        .await
-        .unwrap_err();
+    let e = resume(&file, &map, &run.run_dir, other.config(), |a| {
+        a.force = true
+    })
+    .await
+    .unwrap_err();
     let msg = format!("{e:#}");
     assert!(
         msg.contains("20 of the 20 contacts checked") && msg.contains("missing on this server"),
@@ -139,11 +152,18 @@ async fn resume_against_another_server_is_refused_and_with_force_its_missing_con
     })
     .await
     .unwrap_err();
-    assert!(format!("{e:#}").contains("30 of the 30 contacts checked"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("30 of the 30 contacts checked"),
+        "{e:#}"
+    );
 
     // On its own server, with a contact deleted since, the sample finds it (ids spread evenly).
     let stored = w.by_email();
-    let first = stored.values().map(|c| c["id"].as_u64().unwrap()).min().unwrap();
+    let first = stored
+        .values()
+        .map(|c| c["id"].as_u64().unwrap())
+        .min()
+        .unwrap();
     Client::new(w.config())
         .unwrap()
         .contacts()
@@ -154,6 +174,15 @@ async fn resume_against_another_server_is_refused_and_with_force_its_missing_con
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains(&format!("ids {first})")), "{e:#}");
+    assert_eq!(snapshot(&run.run_dir), before);
+
+    // The same server wiped: the finished run is not reported again as 30 creates.
+    w.sb.reset();
+    let e = resume(&file, &map, &run.run_dir, w.config(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("20 of the 20 contacts"), "{e:#}");
+    assert_eq!(w.writes(), 0);
     assert_eq!(snapshot(&run.run_dir), before);
 }
 
@@ -169,13 +198,20 @@ async fn resume_with_another_file_or_mapping_is_refused_and_a_renamed_file_needs
         .await
         .unwrap_err();
     let msg = format!("{e:#}");
-    assert!(msg.contains("the file differs") && msg.contains("other.csv"), "{msg}");
+    assert!(
+        msg.contains("the file differs") && msg.contains("other.csv"),
+        "{msg}"
+    );
     let other_map = w.write("other.yaml", &MAPPING.replace("city: City", "town: City"));
     let e = resume(&file, &other_map, &run.run_dir, w.config(), |_| {})
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("the mapping differs"), "{e:#}");
-    assert_eq!(snapshot(&run.run_dir), before, "the run directory was touched");
+    assert_eq!(
+        snapshot(&run.run_dir),
+        before,
+        "the run directory was touched"
+    );
 
     let renamed = w.path("renamed.csv");
     std::fs::copy(&file, &renamed).unwrap();
@@ -255,7 +291,11 @@ async fn a_stale_lock_of_a_killed_process_is_taken_over() {
     dead.wait().unwrap();
     std::fs::write(run.run_dir.join("run.lock"), dead_pid.to_string()).unwrap();
     let mut cmd = bin(&w, &["import"]);
-    cmd.arg("-m").arg(&map).arg(&file).arg("--resume").arg(&run.run_dir);
+    cmd.arg("-m")
+        .arg(&map)
+        .arg(&file)
+        .arg("--resume")
+        .arg(&run.run_dir);
     let out = output(cmd).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -289,10 +329,14 @@ async fn a_failed_start_leaves_no_run_directory() {
     std::fs::remove_dir(&dir).unwrap();
     // A missing file or a bad mapping: no directory either.
     args.file = w.path("missing.csv");
-    run_import(&args, w.config(), true, never()).await.unwrap_err();
+    run_import(&args, w.config(), true, never())
+        .await
+        .unwrap_err();
     args.file = file;
     args.mapping = w.write("bad.yaml", "version: 1\nfields: [\n");
-    run_import(&args, w.config(), true, never()).await.unwrap_err();
+    run_import(&args, w.config(), true, never())
+        .await
+        .unwrap_err();
     assert!(!dir.exists());
     assert_eq!(w.writes(), 0);
 }
@@ -308,7 +352,9 @@ async fn out_on_a_foreign_non_empty_directory_is_refused() {
     let map = w.write("m.yaml", MAPPING);
     let mut args = Args::new(&file, &map);
     args.out = Some(foreign.clone());
-    let e = run_import(&args, w.config(), true, never()).await.unwrap_err();
+    let e = run_import(&args, w.config(), true, never())
+        .await
+        .unwrap_err();
     assert!(format!("{e:#}").contains("not a run directory"), "{e:#}");
     assert_eq!(snapshot(&foreign), before);
     assert_eq!(w.sb.stats().log.len(), 0);
@@ -333,7 +379,10 @@ async fn a_token_file_readable_by_others_warns_once() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(err.matches("readable by everyone").count(), 1, "{err}");
-    assert!(err.contains("chmod 600") && !err.contains(&w.sb.admin_token), "{err}");
+    assert!(
+        err.contains("chmod 600") && !err.contains(&w.sb.admin_token),
+        "{err}"
+    );
     let err = stderr(&run(0o640).await);
     assert!(err.contains("readable by its group"), "{err}");
     let out = run(0o600).await;
