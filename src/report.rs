@@ -125,13 +125,25 @@ impl RunDir {
         self.lock.took_over
     }
 
+    /// Whether the run wrote anything worth keeping: a journal line, a row in a report, a plan
+    /// line or a summary.
+    fn holds_results(&self) -> bool {
+        let lines = |name: &str| {
+            fs::read(self.file(name)).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+        };
+        let non_empty = |name: &str| fs::metadata(self.file(name)).is_ok_and(|m| m.len() > 0);
+        non_empty("journal.jsonl")
+            || non_empty("plan.jsonl")
+            || self.file("summary.json").exists()
+            || lines("results.csv") > 1
+            || lines("failures.csv") > 1
+    }
+
     /// After a failed start of a fresh run: remove what it wrote, and the directory if the run
-    /// made it, when no write was journaled yet (nothing in it is worth keeping). Returns
-    /// whether it did.
+    /// made it, when it holds no result yet (nothing in it is worth keeping). Returns whether
+    /// it did.
     pub fn discard_if_unused(&self) -> bool {
-        let journal = self.file("journal.jsonl");
-        let used = fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
-        if used || self.lock.took_over.is_some() {
+        if self.holds_results() || self.lock.took_over.is_some() {
             return false;
         }
         let Ok(entries) = fs::read_dir(&self.path) else {
@@ -700,6 +712,28 @@ mod tests {
         fs::write(out.join("x"), "x").unwrap();
         let err = RunDir::create(Some(&out), "validate").unwrap_err();
         assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+    }
+
+    #[test]
+    fn only_a_run_directory_without_results_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let rd = RunDir::create(Some(&out), "import").unwrap();
+        fs::write(rd.file("results.csv"), "_row,action\n").unwrap();
+        assert!(rd.discard_if_unused());
+        assert!(!out.exists());
+        let rd = RunDir::create(Some(&out), "import").unwrap();
+        fs::write(rd.file("failures.csv"), "a,_row\nx,2\n").unwrap();
+        assert!(!rd.discard_if_unused());
+        assert!(rd.file("failures.csv").exists());
+        // A directory the user gave stays, emptied.
+        let given = dir.path().join("given");
+        fs::create_dir(&given).unwrap();
+        let rd = RunDir::create(Some(&given), "import").unwrap();
+        fs::write(rd.file("run.json"), "{}").unwrap();
+        assert!(rd.discard_if_unused());
+        drop(rd);
+        assert_eq!(fs::read_dir(&given).unwrap().count(), 0);
     }
 
     #[test]
