@@ -11,6 +11,11 @@
 //!    in file order as the rows finish, then `summary.json`; `lookup.json` says what
 //!    `--lookup auto` chose and why.
 //!
+//! The run directory is bound to the run ([`rundir`](crate::pipeline::rundir)): `run.json` says
+//! which server, account, file and mapping it is about, `--resume` refuses anything else and
+//! checks that the journal's contacts exist before continuing, and `run.lock` keeps a second
+//! process out. A fresh run that fails before any result leaves no directory behind.
+//!
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
 //! (in-flight writes finish, the reports and the journal are flushed).

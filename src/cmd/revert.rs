@@ -133,7 +133,7 @@ pub async fn run_revert(
     config.rate = args.rate.unwrap_or(config.rate);
     let (todo, unsettled) = read_import(&args.run_dir, quiet)?;
     // The import's run directory is locked too: no import may resume it while it is undone.
-    let _import_lock = RunLock::acquire(&args.run_dir)?;
+    let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;
     let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
     let (dir, finished) = open_revert_dir(args, &record)?;
     let journal = match args.dry_run {

@@ -277,6 +277,27 @@ impl RunLock {
         }
     }
 
+    /// Lock the run directory of another run this one reads (a revert's import): like
+    /// [`RunLock::acquire`], but a directory that cannot be written to needs no lock, since no
+    /// run can write into it either.
+    pub fn acquire_to_read(dir: &Path) -> Result<Option<RunLock>> {
+        let probe = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join(RUN_LOCK));
+        match probe {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Ok(None)
+            }
+            _ => RunLock::acquire(dir).map(Some),
+        }
+    }
+
     /// Write our pid into the lock we hold; a pid already there is a killed process's.
     fn claim(mut file: File, path: PathBuf) -> Result<RunLock> {
         let took_over = holder(&file).filter(|p| *p != std::process::id());

@@ -421,3 +421,35 @@ async fn an_export_removes_a_killed_exports_temp_file_and_leaves_none_when_it_fa
     assert!(failed.is_err());
     assert_eq!(snapshot(&dir), before, "the failed export left something");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_is_bound_to_its_server_and_import_run() {
+    let w = World::plain().await;
+    let (run, _, _) = finished(&w, 3).await;
+    let mut args = revert::Args::new(&run.run_dir);
+    args.out = Some(w.path("rev"));
+    let first = run_revert(&args, w.config(), true, never()).await.unwrap();
+    assert_eq!(first.exit_code, 0);
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.path("rev/run.json")).unwrap()).unwrap();
+    assert_eq!(rec["command"], "revert");
+    assert!(rec["import_run_dir"].as_str().unwrap().ends_with("run"));
+    let before = snapshot(&w.path("rev"));
+
+    let other = World::plain().await;
+    let mut again = revert::Args::new(&run.run_dir);
+    again.resume = Some(w.path("rev"));
+    let e = run_revert(&again, other.config(), true, never())
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("the server differs"), "{e:#}");
+    let run2 = w.import(&rows(2), MAPPING, "run2", |_| {}).await;
+    let mut wrong = revert::Args::new(&run2.run_dir);
+    wrong.resume = Some(w.path("rev"));
+    let e = run_revert(&wrong, w.config(), true, never())
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("the import run differs"), "{e:#}");
+    assert_eq!(snapshot(&w.path("rev")), before);
+    assert_eq!(other.sb.stats().log.len(), 0);
+}
