@@ -170,11 +170,14 @@ impl RunRecord {
         } else {
             "start a new run (without --resume) for a different server, file or mapping"
         };
+        let what = if hard.is_empty() {
+            "the run's server or file has another name here"
+        } else {
+            "the run directory belongs to another run"
+        };
         bail!(
-            "{}: refusing to resume: it is the run of another {}:{}\nnothing in the run \
-             directory was changed; {hint}",
+            "{}: refusing to resume: {what}:{}\nnothing in the run directory was changed; {hint}",
             dir.display(),
-            if hard.is_empty() { "name" } else { "input" },
             all.concat()
         )
     }
