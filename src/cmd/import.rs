@@ -168,6 +168,7 @@ pub async fn run_import(
         existing: input.mapping.existing_policy(),
         missing: input.mapping.missing_policy(),
         mode: args.mode,
+        identity: input.mapping.identity_policy(),
     };
     let mut file = read(input, quiet).await?;
     let client = Client::new(config)?;
@@ -199,12 +200,12 @@ pub async fn run_import(
                 dry_run: args.dry_run,
                 max_errors: args.max_errors,
                 interrupt,
+                concurrency: args.concurrency,
             };
             let writes = Writes {
                 known,
                 ledger,
                 opts,
-                concurrency: args.concurrency,
                 quiet,
             };
             writes.run(&client, file, &mut out).await?

@@ -5,8 +5,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{Contact, ContactPatch, NewContact};
-use crate::mapping::{ContactDraft, ExistingPolicy, MissingPolicy};
-use crate::model::{ErrorCode, Field, RowError, Scalar};
+use crate::mapping::{
+    ContactDraft, ExistingPolicy, IdentifierChange, IdentityPolicy, MissingPolicy, PhoneInUse,
+};
+use crate::model::{ErrorCode, Field, RowError, RowWarning, Scalar};
 
 use super::lookup::{Key, Known};
 
@@ -29,6 +31,8 @@ pub struct Policy {
     pub existing: ExistingPolicy,
     pub missing: MissingPolicy,
     pub mode: Mode,
+    /// `match.identifier_change` and `match.on_phone_in_use`.
+    pub identity: IdentityPolicy,
 }
 
 /// One field a write changes: its stored value before and the row's value after.
@@ -105,7 +109,29 @@ fn field_of(k: &Key) -> &'static str {
     match k {
         Key::Email(_) => Field::Email.as_str(),
         Key::Identifier(_) => Field::Identifier.as_str(),
+        Key::Phone(_) => Field::PhoneNumber.as_str(),
     }
+}
+
+/// An identifier is identity: the row matched `c` (by email) but carries another identifier than
+/// the one `c` has. A blank identifier on either side is not a conflict.
+fn identifier_conflict(draft: &ContactDraft, c: &Contact, policy: Policy) -> Option<RowError> {
+    let row = draft.identifier.as_ref()?.as_str();
+    let stored = c.identifier.as_deref().filter(|i| !i.is_empty())?;
+    if row == stored || policy.identity.identifier_change == IdentifierChange::Overwrite {
+        return None;
+    }
+    let email = draft.email.as_ref().map_or("", |e| e.as_str());
+    Some(RowError::new(
+        ErrorCode::IdentifierConflict,
+        Some(Field::Identifier.as_str()),
+        format!(
+            "email {email} matches contact {} whose identifier is {stored:?}, but the row's \
+             identifier is {row:?}: not the same person (match.identifier_change: overwrite \
+             replaces it)",
+            c.id
+        ),
+    ))
 }
 
 /// Decide what the row does.
@@ -125,6 +151,12 @@ pub fn decide(draft: &ContactDraft, keys: &[Key], known: &Known, policy: Policy)
             }
         }
         Some(c) => {
+            if let Some(error) = identifier_conflict(draft, c, policy) {
+                return Action::Fail {
+                    id: Some(c.id),
+                    error,
+                };
+            }
             if policy.mode == Mode::CreateOnly {
                 return skip(
                     Some(c.id),
@@ -158,6 +190,86 @@ pub fn decide(draft: &ContactDraft, keys: &[Key], known: &Known, policy: Policy)
                 }
             }
         }
+    }
+}
+
+/// Who holds the phone a row writes, when it is not the row's contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneHolder {
+    /// A contact the run knows (the index, or an earlier row of the file).
+    Contact(u64),
+    /// The server refused the phone as taken (a 422 naming `phone_number`) without saying by whom.
+    Refused,
+}
+
+/// Phones are unique on the server: when the phone `action` writes is held by another contact
+/// (`refused`: the server said so), the write goes without it and a `phone_in_use` warning says
+/// who holds it (`match.on_phone_in_use: drop`), or the row fails (`fail`).
+pub fn phone_in_use(
+    action: Action,
+    draft: &ContactDraft,
+    known: &Known,
+    policy: Policy,
+    refused: bool,
+) -> (Action, Option<RowWarning>) {
+    let Some(phone) = draft.phone_number.as_ref().map(|p| p.as_str()) else {
+        return (action, None);
+    };
+    let target = match &action {
+        Action::Create(n) if n.phone_number.is_some() => None,
+        Action::Update { id, patch, .. } if matches!(patch.phone_number, Some(Some(_))) => {
+            Some(*id)
+        }
+        _ => return (action, None),
+    };
+    let holder = match known.find(&Key::phone(phone)).map(|c| c.id) {
+        Some(h) if Some(h) != target => PhoneHolder::Contact(h),
+        _ if refused => PhoneHolder::Refused,
+        _ => return (action, None),
+    };
+    let by = match holder {
+        PhoneHolder::Contact(h) => format!("contact {h}"),
+        PhoneHolder::Refused => "another contact (the server refused it as taken)".into(),
+    };
+    if policy.identity.phone_in_use == PhoneInUse::Fail {
+        let error = RowError::new(
+            ErrorCode::PhoneInUse,
+            Some(Field::PhoneNumber.as_str()),
+            format!("phone {phone} is held by {by} (match.on_phone_in_use: fail)"),
+        );
+        return (Action::Fail { id: target, error }, None);
+    }
+    let warning = RowWarning {
+        code: ErrorCode::PhoneInUse,
+        field: Some(Field::PhoneNumber.as_str().into()),
+        column: None,
+        original: phone.to_owned(),
+        message: format!("phone {phone} is held by {by}: the row was imported without it"),
+    };
+    (without_phone(action), Some(warning))
+}
+
+/// `action` with its phone left out (an update left with nothing to write is `unchanged`).
+fn without_phone(action: Action) -> Action {
+    match action {
+        Action::Create(mut n) => {
+            n.phone_number = None;
+            Action::Create(n)
+        }
+        Action::Update {
+            id,
+            mut patch,
+            mut changes,
+        } => {
+            patch.phone_number = None;
+            changes.retain(|c| c.field != Field::PhoneNumber.as_str());
+            if patch.is_empty() {
+                Action::Unchanged { id }
+            } else {
+                Action::Update { id, patch, changes }
+            }
+        }
+        other => other,
     }
 }
 
@@ -323,6 +435,10 @@ mod tests {
         existing: ExistingPolicy::Update,
         missing: MissingPolicy::Create,
         mode: Mode::Upsert,
+        identity: IdentityPolicy {
+            identifier_change: IdentifierChange::Conflict,
+            phone_in_use: PhoneInUse::Drop,
+        },
     };
 
     #[test]
