@@ -16,10 +16,11 @@
 //! Every completed write is in the journal (synced) before the row counts as done, and a row the
 //! journal says is done is not written again (`--resume`).
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{Notify, Semaphore};
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -37,6 +38,9 @@ use super::plan::{self, Action, Change, Policy};
 
 /// Attempts at one write before the row fails (on top of the client's own retries).
 const MAX_ATTEMPTS: u32 = 4;
+/// Groups waiting for a search at most, on top of the busy ones (bounds memory when the search
+/// limit is far below the need).
+const SEARCH_WAITERS: usize = 1024;
 /// Placeholder ids of contacts a dry run would create (never sent, never reported).
 const FAKE_ID_BASE: u64 = 1 << 62;
 
@@ -157,6 +161,9 @@ pub struct Engine {
     /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
     /// never holds a write slot.
     search_slots: Semaphore,
+    /// Groups waiting for (or sending) a search, and the signal that one more does.
+    searching: AtomicUsize,
+    search_waits: Notify,
 }
 
 /// How a row's attempts went so far.
@@ -204,6 +211,8 @@ impl Engine {
             concurrency: opts.concurrency.max(1),
             write_slots: Semaphore::new(opts.concurrency.max(1)),
             search_slots: Semaphore::new(opts.concurrency.max(1)),
+            searching: AtomicUsize::new(0),
+            search_waits: Notify::new(),
         }
     }
 
@@ -255,23 +264,38 @@ impl Engine {
         self.stop.lock().unwrap().get_or_insert(why);
     }
 
-    /// Apply every group, twice as many groups at a time as there are write slots (so that the
-    /// rows waiting for a search never leave the write slots idle); `done` gets each finished row
-    /// (in completion order). Rows not started because the run stopped get no result; an error
-    /// from `done` (a report cannot be written) stops the run as fatal, and `done` is not called
-    /// again.
+    /// Apply every group; `done` gets each finished row (in completion order). Up to
+    /// `2 × concurrency` groups are busy at a time, and a group waiting for a search does not
+    /// count (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep
+    /// the others from writing. Rows not started because the run stopped get no result; an
+    /// error from `done` (a report cannot be written) stops the run as fatal, and `done` is not
+    /// called again.
     pub async fn run(
         &self,
         rows: &[Row],
         groups: Vec<Vec<usize>>,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
-        let in_flight = 2 * self.concurrency;
-        let mut stream = futures::stream::iter(groups)
-            .map(|g| self.run_group(rows, g))
-            .buffer_unordered(in_flight.max(1));
+        let busy_max = 2 * self.concurrency;
+        let mut pending = groups.into_iter();
+        let mut running = FuturesUnordered::new();
         let mut failed = false;
-        while let Some(results) = stream.next().await {
+        loop {
+            while running.len() < busy_max + SEARCH_WAITERS
+                && running.len() - self.searching.load(Ordering::Relaxed).min(running.len())
+                    < busy_max
+                && let Some(g) = pending.next()
+            {
+                running.push(self.run_group(rows, g));
+            }
+            let results = tokio::select! {
+                r = running.next() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                // A group began to wait for a search: another may start.
+                () = self.search_waits.notified() => continue,
+            };
             for r in results {
                 if failed {
                     continue;
@@ -326,6 +350,15 @@ impl Engine {
     /// Returns whether one matched. Searches are the scarcest budget (100/min per account), so
     /// the keys are asked in the mapping's order and the first match ends it.
     async fn refresh(&self, row: &Row) -> Result<bool, ApiError> {
+        self.searching.fetch_add(1, Ordering::Relaxed);
+        self.search_waits.notify_one();
+        let found = self.search_keys(row).await;
+        self.searching.fetch_sub(1, Ordering::Relaxed);
+        found
+    }
+
+    /// [`Engine::refresh`]'s searches, in a search slot.
+    async fn search_keys(&self, row: &Row) -> Result<bool, ApiError> {
         let _slot = self.search_slots.acquire().await.expect("never closed");
         for k in &row.keys {
             let found = lookup::fetch(&self.client, k).await?;
