@@ -219,10 +219,7 @@ fn write_notes(dir: &RunDir, notes: &[AddedNote]) -> Result<()> {
 
 /// What the import in `import_dir` did, one target per contact, the source lines of creates
 /// it left unsettled (warned about unless `quiet`), and the notes it added.
-fn read_import(
-    import_dir: &Path,
-    quiet: bool,
-) -> Result<(Vec<Target>, Vec<u64>, Vec<AddedNote>)> {
+fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>, Vec<AddedNote>)> {
     let journal = import_dir.join("journal.jsonl");
     if !journal.is_file() {
         bail!(

@@ -231,9 +231,7 @@ impl Engine {
     /// [`Engine::note_checks`]). Rate-limited and retried like every read.
     async fn stored_notes(&self, id: u64) -> Result<Vec<String>, ApiError> {
         self.note_checks.fetch_add(1, Ordering::Relaxed);
-        let notes = self
-            .in_write_slot(self.client.contacts().notes(id))
-            .await?;
+        let notes = self.in_write_slot(self.client.contacts().notes(id)).await?;
         Ok(notes.into_iter().filter_map(|n| n.content).collect())
     }
 
@@ -516,7 +514,10 @@ impl Engine {
         earlier: &Earlier,
         tries: &mut Tries,
     ) -> Result<Option<RowResult>> {
-        match self.in_write_slot(self.client.contacts().update(id, patch)).await {
+        match self
+            .in_write_slot(self.client.contacts().update(id, patch))
+            .await
+        {
             Ok(c) => {
                 self.known.lock().unwrap().insert(c);
                 let mut e = Entry::new(row.line, &row.hash, Op::Update);

@@ -524,6 +524,97 @@ mod tests {
     }
 
     #[test]
+    fn an_email_match_with_another_identifier_is_a_conflict_unless_blank_or_allowed() {
+        let mut k = Known::new();
+        k.insert(stored(
+            json!({"id": 1, "email": "a@x.com", "identifier": "A1"}),
+        ));
+        k.insert(stored(json!({"id": 2, "email": "b@x.com"})));
+        let keys = |d: &ContactDraft| super::super::lookup::all_keys(d);
+        let d = draft("a@x.com", Some("A2"), "A");
+        match decide(&d, &keys(&d), &k, UPSERT) {
+            Action::Fail { id, error } => {
+                assert_eq!((id, error.code), (Some(1), ErrorCode::IdentifierConflict));
+                assert!(error.message.contains("\"A1\"") && error.message.contains("\"A2\""));
+            }
+            other => panic!("{other:?}"),
+        }
+        let overwrite = Policy {
+            identity: IdentityPolicy {
+                identifier_change: IdentifierChange::Overwrite,
+                ..UPSERT.identity
+            },
+            ..UPSERT
+        };
+        assert_eq!(decide(&d, &keys(&d), &k, overwrite).name(), "update");
+        // Blank on the row, blank on the contact: no conflict.
+        let d = draft("a@x.com", None, "A");
+        assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "update");
+        let d = draft("b@x.com", Some("B9"), "B");
+        assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "update");
+    }
+
+    #[test]
+    fn a_phone_held_by_another_contact_is_left_out_or_fails_the_row() {
+        use crate::normalise::PhoneE164;
+        let mut k = Known::new();
+        k.insert(stored(
+            json!({"id": 5, "email": "h@x.com", "phone_number": "+33612345678"}),
+        ));
+        k.insert(stored(json!({"id": 6, "email": "u@x.com", "name": "U"})));
+        let with_phone = |email: &str, name: &str| ContactDraft {
+            phone_number: PhoneE164::parse("+33612345678", None, false).ok(),
+            ..draft(email, None, name)
+        };
+        let keys = |d: &ContactDraft| {
+            use crate::mapping::MatchKey;
+            super::super::lookup::match_keys(&[MatchKey::Email, MatchKey::Identifier], d)
+        };
+        let d = with_phone("new@x.com", "N");
+        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        match a {
+            Action::Create(n) => assert_eq!(n.phone_number, None),
+            other => panic!("{other:?}"),
+        }
+        let w = w.unwrap();
+        assert_eq!(
+            (w.code, w.original.as_str()),
+            (ErrorCode::PhoneInUse, "+33612345678")
+        );
+        assert!(w.message.contains("contact 5"), "{}", w.message);
+        // An update that only wanted the phone has nothing left to do.
+        let d = with_phone("u@x.com", "U");
+        let (a, _) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        assert_eq!(a, Action::Unchanged { id: 6 });
+        // The holder itself keeps it; a phone nobody is known to hold, unless refused, too.
+        let d = with_phone("h@x.com", "H");
+        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        assert!(w.is_none() && a.name() == "update", "{a:?}");
+        let mut free = with_phone("new@x.com", "N");
+        free.phone_number = PhoneE164::parse("+33612345679", None, false).ok();
+        let act = decide(&free, &keys(&free), &k, UPSERT);
+        assert!(
+            phone_in_use(act.clone(), &free, &k, UPSERT, false)
+                .1
+                .is_none()
+        );
+        let (_, w) = phone_in_use(act, &free, &k, UPSERT, true);
+        assert!(w.unwrap().message.contains("refused"));
+        let fail = Policy {
+            identity: IdentityPolicy {
+                phone_in_use: PhoneInUse::Fail,
+                ..UPSERT.identity
+            },
+            ..UPSERT
+        };
+        let d = with_phone("new@x.com", "N");
+        match phone_in_use(decide(&d, &keys(&d), &k, fail), &d, &k, fail, false) {
+            (Action::Fail { error, .. }, None) => assert_eq!(error.code, ErrorCode::PhoneInUse),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_patch_applied_locally_then_diffed_is_empty() {
         let c = stored(json!({"id": 3, "name": "Old", "custom_attributes": {"a": 1, "b": 2}}));
         let mut d = draft("c@x.com", Some("C3"), "New");

@@ -120,7 +120,10 @@ async fn an_email_matching_a_contact_with_another_identifier_is_a_conflict() {
     assert_eq!(stored["bob@x.com"]["name"], "Bob New");
     assert_eq!(stored["cat@x.com"]["identifier"], "C1");
     assert_eq!(
-        (stored["bob@x.com"]["id"].as_u64(), stored["cat@x.com"]["id"].as_u64()),
+        (
+            stored["bob@x.com"]["id"].as_u64(),
+            stored["cat@x.com"]["id"].as_u64()
+        ),
         (Some(bob), Some(cat))
     );
 
@@ -234,7 +237,10 @@ async fn a_phone_in_use_is_left_out_with_a_warning_naming_its_holder_or_fails_th
         let warning = &res.warnings[0];
         assert_eq!(warning.code, ErrorCode::PhoneInUse);
         assert_eq!(warning.field.as_deref(), Some("phone_number"));
-        assert!(warning.message.contains(&format!("contact {by}")), "{warning}");
+        assert!(
+            warning.message.contains(&format!("contact {by}")),
+            "{warning}"
+        );
     }
     assert_eq!(r[1].warnings[0].original, "+33611111111");
     // Nothing was sent with a phone someone holds.
@@ -312,15 +318,20 @@ async fn rows_waiting_for_the_search_limit_do_not_hold_the_writes_back() {
     args.out = Some(w.path("run"));
     args.lookup = Strategy::Index;
     args.concurrency = 4;
-    let run = doto_bulk::cmd::import::run_import(&args, cfg, true, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap();
+    let run =
+        doto_bulk::cmd::import::run_import(&args, cfg, true, Arc::new(AtomicBool::new(false)))
+            .await
+            .unwrap();
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.failures_by_code);
     assert_eq!(w.by_email().len(), N);
     let s = w.sb.stats();
     let faults: u64 = s.faults.values().sum();
     let searches = s.count("GET", route::SEARCH);
-    assert!(faults >= 8, "too few faults to mean anything: {:?}", s.faults);
+    assert!(
+        faults >= 8,
+        "too few faults to mean anything: {:?}",
+        s.faults
+    );
     assert!(
         s.count_status("GET", route::SEARCH, 429) > 0,
         "the search limit was never hit ({searches} searches)"
@@ -377,20 +388,22 @@ async fn notes_are_added_once_across_duplicates_updates_and_re_imports() {
     assert_eq!(outcome(&first, "created"), 1);
     assert_eq!(outcome(&first, "updated"), 3);
     let notes = |w: &World| {
-        let mut v: Vec<(u64, String)> = w
-            .sb
-            .notes()
-            .iter()
-            .map(|n| {
-                let id = n["contact_id"].as_u64().or(n["contact"]["id"].as_u64());
-                (id.unwrap(), n["content"].as_str().unwrap().to_owned())
-            })
-            .collect();
+        let mut v: Vec<(u64, String)> =
+            w.sb.notes()
+                .iter()
+                .map(|n| {
+                    let id = n["contact_id"].as_u64().or(n["contact"]["id"].as_u64());
+                    (id.unwrap(), n["content"].as_str().unwrap().to_owned())
+                })
+                .collect();
         v.sort();
         v
     };
     let ann = w.by_email()["ann@x.com"]["id"].as_u64().unwrap();
-    let mut want = vec![(ann, "imported A".to_owned()), (old, "imported O".to_owned())];
+    let mut want = vec![
+        (ann, "imported A".to_owned()),
+        (old, "imported O".to_owned()),
+    ];
     want.sort();
     assert_eq!(notes(&w), want);
     let summary: Value =
@@ -428,4 +441,21 @@ async fn notes_are_added_once_across_duplicates_updates_and_re_imports() {
     lines[1..].sort_by_key(|l| !l.starts_with(&ann_note));
     assert!(lines[1].starts_with(&ann_note) && lines[1].ends_with(",2,1,deleted_with_contact"));
     assert!(lines[2].starts_with(&format!("{old},")) && lines[2].ends_with(",4,1,left"));
+}
+
+#[test]
+fn the_identity_policies_are_read_from_the_match_section() {
+    use doto_bulk::mapping::{IdentityPolicy, Mapping};
+    let m = Mapping::parse(MAPPING, "<inline>").unwrap();
+    assert_eq!(m.identity_policy(), IdentityPolicy::default());
+    let text = MAPPING.replace(
+        "match:\n",
+        "match:\n  identifier_change: overwrite\n  on_phone_in_use: fail\n",
+    );
+    let p = Mapping::parse(&text, "<inline>").unwrap().identity_policy();
+    assert_eq!(p.identifier_change, IdentifierChange::Overwrite);
+    assert_eq!(p.phone_in_use, PhoneInUse::Fail);
+    let bad = MAPPING.replace("match:\n", "match:\n  on_phone_in_use: keep\n");
+    let err = format!("{:#}", Mapping::parse(&bad, "<inline>").unwrap_err());
+    assert!(err.contains("<inline>"), "{err}");
 }
