@@ -310,18 +310,12 @@ async fn rows_waiting_for_the_search_limit_do_not_hold_the_writes_back() {
     for i in 0..N {
         csv.push_str(&format!("P{i},p{i}@x.com,id-{i},free,C\n"));
     }
-    let mut cfg = w.config();
-    cfg.window = Duration::from_secs(1);
-    let file = w.write("run.csv", &csv);
-    let map = w.write("run.yaml", MAPPING);
-    let mut args = doto_bulk::cmd::import::Args::new(&file, &map);
-    args.out = Some(w.path("run"));
-    args.lookup = Strategy::Index;
-    args.concurrency = 4;
-    let run =
-        doto_bulk::cmd::import::run_import(&args, cfg, true, Arc::new(AtomicBool::new(false)))
-            .await
-            .unwrap();
+    let run = w
+        .import(&csv, MAPPING, "run", |a| {
+            a.lookup = Strategy::Index;
+            a.concurrency = 4;
+        })
+        .await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.failures_by_code);
     assert_eq!(w.by_email().len(), N);
     let s = w.sb.stats();
