@@ -78,7 +78,8 @@ pub struct Args {
     /// Which writes are allowed.
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
-    /// Rows written at once (rows sharing a key always wait for each other).
+    /// Writes in flight at once (rows sharing a key or a phone always wait for each other; rows
+    /// waiting for a search do not hold one of these slots).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
