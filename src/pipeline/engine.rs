@@ -19,13 +19,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::stream::FuturesUnordered;
-use tokio::sync::{Notify, Semaphore};
-
 use anyhow::Result;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::api::{ApiError, Client, ContactPatch, NewContact};
 use crate::exit::Stop;
@@ -34,15 +33,13 @@ use crate::model::{ErrorCode, Outcome, RowError, RowWarning};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op, RowState};
 use super::lookup::{self, Key, Known};
-use super::plan::{self, Action, Change, Policy};
+use super::plan::{self, Action, Change, FAKE_ID_BASE, Policy};
 
 /// Attempts at one write before the row fails (on top of the client's own retries).
 const MAX_ATTEMPTS: u32 = 4;
 /// Groups waiting for a search at most, on top of the busy ones (bounds memory when the search
 /// limit is far below the need).
 const SEARCH_WAITERS: usize = 1024;
-/// Placeholder ids of contacts a dry run would create (never sent, never reported).
-const FAKE_ID_BASE: u64 = 1 << 62;
 
 /// One valid row, ready to be applied.
 #[derive(Debug, Clone)]

@@ -12,6 +12,17 @@ use crate::model::{ErrorCode, Field, RowError, RowWarning, Scalar};
 
 use super::lookup::{Key, Known};
 
+/// Placeholder ids of contacts a dry run would create (never sent, never reported).
+pub const FAKE_ID_BASE: u64 = 1 << 62;
+
+/// `contact 12`, or what a dry run's placeholder id stands for.
+fn contact(id: u64) -> String {
+    match id < FAKE_ID_BASE {
+        true => format!("contact {id}"),
+        false => "the contact an earlier row creates".into(),
+    }
+}
+
 /// `--mode`: which writes the run may make at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -126,10 +137,9 @@ fn identifier_conflict(draft: &ContactDraft, c: &Contact, policy: Policy) -> Opt
         ErrorCode::IdentifierConflict,
         Some(Field::Identifier.as_str()),
         format!(
-            "email {email} matches contact {} whose identifier is {stored:?}, but the row's \
-             identifier is {row:?}: not the same person (match.identifier_change: overwrite \
-             replaces it)",
-            c.id
+            "email {email} matches {} whose identifier is {stored:?}, but the row's identifier \
+             is {row:?}: not the same person (match.identifier_change: overwrite replaces it)",
+            contact(c.id)
         ),
     ))
 }
@@ -228,7 +238,7 @@ pub fn phone_in_use(
         _ => return (action, None),
     };
     let by = match holder {
-        PhoneHolder::Contact(h) => format!("contact {h}"),
+        PhoneHolder::Contact(h) => contact(h),
         PhoneHolder::Refused => "another contact (the server refused it as taken)".into(),
     };
     if policy.identity.phone_in_use == PhoneInUse::Fail {

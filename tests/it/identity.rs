@@ -143,6 +143,15 @@ async fn inside_one_file_the_second_identifier_for_an_email_is_the_conflict() {
          Pat Two,pat@x.com,R2,gold,Lyon\n\
          Pat,PAT@x.com,R1,gold,Paris\n"
     );
+    // A dry run sees the same conflict, with the contact row 2 would create.
+    let plan = w.import(&csv, MAPPING, "plan", |a| a.dry_run = true).await;
+    let (code, message) = &failures(&plan.run_dir)[&3];
+    assert_eq!(code, "identifier_conflict");
+    assert!(
+        message.contains("the contact an earlier row creates"),
+        "{message}"
+    );
+    assert!(w.sb.contacts().is_empty());
     for (i, out) in ["one", "two"].into_iter().enumerate() {
         let run = w.import(&csv, MAPPING, out, |_| {}).await;
         let res = results(&run.run_dir);
