@@ -355,6 +355,9 @@ pub struct RequestStats {
     pub retries: u64,
     /// Responses with status 429.
     pub rate_limited: u64,
+    /// Of the `notes` requests: reads of a contact's notes so that none is added twice (once
+    /// per contact the run updates and gives a note; none for the contacts it creates).
+    pub note_checks: u64,
 }
 
 /// `summary.json`; also what the terminal table is drawn from.

@@ -93,7 +93,8 @@ pub struct Args {
     /// Which writes are allowed.
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
-    /// Rows written at once (rows sharing a key always wait for each other).
+    /// Writes in flight at once (rows sharing a key or a phone always wait for each other; rows
+    /// waiting for a search do not hold one of these slots).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
@@ -208,6 +209,7 @@ async fn import_into(
         existing: input.mapping.existing_policy(),
         missing: input.mapping.missing_policy(),
         mode: args.mode,
+        identity: input.mapping.identity_policy(),
     };
     let mut file = read(input, quiet).await?;
     if let Some(e) = file.read_error.take() {
@@ -238,12 +240,12 @@ async fn import_into(
                 dry_run: args.dry_run,
                 max_errors: args.max_errors,
                 interrupt,
+                concurrency: args.concurrency,
             };
             let writes = Writes {
                 known,
                 ledger,
                 opts,
-                concurrency: args.concurrency,
                 quiet,
             };
             writes.run(&client, file, &mut out).await?
