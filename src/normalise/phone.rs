@@ -60,6 +60,34 @@ impl Region {
         Some(Region(id))
     }
 
+    /// The region of a row's `region_from` value. In a column whose header names states or
+    /// provinces (`State`, `Mailing State`, `State/Province`), US state and Canadian province codes
+    /// and names come first (`CO`: Colorado, `DE`: Delaware, `Georgia`: the state); in any other
+    /// column countries come first (`CO`: Colombia, `DE`: Germany, `Georgia`: the country), and a
+    /// value that is not a country but is a state or province (`NY`, `Ontario`) gives US/CA.
+    /// When the value names both a country and a state of another country, the reading not taken
+    /// is returned in [`RowRegion::other`], so that a number it reads differently is reported.
+    pub fn from_row(column: &str, value: &str) -> Option<RowRegion> {
+        let country = Region::parse(value);
+        let state = super::regions::state_country(value).and_then(Region::parse);
+        let (first, second) = if super::regions::is_state_column(column) {
+            (state, country)
+        } else {
+            (country, state)
+        };
+        let region = first.or(second)?;
+        let other = second.filter(|o| first.is_some() && *o != region);
+        Some(RowRegion { region, other })
+    }
+
+    /// The country an email address's country-code domain names (`jan@example.nl` → NL,
+    /// `.co.uk` → GB), `None` for generic domains and the country codes sold as generic names
+    /// (`.io`, `.co`, `.me`, `.tv`, …; the list is in `regions.rs`).
+    pub fn of_email(email: &str) -> Option<Region> {
+        let domain = email.rsplit_once('@')?.1;
+        Region::parse(&super::regions::tld_country(domain)?)
+    }
+
     pub fn id(self) -> phonenumber::country::Id {
         self.0
     }
@@ -68,6 +96,15 @@ impl Region {
     pub fn as_str(&self) -> &'static str {
         static_code(self.0.as_ref())
     }
+}
+
+/// A `region_from` value read by [`Region::from_row`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRegion {
+    pub region: Region,
+    /// The region of the value's other meaning (`DE` in a country column: Germany, and
+    /// Delaware, US), when it has one in another region.
+    pub other: Option<Region>,
 }
 
 /// Interned region codes (the crate hands them out borrowed from its database, which lives for
@@ -242,7 +279,7 @@ fn clean<'a>(raw: &'a str, repairs: &mut Vec<Repair>) -> Cow<'a, str> {
         s = Cow::Owned(s.chars().filter(|&c| !hidden(c)).collect::<String>());
         s = Cow::Owned(s.trim_matches(ends).to_owned());
     }
-    if s.len() >= 4 && s[..4].eq_ignore_ascii_case("tel:") {
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
         done.push(format!("the {:?} prefix", &s[..4]));
         s = Cow::Owned(s[4..].trim_start_matches(ends).to_owned());
     }
@@ -473,10 +510,20 @@ fn lost_prefix(digits: &str, rules: Option<&Rules>) -> Option<String> {
             r.id
         ));
     }
-    // Valid as written (no country code taken off): nothing was lost (US `4155552671`).
+    // Valid as written (no country code taken off): nothing was lost (US `4155552671`), unless
+    // a `0` put back gives another valid number (GA `06 03 12 34` in a number cell is `6031234`,
+    // itself a valid number): then which one the cell held is a guess.
     let as_written = strip_national_prefix_if_possible(digits, r);
     if valid_nsn(r.cc, &as_written).is_some() {
-        return None;
+        let zero = e164(&format!("0{digits}"), false, Some(r));
+        return match (zero, e164(digits, false, Some(r))) {
+            (Ok(z), Ok(w)) if z != w => Some(format!(
+                "its leading \"0\" or nothing (0{digits} and {digits} are different valid \
+                 numbers for region {})",
+                r.id
+            )),
+            _ => None,
+        };
     }
     if e164(&format!("0{digits}"), false, Some(r)).is_ok() {
         return Some(format!(
