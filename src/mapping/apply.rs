@@ -187,11 +187,14 @@ impl Row<'_> {
     fn phone_only(&self, i: usize) -> bool {
         let r = self.r;
         let reads = |c: &Compiled| c.cols.contains(&i);
-        let attrs = Field::attribute_maps().any(|f| attribute_defs(r, f).iter().any(|(_, c)| reads(c)));
+        let attrs =
+            Field::attribute_maps().any(|f| attribute_defs(r, f).iter().any(|(_, c)| reads(c)));
         r.region_col != Some(i)
             && !attrs
             && !r.notes.iter().any(reads)
-            && r.fields.iter().all(|(f, c)| f.kind() == FieldKind::Phone || !reads(c))
+            && r.fields
+                .iter()
+                .all(|(f, c)| f.kind() == FieldKind::Phone || !reads(c))
     }
 
     /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
@@ -379,17 +382,24 @@ impl Row<'_> {
                 }
                 RowRegion::Default => None,
             };
-            let other = match (other, self.r.default_region) {
-                (Some(x), _) => Some(x),
-                (None, Some(def)) if region == Some(def) => {
+            // Read with the default region: counted, and checked against the email's country.
+            let other = match (row, region) {
+                (RowRegion::Row(_), _) | (_, None) => other,
+                (_, Some(def)) => {
                     d.phone_read_as = Some(def);
                     let email = d.email.as_ref().map(|e| e.as_str());
                     email.and_then(|e| Region::of_email(e).map(|x| (x, format!("the email {e:?}"))))
                 }
-                _ => None,
             };
             if let (Some((other, why)), Some(region)) = (other, region) {
-                self.region_doubt(d, c, o, (text, numeric), (region, &read.phone), (other, why));
+                self.region_doubt(
+                    d,
+                    c,
+                    o,
+                    (text, numeric),
+                    (region, &read.phone),
+                    (other, why),
+                );
             }
         }
         Some(read.phone)
@@ -408,7 +418,10 @@ impl Row<'_> {
     }
 
     fn region_column_says(&self) -> String {
-        let rc = self.r.region_col.expect("a row region comes from region_from");
+        let rc = self
+            .r
+            .region_col
+            .expect("a row region comes from region_from");
         let h = &self.r.headers[rc];
         format!("column {h:?}: {}", shown(cell(self.rec, rc).trim()))
     }
@@ -448,7 +461,12 @@ impl Row<'_> {
         let (label, _) = self.label(c, o);
         d.warnings.push(RowWarning {
             code,
-            field: Some(c.target.to_string()),
+            field: Some(
+                c.target
+                    .strip_prefix("fields.")
+                    .unwrap_or(&c.target)
+                    .to_owned(),
+            ),
             column: match o {
                 Origin::Column(i) => Some(self.r.headers[i].clone()),
                 _ => None,

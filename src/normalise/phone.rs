@@ -65,18 +65,27 @@ impl Region {
     /// and names come first (`CO`: Colorado, `DE`: Delaware, `Georgia`: the state); in any other
     /// column countries come first (`CO`: Colombia, `DE`: Germany, `Georgia`: the country), and a
     /// value that is not a country but is a state or province (`NY`, `Ontario`) gives US/CA.
-    /// When the value names both a country and a state of another country, the reading not taken
-    /// is returned in [`RowRegion::other`], so that a number it reads differently is reported.
+    /// When a value in a country column also names a US state or Canadian province (`DE`, `CO`,
+    /// `Georgia`), the state's country is returned in [`RowRegion::other`], so that a number it
+    /// reads differently is reported: a column of states under a header that does not say so
+    /// (`Region`) is then never read silently as countries. (The other way round, a country in a
+    /// column named State, is not looked for.)
     pub fn from_row(column: &str, value: &str) -> Option<RowRegion> {
-        let country = Region::parse(value);
         let state = super::regions::state_country(value).and_then(Region::parse);
-        let (first, second) = if super::regions::is_state_column(column) {
-            (state, country)
-        } else {
-            (country, state)
+        if super::regions::is_state_column(column) {
+            let region = state.or_else(|| Region::parse(value))?;
+            return Some(RowRegion {
+                region,
+                other: None,
+            });
+        }
+        let Some(region) = Region::parse(value) else {
+            return state.map(|region| RowRegion {
+                region,
+                other: None,
+            });
         };
-        let region = first.or(second)?;
-        let other = second.filter(|o| first.is_some() && *o != region);
+        let other = state.filter(|o| *o != region);
         Some(RowRegion { region, other })
     }
 
@@ -997,7 +1006,13 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].code, ErrorCode::PhoneVanity);
         assert!(r[0].message.contains("FLOWERS"), "{}", r[0].message);
-        for bad in ["3518O79447", "1-800-A-LAWYER", "call me", "80-FLOWERS", "0800 AB 12"] {
+        for bad in [
+            "3518O79447",
+            "1-800-A-LAWYER",
+            "call me",
+            "80-FLOWERS",
+            "0800 AB 12",
+        ] {
             assert!(keypad(bad, &mut r).is_err(), "{bad:?}");
         }
         assert_eq!(r.len(), 2);
@@ -1008,12 +1023,19 @@ mod tests {
         let mut r = Vec::new();
         assert_eq!(clean(" tel:+1-415-555-2676 ", &mut r), "+1-415-555-2676");
         assert_eq!(clean("++44 20 7946 0963", &mut r), "+44 20 7946 0963");
-        assert_eq!(clean("020\u{200b}7946\u{ad}0958\u{feff}", &mut r), "02079460958");
+        assert_eq!(
+            clean("020\u{200b}7946\u{ad}0958\u{feff}", &mut r),
+            "02079460958"
+        );
         assert_eq!(clean("020 7946 0958", &mut r), "020 7946 0958");
         let codes: Vec<_> = r.iter().map(|x| x.code).collect();
         assert_eq!(codes, [ErrorCode::PhoneCleaned; 3]);
         assert!(r[0].message.contains("\"tel:\""), "{}", r[0].message);
-        assert!(r[2].message.contains("U+200B, U+00AD, U+FEFF"), "{}", r[2].message);
+        assert!(
+            r[2].message.contains("U+200B, U+00AD, U+FEFF"),
+            "{}",
+            r[2].message
+        );
     }
 
     #[test]

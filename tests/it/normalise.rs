@@ -187,7 +187,11 @@ fn numeric_cells_that_lost_a_leading_zero_or_plus_are_repaired_when_one_number_f
         // Berlin 030 1234 5678 is always written with its 0.
         ("3012345678", "DE", "+493012345678"),
     ] {
-        assert_eq!(numeric(raw, r), (want.to_owned(), lost.clone()), "{raw} {r}");
+        assert_eq!(
+            numeric(raw, r),
+            (want.to_owned(), lost.clone()),
+            "{raw} {r}"
+        );
     }
     // Two numbers fit (0 + the digits in DE, and + the digits): refused, both named.
     let e = PhoneE164::read("492335348894", region("DE"), true).unwrap_err();
@@ -608,7 +612,13 @@ fn differential_against_google_libphonenumber_and_email_validator() {
             let ours = PhoneE164::read(raw_phone, Region::parse(country), numeric)
                 .map(|p| p.phone.as_str().to_owned())
                 .map_err(|e| reason(e.code, &e.message));
-            note(phone_kind(&label[1]), ours, &verdict[1], raw_phone, &label[1]);
+            note(
+                phone_kind(&label[1]),
+                ours,
+                &verdict[1],
+                raw_phone,
+                &label[1],
+            );
         }
         if crate_too && &verdict[1] != "blank" {
             // The crate as shipped, for the record of its disagreements (benches/README.md).
