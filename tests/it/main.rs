@@ -7,6 +7,7 @@ mod import;
 mod mapping;
 mod mapping_init;
 mod normalise;
+mod phones;
 mod props;
 mod revert;
 mod rundir;
