@@ -408,14 +408,17 @@ fn default_keys(fields: &FieldDefs) -> Option<Vec<MatchKey>> {
     (!keys.is_empty()).then_some(keys)
 }
 
+/// An attribute section's keys and their values, in file order.
+type AttrDefs = Vec<(String, ValueDef)>;
+
 /// `custom_attributes` or `additional_attributes`, in file order, and its `from_prefix`.
 fn attributes(
     cx: &Ctx,
     map: Option<spec::OrderedMap>,
     section: &str,
-) -> anyhow::Result<(Vec<(String, ValueDef)>, Option<AttrPrefix>)> {
+) -> anyhow::Result<(AttrDefs, Option<AttrPrefix>)> {
     let map = map.unwrap_or_default();
-    let mut out: Vec<(String, ValueDef)> = Vec::new();
+    let mut out: AttrDefs = Vec::new();
     for (key, v) in map.entries {
         if key.value.trim().is_empty() {
             return Err(cx.err(line_of(&key), format!("{section}: an empty key")));

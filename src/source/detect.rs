@@ -24,6 +24,24 @@ pub fn column_name(headers: &[String], i: usize) -> String {
     }
 }
 
+/// [`column_name`] of every column at once, in linear time (for a draft of a wide file).
+pub fn column_names(headers: &[String]) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(headers.len());
+    headers
+        .iter()
+        .map(|h| {
+            let h = h.trim();
+            let k = seen.entry(h).or_insert(0);
+            *k += 1;
+            if *k == 1 {
+                h.to_owned()
+            } else {
+                format!("{h}#{k}")
+            }
+        })
+        .collect()
+}
+
 /// Split `"email#2"` into `("email", 2)`; `None` when the name has no `#N` suffix.
 pub fn split_occurrence(name: &str) -> Option<(&str, usize)> {
     let (base, n) = name.rsplit_once('#')?;
@@ -106,6 +124,7 @@ mod tests {
         let hs = h(&["email", "Name", "email", "_row", "email"]);
         let names: Vec<String> = (0..hs.len()).map(|i| column_name(&hs, i)).collect();
         assert_eq!(names, ["email", "Name", "email#2", "_row", "email#3"]);
+        assert_eq!(column_names(&hs), names);
         let ix = HeaderIndex::new(&hs);
         for (i, n) in names.iter().enumerate().filter(|(i, _)| *i != 3) {
             assert_eq!(ix.find(n), Some(i), "{n}");

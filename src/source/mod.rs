@@ -27,7 +27,7 @@ mod encoding;
 mod xlsx;
 
 pub use self::csv::CsvSource;
-pub use self::detect::column_name;
+pub use self::detect::{column_name, column_names};
 use self::xlsx::XlsxSource;
 
 /// One data row, as read: fields in header order, decoded to text.

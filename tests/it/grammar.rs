@@ -5,68 +5,39 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::validate::{Args, Validation, run_validate};
 use doto_bulk::mapping::{ContactDraft, Mapping};
 use doto_bulk::normalise::Region;
 use doto_bulk::pipeline::input::Input;
 use doto_bulk::source::column_name;
 use rust_xlsxwriter::Workbook;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-struct World {
-    dir: TempDir,
+use crate::validate::World;
+
+/// Open `file` with `mapping` and map every record (line → draft); the input is returned for
+/// its header warnings.
+fn drafts(file: &Path, mapping: &Path) -> (Input, BTreeMap<u64, ContactDraft>) {
+    drafts_with(file, mapping, None)
 }
 
-impl World {
-    fn new() -> World {
-        World {
-            dir: tempfile::tempdir().unwrap(),
-        }
+fn drafts_with(
+    file: &Path,
+    mapping: &Path,
+    region: Option<Region>,
+) -> (Input, BTreeMap<u64, ContactDraft>) {
+    let mut input = Input::open_with_region(file, mapping, region).unwrap();
+    let mut out = BTreeMap::new();
+    for item in input.source.by_ref() {
+        let rec = item.unwrap();
+        let d = input
+            .resolved
+            .apply(&rec)
+            .unwrap_or_else(|e| panic!("line {}: {e:?}", rec.line));
+        out.insert(rec.line, d);
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, body: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, body).unwrap();
-        p
-    }
-
-    fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
-        let args = Args::new(file, mapping, Some(&self.path(out)));
-        run_validate(&args, true, &AtomicBool::new(false)).unwrap()
-    }
-
-    /// Open `file` with `mapping` and map every record (line → draft); the input is returned for
-    /// its header warnings.
-    fn drafts(&self, file: &Path, mapping: &Path) -> (Input, BTreeMap<u64, ContactDraft>) {
-        self.drafts_with(file, mapping, None)
-    }
-
-    fn drafts_with(
-        &self,
-        file: &Path,
-        mapping: &Path,
-        region: Option<Region>,
-    ) -> (Input, BTreeMap<u64, ContactDraft>) {
-        let mut input = Input::open_with_region(file, mapping, region).unwrap();
-        let mut out = BTreeMap::new();
-        for item in input.source.by_ref() {
-            let rec = item.unwrap();
-            let d = input
-                .resolved
-                .apply(&rec)
-                .unwrap_or_else(|e| panic!("line {}: {e:?}", rec.line));
-            out.insert(rec.line, d);
-        }
-        assert!(input.source.take_error().is_none());
-        (input, out)
-    }
+    assert!(input.source.take_error().is_none());
+    (input, out)
 }
 
 fn open_err(file: &Path, mapping: &Path) -> String {
@@ -128,7 +99,7 @@ fn optional_columns_absent_from_the_file_are_skipped_with_one_notice_each() {
         "Name,Email,Phone,Owner First\nAnn,ann@example.com,020 7946 0018,Sam\nBob,bob@example.com,,\n",
     );
     let map = w.write("m.yaml", OPTIONAL);
-    let (input, d) = w.drafts(&file, &map);
+    let (input, d) = drafts(&file, &map);
     assert_eq!(
         d[&2].phone_number.as_ref().map(|p| p.as_str()),
         Some("+442079460018")
@@ -169,7 +140,7 @@ fn optional_columns_present_in_the_file_are_read_and_noted_nowhere() {
         "Name,Email,Mobile,Phone,Tier,Owner First,Owner Last\nAnn,ann@example.com,07912 345678,020 7946 0018,gold,Sam,Ray\n",
     );
     let map = w.write("m.yaml", OPTIONAL);
-    let (input, d) = w.drafts(&file, &map);
+    let (input, d) = drafts(&file, &map);
     assert!(input.resolved.notices().is_empty());
     assert_eq!(
         d[&2].phone_number.as_ref().map(|p| p.as_str()),
@@ -209,7 +180,7 @@ fn repeated_headers_are_addressed_as_name_hash_n() {
         "m.yaml",
         "version: 1\nfields:\n  name: Name\n  email: { from: [email, \"email#2\"] }\ncustom_attributes:\n  old_email: \"email#3\"\n",
     );
-    let (input, d) = w.drafts(&file, &map);
+    let (input, d) = drafts(&file, &map);
     assert_eq!(
         d[&2].email.as_ref().map(|e| e.as_str()),
         Some("ann@example.com")
@@ -351,7 +322,7 @@ fn xlsx_decoy_sheet_and_title_rows_are_skipped_with_notices() {
             && notes[1].contains("the 2 row(s)"),
         "{notes:?}"
     );
-    let (_, d) = w.drafts(&file, &map);
+    let (_, d) = drafts(&file, &map);
     assert_eq!(d[&4].name.as_deref(), Some("Ann"));
 }
 
@@ -362,9 +333,9 @@ fn xlsx_sheet_and_header_row_from_the_mapping_are_used_as_given() {
     for sheet in ["Contacts", "2", "contacts"] {
         let map = w.write(
             "m.yaml",
-            format!("version: 1\nsource:\n  sheet: \"{sheet}\"\n  header_row: 3\nfields:\n  name: Name\n  email: Email\n"),
+            &format!("version: 1\nsource:\n  sheet: \"{sheet}\"\n  header_row: 3\nfields:\n  name: Name\n  email: Email\n"),
         );
-        let (input, d) = w.drafts(&file, &map);
+        let (input, d) = drafts(&file, &map);
         assert_eq!(input.headers, ["Name", "Email", "Phone"], "{sheet}");
         assert_eq!(d.keys().copied().collect::<Vec<_>>(), [4, 5], "{sheet}");
         assert!(input.source.warnings().is_empty(), "{sheet}");
@@ -374,7 +345,7 @@ fn xlsx_sheet_and_header_row_from_the_mapping_are_used_as_given() {
         "m.yaml",
         "version: 1\nsource:\n  sheet: Contacts\nfields:\n  name: Name\n  email: Email\n",
     );
-    let (input, _) = w.drafts(&file, &map);
+    let (input, _) = drafts(&file, &map);
     assert_eq!(input.headers, ["Name", "Email", "Phone"]);
     // The decoy named explicitly: its first row is the header, and the mapping does not fit it.
     let map = w.write(
@@ -395,12 +366,13 @@ fn csv_delimiter_encoding_and_header_row_from_the_mapping_work_end_to_end() {
     // the column names too (so only header_row can pick the right line).
     let mut body = b"Name\tEmail\nsee below\t\nName\tEmail\n".to_vec();
     body.extend_from_slice(b"Zo\xe9\tzoe@example.com\n");
-    let file = w.write("a.txt", &body);
+    let file = w.path("a.txt");
+    std::fs::write(&file, &body).unwrap();
     let map = w.write(
         "m.yaml",
         "version: 1\nsource:\n  delimiter: tab\n  encoding: windows-1252\n  header_row: 3\nfields:\n  name: Name\n  email: Email\n",
     );
-    let (_, d) = w.drafts(&file, &map);
+    let (_, d) = drafts(&file, &map);
     assert_eq!(d.keys().copied().collect::<Vec<_>>(), [4]);
     assert_eq!(d[&4].name.as_deref(), Some("Zoé"));
     let v = w.validate(&file, &map, "run");
@@ -422,7 +394,7 @@ fn from_prefix_reads_every_attribute_column_and_explicit_keys_win() {
         "m.yaml",
         "version: 1\nfields:\n  name: name\n  email: email\ncustom_attributes:\n  from_prefix: \"custom_attributes.\"\n  seats: { from: custom_attributes.seats, type: integer }\nadditional_attributes:\n  from_prefix: \"additional_attributes.\"\n",
     );
-    let (input, d) = w.drafts(&file, &map);
+    let (input, d) = drafts(&file, &map);
     assert!(input.resolved.notices().is_empty());
     assert_eq!(
         attrs(&d[&2]),
@@ -479,7 +451,7 @@ fn phone_region_overrides_the_mappings_default_region() {
     );
     let map = w.write("m.yaml", REGION);
     let de = Region::parse("DE").unwrap();
-    let (_, d) = w.drafts_with(&file, &map, Some(de));
+    let (_, d) = drafts_with(&file, &map, Some(de));
     assert_eq!(
         d[&2].phone_number.as_ref().map(|p| p.as_str()),
         Some("+49301234567")
@@ -560,7 +532,7 @@ fn mapping_init_writes_the_given_phone_region() {
     assert!(!yaml.contains("set defaults.phone_region"), "{yaml}");
     // And the draft validates the file with it.
     let map = w.write("m.yaml", &yaml);
-    let (_, d) = w.drafts(&file, &map);
+    let (_, d) = drafts(&file, &map);
     assert_eq!(
         d[&2].phone_number.as_ref().map(|p| p.as_str()),
         Some("+49301234567")
