@@ -340,6 +340,22 @@ fn xlsx_sheet_and_header_row_from_the_mapping_are_used_as_given() {
         assert_eq!(d.keys().copied().collect::<Vec<_>>(), [4, 5], "{sheet}");
         assert!(input.source.warnings().is_empty(), "{sheet}");
     }
+    // An index written as a YAML number.
+    let map = w.write(
+        "m.yaml",
+        "version: 1\nsource:\n  sheet: 2\n  header_row: 3\nfields:\n  name: Name\n  email: Email\n",
+    );
+    assert_eq!(drafts(&file, &map).0.headers, ["Name", "Email", "Phone"]);
+    // A header row without a sheet: the first sheet whose row 3 holds the columns.
+    let map = w.write(
+        "m.yaml",
+        "version: 1\nsource:\n  header_row: 3\nfields:\n  name: Name\n  email: Email\n",
+    );
+    let (input, d) = drafts(&file, &map);
+    assert_eq!(d.keys().copied().collect::<Vec<_>>(), [4, 5]);
+    let warned = input.source.warnings().join("\n");
+    assert!(warned.contains("sheet \"Summary\" skipped"), "{warned}");
+    assert!(!warned.contains("the header is on row"), "{warned}");
     // A sheet named without a header row: the header is searched on that sheet only.
     let map = w.write(
         "m.yaml",
