@@ -21,29 +21,23 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     let mut notices = absent_notices(m, &lookup);
     let col = |c: &ColRef| lookup.find(&c.name);
     let compile = |d: &ValueDef| compile(d, &col);
-    let [custom, additional] = [
-        ("custom_attributes", &m.custom_attributes),
-        ("additional_attributes", &m.additional_attributes),
-    ]
-    .into_iter()
-    .zip(&m.attribute_prefixes)
-    .map(|((section, explicit), p)| {
-        let mut all = explicit.clone();
-        if let Some(p) = p {
-            let added = prefixed(section, p, explicit, headers);
-            if added.is_empty() {
-                notices.push(format!(
-                    "{}:{}: {section}.from_prefix: no column of the file starts with {:?}; no attribute is read from it",
-                    m.origin, p.line, p.prefix
-                ));
-            }
-            all.extend(added);
-        }
-        all
-    })
-    .collect::<Vec<_>>()
-    .try_into()
-    .expect("two attribute sections");
+    let [custom_prefix, additional_prefix] = m.attribute_prefixes.each_ref();
+    let custom = with_prefix(
+        m,
+        "custom_attributes",
+        &m.custom_attributes,
+        custom_prefix.as_ref(),
+        headers,
+        &mut notices,
+    );
+    let additional = with_prefix(
+        m,
+        "additional_attributes",
+        &m.additional_attributes,
+        additional_prefix.as_ref(),
+        headers,
+        &mut notices,
+    );
     let f = &m.fields;
     let mut used: Vec<usize> = m
         .defs()
@@ -80,6 +74,30 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
         name_required: m.name_required,
         notices,
     })
+}
+
+/// An attribute section: its explicit keys, then those `from_prefix` adds (a notice when it adds
+/// none).
+fn with_prefix(
+    m: &Mapping,
+    section: &str,
+    explicit: &[(String, ValueDef)],
+    p: Option<&AttrPrefix>,
+    headers: &[String],
+    notices: &mut Vec<String>,
+) -> Vec<(String, ValueDef)> {
+    let mut all = explicit.to_vec();
+    if let Some(p) = p {
+        let added = prefixed(section, p, explicit, headers);
+        if added.is_empty() {
+            notices.push(format!(
+                "{}:{}: {section}.from_prefix: no column of the file starts with {:?}; no attribute is read from it",
+                m.origin, p.line, p.prefix
+            ));
+        }
+        all.extend(added);
+    }
+    all
 }
 
 /// The attributes `from_prefix` adds: one per column whose header starts with the prefix, named
