@@ -496,6 +496,32 @@ fn phone_region_overrides_the_mappings_default_region() {
 }
 
 #[test]
+fn import_with_phone_region_stores_the_number_read_in_that_region() {
+    let w = World::new();
+    let file = w.write(
+        "a.csv",
+        "Name,Email,Phone\nJan,jan@example.com,030 1234567\n",
+    );
+    let map = w.write("m.yaml", REGION);
+    let state = w.path("state.json");
+    let out = bin()
+        .args(["-q", "import"])
+        .arg(&file)
+        .arg("-m")
+        .arg(&map)
+        .args(["--phone-region", "DE", "--sandbox", "--sandbox-save"])
+        .arg(&state)
+        .arg("--out")
+        .arg(w.path("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("+49301234567"), "{saved}");
+}
+
+#[test]
 fn an_unknown_phone_region_is_a_usage_error_naming_it() {
     let w = World::new();
     let file = w.write(
