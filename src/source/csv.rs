@@ -370,34 +370,37 @@ fn header_holding(sample: &[u8], delimiter: u8, want: &[String]) -> Option<(u64,
 }
 
 /// The header searched for by [`SourceOptions::header_columns`] when `header_row` is not set:
-/// its line, the delimiter that splits it into those columns, and the warning about the lines
-/// skipped above it. `None`: no search, or no line holds them (the first line is the header).
+/// its line, the delimiters that split it into those columns (in the order of preference), and
+/// the warning about the lines skipped above it. `None`: no search, or no line holds them (the
+/// first line is the header).
 fn find_header(
     file: &str,
     prefix: &[u8],
     truncated: bool,
     det: &Detected,
     opts: &SourceOptions,
-) -> Option<(u64, u8, Option<String>)> {
+) -> Option<(u64, Vec<u8>, Option<String>)> {
     if opts.header_row.is_some() || opts.header_columns.is_empty() {
         return None;
     }
     let end = (det.bom_len + SAMPLE).min(prefix.len());
     let sample = encoding::decode_sample(det, &prefix[..end], truncated || end < prefix.len());
     let candidates = opts.delimiter.map_or(DELIMITERS.to_vec(), |d| vec![d]);
-    let (line, skipped, d) = candidates
+    let found: Vec<(u64, usize, u8)> = candidates
         .into_iter()
         .filter_map(|d| {
             header_holding(&sample, d, &opts.header_columns).map(|(line, n)| (line, n, d))
         })
-        .min_by_key(|&(line, _, _)| line)?;
+        .collect();
+    let &(line, skipped, _) = found.iter().min_by_key(|&&(line, _, _)| line)?;
+    let fits: Vec<u8> = found.iter().filter(|f| f.0 == line).map(|f| f.2).collect();
     let note = (skipped > 0).then(|| {
         format!(
             "{file}: the header is on line {line}, the first line holding the mapping's columns ({}); the {skipped} line(s) of text above it are not data and were skipped",
             shown_columns(&opts.header_columns)
         )
     });
-    Some((line, d, note))
+    Some((line, fits, note))
 }
 
 /// The file from just after its BOM, decoded to UTF-8 as it is read.
@@ -560,9 +563,9 @@ impl CsvSource {
             Some(d) => (d, "set"),
             None => {
                 let sniffed = sniff_prefix(&prefix, truncated, &det, header_line);
-                // The delimiter that splits the found header into the mapping's columns wins.
+                // A delimiter that splits the found header into the mapping's columns wins.
                 match &found {
-                    Some(f) if f.1 != sniffed.0 => (f.1, "detected"),
+                    Some(f) if !f.1.contains(&sniffed.0) => (f.1[0], "detected"),
                     _ => sniffed,
                 }
             }
