@@ -117,6 +117,10 @@ pub struct Args {
     /// Run directory for the reports and the journal (default: doto-runs/<UTC time>-import/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
+    /// Default region for phone numbers written without +country code (an ISO code such as GB,
+    /// or an English name); overrides the mapping's `defaults.phone_region`.
+    #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
+    pub phone_region: Option<crate::normalise::Region>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -139,6 +143,7 @@ impl Args {
             max_errors: None,
             lookup: Strategy::Auto,
             out: None,
+            phone_region: None,
             sandbox: SandboxArgs::default(),
         }
     }
@@ -176,7 +181,7 @@ pub async fn run_import(
     config.rate = args.rate.unwrap_or(config.rate);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
-    let input = Input::open(&args.file, &args.mapping)?;
+    let input = Input::open_with_region(&args.file, &args.mapping, args.phone_region)?;
     let record = RunRecord::new("import", &config).reading(&args.file, Some(&args.mapping))?;
     let client = Client::new(config)?;
     let (dir, ledger) = open_run(args, &record, &client, quiet).await?;

@@ -2,6 +2,7 @@
 mod cli;
 mod client;
 mod export;
+mod grammar;
 mod identity;
 mod import;
 mod mapping;
