@@ -78,13 +78,18 @@ pub struct Args {
     /// Which writes are allowed.
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
-    /// Rows written at once (rows sharing a key always wait for each other).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Rows written at once (rows sharing a key always wait for each other); at least 1.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cmd::at_least_one)]
     pub concurrency: usize,
-    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
-    /// (default 3000/min).
+    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute,
+    /// `100000/h` per hour (default 3000/min). The unit is also the length of the server's
+    /// rate-limit windows unless --rate-window says otherwise.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
+    /// Length of the server's rate-limit windows (`1s`, `10s`, `1m`), when it is not the unit of
+    /// --rate. The client also learns it from when requests are admitted again after a 429.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub rate_window: Option<std::time::Duration>,
     /// Most searches sent (the server limits them per account): like --rate (default 100/min).
     #[arg(long, value_name = "RATE")]
     pub search_rate: Option<RateLimit>,
@@ -116,6 +121,7 @@ impl Args {
             mode: Mode::Upsert,
             concurrency: 8,
             rate: None,
+            rate_window: None,
             search_rate: None,
             max_retries: None,
             max_errors: None,
@@ -155,7 +161,7 @@ pub async fn run_import(
     quiet: bool,
     interrupt: Arc<AtomicBool>,
 ) -> Result<ImportRun> {
-    config.rate = args.rate.unwrap_or(config.rate);
+    config.set_rate(args.rate, args.rate_window);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
     let input = Input::open(&args.file, &args.mapping)?;

@@ -179,7 +179,8 @@ impl Writes {
 pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run: bool) -> String {
     let mut text = s.table();
     text.push_str(&format!(
-        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited)\n",
+        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited, {} server errors, {} \
+         without a response, {} writes of unknown outcome)\n",
         lookup.as_str(),
         if auto {
             " (chosen by --lookup auto)"
@@ -188,7 +189,10 @@ pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run:
         },
         m.total_requests(),
         m.retries,
-        m.rate_limited
+        m.rate_limited,
+        m.server_errors,
+        m.transport_errors,
+        m.outcome_unknown
     ));
     if dry_run {
         let plan = std::path::Path::new(&s.run_dir).join("plan.jsonl");
@@ -338,8 +342,17 @@ pub fn request_stats(metrics: &Metrics) -> RequestStats {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| (k.to_string(), *n))
             .collect(),
+        attempts: metrics.attempts,
         retries: metrics.retries,
+        retries_by_reason: metrics
+            .retries_by_reason
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
         rate_limited: metrics.rate_limited,
+        server_errors: metrics.server_errors,
+        transport_errors: metrics.transport_errors,
+        outcome_unknown: metrics.outcome_unknown,
     }
 }
 
