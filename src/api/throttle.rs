@@ -121,15 +121,16 @@ impl State {
         self.sent_this_window = false;
     }
 
-    /// Milliseconds from `t` to the next probe: about a second, doubling with each refusal (up
-    /// to the window, or a minute when the window assumed has proved too short), and never past
-    /// the estimated boundary while the first 429's window is still running.
+    /// Milliseconds from `t` to the next probe: about a second (a tenth of a shorter window),
+    /// doubling with each refusal up to the window (or a quarter of the time waited, when the
+    /// window assumed has proved too short), and never past the estimated boundary while the
+    /// first 429's window is still running.
     fn next_probe_in(&self, t: u64) -> u64 {
         let w = self.window_ms;
-        let base = w.min(1000);
-        let cap = w.max(60_000);
-        let step = (base << self.probe_failures.min(16)).min(cap);
         let first = self.stretch.map_or(t, |(f, _)| f);
+        let base = (w / 10).clamp(5, 1000);
+        let cap = w.max(t.saturating_sub(first) / 4);
+        let step = (base << self.probe_failures.min(16)).min(cap);
         let boundary = (first / w + 1) * w + (w / 100).clamp(5, 250);
         if boundary > t {
             step.min(boundary - t)
@@ -146,7 +147,9 @@ impl State {
         if self.evidence.len() > 8 {
             self.evidence.remove(0);
         }
-        if fits(self.window_ms, &self.evidence) {
+        // One odd observation (a burst of 429s, another client) is not enough to change it.
+        let against = self.evidence.iter().filter(|e| !fits(self.window_ms, &[**e]));
+        if against.count() < 2 {
             return;
         }
         let mut found = learn_window(self.window_ms, &self.evidence);
@@ -530,6 +533,53 @@ mod tests {
             .await
             .unwrap();
         assert!(!next.probe);
+    }
+
+    #[test]
+    fn the_window_is_learnt_from_when_probes_are_admitted_again() {
+        // The client assumed 60 s windows; the server counts per 10 s. Two pauses: a 429 sent at
+        // 61.0 s, refused probes up to 68.0 s, admitted at 76.0 s; then 79.0 s, admitted at 80.0 s.
+        let lane = Lane::new(50.0, Duration::from_secs(60), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.learn(61_000, 68_000, 76_000);
+        assert_eq!(s.window_ms, 60_000, "one observation is not enough");
+        s.learn(79_000, 79_000, 80_000);
+        assert_eq!(s.window_ms, 10_000);
+        // And the other way: 1 s assumed, the server counts per minute.
+        let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.learn(61_500, 93_000, 125_000);
+        s.learn(130_000, 175_000, 181_000);
+        assert_eq!(s.window_ms, 60_000);
+        // Every observation that agrees with the window assumed keeps it.
+        let lane = Lane::new(50.0, Duration::from_secs(10), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        for k in 1..5u64 {
+            s.learn(k * 10_000 + 9_000, k * 10_000 + 9_500, k * 10_000 + 10_100);
+        }
+        assert_eq!(s.window_ms, 10_000);
+    }
+
+    #[test]
+    fn after_a_429_the_first_probe_comes_after_about_a_second_not_at_the_assumed_boundary() {
+        let lane = Lane::new(50.0, Duration::from_secs(60), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        // A 429 sent 5 s into a 60 s window: the boundary is 55 s away.
+        let t = 60_000 * 1000 + 5_000;
+        s.stretch = Some((t, t));
+        s.probe_failures = 0;
+        assert_eq!(s.next_probe_in(t), 1_000);
+        // Growing with each refusal, up to the window.
+        s.probe_failures = 3;
+        assert_eq!(s.next_probe_in(t + 7_000), 8_000);
+        // Never past the estimated boundary while it is ahead.
+        s.probe_failures = 6;
+        assert_eq!(s.next_probe_in(t + 50_000), 5_000 + 250);
+        // A 1 s window: probes a tenth of a second apart at first.
+        let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.stretch = Some((10_200, 10_200));
+        assert_eq!(s.next_probe_in(10_200), 100);
     }
 
     #[test]

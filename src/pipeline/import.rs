@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -16,7 +17,7 @@ use crate::api::{Client, Metrics};
 use crate::exit::Stop;
 use crate::mapping::{MatchKey, Resolved};
 use crate::model::{Outcome, RowError};
-use crate::progress::Progress;
+use crate::progress::{Pace, Progress};
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::{ReadError, Source};
 
@@ -161,7 +162,8 @@ impl Writes {
         } else {
             "importing"
         };
-        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label);
+        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label)
+            .with_pace(pace(client), "rows");
         let groups = groups(&rows, &self.known);
         let engine = Engine::new(client.clone(), self.known, journal, self.ledger, self.opts);
         engine
@@ -171,6 +173,17 @@ impl Writes {
             })
             .await;
         Ok(engine.stopped())
+    }
+}
+
+/// What the bar of the write phase reads from the client: requests sent, the rate limit, and
+/// what it is waiting on.
+fn pace(client: &Client) -> Pace {
+    let (a, b, c) = (client.clone(), client.clone(), client.clone());
+    Pace {
+        requests: Arc::new(move || a.metrics().attempts),
+        limit_per_s: Arc::new(move || b.metrics().rate.rate_per_sec),
+        waiting_on: Arc::new(move || c.waiting_on()),
     }
 }
 
