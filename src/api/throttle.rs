@@ -407,17 +407,19 @@ impl Lane {
                 let now = Instant::now();
                 let until = if let Some(after) = retry_after {
                     now + after
-                } else {
-                    if ticket.probe || s.probing {
-                        // Still refused: probe again, less and less often.
-                        s.probe_failures += 1;
-                        if let Some((_, refused)) = &mut s.stretch {
-                            *refused = (*refused).max(ticket.sent_ms);
-                        }
-                    } else {
-                        s.probe_failures = 0;
-                        s.stretch = Some((ticket.sent_ms, ticket.sent_ms));
+                } else if ticket.probe {
+                    // Still refused: probe again, less and less often.
+                    s.probe_failures += 1;
+                    if let Some((_, refused)) = &mut s.stretch {
+                        *refused = (*refused).max(ticket.sent_ms);
                     }
+                    now + Duration::from_millis(s.next_probe_in(t))
+                } else if s.probing {
+                    // Sent before the pause began: the pause already answers for it.
+                    s.paused_until.unwrap_or(now)
+                } else {
+                    s.probe_failures = 0;
+                    s.stretch = Some((ticket.sent_ms, ticket.sent_ms));
                     now + Duration::from_millis(s.next_probe_in(t))
                 };
                 s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
