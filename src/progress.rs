@@ -32,7 +32,13 @@ pub struct Pace {
 /// Seconds left for `remaining` rows: at the rate limit (the requests per row seen so far, at
 /// least one, at `limit_per_s`), or at the speed seen (`seen_per_s` rows a second) when that is
 /// slower (a slow server).
-pub fn eta_secs(remaining: u64, done: u64, requests: u64, limit_per_s: f64, seen_per_s: f64) -> f64 {
+pub fn eta_secs(
+    remaining: u64,
+    done: u64,
+    requests: u64,
+    limit_per_s: f64,
+    seen_per_s: f64,
+) -> f64 {
     let per_row = if done == 0 {
         1.0
     } else {
@@ -121,7 +127,13 @@ impl Progress {
             let len = state.len().unwrap_or(0);
             let done = state.pos();
             let requests = (p.requests)().saturating_sub(start);
-            let secs = eta_secs(len.saturating_sub(done), done, requests, (p.limit_per_s)(), state.per_sec());
+            let secs = eta_secs(
+                len.saturating_sub(done),
+                done,
+                requests,
+                (p.limit_per_s)(),
+                state.per_sec(),
+            );
             let _ = write!(w, "{}", human_eta(secs));
         };
         let waiting = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {

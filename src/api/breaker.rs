@@ -113,7 +113,10 @@ mod tests {
         assert!(b.open().is_none());
         std::thread::sleep(Duration::from_millis(25));
         let msg = b.open().expect("open after 40 ms of failures");
-        assert!(msg.contains("has not answered for") && msg.contains("502"), "{msg}");
+        assert!(
+            msg.contains("has not answered for") && msg.contains("502"),
+            "{msg}"
+        );
         // Open for good: a late answer does not close it.
         b.answered();
         assert!(b.open().is_some());

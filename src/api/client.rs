@@ -367,26 +367,34 @@ impl Client {
         let inner = &*self.inner;
         bump(&inner.counters.requests[req.kind.index()]);
         let mut call = Call::new(inner, &req);
+        let mut retrying: Option<Reason> = None;
         loop {
             if let Some(message) = inner.breaker.open() {
                 let endpoint = std::mem::take(&mut call.endpoint);
                 return Err(ApiError::Unreachable { endpoint, message });
             }
+            if let Some(reason) = retrying.take() {
+                self.count_retry(reason);
+            }
             let (decision, outcome) = self.attempt(&mut call).await;
             match self.after_attempt(&mut call, decision, outcome)? {
                 Next::Done(bytes) => return Ok(bytes),
-                Next::Retry(wait) => self.wait_to_retry(wait).await,
+                Next::Retry(wait, reason) => {
+                    retrying = Some(reason);
+                    self.wait_to_retry(wait, reason).await;
+                }
             }
         }
     }
 
     /// Sleep before the next attempt (counted as waiting, for the progress line), waking early
     /// when the circuit breaker opens so that a dead server stops the run promptly.
-    async fn wait_to_retry(&self, wait: Option<Duration>) {
+    async fn wait_to_retry(&self, wait: Option<Duration>, reason: Reason) {
+        let inner = &*self.inner;
+        *inner.counters.last_wait.lock().unwrap() = Some(reason);
         let Some(wait) = wait.filter(|w| !w.is_zero()) else {
             return;
         };
-        let inner = &*self.inner;
         inner.counters.waiting.fetch_add(1, Ordering::Relaxed);
         let until = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < until && inner.breaker.open().is_none() {
@@ -402,7 +410,12 @@ impl Client {
         let inner = &*self.inner;
         let n = inner.counters.waiting.load(Ordering::Relaxed);
         if n > 0 {
-            let why = inner.counters.last_wait.lock().unwrap().map(|r| r.to_string());
+            let why = inner
+                .counters
+                .last_wait
+                .lock()
+                .unwrap()
+                .map(|r| r.to_string());
             return Some(format!(
                 "waiting to retry {n} request{} ({})",
                 if n == 1 { "" } else { "s" },
@@ -441,7 +454,10 @@ impl Client {
             Ok((status, headers, bytes)) => {
                 log_attempt(call, &status.to_string(), sent_at, Some(bytes.len()));
                 if status.is_server_error() {
-                    inner.breaker.failed(sent_at, format!("server error ({status})"));
+                    let body = parse_error_body(&bytes).message;
+                    inner
+                        .breaker
+                        .failed(sent_at, format!("server error ({status}): {body}"));
                 } else {
                     inner.breaker.answered();
                 }
@@ -554,8 +570,8 @@ impl Client {
                 // The lane paused everyone until then; this keeps the promise for this request
                 // too even if the lane's gate has been reopened by a probe.
                 let wait = after.map(|a| a.min(Duration::from_secs(3600)));
-                self.count_retry(call, Reason::RateLimited, wait);
-                Ok(Next::Retry(wait))
+                log_retry(call, Reason::RateLimited, wait);
+                Ok(Next::Retry(wait, Reason::RateLimited))
             }
             Decision::Retry { after, reason } => {
                 if !matches!(reason, Reason::ConnectFailed) {
@@ -569,11 +585,15 @@ impl Client {
                 }
                 let cap = config.backoff_max.min(self.inner.breaker.limit() / 4);
                 let wait = after.unwrap_or_else(|| {
-                    backoff(config.backoff_base, cap.max(config.backoff_base), call.retries)
+                    backoff(
+                        config.backoff_base,
+                        cap.max(config.backoff_base),
+                        call.retries,
+                    )
                 });
                 call.retries += 1;
-                self.count_retry(call, reason, Some(wait));
-                Ok(Next::Retry(Some(wait)))
+                log_retry(call, reason, Some(wait));
+                Ok(Next::Retry(Some(wait), reason))
             }
             Decision::GiveUp { .. } => {
                 // An earlier attempt of a DELETE may have been applied: a later 404 is success.
@@ -588,20 +608,13 @@ impl Client {
         }
     }
 
-    /// Count a retry and its reason, and log the decision (`-v`).
-    fn count_retry(&self, call: &Call<'_>, reason: Reason, wait: Option<Duration>) {
+    /// Count a retry (as its attempt starts) and its reason.
+    fn count_retry(&self, reason: Reason) {
         let c = &self.inner.counters;
         bump(&c.retries);
         if let Some(i) = Reason::RETRIED.iter().position(|k| *k == reason.key()) {
             bump(&c.retry_reasons[i]);
         }
-        *c.last_wait.lock().unwrap() = Some(reason);
-        let wait_ms = wait.map_or(0, |w| w.as_millis() as u64);
-        tracing::info!(
-            "retry {} after {wait_ms} ms: {reason} (attempt {} done)",
-            call.endpoint,
-            call.attempts
-        );
     }
 
     fn give_up(&self, call: &mut Call<'_>, outcome: Outcome) -> ApiError {
@@ -759,11 +772,21 @@ fn loggable_query(query: &[(&'static str, String)]) -> String {
     format!("?{}", parts.join("&"))
 }
 
+/// Log a retry decision and its reason (`-v`).
+fn log_retry(call: &Call<'_>, reason: Reason, wait: Option<Duration>) {
+    let wait_ms = wait.map_or(0, |w| w.as_millis() as u64);
+    tracing::info!(
+        "retry {} in {wait_ms} ms: {reason} (after attempt {})",
+        call.endpoint,
+        call.attempts
+    );
+}
+
 /// What `send()` does after an attempt that did not end the call with an error.
 enum Next {
     Done(Bytes),
-    /// Try again, after this wait if any.
-    Retry(Option<Duration>),
+    /// Try again, after this wait if any, for this reason.
+    Retry(Option<Duration>, Reason),
 }
 
 /// What one attempt observed.

@@ -121,14 +121,14 @@ impl State {
         self.sent_this_window = false;
     }
 
-    /// Milliseconds from `t` to the next probe: about a second (a tenth of a shorter window),
-    /// doubling with each refusal up to the window (or a quarter of the time waited, when the
+    /// Milliseconds from `t` to the next probe: about a second (a tenth of a window shorter than
+    /// a second, whose boundary is that close anyway), doubling with each refusal up to the window (or a quarter of the time waited, when the
     /// window assumed has proved too short), and never past the estimated boundary while the
     /// first 429's window is still running.
     fn next_probe_in(&self, t: u64) -> u64 {
         let w = self.window_ms;
         let first = self.stretch.map_or(t, |(f, _)| f);
-        let base = (w / 10).clamp(5, 1000);
+        let base = if w >= 1000 { 1000 } else { (w / 10).max(5) };
         let cap = w.max(t.saturating_sub(first) / 4);
         let step = (base << self.probe_failures.min(16)).min(cap);
         let boundary = (first / w + 1) * w + (w / 100).clamp(5, 250);
@@ -148,7 +148,10 @@ impl State {
             self.evidence.remove(0);
         }
         // One odd observation (a burst of 429s, another client) is not enough to change it.
-        let against = self.evidence.iter().filter(|e| !fits(self.window_ms, &[**e]));
+        let against = self
+            .evidence
+            .iter()
+            .filter(|e| !fits(self.window_ms, &[**e]));
         if against.count() < 2 {
             return;
         }
@@ -577,11 +580,11 @@ mod tests {
         // Never past the estimated boundary while it is ahead.
         s.probe_failures = 6;
         assert_eq!(s.next_probe_in(t + 50_000), 5_000 + 250);
-        // A 1 s window: probes a tenth of a second apart at first.
+        // A 1 s window: the first probe at its boundary.
         let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
         let mut s = lane.state.lock().unwrap();
         s.stretch = Some((10_200, 10_200));
-        assert_eq!(s.next_probe_in(10_200), 100);
+        assert_eq!(s.next_probe_in(10_200), 800 + 10);
     }
 
     #[test]

@@ -186,7 +186,11 @@ async fn a_server_that_accepts_and_never_answers_stops_the_run_too() {
     assert_eq!(run.exit_code, 1);
     let s = summary_json(&run);
     assert_eq!(s["stopped"], "server_unreachable");
-    assert!(s["requests"]["retries_by_reason"]["timeout"].as_u64() > Some(0) || s["requests"]["outcome_unknown"].as_u64() > Some(0), "{s}");
+    assert!(
+        s["requests"]["retries_by_reason"]["timeout"].as_u64() > Some(0)
+            || s["requests"]["outcome_unknown"].as_u64() > Some(0),
+        "{s}"
+    );
     assert_eq!(s["outcomes"]["failed"], 0, "{s}");
 
     // The server answers again: the resumed run finishes, every row exactly once.
@@ -219,7 +223,11 @@ async fn summary_counts_every_retry_and_its_reason_under_injected_faults() {
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.failures_by_code);
     let stats = w.sb.stats();
     let fault = |k: &str| stats.faults.get(k).copied().unwrap_or(0);
-    assert!(fault("before") + fault("after") + fault("drop") > 10, "{:?}", stats.faults);
+    assert!(
+        fault("before") + fault("after") + fault("drop") > 10,
+        "{:?}",
+        stats.faults
+    );
     let s = summary_json(&run);
     let r = &s["requests"];
     // Every fault the server injected is in the counters...
@@ -234,7 +242,10 @@ async fn summary_counts_every_retry_and_its_reason_under_injected_faults() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(Some(by_reason), r["retries"].as_u64(), "{r}");
-    assert_eq!(r["retries_by_reason"]["rate_limited"], stats.rate_limited, "{r}");
+    assert_eq!(
+        r["retries_by_reason"]["rate_limited"], stats.rate_limited,
+        "{r}"
+    );
     // A create that got a 500 or lost its connection is not retried blindly but counted.
     assert!(r["outcome_unknown"].as_u64() > Some(0), "{r}");
     assert!(r["attempts"].as_u64() > r["retries"].as_u64(), "{r}");
@@ -278,11 +289,8 @@ async fn a_429_without_retry_after_costs_about_a_second_not_a_minute() {
     let per_minute = through_one_second_windows(RateLimit::per_minute(2400), None).await;
     assert!(per_minute < Duration::from_secs(15), "{per_minute:?}");
     // --rate-window says so explicitly.
-    let explicit = through_one_second_windows(
-        RateLimit::per_minute(2400),
-        Some(Duration::from_secs(1)),
-    )
-    .await;
+    let explicit =
+        through_one_second_windows(RateLimit::per_minute(2400), Some(Duration::from_secs(1))).await;
     assert!(explicit < Duration::from_secs(8), "{explicit:?}");
 }
 
@@ -311,12 +319,14 @@ fn verbose_logs_every_request_and_retry_and_never_the_token() {
     };
     let v = run("-v", "search");
     assert!(
-        v.contains("POST /api/v1/accounts/1/contacts -> 200 OK in")
-            && v.contains("(attempt 1)"),
+        v.contains("POST /api/v1/accounts/1/contacts -> 200 OK in") && v.contains("(attempt 1)"),
         "{v}"
     );
     // The searched email is personal: its value is masked in the log.
-    assert!(v.contains("GET /api/v1/accounts/1/contacts/search?q=…"), "{v}");
+    assert!(
+        v.contains("GET /api/v1/accounts/1/contacts/search?q=…"),
+        "{v}"
+    );
     assert!(!v.contains("p0@api.example"), "{v}");
     assert!(!v.contains(" B)"), "-v shows no body sizes: {v}");
     let vv = run("-vv", "index");
@@ -336,5 +346,8 @@ fn concurrency_zero_is_refused_with_a_clear_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--concurrency") && err.contains("at least 1"), "{err}");
+    assert!(
+        err.contains("--concurrency") && err.contains("at least 1"),
+        "{err}"
+    );
 }
