@@ -185,21 +185,28 @@ pub async fn run_import(
         let summary = out.finish(Some(Stop::ReadError(why)), request_stats(&client.metrics()))?;
         return Ok(ended(summary, run_dir, args.lookup, None));
     }
-    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
+    // Ctrl-C, or a server that stopped answering, during the lookup ends the run at once:
+    // nothing was written yet.
     let keys = file.keys();
     let lookup = tokio::select! {
-        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => Some(l?),
-        () = interrupted(&interrupt) => None,
+        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => {
+            match (l, client.unreachable()) {
+                (Ok(l), _) => Ok(l),
+                (Err(_), Some(m)) => Err(Stop::Unreachable(m)),
+                (Err(e), None) => return Err(e),
+            }
+        }
+        () = interrupted(&interrupt) => Err(Stop::Interrupted),
     };
     let (strategy, choice) = match &lookup {
-        Some(l) => (l.strategy, l.choice.clone()),
-        None => (args.lookup, None),
+        Ok(l) => (l.strategy, l.choice.clone()),
+        Err(_) => (args.lookup, None),
     };
     if let Some(c) = &choice {
         write_json_atomic(&run_dir, "lookup.json", c)?;
     }
     let stop = match lookup {
-        Some(Lookup { known, .. }) => {
+        Ok(Lookup { known, .. }) => {
             let opts = EngineOptions {
                 policy,
                 dry_run: args.dry_run,
@@ -215,9 +222,9 @@ pub async fn run_import(
             };
             writes.run(&client, file, &mut out).await?
         }
-        None => {
+        Err(stop) => {
             out.expect(file.slots)?;
-            Some(Stop::Interrupted)
+            Some(stop)
         }
     };
     let metrics = client.metrics();

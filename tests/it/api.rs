@@ -351,3 +351,27 @@ fn concurrency_zero_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_from_the_start_stops_the_lookup_with_its_reports_written() {
+    let w = World::plain().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let file = w.write("down.csv", &rows(10));
+    let map = w.write("down.yaml", MAPPING);
+    let mut args = doto_bulk::cmd::import::Args::new(&file, &map);
+    args.out = Some(w.path("down"));
+    let mut cfg = w.config();
+    cfg.base_url = format!("http://{addr}");
+    cfg.give_up_after = Duration::from_millis(800);
+    let t = Instant::now();
+    let run = run_import(&args, cfg, true, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(run.exit_code, 1);
+    let s = summary_json(&run);
+    assert_eq!(s["stopped"], "server_unreachable", "{s}");
+    assert_eq!(s["rows_read"], 0, "no row was started: {s}");
+}
