@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use doto_bulk::api::RateLimit;
-use doto_bulk::cmd::import::{ImportRun, run_import};
+use doto_bulk::api::{ClientConfig, RateLimit};
+use doto_bulk::cmd::import::{Args, ImportRun, run_import};
 use doto_bulk::exit::Stop;
 use doto_bulk::sandbox::{self, FaultKind, Faults, RateLimits, SandboxConfig, route};
 use serde_json::Value;
@@ -51,20 +51,46 @@ fn assert_all_once(contacts: &[Value], n: usize) {
     assert!(e.values().all(|c| *c == 1), "duplicates: {e:?}");
 }
 
+/// Import `n` generated rows into run directory `name` of `w`, 4 rows at a time.
+fn args_for(w: &World, name: &str, n: usize) -> Args {
+    let file = w.write(&format!("{name}.csv"), &rows(n));
+    let map = w.write(&format!("{name}.yaml"), MAPPING);
+    let mut args = Args::new(&file, &map);
+    args.out = Some(w.path(name));
+    args.concurrency = 4;
+    args
+}
+
+/// Run the import while `event` makes the server fail (it returns when it did): the run must
+/// end within the breaker time and one timeout of it, with exit 1.
+async fn run_until_down(
+    args: &Args,
+    cfg: &ClientConfig,
+    event: tokio::task::JoinHandle<Instant>,
+) -> ImportRun {
+    let bound = cfg.give_up_after + cfg.request_timeout + Duration::from_millis(1000);
+    let run = run_import(args, cfg.clone(), true, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let took = event.await.unwrap().elapsed();
+    assert!(
+        took <= bound,
+        "the run went on {took:?} after the server failed"
+    );
+    assert_eq!(run.exit_code, 1);
+    assert!(matches!(run.summary.stopped, Some(Stop::Unreachable(_))));
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_server_stops_the_run_within_the_breaker_time_and_the_run_resumes() {
     let w = World::plain().await;
     let saved = w.path("state.jsonl");
-    let file = w.write("dead.csv", &rows(200));
-    let map = w.write("dead.yaml", MAPPING);
-    let mut args = doto_bulk::cmd::import::Args::new(&file, &map);
-    args.out = Some(w.path("dead"));
-    args.concurrency = 4;
+    let mut args = args_for(&w, "dead", 200);
     args.lookup = doto_bulk::pipeline::lookup::Strategy::Index;
     let mut cfg = w.config();
     cfg.give_up_after = Duration::from_millis(1500);
     cfg.request_timeout = Duration::from_millis(500);
-    let breaker_and_timeout = cfg.give_up_after + cfg.request_timeout;
     // The server goes away after 60 creates.
     let hold = w.sb.state().hold_after("POST", route::CONTACTS, 60);
     let state = w.sb.state().clone();
@@ -79,19 +105,7 @@ async fn a_dead_server_stops_the_run_within_the_breaker_time_and_the_run_resumes
         stop.await.unwrap();
         Instant::now()
     });
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let run = run_import(&args, cfg.clone(), true, interrupt.clone())
-        .await
-        .unwrap();
-    let ended = Instant::now();
-    let died = killer.await.unwrap();
-    let took = ended.duration_since(died);
-    assert!(
-        took <= breaker_and_timeout + Duration::from_millis(1000),
-        "the run went on {took:?} after the server died"
-    );
-    assert_eq!(run.exit_code, 1);
-    assert!(matches!(run.summary.stopped, Some(Stop::Unreachable(_))));
+    let run = run_until_down(&args, &cfg, killer).await;
     let msg = run.fatal.clone().unwrap();
     assert!(msg.contains("has not answered for 1.5 s"), "{msg}");
     let s = summary_json(&run);
@@ -113,7 +127,7 @@ async fn a_dead_server_stops_the_run_within_the_breaker_time_and_the_run_resumes
     let w = World { dir, sb };
     args.out = None;
     args.resume = Some(run.run_dir.clone());
-    let again = run_import(&args, cfg, true, interrupt).await.unwrap();
+    let again = run_import(&args, cfg, true, Arc::default()).await.unwrap();
     assert_eq!(again.exit_code, 0, "{:?}", again.summary.outcomes);
     assert_all_once(&w.sb.contacts(), 200);
 }
@@ -153,16 +167,11 @@ async fn a_server_that_accepts_and_never_answers_stops_the_run_too() {
     let w = World::plain().await;
     let (hang_tx, hang_rx) = watch::channel(false);
     let proxy = hanging_proxy(w.sb.addr, hang_rx).await;
-    let file = w.write("hung.csv", &rows(200));
-    let map = w.write("hung.yaml", MAPPING);
-    let mut args = doto_bulk::cmd::import::Args::new(&file, &map);
-    args.out = Some(w.path("hung"));
-    args.concurrency = 4;
+    let mut args = args_for(&w, "hung", 200);
     let mut cfg = w.config();
     cfg.base_url = format!("http://{proxy}");
     cfg.give_up_after = Duration::from_millis(1500);
     cfg.request_timeout = Duration::from_millis(500);
-    let breaker_and_timeout = cfg.give_up_after + cfg.request_timeout;
     let stats = w.sb.state().clone();
     let tx = hang_tx.clone();
     let hanger = tokio::spawn(async move {
@@ -172,18 +181,7 @@ async fn a_server_that_accepts_and_never_answers_stops_the_run_too() {
         tx.send_replace(true);
         Instant::now()
     });
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let run = run_import(&args, cfg.clone(), true, interrupt.clone())
-        .await
-        .unwrap();
-    let ended = Instant::now();
-    let hung_at = hanger.await.unwrap();
-    let took = ended.duration_since(hung_at);
-    assert!(
-        took <= breaker_and_timeout + Duration::from_millis(1000),
-        "the run waited {took:?} on a silent server"
-    );
-    assert_eq!(run.exit_code, 1);
+    let run = run_until_down(&args, &cfg, hanger).await;
     let s = summary_json(&run);
     assert_eq!(s["stopped"], "server_unreachable");
     assert!(
@@ -197,7 +195,7 @@ async fn a_server_that_accepts_and_never_answers_stops_the_run_too() {
     hang_tx.send_replace(false);
     args.out = None;
     args.resume = Some(run.run_dir.clone());
-    let again = run_import(&args, cfg, true, interrupt).await.unwrap();
+    let again = run_import(&args, cfg, true, Arc::default()).await.unwrap();
     assert_eq!(again.exit_code, 0, "{:?}", again.summary.outcomes);
     assert_all_once(&w.sb.contacts(), 200);
 }
@@ -358,10 +356,7 @@ async fn a_server_down_from_the_start_stops_the_lookup_with_its_reports_written(
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let file = w.write("down.csv", &rows(10));
-    let map = w.write("down.yaml", MAPPING);
-    let mut args = doto_bulk::cmd::import::Args::new(&file, &map);
-    args.out = Some(w.path("down"));
+    let args = args_for(&w, "down", 10);
     let mut cfg = w.config();
     cfg.base_url = format!("http://{addr}");
     cfg.give_up_after = Duration::from_millis(800);
