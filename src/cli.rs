@@ -44,9 +44,17 @@ pub struct GlobalArgs {
     /// No progress bars or summary chatter.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More detail on stderr.
+    /// More detail on stderr: `-v` logs every request (method, path, status, time, attempt) and
+    /// every retry with its reason; `-vv` adds the bodies' sizes. Never the token.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Time one request may take before it counts as failed (`30s`, `2m`; default 60s).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Stop the run (exit 1, reports flushed, resumable) when every request for this long failed
+    /// with connection errors, timeouts or 5xx (default 60s).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub give_up_after: Option<std::time::Duration>,
 }
 
 // The flag's values: clap stays on this side, the API's type knows nothing of it.
@@ -94,6 +102,7 @@ pub enum Command {
 /// Parse the command line and run; errors are printed once, here, with their causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
