@@ -225,6 +225,7 @@ impl<R: BufRead> RawReader<R> {
                         self.ends[endlen - 1] -= 1; // the probe's newline
                     }
                     self.nfields = endlen;
+                    self.cut_oversize();
                     self.terminated = !probed;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
@@ -276,13 +277,35 @@ impl<R: BufRead> RawReader<R> {
         Ok(outlen)
     }
 
-    /// The first field of the record just read that was over the limit, with its whole size
-    /// (it holds only its first [`KEEP`] bytes).
+    /// The record is complete: its first field over the limit (whether or not part of it was
+    /// dropped while reading) keeps only its first [`KEEP`] bytes; `oversize` says its size.
+    fn cut_oversize(&mut self) {
+        let n = self.nfields;
+        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
+        let dropped = |i: usize| {
+            self.oversize
+                .filter(|o| o.field == i)
+                .map_or(0, |o| o.bytes)
+        };
+        let Some(i) = (0..n).find(|&i| self.ends[i] - start(i) > self.max_field || dropped(i) > 0)
+        else {
+            self.oversize = None;
+            return;
+        };
+        let (from, end) = (start(i), self.ends[i]);
+        let bytes = (end - from) as u64 + dropped(i);
+        let keep = from + KEEP.min(end - from);
+        let last = self.ends[n - 1];
+        self.out.copy_within(end..last, keep);
+        for e in &mut self.ends[i..n] {
+            *e -= end - keep;
+        }
+        self.oversize = Some(Oversize { field: i, bytes });
+    }
+
+    /// The first field of the record just read that was over the limit, and its whole size.
     pub(crate) fn oversize(&self) -> Option<Oversize> {
-        self.oversize.map(|o| Oversize {
-            bytes: o.bytes + self.field(o.field).len() as u64,
-            ..o
-        })
+        self.oversize
     }
 
     /// The input bytes of the record just read, if they were all kept.

@@ -12,4 +12,5 @@ mod samples;
 mod samples_import;
 mod sandbox;
 mod source;
+mod sourcecheck;
 mod validate;
