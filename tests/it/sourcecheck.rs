@@ -273,3 +273,140 @@ fn a_quote_left_open_over_a_big_file_stops_without_holding_the_file() {
     assert_eq!(e.at, 4);
     assert!(e.cause.starts_with("unterminated_quote"), "{e}");
 }
+
+// ---------------------------------------------------------------- bounded workbooks
+
+/// Stream `n` bytes of `a` into `w`, a MiB at a time.
+fn write_as(w: &mut impl std::io::Write, n: u64) {
+    let chunk = vec![b'a'; 1 << 20];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..k]).unwrap();
+        left -= k as u64;
+    }
+}
+
+/// A workbook (Name, Email, Notes; 3 rows) whose row-3 note is `big` bytes of `a`: in the shared
+/// strings, or inline in the sheet. It compresses about 1000:1.
+pub fn big_cell_xlsx(path: &Path, big: u64, inline: bool) {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["Name", "Email", "Notes"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for r in 1..=3u32 {
+        ws.write_string(r, 0, format!("P{r}")).unwrap();
+        ws.write_string(r, 1, format!("p{r}@example.com")).unwrap();
+        if r == 2 {
+            ws.write_string(r, 2, "PLACEHOLDER").unwrap();
+        } else {
+            ws.write_string(r, 2, "short").unwrap();
+        }
+    }
+    let whole = wb.save_to_buffer().unwrap();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(whole)).unwrap();
+    let mut zout = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let name = f.name().unwrap().into_owned();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut f, &mut body).unwrap();
+        zout.start_file(&name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        // The file is `before`, the big text, `after`; or `body` alone.
+        let cut = match name.as_str() {
+            "xl/sharedStrings.xml" if !inline => {
+                let (b, a) = body.split_once("PLACEHOLDER").unwrap();
+                Some((b.to_owned(), a.to_owned()))
+            }
+            "xl/worksheets/sheet1.xml" if inline => {
+                let at = body.find("<c r=\"C3\"").unwrap();
+                let end = at + body[at..].find("</c>").unwrap() + 4;
+                let before = format!("{}<c r=\"C3\" t=\"inlineStr\"><is><t>", &body[..at]);
+                Some((before, format!("</t></is></c>{}", &body[end..])))
+            }
+            _ => None,
+        };
+        let w = &mut zout;
+        match cut {
+            Some((before, after)) => {
+                std::io::Write::write_all(w, before.as_bytes()).unwrap();
+                write_as(w, big);
+                std::io::Write::write_all(w, after.as_bytes()).unwrap();
+            }
+            None => std::io::Write::write_all(w, body.as_bytes()).unwrap(),
+        }
+    }
+    zout.finish().unwrap();
+}
+
+#[test]
+fn an_xlsx_cell_over_the_limit_makes_its_row_invalid() {
+    let dir = TempDir::new().unwrap();
+    let opts = SourceOptions {
+        max_field_bytes: 1000,
+        ..SourceOptions::default()
+    };
+    for inline in [false, true] {
+        let p = dir.path().join(format!("big-{inline}.xlsx"));
+        big_cell_xlsx(&p, 5000, inline);
+        let (mut src, items) = read_with(&p, &opts);
+        assert!(src.take_error().is_none());
+        let bad = issues(&items);
+        assert_eq!(bad.len(), 1, "inline {inline}");
+        assert_eq!(bad[0].line, 3);
+        assert_eq!(bad[0].error.code, ErrorCode::FieldTooLarge);
+        assert_eq!(bad[0].error.field.as_deref(), Some("Notes"));
+        let msg = &bad[0].error.message;
+        assert!(
+            msg.starts_with("cell C3 (column \"Notes\"): the text is 5000 bytes"),
+            "{msg}"
+        );
+        assert!(bad[0].raw[2].len() < 100, "only the start is kept");
+        assert_eq!(records(&items).len(), 2);
+        // The default limit (1 MiB) reads it.
+        let (_, items) = read_with(&p, &SourceOptions::default());
+        assert_eq!(records(&items).len(), 3);
+    }
+}
+
+#[test]
+fn an_xlsx_part_over_the_limit_stops_before_it_is_read() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("parts.xlsx");
+    big_cell_xlsx(&p, 20_000, false);
+    let opts = SourceOptions {
+        max_part_bytes: 10_000,
+        ..SourceOptions::default()
+    };
+    let e = open(&p, &opts)
+        .err()
+        .expect("a part over the limit is refused");
+    let e = format!("{e:#}");
+    assert!(e.contains("parts.xlsx"), "{e}");
+    assert!(
+        e.contains("xl/sharedStrings.xml") && e.contains("over the limit of 10000 bytes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_decompression_bomb_cell_is_refused_fast_without_memory() {
+    let dir = TempDir::new().unwrap();
+    // 20 MiB of text in one cell (about 20 KiB on disk): over 16 × the 1 MiB cell limit, in a part
+    // that decompresses ~1000:1. Refused while scanning, before calamine would hold it.
+    for inline in [false, true] {
+        let p = dir.path().join(format!("bomb-{inline}.xlsx"));
+        big_cell_xlsx(&p, 20 << 20, inline);
+        assert!(std::fs::metadata(&p).unwrap().len() < 1 << 20);
+        let t = std::time::Instant::now();
+        let e = open(&p, &SourceOptions::default()).err().expect("refused");
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("holds a text of more than 16777216 bytes"),
+            "{e}"
+        );
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+    }
+}
