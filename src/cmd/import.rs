@@ -101,6 +101,10 @@ pub struct Args {
     /// Run directory for the reports and the journal (default: doto-runs/<UTC time>-import/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
+    /// A CSV field or XLSX cell longer than this makes its row invalid (`field_too_large`)
+    /// (default 1048576: 1 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_field_bytes: Option<u64>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -121,6 +125,7 @@ impl Args {
             max_errors: None,
             lookup: Strategy::Auto,
             out: None,
+            max_field_bytes: None,
             sandbox: SandboxArgs::default(),
         }
     }
@@ -158,7 +163,8 @@ pub async fn run_import(
     config.rate = args.rate.unwrap_or(config.rate);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
-    let input = Input::open(&args.file, &args.mapping)?;
+    let limit = args.max_field_bytes.map(|n| n as usize);
+    let input = Input::open_limited(&args.file, &args.mapping, limit)?;
     let (dir, ledger) = open_run(args)?;
     let run_dir = dir.path().to_path_buf();
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);

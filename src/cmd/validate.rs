@@ -41,6 +41,10 @@ pub struct Args {
     /// Mapping threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// A CSV field or XLSX cell longer than this makes its row invalid (`field_too_large`)
+    /// (default 1048576: 1 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_field_bytes: Option<u64>,
 }
 
 impl Args {
@@ -52,6 +56,7 @@ impl Args {
             out: out.map(Path::to_path_buf),
             max_errors: None,
             workers: None,
+            max_field_bytes: None,
         }
     }
 }
@@ -136,7 +141,8 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
-    let input = Input::open(&args.file, &args.mapping)?;
+    let limit = args.max_field_bytes.map(|n| n as usize);
+    let input = Input::open_limited(&args.file, &args.mapping, limit)?;
     validate_input(args, input, quiet, interrupt)
 }
 

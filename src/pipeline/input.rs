@@ -20,8 +20,19 @@ impl Input {
     /// Load the mapping, open the file with its source options and resolve the mapping against
     /// the headers; every failure names the file or the mapping.
     pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
+        Input::open_limited(file, mapping_path, None)
+    }
+
+    /// [`Input::open`] with a field size limit other than the default (`--max-field-bytes`).
+    pub fn open_limited(
+        file: &Path,
+        mapping_path: &Path,
+        max_field_bytes: Option<usize>,
+    ) -> Result<Input> {
         let mapping = Mapping::load(mapping_path)?;
-        let source = open_source(file, &mapping.source_options())?;
+        let mut opts = mapping.source_options();
+        opts.max_field_bytes = max_field_bytes.unwrap_or(opts.max_field_bytes);
+        let source = open_source(file, &opts)?;
         let headers = source.headers().to_vec();
         let resolved = mapping.resolve(&headers).with_context(|| {
             format!(

@@ -257,6 +257,35 @@ fn a_csv_field_over_the_limit_makes_its_row_invalid_and_keeps_only_its_start() {
 }
 
 #[test]
+fn the_binary_takes_the_field_limit_from_max_field_bytes() {
+    let dir = TempDir::new().unwrap();
+    let text = format!(
+        "{HEADER}Ann,a@x.com,A1,pro,{}\nBob,b@x.com,A2,pro,Paris\n",
+        "x".repeat(3000)
+    );
+    write(&dir, "big.csv", text.as_bytes());
+    write(&dir, "m.yaml", MAPPING.as_bytes());
+    let run = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+            .current_dir(dir.path())
+            .args(["-q", "validate", "big.csv", "-m", "m.yaml", "--out", out])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--max-field-bytes", "1000"], "small");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = failures(&dir.path().join("small"));
+    assert_eq!((f[0].0, f[0].1.as_str()), (2, "field_too_large"));
+    assert_eq!(run(&[], "default").status.code(), Some(0));
+}
+
+#[test]
 fn a_quote_left_open_over_a_big_file_stops_without_holding_the_file() {
     let dir = TempDir::new().unwrap();
     // 40,000 rows after an unclosed quote: far more than the bytes kept for reading them again.
