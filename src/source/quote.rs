@@ -94,8 +94,9 @@ impl QuotedBreak {
     }
 }
 
-/// Find the first quoted field holding a line break in `raw` (the bytes of one record, as
-/// csv-core reads them: `"` quotes, `""` escapes one, a quote inside an unquoted field is text).
+/// Find the first badly quoted field holding a line break in `raw` (the bytes of one record, as
+/// csv-core reads them: `"` quotes, `""` escapes one, a quote inside an unquoted field is text),
+/// or else the first well-formed one.
 pub(crate) fn quoted_break(raw: &[u8], delimiter: u8) -> Option<QuotedBreak> {
     #[derive(Clone, Copy)]
     enum St {
@@ -106,6 +107,7 @@ pub(crate) fn quoted_break(raw: &[u8], delimiter: u8) -> Option<QuotedBreak> {
     }
     let is_break = |b: u8| b == b'\n' || b == b'\r';
     let (mut st, mut field, mut open, mut broke) = (St::Start, 0, 0, false);
+    let mut first_ok = None;
     for (i, &b) in raw.iter().enumerate() {
         st = match st {
             St::Start if b == b'"' => {
@@ -127,7 +129,11 @@ pub(crate) fn quoted_break(raw: &[u8], delimiter: u8) -> Option<QuotedBreak> {
                 if broke {
                     let then = (b != delimiter && !is_break(b)).then_some(b);
                     let close = Some(Close { at: i - 1, then });
-                    return Some(QuotedBreak { field, open, close });
+                    let q = QuotedBreak { field, open, close };
+                    if then.is_some() {
+                        return Some(q);
+                    }
+                    first_ok.get_or_insert(q);
                 }
                 if b == delimiter {
                     field += 1;
@@ -138,15 +144,23 @@ pub(crate) fn quoted_break(raw: &[u8], delimiter: u8) -> Option<QuotedBreak> {
             }
         };
     }
-    let close = match st {
-        St::Quoted => None,
-        St::QuoteInQuoted => Some(Close {
-            at: raw.len() - 1,
-            then: None,
+    match st {
+        // Open at the end: the quote left open, whatever came before it.
+        St::Quoted if broke => Some(QuotedBreak {
+            field,
+            open,
+            close: None,
         }),
-        _ => return None,
-    };
-    broke.then_some(QuotedBreak { field, open, close })
+        St::QuoteInQuoted if broke => first_ok.or(Some(QuotedBreak {
+            field,
+            open,
+            close: Some(Close {
+                at: raw.len() - 1,
+                then: None,
+            }),
+        })),
+        _ => first_ok,
+    }
 }
 
 /// The offset just after the first line break at or after `from` (a CRLF counts as one).
@@ -187,6 +201,11 @@ mod tests {
         let raw = b"Ann,\"open,1\nBob,\"Globex, Inc.\",2\n";
         let q = quoted_break(raw, b',').unwrap();
         assert_eq!(q.close.unwrap().then, Some(b'G'));
+        assert!(!q.well_formed());
+        // A note on two lines before it does not hide it.
+        let raw = b"\"a\nb\",\"open,1\nBob,\"Globex\",2\n";
+        let q = quoted_break(raw, b',').unwrap();
+        assert_eq!((q.field, q.open), (1, 6));
         assert!(!q.well_formed());
     }
 

@@ -305,15 +305,9 @@ fn a_quote_left_open_over_a_big_file_stops_without_holding_the_file() {
 
 // ---------------------------------------------------------------- bounded workbooks
 
-/// Stream `n` bytes of `a` into `w`, a MiB at a time.
+/// `n` bytes of `a`.
 fn write_as(w: &mut impl std::io::Write, n: u64) {
-    let chunk = vec![b'a'; 1 << 20];
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(chunk.len() as u64) as usize;
-        w.write_all(&chunk[..k]).unwrap();
-        left -= k as u64;
-    }
+    std::io::copy(&mut std::io::Read::take(std::io::repeat(b'a'), n), w).unwrap();
 }
 
 /// A workbook (Name, Email, Notes; 3 rows) whose row-3 note is `big` bytes of `a`: in the shared
