@@ -8,6 +8,9 @@
 //!
 //! Each measurement runs `doto_bulk::cmd::validate::run_validate` in a child process (this binary
 //! again, `--bench child FILE`) so its peak RSS (`VmHWM`) and wall time are its own.
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_kib;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -94,15 +97,6 @@ fn child(file: &Path) {
         "secs={secs:.3} hwm_kib={} exit={exit} outcome={outcome}",
         peak_rss_kib()
     );
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// A minimal workbook (Name, Email, Notes; 2 rows) whose first note is `big` bytes of `a`,

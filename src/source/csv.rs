@@ -19,7 +19,7 @@ use super::quote::{self, QuotedBreak, Replay};
 use super::{
     DEFAULT_MAX_FIELD_BYTES as DEFAULT_MAX_FIELD, Item, Pending, Queue, ReadError, Record,
     RowIssue, Source, SourceOptions, Trailer, blank_issue, clean_headers, footer_issue,
-    looks_like_footer, read_up_to,
+    looks_like_footer, read_up_to, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -941,19 +941,8 @@ impl CsvSource {
         if let Some(f) = fields.get_mut(o.field) {
             f.push('…');
         }
-        RowIssue {
-            line,
-            raw: fields,
-            outcome: Outcome::Invalid,
-            error: RowError::new(
-                ErrorCode::FieldTooLarge,
-                Some(name),
-                format!(
-                    "column {name:?}: the value is {} bytes, over the limit of {} bytes for one field (max_field_bytes); only its start is kept",
-                    o.bytes, self.raw.max_field
-                ),
-            ),
-        }
+        let what = format!("column {name:?}");
+        too_large_issue(line, fields, name, what, o.bytes, self.raw.max_field)
     }
 
     /// " (the record spans lines 2–5: …)" when the record just read spans several lines.

@@ -432,6 +432,30 @@ impl Trailer {
     }
 }
 
+/// The `field_too_large` issue of a row whose value `what` (`column "Notes"`, `cell C3 (column
+/// "Notes")`) holds `bytes` bytes, over `limit`; the field in `raw` holds only its start.
+pub(crate) fn too_large_issue(
+    line: u64,
+    raw: Vec<String>,
+    name: &str,
+    what: String,
+    bytes: u64,
+    limit: usize,
+) -> RowIssue {
+    RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Invalid,
+        error: RowError::new(
+            ErrorCode::FieldTooLarge,
+            Some(name),
+            format!(
+                "{what}: the value is {bytes} bytes, over the limit of {limit} bytes for one field (max_field_bytes); only its start is kept"
+            ),
+        ),
+    }
+}
+
 /// The `report_footer` issue for a row whose only text is `text`.
 pub(crate) fn footer_issue(line: u64, raw: Vec<String>, text: &str) -> RowIssue {
     RowIssue {

@@ -59,11 +59,7 @@ impl<R: BufRead> BufRead for Replay<R> {
 
 impl<R: BufRead> Read for Replay<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        super::encoding::read_buffered(self, buf)
     }
 }
 

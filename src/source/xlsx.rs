@@ -25,7 +25,7 @@ use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workboo
 
 use super::{
     Item, Pending, Queue, ReadError, Record, RowIssue, SHEET_PART_FACTOR, Source, SourceOptions,
-    Trailer, blank_issue, clean_headers, footer_issue, looks_like_footer,
+    Trailer, blank_issue, clean_headers, footer_issue, looks_like_footer, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -747,20 +747,8 @@ impl SheetRows {
     /// The `field_too_large` issue of a row whose cell in `col` holds `len` bytes of text.
     fn too_large(&self, line: u64, fields: Vec<String>, col: u32, len: usize) -> RowIssue {
         let name = self.name(col);
-        RowIssue {
-            line,
-            raw: fields,
-            outcome: Outcome::Invalid,
-            error: RowError::new(
-                ErrorCode::FieldTooLarge,
-                Some(&name),
-                format!(
-                    "cell {}{line} (column {name:?}): the text is {len} bytes, over the limit of {} bytes for one cell (max_field_bytes); only its start is kept",
-                    column_letters(col),
-                    self.max_field
-                ),
-            ),
-        }
+        let what = format!("cell {}{line} (column {name:?})", column_letters(col));
+        too_large_issue(line, fields, &name, what, len as u64, self.max_field)
     }
 
     /// The `ragged_row` issue of a row with a value in a column the header does not name.

@@ -383,7 +383,7 @@ fn an_xlsx_cell_over_the_limit_makes_its_row_invalid() {
         assert_eq!(bad[0].error.field.as_deref(), Some("Notes"));
         let msg = &bad[0].error.message;
         assert!(
-            msg.starts_with("cell C3 (column \"Notes\"): the text is 5000 bytes"),
+            msg.starts_with("cell C3 (column \"Notes\"): the value is 5000 bytes"),
             "{msg}"
         );
         assert!(bad[0].raw[2].len() < 100, "only the start is kept");
