@@ -33,12 +33,14 @@ fn main() {
     std::fs::write(d.join("m.yaml"), MAPPING).unwrap();
     println!("| file | on disk | wall s | peak RSS (MiB) | exit | outcome |");
     println!("|---|---:|---:|---:|---:|---|");
-    for (inline, name) in [(true, "inline"), (false, "shared")] {
-        let p = d.join(format!("bomb-{name}.xlsx"));
-        let t = Instant::now();
-        bomb_xlsx(&p, 1 << 30, inline);
-        eprintln!("built {} in {:.1}s", p.display(), t.elapsed().as_secs_f64());
-        measure(&format!("XLSX, one 1 GiB cell ({name})"), &p);
+    for (size, label) in [(1u64 << 30, "1 GiB"), (10 << 20, "10 MiB")] {
+        for (inline, name) in [(true, "inline"), (false, "shared")] {
+            let p = d.join(format!("bomb-{size}-{name}.xlsx"));
+            let t = Instant::now();
+            bomb_xlsx(&p, size, inline);
+            eprintln!("built {} in {:.1}s", p.display(), t.elapsed().as_secs_f64());
+            measure(&format!("XLSX, one {label} cell ({name} string)"), &p);
+        }
     }
     for cols in [25_000, 50_000, 100_000] {
         let p = d.join(format!("wide-{cols}.csv"));
@@ -67,14 +69,17 @@ fn measure(label: &str, file: &Path) {
     };
     let size = std::fs::metadata(file).unwrap().len();
     let hwm: f64 = get("hwm_kib=").parse().unwrap();
-    let outcome = text.split_once("outcome=").map_or("", |(_, o)| o.trim());
+    let path = format!("{}: ", file.display());
+    let outcome = text
+        .split_once("outcome=")
+        .map_or(String::new(), |(_, o)| o.trim().replace(&path, ""));
     println!(
         "| {label} | {:.2} MB | {} | {:.1} | {} | {} |",
         size as f64 / 1e6,
         get("secs="),
         hwm / 1024.0,
         get("exit="),
-        outcome.chars().take(160).collect::<String>()
+        outcome
     );
 }
 
@@ -90,7 +95,11 @@ fn child(file: &Path) {
     let r = doto_bulk::cmd::validate::run_validate(&args, true, &AtomicBool::new(false));
     let secs = t.elapsed().as_secs_f64();
     let (exit, outcome) = match r {
-        Ok(v) => (v.exit_code, format!("rows read {}", v.summary.rows_read)),
+        Ok(v) => {
+            let s = &v.summary;
+            let out = format!("rows read {}, {:?}", s.rows_read, s.failures_by_code);
+            (v.exit_code, out)
+        }
         Err(e) => (1, format!("refused: {e:#}")),
     };
     println!(
