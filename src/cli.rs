@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::api::TokenHeader;
 use crate::cmd;
 use crate::exit;
+use crate::normalise::Region;
 
 /// Move contacts in and out of a Doto account in bulk.
 #[derive(Debug, Parser)]
@@ -61,6 +62,16 @@ impl clap::ValueEnum for TokenHeader {
         };
         Some(clap::builder::PossibleValue::new(name).help(help))
     }
+}
+
+/// `--phone-region CC`: a country as an ISO code (`GB`) or an English name, as in a mapping's
+/// `defaults.phone_region`; anything else is a usage error naming the value.
+pub fn parse_phone_region(s: &str) -> Result<Region, String> {
+    Region::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a country: give an ISO 3166 code such as GB, DE or US, or an English name"
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]

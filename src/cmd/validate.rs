@@ -41,6 +41,10 @@ pub struct Args {
     /// Mapping threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Default region for phone numbers written without +country code (an ISO code such as GB,
+    /// or an English name); overrides the mapping's `defaults.phone_region`.
+    #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
+    pub phone_region: Option<crate::normalise::Region>,
     /// A CSV field or XLSX cell longer than this makes its row invalid (`field_too_large`)
     /// (default 1048576: 1 MiB).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
@@ -56,6 +60,7 @@ impl Args {
             out: out.map(Path::to_path_buf),
             max_errors: None,
             workers: None,
+            phone_region: None,
             max_field_bytes: None,
         }
     }
@@ -142,7 +147,7 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
     let limit = args.max_field_bytes.map(|n| n as usize);
-    let input = Input::open_limited(&args.file, &args.mapping, limit)?;
+    let input = Input::open_with(&args.file, &args.mapping, args.phone_region, limit)?;
     validate_input(args, input, quiet, interrupt)
 }
 

@@ -10,7 +10,7 @@ use super::draft::FieldValue;
 use super::types::ValueType;
 use super::value::{Compiled, Got, Origin};
 use super::{BlankPolicy, ContactDraft, Resolved};
-use crate::model::{ErrorCode, Field, FieldKind, RowError};
+use crate::model::{ErrorCode, Field, FieldKind, RowError, RowWarning};
 use crate::normalise::{Email, Identifier, PhoneE164, Region, check_text};
 use crate::source::Record;
 
@@ -173,10 +173,28 @@ impl Row<'_> {
             if !v.is_empty()
                 && let Err(e) = check_text(&self.r.headers[i], v)
             {
+                // The phone normaliser removes these itself, and reports it (`phone_cleaned`).
+                if e.code == ErrorCode::InvisibleCharacters && self.phone_only(i) {
+                    continue;
+                }
                 self.errors.push(e);
                 self.bad.push(i);
             }
         }
+    }
+
+    /// Whether column `i` is read by phone fields only.
+    fn phone_only(&self, i: usize) -> bool {
+        let r = self.r;
+        let reads = |c: &Compiled| c.cols.contains(&i);
+        let attrs =
+            Field::attribute_maps().any(|f| attribute_defs(r, f).iter().any(|(_, c)| reads(c)));
+        r.region_col != Some(i)
+            && !attrs
+            && !r.notes.iter().any(reads)
+            && r.fields
+                .iter()
+                .all(|(f, c)| f.kind() == FieldKind::Phone || !reads(c))
     }
 
     /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
@@ -193,7 +211,7 @@ impl Row<'_> {
             return false;
         };
         if !self.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS)
-            && let Some(v) = self.parse(f, c, g.origin, g.text)
+            && let Some(v) = self.parse(d, f, c, g.origin, g.text)
         {
             d.set(f, v);
         }
@@ -214,14 +232,21 @@ impl Row<'_> {
     }
 
     /// The text of field `f` parsed by the field's kind; a refused value is reported.
-    fn parse(&mut self, f: Field, c: &Compiled, o: Origin, text: Cow<str>) -> Option<FieldValue> {
+    fn parse(
+        &mut self,
+        d: &mut ContactDraft,
+        f: Field,
+        c: &Compiled,
+        o: Origin,
+        text: Cow<str>,
+    ) -> Option<FieldValue> {
         let parsed = match f.kind() {
             FieldKind::Text => Ok(Some(FieldValue::Text(text.into_owned()))),
             FieldKind::Email => Email::parse(&text).map(|e| Some(FieldValue::Email(e))),
             FieldKind::Identifier => {
                 Identifier::parse(&text).map(|i| i.map(FieldValue::Identifier))
             }
-            FieldKind::Phone => return self.phone(c, o, &text).map(FieldValue::Phone),
+            FieldKind::Phone => return self.phone(d, c, o, &text).map(FieldValue::Phone),
             // Not text: never parsed here.
             FieldKind::Bool | FieldKind::Attributes => Ok(None),
         };
@@ -315,48 +340,166 @@ impl Row<'_> {
         self.push(ErrorCode::MissingKey, field.as_str(), msg);
     }
 
-    /// The phone number, with the row's region (`region_from`) or the mapping's default.
-    fn phone(&mut self, c: &Compiled, o: Origin, text: &str) -> Option<PhoneE164> {
-        let r = self.r;
-        let region = match r.region_col {
-            Some(rc) => {
-                let country = cell(self.rec, rc).trim();
-                if country.is_empty() {
-                    Ok(r.default_region)
-                } else {
-                    Region::parse(country).map(Some).ok_or(country)
-                }
-            }
-            None => Ok(r.default_region),
-        };
-        let region = match region {
-            Ok(reg) => reg,
-            // An unknown country does not matter for a number written with its country code;
-            // for any other number it would be a guess.
-            Err(_) if text.trim_start().starts_with('+') => None,
-            Err(country) => {
-                let (label, field) = self.label(c, o);
-                let rc = r.region_col.expect("region came from region_from");
-                let msg = format!(
-                    "{label}: {} has no country code and column {:?}: {} is not a country (ISO code or English name)",
-                    shown(text),
-                    r.headers[rc],
-                    shown(country)
-                );
-                self.push(ErrorCode::InvalidPhone, &field, msg);
-                return None;
-            }
-        };
+    /// The phone number, with the row's region (`region_from`) or the mapping's default. What
+    /// the normaliser repaired, an unknown country and a number another region reads differently
+    /// are reported as warnings; a number read with the default region is marked on the draft.
+    fn phone(
+        &mut self,
+        d: &mut ContactDraft,
+        c: &Compiled,
+        o: Origin,
+        text: &str,
+    ) -> Option<PhoneE164> {
         let numeric = match o {
             Origin::Column(i) => self.rec.is_numeric(i),
             _ => false,
         };
-        match PhoneE164::parse(text, region, numeric) {
-            Ok(p) => Some(p),
-            Err(e) => {
+        let row = self.row_region();
+        let region = match row {
+            RowRegion::Row(rr) => Some(rr.region),
+            _ => self.r.default_region,
+        };
+        let read = match PhoneE164::read(text, region, numeric) {
+            Ok(read) => read,
+            Err(mut e) => {
+                if let RowRegion::Unknown(rc, country) = row {
+                    e.message = format!("{} ({})", e.message, self.unknown_region(rc, country));
+                }
                 self.push_parser_error(e, c, o);
-                None
+                return None;
+            }
+        };
+        for rep in read.repairs {
+            self.warn(d, rep.code, c, o, text, rep.message);
+        }
+        if read.national {
+            let other = match row {
+                RowRegion::Row(rr) => rr.other.map(|x| (x, self.region_column_says())),
+                RowRegion::Unknown(rc, country) => {
+                    let msg = self.unknown_region(rc, country);
+                    self.warn(d, ErrorCode::UnknownRegion, c, o, text, msg);
+                    None
+                }
+                RowRegion::Default => None,
+            };
+            // Read with the default region: counted, and checked against the email's country.
+            let other = match (row, region) {
+                (RowRegion::Row(_), _) | (_, None) => other,
+                (_, Some(def)) => {
+                    d.phone_read_as = Some(def);
+                    let email = d.email.as_ref().map(|e| e.as_str());
+                    email.and_then(|e| Region::of_email(e).map(|x| (x, format!("the email {e:?}"))))
+                }
+            };
+            if let (Some((other, why)), Some(region)) = (other, region) {
+                self.region_doubt(
+                    d,
+                    c,
+                    o,
+                    (text, numeric),
+                    (region, &read.phone),
+                    (other, why),
+                );
             }
         }
+        Some(read.phone)
     }
+
+    fn unknown_region(&self, rc: usize, country: &str) -> String {
+        let used = match self.r.default_region {
+            Some(def) => format!("the default region {def} was used"),
+            None => "and the mapping has no default region".to_owned(),
+        };
+        format!(
+            "column {:?}: {} is not a country (ISO code or English name), {used}",
+            self.r.headers[rc],
+            shown(country)
+        )
+    }
+
+    fn region_column_says(&self) -> String {
+        let rc = self
+            .r
+            .region_col
+            .expect("a row region comes from region_from");
+        let h = &self.r.headers[rc];
+        format!("column {h:?}: {}", shown(cell(self.rec, rc).trim()))
+    }
+
+    /// `RegionDoubt`: the number, read nationally in `region`, is a valid and different number in
+    /// `other`, which `why` (the email's domain, the region column's other meaning) points to.
+    fn region_doubt(
+        &mut self,
+        d: &mut ContactDraft,
+        c: &Compiled,
+        o: Origin,
+        (text, numeric): (&str, bool),
+        (region, read): (Region, &PhoneE164),
+        (other, why): (Region, String),
+    ) {
+        match PhoneE164::parse(text, Some(other), numeric) {
+            Ok(alt) if alt != *read => {
+                let msg = format!(
+                    "read as {region} ({read}); {why} points to {other}, where it is {alt}"
+                );
+                self.warn(d, ErrorCode::RegionDoubt, c, o, text, msg);
+            }
+            _ => {}
+        }
+    }
+
+    /// A warning on value `original` of mapping entry `c`, with the column first in its message.
+    fn warn(
+        &self,
+        d: &mut ContactDraft,
+        code: ErrorCode,
+        c: &Compiled,
+        o: Origin,
+        original: &str,
+        message: String,
+    ) {
+        let (label, _) = self.label(c, o);
+        d.warnings.push(RowWarning {
+            code,
+            field: Some(
+                c.target
+                    .strip_prefix("fields.")
+                    .unwrap_or(&c.target)
+                    .to_owned(),
+            ),
+            column: match o {
+                Origin::Column(i) => Some(self.r.headers[i].clone()),
+                _ => None,
+            },
+            original: original.to_owned(),
+            message: format!("{label}: {message}"),
+        });
+    }
+}
+
+impl<'a> Row<'a> {
+    /// The row's `region_from` value, read.
+    fn row_region(&self) -> RowRegion<'a> {
+        let Some(rc) = self.r.region_col else {
+            return RowRegion::Default;
+        };
+        let country = cell(self.rec, rc).trim();
+        if country.is_empty() {
+            return RowRegion::Default;
+        }
+        match Region::from_row(&self.r.headers[rc], country) {
+            Some(rr) => RowRegion::Row(rr),
+            None => RowRegion::Unknown(rc, country),
+        }
+    }
+}
+
+/// Where a row's phone region comes from.
+#[derive(Clone, Copy)]
+enum RowRegion<'a> {
+    /// No `region_from`, or a blank one: the mapping's default region.
+    Default,
+    Row(crate::normalise::RowRegion),
+    /// (column, value): not a country; the default region is used.
+    Unknown(usize, &'a str),
 }

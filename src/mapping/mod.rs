@@ -37,11 +37,23 @@ pub struct Mapping {
     existing: ExistingPolicy,
     missing: MissingPolicy,
     blank: BlankPolicy,
+    identity: IdentityPolicy,
     name_required: bool,
     fields: FieldDefs,
     custom_attributes: Vec<(String, ValueDef)>,
     additional_attributes: Vec<(String, ValueDef)>,
+    /// `from_prefix` of `custom_attributes` and `additional_attributes`, in that order.
+    attribute_prefixes: [Option<AttrPrefix>; 2],
     notes: Vec<ValueDef>,
+}
+
+/// `from_prefix:` in an attribute section: every column whose header starts with `prefix`
+/// becomes the attribute named by the rest of the header (text; an explicit key wins).
+#[derive(Debug, Clone)]
+struct AttrPrefix {
+    prefix: String,
+    /// The mapping line, for messages.
+    line: u64,
 }
 
 /// `fields:` the scalar fields mapped, in the field table's order.
@@ -105,6 +117,43 @@ pub enum BlankPolicy {
     Clear,
 }
 
+/// `match.identifier_change`: a row matched (by email) to a contact whose identifier is set and
+/// differs from the row's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierChange {
+    /// The row fails (`identifier_conflict`): an identifier is a person (the default).
+    Conflict,
+    /// The row's identifier replaces the stored one.
+    Overwrite,
+}
+
+/// `match.on_phone_in_use`: the row's phone is held by another contact (phones are unique).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneInUse {
+    /// Import the row without the phone, with a `phone_in_use` warning (the default).
+    Drop,
+    /// The row fails (`phone_in_use`).
+    Fail,
+}
+
+/// The `match` policies on identity: identifier changes and phones held by another contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityPolicy {
+    pub identifier_change: IdentifierChange,
+    pub phone_in_use: PhoneInUse,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            identifier_change: IdentifierChange::Conflict,
+            phone_in_use: PhoneInUse::Drop,
+        }
+    }
+}
+
 impl Mapping {
     /// Read and parse a mapping file. Unknown keys, bad values: an error naming the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Mapping> {
@@ -118,9 +167,27 @@ impl Mapping {
         load::parse(text, origin)
     }
 
-    /// How to open the source file.
+    /// How to open the source file: the mapping's `source:` section, and the columns the header
+    /// must hold (those of every value that is not `optional`) for the header search.
     pub fn source_options(&self) -> SourceOptions {
-        self.source.clone()
+        let mut o = self.source.clone();
+        let mut want: Vec<String> = Vec::new();
+        for c in self
+            .defs()
+            .filter(|d| !d.optional)
+            .flat_map(|d| d.columns())
+        {
+            if !want.contains(&c.name) {
+                want.push(c.name.clone());
+            }
+        }
+        o.header_columns = want;
+        o
+    }
+
+    /// Override `defaults.phone_region` (`--phone-region`).
+    pub fn set_default_region(&mut self, region: Region) {
+        self.default_region = Some(region);
     }
 
     /// The match keys, in order (`match.on`; by default those of identifier, email that are
@@ -142,6 +209,11 @@ impl Mapping {
     /// `match.blank` (default `keep`).
     pub fn blank_policy(&self) -> BlankPolicy {
         self.blank
+    }
+
+    /// `match.identifier_change` and `match.on_phone_in_use`.
+    pub fn identity_policy(&self) -> IdentityPolicy {
+        self.identity
     }
 
     fn defs(&self) -> impl Iterator<Item = &ValueDef> {
@@ -180,9 +252,18 @@ pub struct Resolved {
     missing: MissingPolicy,
     blank: BlankPolicy,
     name_required: bool,
+    /// What binding to the headers noticed (optional columns absent, a prefix that matched
+    /// nothing), each naming the mapping line.
+    notices: Vec<String>,
 }
 
 impl Resolved {
+    /// Notices about the binding, for the header warnings: absent `optional` columns, a
+    /// `from_prefix` no column starts with.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
     /// How scalar field `f` is mapped, if it is.
     fn field(&self, f: Field) -> Option<&Compiled> {
         self.fields.iter().find(|(g, _)| *g == f).map(|(_, c)| c)

@@ -63,6 +63,8 @@ pub struct MatchSpec {
     pub existing: Option<super::ExistingPolicy>,
     pub missing: Option<super::MissingPolicy>,
     pub blank: Option<super::BlankPolicy>,
+    pub identifier_change: Option<super::IdentifierChange>,
+    pub on_phone_in_use: Option<super::PhoneInUse>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -107,9 +109,13 @@ impl<'de> Deserialize<'de> for FieldsSpec {
     }
 }
 
-/// A map of attribute key → value spec, in file order (the order errors are reported in).
+/// A map of attribute key → value spec, in file order (the order errors are reported in), and
+/// the reserved key `from_prefix` (every column whose header starts with it).
 #[derive(Debug, Default)]
-pub struct OrderedMap(pub Vec<(Str, Spanned<ValueSpec>)>);
+pub struct OrderedMap {
+    pub entries: Vec<(Str, Spanned<ValueSpec>)>,
+    pub from_prefix: Option<Str>,
+}
 
 impl<'de> Deserialize<'de> for OrderedMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -120,12 +126,16 @@ impl<'de> Deserialize<'de> for OrderedMap {
                 f.write_str("a map of attribute names to value specs")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedMap, A::Error> {
-                let mut out = Vec::new();
+                let mut out = OrderedMap::default();
                 while let Some(k) = m.next_key::<Str>()? {
-                    let v = m.next_value()?;
-                    out.push((k, v));
+                    if k.value == "from_prefix" {
+                        out.from_prefix = Some(m.next_value()?);
+                    } else {
+                        let v = m.next_value()?;
+                        out.entries.push((k, v));
+                    }
                 }
-                Ok(OrderedMap(out))
+                Ok(out)
             }
             fn visit_unit<E: de::Error>(self) -> Result<OrderedMap, E> {
                 Ok(OrderedMap::default())
@@ -211,6 +221,8 @@ pub struct FullSpec {
     /// One format or a list.
     pub formats: Option<Columns>,
     pub region_from: Option<Str>,
+    /// The columns may be absent from the file (blank on every row).
+    pub optional: Option<bool>,
 }
 
 /// `from:` one column or a list (first non-blank wins); also `formats:` (one or a list). The flag says a single name was read by

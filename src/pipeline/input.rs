@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::mapping::{Mapping, MatchKey, Resolved};
+use crate::normalise::Region;
 use crate::source::{self, Source, SourceOptions};
 
 /// A data file opened with its mapping, resolved before the first row.
@@ -20,16 +21,31 @@ impl Input {
     /// Load the mapping, open the file with its source options and resolve the mapping against
     /// the headers; every failure names the file or the mapping.
     pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
-        Input::open_limited(file, mapping_path, None)
+        Input::open_with(file, mapping_path, None, None)
     }
 
-    /// [`Input::open`] with a field size limit other than the default (`--max-field-bytes`).
-    pub fn open_limited(
+    /// [`Input::open`], with `phone_region` (`--phone-region`) overriding the mapping's
+    /// `defaults.phone_region` when given.
+    pub fn open_with_region(
         file: &Path,
         mapping_path: &Path,
+        phone_region: Option<Region>,
+    ) -> Result<Input> {
+        Input::open_with(file, mapping_path, phone_region, None)
+    }
+
+    /// [`Input::open_with_region`], and a field size limit other than the default
+    /// (`--max-field-bytes`) when given.
+    pub fn open_with(
+        file: &Path,
+        mapping_path: &Path,
+        phone_region: Option<Region>,
         max_field_bytes: Option<usize>,
     ) -> Result<Input> {
-        let mapping = Mapping::load(mapping_path)?;
+        let mut mapping = Mapping::load(mapping_path)?;
+        if let Some(r) = phone_region {
+            mapping.set_default_region(r);
+        }
         let mut opts = mapping.source_options();
         opts.max_field_bytes = max_field_bytes.unwrap_or(opts.max_field_bytes);
         let source = open_source(file, &opts)?;
@@ -50,10 +66,12 @@ impl Input {
     }
 
     /// The source's warnings about the file as a whole (repaired BOM, blank or duplicate
-    /// headers), printed on stderr (even with `-q`: they speak of the data) and handed back for
-    /// `summary.json`.
+    /// headers, title rows or sheets skipped to find the header) and the mapping's notices about
+    /// it (absent optional columns), printed on stderr (even with `-q`: they speak of the data)
+    /// and handed back for `summary.json`.
     pub fn header_warnings(&self) -> Vec<String> {
-        let warnings = self.source.warnings().to_vec();
+        let mut warnings = self.source.warnings().to_vec();
+        warnings.extend_from_slice(self.resolved.notices());
         for w in &warnings {
             eprintln!("warning: {w}");
         }

@@ -2,12 +2,16 @@
 mod cli;
 mod client;
 mod export;
+mod grammar;
+mod identity;
 mod import;
 mod mapping;
 mod mapping_init;
 mod normalise;
+mod phones;
 mod props;
 mod revert;
+mod rundir;
 mod samples;
 mod samples_import;
 mod sandbox;
