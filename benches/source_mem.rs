@@ -13,6 +13,9 @@
 //! - `csv-source`: `doto_bulk::source::open`, every row into a `Record` (one `String` per field).
 //! - `xlsx-range`: calamine's `worksheet_range` (whole sheet in memory), cells to strings.
 //! - `xlsx-cells`: `doto_bulk::source::open` on the workbook (calamine's cell reader, streaming).
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_kib;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,15 +144,6 @@ fn cpu_secs() -> f64 {
         .map(|x| x.parse().unwrap_or(0.0))
         .collect();
     (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn child(mode: &str, file: &Path) {

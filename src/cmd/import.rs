@@ -126,6 +126,10 @@ pub struct Args {
     /// or an English name); overrides the mapping's `defaults.phone_region`.
     #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
     pub phone_region: Option<crate::normalise::Region>,
+    /// A CSV field or XLSX cell longer than this makes its row invalid (`field_too_large`)
+    /// (default 1048576: 1 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_field_bytes: Option<u64>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -150,6 +154,7 @@ impl Args {
             lookup: Strategy::Auto,
             out: None,
             phone_region: None,
+            max_field_bytes: None,
             sandbox: SandboxArgs::default(),
         }
     }
@@ -187,7 +192,8 @@ pub async fn run_import(
     config.set_rate(args.rate, args.rate_window);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
-    let input = Input::open_with_region(&args.file, &args.mapping, args.phone_region)?;
+    let limit = args.max_field_bytes.map(|n| n as usize);
+    let input = Input::open_with(&args.file, &args.mapping, args.phone_region, limit)?;
     let record = RunRecord::new("import", &config).reading(&args.file, Some(&args.mapping))?;
     let client = Client::new(config)?;
     let (dir, ledger) = open_run(args, &record, &client, quiet).await?;

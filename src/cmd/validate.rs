@@ -45,6 +45,10 @@ pub struct Args {
     /// or an English name); overrides the mapping's `defaults.phone_region`.
     #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
     pub phone_region: Option<crate::normalise::Region>,
+    /// A CSV field or XLSX cell longer than this makes its row invalid (`field_too_large`)
+    /// (default 1048576: 1 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_field_bytes: Option<u64>,
 }
 
 impl Args {
@@ -57,6 +61,7 @@ impl Args {
             max_errors: None,
             workers: None,
             phone_region: None,
+            max_field_bytes: None,
         }
     }
 }
@@ -141,7 +146,8 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
-    let input = Input::open_with_region(&args.file, &args.mapping, args.phone_region)?;
+    let limit = args.max_field_bytes.map(|n| n as usize);
+    let input = Input::open_with(&args.file, &args.mapping, args.phone_region, limit)?;
     validate_input(args, input, quiet, interrupt)
 }
 

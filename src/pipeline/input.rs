@@ -21,7 +21,7 @@ impl Input {
     /// Load the mapping, open the file with its source options and resolve the mapping against
     /// the headers; every failure names the file or the mapping.
     pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
-        Input::open_with_region(file, mapping_path, None)
+        Input::open_with(file, mapping_path, None, None)
     }
 
     /// [`Input::open`], with `phone_region` (`--phone-region`) overriding the mapping's
@@ -31,11 +31,24 @@ impl Input {
         mapping_path: &Path,
         phone_region: Option<Region>,
     ) -> Result<Input> {
+        Input::open_with(file, mapping_path, phone_region, None)
+    }
+
+    /// [`Input::open_with_region`], and a field size limit other than the default
+    /// (`--max-field-bytes`) when given.
+    pub fn open_with(
+        file: &Path,
+        mapping_path: &Path,
+        phone_region: Option<Region>,
+        max_field_bytes: Option<usize>,
+    ) -> Result<Input> {
         let mut mapping = Mapping::load(mapping_path)?;
         if let Some(r) = phone_region {
             mapping.set_default_region(r);
         }
-        let source = open_source(file, &mapping.source_options())?;
+        let mut opts = mapping.source_options();
+        opts.max_field_bytes = max_field_bytes.unwrap_or(opts.max_field_bytes);
+        let source = open_source(file, &opts)?;
         let headers = source.headers().to_vec();
         let resolved = mapping.resolve(&headers).with_context(|| {
             format!(

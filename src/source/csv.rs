@@ -16,9 +16,11 @@ use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
 
 use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::encoding::{self, DecodeReader, Detected};
+use super::quote::{self, QuotedBreak, Replay};
 use super::{
-    Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
-    clean_headers, footer_issue, looks_like_footer, read_up_to,
+    DEFAULT_MAX_FIELD_BYTES as DEFAULT_MAX_FIELD, Item, Pending, Queue, ReadError, Record,
+    RowIssue, Source, SourceOptions, Trailer, blank_issue, clean_headers, footer_issue,
+    looks_like_footer, read_up_to, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -38,8 +40,9 @@ const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// A record reader that knows the physical line where each record starts and ends.
 pub(crate) struct RawReader<R> {
-    rdr: R,
+    rdr: Replay<R>,
     core: csv_core::Reader,
+    delimiter: u8,
     /// The byte that ends a line: `\n`, or `\r` in a file with old Mac line endings (no `\n`).
     newline: u8,
     /// 1-based line of the next unread byte.
@@ -54,7 +57,33 @@ pub(crate) struct RawReader<R> {
     /// The record ended inside a quoted field: the input ended before its closing quote.
     open_quote: bool,
     done: bool,
+    /// The input bytes of the record just read, while they fit in `raw_cap` (`raw_full` once
+    /// they did not): where a quote opened, where an invalid byte is, and what to read again
+    /// after a quote left open.
+    raw: Vec<u8>,
+    raw_cap: usize,
+    raw_full: bool,
+    /// Offset in the (decoded) input of the next unread byte, and of the record just read.
+    pos: u64,
+    start_pos: u64,
+    /// A field longer than this is cut to its first bytes and reported (see [`Oversize`]).
+    max_field: usize,
+    /// Output bytes dropped from the record just read (the middle of oversized fields).
+    dropped: usize,
+    oversize: Option<Oversize>,
 }
+
+/// A field of the record just read that was longer than the limit: its 0-based index and size.
+/// Only its first [`KEEP`] bytes are kept, so a huge field (or a quote left open over the rest
+/// of the file) costs no memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Oversize {
+    pub field: usize,
+    pub bytes: u64,
+}
+
+/// Bytes kept of an oversized field, for the failure report.
+const KEEP: usize = 64;
 
 fn count(b: &[u8], byte: u8) -> u64 {
     b.iter().filter(|&&c| c == byte).count() as u64
@@ -62,9 +91,14 @@ fn count(b: &[u8], byte: u8) -> u64 {
 
 impl<R: BufRead> RawReader<R> {
     pub(crate) fn new(rdr: R, delimiter: u8) -> Self {
+        Self::with_limit(rdr, delimiter, DEFAULT_MAX_FIELD)
+    }
+
+    pub(crate) fn with_limit(rdr: R, delimiter: u8, max_field: usize) -> Self {
         RawReader {
-            rdr,
+            rdr: Replay::new(rdr),
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
             newline: b'\n',
             line: 1,
             out: vec![0; 4096],
@@ -75,6 +109,14 @@ impl<R: BufRead> RawReader<R> {
             terminated: false,
             open_quote: false,
             done: false,
+            raw: Vec::new(),
+            raw_cap: max_field.saturating_mul(2).max(1 << 20),
+            raw_full: false,
+            pos: 0,
+            start_pos: 0,
+            max_field: max_field.max(KEEP),
+            dropped: 0,
+            oversize: None,
         }
     }
 
@@ -96,6 +138,7 @@ impl<R: BufRead> RawReader<R> {
             }
         }
         self.start_line = self.line;
+        self.start_pos = self.pos;
         self.read_record()
     }
 
@@ -113,6 +156,7 @@ impl<R: BufRead> RawReader<R> {
                 .unwrap_or(buf.len());
             let more = n == buf.len();
             self.line += count(&buf[..n], self.newline);
+            self.pos += n as u64;
             self.rdr.consume(n);
             if !more {
                 return Ok(true);
@@ -130,6 +174,10 @@ impl<R: BufRead> RawReader<R> {
         let mut ended_nl = false;
         let mut probed = false;
         self.open_quote = false;
+        self.raw.clear();
+        self.raw_full = false;
+        self.dropped = 0;
+        self.oversize = None;
         // csv-core counts every `\n` it consumes (quoted ones too): add its count to ours.
         let core_line = self.core.line();
         loop {
@@ -146,13 +194,25 @@ impl<R: BufRead> RawReader<R> {
                 if self.newline != b'\n' {
                     self.line += count(&input[..nin], self.newline);
                 }
+                if !self.raw_full && self.raw.len() + nin <= self.raw_cap {
+                    self.raw.extend_from_slice(&input[..nin]);
+                } else {
+                    self.raw_full = true;
+                }
+                self.pos += nin as u64;
                 self.rdr.consume(nin);
+            }
+            // csv-core numbers field ends from the start of the record, dropped bytes included.
+            for e in &mut self.ends[endlen..endlen + nend] {
+                *e -= self.dropped;
             }
             outlen += nout;
             endlen += nend;
             match res {
                 csv_core::ReadRecordResult::InputEmpty => self.open_quote |= probe && probed,
-                csv_core::ReadRecordResult::OutputFull => self.grow_out()?,
+                csv_core::ReadRecordResult::OutputFull => {
+                    outlen = self.make_room(outlen, endlen)?
+                }
                 csv_core::ReadRecordResult::OutputEndsFull => {
                     let n = self.ends.len() * 2;
                     self.ends.resize(n, 0);
@@ -166,6 +226,7 @@ impl<R: BufRead> RawReader<R> {
                         self.ends[endlen - 1] -= 1; // the probe's newline
                     }
                     self.nfields = endlen;
+                    self.cut_oversize();
                     self.terminated = !probed;
                     self.end_line = self.line - u64::from(ended_nl);
                     return Ok(true);
@@ -181,8 +242,27 @@ impl<R: BufRead> RawReader<R> {
         }
     }
 
-    /// The record is longer than the buffer: double it, up to [`MAX_RECORD`].
-    fn grow_out(&mut self) -> io::Result<()> {
+    /// The output buffer is full at `outlen`: a field over the limit keeps its first [`KEEP`]
+    /// bytes and drops the rest (noted in `oversize`); otherwise the buffer doubles, up to
+    /// [`MAX_RECORD`]. Returns the new output length.
+    fn make_room(&mut self, outlen: usize, endlen: usize) -> io::Result<usize> {
+        let start = if endlen == 0 {
+            0
+        } else {
+            self.ends[endlen - 1]
+        };
+        if outlen - start > self.max_field {
+            let keep = start + KEEP;
+            let o = self.oversize.get_or_insert(Oversize {
+                field: endlen,
+                bytes: 0,
+            });
+            if o.field == endlen {
+                o.bytes += (outlen - keep) as u64;
+            }
+            self.dropped += outlen - keep;
+            return Ok(keep);
+        }
         if self.out.len() >= MAX_RECORD {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -195,7 +275,56 @@ impl<R: BufRead> RawReader<R> {
         }
         let n = self.out.len() * 2;
         self.out.resize(n, 0);
-        Ok(())
+        Ok(outlen)
+    }
+
+    /// The record is complete: its first field over the limit (whether or not part of it was
+    /// dropped while reading) keeps only its first [`KEEP`] bytes; `oversize` says its size.
+    fn cut_oversize(&mut self) {
+        let n = self.nfields;
+        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
+        let dropped = |i: usize| {
+            self.oversize
+                .filter(|o| o.field == i)
+                .map_or(0, |o| o.bytes)
+        };
+        let Some(i) = (0..n).find(|&i| self.ends[i] - start(i) > self.max_field || dropped(i) > 0)
+        else {
+            self.oversize = None;
+            return;
+        };
+        let (from, end) = (start(i), self.ends[i]);
+        let bytes = (end - from) as u64 + dropped(i);
+        let keep = from + KEEP.min(end - from);
+        let last = self.ends[n - 1];
+        self.out.copy_within(end..last, keep);
+        for e in &mut self.ends[i..n] {
+            *e -= end - keep;
+        }
+        self.oversize = Some(Oversize { field: i, bytes });
+    }
+
+    /// The first field of the record just read that was over the limit, and its whole size.
+    pub(crate) fn oversize(&self) -> Option<Oversize> {
+        self.oversize
+    }
+
+    /// The input bytes of the record just read, if they were all kept.
+    pub(crate) fn raw_bytes(&self) -> Option<&[u8]> {
+        (!self.raw_full).then_some(&self.raw[..])
+    }
+
+    /// Read again from byte `offset` of the record just read (which must have been kept whole),
+    /// as from line `line`: after a quote left open, the lines it swallowed are records again.
+    pub(crate) fn rewind(&mut self, offset: usize, line: u64) {
+        let tail = self.raw[offset..].to_vec();
+        self.rdr.replay(tail);
+        self.core = csv_core::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .build();
+        self.line = line;
+        self.pos = self.start_pos + offset as u64;
+        self.done = false;
     }
 
     /// The record just read ends inside a quoted field (the input ended first): the line where
@@ -506,6 +635,64 @@ fn decode_fields<R: BufRead>(raw: &RawReader<R>) -> (Vec<String>, Vec<usize>, bo
     (fields, undecodable, invalid_bytes)
 }
 
+/// What to do with a record that spans lines (see [`CsvSource::judge_quote`]).
+enum Verdict {
+    /// Not a quote left open.
+    Fine,
+    /// Stop reading at the record, for this cause.
+    Stop(String),
+    /// The record is this invalid row; read again from its byte `.1` as line `.2`.
+    Resync(RowIssue, usize, u64),
+}
+
+/// The record just read has the header's `w` fields, or leaves out unnamed columns at the end
+/// (down to `named`), or adds empty fields past it: nothing shifts.
+fn fits_width<R: BufRead>(raw: &RawReader<R>, w: usize, named: usize) -> bool {
+    let n = raw.len();
+    n == w
+        || (n < w && n >= named)
+        || (n > w && (w..n).all(|i| raw.field(i).iter().all(u8::is_ascii_whitespace)))
+}
+
+/// How `region` reads on its own: records that are not blank (up to 64), how many of them fit
+/// the header (see [`fits_width`]), and whether the first one does.
+fn rows_again(
+    region: &[u8],
+    delimiter: u8,
+    newline: u8,
+    w: usize,
+    named: usize,
+) -> (usize, usize, bool) {
+    let mut r = RawReader::new(region, delimiter);
+    r.newline = newline;
+    let (mut n, mut fit, mut first) = (0, 0, false);
+    while n < 64 && r.read().unwrap_or(false) {
+        if r.is_blank() {
+            continue;
+        }
+        let ok = fits_width(&r, w, named) && !r.open_quote;
+        first |= n == 0 && ok;
+        n += 1;
+        fit += usize::from(ok);
+    }
+    (n, fit, first)
+}
+
+/// The fields of the first record of `bytes`, as text, for a failure report.
+fn fields_of(bytes: &[u8], delimiter: u8, newline: u8) -> Vec<String> {
+    let mut r = RawReader::new(bytes, delimiter);
+    r.newline = newline;
+    if !r.read().unwrap_or(false) {
+        return Vec::new();
+    }
+    (0..r.len())
+        .map(|i| {
+            let f = String::from_utf8_lossy(r.field(i));
+            f.trim_end_matches(['\r', '\n']).to_owned()
+        })
+        .collect()
+}
+
 /// An invalid `ragged_row` issue: the values cannot be matched to their columns.
 fn ragged_issue(line: u64, raw: Vec<String>, message: String) -> RowIssue {
     RowIssue {
@@ -530,6 +717,7 @@ pub struct CsvSource {
     named_width: usize,
     /// Last line of the previous record (or of the header).
     prev_end: u64,
+    delimiter: u8,
     done: bool,
     error: Option<ReadError>,
 }
@@ -580,7 +768,7 @@ impl CsvSource {
         drop(prefix);
 
         let rdr = decoded_reader(&file, f, &det, &mut warnings)?;
-        let mut raw = RawReader::new(rdr, delimiter);
+        let mut raw = RawReader::with_limit(rdr, delimiter, opts.max_field_bytes);
         raw.newline = newline;
         let headers = read_header(&file, &mut raw, header_line, &det, &mut warnings)?;
         let describe = format!(
@@ -603,6 +791,7 @@ impl CsvSource {
             describe,
             out: Queue::default(),
             trailer: Trailer::default(),
+            delimiter,
             done: false,
             error: None,
         })
@@ -620,18 +809,21 @@ impl CsvSource {
         }
     }
 
+    /// Stop reading at `at`: the rows before it are handed out, none after.
+    fn fail(&mut self, at: u64, cause: String) {
+        self.trailer.release(&mut self.out);
+        self.error = Some(ReadError {
+            file: self.file.clone(),
+            unit: "line",
+            at,
+            cause,
+        });
+        self.done = true;
+    }
+
     fn step(&mut self) {
         match self.raw.read() {
-            Err(e) => {
-                self.trailer.release(&mut self.out);
-                self.error = Some(ReadError {
-                    file: self.file.clone(),
-                    unit: "line",
-                    at: self.raw.start_line,
-                    cause: e.to_string(),
-                });
-                self.done = true;
-            }
+            Err(e) => self.fail(self.raw.start_line, e.to_string()),
             Ok(false) => {
                 self.blank_lines(self.raw.line);
                 self.trailer.finish(&mut self.out);
@@ -660,6 +852,9 @@ impl CsvSource {
             self.trailer.blank(p, &mut self.out);
             return;
         };
+        if self.raw.end_line > line && self.quote_left_open() {
+            return;
+        }
         if let Some(quote) = self.raw.open_quote_line() {
             let issue = self.unclosed_quote(line, quote, fields);
             self.trailer
@@ -685,6 +880,8 @@ impl CsvSource {
 
         let item = if ragged {
             Err(self.ragged(line, fields))
+        } else if let Some(o) = self.raw.oversize() {
+            Err(self.too_large(line, fields, o))
         } else if let Some(&c) = undecodable.first() {
             Err(self.undecodable(line, fields, c, undecodable.len(), invalid_bytes))
         } else {
@@ -699,6 +896,117 @@ impl CsvSource {
             Some(f) => self.trailer.candidate(p, f, &mut self.out),
             None => self.trailer.normal(p, &mut self.out),
         }
+    }
+
+    /// The record just read spans lines: if a quote left open made it so, report it and return
+    /// `true` (see the `quote` module): the damaged row is invalid and the lines after the one
+    /// where the quote opened are read again as rows, or reading stops at the row.
+    fn quote_left_open(&mut self) -> bool {
+        match self.judge_quote() {
+            Verdict::Fine => false,
+            Verdict::Stop(cause) => {
+                self.fail(self.raw.start_line, cause);
+                true
+            }
+            Verdict::Resync(issue, resume, line) => {
+                self.raw.rewind(resume, line);
+                self.trailer
+                    .normal(Pending::Item(Err(issue)), &mut self.out);
+                true
+            }
+        }
+    }
+
+    fn judge_quote(&self) -> Verdict {
+        let start = self.raw.start_line;
+        let (w, named) = (self.headers.len(), self.named_width);
+        let fits = fits_width(&self.raw, w, named);
+        let Some(raw) = self.raw.raw_bytes() else {
+            // Too long to keep, so it cannot be read again: stop if it looks damaged.
+            if !self.raw.open_quote && fits && self.raw.oversize().is_none() {
+                return Verdict::Fine;
+            }
+            let q = self.raw.open_quote_line().unwrap_or(start);
+            return Verdict::Stop(format!(
+                "unterminated_quote: the record starting on line {start} runs to line {} and is over {} MiB (a quote opened on line {q} and never closed?): too long to read its lines again as rows",
+                self.raw.end_line,
+                self.raw.raw_cap >> 20
+            ));
+        };
+        let Some(qb) = quote::quoted_break(raw, self.delimiter) else {
+            return Verdict::Fine;
+        };
+        if qb.well_formed() && fits {
+            return Verdict::Fine;
+        }
+        let nl = self.raw.newline;
+        let quote_line = start + count(&raw[..qb.open], nl);
+        let resume = quote::line_after(raw, qb.open);
+        let (n, fit, first) = rows_again(&raw[resume..], self.delimiter, nl, w, named);
+        let again = n == 0 || (first && fit * 4 >= n * 3 && (!qb.well_formed() || n >= 2));
+        if !again && qb.well_formed() {
+            return Verdict::Fine; // a ragged row with a note on several lines
+        }
+        let what = self.quote_problem(&qb, quote_line, raw);
+        if !again {
+            return Verdict::Stop(format!(
+                "unterminated_quote: {what}, and the lines after line {quote_line} do not read as rows of {w} fields: close the quote (a quote inside a quoted value is written twice) and run again"
+            ));
+        }
+        let after = if n == 0 {
+            String::new()
+        } else {
+            format!("; the lines after line {quote_line} read as rows again and are read as such")
+        };
+        let issue = RowIssue {
+            line: start,
+            raw: fields_of(&raw[..resume], self.delimiter, nl),
+            outcome: Outcome::Invalid,
+            error: RowError::new(
+                ErrorCode::UnterminatedQuote,
+                self.headers.get(qb.field).map(String::as_str),
+                format!(
+                    "{what}{after}: only this row is left out; close its quote and import it again"
+                ),
+            ),
+        };
+        Verdict::Resync(issue, resume, quote_line + 1)
+    }
+
+    /// What is wrong with the quoted field `qb` of the record whose bytes are `raw`.
+    fn quote_problem(&self, qb: &QuotedBreak, quote_line: u64, raw: &[u8]) -> String {
+        let name = self.headers.get(qb.field).map_or("", String::as_str);
+        let opened = format!("the quote opened on line {quote_line} (column {name:?})");
+        match qb.close {
+            None => format!(
+                "{opened} is never closed: it runs to the end of the file (line {})",
+                self.raw.end_line
+            ),
+            Some(c) => {
+                let line = self.raw.start_line + count(&raw[..c.at], self.raw.newline);
+                match c.then {
+                    Some(b) => format!(
+                        "{opened} is not closed on its line: it runs to line {line}, where a quote followed by {:?} ends it",
+                        b as char
+                    ),
+                    None => format!(
+                        "{opened} runs to line {line} and leaves the row with {} fields, not {}",
+                        self.raw.len(),
+                        self.headers.len()
+                    ),
+                }
+            }
+        }
+    }
+
+    /// The `field_too_large` issue of a record with a field over the limit (its start is kept).
+    fn too_large(&self, line: u64, mut fields: Vec<String>, o: Oversize) -> RowIssue {
+        let name = self.headers.get(o.field).map_or("", String::as_str);
+        if let Some(f) = fields.get_mut(o.field) {
+            f.push('…');
+        }
+        let what = format!("column {name:?}");
+        too_large_issue(line, fields, name, what, o.bytes, self.raw.max_field)
     }
 
     /// " (the record spans lines 2–5: …)" when the record just read spans several lines.
@@ -730,16 +1038,23 @@ impl CsvSource {
     /// the file was cut short (or the quote never closed), so the record is not whole.
     fn unclosed_quote(&self, line: u64, quote: u64, fields: Vec<String>) -> RowIssue {
         let span = self.span_note(line, "");
-        ragged_issue(
+        RowIssue {
             line,
-            fields,
-            format!(
-                "the file ends inside a quoted field opened on line {quote}: the file was cut short or the quote was never closed, so this row is not whole{span}"
+            raw: fields,
+            outcome: Outcome::Invalid,
+            error: RowError::new(
+                ErrorCode::UnterminatedQuote,
+                None,
+                format!(
+                    "the file ends inside a quoted field opened on line {quote}: the file was cut short or the quote was never closed, so this row is not whole{span}"
+                ),
             ),
-        )
+        }
     }
 
-    /// The `encoding` issue of a record whose column `c` (and `count - 1` others) did not decode.
+    /// The issue of a record whose column `c` (and `count - 1` others) did not decode:
+    /// `invalid_encoding` (naming the line and byte offset of the first bad byte) when it holds
+    /// bytes that are not valid in the file's encoding, `encoding` when it holds U+FFFD already.
     fn undecodable(
         &self,
         line: u64,
@@ -749,37 +1064,48 @@ impl CsvSource {
         invalid_bytes: bool,
     ) -> RowIssue {
         let name = self.headers.get(c).map_or("", String::as_str);
-        let what = if invalid_bytes {
-            let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
-                "; the start of the file is UTF-8, this row is not: if the file is a Windows export, set `encoding: windows-1252` in the mapping's source section"
-            } else {
-                ""
-            };
-            format!(
-                "bytes that are not valid {}, read as {:?}{hint}",
-                self.encoding.encoding.name(),
-                fields[c]
-            )
-        } else {
-            format!(
-                "{:?} holds U+FFFD replacement characters: the text was damaged by an earlier failed decoding",
-                fields[c]
-            )
-        };
         let more = match count {
             1 => String::new(),
             k => format!(" (and {} more columns)", k - 1),
         };
+        let (code, message) = if invalid_bytes {
+            let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
+                "; the file as a whole is UTF-8, this row is not: if the file is really a Windows export, set `encoding: windows-1252` in the mapping's source section"
+            } else {
+                ""
+            };
+            let at = self.first_bad_byte().map_or(String::new(), |(l, o)| {
+                format!("line {l}, byte offset {o}: ")
+            });
+            let message = format!(
+                "{at}column {name:?}: bytes that are not valid {}, read as {:?}{more}{hint}",
+                self.encoding.encoding.name(),
+                fields[c]
+            );
+            (ErrorCode::InvalidEncoding, message)
+        } else {
+            let message = format!(
+                "column {name:?}: {:?} holds U+FFFD replacement characters: the text was damaged by an earlier failed decoding{more}",
+                fields[c]
+            );
+            (ErrorCode::Encoding, message)
+        };
         RowIssue {
             line,
             outcome: Outcome::Invalid,
-            error: RowError::new(
-                ErrorCode::Encoding,
-                Some(name),
-                format!("column {name:?}: {what}{more}"),
-            ),
+            error: RowError::new(code, Some(name), message),
             raw: fields,
         }
+    }
+
+    /// The line and the byte offset in the file of the first byte of the record just read that
+    /// is not valid UTF-8.
+    fn first_bad_byte(&self) -> Option<(u64, u64)> {
+        let raw = self.raw.raw_bytes()?;
+        let off = std::str::from_utf8(raw).err()?.valid_up_to();
+        let line = self.raw.start_line + count(&raw[..off], self.raw.newline);
+        let at = self.encoding.bom_len as u64 + self.raw.start_pos + off as u64;
+        Some((line, at))
     }
 }
 

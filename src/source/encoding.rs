@@ -4,7 +4,8 @@
 //! stays flat however long the file is.
 //!
 //! UTF-8 files are not transcoded at all: the CSV reader validates each field, so a stray invalid
-//! byte deep in a file that looked like UTF-8 becomes one `encoding` row issue, not a crash.
+//! byte in a file that is UTF-8 as a whole becomes one `invalid_encoding` row issue (naming the
+//! line and the byte offset), not a crash and not a switch of the whole file to Windows-1252.
 use std::io::{self, BufRead, Read};
 
 use anyhow::bail;
@@ -88,10 +89,13 @@ pub(crate) fn detect(
     }
 }
 
-/// Valid UTF-8, or UTF-8 with a little damage: many well-formed multi-byte characters and few
-/// invalid bytes (a Windows-1252 file almost never forms a valid multi-byte sequence by chance).
-/// Reading a damaged UTF-8 file as UTF-8 costs only its bad rows (`encoding` issues); reading it
-/// as Windows-1252 would turn every accent into mojibake.
+/// Valid UTF-8, or UTF-8 with some damage: at least as many well-formed multi-byte characters as
+/// invalid sequences (a Windows-1252 file almost never forms a valid multi-byte sequence by
+/// chance, so its accents are nearly all invalid). Reading a damaged UTF-8 file as UTF-8 costs
+/// only its bad rows (`invalid_encoding` issues naming line and byte offset); reading it as
+/// Windows-1252 would silently turn every accent of the file into mojibake. Windows-1252 is
+/// chosen only when invalid sequences outnumber the valid multi-byte ones: the file is not UTF-8
+/// as a whole.
 fn looks_utf8(prefix: &[u8], truncated: bool) -> bool {
     let (mut multibyte, mut invalid) = (0usize, 0usize);
     let mut chunks = prefix.utf8_chunks().peekable();
@@ -103,7 +107,7 @@ fn looks_utf8(prefix: &[u8], truncated: bool) -> bool {
             invalid += 1;
         }
     }
-    invalid == 0 || multibyte >= 20 * invalid
+    invalid == 0 || multibyte >= invalid
 }
 
 /// UTF-16 written without a BOM shows as a NUL in every other byte of ASCII text.
@@ -222,12 +226,17 @@ impl<R: Read> BufRead for DecodeReader<R> {
 
 impl<R: Read> Read for DecodeReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        read_buffered(self, buf)
     }
+}
+
+/// `Read::read` for a `BufRead` that reads through its own buffer.
+pub(crate) fn read_buffered(r: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let avail = r.fill_buf()?;
+    let n = avail.len().min(buf.len());
+    buf[..n].copy_from_slice(&avail[..n]);
+    r.consume(n);
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -290,6 +299,14 @@ mod tests {
         assert_eq!(detect(&damaged, false, None, &mut w).encoding, UTF_8);
         let cp1252 = b"Jos\xe9 M\xfcller \xc3\xa9";
         assert_eq!(detect(cp1252, false, None, &mut w).encoding, WINDOWS_1252);
+        // One accent in UTF-8 and one bad byte: still UTF-8 (the bad row is invalid), not a
+        // whole file of `CafÃ©`.
+        let mut one = "Name\nCafé\n".as_bytes().to_vec();
+        one.extend(b"Ren\xe9\n");
+        assert_eq!(detect(&one, false, None, &mut w).encoding, UTF_8);
+        // Two bad bytes against one accent: not UTF-8 as a whole.
+        one.extend(b"Zo\xeb\n");
+        assert_eq!(detect(&one, false, None, &mut w).encoding, WINDOWS_1252);
         assert!(w.is_empty());
         let forced = detect(b"\xef\xbb\xbfa", false, Some(WINDOWS_1252), &mut w);
         assert_eq!(forced.encoding, UTF_8);

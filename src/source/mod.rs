@@ -24,6 +24,7 @@ use crate::model::{ErrorCode, Outcome, RowError};
 mod csv;
 pub mod detect;
 mod encoding;
+mod quote;
 mod xlsx;
 
 pub use self::csv::CsvSource;
@@ -87,7 +88,7 @@ impl ReadError {
 }
 
 /// Where and how to read (from the mapping's `source:` section; detection fills the gaps).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SourceOptions {
     /// Encoding label (`utf-8`, `utf-16`, `windows-1252`); `None` detects it. A BOM in the file
     /// wins over a label that disagrees (with a warning).
@@ -106,6 +107,34 @@ pub struct SourceOptions {
     /// on the first sheet that has one; rows above it are skipped with a warning. Empty: no
     /// search.
     pub header_columns: Vec<String>,
+    /// A CSV field or XLSX cell longer than this (bytes of UTF-8 text) makes its row invalid
+    /// (`field_too_large`); only its first bytes are kept in memory.
+    pub max_field_bytes: usize,
+    /// An XLSX part read whole into memory (the shared strings, the styles…) whose uncompressed
+    /// size is over this stops the run before it is read; the sheet, which is streamed, may be
+    /// [`SHEET_PART_FACTOR`] times as large.
+    pub max_part_bytes: u64,
+}
+
+/// Default [`SourceOptions::max_field_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 1 << 20;
+/// Default [`SourceOptions::max_part_bytes`]: 256 MiB.
+pub const DEFAULT_MAX_PART_BYTES: u64 = 256 << 20;
+/// How many times [`SourceOptions::max_part_bytes`] a worksheet part may be (2 GiB by default).
+pub const SHEET_PART_FACTOR: u64 = 8;
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            encoding: None,
+            delimiter: None,
+            sheet: None,
+            header_row: None,
+            header_columns: Vec::new(),
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
+            max_part_bytes: DEFAULT_MAX_PART_BYTES,
+        }
+    }
 }
 
 /// A stream of rows from one file.
@@ -164,17 +193,27 @@ pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>
 /// Header names that occur more than once: each name with its 0-based columns. Blank names are
 /// not included (they are reported separately and no mapping can name them).
 pub fn duplicate_headers(headers: &[String]) -> Vec<(String, Vec<usize>)> {
-    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    // One pass with a map from name to its columns: linear in the number of columns (a header
+    // of 100,000 columns was quadratic here).
+    let mut cols: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    let mut order = Vec::new();
     for (i, h) in headers.iter().enumerate() {
-        if h.is_empty() || headers[..i].contains(h) {
+        if h.is_empty() {
             continue;
         }
-        let cols: Vec<usize> = (i..headers.len()).filter(|&j| headers[j] == *h).collect();
-        if cols.len() > 1 {
-            out.push((h.clone(), cols));
+        let seen = cols.entry(h).or_default();
+        if seen.is_empty() {
+            order.push(h.as_str());
         }
+        seen.push(i);
     }
-    out
+    order
+        .into_iter()
+        .filter_map(|h| {
+            let c = cols.remove(h)?;
+            (c.len() > 1).then(|| (h.to_owned(), c))
+        })
+        .collect()
 }
 
 /// Read until `buf` is full or the end of the input; returns the bytes read.
@@ -399,6 +438,30 @@ impl Trailer {
             out.push(footer.map_or(p, |f| Pending::Item(Err(f))));
         }
         self.candidates = 0;
+    }
+}
+
+/// The `field_too_large` issue of a row whose value `what` (`column "Notes"`, `cell C3 (column
+/// "Notes")`) holds `bytes` bytes, over `limit`; the field in `raw` holds only its start.
+pub(crate) fn too_large_issue(
+    line: u64,
+    raw: Vec<String>,
+    name: &str,
+    what: String,
+    bytes: u64,
+    limit: usize,
+) -> RowIssue {
+    RowIssue {
+        line,
+        raw,
+        outcome: Outcome::Invalid,
+        error: RowError::new(
+            ErrorCode::FieldTooLarge,
+            Some(name),
+            format!(
+                "{what}: the value is {bytes} bytes, over the limit of {limit} bytes for one field (max_field_bytes); only its start is kept"
+            ),
+        ),
     }
 }
 

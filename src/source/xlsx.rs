@@ -15,7 +15,7 @@
 //! reader thread sends rows in batches over a bounded channel, so it runs at most a few batches
 //! ahead of the consumer; it also parses the XML in parallel with the caller's work.
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -25,8 +25,8 @@ use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workboo
 
 use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::{
-    Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
-    clean_headers, footer_issue, looks_like_footer,
+    Item, Pending, Queue, ReadError, Record, RowIssue, SHEET_PART_FACTOR, Source, SourceOptions,
+    Trailer, blank_issue, clean_headers, footer_issue, looks_like_footer, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -103,6 +103,20 @@ pub(crate) fn convert(d: &DataRef<'_>) -> Cell {
     }
 }
 
+/// Bytes kept of a cell over the limit, for the failure report.
+const KEEP: usize = 64;
+
+/// The first `n` bytes of `text` (fewer, to end on a character), and `…`.
+fn cut_to(mut text: String, n: usize) -> String {
+    let mut end = n.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// Spreadsheet column letters for a 0-based column: 0 → `A`, 27 → `AB`.
 pub fn column_letters(col: u32) -> String {
     let mut n = col as u64 + 1;
@@ -151,6 +165,110 @@ fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Resul
         );
     }
     bail!("{file}: no sheet named {want:?}; the sheets are {}", list())
+}
+
+/// A text run in a worksheet or the shared strings longer than this many times the cell limit
+/// stops the run (see [`check_parts`]).
+const HARD_CELL_FACTOR: u64 = 16;
+/// A part that decompresses to more than this many times its compressed size is scanned for
+/// huge texts before calamine reads it (ordinary sheets compress 5–20×; a bomb ~1000×).
+const SUSPECT_RATIO: u64 = 100;
+
+/// Refuse a workbook whose parts would make memory grow before a single row is read: a part
+/// calamine reads (`.xml`, `.rels`) whose declared uncompressed size is over the limit (the ZIP
+/// reader fails a part that decompresses past its declared size, so the size cannot lie), and,
+/// in a part that decompresses suspiciously well, a text over [`HARD_CELL_FACTOR`] × the cell
+/// limit (calamine would hold it whole to hand out one cell). Cells between the limit and that
+/// are `field_too_large` errors for their rows. An archive the ZIP reader cannot open is left
+/// to calamine, whose error names the problem.
+fn check_parts(file: &str, path: &Path, opts: &SourceOptions) -> anyhow::Result<()> {
+    let Ok(f) = File::open(path) else {
+        return Ok(());
+    };
+    let Ok(mut zip) = zip::ZipArchive::new(BufReader::new(f)) else {
+        return Ok(());
+    };
+    let hard = (opts.max_field_bytes as u64).saturating_mul(HARD_CELL_FACTOR);
+    for i in 0..zip.len() {
+        let Some((name, size, packed)) = zip.by_index_raw(i).ok().and_then(|e| {
+            let name = e.name().ok()?.into_owned();
+            Some((name, e.size(), e.compressed_size().max(1)))
+        }) else {
+            continue;
+        };
+        if !(name.ends_with(".xml") || name.ends_with(".rels")) {
+            continue;
+        }
+        let sheet = name.contains("worksheets/");
+        let cap = if sheet {
+            opts.max_part_bytes.saturating_mul(SHEET_PART_FACTOR)
+        } else {
+            opts.max_part_bytes
+        };
+        let what = format!(
+            "{file}: the workbook part {name} decompresses to {size} bytes ({}× its {packed} compressed bytes)",
+            size / packed
+        );
+        if size > cap {
+            bail!(
+                "{what}, over the limit of {cap} bytes for one part: the file is not read (a decompression bomb, or a workbook too big for this tool: save the sheet as CSV)"
+            );
+        }
+        if size > hard && size / packed > SUSPECT_RATIO {
+            let mut part = zip
+                .by_index(i)
+                .map_err(|e| anyhow!("{file}: cannot read the workbook part {name}: {e}"))?;
+            if let Some(at) = longest_text_over(&mut part, hard)
+                .map_err(|e| anyhow!("{file}: cannot read the workbook part {name}: {e}"))?
+            {
+                bail!(
+                    "{what} and holds a text of more than {hard} bytes at byte {at}: far over the limit of {} bytes for one cell, and too big to hold to report its row: the file is not read",
+                    opts.max_field_bytes
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stream XML and return the offset of the first text (between `>` and `<`) longer than
+/// `limit` bytes, stopping there; memory is one buffer.
+fn longest_text_over(r: &mut impl Read, limit: u64) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut offset, mut run, mut in_text, mut start) = (0u64, 0u64, false, 0u64);
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut i = 0;
+        while i < n {
+            let want = if in_text { b'<' } else { b'>' };
+            match memchr::memchr(want, &buf[i..n]) {
+                Some(k) if in_text => {
+                    run += k as u64;
+                    in_text = false;
+                    i += k + 1;
+                }
+                Some(k) => {
+                    (in_text, run, start) = (true, 0, offset + (i + k + 1) as u64);
+                    i += k + 1;
+                }
+                None => {
+                    if in_text {
+                        run += (n - i) as u64;
+                    }
+                    i = n;
+                }
+            }
+            if run > limit {
+                return Ok(Some(start));
+            }
+        }
+        offset += n as u64;
+    }
 }
 
 /// The sheet and the header row to read. When the options leave the header row (or the sheet)
@@ -269,6 +387,7 @@ impl XlsxSource {
     /// problem with the file as a whole is an error here.
     pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
         let file = path.display().to_string();
+        check_parts(&file, path, opts)?;
         let mut wb: Xlsx<BufReader<File>> = open_workbook(path)
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
@@ -277,13 +396,14 @@ impl XlsxSource {
         }
         let mut notes = Vec::new();
         let (sheet, index, header_row) = choose(&mut wb, &file, &names, opts, &mut notes)?;
+        let max_field = opts.max_field_bytes;
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let label = format!("{file}, sheet {sheet:?}");
         let worker_label = label.clone();
         let thread = std::thread::Builder::new()
             .name("xlsx-reader".into())
-            .spawn(move || read_sheet(wb, &sheet, header_row, &worker_label, htx, tx))
+            .spawn(move || read_sheet(wb, &sheet, header_row, &worker_label, (htx, tx), max_field))
             .map_err(|e| anyhow!("{file}: cannot start the XLSX reader: {e}"))?;
         let head = match hrx.recv() {
             Ok(head) => head?,
@@ -437,8 +557,8 @@ fn read_sheet(
     sheet: &str,
     header_row: Option<u64>,
     label: &str,
-    htx: SyncSender<anyhow::Result<Header>>,
-    tx: SyncSender<Msg>,
+    (htx, tx): (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>),
+    max_field: usize,
 ) {
     let mut reader = match wb.worksheet_cells_reader(sheet) {
         Ok(r) => r,
@@ -460,7 +580,8 @@ fn read_sheet(
             return;
         }
     };
-    let (sheet_rows, head) = read_header(label, header_idx, &header_cells);
+    let (mut sheet_rows, head) = read_header(label, header_idx, &header_cells);
+    sheet_rows.max_field = max_field;
     if htx.send(Ok(head)).is_ok() {
         sheet_rows.stream(&mut rows, header_idx, label, &tx);
     }
@@ -522,6 +643,7 @@ fn read_header(label: &str, header_idx: u32, header_cells: &[(u32, Cell)]) -> (S
         &mut warnings,
     );
     let sheet_rows = SheetRows {
+        max_field: super::DEFAULT_MAX_FIELD_BYTES,
         headers: headers.clone(),
         first_col,
         width: headers.len() as u32,
@@ -535,6 +657,8 @@ fn read_header(label: &str, header_idx: u32, header_cells: &[(u32, Cell)]) -> (S
 }
 
 struct SheetRows {
+    /// A cell's text longer than this makes its row a `field_too_large` issue.
+    max_field: usize,
     headers: Vec<String>,
     first_col: u32,
     width: u32,
@@ -551,6 +675,8 @@ struct RowCells {
     /// Cells with text, and the first one's text (trimmed).
     texts: usize,
     only_text: String,
+    /// Text cells over the limit: column and size (their field keeps only its start).
+    too_large: Vec<(u32, usize)>,
 }
 
 impl SheetRows {
@@ -612,7 +738,11 @@ impl SheetRows {
             }
             match cell {
                 Cell::Error(e) => r.errors.push((col, e)),
-                Cell::Text { text, numeric } => {
+                Cell::Text { mut text, numeric } => {
+                    if text.len() > self.max_field {
+                        r.too_large.push((col, text.len()));
+                        text = cut_to(text, KEEP);
+                    }
                     r.texts += 1;
                     if r.texts == 1 {
                         r.only_text = text.trim().to_owned();
@@ -644,6 +774,8 @@ impl SheetRows {
             .then(|| footer_issue(line, r.fields.clone(), &r.only_text));
         let item = if !r.errors.is_empty() {
             Err(self.cell_errors(line, r.fields, &r.errors))
+        } else if let Some(&(col, len)) = r.too_large.first() {
+            Err(self.too_large(line, r.fields, col, len))
         } else if let Some((col, text)) = r.outside.first() {
             Err(self.outside(line, std::mem::take(&mut r.fields), *col, text))
         } else {
@@ -696,6 +828,13 @@ impl SheetRows {
                 ),
             ),
         }
+    }
+
+    /// The `field_too_large` issue of a row whose cell in `col` holds `len` bytes of text.
+    fn too_large(&self, line: u64, fields: Vec<String>, col: u32, len: usize) -> RowIssue {
+        let name = self.name(col);
+        let what = format!("cell {}{line} (column {name:?})", column_letters(col));
+        too_large_issue(line, fields, &name, what, len as u64, self.max_field)
     }
 
     /// The `ragged_row` issue of a row with a value in a column the header does not name.

@@ -17,4 +17,5 @@ mod samples;
 mod samples_import;
 mod sandbox;
 mod source;
+mod sourcecheck;
 mod validate;

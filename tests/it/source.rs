@@ -151,7 +151,15 @@ fn csv_late_invalid_byte_in_a_utf8_file_is_one_encoding_issue() {
     let bad = issues(&items);
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].line, rows + 2);
-    assert_eq!(bad[0].error.code, ErrorCode::Encoding);
+    assert_eq!(bad[0].error.code, ErrorCode::InvalidEncoding);
+    // The byte offset of the bad byte: the file up to the row, then `Ren`.
+    let offset = bytes.len() - b"\xe9,rene@example.com\nLast,last@example.com\n".len();
+    let at = format!("line {}, byte offset {offset}:", rows + 2);
+    assert!(
+        bad[0].error.message.starts_with(&at),
+        "{}",
+        bad[0].error.message
+    );
     assert_eq!(bad[0].outcome, Outcome::Invalid);
     assert_eq!(bad[0].error.field.as_deref(), Some("Name"));
     assert!(
@@ -178,7 +186,7 @@ fn csv_utf8_with_one_early_bad_byte_is_still_read_as_utf8() {
     assert!(src.describe().contains("UTF-8"), "{}", src.describe());
     let bad = issues(&items);
     assert_eq!((bad.len(), bad[0].line), (1, 2));
-    assert_eq!(bad[0].error.code, ErrorCode::Encoding);
+    assert_eq!(bad[0].error.code, ErrorCode::InvalidEncoding);
     assert!(
         records(&items)
             .iter()
@@ -198,7 +206,7 @@ fn csv_a_character_split_by_a_delimiter_is_not_rejoined() {
     let (_, items) = read_with(&p, &opts);
     let bad = issues(&items);
     assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0].error.code, ErrorCode::Encoding);
+    assert_eq!(bad[0].error.code, ErrorCode::InvalidEncoding);
     assert_eq!(bad[0].raw, strings(&["\u{FFFD}", "\u{FFFD}"]));
     assert!(
         bad[0].error.message.contains("and 1 more column"),
@@ -364,15 +372,22 @@ fn csv_unclosed_quote_is_reported_with_the_lines_it_swallowed() {
         "open.csv",
         b"Name,Email,Phone\nAnn,\"open,1\nBob,b@x.com,2\n",
     );
+    // Line 3 reads as a row again: only Ann's row is left out (it used to swallow Bob's).
     let (_, items) = read(&p);
     let bad = issues(&items);
-    assert_eq!(items.len(), 1);
-    assert_eq!(bad[0].error.code, ErrorCode::RaggedRow);
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        (bad[0].line, bad[0].error.code),
+        (2, ErrorCode::UnterminatedQuote)
+    );
+    assert_eq!(bad[0].error.field.as_deref(), Some("Email"));
+    assert_eq!(bad[0].raw, ["Ann", "open,1"]);
     assert!(
-        bad[0].error.message.contains("spans lines 2–3"),
+        bad[0].error.message.contains("opened on line 2"),
         "{}",
         bad[0].error.message
     );
+    assert_eq!(fields(records(&items)[0]), ["Bob", "b@x.com", "2"]);
 }
 
 #[test]
@@ -1036,21 +1051,34 @@ fn csv_cut_mid_row_is_a_ragged_row_not_a_footer() {
 fn csv_cut_inside_a_quoted_field_names_the_line_where_the_quote_opened() {
     let dir = TempDir::new().unwrap();
     // The note on line 3 spans lines 3–4 and is cut on line 4; every field is there, so only
-    // the open quote tells that the row is not whole.
+    // the open quote tells that the row is not whole. Line 4 does not read as a row, so the
+    // read stops at line 3 (it used to be one invalid row): the file is cut, not a row bad.
     let p = write(
         &dir,
         "cut.csv",
         b"Name,Email,Note\nAnn,a@x.com,fine\nBob,b@x.com,\"first line\nsecond li",
     );
+    let mut src = open(&p, &SourceOptions::default()).unwrap();
+    let items: Vec<Item> = src.by_ref().collect();
+    assert_eq!(items.len(), 1);
+    assert_eq!(fields(records(&items)[0]), ["Ann", "a@x.com", "fine"]);
+    let e = src.take_error().expect("the read stops at the open quote");
+    assert_eq!(e.at, 3);
+    assert!(e.cause.starts_with("unterminated_quote"), "{e}");
+    assert!(e.cause.contains("opened on line 3"), "{e}");
+    // A quote left open on the last line, with nothing after it, is that row's problem only.
+    let p = write(
+        &dir,
+        "last.csv",
+        b"Name,Email,Note\nAnn,a@x.com,fine\nBob,b@x.com,\"first line\n",
+    );
     let (_, items) = read(&p);
     assert_accounts_for(&items, 2, 3);
     let bad = issues(&items);
-    assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0].outcome, Outcome::Invalid);
-    let msg = &bad[0].error.message;
-    assert!(msg.contains("quoted field opened on line 3"), "{msg}");
-    assert!(msg.contains("spans lines 3–4"), "{msg}");
-    assert_eq!(bad[0].raw, ["Bob", "b@x.com", "first line\nsecond li"]);
+    assert_eq!(
+        (bad[0].line, bad[0].error.code),
+        (3, ErrorCode::UnterminatedQuote)
+    );
     // A closed quote at the very end of the file is fine.
     let p = write(
         &dir,
