@@ -17,6 +17,8 @@ struct State {
     last: Option<String>,
     /// Tripped: the message every later call fails with.
     open: Option<String>,
+    /// The server has answered at least once in this run.
+    ever_answered: bool,
 }
 
 #[derive(Debug)]
@@ -36,6 +38,7 @@ impl Breaker {
     /// The server answered (anything but a 5xx): the failing stretch is over.
     pub(crate) fn answered(&self) {
         let mut s = self.state.lock().unwrap();
+        s.ever_answered = true;
         if s.open.is_none() {
             s.failing_since = None;
             s.last = None;
@@ -58,10 +61,26 @@ impl Breaker {
         s.open.clone()
     }
 
-    /// Whether the server has failed every attempt lately (a call then keeps retrying past its
-    /// usual budget, until the server answers or the breaker opens).
+    /// Whether a server that answered earlier in the run has failed every attempt lately (a call
+    /// then keeps retrying past its usual budget, until the server answers or the breaker opens).
+    /// A server that never answered (a wrong URL, a server that is down) is not waited for: a
+    /// call gives up after its usual retries, and [`Breaker::never_answered`] opens the breaker.
     pub(crate) fn failing(&self) -> bool {
-        self.state.lock().unwrap().failing_since.is_some()
+        let s = self.state.lock().unwrap();
+        s.ever_answered && s.failing_since.is_some()
+    }
+
+    /// A call gave up on a server that has failed every attempt since the run began: open the
+    /// breaker, so the run stops as for a server that went away (exit 1, resumable).
+    pub(crate) fn never_answered(&self) {
+        let mut s = self.state.lock().unwrap();
+        if s.ever_answered || s.open.is_some() || s.failing_since.is_none() {
+            return;
+        }
+        let last = s.last.as_deref().unwrap_or("no answer");
+        s.open = Some(format!(
+            "the server has not answered any request (last: {last})"
+        ));
     }
 
     pub(crate) fn limit(&self) -> Duration {
@@ -101,6 +120,7 @@ mod tests {
     #[test]
     fn opens_only_after_a_whole_stretch_of_failures() {
         let b = Breaker::new(Duration::from_millis(40));
+        b.answered();
         let t0 = Instant::now();
         b.failed(t0, "could not connect".into());
         assert!(b.open().is_none() && b.failing());
@@ -120,6 +140,25 @@ mod tests {
         // Open for good: a late answer does not close it.
         b.answered();
         assert!(b.open().is_some());
+    }
+
+    #[test]
+    fn a_server_that_never_answered_is_not_waited_for() {
+        let b = Breaker::new(Duration::from_secs(60));
+        b.failed(Instant::now(), "could not connect".into());
+        // Calls keep their usual retry budget...
+        assert!(!b.failing());
+        // ...and the first one to give up stops the run.
+        b.never_answered();
+        let msg = b.open().expect("open");
+        assert!(msg.contains("not answered any request") && msg.contains("could not connect"));
+        // A server that answered once is waited for, up to the limit.
+        let b = Breaker::new(Duration::from_secs(60));
+        b.answered();
+        b.failed(Instant::now(), "could not connect".into());
+        assert!(b.failing());
+        b.never_answered();
+        assert!(b.open().is_none());
     }
 
     #[test]

@@ -581,6 +581,7 @@ impl Client {
                 // or the circuit breaker stops the run: a dead server fails no row by itself.
                 if call.retries >= config.max_retries && !self.inner.breaker.failing() {
                     tracing::info!(endpoint = %call.endpoint, %reason, "giving up after {} attempts", call.attempts);
+                    self.inner.breaker.never_answered();
                     return Err(self.give_up(call, outcome));
                 }
                 let cap = config.backoff_max.min(self.inner.breaker.limit() / 4);

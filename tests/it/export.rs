@@ -45,6 +45,8 @@ fn client(sb: &SandboxHandle) -> Client {
     cfg.backoff_max = Duration::from_millis(20);
     cfg.connect_timeout = Duration::from_secs(2);
     cfg.request_timeout = Duration::from_secs(10);
+    // A server that goes away mid-export (tests below) is waited for this long, not a minute.
+    cfg.give_up_after = Duration::from_secs(2);
     Client::new(cfg).unwrap()
 }
 

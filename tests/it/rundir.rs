@@ -312,21 +312,41 @@ async fn a_failed_start_leaves_no_run_directory() {
     let file = w.write("f.csv", &rows(3));
     let map = w.write("m.yaml", MAPPING);
     let dir = w.path("run");
-    // A server that is not there: refused connections, no retries.
-    let mut config = w.config();
-    config.base_url = "http://127.0.0.1:9".into();
+    // A token the server refuses: the run fails before its first write.
+    let refused = || {
+        let mut config = w.config();
+        config.token = doto_bulk::api::ApiToken::new("not-the-token").unwrap();
+        config
+    };
     let mut args = Args::new(&file, &map);
     args.out = Some(dir.clone());
     args.max_retries = Some(0);
-    run_import(&args, config, true, never()).await.unwrap_err();
+    run_import(&args, refused(), true, never())
+        .await
+        .unwrap_err();
     assert!(!dir.exists(), "{:?}", snapshot(&dir));
     // An empty --out of the user's stays, emptied again.
     std::fs::create_dir(&dir).unwrap();
-    let mut config = w.config();
-    config.base_url = "http://127.0.0.1:9".into();
-    run_import(&args, config, true, never()).await.unwrap_err();
+    run_import(&args, refused(), true, never())
+        .await
+        .unwrap_err();
     assert!(snapshot(&dir).is_empty(), "{:?}", snapshot(&dir));
     std::fs::remove_dir(&dir).unwrap();
+    // A server that is not there at all: given up after the usual retries (never waited for as
+    // a server that went away is), exit 1, and the directory keeps the report that says so.
+    let mut config = w.config();
+    config.base_url = "http://127.0.0.1:9".into();
+    let run = run_import(&args, config, true, never()).await.unwrap();
+    assert_eq!(run.exit_code, 1);
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(summary.contains("server_unreachable"), "{summary}");
+    assert!(
+        !dir.join("journal.jsonl").exists()
+            || std::fs::read_to_string(dir.join("journal.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     // A missing file or a bad mapping: no directory either.
     args.file = w.path("missing.csv");
     run_import(&args, w.config(), true, never())
