@@ -180,6 +180,9 @@ pub struct Resolved {
     missing: MissingPolicy,
     blank: BlankPolicy,
     name_required: bool,
+    /// The file is an earlier run's report (`failures.csv`, `warnings.csv`): its cells are read
+    /// without the formula guard the report added.
+    unguard: bool,
 }
 
 impl Resolved {

@@ -48,6 +48,13 @@ pub fn is_report_column(header: &str) -> bool {
     header.trim_start_matches('\u{feff}').starts_with('_')
 }
 
+/// A report of this tool (`failures.csv`, `warnings.csv`), whose cells carry the formula guard.
+pub fn is_guarded_report(headers: &[String]) -> bool {
+    headers
+        .iter()
+        .any(|h| h == "_error_code" || h == "_warning_code")
+}
+
 pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     let lookup = Lookup::new(headers);
     check_columns(m, headers, &lookup)?;
@@ -88,6 +95,7 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
         missing: m.missing,
         blank: m.blank,
         name_required: m.name_required,
+        unguard: is_guarded_report(headers),
     })
 }
 
