@@ -57,6 +57,14 @@ enum Pick<T> {
     Refused,
 }
 
+/// What a scalar field gave, for the match-key check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gave {
+    Blank,
+    Value,
+    Refused,
+}
+
 /// A problem that did not stop the row; `dropped`: the field was left out (not a repair).
 struct Warned {
     w: RowWarning,
@@ -198,17 +206,17 @@ pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowE
     };
     row.check_damage();
     let mut d = ContactDraft::default();
-    // Which fields the row has a usable value for, by table position (no allocation).
-    let mut with_value = [false; Field::ALL.len()];
+    // What each field gave, by table position (no allocation).
+    let mut got = [Gave::Blank; Field::ALL.len()];
     for &(f, ref c) in r.fields.iter() {
-        with_value[f as usize] = row.field(&mut d, f, c);
+        got[f as usize] = row.field(&mut d, f, c);
     }
     for f in Field::attribute_maps() {
         row.attributes(&mut d, f);
     }
     row.notes(&mut d);
     row.unread_damage();
-    row.check_match_key(&with_value);
+    row.check_match_key(&got);
     row.finish(d)
 }
 
@@ -312,8 +320,7 @@ impl Row<'_> {
     }
 
     /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
-    /// Whether the row has a usable value for it (for the match-key check).
-    fn field(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> bool {
+    fn field(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> Gave {
         // A contact it may create needs its name: a name that cannot be used fails the row.
         let required = c.m.required || (f == Field::Name && self.r.name_required);
         let picked = if f.kind() == FieldKind::Bool {
@@ -324,12 +331,13 @@ impl Row<'_> {
         match picked {
             Pick::Value(Some(v)) => {
                 d.set(f, v);
-                true
+                Gave::Value
             }
-            Pick::Value(None) | Pick::Refused => false,
+            Pick::Value(None) => Gave::Blank,
+            Pick::Refused => Gave::Refused,
             Pick::Blank => {
                 self.blank(d, f, c);
-                false
+                Gave::Blank
             }
         }
     }
@@ -475,11 +483,13 @@ impl Row<'_> {
 
     /// A row that cannot be matched to a contact: none of the keys has a usable value. When a
     /// key's value was refused, that refusal is the row's error; else `missing_key`.
-    fn check_match_key(&mut self, with_value: &[bool]) {
+    fn check_match_key(&mut self, got: &[Gave]) {
         let r = self.r;
-        if r.match_keys.iter().any(|k| with_value[k.field() as usize]) {
+        let gave = |g: Gave| r.match_keys.iter().any(|k| got[k.field() as usize] == g);
+        if gave(Gave::Value) {
             return;
         }
+        let refused = gave(Gave::Refused);
         let is_key = |w: &RowWarning| {
             r.match_keys
                 .iter()
@@ -489,8 +499,9 @@ impl Row<'_> {
             .into_iter()
             .partition(|w| w.dropped && is_key(&w.w));
         self.warnings = rest;
-        if !keys.is_empty() {
-            self.errors.extend(keys.into_iter().map(|w| into_error(w.w)));
+        self.errors.extend(keys.into_iter().map(|w| into_error(w.w)));
+        if refused {
+            // Reported as invalid (a `required` key's error is in already), not also as missing.
             return;
         }
         let parts: Vec<String> = r
@@ -521,6 +532,9 @@ impl Row<'_> {
                 .filter(|w| w.dropped)
                 .map(|w| into_error(w.w)),
         );
+        // A damaged column read by several values is one problem.
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert((e.code, e.message.clone())));
         Err(errors)
     }
 
