@@ -701,6 +701,7 @@ mod tests {
             s(&[
                 "Name",
                 "Email",
+                "_source_row",
                 "_row",
                 "_error_code",
                 "_error_field",
@@ -720,6 +721,7 @@ mod tests {
             s(&[
                 "  Ann, \"A\"\n",
                 "x@",
+                "4",
                 "9",
                 "invalid_email",
                 "email",
@@ -803,5 +805,36 @@ mod tests {
         assert!(json.get("requests").is_none());
         let table = out.table();
         assert!(table.contains("invalid_phone"), "{table}");
+    }
+
+    #[test]
+    fn phones_read_with_the_default_region_are_counted_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let rd = RunDir::create(Some(&dir.path().join("r")), "validate").unwrap();
+        let sum = Summary::new("validate", Path::new("in.csv"), Path::new("m.yaml"), &[]);
+        let mut reps = Reports::create(rd, &s(&["a"]), sum).unwrap();
+        let de = crate::normalise::Region::parse("DE").unwrap();
+        let f = s(&["x"]);
+        for read_as in [Some(de), Some(de), None] {
+            reps.row(&RowReport {
+                line: 2,
+                fields: &f,
+                action: RowAction::Valid,
+                errors: &[],
+                contact_id: None,
+                key: None,
+                duplicate_of: None,
+                warnings: &[],
+                read_as,
+            })
+            .unwrap();
+        }
+        let out = reps.finish(None).unwrap();
+        assert_eq!(out.phones_read_as["DE"], 2);
+        let table = out.table();
+        assert!(
+            table.contains("2 phones had no country code and were read as DE"),
+            "{table}"
+        );
     }
 }

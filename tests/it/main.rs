@@ -2,6 +2,7 @@
 mod cli;
 mod client;
 mod export;
+mod fields;
 mod import;
 mod mapping;
 mod mapping_init;
