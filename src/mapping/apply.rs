@@ -499,7 +499,8 @@ impl Row<'_> {
             .into_iter()
             .partition(|w| w.dropped && is_key(&w.w));
         self.warnings = rest;
-        self.errors.extend(keys.into_iter().map(|w| into_error(w.w)));
+        self.errors
+            .extend(keys.into_iter().map(|w| into_error(w.w)));
         if refused {
             // Reported as invalid (a `required` key's error is in already), not also as missing.
             return;
@@ -586,7 +587,10 @@ impl Row<'_> {
 
 /// A field left out, as the error of a row that fails.
 fn into_error(w: RowWarning) -> RowError {
-    let message = match w.message.strip_suffix(" (left out: the row is imported without it)") {
+    let message = match w
+        .message
+        .strip_suffix(" (left out: the row is imported without it)")
+    {
         Some(m) => m.to_owned(),
         None => w.message,
     };

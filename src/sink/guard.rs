@@ -137,14 +137,32 @@ mod tests {
         ] {
             assert!(formula_like(s), "{s:?} should be formula-like");
         }
-        for s in ["+44 20 7946 0958", "-", "+", "=", "@jane", "-(555) 123", "Jane", "-12.5"] {
+        for s in [
+            "+44 20 7946 0958",
+            "-",
+            "+",
+            "=",
+            "@jane",
+            "-(555) 123",
+            "Jane",
+            "-12.5",
+        ] {
             assert!(!formula_like(s), "{s:?} should not be formula-like");
         }
     }
 
     #[test]
     fn unguard_removes_only_the_guard() {
-        for s in ["=1+1", "@SUM(A1)", "+cmd", "-", "Jane", "'Jane", "O'Brien", "+14155552671"] {
+        for s in [
+            "=1+1",
+            "@SUM(A1)",
+            "+cmd",
+            "-",
+            "Jane",
+            "'Jane",
+            "O'Brien",
+            "+14155552671",
+        ] {
             assert_eq!(unguard(&guard(s)), s);
         }
         assert_eq!(unguard("'Connor"), "'Connor");

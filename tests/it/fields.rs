@@ -52,7 +52,11 @@ const H: [&str; 5] = ["Name", "Email", "Phone", "Seats", "Company"];
 
 #[test]
 fn a_bad_value_fails_its_field_not_the_row() {
-    let d = ok(MAPPING, &H, &["Ann", "ann@example.com", "12345", "3", "Acme"]);
+    let d = ok(
+        MAPPING,
+        &H,
+        &["Ann", "ann@example.com", "12345", "3", "Acme"],
+    );
     assert_eq!(d.phone_number, None);
     assert_eq!(d.email.as_ref().unwrap().as_str(), "ann@example.com");
     assert_eq!(d.custom_attributes["seats"], json!(3));
@@ -64,7 +68,11 @@ fn a_bad_value_fails_its_field_not_the_row() {
     assert!(w.message.starts_with("column \"Phone\": \"12345\""), "{w}");
     assert!(w.message.contains("left out"), "{w}");
 
-    let d = ok(MAPPING, &H, &["Ann", "ann@example.com", "", "twelve", "Acme"]);
+    let d = ok(
+        MAPPING,
+        &H,
+        &["Ann", "ann@example.com", "", "twelve", "Acme"],
+    );
     assert!(!d.custom_attributes.contains_key("seats"));
     let w = only_warning(&d);
     assert_eq!(
@@ -82,15 +90,16 @@ fn the_row_fails_without_a_usable_key_or_name() {
     // The only key is bad: nothing to match the row by.
     let e = apply(MAPPING, &H, &["Ann", "ann@@example.com", "12345", "", ""]).unwrap_err();
     assert_eq!(e[0].code, ErrorCode::InvalidEmail, "{e:?}");
-    assert!(
-        !e.iter().any(|e| e.code == ErrorCode::MissingKey),
-        "{e:?}"
-    );
+    assert!(!e.iter().any(|e| e.code == ErrorCode::MissingKey), "{e:?}");
     // The other problems of a failed row are listed after the one that failed it.
     assert!(e.iter().any(|e| e.code == ErrorCode::InvalidPhone), "{e:?}");
     // With a second key, a bad email is only a warning.
     let y = "version: 1\nfields:\n  name: Name\n  email: Email\n  identifier: ID\n";
-    let d = ok(y, &["Name", "Email", "ID"], &["Ann", "ann@@example.com", "A1"]);
+    let d = ok(
+        y,
+        &["Name", "Email", "ID"],
+        &["Ann", "ann@@example.com", "A1"],
+    );
     assert_eq!(d.identifier.as_ref().unwrap().as_str(), "A1");
     assert_eq!(only_warning(&d).code, ErrorCode::InvalidEmail);
     // A name that cannot be used, for a contact the row may create: the row fails.
@@ -141,7 +150,13 @@ fn source_damage_fails_the_fields_built_from_the_column() {
     let d = ok(
         MAPPING,
         &H,
-        &["Ann", "ann@example.com", "", "", "Caf\u{e9} M\u{c3}\u{a9}lo"],
+        &[
+            "Ann",
+            "ann@example.com",
+            "",
+            "",
+            "Caf\u{e9} M\u{c3}\u{a9}lo",
+        ],
     );
     assert!(!d.custom_attributes.contains_key("company"));
     let w = only_warning(&d);
@@ -166,7 +181,10 @@ fn from_lists_fall_through_on_invalid_values() {
     assert_eq!(w.code, ErrorCode::InvalidPhone);
     assert_eq!(w.column.as_deref(), Some("Mobile"));
     assert_eq!(w.original, "n/a");
-    assert!(w.message.contains("column \"Phone\" was used instead"), "{w}");
+    assert!(
+        w.message.contains("column \"Phone\" was used instead"),
+        "{w}"
+    );
     // Every candidate bad: the field is left out, each one named.
     let d = ok(y, &h, &["Ann", "ann@example.com", "n/a", "same as mobile"]);
     assert_eq!(d.phone_number, None);
@@ -266,10 +284,14 @@ fn validate_reports_warnings_in_every_report() {
     let v = w.validate(&file, &map, "run");
     assert_eq!(v.exit_code, 0, "every row is valid");
     assert_eq!(v.summary.count(doto_bulk::report::RowAction::Valid), 3);
-    let want: BTreeMap<String, u64> = [("invalid_phone", 1), ("invalid_value", 1), ("formula_like", 1)]
-        .into_iter()
-        .map(|(k, n)| (k.to_owned(), n))
-        .collect();
+    let want: BTreeMap<String, u64> = [
+        ("invalid_phone", 1),
+        ("invalid_value", 1),
+        ("formula_like", 1),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_owned(), n))
+    .collect();
     assert_eq!(v.summary.warnings, want);
     let json: Value =
         serde_json::from_slice(&std::fs::read(v.run_dir.join("summary.json")).unwrap()).unwrap();
@@ -318,7 +340,10 @@ fn a_fed_back_failures_csv_is_read_without_the_guard_and_keeps_the_source_row() 
     let w = World::new();
     // Line 3: a formula-like name and a bad only key.
     let csv = "Name,Email\nAnn,ann@example.com\n\"=HYPERLINK(\"\"x\"\")\",bad@@example.com\n";
-    let map = w.write("m.yaml", "version: 1\nfields:\n  name: Name\n  email: Email\n");
+    let map = w.write(
+        "m.yaml",
+        "version: 1\nfields:\n  name: Name\n  email: Email\n",
+    );
     let v = w.validate(&w.write("in.csv", csv), &map, "run1");
     assert_eq!(v.exit_code, 3);
     let failures = v.run_dir.join("failures.csv");

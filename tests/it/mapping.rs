@@ -56,7 +56,11 @@ fn strict(yaml: &str) -> String {
             let at = i + "defaults:\n".len();
             format!("{}  required: true\n{}", &yaml[..at], &yaml[at..])
         }
-        None => yaml.replacen("version: 1\n", "version: 1\ndefaults:\n  required: true\n", 1),
+        None => yaml.replacen(
+            "version: 1\n",
+            "version: 1\ndefaults:\n  required: true\n",
+            1,
+        ),
     }
 }
 
@@ -394,7 +398,12 @@ const PHONE: &str = "version: 1\ndefaults:\n  phone_region: US\nfields:\n  name:
 const PHONE_H: [&str; 4] = ["Name", "Email", "Mobile", "Country"];
 
 fn phone(mobile: &str, country: &str) -> Result<String, Vec<RowError>> {
-    apply(&strict(PHONE), &PHONE_H, &["Ann", "a@x.com", mobile, country]).map(|d| {
+    apply(
+        &strict(PHONE),
+        &PHONE_H,
+        &["Ann", "a@x.com", mobile, country],
+    )
+    .map(|d| {
         d.phone_number
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default()
