@@ -483,12 +483,11 @@ additional_attributes:
         .iter()
         .map(|r| {
             let r = by_header(&h, r);
-            let v = (
+            (
                 r["_row"].clone(),
                 r["_warning_code"].clone(),
                 r["_original_value"].clone(),
-            );
-            v
+            )
         })
         .collect();
     let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());

@@ -993,13 +993,15 @@ fn the_product_example_loads_and_applies() {
     assert!(d.additional_attributes.is_empty());
 }
 
+/// (row cells, Ok(expected JSON subset) | Err(expected message part), expected warning parts)
+type DocRow = (Vec<String>, Result<Value, String>, Vec<String>);
+
 /// One ```yaml block of docs/mapping.md with its test comments.
 struct DocExample {
     line: usize,
     yaml: String,
     headers: Vec<String>,
-    /// (row cells, Ok(expected JSON subset) | Err(expected message part), expected warning parts)
-    rows: Vec<(Vec<String>, Result<Value, String>, Vec<String>)>,
+    rows: Vec<DocRow>,
     load_error: Option<String>,
 }
 
