@@ -182,10 +182,20 @@ fn field_name(c: &Compiled) -> &str {
     c.target.strip_prefix("fields.").unwrap_or(&c.target)
 }
 
+/// What a spreadsheet error cell holds once read (calamine's names for them).
+const CELL_ERRORS: [&str; 8] = [
+    "#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#DATA!",
+];
+
 /// Map and normalise one record: every scalar field by its kind, the attribute objects, the
 /// notes, then the check that a match key has a value. A re-fed report's guarded cells
-/// (`'=…`, see `sink::guard`) are read without their guard.
-pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> {
+/// (`'=…`, see `sink::guard`) are read without their guard. `cell_errors`: the row's
+/// spreadsheet error cells hold their error text, and are damage.
+pub(super) fn apply(
+    r: &Resolved,
+    rec: &Record,
+    cell_errors: bool,
+) -> Result<ContactDraft, Vec<RowError>> {
     let unguarded;
     let rec = if r.unguard {
         unguarded = Record {
@@ -204,7 +214,7 @@ pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowE
         warnings: Vec::new(),
         bad: Vec::new(),
     };
-    row.check_damage();
+    row.check_damage(cell_errors);
     let mut d = ContactDraft::default();
     // What each field gave, by table position (no allocation).
     let mut got = [Gave::Blank; Field::ALL.len()];
@@ -241,11 +251,16 @@ fn attribute_defs(r: &Resolved, f: Field) -> &[(String, Compiled)] {
 impl Row<'_> {
     /// Each column read by the mapping is checked for damage once, whatever reads it; the values
     /// read from a damaged column fail (see [`Row::pick`]).
-    fn check_damage(&mut self) {
+    fn check_damage(&mut self, cell_errors: bool) {
         for &i in self.r.used.iter() {
             let v = cell(self.rec, i).trim();
-            if !v.is_empty()
-                && let Err(e) = check_text(&self.r.headers[i], v)
+            let h = &self.r.headers[i];
+            if cell_errors && CELL_ERRORS.contains(&v) {
+                let msg = format!("column {h:?}: the spreadsheet shows the error {v}, not a value");
+                let e = RowError::new(ErrorCode::CellError, Some(h), msg);
+                self.bad.push((i, e, false));
+            } else if !v.is_empty()
+                && let Err(e) = check_text(h, v)
             {
                 self.bad.push((i, e, false));
             }
@@ -293,6 +308,9 @@ impl Row<'_> {
             };
             match parsed {
                 Ok(v) => {
+                    if refused.is_empty() {
+                        return Pick::Value(v);
+                    }
                     let (used, _) = self.label(c, g.origin);
                     for (e, skipped) in refused {
                         let e = self.located(e, c, skipped.origin);

@@ -193,7 +193,13 @@ impl Resolved {
 
     /// Map and normalise one record. All the row's problems are returned, not only the first.
     pub fn apply(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
-        apply::apply(self, record)
+        apply::apply(self, record, false)
+    }
+
+    /// [`Resolved::apply`] on a spreadsheet row whose error cells hold their error text
+    /// (`#N/A`, `#REF!`, …): those cells fail the values read from them, like damaged text.
+    pub fn apply_with_cell_errors(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
+        apply::apply(self, record, true)
     }
 
     /// The match keys, in order (same as [`Mapping::match_keys`]).

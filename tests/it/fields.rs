@@ -5,15 +5,13 @@
 //! on invalid values; over-long text is cut; formula-like text is warned about; `failures.csv` and
 //! `warnings.csv` are guarded against formulas and read back without the guard.
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::validate::{Args, Validation, run_validate};
 use doto_bulk::mapping::{ContactDraft, Mapping};
 use doto_bulk::model::{ErrorCode, Field, RowError, RowWarning};
 use doto_bulk::source::Record;
 use serde_json::{Value, json};
-use tempfile::TempDir;
+
+use crate::validate::{World, read_csv};
 
 fn apply(yaml: &str, h: &[&str], row: &[&str]) -> Result<ContactDraft, Vec<RowError>> {
     let headers: Vec<String> = h.iter().map(|s| s.to_string()).collect();
@@ -233,40 +231,6 @@ fn formula_like_names_and_attributes_are_kept_with_a_warning() {
 
 // ---------------------------------------------------------------- reports (validate)
 
-struct World {
-    dir: TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn write(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, body).unwrap();
-        p
-    }
-    fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
-        let args = Args::new(file, mapping, Some(&self.path(out)));
-        run_validate(&args, true, &AtomicBool::new(false)).unwrap()
-    }
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(String::from).collect())
-        .collect();
-    (h, rows)
-}
-
 /// A CSV row as a map of header → cell.
 fn by_header(h: &[String], row: &[String]) -> BTreeMap<String, String> {
     h.iter().cloned().zip(row.iter().cloned()).collect()
@@ -391,7 +355,7 @@ fn a_fed_back_failures_csv_is_read_without_the_guard_and_keeps_the_source_row() 
 }
 
 #[test]
-fn xlsx_rows_with_a_bad_field_are_valid_with_warnings() {
+fn xlsx_rows_with_a_bad_field_or_an_error_cell_are_valid_with_warnings() {
     let w = World::new();
     let path = w.path("in.xlsx");
     let mut wb = rust_xlsxwriter::Workbook::new();
@@ -406,10 +370,18 @@ fn xlsx_rows_with_a_bad_field_are_valid_with_warnings() {
     ws.write_string(2, 0, "Bob").unwrap();
     ws.write_string(2, 1, "bob@example.com").unwrap();
     ws.write_string(2, 3, "twelve").unwrap();
+    // An error cell fails the field read from it; one in the only key fails the row.
+    ws.write_string(3, 0, "Cy").unwrap();
+    ws.write_string(3, 1, "cy@example.com").unwrap();
+    let na = rust_xlsxwriter::Formula::new("=NA()").set_result("#N/A");
+    ws.write_formula(3, 2, na.clone()).unwrap();
+    ws.write_string(4, 0, "Di").unwrap();
+    ws.write_formula(4, 1, na).unwrap();
     wb.save(&path).unwrap();
     let v = w.validate(&path, &w.write("m.yaml", MAPPING), "run");
-    assert_eq!(v.exit_code, 0);
-    assert_eq!(v.summary.failures(), 0);
+    assert_eq!(v.exit_code, 3);
+    assert_eq!(v.summary.count(doto_bulk::report::RowAction::Valid), 3);
+    assert_eq!(v.summary.failures_by_code["cell_error"], 1);
     let (h, rows) = read_csv(&v.run_dir.join("warnings.csv"));
     let got: Vec<(String, String)> = rows
         .iter()
@@ -422,7 +394,8 @@ fn xlsx_rows_with_a_bad_field_are_valid_with_warnings() {
         got,
         [
             ("invalid_phone".to_owned(), "12345".to_owned()),
-            ("invalid_value".to_owned(), "twelve".to_owned())
+            ("invalid_value".to_owned(), "twelve".to_owned()),
+            ("cell_error".to_owned(), "#N/A".to_owned())
         ]
     );
 }

@@ -49,33 +49,33 @@ Fay,fay@example.com\n\
 Ann Again,ANN@Example.com,,A8\n\
 Total: 12 contacts,,,\n";
 
-struct World {
+pub struct World {
     dir: TempDir,
 }
 
 impl World {
-    fn new() -> World {
+    pub fn new() -> World {
         World {
             dir: tempfile::tempdir().unwrap(),
         }
     }
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-    fn write(&self, name: &str, body: &str) -> PathBuf {
+    pub fn write(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, body).unwrap();
         p
     }
     /// Validate `file` with `mapping` into the run directory `out`.
-    fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
+    pub fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
         let args = Args::new(file, mapping, Some(&self.path(out)));
         run_validate(&args, true, &AtomicBool::new(false)).unwrap()
     }
 }
 
 /// A CSV file as header + rows of strings.
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
     let h = r.headers().unwrap().iter().map(String::from).collect();
     let rows = r
