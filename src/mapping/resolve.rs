@@ -49,7 +49,7 @@ pub fn is_report_column(header: &str) -> bool {
 }
 
 /// A report of this tool (`failures.csv`, `warnings.csv`), whose cells carry the formula guard.
-pub fn is_guarded_report(headers: &[String]) -> bool {
+fn is_guarded_report(headers: &[String]) -> bool {
     headers
         .iter()
         .any(|h| h == "_error_code" || h == "_warning_code")
