@@ -541,7 +541,7 @@ impl Row<'_> {
     /// the fields it would have left out.
     fn finish(self, mut d: ContactDraft) -> Result<ContactDraft, Vec<RowError>> {
         if self.errors.is_empty() {
-            d.warnings = self.warnings.into_iter().map(|w| w.w).collect();
+            d.warnings.extend(self.warnings.into_iter().map(|w| w.w));
             return Ok(d);
         }
         let mut errors = self.errors;
