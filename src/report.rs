@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -22,6 +23,7 @@ use serde::Serialize;
 use crate::exit::Stop;
 use crate::model::{Outcome, RowError, RowWarning};
 use crate::normalise::Region;
+use crate::pipeline::rundir::{RUN_JSON, RUN_LOCK, RunLock};
 use crate::sink::guard::guard;
 
 /// The columns `failures.csv` adds after the source's own.
@@ -47,36 +49,42 @@ const RESULT_COLUMNS: [&str; 6] = [
 ];
 
 /// Where a run writes its reports: `doto-runs/<UTC time>-<command>/` or the `--out` directory.
+/// It is locked ([`RunLock`]) for as long as a clone of it lives.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     path: PathBuf,
+    lock: Arc<RunLock>,
+    /// The directory was made by this run (not an empty `--out` given by the user).
+    made: bool,
 }
 
 impl RunDir {
-    /// Create the directory fresh. `--out` may name a missing or empty directory; a non-empty one
-    /// is refused (a run never overwrites another run's reports). The default name carries the
-    /// UTC time to the second; two runs in the same second get `-2`, `-3`….
+    /// Create the directory fresh and lock it. `--out` may name a missing or empty directory; a
+    /// non-empty one is refused (a run never overwrites another run's reports, nor writes into a
+    /// directory that is not a run's). The default name carries the UTC time to the second; two
+    /// runs in the same second get `-2`, `-3`….
     pub fn create(out: Option<&Path>, command: &str) -> Result<RunDir> {
-        if let Some(dir) = out {
-            if dir.exists() {
-                let mut entries = fs::read_dir(dir)
-                    .with_context(|| format!("{}: cannot read the run directory", dir.display()))?;
-                if entries.next().is_some() {
-                    bail!(
-                        "{}: the run directory is not empty; refusing to overwrite another run's \
-                         reports (give a new --out or remove it)",
-                        dir.display()
-                    );
-                }
-            } else {
-                fs::create_dir_all(dir).with_context(|| {
-                    format!("{}: cannot create the run directory", dir.display())
-                })?;
-            }
-            return Ok(RunDir {
-                path: dir.to_path_buf(),
-            });
+        let Some(dir) = out else {
+            return RunDir::create_default(command);
+        };
+        let made = !dir.exists();
+        if made {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
+        } else {
+            refuse_non_empty(dir, &[])?;
         }
+        let lock = RunLock::acquire(dir)?;
+        // Another run may have started in it between the look and the lock.
+        refuse_non_empty(dir, &[RUN_LOCK])?;
+        Ok(RunDir {
+            path: dir.to_path_buf(),
+            lock: Arc::new(lock),
+            made,
+        })
+    }
+
+    fn create_default(command: &str) -> Result<RunDir> {
         let base = Path::new("doto-runs");
         fs::create_dir_all(base)
             .with_context(|| format!("{}: cannot create the directory", base.display()))?;
@@ -90,7 +98,14 @@ impl RunDir {
             let path = base.join(name);
             // create_dir (not _all) fails if it exists: no two runs share a directory.
             match fs::create_dir(&path) {
-                Ok(()) => return Ok(RunDir { path }),
+                Ok(()) => {
+                    let lock = Arc::new(RunLock::acquire(&path)?);
+                    return Ok(RunDir {
+                        path,
+                        lock,
+                        made: true,
+                    });
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(e).with_context(|| {
@@ -102,8 +117,8 @@ impl RunDir {
         unreachable!()
     }
 
-    /// The directory of an earlier run to continue: it must hold the journal `--resume` reads.
-    /// `what` names the kind of run in the error (`a run`, `a revert run`).
+    /// The directory of an earlier run to continue, locked: it must hold the journal `--resume`
+    /// reads. `what` names the kind of run in the error (`a run`, `a revert run`).
     pub fn resume(dir: &Path, what: &str) -> Result<RunDir> {
         if !dir.join("journal.jsonl").is_file() {
             bail!(
@@ -113,6 +128,8 @@ impl RunDir {
         }
         Ok(RunDir {
             path: dir.to_path_buf(),
+            lock: Arc::new(RunLock::acquire(dir)?),
+            made: false,
         })
     }
 
@@ -124,6 +141,74 @@ impl RunDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
+
+    /// The pid of a killed process whose stale lock this run took over.
+    pub fn took_over(&self) -> Option<u32> {
+        self.lock.took_over
+    }
+
+    /// Whether the run wrote anything worth keeping: a journal line, a row in a report, a plan
+    /// line or a summary.
+    fn holds_results(&self) -> bool {
+        let lines = |name: &str| {
+            fs::read(self.file(name)).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+        };
+        let non_empty = |name: &str| fs::metadata(self.file(name)).is_ok_and(|m| m.len() > 0);
+        non_empty("journal.jsonl")
+            || non_empty("plan.jsonl")
+            || self.file("summary.json").exists()
+            || lines("results.csv") > 1
+            || lines("failures.csv") > 1
+    }
+
+    /// After a failed start of a fresh run: remove what it wrote, and the directory if the run
+    /// made it, when it holds no result yet (nothing in it is worth keeping). Returns whether
+    /// it did.
+    pub fn discard_if_unused(&self) -> bool {
+        if self.holds_results() || self.lock.took_over.is_some() {
+            return false;
+        }
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            if e.file_name() != RUN_LOCK {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        // The lock file goes with the lock; an empty directory of our own goes now (the
+        // lock's removal of a file in a removed directory is a no-op).
+        if self.made {
+            let _ = fs::remove_file(self.file(RUN_LOCK));
+            let _ = fs::remove_dir(&self.path);
+        }
+        true
+    }
+}
+
+/// Refuse a directory holding anything but `allowed`, saying whether it is another run's.
+fn refuse_non_empty(dir: &Path, allowed: &[&str]) -> Result<()> {
+    let entries = fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the run directory", dir.display()))?;
+    let mut names = entries.flatten().map(|e| e.file_name());
+    if !names.any(|n| !allowed.iter().any(|a| n == *a)) {
+        return Ok(());
+    }
+    let is_run = ["journal.jsonl", RUN_JSON, "summary.json"]
+        .iter()
+        .any(|f| dir.join(f).exists());
+    if is_run {
+        bail!(
+            "{}: the run directory is not empty: it holds another run's reports; refusing to \
+             overwrite them (give a new --out, or --resume it to continue that run)",
+            dir.display()
+        );
+    }
+    bail!(
+        "{}: the directory is not empty and is not a run directory; refusing to write the \
+         reports into it (give a new or empty --out)",
+        dir.display()
+    )
 }
 
 /// What `results.csv` says a row became.
@@ -359,6 +444,9 @@ pub struct RequestStats {
     pub retries: u64,
     /// Responses with status 429.
     pub rate_limited: u64,
+    /// Of the `notes` requests: reads of a contact's notes so that none is added twice (once
+    /// per contact the run updates and gives a note; none for the contacts it creates).
+    pub note_checks: u64,
 }
 
 /// `summary.json`; also what the terminal table is drawn from.
@@ -759,6 +847,28 @@ mod tests {
         fs::write(out.join("x"), "x").unwrap();
         let err = RunDir::create(Some(&out), "validate").unwrap_err();
         assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+    }
+
+    #[test]
+    fn only_a_run_directory_without_results_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let rd = RunDir::create(Some(&out), "import").unwrap();
+        fs::write(rd.file("results.csv"), "_row,action\n").unwrap();
+        assert!(rd.discard_if_unused());
+        assert!(!out.exists());
+        let rd = RunDir::create(Some(&out), "import").unwrap();
+        fs::write(rd.file("failures.csv"), "a,_row\nx,2\n").unwrap();
+        assert!(!rd.discard_if_unused());
+        assert!(rd.file("failures.csv").exists());
+        // A directory the user gave stays, emptied.
+        let given = dir.path().join("given");
+        fs::create_dir(&given).unwrap();
+        let rd = RunDir::create(Some(&given), "import").unwrap();
+        fs::write(rd.file("run.json"), "{}").unwrap();
+        assert!(rd.discard_if_unused());
+        drop(rd);
+        assert_eq!(fs::read_dir(&given).unwrap().count(), 0);
     }
 
     #[test]

@@ -52,6 +52,36 @@ impl Connection {
     }
 }
 
+/// Warn (once per process) when the token file can be read by its group or by others: anyone on
+/// the machine could act on the account with it.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let Ok(meta) = std::fs::metadata(path) else {
+            return; // reading it will say what is wrong
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o044 != 0 && !WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "warning: {}: the token file is readable by {} (mode {mode:04o}); anyone who can \
+                 read it can act on the account: `chmod 600 {}`",
+                path.display(),
+                if mode & 0o004 != 0 {
+                    "everyone"
+                } else {
+                    "its group"
+                },
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// Resolve the connection: the in-process sandbox with `--sandbox`, otherwise the global flags
 /// (base URL, account id, token from `--token-file` or `DOTO_API_TOKEN`).
 pub async fn connect(global: &GlobalArgs, args: &SandboxArgs) -> anyhow::Result<Connection> {
@@ -61,6 +91,9 @@ pub async fn connect(global: &GlobalArgs, args: &SandboxArgs) -> anyhow::Result<
                 "no account id: pass --account-id or set DOTO_ACCOUNT_ID (or use --sandbox)"
             )
         })?;
+        if let Some(path) = &global.token_file {
+            warn_if_readable_by_others(path);
+        }
         let token = ApiToken::from_env_or_file(global.token_file.as_deref())?;
         let mut config = ClientConfig::new(global.base_url.clone(), account_id, token);
         config.token_header = global.token_header;

@@ -11,6 +11,11 @@
 //!    in file order as the rows finish, then `summary.json`; `lookup.json` says what
 //!    `--lookup auto` chose and why.
 //!
+//! The run directory is bound to the run ([`rundir`](crate::pipeline::rundir)): `run.json` says
+//! which server, account, file and mapping it is about, `--resume` refuses anything else and
+//! checks that the journal's contacts exist before continuing, and `run.lock` keeps a second
+//! process out. A fresh run that fails before any result leaves no directory behind.
+//!
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
 //! (in-flight writes finish, the reports and the journal are flushed).
@@ -33,6 +38,7 @@ use crate::pipeline::input::Input;
 use crate::pipeline::journal::Ledger;
 use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
 use crate::pipeline::plan::{Mode, Policy};
+use crate::pipeline::rundir::{RunRecord, check_done_contacts};
 use crate::progress::Progress;
 use crate::report::{RunDir, Summary, write_json_atomic};
 
@@ -75,10 +81,20 @@ pub struct Args {
     /// rows it had in flight are looked up before anything is sent again.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// With --resume: accept the run's file under another path (same content) and its server
+    /// under another base URL (same account id). A different account, file content or mapping
+    /// is never accepted.
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+    /// With --resume: check that every contact the journal says was created or updated exists
+    /// on the server (by default a sample of 20, evenly spread).
+    #[arg(long, requires = "resume")]
+    pub verify: bool,
     /// Which writes are allowed.
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
-    /// Rows written at once (rows sharing a key always wait for each other).
+    /// Writes in flight at once (rows sharing a key or a phone always wait for each other; rows
+    /// waiting for a search do not hold one of these slots).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
@@ -113,6 +129,8 @@ impl Args {
             mapping: mapping.to_path_buf(),
             dry_run: false,
             resume: None,
+            force: false,
+            verify: false,
             mode: Mode::Upsert,
             concurrency: 8,
             rate: None,
@@ -159,7 +177,30 @@ pub async fn run_import(
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
     let input = Input::open(&args.file, &args.mapping)?;
-    let (dir, ledger) = open_run(args)?;
+    let record = RunRecord::new("import", &config).reading(&args.file, Some(&args.mapping))?;
+    let client = Client::new(config)?;
+    let (dir, ledger) = open_run(args, &record, &client, quiet).await?;
+    let result = import_into(args, input, dir.clone(), ledger, client, quiet, interrupt).await;
+    // A fresh run that failed before its first write leaves no empty run directory behind.
+    if result.is_err() && args.resume.is_none() && dir.discard_if_unused() && !quiet {
+        eprintln!(
+            "the run failed before writing anything; {} was removed",
+            dir.path().display()
+        );
+    }
+    result
+}
+
+/// The phases of an import, in the run directory `dir` (locked, bound to the run).
+async fn import_into(
+    args: &Args,
+    input: Input,
+    dir: RunDir,
+    ledger: Ledger,
+    client: Client,
+    quiet: bool,
+    interrupt: Arc<AtomicBool>,
+) -> Result<ImportRun> {
     let run_dir = dir.path().to_path_buf();
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     summary.header_warnings = input.header_warnings();
@@ -168,9 +209,9 @@ pub async fn run_import(
         existing: input.mapping.existing_policy(),
         missing: input.mapping.missing_policy(),
         mode: args.mode,
+        identity: input.mapping.identity_policy(),
     };
     let mut file = read(input, quiet).await?;
-    let client = Client::new(config)?;
     if let Some(e) = file.read_error.take() {
         // Nothing of a file read only in part is imported: its rows are reported, the run ends.
         out.read_failed(&e);
@@ -199,12 +240,12 @@ pub async fn run_import(
                 dry_run: args.dry_run,
                 max_errors: args.max_errors,
                 interrupt,
+                concurrency: args.concurrency,
             };
             let writes = Writes {
                 known,
                 ledger,
                 opts,
-                concurrency: args.concurrency,
                 quiet,
             };
             writes.run(&client, file, &mut out).await?
@@ -243,19 +284,39 @@ fn ended(
     }
 }
 
-/// The run directory: a fresh one, or (`--resume`) the interrupted run's, whose journal is
-/// continued.
-fn open_run(args: &Args) -> Result<(RunDir, Ledger)> {
-    Ok(match &args.resume {
-        Some(d) => {
-            let ledger = Ledger::read(&d.join("journal.jsonl"))?;
-            (RunDir::resume(d, "a run")?, ledger)
+/// The run directory, locked: a fresh one bound to `record` (its `run.json`), or (`--resume`)
+/// the interrupted run's, whose journal is continued once `record` matches the run's and the
+/// contacts its journal wrote are found on the server. A refused resume changes nothing in it.
+async fn open_run(
+    args: &Args,
+    record: &RunRecord,
+    client: &Client,
+    quiet: bool,
+) -> Result<(RunDir, Ledger)> {
+    let Some(d) = &args.resume else {
+        let dir = RunDir::create(args.out.as_deref(), "import")?;
+        if let Err(e) = record.write(dir.path()) {
+            dir.discard_if_unused();
+            return Err(e);
         }
-        None => {
-            let dir = RunDir::create(args.out.as_deref(), "import")?;
-            (dir, Ledger::default())
-        }
-    })
+        return Ok((dir, Ledger::default()));
+    };
+    record.check_resume(d, args.force)?;
+    let dir = RunDir::resume(d, "a run")?;
+    if let Some(pid) = dir.took_over()
+        && !quiet
+    {
+        eprintln!(
+            "note: {}: the lock of process {pid}, which is no longer running, was taken over",
+            d.display()
+        );
+    }
+    let ledger = Ledger::read(&d.join("journal.jsonl"))?;
+    let checked = check_done_contacts(client, d, args.verify, args.concurrency).await?;
+    if !quiet && checked > 0 {
+        eprintln!("resuming: the {checked} journaled contacts checked exist on the server");
+    }
+    Ok((dir, ledger))
 }
 
 /// Stage 1 off the async threads, with a progress counter.

@@ -5,7 +5,8 @@
 //!
 //! The revert writes its own run directory: `journal.jsonl` (one line per completed write, the
 //! shared [`journal`](crate::pipeline::journal)), `results.csv` (contact_id, action, reason,
-//! not_removed) and `summary.json`. Contacts are reverted `--concurrency` at a time through one
+//! not_removed), `notes.csv` (the notes the import added: contact_id, note_id, row, note, fate;
+//! they are listed, not deleted) and `summary.json`. Contacts are reverted `--concurrency` at a time through one
 //! client (`--rate`) by [`Reverter`]; this file reads the import, opens the run and reports. `--resume` skips the contacts a revert's journal finished; running it again
 //! anyway writes nothing, since deleted contacts answer 404 and restored ones already equal their
 //! `before` values.
@@ -27,7 +28,8 @@ use crate::cmd::connect::SandboxArgs;
 use crate::cmd::{connected, finish};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
-use crate::pipeline::revert::{Target, targets, unsettled_creates};
+use crate::pipeline::revert::{AddedNote, Target, added_notes, targets, unsettled_creates};
+use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
 use crate::report::{self, RunDir, write_json_atomic};
 
@@ -114,6 +116,10 @@ struct RevertSummary<'a> {
     outcomes: &'a BTreeMap<String, u64>,
     writes: u64,
     unsettled_create_lines: &'a [u64],
+    /// Notes the import added (listed in `notes.csv`), and those of them revert leaves (on
+    /// contacts it does not delete).
+    notes_added: usize,
+    notes_left: usize,
     started_at: String,
     finished_at: String,
     stopped: Option<&'a Stop>,
@@ -130,18 +136,11 @@ pub async fn run_revert(
 ) -> Result<RevertRun> {
     let started_at = report::now();
     config.rate = args.rate.unwrap_or(config.rate);
-    let (todo, unsettled) = read_import(&args.run_dir, quiet)?;
-    let (dir, finished) = match &args.resume {
-        Some(d) => {
-            let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
-            let ids = done.into_iter().map(|f| f.contact_id).collect();
-            (RunDir::resume(d, "a revert run")?, ids)
-        }
-        None => (
-            RunDir::create(args.out.as_deref(), "revert")?,
-            HashSet::new(),
-        ),
-    };
+    let (todo, unsettled, notes) = read_import(&args.run_dir, quiet)?;
+    // The import's run directory is locked too: no import may resume it while it is undone.
+    let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;
+    let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
+    let (dir, finished) = open_revert_dir(args, &record)?;
     let journal = match args.dry_run {
         true => None,
         false => Some(GroupJournal::start(Journal::open(
@@ -157,6 +156,7 @@ pub async fn run_revert(
         journal,
         quiet,
     };
+    write_notes(&dir, &notes)?;
     let csv_path = dir.file("results.csv");
     let mut csv = csv::Writer::from_path(&csv_path)
         .with_context(|| format!("{}: cannot write", csv_path.display()))?;
@@ -177,6 +177,8 @@ pub async fn run_revert(
         outcomes: &counts,
         writes,
         unsettled_create_lines: &unsettled,
+        notes_added: notes.len(),
+        notes_left: notes.iter().filter(|n| n.fate == "left").count(),
         started_at,
         finished_at: report::now(),
         stopped: stopped.as_ref(),
@@ -193,9 +195,41 @@ pub async fn run_revert(
     })
 }
 
-/// What the import in `import_dir` did, one target per contact, and the source lines of creates
-/// it left unsettled (warned about unless `quiet`).
-fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>)> {
+/// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or
+/// (`--resume`) the killed revert's, with the contacts its journal finished, once `record`
+/// matches it (same server, account and import run; a refused resume changes nothing).
+fn open_revert_dir(args: &Args, record: &RunRecord) -> Result<(RunDir, HashSet<u64>)> {
+    let Some(d) = &args.resume else {
+        let dir = RunDir::create(args.out.as_deref(), "revert")?;
+        record.write(dir.path())?;
+        return Ok((dir, HashSet::new()));
+    };
+    // `--force` also accepts a revert directory without run.json, or another base URL.
+    record.check_resume(d, args.force)?;
+    let dir = RunDir::resume(d, "a revert run")?;
+    let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
+    Ok((dir, done.into_iter().map(|f| f.contact_id).collect()))
+}
+
+/// `notes.csv`: the notes the import added.
+fn write_notes(dir: &RunDir, notes: &[AddedNote]) -> Result<()> {
+    let path = dir.file("notes.csv");
+    let write = || -> Result<()> {
+        let mut w = csv::Writer::from_path(&path)?;
+        if notes.is_empty() {
+            w.write_record(["contact_id", "note_id", "row", "note", "fate"])?;
+        }
+        for n in notes {
+            w.serialize(n)?;
+        }
+        Ok(w.flush()?)
+    };
+    write().with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// What the import in `import_dir` did, one target per contact, the source lines of creates
+/// it left unsettled (warned about unless `quiet`), and the notes it added.
+fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>, Vec<AddedNote>)> {
     let journal = import_dir.join("journal.jsonl");
     if !journal.is_file() {
         bail!(
@@ -213,5 +247,7 @@ fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>)
             unsettled
         );
     }
-    Ok((targets(&entries), unsettled))
+    let targets = targets(&entries);
+    let notes = added_notes(&entries, &targets);
+    Ok((targets, unsettled, notes))
 }

@@ -132,7 +132,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn warn(&mut self, c: &Compiled, g: &Got, code: ErrorCode, message: String, dropped: bool) {
+    fn warning(&mut self, c: &Compiled, g: &Got, code: ErrorCode, message: String, dropped: bool) {
         let column = match g.origin {
             Origin::Column(i) => Some(self.r.headers[i].clone()),
             _ => None,
@@ -262,6 +262,10 @@ impl Row<'_> {
             } else if !v.is_empty()
                 && let Err(e) = check_text(h, v)
             {
+                // The phone normaliser removes these itself, and reports it (`phone_cleaned`).
+                if e.code == ErrorCode::InvisibleCharacters && self.phone_only(i) {
+                    continue;
+                }
                 self.bad.push((i, e, false));
             }
         }
@@ -315,7 +319,7 @@ impl Row<'_> {
                     for (e, skipped) in refused {
                         let e = self.located(e, c, skipped.origin);
                         let msg = format!("{}; {used} was used instead", e.message);
-                        self.warn(c, &skipped, e.code, msg, false);
+                        self.warning(c, &skipped, e.code, msg, false);
                     }
                     return Pick::Value(v);
                 }
@@ -331,10 +335,24 @@ impl Row<'_> {
                 self.errors.push(e);
             } else {
                 let msg = format!("{} (left out: the row is imported without it)", e.message);
-                self.warn(c, &g, e.code, msg, true);
+                self.warning(c, &g, e.code, msg, true);
             }
         }
         Pick::Refused
+    }
+
+    /// Whether column `i` is read by phone fields only.
+    fn phone_only(&self, i: usize) -> bool {
+        let r = self.r;
+        let reads = |c: &Compiled| c.cols.contains(&i);
+        let attrs =
+            Field::attribute_maps().any(|f| attribute_defs(r, f).iter().any(|(_, c)| reads(c)));
+        r.region_col != Some(i)
+            && !attrs
+            && !r.notes.iter().any(reads)
+            && r.fields
+                .iter()
+                .all(|(f, c)| f.kind() == FieldKind::Phone || !reads(c))
     }
 
     /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
@@ -344,7 +362,7 @@ impl Row<'_> {
         let picked = if f.kind() == FieldKind::Bool {
             self.pick(c, required, |row, g| row.flag(c, g).map(Some))
         } else {
-            self.pick(c, required, |row, g| row.parse(f, c, g))
+            self.pick(c, required, |row, g| row.parse(d, f, c, g))
         };
         match picked {
             Pick::Value(Some(v)) => {
@@ -377,7 +395,13 @@ impl Row<'_> {
     /// The text of field `f` parsed by the field's kind. A name over the server's limit is cut
     /// (a `truncated` warning); an email, phone or identifier over it is refused (cut, it would
     /// be another value).
-    fn parse(&mut self, f: Field, c: &Compiled, g: &Got) -> Result<Option<FieldValue>, RowError> {
+    fn parse(
+        &mut self,
+        d: &mut ContactDraft,
+        f: Field,
+        c: &Compiled,
+        g: &Got,
+    ) -> Result<Option<FieldValue>, RowError> {
         let text = &g.text;
         if let Some((head, n)) = cut(text, MAX_FIELD_CHARS) {
             if f.kind() != FieldKind::Text {
@@ -392,7 +416,7 @@ impl Row<'_> {
                 "{label}: {} is {n} characters long; cut to the server's limit of {MAX_FIELD_CHARS}",
                 shown(text)
             );
-            self.warn(c, g, ErrorCode::Truncated, msg, false);
+            self.warning(c, g, ErrorCode::Truncated, msg, false);
             let head = head.to_owned();
             self.check_formula(c, g, &head);
             return Ok(Some(FieldValue::Text(head)));
@@ -407,7 +431,7 @@ impl Row<'_> {
             FieldKind::Phone => {
                 // `phone` reports its own refusal: taken back here as the candidate's.
                 let mark = self.errors.len();
-                match self.phone(c, g.origin, text) {
+                match self.phone(d, c, g.origin, text) {
                     Some(p) => Ok(Some(FieldValue::Phone(p))),
                     None => Err(self.errors.drain(mark..).next().unwrap_or_else(|| {
                         RowError::new(ErrorCode::InvalidPhone, None, "not a phone number")
@@ -427,7 +451,7 @@ impl Row<'_> {
                 "{label}: {} starts like a spreadsheet formula (imported as given)",
                 shown(text)
             );
-            self.warn(c, g, ErrorCode::FormulaLike, msg, false);
+            self.warning(c, g, ErrorCode::FormulaLike, msg, false);
         }
     }
 
@@ -489,7 +513,7 @@ impl Row<'_> {
                 let msg = format!(
                     "{label}: the note is {n} characters long; cut to the server's limit of {MAX_NOTE_CHARS}"
                 );
-                row.warn(c, g, ErrorCode::Truncated, msg, false);
+                row.warning(c, g, ErrorCode::Truncated, msg, false);
                 Ok(head.to_owned())
             });
             // A blank note is no note.
@@ -557,48 +581,156 @@ impl Row<'_> {
         Err(errors)
     }
 
-    /// The phone number, with the row's region (`region_from`) or the mapping's default.
-    fn phone(&mut self, c: &Compiled, o: Origin, text: &str) -> Option<PhoneE164> {
-        let r = self.r;
-        let region = match r.region_col {
-            Some(rc) => {
-                let country = cell(self.rec, rc).trim();
-                if country.is_empty() {
-                    Ok(r.default_region)
-                } else {
-                    Region::parse(country).map(Some).ok_or(country)
-                }
-            }
-            None => Ok(r.default_region),
-        };
-        let region = match region {
-            Ok(reg) => reg,
-            // An unknown country does not matter for a number written with its country code;
-            // for any other number it would be a guess.
-            Err(_) if text.trim_start().starts_with('+') => None,
-            Err(country) => {
-                let (label, field) = self.label(c, o);
-                let rc = r.region_col.expect("region came from region_from");
-                let msg = format!(
-                    "{label}: {} has no country code and column {:?}: {} is not a country (ISO code or English name)",
-                    shown(text),
-                    r.headers[rc],
-                    shown(country)
-                );
-                self.push(ErrorCode::InvalidPhone, &field, msg);
-                return None;
-            }
-        };
+    /// The phone number, with the row's region (`region_from`) or the mapping's default. What
+    /// the normaliser repaired, an unknown country and a number another region reads differently
+    /// are reported as warnings; a number read with the default region is marked on the draft.
+    fn phone(
+        &mut self,
+        d: &mut ContactDraft,
+        c: &Compiled,
+        o: Origin,
+        text: &str,
+    ) -> Option<PhoneE164> {
         let numeric = match o {
             Origin::Column(i) => self.rec.is_numeric(i),
             _ => false,
         };
-        match PhoneE164::parse(text, region, numeric) {
-            Ok(p) => Some(p),
-            Err(e) => {
+        let row = self.row_region();
+        let region = match row {
+            RowRegion::Row(rr) => Some(rr.region),
+            _ => self.r.default_region,
+        };
+        let read = match PhoneE164::read(text, region, numeric) {
+            Ok(read) => read,
+            Err(mut e) => {
+                if let RowRegion::Unknown(rc, country) = row {
+                    e.message = format!("{} ({})", e.message, self.unknown_region(rc, country));
+                }
                 self.push_parser_error(e, c, o);
-                None
+                return None;
             }
+        };
+        for rep in read.repairs {
+            self.warn(d, rep.code, c, o, text, rep.message);
+        }
+        if read.national {
+            let other = match row {
+                RowRegion::Row(rr) => rr.other.map(|x| (x, self.region_column_says())),
+                RowRegion::Unknown(rc, country) => {
+                    let msg = self.unknown_region(rc, country);
+                    self.warn(d, ErrorCode::UnknownRegion, c, o, text, msg);
+                    None
+                }
+                RowRegion::Default => None,
+            };
+            // Read with the default region: counted, and checked against the email's country.
+            let other = match (row, region) {
+                (RowRegion::Row(_), _) | (_, None) => other,
+                (_, Some(def)) => {
+                    d.phone_read_as = Some(def);
+                    let email = d.email.as_ref().map(|e| e.as_str());
+                    email.and_then(|e| Region::of_email(e).map(|x| (x, format!("the email {e:?}"))))
+                }
+            };
+            if let (Some((other, why)), Some(region)) = (other, region) {
+                self.region_doubt(
+                    d,
+                    c,
+                    o,
+                    (text, numeric),
+                    (region, &read.phone),
+                    (other, why),
+                );
+            }
+        }
+        Some(read.phone)
+    }
+
+    fn unknown_region(&self, rc: usize, country: &str) -> String {
+        let used = match self.r.default_region {
+            Some(def) => format!("the default region {def} was used"),
+            None => "and the mapping has no default region".to_owned(),
+        };
+        format!(
+            "column {:?}: {} is not a country (ISO code or English name), {used}",
+            self.r.headers[rc],
+            shown(country)
+        )
+    }
+
+    fn region_column_says(&self) -> String {
+        let rc = self
+            .r
+            .region_col
+            .expect("a row region comes from region_from");
+        let h = &self.r.headers[rc];
+        format!("column {h:?}: {}", shown(cell(self.rec, rc).trim()))
+    }
+
+    /// `RegionDoubt`: the number, read nationally in `region`, is a valid and different number in
+    /// `other`, which `why` (the email's domain, the region column's other meaning) points to.
+    fn region_doubt(
+        &mut self,
+        d: &mut ContactDraft,
+        c: &Compiled,
+        o: Origin,
+        (text, numeric): (&str, bool),
+        (region, read): (Region, &PhoneE164),
+        (other, why): (Region, String),
+    ) {
+        match PhoneE164::parse(text, Some(other), numeric) {
+            Ok(alt) if alt != *read => {
+                let msg = format!(
+                    "read as {region} ({read}); {why} points to {other}, where it is {alt}"
+                );
+                self.warn(d, ErrorCode::RegionDoubt, c, o, text, msg);
+            }
+            _ => {}
+        }
+    }
+
+    /// A warning on value `original` of mapping entry `c`, with the column first in its message.
+    fn warn(
+        &self,
+        d: &mut ContactDraft,
+        code: ErrorCode,
+        c: &Compiled,
+        o: Origin,
+        original: &str,
+        message: String,
+    ) {
+        let (label, _) = self.label(c, o);
+        d.warnings.push(RowWarning {
+            code,
+            field: Some(
+                c.target
+                    .strip_prefix("fields.")
+                    .unwrap_or(&c.target)
+                    .to_owned(),
+            ),
+            column: match o {
+                Origin::Column(i) => Some(self.r.headers[i].clone()),
+                _ => None,
+            },
+            original: original.to_owned(),
+            message: format!("{label}: {message}"),
+        });
+    }
+}
+
+impl<'a> Row<'a> {
+    /// The row's `region_from` value, read.
+    fn row_region(&self) -> RowRegion<'a> {
+        let Some(rc) = self.r.region_col else {
+            return RowRegion::Default;
+        };
+        let country = cell(self.rec, rc).trim();
+        if country.is_empty() {
+            return RowRegion::Default;
+        }
+        match Region::from_row(&self.r.headers[rc], country) {
+            Some(rr) => RowRegion::Row(rr),
+            None => RowRegion::Unknown(rc, country),
         }
     }
 }
@@ -617,4 +749,14 @@ fn into_error(w: RowWarning) -> RowError {
         field: w.column.or(w.field),
         message,
     }
+}
+
+/// Where a row's phone region comes from.
+#[derive(Clone, Copy)]
+enum RowRegion<'a> {
+    /// No `region_from`, or a blank one: the mapping's default region.
+    Default,
+    Row(crate::normalise::RowRegion),
+    /// (column, value): not a country; the default region is used.
+    Unknown(usize, &'a str),
 }

@@ -9,7 +9,10 @@ use serde_saphyr::{MessageFormatter, Spanned};
 use super::spec::{self, KeySpec, MappingSpec, TypeSpec, ValueSpec};
 use super::types::{Formats, ValueType};
 use super::value::{Case, ColRef, Modifiers, SourceDef, ValueDef, parse_template};
-use super::{BlankPolicy, ExistingPolicy, FieldDefs, Mapping, MatchKey, MissingPolicy};
+use super::{
+    BlankPolicy, ExistingPolicy, FieldDefs, IdentifierChange, IdentityPolicy, Mapping, MatchKey,
+    MissingPolicy, PhoneInUse,
+};
 use crate::model::{Field, FieldKind};
 use crate::normalise::{Email, Identifier, Region};
 use crate::source::SourceOptions;
@@ -122,6 +125,10 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
     let existing = m.existing.unwrap_or(ExistingPolicy::Update);
     let missing = m.missing.unwrap_or(MissingPolicy::Create);
     let blank = m.blank.unwrap_or(BlankPolicy::Keep);
+    let identity = IdentityPolicy {
+        identifier_change: m.identifier_change.unwrap_or(IdentifierChange::Conflict),
+        phone_in_use: m.on_phone_in_use.unwrap_or(PhoneInUse::Drop),
+    };
     let match_keys = match m.on {
         Some(on) => listed_keys(&cx, on, &fields)?,
         None => default_keys(&fields).ok_or_else(|| {
@@ -155,6 +162,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         existing,
         missing,
         blank,
+        identity,
         name_required,
         fields,
         custom_attributes: attributes(&cx, spec.custom_attributes, "custom_attributes")?,

@@ -37,6 +37,7 @@ pub struct Mapping {
     existing: ExistingPolicy,
     missing: MissingPolicy,
     blank: BlankPolicy,
+    identity: IdentityPolicy,
     name_required: bool,
     fields: FieldDefs,
     custom_attributes: Vec<(String, ValueDef)>,
@@ -105,6 +106,43 @@ pub enum BlankPolicy {
     Clear,
 }
 
+/// `match.identifier_change`: a row matched (by email) to a contact whose identifier is set and
+/// differs from the row's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierChange {
+    /// The row fails (`identifier_conflict`): an identifier is a person (the default).
+    Conflict,
+    /// The row's identifier replaces the stored one.
+    Overwrite,
+}
+
+/// `match.on_phone_in_use`: the row's phone is held by another contact (phones are unique).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneInUse {
+    /// Import the row without the phone, with a `phone_in_use` warning (the default).
+    Drop,
+    /// The row fails (`phone_in_use`).
+    Fail,
+}
+
+/// The `match` policies on identity: identifier changes and phones held by another contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentityPolicy {
+    pub identifier_change: IdentifierChange,
+    pub phone_in_use: PhoneInUse,
+}
+
+impl Default for IdentityPolicy {
+    fn default() -> Self {
+        IdentityPolicy {
+            identifier_change: IdentifierChange::Conflict,
+            phone_in_use: PhoneInUse::Drop,
+        }
+    }
+}
+
 impl Mapping {
     /// Read and parse a mapping file. Unknown keys, bad values: an error naming the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Mapping> {
@@ -142,6 +180,11 @@ impl Mapping {
     /// `match.blank` (default `keep`).
     pub fn blank_policy(&self) -> BlankPolicy {
         self.blank
+    }
+
+    /// `match.identifier_change` and `match.on_phone_in_use`.
+    pub fn identity_policy(&self) -> IdentityPolicy {
+        self.identity
     }
 
     fn defs(&self) -> impl Iterator<Item = &ValueDef> {

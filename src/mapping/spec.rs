@@ -65,6 +65,8 @@ pub struct MatchSpec {
     pub existing: Option<super::ExistingPolicy>,
     pub missing: Option<super::MissingPolicy>,
     pub blank: Option<super::BlankPolicy>,
+    pub identifier_change: Option<super::IdentifierChange>,
+    pub on_phone_in_use: Option<super::PhoneInUse>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,8 +12,11 @@
 //!   with a hyphen; the last label ends with a letter; no IP literals (`[192.0.2.1]`); not a
 //!   special-use name (`localhost`, `.local`, `.test`, `.invalid`, `.onion`, `.arpa`).
 //!   Internationalised domains (`bücher.de`) are accepted when IDNA (UTS 46, strict) converts them
-//!   and every non-ASCII character is a letter or mark; the address keeps the Unicode form, NFC
-//!   and lower-cased (as email-validator's `normalized`), and `xn--` labels are shown in Unicode.
+//!   and every non-ASCII character is a letter or mark. The domain keeps the form it was given,
+//!   lower-cased: a Unicode domain stays Unicode (NFC), a Punycode one (`xn--bcher-kva.de`, checked
+//!   to decode to letters) stays Punycode, since the server matches addresses as text and a
+//!   contact stored with one form is not found by the other. (email-validator's `normalized`
+//!   shows `xn--` labels in Unicode: the differential test compares the two forms' Unicode.)
 //! - the whole address (with the domain in ASCII) is at most 254 characters.
 use serde::Serialize;
 
@@ -139,18 +142,19 @@ fn check_domain(domain: &str) -> Result<(String, String), String> {
             .map_err(|_| "the domain is not a valid internationalised name".to_owned())?
     };
     check_ascii_domain(&ascii)?;
-    let shown = if ascii.split('.').any(|l| l.starts_with("xn--")) {
-        let (u, r) = idna::domain_to_unicode(&ascii);
-        r.map_err(|_| "the domain is not valid IDNA".to_owned())?;
-        if u.chars()
-            .any(|c| !c.is_ascii() && !c.is_alphabetic() && !is_mark(c))
-        {
-            return Err("the domain decodes to symbols".into());
-        }
-        u
-    } else {
-        ascii.clone()
-    };
+    if !ascii.split('.').any(|l| l.starts_with("xn--")) {
+        return Ok((ascii.clone(), ascii));
+    }
+    let (u, r) = idna::domain_to_unicode(&ascii);
+    r.map_err(|_| "the domain is not valid IDNA".to_owned())?;
+    if u.chars()
+        .any(|c| !c.is_ascii() && !c.is_alphabetic() && !is_mark(c))
+    {
+        return Err("the domain decodes to symbols".into());
+    }
+    // Kept in the form it was given (Punycode stays Punycode): the server compares addresses as
+    // text, and a contact stored as `xn--bcher-kva.example` must be found by the same text.
+    let shown = if domain.is_ascii() { ascii.clone() } else { u };
     Ok((ascii, shown))
 }
 

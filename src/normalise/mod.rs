@@ -10,5 +10,5 @@ mod regions;
 mod values;
 
 pub use email::Email;
-pub use phone::{PhoneE164, Region};
+pub use phone::{PhoneE164, PhoneRead, Region, RowRegion};
 pub use values::{Identifier, check_text};

@@ -17,6 +17,7 @@
 //! cannot read without guessing: letters (vanity numbers, `O` typed for `0`), `+` followed by a
 //! bad country code, two numbers in one cell, input that is valid two ways, and spreadsheet
 //! damage (scientific notation, numeric cells that lost a leading `0` or `+`).
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{LazyLock, OnceLock};
@@ -25,7 +26,7 @@ use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
 
-use crate::model::{ErrorCode, Field, RowError};
+use crate::model::{ErrorCode, Field, Repair, RowError};
 
 const FIELD: &str = Field::PhoneNumber.as_str();
 /// Google's bounds on a national significant number.
@@ -59,6 +60,43 @@ impl Region {
         Some(Region(id))
     }
 
+    /// The region of a row's `region_from` value. In a column whose header names states or
+    /// provinces (`State`, `Mailing State`, `State/Province`), US state and Canadian province codes
+    /// and names come first (`CO`: Colorado, `DE`: Delaware, `Georgia`: the state); in any other
+    /// column countries come first (`CO`: Colombia, `DE`: Germany, `Georgia`: the country), and a
+    /// value that is not a country but is a state or province (`NY`, `Ontario`) gives US/CA.
+    /// When a value in a country column also names a US state or Canadian province (`DE`, `CO`,
+    /// `Georgia`), the state's country is returned in [`RowRegion::other`], so that a number it
+    /// reads differently is reported: a column of states under a header that does not say so
+    /// (`Region`) is then never read silently as countries. (The other way round, a country in a
+    /// column named State, is not looked for.)
+    pub fn from_row(column: &str, value: &str) -> Option<RowRegion> {
+        let state = super::regions::state_country(value).and_then(Region::parse);
+        if super::regions::is_state_column(column) {
+            let region = state.or_else(|| Region::parse(value))?;
+            return Some(RowRegion {
+                region,
+                other: None,
+            });
+        }
+        let Some(region) = Region::parse(value) else {
+            return state.map(|region| RowRegion {
+                region,
+                other: None,
+            });
+        };
+        let other = state.filter(|o| *o != region);
+        Some(RowRegion { region, other })
+    }
+
+    /// The country an email address's country-code domain names (`jan@example.nl` → NL,
+    /// `.co.uk` → GB), `None` for generic domains and the country codes sold as generic names
+    /// (`.io`, `.co`, `.me`, `.tv`, …; the list is in `regions.rs`).
+    pub fn of_email(email: &str) -> Option<Region> {
+        let domain = email.rsplit_once('@')?.1;
+        Region::parse(&super::regions::tld_country(domain)?)
+    }
+
     pub fn id(self) -> phonenumber::country::Id {
         self.0
     }
@@ -67,6 +105,15 @@ impl Region {
     pub fn as_str(&self) -> &'static str {
         static_code(self.0.as_ref())
     }
+}
+
+/// A `region_from` value read by [`Region::from_row`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRegion {
+    pub region: Region,
+    /// The region of the value's other meaning (`DE` in a country column: Germany, and
+    /// Delaware, US), when it has one in another region.
+    pub other: Option<Region>,
 }
 
 /// Interned region codes (the crate hands them out borrowed from its database, which lives for
@@ -87,23 +134,60 @@ impl fmt::Display for Region {
 pub struct PhoneE164(String);
 
 impl PhoneE164 {
-    /// Parse a raw cell. `region` is used for numbers written without `+country code` (a number
-    /// with one is checked against its own country). `numeric_cell` says the value came from a
-    /// spreadsheet number cell, which cannot hold a leading `0` or `+`: when the region's rules
-    /// show one was lost, the row fails with `PhoneLostPrefix` rather than being guessed back.
-    /// An extension (`x123`, `ext. 123`, `#123`, `;ext=123`) is accepted and dropped: E.164 and
-    /// the server's phone field have no place for it.
+    /// Parse a raw cell into its number, dropping what [`PhoneE164::read`] reports as repaired.
+    /// Code that keeps the value must use `read` and report the repairs.
     pub fn parse(
         raw: &str,
         region: Option<Region>,
         numeric_cell: bool,
     ) -> Result<PhoneE164, RowError> {
-        parse_phone(raw, region, numeric_cell).map(|(cc, nsn)| PhoneE164(format!("+{cc}{nsn}")))
+        Self::read(raw, region, numeric_cell).map(|r| r.phone)
+    }
+
+    /// Read a raw cell. `region` is used for numbers written without `+country code` (a number
+    /// with one is checked against its own country). `numeric_cell` says the value came from a
+    /// spreadsheet number cell, which cannot hold a leading `0` or `+`.
+    ///
+    /// Repairs, each returned as a [`Repair`] (the caller reports it with the original value),
+    /// made only where one number is possible:
+    /// - `tel:`, a doubled `++` and invisible characters (zero-width space, BOM, soft hyphen, bidi
+    ///   marks) are removed (`PhoneCleaned`);
+    /// - an extension (`x123`, `ext. 123`, `#123`, `;ext=123`) is kept out of the number: E.164 and
+    ///   the server's phone field have no place for it (`PhoneExtension`, the extension in the
+    ///   message);
+    /// - a vanity number (`1-800-FLOWERS`: 3 digits or more, then letters in runs of 2 or more
+    ///   with one run of 3 or more) is read on the phone keypad (`PhoneVanity`); a lone letter
+    ///   among digits (`3518O79447`, `O` typed for `0`) is refused;
+    /// - a number cell that lost its leading `0` or `+` is read with it put back when exactly one
+    ///   number fits (`PhoneLostPrefix`); when several do, the value is refused.
+    pub fn read(
+        raw: &str,
+        region: Option<Region>,
+        numeric_cell: bool,
+    ) -> Result<PhoneRead, RowError> {
+        read_phone(raw, region, numeric_cell).map(|(cc, nsn, national, repairs)| PhoneRead {
+            phone: PhoneE164(nsn_with_plus(cc, &nsn)),
+            repairs,
+            national,
+        })
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A phone read from a cell: the number, what was repaired to read it, and whether it was read
+/// with the region's national rules (it had no `+country code` or international prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRead {
+    pub phone: PhoneE164,
+    pub repairs: Vec<Repair>,
+    pub national: bool,
+}
+
+fn nsn_with_plus(cc: u16, nsn: &str) -> String {
+    format!("+{cc}{nsn}")
 }
 
 impl fmt::Display for PhoneE164 {
@@ -119,11 +203,10 @@ enum Why {
     InvalidFor(String),
 }
 
-fn parse_phone(
-    raw: &str,
-    region: Option<Region>,
-    numeric_cell: bool,
-) -> Result<(u16, String), RowError> {
+/// (country code, national significant number, read nationally, repairs).
+type Reading = (u16, String, bool, Vec<Repair>);
+
+fn read_phone(raw: &str, region: Option<Region>, numeric_cell: bool) -> Result<Reading, RowError> {
     let where_ = match region {
         Some(r) => format!(" for region {r}"),
         None => String::new(),
@@ -139,23 +222,13 @@ fn parse_phone(
             },
         )
     };
-    // Harmless spaces at the ends (NBSP included: a copy from a web page) are trimmed; anything
-    // invisible left inside is refused, as in every other field.
-    let s = raw.trim_matches(|c: char| c.is_whitespace());
+    let mut repairs = Vec::new();
+    // Harmless spaces at the ends (NBSP included: a copy from a web page) are trimmed.
+    let s = clean(raw, &mut repairs);
     if s.is_empty() {
         return Err(invalid("empty"));
     }
-    if let Some(c) = s.chars().find(|&c| super::values::is_invisible(c)) {
-        return Err(RowError::new(
-            ErrorCode::InvisibleCharacters,
-            Some(FIELD),
-            format!(
-                "{raw:?} contains the invisible character U+{:04X}",
-                c as u32
-            ),
-        ));
-    }
-    if is_scientific(s) {
+    if is_scientific(&s) {
         return Err(RowError::new(
             ErrorCode::PhoneScientificNotation,
             Some(FIELD),
@@ -165,27 +238,118 @@ fn parse_phone(
             ),
         ));
     }
-    let main = strip_extension(s);
-    let (plus, digits) = scan(main).map_err(|why| invalid(&why))?;
+    let (main, ext) = split_extension(&s);
+    if let Some(ext) = ext {
+        repairs.push(Repair::new(
+            ErrorCode::PhoneExtension,
+            format!(
+                "extension {ext} left out of the number: the server's phone field cannot hold it"
+            ),
+        ));
+    }
+    let main = keypad(main, &mut repairs).map_err(|why| invalid(&why))?;
+    let (plus, digits) = scan(&main).map_err(|why| invalid(&why))?;
     let rules = region.map(rules_for);
-
     if numeric_cell
         && !plus
         && let Some(e) = lost_prefix(&digits, rules)
     {
-        return Err(RowError::new(
+        let (cc, nsn, national) = put_prefix_back(raw, &digits, rules, &e)?;
+        let msg = format!(
+            "a spreadsheet number cell dropped {e}: read as {}",
+            nsn_with_plus(cc, &nsn)
+        );
+        repairs.push(Repair::new(ErrorCode::PhoneLostPrefix, msg));
+        return Ok((cc, nsn, national, repairs));
+    }
+    let national = international_part(&digits, plus, rules).is_none();
+    match e164(&digits, plus, rules) {
+        Ok((cc, nsn)) => Ok((cc, nsn, national, repairs)),
+        Err(Why::Invalid(w)) => Err(invalid(w)),
+        Err(Why::InvalidFor(w)) => Err(invalid(&w)),
+    }
+}
+
+/// Trim, then remove what is never part of a number and has one reading: invisible characters
+/// anywhere, a `tel:` URI scheme, a doubled `+`. Each removal is reported (one `PhoneCleaned`).
+fn clean<'a>(raw: &'a str, repairs: &mut Vec<Repair>) -> Cow<'a, str> {
+    let ends = |c: char| c.is_whitespace();
+    let mut s = Cow::Borrowed(raw.trim_matches(ends));
+    let mut done = Vec::new();
+    let hidden = |c: char| super::values::is_invisible(c) || super::values::is_joiner(c);
+    if s.contains(hidden) {
+        let mut codes: Vec<String> = s
+            .chars()
+            .filter(|&c| hidden(c))
+            .map(|c| format!("U+{:04X}", c as u32))
+            .collect();
+        codes.dedup();
+        done.push(format!("the invisible character {}", codes.join(", ")));
+        s = Cow::Owned(s.chars().filter(|&c| !hidden(c)).collect::<String>());
+        s = Cow::Owned(s.trim_matches(ends).to_owned());
+    }
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
+        done.push(format!("the {:?} prefix", &s[..4]));
+        s = Cow::Owned(s[4..].trim_start_matches(ends).to_owned());
+    }
+    let pluses = s.chars().take_while(|&c| c == '+').count();
+    if pluses > 1 {
+        done.push(format!("{} of {pluses} '+' signs", pluses - 1));
+        s = Cow::Owned(s[pluses - 1..].to_owned());
+    }
+    if !done.is_empty() {
+        repairs.push(Repair::new(
+            ErrorCode::PhoneCleaned,
+            format!("removed {}", done.join(" and ")),
+        ));
+    }
+    s
+}
+
+/// The digits a number cell stands for when it lost `lost` (see [`lost_prefix`]): every reading
+/// of the digits with a `0` or `+` put back, and as written, that is a valid number. Exactly one
+/// distinct number is the repair; more than one is refused (`PhoneLostPrefix`), never a guess.
+fn put_prefix_back(
+    raw: &str,
+    digits: &str,
+    rules: Option<&Rules>,
+    lost: &str,
+) -> Result<(u16, String, bool), RowError> {
+    let mut found: Vec<(u16, String, bool)> = Vec::new();
+    let mut add = |r: Result<(u16, String), Why>, national: bool| {
+        if let Ok((cc, nsn)) = r
+            && !found.iter().any(|(c, n, _)| *c == cc && *n == nsn)
+        {
+            found.push((cc, nsn, national));
+        }
+    };
+    if let Some(r) = rules {
+        add(e164(&format!("0{digits}"), false, Some(r)), true);
+        add(e164(digits, false, Some(r)), true);
+    }
+    add(e164(digits, true, None), false);
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(RowError::new(
             ErrorCode::PhoneLostPrefix,
             Some(FIELD),
             format!(
-                "{raw:?} comes from a number cell that lost {e}; format the column as text \
-                 and export again"
+                "{raw:?} comes from a number cell that lost {lost}, and is not a valid number \
+                 with it put back either; format the column as text and export again"
             ),
-        ));
-    }
-    match e164(&digits, plus, rules) {
-        Ok(v) => Ok(v),
-        Err(Why::Invalid(w)) => Err(invalid(w)),
-        Err(Why::InvalidFor(w)) => Err(invalid(&w)),
+        )),
+        _ => {
+            let fits: Vec<String> = found.iter().map(|(c, n, _)| nsn_with_plus(*c, n)).collect();
+            Err(RowError::new(
+                ErrorCode::PhoneLostPrefix,
+                Some(FIELD),
+                format!(
+                    "{raw:?} comes from a number cell that lost {lost}, and more than one number \
+                     fits ({}); format the column as text and export again",
+                    fits.join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -196,26 +360,76 @@ fn is_scientific(s: &str) -> bool {
     RE.is_match(s)
 }
 
-/// Drop a trailing extension. Google's markers, the ones seen in exports: `x`, `ext`, `ext.`,
+/// Split off a trailing extension. Google's markers, the ones seen in exports: `x`, `ext`, `ext.`,
 /// `extn`, `extension`, `#`, `;ext=` (RFC 3966), followed by 1–7 digits (20 for `;ext=`).
-fn strip_extension(s: &str) -> &str {
+/// Returns the number before it and the extension's digits.
+fn split_extension(s: &str) -> (&str, Option<&str>) {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"(?i)(?:;ext=\d{1,20}|[\s,]*(?:extension|extn|ext\.?|x|\#)\s*[:.]?\s*\d{1,7}\#?)$",
+            r"(?i)(?:;ext=(\d{1,20})|[\s,]*(?:extension|extn|ext\.?|x|\#)\s*[:.]?\s*(\d{1,7})\#?)$",
         )
         .unwrap()
     });
-    match RE.find(s) {
+    match RE.captures(s) {
         // A bare number ending in `x12` is still a number before it.
-        Some(m) if m.start() > 0 => s[..m.start()].trim_end(),
-        _ => s,
+        Some(c) if c.get(0).is_some_and(|m| m.start() > 0) => {
+            let start = c.get(0).map_or(0, |m| m.start());
+            let ext = c.get(1).or(c.get(2)).map(|m| m.as_str());
+            (s[..start].trim_end(), ext)
+        }
+        _ => (s, None),
     }
 }
 
+/// A vanity number (`1-800-FLOWERS`) with its letters read on the phone keypad (ITU E.161, as
+/// Google's `ALPHA_PHONE_MAPPINGS`), reported as `PhoneVanity`. Read as one only when it has the
+/// shape of one: at least 3 digits before the first letter (Google's viability rule), ASCII
+/// letters in runs of 2 or more, one run of 3 or more. Anything else with letters is refused:
+/// a lone letter among digits is a typo (`O` for `0`, `l` for `1`), not a word, and Google
+/// reading it as a digit, or dropping it, turns `7912O23456` into another number.
+fn keypad<'a>(s: &'a str, repairs: &mut Vec<Repair>) -> Result<Cow<'a, str>, String> {
+    let Some(first) = s.find(|c: char| c.is_alphabetic()) else {
+        return Ok(Cow::Borrowed(s));
+    };
+    let refuse = || Err("contains letters".to_owned());
+    if !s.is_ascii() || s[..first].chars().filter(char::is_ascii_digit).count() < 3 {
+        return refuse();
+    }
+    let runs: Vec<usize> = s
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .map(str::len)
+        .filter(|&n| n > 0)
+        .collect();
+    if runs.iter().any(|&n| n < 2) || !runs.iter().any(|&n| n >= 3) {
+        return refuse();
+    }
+    let letters: String = s.chars().filter(char::is_ascii_alphabetic).collect();
+    let out: String = s.chars().map(|c| keypad_digit(c).unwrap_or(c)).collect();
+    let digits: String = letters.chars().filter_map(keypad_digit).collect();
+    repairs.push(Repair::new(
+        ErrorCode::PhoneVanity,
+        format!("read the letters {letters} as the keypad digits {digits}"),
+    ));
+    Ok(Cow::Owned(out))
+}
+
+/// The phone keypad digit of an ASCII letter.
+fn keypad_digit(c: char) -> Option<char> {
+    Some(match c.to_ascii_uppercase() {
+        'A'..='C' => '2',
+        'D'..='F' => '3',
+        'G'..='I' => '4',
+        'J'..='L' => '5',
+        'M'..='O' => '6',
+        'P'..='S' => '7',
+        'T'..='V' => '8',
+        'W'..='Z' => '9',
+        _ => return None,
+    })
+}
+
 /// The digits of the main part and whether it starts with `+`. Separators people type are
-/// skipped; letters and anything else are refused (Google reads three or more letters as a
-/// keypad vanity number and silently drops fewer, which turns `7912O23456` into a shorter,
-/// different number: neither is what the cell says).
+/// skipped; letters (left after [`keypad`]) and anything else are refused.
 fn scan(s: &str) -> Result<(bool, String), String> {
     let mut digits = String::with_capacity(s.len());
     let mut plus = false;
@@ -305,10 +519,20 @@ fn lost_prefix(digits: &str, rules: Option<&Rules>) -> Option<String> {
             r.id
         ));
     }
-    // Valid as written (no country code taken off): nothing was lost (US `4155552671`).
+    // Valid as written (no country code taken off): nothing was lost (US `4155552671`), unless
+    // a `0` put back gives another valid number (GA `06 03 12 34` in a number cell is `6031234`,
+    // itself a valid number): then which one the cell held is a guess.
     let as_written = strip_national_prefix_if_possible(digits, r);
     if valid_nsn(r.cc, &as_written).is_some() {
-        return None;
+        let zero = e164(&format!("0{digits}"), false, Some(r));
+        return match (zero, e164(digits, false, Some(r))) {
+            (Ok(z), Ok(w)) if z != w => Some(format!(
+                "its leading \"0\" or nothing (0{digits} and {digits} are different valid \
+                 numbers for region {})",
+                r.id
+            )),
+            _ => None,
+        };
     }
     if e164(&format!("0{digits}"), false, Some(r)).is_ok() {
         return Some(format!(
@@ -760,12 +984,58 @@ mod tests {
     #[test]
     fn extension_is_cut_only_at_the_end() {
         assert_eq!(
-            strip_extension("+1 415 555 2671 ext. 12"),
-            "+1 415 555 2671"
+            split_extension("+1 415 555 2671 ext. 12"),
+            ("+1 415 555 2671", Some("12"))
         );
-        assert_eq!(strip_extension("020 7946 0958;ext=1234"), "020 7946 0958");
-        assert_eq!(strip_extension("020 7946 0958 #12"), "020 7946 0958");
-        assert_eq!(strip_extension("x12"), "x12");
+        assert_eq!(
+            split_extension("020 7946 0958;ext=1234"),
+            ("020 7946 0958", Some("1234"))
+        );
+        assert_eq!(
+            split_extension("020 7946 0958 #12"),
+            ("020 7946 0958", Some("12"))
+        );
+        assert_eq!(split_extension("x12"), ("x12", None));
+    }
+
+    #[test]
+    fn keypad_reads_words_not_lone_letters() {
+        let mut r = Vec::new();
+        assert_eq!(keypad("1-800-FLOWERS", &mut r).unwrap(), "1-800-3569377");
+        assert_eq!(keypad("1-800-go-fedex", &mut r).unwrap(), "1-800-46-33339");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].code, ErrorCode::PhoneVanity);
+        assert!(r[0].message.contains("FLOWERS"), "{}", r[0].message);
+        for bad in [
+            "3518O79447",
+            "1-800-A-LAWYER",
+            "call me",
+            "80-FLOWERS",
+            "0800 AB 12",
+        ] {
+            assert!(keypad(bad, &mut r).is_err(), "{bad:?}");
+        }
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn clean_removes_tel_doubled_plus_and_invisible_characters() {
+        let mut r = Vec::new();
+        assert_eq!(clean(" tel:+1-415-555-2676 ", &mut r), "+1-415-555-2676");
+        assert_eq!(clean("++44 20 7946 0963", &mut r), "+44 20 7946 0963");
+        assert_eq!(
+            clean("020\u{200b}7946\u{ad}0958\u{feff}", &mut r),
+            "02079460958"
+        );
+        assert_eq!(clean("020 7946 0958", &mut r), "020 7946 0958");
+        let codes: Vec<_> = r.iter().map(|x| x.code).collect();
+        assert_eq!(codes, [ErrorCode::PhoneCleaned; 3]);
+        assert!(r[0].message.contains("\"tel:\""), "{}", r[0].message);
+        assert!(
+            r[2].message.contains("U+200B, U+00AD, U+FEFF"),
+            "{}",
+            r[2].message
+        );
     }
 
     #[test]

@@ -762,6 +762,119 @@ static NAMES: &[(&str, &str)] = &[
     ("österreich", "AT"),
 ];
 
+/// US states (and DC) and Canadian provinces and territories: (postal code, name key, country).
+/// The US territories (PR, GU, VI, AS, MP) are left out: their postal codes are their ISO codes.
+#[rustfmt::skip]
+static STATES: &[(&str, &str, &str)] = &[
+    ("AL", "alabama", "US"),
+    ("AK", "alaska", "US"),
+    ("AZ", "arizona", "US"),
+    ("AR", "arkansas", "US"),
+    ("CA", "california", "US"),
+    ("CO", "colorado", "US"),
+    ("CT", "connecticut", "US"),
+    ("DE", "delaware", "US"),
+    ("DC", "district of columbia", "US"),
+    ("FL", "florida", "US"),
+    ("GA", "georgia", "US"),
+    ("HI", "hawaii", "US"),
+    ("ID", "idaho", "US"),
+    ("IL", "illinois", "US"),
+    ("IN", "indiana", "US"),
+    ("IA", "iowa", "US"),
+    ("KS", "kansas", "US"),
+    ("KY", "kentucky", "US"),
+    ("LA", "louisiana", "US"),
+    ("ME", "maine", "US"),
+    ("MD", "maryland", "US"),
+    ("MA", "massachusetts", "US"),
+    ("MI", "michigan", "US"),
+    ("MN", "minnesota", "US"),
+    ("MS", "mississippi", "US"),
+    ("MO", "missouri", "US"),
+    ("MT", "montana", "US"),
+    ("NE", "nebraska", "US"),
+    ("NV", "nevada", "US"),
+    ("NH", "new hampshire", "US"),
+    ("NJ", "new jersey", "US"),
+    ("NM", "new mexico", "US"),
+    ("NY", "new york", "US"),
+    ("NC", "north carolina", "US"),
+    ("ND", "north dakota", "US"),
+    ("OH", "ohio", "US"),
+    ("OK", "oklahoma", "US"),
+    ("OR", "oregon", "US"),
+    ("PA", "pennsylvania", "US"),
+    ("RI", "rhode island", "US"),
+    ("SC", "south carolina", "US"),
+    ("SD", "south dakota", "US"),
+    ("TN", "tennessee", "US"),
+    ("TX", "texas", "US"),
+    ("UT", "utah", "US"),
+    ("VT", "vermont", "US"),
+    ("VA", "virginia", "US"),
+    ("WA", "washington", "US"),
+    ("WV", "west virginia", "US"),
+    ("WI", "wisconsin", "US"),
+    ("WY", "wyoming", "US"),
+    ("AB", "alberta", "CA"),
+    ("BC", "british columbia", "CA"),
+    ("MB", "manitoba", "CA"),
+    ("NB", "new brunswick", "CA"),
+    ("NL", "newfoundland and labrador", "CA"),
+    ("NS", "nova scotia", "CA"),
+    ("NT", "northwest territories", "CA"),
+    ("NU", "nunavut", "CA"),
+    ("ON", "ontario", "CA"),
+    ("PE", "prince edward island", "CA"),
+    ("QC", "quebec", "CA"),
+    ("SK", "saskatchewan", "CA"),
+    ("YT", "yukon", "CA"),
+    ("NL", "newfoundland", "CA"),
+    ("QC", "québec", "CA"),
+    ("YT", "yukon territory", "CA"),
+];
+
+/// The country (US or CA) of a US state or Canadian province, by postal code (`CO`, `on`) or
+/// name (`Colorado`, `British Columbia`, `Québec`).
+pub(crate) fn state_country(value: &str) -> Option<&'static str> {
+    let t = value.trim();
+    if t.len() == 2 && t.is_ascii() {
+        let code = t.to_ascii_uppercase();
+        return STATES.iter().find(|s| s.0 == code).map(|s| s.2);
+    }
+    let k = key(t);
+    STATES.iter().find(|s| s.1 == k).map(|s| s.2)
+}
+
+/// Whether a `region_from` column holds states or provinces rather than countries, by its header
+/// (`State`, `Mailing State`, `State/Province`, `Billing Province`).
+pub(crate) fn is_state_column(header: &str) -> bool {
+    let h = header.to_lowercase();
+    h.contains("state") || h.contains("province")
+}
+
+/// Country-code TLDs that are sold and used as generic names (`.io`, `.co`, `.me`, `.tv`…): an
+/// address there says nothing about where its owner lives.
+const GENERIC_CC_TLDS: &[&str] = &[
+    "ac", "ai", "am", "bz", "cc", "co", "fm", "gg", "gl", "io", "la", "ly", "me", "ms", "nu", "sh",
+    "so", "tk", "to", "tv", "vc", "ws",
+];
+
+/// The country an email domain's country-code TLD names: the ISO code (`.nl` → NL, `.de` → DE,
+/// `.com.br` → BR), `.uk` → GB; `None` for generic TLDs (`.com`, `.org`, `.eu`, `.app`) and the
+/// country codes used as generic names ([`GENERIC_CC_TLDS`]).
+pub(crate) fn tld_country(domain: &str) -> Option<String> {
+    let tld = domain.rsplit('.').next()?;
+    if tld.len() != 2 || !tld.is_ascii() || GENERIC_CC_TLDS.contains(&tld) {
+        return None;
+    }
+    Some(match tld {
+        "uk" => "GB".to_owned(),
+        t => t.to_ascii_uppercase(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,5 +882,36 @@ mod tests {
     #[test]
     fn table_is_sorted_for_binary_search() {
         assert!(NAMES.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn states_and_provinces_by_code_and_name() {
+        for (v, c) in [
+            ("CO", "US"),
+            ("az", "US"),
+            ("Ontario", "CA"),
+            ("British Columbia", "CA"),
+            ("new york", "US"),
+            ("Québec", "CA"),
+            ("NL", "CA"),
+        ] {
+            assert_eq!(state_country(v), Some(c), "{v:?}");
+        }
+        for v in ["GB", "Bavaria", "", "Texass"] {
+            assert_eq!(state_country(v), None, "{v:?}");
+        }
+        assert!(is_state_column("Mailing State"));
+        assert!(is_state_column("State/Province"));
+        assert!(!is_state_column("Country/Region"));
+    }
+
+    #[test]
+    fn country_code_tlds_but_not_generic_ones() {
+        assert_eq!(tld_country("example.nl").as_deref(), Some("NL"));
+        assert_eq!(tld_country("example.co.uk").as_deref(), Some("GB"));
+        assert_eq!(tld_country("uol.com.br").as_deref(), Some("BR"));
+        for d in ["example.com", "startup.io", "x.co", "b.app", "c.tv"] {
+            assert_eq!(tld_country(d), None, "{d:?}");
+        }
     }
 }

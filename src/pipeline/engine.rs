@@ -16,13 +16,15 @@
 //! Every completed write is in the journal (synced) before the row counts as done, and a row the
 //! journal says is done is not written again (`--resume`).
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::api::{ApiError, Client, ContactPatch, NewContact};
 use crate::exit::Stop;
@@ -31,12 +33,13 @@ use crate::model::{ErrorCode, Outcome, RowError, RowWarning};
 
 use super::journal::{Entry, GroupJournal, Journal, Ledger, Op, RowState};
 use super::lookup::{self, Key, Known};
-use super::plan::{self, Action, Change, Policy};
+use super::plan::{self, Action, Change, FAKE_ID_BASE, Policy};
 
 /// Attempts at one write before the row fails (on top of the client's own retries).
 const MAX_ATTEMPTS: u32 = 4;
-/// Placeholder ids of contacts a dry run would create (never sent, never reported).
-const FAKE_ID_BASE: u64 = 1 << 62;
+/// Groups waiting for a search at most, on top of the busy ones (bounds memory when the search
+/// limit is far below the need).
+const SEARCH_WAITERS: usize = 1024;
 
 /// One valid row, ready to be applied.
 #[derive(Debug, Clone)]
@@ -143,6 +146,30 @@ pub struct Engine {
     stop: Mutex<Option<Stop>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
+    /// The notes each contact of the groups in flight carries (as far as the run knows: read
+    /// once from the server, or none for a contact the run created, plus the notes added).
+    carried: Mutex<HashMap<u64, Vec<String>>>,
+    /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
+    note_checks: AtomicU64,
+    /// `--concurrency`: write slots, and search slots.
+    concurrency: usize,
+    /// Write slots: writes (and the reads that decide a note) in flight at once.
+    write_slots: Semaphore,
+    /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
+    /// never holds a write slot.
+    search_slots: Semaphore,
+    /// Groups waiting for (or sending) a search, and the signal that one more does.
+    searching: AtomicUsize,
+    search_waits: Notify,
+}
+
+/// How a row's attempts went so far.
+#[derive(Debug, Default)]
+struct Tries {
+    /// Writes sent again (key taken meanwhile, outcome unknown).
+    attempts: u32,
+    /// The server refused the row's phone as taken (a 422 naming only `phone_number`).
+    phone_refused: bool,
 }
 
 /// Settings of an [`Engine`].
@@ -152,6 +179,8 @@ pub struct EngineOptions {
     pub max_errors: Option<u64>,
     /// Set from outside (Ctrl-C): no new row starts.
     pub interrupt: Arc<AtomicBool>,
+    /// Writes in flight at most (`--concurrency`); as many rows again may wait for a search.
+    pub concurrency: usize,
 }
 
 impl Engine {
@@ -174,17 +203,41 @@ impl Engine {
             stop: Mutex::new(None),
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
+            carried: Mutex::new(HashMap::new()),
+            note_checks: AtomicU64::new(0),
+            concurrency: opts.concurrency.max(1),
+            write_slots: Semaphore::new(opts.concurrency.max(1)),
+            search_slots: Semaphore::new(opts.concurrency.max(1)),
+            searching: AtomicUsize::new(0),
+            search_waits: Notify::new(),
         }
     }
 
+    /// `GET /contacts/{id}/notes` requests the run sent to avoid adding a note twice.
+    pub fn note_checks(&self) -> u64 {
+        self.note_checks.load(Ordering::Relaxed)
+    }
+
+    /// Run `f` (a write, or a read that decides one) in a write slot.
+    async fn in_write_slot<T>(&self, f: impl Future<Output = T>) -> T {
+        let _slot = self.write_slots.acquire().await.expect("never closed");
+        f.await
+    }
+
+    /// The contents of the notes contact `id` carries, asked of the server now (counted in
+    /// [`Engine::note_checks`]). Rate-limited and retried like every read.
+    async fn stored_notes(&self, id: u64) -> Result<Vec<String>, ApiError> {
+        self.note_checks.fetch_add(1, Ordering::Relaxed);
+        let notes = self.in_write_slot(self.client.contacts().notes(id)).await?;
+        Ok(notes.into_iter().filter_map(|n| n.content).collect())
+    }
+
     /// Whether the contact already has a note with this content (settles a note whose outcome
-    /// was unknown). Goes through the shared client: rate-limited and retried like every read.
+    /// was unknown).
     async fn has_note(&self, id: u64, content: &str) -> Result<bool, String> {
-        self.client
-            .contacts()
-            .notes(id)
+        self.stored_notes(id)
             .await
-            .map(|notes| notes.iter().any(|n| n.content.as_deref() == Some(content)))
+            .map(|notes| notes.iter().any(|n| n == content))
             .map_err(|e| e.to_string())
     }
 
@@ -206,44 +259,38 @@ impl Engine {
         self.stop.lock().unwrap().get_or_insert(why);
     }
 
-    /// Apply every group, `concurrency` groups at a time; `done` gets each finished row (in
-    /// completion order). Rows not started because the run stopped get no result; an error from
-    /// `done` (a report cannot be written) stops the run as fatal, and `done` is not called again.
+    /// Apply every group; `done` gets each finished row (in completion order). Up to
+    /// `2 × concurrency` groups are busy at a time, and a group waiting for a search does not
+    /// count (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep
+    /// the others from writing. Rows not started because the run stopped get no result; an
+    /// error from `done` (a report cannot be written) stops the run as fatal, and `done` is not
+    /// called again.
     pub async fn run(
         &self,
         rows: &[Row],
         groups: Vec<Vec<usize>>,
-        concurrency: usize,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
-        let mut stream = futures::stream::iter(groups)
-            .map(|g| async move {
-                let mut out = Vec::with_capacity(g.len());
-                for i in g {
-                    if self.is_stopped() {
-                        break;
-                    }
-                    match self.apply_row(&rows[i]).await {
-                        Ok(r) => {
-                            if r.outcome.is_failure() {
-                                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                                if self.max_errors.is_some_and(|m| n > m) {
-                                    self.halt(Stop::MaxErrors);
-                                }
-                            }
-                            out.push(r);
-                        }
-                        Err(e) => {
-                            self.halt(Stop::Fatal(format!("{e:#}")));
-                            break;
-                        }
-                    }
-                }
-                out
-            })
-            .buffer_unordered(concurrency.max(1));
+        let busy_max = 2 * self.concurrency;
+        let mut pending = groups.into_iter();
+        let mut running = FuturesUnordered::new();
         let mut failed = false;
-        while let Some(results) = stream.next().await {
+        loop {
+            while running.len() < busy_max + SEARCH_WAITERS
+                && running.len() - self.searching.load(Ordering::Relaxed).min(running.len())
+                    < busy_max
+                && let Some(g) = pending.next()
+            {
+                running.push(self.run_group(rows, g));
+            }
+            let results = tokio::select! {
+                r = running.next() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                // A group began to wait for a search: another may start.
+                () = self.search_waits.notified() => continue,
+            };
             for r in results {
                 if failed {
                     continue;
@@ -254,6 +301,37 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The rows of one group, in file order, until the run stops.
+    async fn run_group(&self, rows: &[Row], group: Vec<usize>) -> Vec<RowResult> {
+        let mut out = Vec::with_capacity(group.len());
+        for i in group {
+            if self.is_stopped() {
+                break;
+            }
+            match self.apply_row(&rows[i]).await {
+                Ok(r) => {
+                    if r.outcome.is_failure() {
+                        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                        if self.max_errors.is_some_and(|m| n > m) {
+                            self.halt(Stop::MaxErrors);
+                        }
+                    }
+                    out.push(r);
+                }
+                Err(e) => {
+                    self.halt(Stop::Fatal(format!("{e:#}")));
+                    break;
+                }
+            }
+        }
+        // No other group writes to these contacts: what is known of their notes can go.
+        let mut carried = self.carried.lock().unwrap();
+        for id in out.iter().filter_map(|r| r.contact_id) {
+            carried.remove(&id);
+        }
+        out
     }
 
     async fn record(&self, e: Entry) -> Result<()> {
@@ -267,6 +345,16 @@ impl Engine {
     /// Returns whether one matched. Searches are the scarcest budget (100/min per account), so
     /// the keys are asked in the mapping's order and the first match ends it.
     async fn refresh(&self, row: &Row) -> Result<bool, ApiError> {
+        self.searching.fetch_add(1, Ordering::Relaxed);
+        self.search_waits.notify_one();
+        let found = self.search_keys(row).await;
+        self.searching.fetch_sub(1, Ordering::Relaxed);
+        found
+    }
+
+    /// [`Engine::refresh`]'s searches, in a search slot.
+    async fn search_keys(&self, row: &Row) -> Result<bool, ApiError> {
+        let _slot = self.search_slots.acquire().await.expect("never closed");
         for k in &row.keys {
             let found = lookup::fetch(&self.client, k).await?;
             let mut known = self.known.lock().unwrap();
@@ -281,9 +369,12 @@ impl Engine {
         Ok(false)
     }
 
-    fn decide(&self, row: &Row) -> Action {
+    /// What the row does now, and the warning on its phone if another contact holds it
+    /// (`phone_refused`: the server said so).
+    fn decide(&self, row: &Row, phone_refused: bool) -> (Action, Option<RowWarning>) {
         let known = self.known.lock().unwrap();
-        plan::decide(&row.draft, &row.keys, &known, self.policy)
+        let action = plan::decide(&row.draft, &row.keys, &known, self.policy);
+        plan::phone_in_use(action, &row.draft, &known, self.policy, phone_refused)
     }
 
     /// Decide and apply one row: decide from what is known, write, and decide again after a
@@ -302,9 +393,9 @@ impl Engine {
         }
         let earlier = Earlier::of(state.unwrap_or_default());
         let mut begun = earlier.in_flight;
-        let mut attempts = 0u32;
+        let mut tries = Tries::default();
         loop {
-            let action = self.decide(row);
+            let (action, warning) = self.decide(row, tries.phone_refused);
             if !begun && !row.draft.notes.is_empty() {
                 begun = self.begin(row, &action).await?;
             }
@@ -314,13 +405,14 @@ impl Engine {
                 }
                 Action::Fail { id, error } => Some(result(row, Outcome::Failed, id, vec![error])),
                 Action::Unchanged { id } => Some(self.unchanged(row, id, &earlier).await?),
-                Action::Create(new) => self.create(row, &new, &earlier, &mut attempts).await?,
+                Action::Create(new) => self.create(row, &new, &earlier, &mut tries).await?,
                 Action::Update { id, patch, changes } => {
                     let update = (id, &patch, changes.as_slice());
-                    self.update(row, update, &earlier, &mut attempts).await?
+                    self.update(row, update, &earlier, &mut tries).await?
                 }
             };
-            if let Some(r) = settled {
+            if let Some(mut r) = settled {
+                r.warnings.extend(warning);
                 return Ok(r);
             }
         }
@@ -361,19 +453,26 @@ impl Engine {
         row: &Row,
         new: &NewContact,
         earlier: &Earlier,
-        attempts: &mut u32,
+        tries: &mut Tries,
     ) -> Result<Option<RowResult>> {
-        let err = match self.client.contacts().create(new).await {
+        let err = match self.in_write_slot(self.client.contacts().create(new)).await {
             Ok(c) => {
                 let id = c.id;
                 self.known.lock().unwrap().insert(c);
+                // A contact just created carries no note.
+                self.carried.lock().unwrap().insert(id, Vec::new());
                 return self.created(row, id, earlier).await.map(Some);
+            }
+            // Only the phone is taken: sent again without it, no search (it would not help).
+            Err(err) if is_phone_taken(&err) && !tries.phone_refused => {
+                tries.phone_refused = true;
+                return Ok(None);
             }
             Err(err) if is_taken(&err) || err.is_outcome_unknown() => err,
             Err(err) => return Ok(Some(self.api_failure(row, None, &err))),
         };
-        *attempts += 1;
-        if *attempts > MAX_ATTEMPTS {
+        tries.attempts += 1;
+        if tries.attempts > MAX_ATTEMPTS {
             return Ok(Some(self.api_failure(row, None, &err)));
         }
         let found = match self.refresh(row).await {
@@ -387,7 +486,7 @@ impl Engine {
         // Our create went through if the contact now equals the row.
         if err.is_outcome_unknown()
             && found
-            && let Action::Unchanged { id } = self.decide(row)
+            && let (Action::Unchanged { id }, _) = self.decide(row, tries.phone_refused)
         {
             return self.created(row, id, earlier).await.map(Some);
         }
@@ -410,9 +509,12 @@ impl Engine {
         row: &Row,
         (id, patch, changes): (u64, &ContactPatch, &[Change]),
         earlier: &Earlier,
-        attempts: &mut u32,
+        tries: &mut Tries,
     ) -> Result<Option<RowResult>> {
-        match self.client.contacts().update(id, patch).await {
+        match self
+            .in_write_slot(self.client.contacts().update(id, patch))
+            .await
+        {
             Ok(c) => {
                 self.known.lock().unwrap().insert(c);
                 let mut e = Entry::new(row.line, &row.hash, Op::Update);
@@ -425,9 +527,13 @@ impl Engine {
                 let o = earlier.write.map_or(Outcome::Updated, |(o, _)| o);
                 self.notes(row, id, o, earlier).await.map(Some)
             }
+            Err(err) if is_phone_taken(&err) && !tries.phone_refused => {
+                tries.phone_refused = true;
+                Ok(None)
+            }
             Err(err) if err.is_outcome_unknown() || err.is_retryable() => {
-                *attempts += 1;
-                if *attempts > MAX_ATTEMPTS {
+                tries.attempts += 1;
+                if tries.attempts > MAX_ATTEMPTS {
                     return Ok(Some(self.api_failure(row, Some(id), &err)));
                 }
                 Ok(None)
@@ -436,8 +542,8 @@ impl Engine {
         }
     }
 
-    /// Add the row's notes to contact `id` (those an earlier run did not journal), then mark the
-    /// row done.
+    /// Add the row's notes to contact `id` (those an earlier run did not journal, and those the
+    /// contact does not carry already: notes once), then mark the row done.
     async fn notes(
         &self,
         row: &Row,
@@ -448,57 +554,78 @@ impl Engine {
         if row.draft.notes.is_empty() {
             return Ok(result(row, outcome, Some(id), vec![]));
         }
+        let carried = match self.carried_notes(id).await {
+            Ok(c) => c,
+            Err(e) => return Ok(self.api_failure(row, Some(id), &e)),
+        };
+        let mut carried: BTreeSet<&str> = carried.iter().map(String::as_str).collect();
         for (n, content) in row.draft.notes.iter().enumerate() {
-            if earlier.notes.contains(&n) {
+            if earlier.notes.contains(&n) || !carried.insert(content) {
                 continue;
             }
-            // A row that was in flight when the earlier run died may have sent this note.
-            let mut check_first = earlier.in_flight;
-            let mut attempts = 0u32;
-            loop {
-                if check_first {
-                    match self.has_note(id, content).await {
-                        Ok(true) => break,
-                        Ok(false) => {}
-                        Err(msg) => {
-                            return Ok(result(
-                                row,
-                                Outcome::Failed,
-                                Some(id),
-                                vec![RowError::new(
-                                    ErrorCode::OutcomeUnknown,
-                                    Some("notes"),
-                                    format!(
-                                        "note {} on contact {id} may have been added; it could not \
-                                         be checked ({msg}), so it was not sent again",
-                                        n + 1
-                                    ),
-                                )],
-                            ));
-                        }
-                    }
-                }
-                match self.client.contacts().add_note(id, content).await {
-                    Ok(_) => break,
-                    Err(e) if e.is_outcome_unknown() || e.is_retryable() => {
-                        attempts += 1;
-                        if attempts > MAX_ATTEMPTS {
-                            return Ok(self.api_failure(row, Some(id), &e));
-                        }
-                        check_first = e.is_outcome_unknown();
-                    }
-                    Err(e) => return Ok(self.api_failure(row, Some(id), &e)),
-                }
+            if let Some(failed) = self.add_note(row, id, n, content).await? {
+                return Ok(failed);
             }
-            let mut e = Entry::new(row.line, &row.hash, Op::Note);
-            e.contact_id = Some(id);
-            e.note = Some(n);
-            self.record(e).await?;
         }
         let mut e = Entry::new(row.line, &row.hash, Op::Done);
         e.contact_id = Some(id);
         self.record(e).await?;
         Ok(result(row, outcome, Some(id), vec![]))
+    }
+
+    /// The notes contact `id` carries: known to the run (it created the contact, or read them
+    /// already), else read from the server once.
+    async fn carried_notes(&self, id: u64) -> Result<Vec<String>, ApiError> {
+        if let Some(c) = self.carried.lock().unwrap().get(&id) {
+            return Ok(c.clone());
+        }
+        let stored = self.stored_notes(id).await?;
+        self.carried.lock().unwrap().insert(id, stored.clone());
+        Ok(stored)
+    }
+
+    /// Add note number `n` to contact `id` and journal it (with the note's id); `Some`: the row
+    /// failed there. A note whose outcome is unknown is checked on the server before it is sent
+    /// again.
+    async fn add_note(
+        &self,
+        row: &Row,
+        id: u64,
+        n: usize,
+        content: &str,
+    ) -> Result<Option<RowResult>> {
+        let mut check_first = false;
+        let mut attempts = 0u32;
+        let note_id = loop {
+            if check_first {
+                match self.has_note(id, content).await {
+                    Ok(true) => break None,
+                    Ok(false) => {}
+                    Err(msg) => return Ok(Some(unchecked_note(row, id, n, &msg))),
+                }
+            }
+            let add = self.client.contacts().add_note(id, content);
+            match self.in_write_slot(add).await {
+                Ok(note) => break Some(note.id),
+                Err(e) if e.is_outcome_unknown() || e.is_retryable() => {
+                    attempts += 1;
+                    if attempts > MAX_ATTEMPTS {
+                        return Ok(Some(self.api_failure(row, Some(id), &e)));
+                    }
+                    check_first = e.is_outcome_unknown();
+                }
+                Err(e) => return Ok(Some(self.api_failure(row, Some(id), &e))),
+            }
+        };
+        if let Some(c) = self.carried.lock().unwrap().get_mut(&id) {
+            c.push(content.to_owned());
+        }
+        let mut e = Entry::new(row.line, &row.hash, Op::Note);
+        e.contact_id = Some(id);
+        e.note = Some(n);
+        e.note_id = note_id;
+        self.record(e).await?;
+        Ok(None)
     }
 
     fn api_failure(&self, row: &Row, id: Option<u64>, err: &ApiError) -> RowResult {
@@ -526,7 +653,7 @@ impl Engine {
 
     /// Dry run: decide, assume the write succeeded, and say so in the plan.
     fn simulate(&self, row: &Row) -> RowResult {
-        let action = self.decide(row);
+        let (action, warning) = self.decide(row, false);
         let real = |id: u64| (id < FAKE_ID_BASE).then_some(id);
         let (outcome, id, changes, errors) = match &action {
             Action::Create(new) => {
@@ -577,7 +704,7 @@ impl Engine {
             outcome,
             contact_id: id,
             errors,
-            warnings: vec![],
+            warnings: warning.into_iter().collect(),
             plan: Some(plan),
         }
     }
@@ -607,6 +734,21 @@ impl Earlier {
     }
 }
 
+/// Note `n` may have been added to contact `id`, and it could not be checked (`why`): not sent
+/// again, the row fails.
+fn unchecked_note(row: &Row, id: u64, n: usize, why: &str) -> RowResult {
+    let error = RowError::new(
+        ErrorCode::OutcomeUnknown,
+        Some("notes"),
+        format!(
+            "note {} on contact {id} may have been added; it could not be checked ({why}), so it \
+             was not sent again",
+            n + 1
+        ),
+    );
+    result(row, Outcome::Failed, Some(id), vec![error])
+}
+
 fn result(row: &Row, outcome: Outcome, id: Option<u64>, errors: Vec<RowError>) -> RowResult {
     RowResult {
         idx: row.idx,
@@ -621,6 +763,14 @@ fn result(row: &Row, outcome: Outcome, id: Option<u64>, errors: Vec<RowError>) -
 /// A 422 saying a unique key is taken (someone created the contact meanwhile).
 fn is_taken(e: &ApiError) -> bool {
     matches!(e, ApiError::Rejected { status: 422, message, .. } if message.contains("has already been taken"))
+}
+
+/// A 422 naming only the phone, as taken (phones are unique, but no match key).
+fn is_phone_taken(e: &ApiError) -> bool {
+    matches!(e, ApiError::Rejected { status: 422, message, attributes, .. }
+        if !attributes.is_empty()
+            && attributes.iter().all(|a| a == "phone_number")
+            && message.contains("has already been taken"))
 }
 
 fn split_changes(changes: &[Change]) -> (Map<String, Value>, Map<String, Value>) {

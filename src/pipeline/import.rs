@@ -144,7 +144,6 @@ pub struct Writes {
     pub ledger: Ledger,
     /// `max_errors` counts the file's invalid rows too.
     pub opts: EngineOptions,
-    pub concurrency: usize,
     pub quiet: bool,
 }
 
@@ -177,11 +176,12 @@ impl Writes {
         let groups = groups(&rows, &self.known);
         let engine = Engine::new(client.clone(), self.known, journal, self.ledger, self.opts);
         engine
-            .run(&rows, groups, self.concurrency, |r| {
+            .run(&rows, groups, |r| {
                 writing.inc(1);
                 out.done(r)
             })
             .await;
+        out.note_checks = engine.note_checks();
         Ok(engine.stopped())
     }
 }
@@ -230,6 +230,8 @@ pub struct ImportReports {
     waiting: Vec<Option<RowResult>>,
     /// The first slot not written yet.
     next: usize,
+    /// Reads of contacts' notes made so that none is added twice.
+    note_checks: u64,
 }
 
 impl ImportReports {
@@ -256,6 +258,7 @@ impl ImportReports {
             slots: Vec::new(),
             waiting: Vec::new(),
             next: 0,
+            note_checks: 0,
         })
     }
 
@@ -331,7 +334,8 @@ impl ImportReports {
 
     /// Write what is left, the requests made and `summary.json` (a dry run's counts say
     /// `would_create` / `would_update`); returns the summary.
-    pub fn finish(mut self, stop: Option<Stop>, requests: RequestStats) -> Result<Summary> {
+    pub fn finish(mut self, stop: Option<Stop>, mut requests: RequestStats) -> Result<Summary> {
+        requests.note_checks = self.note_checks;
         self.write_ready(true)?;
         if let Some(mut p) = self.plan.take() {
             p.flush().context("cannot write plan.jsonl")?;
@@ -358,6 +362,7 @@ pub fn request_stats(metrics: &Metrics) -> RequestStats {
             .collect(),
         retries: metrics.retries,
         rate_limited: metrics.rate_limited,
+        note_checks: 0,
     }
 }
 

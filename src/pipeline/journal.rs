@@ -11,7 +11,8 @@
 //! - `create`: `contact_id` created;
 //! - `update`: `contact_id` updated; `before` holds the stored values the update replaced (field →
 //!   value, attribute keys as `custom_attributes.k`), `after` the values written;
-//! - `note`: note number `note` (0-based, mapping order) added to `contact_id`;
+//! - `note`: note number `note` (0-based, mapping order) added to `contact_id`, as note `note_id`
+//!   (absent when an earlier attempt whose outcome was unknown turned out to have added it);
 //! - `done`: the row's last write (for rows with notes).
 //!
 //! Every line names its row by `row` (line in the source) and `hash` (of the row's fields), since
@@ -56,6 +57,9 @@ pub struct Entry {
     pub after: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<usize>,
+    /// `note`: the id the server gave the note (what revert lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_id: Option<u64>,
     /// `begin`: the write the row is about to make (`create` or `update`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Op>,
@@ -75,6 +79,7 @@ impl Entry {
             before: None,
             after: None,
             note: None,
+            note_id: None,
             intent: None,
             done: false,
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -68,6 +68,9 @@ impl std::str::FromStr for Strategy {
 pub enum Key {
     Email(String),
     Identifier(String),
+    /// Never matched on, but unique on the server: rows sharing one run in file order, and the
+    /// contact holding one is known.
+    Phone(String),
 }
 
 impl Key {
@@ -77,11 +80,16 @@ impl Key {
     pub fn identifier(i: &str) -> Key {
         Key::Identifier(i.to_owned())
     }
+    /// Phones are compared as stored (the server does not normalise them).
+    pub fn phone(p: &str) -> Key {
+        Key::Phone(p.trim().to_owned())
+    }
     /// `email:ann@x.com`, `identifier:A1` (the reports' key column).
     pub fn label(&self) -> String {
         match self {
             Key::Email(e) => format!("email:{e}"),
             Key::Identifier(i) => format!("identifier:{i}"),
+            Key::Phone(p) => format!("phone:{p}"),
         }
     }
 }
@@ -99,14 +107,18 @@ pub fn match_keys(keys: &[MatchKey], draft: &ContactDraft) -> Vec<Key> {
         .collect()
 }
 
-/// Every key a row carries (matched on or not): rows sharing any of them are applied in order.
+/// Every unique value a row carries (matched on or not, the phone included): rows sharing any of
+/// them are applied in file order.
 pub fn all_keys(draft: &ContactDraft) -> Vec<Key> {
-    let mut v = Vec::with_capacity(2);
+    let mut v = Vec::with_capacity(3);
     if let Some(e) = &draft.email {
         v.push(Key::email(e.as_str()));
     }
     if let Some(i) = &draft.identifier {
         v.push(Key::identifier(i.as_str()));
+    }
+    if let Some(p) = &draft.phone_number {
+        v.push(Key::phone(p.as_str()));
     }
     v
 }
@@ -163,14 +175,17 @@ impl Known {
     }
 }
 
-/// The keys a stored contact can be matched by.
+/// The keys a stored contact can be matched by, and its phone (to know who holds it).
 fn contact_keys(c: &Contact) -> Vec<Key> {
-    let mut v = Vec::with_capacity(2);
+    let mut v = Vec::with_capacity(3);
     if let Some(e) = c.email.as_deref().filter(|e| !e.trim().is_empty()) {
         v.push(Key::email(e));
     }
     if let Some(i) = c.identifier.as_deref().filter(|i| !i.is_empty()) {
         v.push(Key::identifier(i));
+    }
+    if let Some(p) = c.phone_number.as_deref().filter(|p| !p.trim().is_empty()) {
+        v.push(Key::phone(p));
     }
     v
 }
@@ -341,6 +356,8 @@ pub async fn fetch(client: &Client, key: &Key) -> Result<Option<Contact>, ApiErr
     match key {
         Key::Email(e) => client.contacts().find_by_email(e).await,
         Key::Identifier(i) => client.contacts().find_by_identifier(i).await,
+        // Not a match key: never searched (a phone search is a substring search of its own).
+        Key::Phone(_) => Ok(None),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lookup;
 pub mod plan;
 pub mod revert;
+pub mod rundir;
 pub mod undo;
 
 use std::collections::BTreeMap;

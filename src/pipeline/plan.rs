@@ -5,10 +5,23 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{Contact, ContactPatch, NewContact};
-use crate::mapping::{ContactDraft, ExistingPolicy, MissingPolicy};
-use crate::model::{ErrorCode, Field, RowError, Scalar};
+use crate::mapping::{
+    ContactDraft, ExistingPolicy, IdentifierChange, IdentityPolicy, MissingPolicy, PhoneInUse,
+};
+use crate::model::{ErrorCode, Field, RowError, RowWarning, Scalar};
 
 use super::lookup::{Key, Known};
+
+/// Placeholder ids of contacts a dry run would create (never sent, never reported).
+pub const FAKE_ID_BASE: u64 = 1 << 62;
+
+/// `contact 12`, or what a dry run's placeholder id stands for.
+fn contact(id: u64) -> String {
+    match id < FAKE_ID_BASE {
+        true => format!("contact {id}"),
+        false => "the contact an earlier row creates".into(),
+    }
+}
 
 /// `--mode`: which writes the run may make at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -29,6 +42,8 @@ pub struct Policy {
     pub existing: ExistingPolicy,
     pub missing: MissingPolicy,
     pub mode: Mode,
+    /// `match.identifier_change` and `match.on_phone_in_use`.
+    pub identity: IdentityPolicy,
 }
 
 /// One field a write changes: its stored value before and the row's value after.
@@ -105,7 +120,28 @@ fn field_of(k: &Key) -> &'static str {
     match k {
         Key::Email(_) => Field::Email.as_str(),
         Key::Identifier(_) => Field::Identifier.as_str(),
+        Key::Phone(_) => Field::PhoneNumber.as_str(),
     }
+}
+
+/// An identifier is identity: the row matched `c` (by email) but carries another identifier than
+/// the one `c` has. A blank identifier on either side is not a conflict.
+fn identifier_conflict(draft: &ContactDraft, c: &Contact, policy: Policy) -> Option<RowError> {
+    let row = draft.identifier.as_ref()?.as_str();
+    let stored = c.identifier.as_deref().filter(|i| !i.is_empty())?;
+    if row == stored || policy.identity.identifier_change == IdentifierChange::Overwrite {
+        return None;
+    }
+    let email = draft.email.as_ref().map_or("", |e| e.as_str());
+    Some(RowError::new(
+        ErrorCode::IdentifierConflict,
+        Some(Field::Identifier.as_str()),
+        format!(
+            "email {email} matches {} whose identifier is {stored:?}, but the row's identifier \
+             is {row:?}: not the same person (match.identifier_change: overwrite replaces it)",
+            contact(c.id)
+        ),
+    ))
 }
 
 /// Decide what the row does.
@@ -125,6 +161,12 @@ pub fn decide(draft: &ContactDraft, keys: &[Key], known: &Known, policy: Policy)
             }
         }
         Some(c) => {
+            if let Some(error) = identifier_conflict(draft, c, policy) {
+                return Action::Fail {
+                    id: Some(c.id),
+                    error,
+                };
+            }
             if policy.mode == Mode::CreateOnly {
                 return skip(
                     Some(c.id),
@@ -158,6 +200,86 @@ pub fn decide(draft: &ContactDraft, keys: &[Key], known: &Known, policy: Policy)
                 }
             }
         }
+    }
+}
+
+/// Who holds the phone a row writes, when it is not the row's contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneHolder {
+    /// A contact the run knows (the index, or an earlier row of the file).
+    Contact(u64),
+    /// The server refused the phone as taken (a 422 naming `phone_number`) without saying by whom.
+    Refused,
+}
+
+/// Phones are unique on the server: when the phone `action` writes is held by another contact
+/// (`refused`: the server said so), the write goes without it and a `phone_in_use` warning says
+/// who holds it (`match.on_phone_in_use: drop`), or the row fails (`fail`).
+pub fn phone_in_use(
+    action: Action,
+    draft: &ContactDraft,
+    known: &Known,
+    policy: Policy,
+    refused: bool,
+) -> (Action, Option<RowWarning>) {
+    let Some(phone) = draft.phone_number.as_ref().map(|p| p.as_str()) else {
+        return (action, None);
+    };
+    let target = match &action {
+        Action::Create(n) if n.phone_number.is_some() => None,
+        Action::Update { id, patch, .. } if matches!(patch.phone_number, Some(Some(_))) => {
+            Some(*id)
+        }
+        _ => return (action, None),
+    };
+    let holder = match known.find(&Key::phone(phone)).map(|c| c.id) {
+        Some(h) if Some(h) != target => PhoneHolder::Contact(h),
+        _ if refused => PhoneHolder::Refused,
+        _ => return (action, None),
+    };
+    let by = match holder {
+        PhoneHolder::Contact(h) => contact(h),
+        PhoneHolder::Refused => "another contact (the server refused it as taken)".into(),
+    };
+    if policy.identity.phone_in_use == PhoneInUse::Fail {
+        let error = RowError::new(
+            ErrorCode::PhoneInUse,
+            Some(Field::PhoneNumber.as_str()),
+            format!("phone {phone} is held by {by} (match.on_phone_in_use: fail)"),
+        );
+        return (Action::Fail { id: target, error }, None);
+    }
+    let warning = RowWarning {
+        code: ErrorCode::PhoneInUse,
+        field: Some(Field::PhoneNumber.as_str().into()),
+        column: None,
+        original: phone.to_owned(),
+        message: format!("phone {phone} is held by {by}: the row was imported without it"),
+    };
+    (without_phone(action), Some(warning))
+}
+
+/// `action` with its phone left out (an update left with nothing to write is `unchanged`).
+fn without_phone(action: Action) -> Action {
+    match action {
+        Action::Create(mut n) => {
+            n.phone_number = None;
+            Action::Create(n)
+        }
+        Action::Update {
+            id,
+            mut patch,
+            mut changes,
+        } => {
+            patch.phone_number = None;
+            changes.retain(|c| c.field != Field::PhoneNumber.as_str());
+            if patch.is_empty() {
+                Action::Unchanged { id }
+            } else {
+                Action::Update { id, patch, changes }
+            }
+        }
+        other => other,
     }
 }
 
@@ -323,6 +445,10 @@ mod tests {
         existing: ExistingPolicy::Update,
         missing: MissingPolicy::Create,
         mode: Mode::Upsert,
+        identity: IdentityPolicy {
+            identifier_change: IdentifierChange::Conflict,
+            phone_in_use: PhoneInUse::Drop,
+        },
     };
 
     #[test]
@@ -405,6 +531,97 @@ mod tests {
         };
         let d = draft("a@x.com", None, "A2");
         assert_eq!(decide(&d, &keys(&d), &k, create_only).name(), "skip");
+    }
+
+    #[test]
+    fn an_email_match_with_another_identifier_is_a_conflict_unless_blank_or_allowed() {
+        let mut k = Known::new();
+        k.insert(stored(
+            json!({"id": 1, "email": "a@x.com", "identifier": "A1"}),
+        ));
+        k.insert(stored(json!({"id": 2, "email": "b@x.com"})));
+        let keys = |d: &ContactDraft| super::super::lookup::all_keys(d);
+        let d = draft("a@x.com", Some("A2"), "A");
+        match decide(&d, &keys(&d), &k, UPSERT) {
+            Action::Fail { id, error } => {
+                assert_eq!((id, error.code), (Some(1), ErrorCode::IdentifierConflict));
+                assert!(error.message.contains("\"A1\"") && error.message.contains("\"A2\""));
+            }
+            other => panic!("{other:?}"),
+        }
+        let overwrite = Policy {
+            identity: IdentityPolicy {
+                identifier_change: IdentifierChange::Overwrite,
+                ..UPSERT.identity
+            },
+            ..UPSERT
+        };
+        assert_eq!(decide(&d, &keys(&d), &k, overwrite).name(), "update");
+        // Blank on the row, blank on the contact: no conflict.
+        let d = draft("a@x.com", None, "A");
+        assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "update");
+        let d = draft("b@x.com", Some("B9"), "B");
+        assert_eq!(decide(&d, &keys(&d), &k, UPSERT).name(), "update");
+    }
+
+    #[test]
+    fn a_phone_held_by_another_contact_is_left_out_or_fails_the_row() {
+        use crate::normalise::PhoneE164;
+        let mut k = Known::new();
+        k.insert(stored(
+            json!({"id": 5, "email": "h@x.com", "phone_number": "+33612345678"}),
+        ));
+        k.insert(stored(json!({"id": 6, "email": "u@x.com", "name": "U"})));
+        let with_phone = |email: &str, name: &str| ContactDraft {
+            phone_number: PhoneE164::parse("+33612345678", None, false).ok(),
+            ..draft(email, None, name)
+        };
+        let keys = |d: &ContactDraft| {
+            use crate::mapping::MatchKey;
+            super::super::lookup::match_keys(&[MatchKey::Email, MatchKey::Identifier], d)
+        };
+        let d = with_phone("new@x.com", "N");
+        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        match a {
+            Action::Create(n) => assert_eq!(n.phone_number, None),
+            other => panic!("{other:?}"),
+        }
+        let w = w.unwrap();
+        assert_eq!(
+            (w.code, w.original.as_str()),
+            (ErrorCode::PhoneInUse, "+33612345678")
+        );
+        assert!(w.message.contains("contact 5"), "{}", w.message);
+        // An update that only wanted the phone has nothing left to do.
+        let d = with_phone("u@x.com", "U");
+        let (a, _) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        assert_eq!(a, Action::Unchanged { id: 6 });
+        // The holder itself keeps it; a phone nobody is known to hold, unless refused, too.
+        let d = with_phone("h@x.com", "H");
+        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        assert!(w.is_none() && a.name() == "update", "{a:?}");
+        let mut free = with_phone("new@x.com", "N");
+        free.phone_number = PhoneE164::parse("+33612345679", None, false).ok();
+        let act = decide(&free, &keys(&free), &k, UPSERT);
+        assert!(
+            phone_in_use(act.clone(), &free, &k, UPSERT, false)
+                .1
+                .is_none()
+        );
+        let (_, w) = phone_in_use(act, &free, &k, UPSERT, true);
+        assert!(w.unwrap().message.contains("refused"));
+        let fail = Policy {
+            identity: IdentityPolicy {
+                phone_in_use: PhoneInUse::Fail,
+                ..UPSERT.identity
+            },
+            ..UPSERT
+        };
+        let d = with_phone("new@x.com", "N");
+        match phone_in_use(decide(&d, &keys(&d), &k, fail), &d, &k, fail, false) {
+            (Action::Fail { error, .. }, None) => assert_eq!(error.code, ErrorCode::PhoneInUse),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

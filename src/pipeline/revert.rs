@@ -105,6 +105,47 @@ pub fn targets(entries: &[Entry]) -> Vec<Target> {
         .collect()
 }
 
+/// A note the import added (a `note` line of its journal), as `notes.csv` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AddedNote {
+    pub contact_id: u64,
+    /// The note's id on the server (absent for a note whose outcome was unknown and that was
+    /// found on the contact afterwards).
+    pub note_id: Option<u64>,
+    /// The source line of the row that added it, and the note's number in the mapping (1-based).
+    pub row: u64,
+    pub note: usize,
+    /// `deleted_with_contact` (the import created the contact: revert deletes it) or `left`
+    /// (revert does not delete notes).
+    pub fate: &'static str,
+}
+
+/// The notes the import added, in journal order, each once.
+pub fn added_notes(entries: &[Entry], targets: &[Target]) -> Vec<AddedNote> {
+    let created: std::collections::HashSet<u64> = targets
+        .iter()
+        .filter(|t| matches!(t, Target::Created { .. }))
+        .map(Target::id)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .filter(|e| e.op == Op::Note)
+        .filter_map(|e| Some((e.contact_id?, e)))
+        .filter(|(id, e)| seen.insert((*id, e.row, e.hash.as_str(), e.note)))
+        .map(|(contact_id, e)| AddedNote {
+            contact_id,
+            note_id: e.note_id,
+            row: e.row,
+            note: e.note.map_or(0, |n| n + 1),
+            fate: match created.contains(&contact_id) {
+                true => "deleted_with_contact",
+                false => "left",
+            },
+        })
+        .collect()
+}
+
 /// Source lines whose create began but has no journaled outcome (the import was killed during
 /// it): the contact may exist with an id revert cannot know. `import --resume` settles them.
 pub fn unsettled_creates(entries: &[Entry]) -> Vec<u64> {
@@ -271,6 +312,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn added_notes_are_listed_once_with_their_fate() {
+        let mut n1 = entry(Op::Note, 9, json!(null), json!(null));
+        (n1.note, n1.note_id) = (Some(0), Some(71));
+        let mut n2 = entry(Op::Note, 4, json!(null), json!(null));
+        (n2.note, n2.note_id, n2.row) = (Some(1), Some(72), 3);
+        let es = vec![
+            entry(Op::Create, 9, json!(null), json!(null)),
+            n1.clone(),
+            n1, // a resumed run journaling the same note again
+            entry(Op::Update, 4, json!({"name": "A"}), json!({"name": "B"})),
+            n2,
+        ];
+        let notes = added_notes(&es, &targets(&es));
+        assert_eq!(notes.len(), 2);
+        assert_eq!((notes[0].contact_id, notes[0].note_id), (9, Some(71)));
+        assert_eq!(notes[0].fate, "deleted_with_contact");
+        assert_eq!((notes[1].note, notes[1].fate, notes[1].row), (2, "left", 3));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! renamed over the target; the directory is synced after the rename. An export that fails or is
 //! interrupted drops its [`AtomicFile`], which removes the temporary file: the previous file at the
 //! target is never touched, and a half-written file never appears under the target's name.
+//!
+//! A temporary file is locked (advisory lock) for as long as its export runs, so that the next
+//! export of the same target can tell the leftovers of a killed export (nobody holds their lock)
+//! from the file of an export still running, and remove them ([`remove_leftovers`]).
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +36,7 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "export".into());
+        remove_leftovers(&dir, &name);
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
@@ -43,6 +48,8 @@ impl AtomicFile {
                     dir.display()
                 )
             })?;
+        // Ours while the export runs (a filesystem without advisory locks just cannot tell).
+        let _ = tmp.as_file().try_lock();
         // A temporary file is private (0600); the export should look like any file the user
         // writes: the previous file's permissions, else the usual 0644.
         #[cfg(unix)]
@@ -121,6 +128,34 @@ impl AtomicFile {
     }
 }
 
+/// Remove the temporary files `.<name>.<random>.tmp` in `dir` that an earlier export of `name`
+/// left behind when it was killed: those nobody holds the lock of (an export still running
+/// holds its own). Best effort: what cannot be removed stays.
+pub fn remove_leftovers(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        let Some(middle) = n.strip_prefix(&prefix).and_then(|m| m.strip_suffix(".tmp")) else {
+            continue;
+        };
+        if middle.is_empty() || middle.contains('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(f) = File::open(e.path()) else {
+            continue;
+        };
+        if f.try_lock().is_ok() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Write `bytes` to `target` atomically.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut f = AtomicFile::create(target)?;
@@ -144,6 +179,24 @@ mod tests {
             f.file().write_all(b"half of the new").unwrap();
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_killed_exports_leftovers_go_a_running_exports_file_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        let leftover = dir.path().join(".out.csv.Ab12Cd.tmp");
+        std::fs::write(&leftover, "").unwrap();
+        // Not ours: another target's, a name of another shape.
+        let other = dir.path().join(".other.csv.Ab12Cd.tmp");
+        std::fs::write(&other, "").unwrap();
+        let running = AtomicFile::create(&target).unwrap();
+        assert!(!leftover.exists(), "the leftover was removed");
+        assert!(other.exists());
+        let second = AtomicFile::create(&target).unwrap();
+        assert!(running.tmp.path().exists(), "a running export's file stays");
+        drop((running, second));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

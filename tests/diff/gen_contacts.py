@@ -14,6 +14,13 @@ get a deliberately broken phone and ~5% a deliberately broken / edge-case email.
 No phone/email library is consulted while generating, so the data is not biased
 towards either implementation.  A sidecar file (labels.csv) records which generator
 branch produced each phone/email so disagreements can be categorised later.
+
+About 6% of the good phones then get damage that doto-bulk repairs (drawn from a second random
+stream, so every other value is the same as without it): a `tel:` prefix, a doubled `+`, an
+invisible character, or a spreadsheet number cell that lost its leading `0`/`+` (the digits
+only; an int cell in the XLSX). labels.csv gives, for those rows, the phone as written before
+the damage (`phone_ref`: the reference verdict is Google's on it) and `phone_numeric` (1: the
+value is a number cell).
 """
 import csv
 import datetime as dt
@@ -26,6 +33,7 @@ OUT = sys.argv[2] if len(sys.argv) > 2 else "."
 WRITE_XLSX = os.environ.get("NO_XLSX") is None
 os.makedirs(OUT, exist_ok=True)
 R = random.Random(20240611)
+REPAIR = random.Random(20260312)  # the repaired classes: a stream of their own
 
 
 def d(n):
@@ -386,6 +394,29 @@ def make_email(first, last, country, company):
     return e, "ok"
 
 
+INVISIBLE = ["\u200b", "\u00ad", "\ufeff", "\u200e", "\u2060", "\u200c"]
+
+
+def damage(phone, label):
+    """-> (phone as the file holds it, phone_ref, numeric, label) for a good phone."""
+    r = REPAIR.random()
+    if not label.startswith("ok:") or r >= 0.06:
+        return phone, "", 0, label
+    kind = REPAIR.randrange(4)
+    if kind == 0:
+        return REPAIR.choice(["tel:", "tel: ", "TEL:"]) + phone.strip(), phone, 0, label + ":repair_tel"
+    if kind == 1 and phone.strip().startswith("+"):
+        return "+" + phone.strip(), phone, 0, label + ":repair_plusplus"
+    if kind == 2:
+        p = phone.strip()
+        i = REPAIR.randrange(len(p) + 1)
+        return p[:i] + REPAIR.choice(INVISIBLE) + p[i:], phone, 0, label + ":repair_invisible"
+    if ":ext" in label:
+        return phone, "", 0, label
+    digits = "".join(c for c in phone if c.isdigit())
+    return str(int(digits)), phone, 1, label + ":repair_numeric"
+
+
 def wchoice(pairs):
     tot = sum(w for _, w in pairs)
     x = R.random() * tot
@@ -407,17 +438,18 @@ def main():
         company = R.choice(COMPANY_WORDS) + " " + R.choice(COMPANY_SUFFIX[country])
         email, elabel = make_email(first, last, country, company)
         phone, plabel = make_phone(country)
+        phone, pref, numeric, plabel = damage(phone, plabel)
         plan = wchoice(PLANS)
         date = start + dt.timedelta(days=R.randrange(3650))
         rows.append([first, last, email, phone, country, company, plan, date.isoformat()])
-        labels.append([i, plabel, elabel])
+        labels.append([i, plabel, elabel, pref, numeric])
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
     with open(os.path.join(OUT, "labels.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["row", "phone_label", "email_label"])
+        w.writerow(["row", "phone_label", "email_label", "phone_ref", "phone_numeric"])
         w.writerows(labels)
     print("wrote", csv_path, len(rows), "rows")
     if WRITE_XLSX:
@@ -425,9 +457,11 @@ def main():
         wb = Workbook(write_only=True)
         ws = wb.create_sheet("contacts")
         ws.append(header)
-        for r in rows:
+        for r, lab in zip(rows, labels):
             r = list(r)
             r[7] = dt.date.fromisoformat(r[7])  # real date cell, as a CRM export would have
+            if lab[4]:
+                r[3] = int(r[3])  # a phone typed into a number cell
             ws.append(r)
         xp = os.path.join(OUT, "contacts.xlsx")
         wb.save(xp)

@@ -9,14 +9,19 @@ and on its email (email-validator, check_deliverability=False), as CSV on stdout
 
 where each verdict is `ok:<normalised value>`, `err:<reason>` or `blank`. The phone is
 normalised to E.164 (extension dropped, as E.164 has none); the email is trimmed and
-lower-cased first, as doto-bulk does, and its `normalized` form is printed.
+lower-cased first, as doto-bulk does, and its `normalized` form is printed. With LABELS (the
+labels.csv of the same run), a phone the generator damaged in a way doto-bulk repairs is judged
+as written before the damage (its `phone_ref`): the repair must give that number or none.
 
 With --examples instead of a file, it makes its own phone sample covering every region of the
 metadata: each region's example number of every type, written nationally, internationally,
 in E.164 and as dialled from the US, plus mutations (a digit dropped, added, changed), and
-prints `raw,region,phone` verdicts for them.
+prints `raw,region,phone,numeric` verdicts for them. It adds the damage doto-bulk repairs, each
+judged as the number before the damage: `tel:` and `++` prefixes, an invisible character, and
+the national and E.164 forms as a spreadsheet number cell holds them (digits only, leading
+zeros lost; `numeric` = 1).
 
-Usage: google.py CONTACTS.csv | google.py --examples
+Usage: google.py CONTACTS.csv [LABELS.csv] | google.py --examples
        (with the interpreter of the venv made by tests/setup.sh)
 """
 import csv
@@ -51,7 +56,16 @@ def email_verdict(raw):
     return "ok:" + v.normalized
 
 
-def main(path):
+def phone_refs(labels):
+    """Row -> the phone as written before a repaired damage, from labels.csv."""
+    if labels is None:
+        return {}
+    with open(labels, newline="", encoding="utf-8") as fh:
+        return {int(r["row"]): r["phone_ref"] for r in csv.DictReader(fh) if r.get("phone_ref")}
+
+
+def main(path, labels=None):
+    refs = phone_refs(labels)
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["row", "phone", "email"])
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -59,7 +73,8 @@ def main(path):
         header = next(r)
         col = {name: i for i, name in enumerate(header)}
         for i, row in enumerate(r):
-            out.writerow([i, phone_verdict(row[col["phone"]], row[col["country"]].strip()),
+            phone = refs.get(i, row[col["phone"]])
+            out.writerow([i, phone_verdict(phone, row[col["country"]].strip()),
                           email_verdict(row[col["email"]])])
 
 
@@ -69,13 +84,13 @@ TYPES = ["FIXED_LINE", "MOBILE", "TOLL_FREE", "PREMIUM_RATE", "SHARED_COST", "VO
 
 def examples():
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["raw", "region", "phone"])
+    out.writerow(["raw", "region", "phone", "numeric"])
     seen = set()
 
-    def emit(raw, region):
-        if raw and (raw, region) not in seen:
-            seen.add((raw, region))
-            out.writerow([raw, region, phone_verdict(raw, region)])
+    def emit(raw, region, ref=None, numeric=0):
+        if raw and (raw, region, numeric) not in seen:
+            seen.add((raw, region, numeric))
+            out.writerow([raw, region, phone_verdict(ref or raw, region), numeric])
 
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         for t in TYPES:
@@ -100,10 +115,17 @@ def examples():
                 emit(digits[:i] + str((int(digits[i]) + 3) % 10) + digits[i + 1:], region)
                 emit(e164[:-1], region)
                 emit(e164 + "7", region)
+            # The damage doto-bulk repairs, judged as the number before it.
+            emit("tel:" + intl, region, intl)
+            emit("+" + e164, region, e164)
+            emit(nat[:1] + "\u200b" + nat[1:], region, nat)
+            emit("\ufeff" + intl + "\u00ad", region, intl)
+            emit(str(int(digits)), region, nat, 1)
+            emit(e164[1:], region, e164, 1)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "--examples":
         examples()
     else:
-        main(sys.argv[1])
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
