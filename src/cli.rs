@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::api::TokenHeader;
 use crate::cmd;
 use crate::exit;
+use crate::normalise::Region;
 
 /// Move contacts in and out of a Doto account in bulk.
 #[derive(Debug, Parser)]
@@ -43,9 +44,17 @@ pub struct GlobalArgs {
     /// No progress bars or summary chatter.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More detail on stderr.
+    /// More detail on stderr: `-v` logs every request (method, path, status, time, attempt) and
+    /// every retry with its reason; `-vv` adds the bodies' sizes. Never the token.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Time one request may take before it counts as failed (`30s`, `2m`; default 60s).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Stop the run (exit 1, reports flushed, resumable) when every request for this long failed
+    /// with connection errors, timeouts or 5xx (default 60s).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub give_up_after: Option<std::time::Duration>,
 }
 
 // The flag's values: clap stays on this side, the API's type knows nothing of it.
@@ -61,6 +70,16 @@ impl clap::ValueEnum for TokenHeader {
         };
         Some(clap::builder::PossibleValue::new(name).help(help))
     }
+}
+
+/// `--phone-region CC`: a country as an ISO code (`GB`) or an English name, as in a mapping's
+/// `defaults.phone_region`; anything else is a usage error naming the value.
+pub fn parse_phone_region(s: &str) -> Result<Region, String> {
+    Region::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a country: give an ISO 3166 code such as GB, DE or US, or an English name"
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +102,7 @@ pub enum Command {
 /// Parse the command line and run; errors are printed once, here, with their causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init(cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,7 +14,8 @@ pub const ROWS_FAILED: u8 = 3;
 pub const INTERRUPTED: u8 = 130;
 
 /// Why a run ended before the end of its input. Written to `summary.json` as `stopped`:
-/// `"interrupted"`, `"max_errors"`, `"fatal"` or `"read_error"` (the message goes to stderr).
+/// `"interrupted"`, `"max_errors"`, `"fatal"`, `"read_error"` or `"server_unreachable"` (the
+/// message goes to stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     /// Ctrl-C: no new row started; the rows in flight finished and every report was flushed.
@@ -25,6 +26,9 @@ pub enum Stop {
     Fatal(String),
     /// The input could not be read to its end (the message names the file and the line).
     ReadError(String),
+    /// The circuit breaker opened: every request for `--give-up-after` failed (connection
+    /// errors, timeouts, 5xx). The rows in flight are left for `--resume`.
+    Unreachable(String),
 }
 
 impl Stop {
@@ -35,6 +39,7 @@ impl Stop {
             Stop::MaxErrors => "max_errors",
             Stop::Fatal(_) => "fatal",
             Stop::ReadError(_) => "read_error",
+            Stop::Unreachable(_) => "server_unreachable",
         }
     }
 
@@ -47,6 +52,9 @@ impl Stop {
                 "stopped after {failures} failed or invalid rows (--max-errors)"
             )),
             Stop::Fatal(m) | Stop::ReadError(m) => Some(m.clone()),
+            Stop::Unreachable(m) => Some(format!(
+                "{m}; stopped: the rows not finished can be continued with --resume"
+            )),
         }
     }
 }
@@ -80,6 +88,7 @@ mod tests {
         assert_eq!(code(Some(&Stop::MaxErrors), 0), FATAL);
         assert_eq!(code(Some(&Stop::ReadError("x".into())), 0), FATAL);
         assert_eq!(code(Some(&Stop::Fatal("x".into())), 5), FATAL);
+        assert_eq!(code(Some(&Stop::Unreachable("x".into())), 0), FATAL);
     }
 
     #[test]

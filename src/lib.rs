@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod cmd;
 pub mod exit;
+pub mod logging;
 pub mod mapping;
 pub mod model;
 pub mod normalise;

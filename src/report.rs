@@ -439,14 +439,28 @@ impl ResultsWriter {
 /// API traffic of a run (import, revert); absent from `validate`'s summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestStats {
-    /// Requests sent, by kind (`search`, `create`, `update`, `list`, …), retries included.
+    /// Calls by kind (`search`, `create`, `update`, `list`, …), each counted once whatever its
+    /// retries.
     pub by_kind: BTreeMap<String, u64>,
+    /// HTTP attempts, retries included.
+    pub attempts: u64,
+    /// Attempts that repeated an earlier one, all reasons together.
     pub retries: u64,
+    /// `retries` by reason: `rate_limited`, `server_error`, `connect_failed`, `timeout`,
+    /// `connection_closed`, `transport_error`.
+    pub retries_by_reason: BTreeMap<String, u64>,
     /// Responses with status 429.
     pub rate_limited: u64,
     /// Of the `notes` requests: reads of a contact's notes so that none is added twice (once
     /// per contact the run updates and gives a note; none for the contacts it creates).
     pub note_checks: u64,
+    /// Responses with a 5xx status.
+    pub server_errors: u64,
+    /// Attempts that got no response (refused, reset, timed out).
+    pub transport_errors: u64,
+    /// Writes whose outcome was unknown (a 5xx or lost connection on a create or note): each
+    /// was looked up, then sent again only if it had not landed.
+    pub outcome_unknown: u64,
 }
 
 /// `summary.json`; also what the terminal table is drawn from.

@@ -4,15 +4,16 @@
 //! [`ApiError`], and counted in [`Metrics`]. The client is `Clone + Send + Sync` (an `Arc` inside),
 //! so all workers of a run share one rate limit.
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use super::breaker::Breaker;
 use super::error::{ApiError, TransportKind, parse_error_body};
 use super::retry::{Decision, Observed, Reason, backoff, classify, retry_after};
 use super::secret::ApiToken;
@@ -57,6 +58,12 @@ impl RateLimit {
             per: Duration::from_secs(60),
         }
     }
+    pub fn per_hour(requests: u32) -> Self {
+        RateLimit {
+            requests,
+            per: Duration::from_secs(3600),
+        }
+    }
     /// Requests per second.
     pub fn per_sec(self) -> f64 {
         self.requests.max(1) as f64 / self.per.as_secs_f64().max(1e-3)
@@ -78,7 +85,9 @@ pub struct ClientConfig {
     /// The separate, lower budget for search (per account on the server). Default: 100 per minute.
     pub search_rate: RateLimit,
     /// Length of the server's fixed rate-limit windows, aligned to the clock (a minute on the real
-    /// server): after a 429 the budget returns at the next boundary.
+    /// server). [`ClientConfig::set_rate`] makes it the rate's unit (`50/s`: 1 s, `3000/min`:
+    /// 60 s). After a 429 without `Retry-After` the client probes at short, growing intervals and
+    /// corrects this length from when requests are admitted again.
     pub window: Duration,
     /// Fraction of each budget the client plans to use, so that arrival jitter cannot push a
     /// window over the limit. Default 0.98.
@@ -90,6 +99,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout (a timeout after sending is "outcome unknown" for a create).
     pub request_timeout: Duration,
+    /// The circuit breaker: when every attempt for this long failed (connection errors, 5xx,
+    /// timeouts), every call fails at once with [`ApiError::Unreachable`]. Default 60 s.
+    pub give_up_after: Duration,
     /// First backoff ceiling (doubles per retry, full jitter).
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -114,10 +126,25 @@ impl ClientConfig {
             max_rate_limited: 50,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            give_up_after: Duration::from_secs(60),
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
             page_concurrency: 4,
             max_list_passes: 6,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// `--rate` and `--rate-window`: the rate when given, and the window explicitly given, else
+    /// the given rate's unit (`50/s` means windows of a second).
+    pub fn set_rate(&mut self, rate: Option<RateLimit>, window: Option<Duration>) {
+        if let Some(r) = rate {
+            self.rate = r;
+            self.window = r.per;
+        }
+        if let Some(w) = window {
+            self.window = w;
         }
     }
 }
@@ -178,6 +205,11 @@ struct Counters {
     requests: [AtomicU64; 9],
     attempts: AtomicU64,
     retries: AtomicU64,
+    /// Retries by [`Reason::key`], in the order of [`Reason::RETRIED`].
+    retry_reasons: [AtomicU64; 6],
+    /// Calls sleeping before their next attempt, and why the last one did.
+    waiting: AtomicU64,
+    last_wait: Mutex<Option<Reason>>,
     rate_limited: AtomicU64,
     server_errors: AtomicU64,
     transport_errors: AtomicU64,
@@ -197,6 +229,9 @@ pub struct Metrics {
     pub attempts: u64,
     /// Attempts that repeated an earlier one (after a 429, 5xx or transport failure).
     pub retries: u64,
+    /// `retries` by reason: `rate_limited`, `server_error`, `connect_failed`, `timeout`,
+    /// `connection_closed`, `transport_error` (reasons with none are left out).
+    pub retries_by_reason: BTreeMap<&'static str, u64>,
     /// 429 answers received.
     pub rate_limited: u64,
     /// 5xx answers received.
@@ -227,6 +262,7 @@ pub(crate) struct Inner {
     config: ClientConfig,
     general: Lane,
     search: Lane,
+    breaker: Breaker,
     counters: Counters,
 }
 
@@ -276,6 +312,7 @@ impl Client {
         let contacts_path = format!("/api/v1/accounts/{}/contacts", config.account_id);
         let general = Lane::new(config.rate.per_sec(), config.window, config.headroom);
         let search = Lane::new(config.search_rate.per_sec(), config.window, config.headroom);
+        let breaker = Breaker::new(config.give_up_after);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -286,6 +323,7 @@ impl Client {
                 config,
                 general,
                 search,
+                breaker,
                 counters: Counters::default(),
             }),
         })
@@ -303,6 +341,12 @@ impl Client {
                 .collect(),
             attempts: get(&c.attempts),
             retries: get(&c.retries),
+            retries_by_reason: Reason::RETRIED
+                .iter()
+                .zip(&c.retry_reasons)
+                .map(|(k, n)| (*k, get(n)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             rate_limited: get(&c.rate_limited),
             server_errors: get(&c.server_errors),
             transport_errors: get(&c.transport_errors),
@@ -323,20 +367,75 @@ impl Client {
         let inner = &*self.inner;
         bump(&inner.counters.requests[req.kind.index()]);
         let mut call = Call::new(inner, &req);
+        let mut retrying: Option<Reason> = None;
         loop {
+            if let Some(message) = inner.breaker.open() {
+                let endpoint = std::mem::take(&mut call.endpoint);
+                return Err(ApiError::Unreachable { endpoint, message });
+            }
+            if let Some(reason) = retrying.take() {
+                self.count_retry(reason);
+            }
             let (decision, outcome) = self.attempt(&mut call).await;
-            let endpoint = &call.endpoint;
-            tracing::debug!(%endpoint, attempt = call.attempts, ?decision, "api attempt");
             match self.after_attempt(&mut call, decision, outcome)? {
                 Next::Done(bytes) => return Ok(bytes),
-                Next::Retry(Some(wait)) => tokio::time::sleep(wait).await,
-                Next::Retry(None) => {}
+                Next::Retry(wait, reason) => {
+                    retrying = Some(reason);
+                    self.wait_to_retry(wait, reason).await;
+                }
             }
         }
     }
 
-    /// One attempt: the permits (the search lane's too for a search), the exchange, the lanes told
-    /// what the server said, and the retry policy's decision on it.
+    /// Sleep before the next attempt (counted as waiting, for the progress line), waking early
+    /// when the circuit breaker opens so that a dead server stops the run promptly.
+    async fn wait_to_retry(&self, wait: Option<Duration>, reason: Reason) {
+        let inner = &*self.inner;
+        *inner.counters.last_wait.lock().unwrap() = Some(reason);
+        let Some(wait) = wait.filter(|w| !w.is_zero()) else {
+            return;
+        };
+        inner.counters.waiting.fetch_add(1, Ordering::Relaxed);
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until && inner.breaker.open().is_none() {
+            let slice = until.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(slice.min(Duration::from_millis(100))).await;
+        }
+        inner.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// What the run is waiting on, for the progress line: retries after failures, or a 429
+    /// pause. `None` while requests flow.
+    pub fn waiting_on(&self) -> Option<String> {
+        let inner = &*self.inner;
+        let n = inner.counters.waiting.load(Ordering::Relaxed);
+        if n > 0 {
+            let why = inner
+                .counters
+                .last_wait
+                .lock()
+                .unwrap()
+                .map(|r| r.to_string());
+            return Some(format!(
+                "waiting to retry {n} request{} ({})",
+                if n == 1 { "" } else { "s" },
+                why.as_deref().unwrap_or("after a failure")
+            ));
+        }
+        if inner.general.paused() || inner.search.paused() {
+            return Some("rate limited: waiting for the server's window".into());
+        }
+        None
+    }
+
+    /// The message of the open circuit breaker (the server has not answered for the configured
+    /// time), if it is open.
+    pub fn unreachable(&self) -> Option<String> {
+        self.inner.breaker.open()
+    }
+
+    /// One attempt: the permits (the search lane's too for a search), the exchange, the lanes and
+    /// the breaker told what the server said, and the retry policy's decision on it.
     async fn attempt(&self, call: &mut Call<'_>) -> (Decision, Outcome) {
         let inner = &*self.inner;
         let search_ticket = if call.req.kind == RequestKind::Search {
@@ -347,11 +446,21 @@ impl Client {
         let ticket = inner.general.acquire().await;
         call.attempts += 1;
         bump(&inner.counters.attempts);
+        let sent_at = Instant::now();
         let result = self.exchange(call).await;
         let now = SystemTime::now();
         let method = &call.req.method;
         match result {
             Ok((status, headers, bytes)) => {
+                log_attempt(call, &status.to_string(), sent_at, Some(bytes.len()));
+                if status.is_server_error() {
+                    let body = parse_error_body(&bytes).message;
+                    inner
+                        .breaker
+                        .failed(sent_at, format!("server error ({status}): {body}"));
+                } else {
+                    inner.breaker.answered();
+                }
                 self.report_response(status, &headers, now, ticket, search_ticket);
                 let observed = Observed::Response {
                     status,
@@ -367,6 +476,8 @@ impl Client {
                     inner.search.report(t, LimitSignal::Unknown);
                 }
                 let kind = transport_kind(&e);
+                log_attempt(call, &kind.to_string(), sent_at, None);
+                inner.breaker.failed(sent_at, kind.to_string());
                 let d = classify(method, Observed::Transport(kind), now);
                 (d, Outcome::Transport(kind, error_chain(&e)))
             }
@@ -456,26 +567,33 @@ impl Client {
                     let attempts = call.attempts;
                     return Err(ApiError::RateLimited { endpoint, attempts });
                 }
-                bump(&self.inner.counters.retries);
                 // The lane paused everyone until then; this keeps the promise for this request
                 // too even if the lane's gate has been reopened by a probe.
-                Ok(Next::Retry(after.map(|a| a.min(Duration::from_secs(3600)))))
+                let wait = after.map(|a| a.min(Duration::from_secs(3600)));
+                log_retry(call, Reason::RateLimited, wait);
+                Ok(Next::Retry(wait, Reason::RateLimited))
             }
             Decision::Retry { after, reason } => {
                 if !matches!(reason, Reason::ConnectFailed) {
                     call.maybe_applied = true;
                 }
-                if call.retries >= config.max_retries {
+                // While the server fails every request, a call keeps trying until it answers
+                // or the circuit breaker stops the run: a dead server fails no row by itself.
+                if call.retries >= config.max_retries && !self.inner.breaker.failing() {
+                    tracing::info!(endpoint = %call.endpoint, %reason, "giving up after {} attempts", call.attempts);
                     return Err(self.give_up(call, outcome));
                 }
+                let cap = config.backoff_max.min(self.inner.breaker.limit() / 4);
                 let wait = after.unwrap_or_else(|| {
-                    backoff(config.backoff_base, config.backoff_max, call.retries)
+                    backoff(
+                        config.backoff_base,
+                        cap.max(config.backoff_base),
+                        call.retries,
+                    )
                 });
                 call.retries += 1;
-                bump(&self.inner.counters.retries);
-                let endpoint = &call.endpoint;
-                tracing::debug!(%endpoint, %reason, ?wait, "retrying");
-                Ok(Next::Retry(Some(wait)))
+                log_retry(call, reason, Some(wait));
+                Ok(Next::Retry(Some(wait), reason))
             }
             Decision::GiveUp { .. } => {
                 // An earlier attempt of a DELETE may have been applied: a later 404 is success.
@@ -487,6 +605,15 @@ impl Client {
                 }
                 Err(self.give_up(call, outcome))
             }
+        }
+    }
+
+    /// Count a retry (as its attempt starts) and its reason.
+    fn count_retry(&self, reason: Reason) {
+        let c = &self.inner.counters;
+        bump(&c.retries);
+        if let Some(i) = Reason::RETRIED.iter().position(|k| *k == reason.key()) {
+            bump(&c.retry_reasons[i]);
         }
     }
 
@@ -606,11 +733,60 @@ impl<'r> Call<'r> {
     }
 }
 
+/// Log one attempt (`-v`): method, path (query values that may hold personal data masked),
+/// status or failure, time taken and attempt number; `-vv` adds the bodies' sizes. Never a
+/// header, so never the token.
+fn log_attempt(call: &Call<'_>, status: &str, sent_at: Instant, response_len: Option<usize>) {
+    let ms = sent_at.elapsed().as_millis();
+    let query = loggable_query(&call.req.query);
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let sent = call.body.as_ref().map_or(0, |b| b.len());
+        let got = response_len.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        tracing::debug!(
+            "{}{query} -> {status} in {ms} ms (attempt {}; sent {sent} B, received {got} B)",
+            call.endpoint,
+            call.attempts
+        );
+    } else {
+        tracing::info!(
+            "{}{query} -> {status} in {ms} ms (attempt {})",
+            call.endpoint,
+            call.attempts
+        );
+    }
+}
+
+/// The query string for a log line: paging and sorting shown, every other value (the searched
+/// email, phone or name) masked.
+fn loggable_query(query: &[(&'static str, String)]) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = query
+        .iter()
+        .map(|(k, v)| match *k {
+            "page" | "sort" | "per_page" => format!("{k}={v}"),
+            _ => format!("{k}=…"),
+        })
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// Log a retry decision and its reason (`-v`).
+fn log_retry(call: &Call<'_>, reason: Reason, wait: Option<Duration>) {
+    let wait_ms = wait.map_or(0, |w| w.as_millis() as u64);
+    tracing::info!(
+        "retry {} in {wait_ms} ms: {reason} (after attempt {})",
+        call.endpoint,
+        call.attempts
+    );
+}
+
 /// What `send()` does after an attempt that did not end the call with an error.
 enum Next {
     Done(Bytes),
-    /// Try again, after this wait if any.
-    Retry(Option<Duration>),
+    /// Try again, after this wait if any, for this reason.
+    Retry(Option<Duration>, Reason),
 }
 
 /// What one attempt observed.

@@ -105,6 +105,10 @@ pub enum ApiError {
         seen: u64,
         total: u64,
     },
+    /// The circuit breaker is open: every attempt for the configured time (`--give-up-after`)
+    /// failed with connection errors, timeouts or 5xx. Nothing more is sent; the run stops.
+    #[error("{endpoint}: not sent: {message}")]
+    Unreachable { endpoint: String, message: String },
     /// The client refused to send the request (it would be invalid or harmful, e.g. page 0 or an
     /// empty identifier).
     #[error("invalid request: {0}")]

@@ -15,6 +15,7 @@
 //! let jane = client.contacts().find_by_email("jane@example.com").await?;
 //! # Ok(()) }
 //! ```
+mod breaker;
 mod client;
 mod contacts;
 mod decode;

@@ -58,6 +58,34 @@ impl std::fmt::Display for Reason {
     }
 }
 
+impl Reason {
+    /// Every name [`Reason::key`] gives a retried attempt, in the order the counters keep them.
+    pub(crate) const RETRIED: [&'static str; 6] = [
+        "rate_limited",
+        "server_error",
+        "connect_failed",
+        "timeout",
+        "connection_closed",
+        "transport_error",
+    ];
+
+    /// The reason's name in `summary.json` (`retries_by_reason`).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Reason::RateLimited => "rate_limited",
+            Reason::ServerError(_) => "server_error",
+            Reason::ConnectFailed | Reason::TransportFailed(TransportKind::Connect) => {
+                "connect_failed"
+            }
+            Reason::TransportFailed(TransportKind::Timeout) => "timeout",
+            Reason::TransportFailed(TransportKind::Closed) => "connection_closed",
+            Reason::TransportFailed(TransportKind::Other) => "transport_error",
+            Reason::OutcomeUnknown => "outcome_unknown",
+            Reason::ClientError(_) => "client_error",
+        }
+    }
+}
+
 /// The decision for one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {

@@ -1,11 +1,14 @@
 //! Rate limiting that spends the server's budget well: one [`Lane`] per limit (all requests; search
 //! on top), each a `governor` GCRA limiter whose rate adapts to the 429s received.
 //!
-//! The server's limits are fixed windows (per minute, aligned to the clock: after a 429 the budget
-//! returns at the next window boundary) and its 429 usually has no `Retry-After`. So on a 429 the
-//! lane pauses *every* task until the estimated next boundary (nothing can succeed before it), then
-//! lets a single probe through; while the probe keeps getting 429 (clock skew, a burst, another
-//! client) it probes again at growing intervals. The rate adapts like AIMD: on the first 429 of a
+//! The server's limits are fixed windows (aligned to the clock: after a 429 the budget returns at
+//! the next window boundary) whose length the client may not know (`--rate 50/s` suggests 1 s,
+//! `3000/min` 60 s), and its 429 usually has no `Retry-After`. So on a 429 the lane pauses *every*
+//! task and lets a single probe through after a short wait (about a second, never past the
+//! estimated boundary while that is still ahead); while probes get 429 they go at growing
+//! intervals. When a probe is admitted, the window's boundary lies between the last refusal and
+//! the admission: if that contradicts the window length assumed, the lane takes the length that
+//! agrees with every such observation ([`learn_window`]). The rate adapts like AIMD: on the first 429 of a
 //! window it falls to what the server accepted in that window (at most halving at once) and that
 //! count is remembered as the window's budget; after clean windows it climbs back quickly to the
 //! budget and then probes above it slowly, never above the configured maximum.
@@ -49,6 +52,8 @@ pub struct LaneStatus {
     pub max_rate_per_sec: f64,
     /// Requests the server accepted in the last full window that ended in a 429, if any.
     pub learned_budget: Option<u32>,
+    /// The window length assumed (configured, or learned from when 429s end), seconds.
+    pub window_s: f64,
 }
 
 struct State {
@@ -75,6 +80,11 @@ struct State {
     probing: bool,
     probe_in_flight: bool,
     probe_failures: u32,
+    /// Since the first 429 (no `Retry-After`) of the current pause: when it and the last refused
+    /// probe were sent (epoch ms).
+    stretch: Option<(u64, u64)>,
+    /// Where boundaries were seen: (first 429, last refusal, admission), epoch ms; the last few.
+    evidence: Vec<(u64, u64, u64)>,
 }
 
 impl State {
@@ -111,6 +121,63 @@ impl State {
         self.sent_this_window = false;
     }
 
+    /// Milliseconds from `t` to the next probe: about a second (a tenth of a window shorter than
+    /// a second, whose boundary is that close anyway), doubling with each refusal up to the window (or a quarter of the time waited, when the
+    /// window assumed has proved too short), and never past the estimated boundary while the
+    /// first 429's window is still running.
+    fn next_probe_in(&self, t: u64) -> u64 {
+        let w = self.window_ms;
+        let first = self.stretch.map_or(t, |(f, _)| f);
+        let base = if w >= 1000 { 1000 } else { (w / 10).max(5) };
+        let cap = w.max(t.saturating_sub(first) / 4);
+        let step = (base << self.probe_failures.min(16)).min(cap);
+        let boundary = (first / w + 1) * w + (w / 100).clamp(5, 250);
+        if boundary > t {
+            step.min(boundary - t)
+        } else {
+            step
+        }
+    }
+
+    /// A probe sent at `admitted` got through after a 429 sent at `first` (and refusals up to
+    /// `refused`): a boundary lies in `(refused, admitted]`. If the window assumed disagrees, take
+    /// the length nearest to it that agrees with every recent observation.
+    fn learn(&mut self, first: u64, refused: u64, admitted: u64) {
+        self.evidence.push((first, refused, admitted));
+        if self.evidence.len() > 8 {
+            self.evidence.remove(0);
+        }
+        // One odd observation (a burst of 429s, another client) is not enough to change it.
+        let against = self
+            .evidence
+            .iter()
+            .filter(|e| !fits(self.window_ms, &[**e]));
+        if against.count() < 2 {
+            return;
+        }
+        let mut found = learn_window(self.window_ms, &self.evidence);
+        if found.is_none() {
+            // Observations that no length explains (another client, a burst): start again.
+            self.evidence = vec![(first, refused, admitted)];
+            found = learn_window(self.window_ms, &self.evidence);
+        }
+        if let Some(w) = found {
+            tracing::info!(
+                "rate limit: the server's window looks like {} s, not {} s",
+                w as f64 / 1000.0,
+                self.window_secs()
+            );
+            self.window_ms = w;
+            self.cur_window = now_ms() / w;
+            self.budget = None;
+            self.full_window = false;
+            self.clean_windows = 0;
+            self.accepted = 0;
+            self.limiter = limiter(self.rate, self.window_secs(), self.headroom);
+            self.generation += 1;
+        }
+    }
+
     fn increase(&mut self) {
         if self.rate >= self.max_rate {
             return;
@@ -143,6 +210,8 @@ pub(crate) struct Lane {
 pub(crate) struct Ticket<'a> {
     lane: &'a Lane,
     window: u64,
+    /// When it was admitted (epoch ms).
+    sent_ms: u64,
     probe: bool,
     reported: bool,
 }
@@ -188,6 +257,8 @@ impl Lane {
                 probing: false,
                 probe_in_flight: false,
                 probe_failures: 0,
+                stretch: None,
+                evidence: Vec::new(),
             }),
             notify: Notify::new(),
         }
@@ -199,7 +270,14 @@ impl Lane {
             rate_per_sec: s.rate,
             max_rate_per_sec: s.max_rate,
             learned_budget: s.budget,
+            window_s: s.window_secs(),
         }
+    }
+
+    /// Closed by a 429: paused or waiting for a probe's answer.
+    pub(crate) fn paused(&self) -> bool {
+        let s = self.state.lock().unwrap();
+        s.probing || s.paused_until.is_some_and(|u| u > Instant::now())
     }
 
     /// Wait until a request may be sent: past any pause, as the probe or after a successful probe,
@@ -267,6 +345,7 @@ impl Lane {
             Some(Ticket {
                 lane: self,
                 window: t / s.window_ms,
+                sent_ms: t,
                 probe,
                 reported: false,
             })
@@ -289,6 +368,9 @@ impl Lane {
                     s.probing = false;
                     s.probe_in_flight = false;
                     s.probe_failures = 0;
+                    if let Some((first, refused)) = s.stretch.take() {
+                        s.learn(first, refused, ticket.sent_ms);
+                    }
                     self.notify.notify_waiters();
                 }
             }
@@ -328,17 +410,20 @@ impl Lane {
                 let now = Instant::now();
                 let until = if let Some(after) = retry_after {
                     now + after
-                } else if ticket.probe || s.probing {
-                    // The boundary estimate was early or the 429s are not about the window:
-                    // probe again, less and less often.
+                } else if ticket.probe {
+                    // Still refused: probe again, less and less often.
                     s.probe_failures += 1;
-                    let step = (s.window_ms / 50).max(5) << (s.probe_failures - 1).min(8);
-                    now + Duration::from_millis(step.min(s.window_ms / 2).max(5))
+                    if let Some((_, refused)) = &mut s.stretch {
+                        *refused = (*refused).max(ticket.sent_ms);
+                    }
+                    now + Duration::from_millis(s.next_probe_in(t))
+                } else if s.probing {
+                    // Sent before the pause began: the pause already answers for it.
+                    s.paused_until.unwrap_or(now)
                 } else {
-                    // Until the next window boundary, plus a small margin for clock skew.
-                    let next = (t / s.window_ms + 1) * s.window_ms;
-                    let margin = (s.window_ms / 100).clamp(5, 250);
-                    now + Duration::from_millis(next - t + margin)
+                    s.probe_failures = 0;
+                    s.stretch = Some((ticket.sent_ms, ticket.sent_ms));
+                    now + Duration::from_millis(s.next_probe_in(t))
                 };
                 s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
                 s.probing = true;
@@ -349,6 +434,31 @@ impl Lane {
             }
         }
     }
+}
+
+/// Window lengths a server plausibly counts in, ms.
+const WINDOWS_MS: [u64; 15] = [
+    1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+    900_000, 1_800_000, 3_600_000, 86_400_000,
+];
+
+/// Whether clock-aligned windows of `w` ms explain every observation: the first boundary after
+/// the 429 came after the last refusal and no later than the admission.
+fn fits(w: u64, evidence: &[(u64, u64, u64)]) -> bool {
+    evidence.iter().all(|&(first, refused, admitted)| {
+        let boundary = (first / w + 1) * w;
+        boundary > refused && boundary <= admitted
+    })
+}
+
+/// The window length that explains every observation and is nearest (by ratio) to `assumed`.
+fn learn_window(assumed: u64, evidence: &[(u64, u64, u64)]) -> Option<u64> {
+    let distance = |w: u64| (w as f64 / assumed as f64).ln().abs();
+    WINDOWS_MS
+        .iter()
+        .copied()
+        .filter(|w| fits(*w, evidence))
+        .min_by(|a, b| distance(*a).total_cmp(&distance(*b)).then(b.cmp(a)))
 }
 
 impl Drop for Ticket<'_> {
@@ -367,11 +477,14 @@ impl std::str::FromStr for super::client::RateLimit {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let (n, per_minute) = match s.split_once('/') {
-            None => (s, false),
-            Some((n, "s" | "sec" | "second")) => (n, false),
-            Some((n, "m" | "min" | "minute")) => (n, true),
-            Some((_, unit)) => return Err(format!("unknown unit {unit:?} (use /s or /min)")),
+        let (n, per): (&str, fn(u32) -> Self) = match s.split_once('/') {
+            None => (s, Self::per_second),
+            Some((n, "s" | "sec" | "second")) => (n, Self::per_second),
+            Some((n, "m" | "min" | "minute")) => (n, Self::per_minute),
+            Some((n, "h" | "hour")) => (n, Self::per_hour),
+            Some((_, unit)) => {
+                return Err(format!("unknown unit {unit:?} (use /s, /min or /h)"));
+            }
         };
         let n: u32 = n
             .trim()
@@ -380,11 +493,7 @@ impl std::str::FromStr for super::client::RateLimit {
         if n == 0 {
             return Err("a rate must be at least 1".into());
         }
-        Ok(if per_minute {
-            Self::per_minute(n)
-        } else {
-            Self::per_second(n)
-        })
+        Ok(per(n))
     }
 }
 
@@ -432,6 +541,53 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_learnt_from_when_probes_are_admitted_again() {
+        // The client assumed 60 s windows; the server counts per 10 s. Two pauses: a 429 sent at
+        // 61.0 s, refused probes up to 68.0 s, admitted at 76.0 s; then 79.0 s, admitted at 80.0 s.
+        let lane = Lane::new(50.0, Duration::from_secs(60), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.learn(61_000, 68_000, 76_000);
+        assert_eq!(s.window_ms, 60_000, "one observation is not enough");
+        s.learn(79_000, 79_000, 80_000);
+        assert_eq!(s.window_ms, 10_000);
+        // And the other way: 1 s assumed, the server counts per minute.
+        let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.learn(61_500, 93_000, 125_000);
+        s.learn(130_000, 175_000, 181_000);
+        assert_eq!(s.window_ms, 60_000);
+        // Every observation that agrees with the window assumed keeps it.
+        let lane = Lane::new(50.0, Duration::from_secs(10), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        for k in 1..5u64 {
+            s.learn(k * 10_000 + 9_000, k * 10_000 + 9_500, k * 10_000 + 10_100);
+        }
+        assert_eq!(s.window_ms, 10_000);
+    }
+
+    #[test]
+    fn after_a_429_the_first_probe_comes_after_about_a_second_not_at_the_assumed_boundary() {
+        let lane = Lane::new(50.0, Duration::from_secs(60), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        // A 429 sent 5 s into a 60 s window: the boundary is 55 s away.
+        let t = 60_000 * 1000 + 5_000;
+        s.stretch = Some((t, t));
+        s.probe_failures = 0;
+        assert_eq!(s.next_probe_in(t), 1_000);
+        // Growing with each refusal, up to the window.
+        s.probe_failures = 3;
+        assert_eq!(s.next_probe_in(t + 7_000), 8_000);
+        // Never past the estimated boundary while it is ahead.
+        s.probe_failures = 6;
+        assert_eq!(s.next_probe_in(t + 50_000), 5_000 + 250);
+        // A 1 s window: the first probe at its boundary.
+        let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
+        let mut s = lane.state.lock().unwrap();
+        s.stretch = Some((10_200, 10_200));
+        assert_eq!(s.next_probe_in(10_200), 800 + 10);
+    }
+
+    #[test]
     fn rates_read_per_second_and_per_minute() {
         use super::super::client::RateLimit;
         let parse = |s: &str| s.parse::<RateLimit>();
@@ -439,7 +595,8 @@ mod tests {
         assert_eq!(parse("50/s").unwrap(), RateLimit::per_second(50));
         assert_eq!(parse("3000/min").unwrap(), RateLimit::per_minute(3000));
         assert!(parse("0").is_err());
-        assert!(parse("5/h").is_err());
+        assert_eq!(parse("5/h").unwrap(), RateLimit::per_hour(5));
+        assert!(parse("5/day").is_err());
         assert!(parse("fast").is_err());
     }
 }

@@ -82,6 +82,16 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     let _ = path;
 }
 
+/// `--timeout` and `--give-up-after`.
+fn timing(config: &mut ClientConfig, global: &GlobalArgs) {
+    if let Some(t) = global.timeout {
+        config.request_timeout = t;
+    }
+    if let Some(g) = global.give_up_after {
+        config.give_up_after = g;
+    }
+}
+
 /// Resolve the connection: the in-process sandbox with `--sandbox`, otherwise the global flags
 /// (base URL, account id, token from `--token-file` or `DOTO_API_TOKEN`).
 pub async fn connect(global: &GlobalArgs, args: &SandboxArgs) -> anyhow::Result<Connection> {
@@ -97,6 +107,7 @@ pub async fn connect(global: &GlobalArgs, args: &SandboxArgs) -> anyhow::Result<
         let token = ApiToken::from_env_or_file(global.token_file.as_deref())?;
         let mut config = ClientConfig::new(global.base_url.clone(), account_id, token);
         config.token_header = global.token_header;
+        timing(&mut config, global);
         return Ok(Connection {
             config,
             sandbox: None,
@@ -115,6 +126,7 @@ pub async fn connect(global: &GlobalArgs, args: &SandboxArgs) -> anyhow::Result<
         ApiToken::new(handle.admin_token.clone())?,
     );
     client.token_header = global.token_header;
+    timing(&mut client, global);
     Ok(Connection {
         config: client,
         sandbox: Some(handle),

@@ -271,9 +271,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     };
     let conn = connect(global, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
-    if let Some(r) = args.rate {
-        cfg.rate = r;
-    }
+    cfg.set_rate(args.rate, None);
     cfg.page_concurrency = opts.concurrency;
     let client = Client::new(cfg)?;
     let where_ = conn.describe();

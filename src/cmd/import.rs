@@ -94,13 +94,18 @@ pub struct Args {
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
     /// Writes in flight at once (rows sharing a key or a phone always wait for each other; rows
-    /// waiting for a search do not hold one of these slots).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// waiting for a search do not hold one of these slots); at least 1.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cmd::at_least_one)]
     pub concurrency: usize,
-    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
-    /// (default 3000/min).
+    /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute,
+    /// `100000/h` per hour (default 3000/min). The unit is also the length of the server's
+    /// rate-limit windows unless --rate-window says otherwise.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
+    /// Length of the server's rate-limit windows (`1s`, `10s`, `1m`), when it is not the unit of
+    /// --rate. The client also learns it from when requests are admitted again after a 429.
+    #[arg(long, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
+    pub rate_window: Option<std::time::Duration>,
     /// Most searches sent (the server limits them per account): like --rate (default 100/min).
     #[arg(long, value_name = "RATE")]
     pub search_rate: Option<RateLimit>,
@@ -117,6 +122,10 @@ pub struct Args {
     /// Run directory for the reports and the journal (default: doto-runs/<UTC time>-import/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
+    /// Default region for phone numbers written without +country code (an ISO code such as GB,
+    /// or an English name); overrides the mapping's `defaults.phone_region`.
+    #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
+    pub phone_region: Option<crate::normalise::Region>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -134,11 +143,13 @@ impl Args {
             mode: Mode::Upsert,
             concurrency: 8,
             rate: None,
+            rate_window: None,
             search_rate: None,
             max_retries: None,
             max_errors: None,
             lookup: Strategy::Auto,
             out: None,
+            phone_region: None,
             sandbox: SandboxArgs::default(),
         }
     }
@@ -173,10 +184,10 @@ pub async fn run_import(
     quiet: bool,
     interrupt: Arc<AtomicBool>,
 ) -> Result<ImportRun> {
-    config.rate = args.rate.unwrap_or(config.rate);
+    config.set_rate(args.rate, args.rate_window);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
-    let input = Input::open(&args.file, &args.mapping)?;
+    let input = Input::open_with_region(&args.file, &args.mapping, args.phone_region)?;
     let record = RunRecord::new("import", &config).reading(&args.file, Some(&args.mapping))?;
     let client = Client::new(config)?;
     let (dir, ledger) = open_run(args, &record, &client, quiet).await?;
@@ -220,21 +231,28 @@ async fn import_into(
         let summary = out.finish(Some(Stop::ReadError(why)), request_stats(&client.metrics()))?;
         return Ok(ended(summary, run_dir, args.lookup, None));
     }
-    // Ctrl-C during the lookup ends the run at once: nothing was written yet.
+    // Ctrl-C, or a server that stopped answering, during the lookup ends the run at once:
+    // nothing was written yet.
     let keys = file.keys();
     let lookup = tokio::select! {
-        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => Some(l?),
-        () = interrupted(&interrupt) => None,
+        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => {
+            match (l, client.unreachable()) {
+                (Ok(l), _) => Ok(l),
+                (Err(_), Some(m)) => Err(Stop::Unreachable(m)),
+                (Err(e), None) => return Err(e),
+            }
+        }
+        () = interrupted(&interrupt) => Err(Stop::Interrupted),
     };
     let (strategy, choice) = match &lookup {
-        Some(l) => (l.strategy, l.choice.clone()),
-        None => (args.lookup, None),
+        Ok(l) => (l.strategy, l.choice.clone()),
+        Err(_) => (args.lookup, None),
     };
     if let Some(c) = &choice {
         write_json_atomic(&run_dir, "lookup.json", c)?;
     }
     let stop = match lookup {
-        Some(Lookup { known, .. }) => {
+        Ok(Lookup { known, .. }) => {
             let opts = EngineOptions {
                 policy,
                 dry_run: args.dry_run,
@@ -250,9 +268,9 @@ async fn import_into(
             };
             writes.run(&client, file, &mut out).await?
         }
-        None => {
+        Err(stop) => {
             out.expect(file.slots)?;
-            Some(Stop::Interrupted)
+            Some(stop)
         }
     };
     let metrics = client.metrics();

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::GlobalArgs;
 use crate::exit;
 use crate::mapping::guess::{self, Draft};
+use crate::normalise::Region;
 use crate::pipeline::input::open_source;
 use crate::source::SourceOptions;
 
@@ -24,12 +25,20 @@ pub enum MappingCommand {
         /// Where to write the mapping (default: stdout). An existing file is never overwritten.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Default region for phone numbers written without +country code (an ISO code such as
+        /// GB, or an English name): written as `defaults.phone_region` instead of a guess.
+        #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
+        phone_region: Option<Region>,
     },
 }
 
 pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8> {
-    let MappingCommand::Init { file, output } = cmd;
-    let d = init(&file, output.as_deref())?;
+    let MappingCommand::Init {
+        file,
+        output,
+        phone_region,
+    } = cmd;
+    let d = init_with_region(&file, output.as_deref(), phone_region)?;
     if !global.quiet {
         eprintln!("doto-bulk mapping init: {}", file.display());
         for l in &d.decided {
@@ -47,7 +56,16 @@ pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8>
 
 /// Draft the mapping of `file` and write it to `output` (created, never overwritten) or stdout.
 pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
-    let d = draft_for(file)?;
+    init_with_region(file, output, None)
+}
+
+/// [`init`] with `--phone-region`.
+pub fn init_with_region(
+    file: &Path,
+    output: Option<&Path>,
+    region: Option<Region>,
+) -> anyhow::Result<Draft> {
+    let d = draft_for_region(file, region)?;
     match output {
         Some(o) => {
             let mut f = std::fs::OpenOptions::new()
@@ -76,6 +94,11 @@ pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
 
 /// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
 pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
+    draft_for_region(file, None)
+}
+
+/// [`draft_for`] with `--phone-region`.
+pub fn draft_for_region(file: &Path, region: Option<Region>) -> anyhow::Result<Draft> {
     let mut src = open_source(file, &SourceOptions::default())?;
     let headers = src.headers().to_vec();
     let rows: Vec<Vec<String>> = src
@@ -90,5 +113,5 @@ pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
             return Err(anyhow::Error::new(e));
         }
     }
-    guess::draft(&file.display().to_string(), &headers, &rows)
+    guess::draft_with_region(&file.display().to_string(), &headers, &rows, region)
 }

@@ -97,6 +97,15 @@ pub fn finish(
     }
 }
 
+/// `--concurrency`: a count of at least 1 (0 would never start a row).
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would never start anything)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
 /// A clap value parser for an enum of the library (which derives nothing of clap): `values` are
 /// its variants with their command-line names and help, shown by `--help` like a `ValueEnum`'s.
 pub fn enum_parser<T>(

@@ -51,8 +51,8 @@ pub struct Args {
     /// Run directory for the revert's reports (default: doto-runs/<UTC time>-revert/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
-    /// Contacts reverted at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Contacts reverted at once (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cmd::at_least_one)]
     pub concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min).
@@ -135,7 +135,7 @@ pub async fn run_revert(
     interrupt: Arc<AtomicBool>,
 ) -> Result<RevertRun> {
     let started_at = report::now();
-    config.rate = args.rate.unwrap_or(config.rate);
+    config.set_rate(args.rate, None);
     let (todo, unsettled, notes) = read_import(&args.run_dir, quiet)?;
     // The import's run directory is locked too: no import may resume it while it is undone.
     let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;

@@ -88,7 +88,8 @@ pub enum FlavourArg {
     Doto,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// `60s`, `1s`, `500ms`, `1m`, `1h` (a bare number is seconds); zero is refused.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
@@ -97,11 +98,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
         _ => return Err(format!("{s:?} is not a duration like 60s, 1s, 500ms or 1m")),
     };
     if d.is_zero() {
-        return Err("the window must be longer than zero".into());
+        return Err("a duration must be longer than zero".into());
     }
     Ok(d)
 }

@@ -42,6 +42,10 @@ pub struct Args {
     /// Mapping threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Default region for phone numbers written without +country code (an ISO code such as GB,
+    /// or an English name); overrides the mapping's `defaults.phone_region`.
+    #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
+    pub phone_region: Option<crate::normalise::Region>,
 }
 
 impl Args {
@@ -53,6 +57,7 @@ impl Args {
             out: out.map(Path::to_path_buf),
             max_errors: None,
             workers: None,
+            phone_region: None,
         }
     }
 }
@@ -140,7 +145,7 @@ fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
 /// the tests call. Fatal problems (mapping, file, run directory) are errors naming the file.
 pub fn run_validate(args: &Args, quiet: bool, interrupt: &AtomicBool) -> Result<Validation> {
-    let input = Input::open(&args.file, &args.mapping)?;
+    let input = Input::open_with_region(&args.file, &args.mapping, args.phone_region)?;
     validate_input(args, input, quiet, interrupt)
 }
 

@@ -320,6 +320,17 @@ fn ph(col: &str) -> String {
 /// Draft a mapping from a file's headers and a sample of its rows (fields in header order).
 /// `file` is only used in the comments. Fails when no column can serve as a match key.
 pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Result<Draft> {
+    draft_with_region(file, headers, rows, None)
+}
+
+/// [`draft`], with the default phone region given (`--phone-region`): it becomes
+/// `defaults.phone_region` instead of being guessed from a country column.
+pub fn draft_with_region(
+    file: &str,
+    headers: &[String],
+    rows: &[Vec<String>],
+    region: Option<Region>,
+) -> anyhow::Result<Draft> {
     let mut g = Drafter {
         file,
         headers,
@@ -333,8 +344,19 @@ pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Re
     let p = g.pick_columns();
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
-    let (default_region, region_note) = g.default_region(p.country);
+    let (default_region, region_note) = match region {
+        Some(r) => {
+            let r = r.as_str();
+            g.d.decided
+                .push(format!("default phone region: {r} (--phone-region)"));
+            (Some(r), String::new())
+        }
+        None => g.default_region(p.country),
+    };
     fields.extend(g.phone_line(&p.phones, p.country, &region_note));
+    if region.is_some() {
+        g.d.undecided.retain(|u| !u.starts_with("phone region:"));
+    }
     fields.extend(g.identifier_line(p.ids.first().copied()));
     let keys = g.match_keys(&p);
     if keys.is_empty() {

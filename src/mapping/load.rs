@@ -10,8 +10,8 @@ use super::spec::{self, KeySpec, MappingSpec, TypeSpec, ValueSpec};
 use super::types::{Formats, ValueType};
 use super::value::{Case, ColRef, Modifiers, SourceDef, ValueDef, parse_template};
 use super::{
-    BlankPolicy, ExistingPolicy, FieldDefs, IdentifierChange, IdentityPolicy, Mapping, MatchKey,
-    MissingPolicy, PhoneInUse,
+    AttrPrefix, BlankPolicy, ExistingPolicy, FieldDefs, IdentifierChange, IdentityPolicy, Mapping,
+    MatchKey, MissingPolicy, PhoneInUse,
 };
 use crate::model::{Field, FieldKind};
 use crate::normalise::{Email, Identifier, Region};
@@ -70,18 +70,196 @@ fn line_of<T>(s: &Spanned<T>) -> u64 {
     s.referenced.line()
 }
 
-/// A YAML or shape error as `file:line:column: message`.
-fn yaml_error(origin: &str, e: &serde_saphyr::Error) -> anyhow::Error {
-    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
-    match e.location() {
-        Some(l) if l.line() > 0 => anyhow!(
-            "{origin}:{}:{}: {}",
-            l.line(),
-            l.column(),
-            msg.escape_debug()
-        ),
-        _ => anyhow!("{origin}: {}", msg.escape_debug()),
+/// A YAML or shape error as `file:line:column: message`, in the mapping's words: a syntax error
+/// says it is one; a value of the wrong kind names its key, what it expects and what it found.
+fn yaml_error(origin: &str, text: &str, e: &serde_saphyr::Error) -> anyhow::Error {
+    let e = e.without_snippet();
+    let at = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
+    let msg = printable(&yaml_message(text, at, e));
+    match at {
+        Some((line, col)) => anyhow!("{origin}:{line}:{col}: {msg}"),
+        None => anyhow!("{origin}: {msg}"),
     }
+}
+
+/// Control characters shown escaped (a message must not drive the terminal); the rest as is.
+fn printable(msg: &str) -> String {
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn yaml_message(text: &str, at: Option<(u64, u64)>, e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    let (key, value) = at.map_or((None, String::new()), |(l, c)| key_value_at(text, l, c));
+    let subject = key.map_or("the value".to_owned(), |k| format!("`{k}:`"));
+    let found = if value.is_empty() {
+        "nothing".to_owned()
+    } else {
+        format!("`{value}`")
+    };
+    match e {
+        E::ExternalMessage { msg, .. } => format!("YAML syntax error: {}", syntax_hint(msg)),
+        E::Eof { .. } => {
+            "YAML syntax error: the file ends inside a value (a quote or bracket left open?)"
+                .to_owned()
+        }
+        E::IndentationError { .. }
+        | E::ContainerEndMismatch { .. }
+        | E::MultipleDocuments { .. } => {
+            let m = serde_saphyr::DefaultMessageFormatter.format_message(e);
+            format!("YAML syntax error: {m}")
+        }
+        E::DuplicateMappingKey { key, .. } => format!(
+            "duplicate key `{}`: it is written twice in the same section; write each key once",
+            key.as_deref().unwrap_or("a key")
+        ),
+        E::InvalidScalar { ty, .. } => format!("{subject} expects {}, found {found}", expects(ty)),
+        E::InvalidBooleanStrict { .. } => format!("{subject} expects true or false, found {found}"),
+        E::Unexpected { expected, .. } => {
+            let what = if value.starts_with('-') {
+                "a list"
+            } else if value.is_empty() {
+                "nothing"
+            } else {
+                "a single value"
+            };
+            let want = match *expected {
+                "mapping start" => "`key: value` lines (a map)",
+                "sequence start" => "a list (`[a, b]` or `- a` lines)",
+                other => other,
+            };
+            format!("{subject} expects {want}, found {what}")
+        }
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let unexpected = match unexpected.as_str() {
+                "sequence" | "seq" => "a list".to_owned(),
+                "map" => "a map".to_owned(),
+                "unit value" | "null" => "nothing".to_owned(),
+                u => u.to_owned(),
+            };
+            format!("{subject} expects {expected}, found {unexpected}")
+        }
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => format!(
+            "`{field}` is not a key here; the keys are: {}",
+            expected.join(", ")
+        ),
+        E::SerdeUnknownVariant {
+            variant, expected, ..
+        } => format!(
+            "{subject} `{variant}` is not one of: {}",
+            expected.join(", ")
+        ),
+        E::SerdeMissingField {
+            field: "version", ..
+        } => "`version: 1` is missing (it starts every mapping file)".to_owned(),
+        E::SerdeMissingField { field, .. } => format!("`{field}:` is missing"),
+        _ => serde_saphyr::DefaultMessageFormatter
+            .format_message(e)
+            .into_owned(),
+    }
+}
+
+/// What a scalar of Rust type `ty` is, in the mapping's words.
+fn expects(ty: &str) -> &'static str {
+    match ty {
+        "bool" | "boolean" => "true or false",
+        "f32" | "f64" | "floating point" => "a number",
+        "char" => "one character",
+        t if t.starts_with('u') => "a whole number (1, 2, …)",
+        t if t.starts_with('i') => "a whole number",
+        _ => "another kind of value",
+    }
+}
+
+/// The parser's message with what to do about it.
+fn syntax_hint(msg: &str) -> String {
+    let m = msg.to_lowercase();
+    let hint = if m.contains("tab") {
+        "a tab character where YAML allows only spaces (indent with spaces)"
+    } else if m.contains("unclosed quote") || m.contains("quoted scalar") {
+        "a quote opened here is never closed"
+    } else if m.contains("mapping values are not allowed") {
+        "a `key: value` where none can start: check this line's indentation, or put a value holding \": \" in quotes"
+    } else if m.contains("flow mapping") {
+        "a `{ … }` map is not closed with `}` (or a `,` is missing between its entries)"
+    } else if m.contains("flow sequence") {
+        "a `[ … ]` list is not closed with `]` (or a `,` is missing between its items)"
+    } else if m.contains("block mapping") || m.contains("block sequence") {
+        "this line does not line up with the lines before it: check its indentation"
+    } else {
+        return msg.to_owned();
+    };
+    format!("{hint} ({msg})")
+}
+
+/// The key of the `key: value` pair at 1-based `line`, `col` (pointing at its value, block or
+/// flow style, or at the key itself; a value on lines of its own takes the key above it), and
+/// the value as written.
+fn key_value_at(text: &str, line: u64, col: u64) -> (Option<String>, String) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(l) = lines.get(line.saturating_sub(1) as usize) else {
+        return (None, String::new());
+    };
+    let split = l
+        .char_indices()
+        .nth(col.saturating_sub(1) as usize)
+        .map_or(l.len(), |(i, _)| i);
+    let (before, mut after) = l.split_at(split);
+    let mut key = before.trim_end().strip_suffix(':').map(|b| {
+        let start = b
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        b[start..].to_owned()
+    });
+    if key.is_none() {
+        // At the key: `name: [A` → `name`, `[A`.
+        let at = after.trim_start();
+        let word = at.split(':').next().unwrap_or("");
+        let is_key = word.len() < at.len() && !word.is_empty();
+        if is_key && word.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            key = Some(word.to_owned());
+            after = &at[word.len() + 1..];
+        } else if before.trim().is_empty() {
+            key = key_above(&lines[..line.saturating_sub(1) as usize], before.len());
+        }
+    }
+    let value = after
+        .split([',', '}', ']', '#'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    (key.filter(|k| !k.is_empty()), value)
+}
+
+/// The key of a block value that starts on its own line indented by `indent`: the nearest line
+/// above with less indentation that ends with `key:`.
+fn key_above(above: &[&str], indent: usize) -> Option<String> {
+    let l = above.iter().rev().find(|l| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#') && l.len() - t.len() < indent
+    })?;
+    let t = l.split('#').next().unwrap_or("").trim();
+    t.strip_suffix(':')
+        .map(|k| k.trim_start_matches("- ").trim().to_owned())
 }
 
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
@@ -90,7 +268,8 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
             "{origin}: the mapping file is empty (it needs at least `version: 1` and `fields:`)"
         );
     }
-    let spec: MappingSpec = serde_saphyr::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+    let spec: MappingSpec =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(origin, text, &e))?;
     let defaults = spec.defaults.unwrap_or_default();
     let cx = Ctx {
         origin,
@@ -154,6 +333,10 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         .map(|(i, v)| value_def(&cx, v, format!("notes[{}]", i + 1), Slot::Note))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+    let (custom_attributes, custom_prefix) =
+        attributes(&cx, spec.custom_attributes, "custom_attributes")?;
+    let (additional_attributes, additional_prefix) =
+        attributes(&cx, spec.additional_attributes, "additional_attributes")?;
     Ok(Mapping {
         origin: origin.to_owned(),
         source,
@@ -165,12 +348,9 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         identity,
         name_required,
         fields,
-        custom_attributes: attributes(&cx, spec.custom_attributes, "custom_attributes")?,
-        additional_attributes: attributes(
-            &cx,
-            spec.additional_attributes,
-            "additional_attributes",
-        )?,
+        custom_attributes,
+        additional_attributes,
+        attribute_prefixes: [custom_prefix, additional_prefix],
         notes,
     })
 }
@@ -243,21 +423,40 @@ fn default_keys(fields: &FieldDefs) -> Option<Vec<MatchKey>> {
     (!keys.is_empty()).then_some(keys)
 }
 
-/// `custom_attributes` or `additional_attributes`, in file order.
+/// An attribute section's keys and their values, in file order.
+type AttrDefs = Vec<(String, ValueDef)>;
+
+/// `custom_attributes` or `additional_attributes`, in file order, and its `from_prefix`.
 fn attributes(
     cx: &Ctx,
     map: Option<spec::OrderedMap>,
     section: &str,
-) -> anyhow::Result<Vec<(String, ValueDef)>> {
-    let mut out: Vec<(String, ValueDef)> = Vec::new();
-    for (key, v) in map.unwrap_or_default().0 {
+) -> anyhow::Result<(AttrDefs, Option<AttrPrefix>)> {
+    let map = map.unwrap_or_default();
+    let mut out: AttrDefs = Vec::new();
+    for (key, v) in map.entries {
         if key.value.trim().is_empty() {
             return Err(cx.err(line_of(&key), format!("{section}: an empty key")));
         }
         let target = format!("{section}.{}", key.value);
         out.push((key.value, value_def(cx, v, target, Slot::Attribute)?));
     }
-    Ok(out)
+    let prefix = match map.from_prefix {
+        Some(p) if p.value.trim().is_empty() => {
+            return Err(cx.err(
+                line_of(&p),
+                format!(
+                    "{section}.from_prefix: give the text the columns start with, such as \"{section}.\""
+                ),
+            ));
+        }
+        Some(p) => Some(AttrPrefix {
+            line: line_of(&p),
+            prefix: p.value,
+        }),
+        None => None,
+    };
+    Ok((out, prefix))
 }
 
 fn key_name(k: MatchKey) -> &'static str {
@@ -398,11 +597,12 @@ fn value_def(
             required: full.required.unwrap_or(cx.required),
         },
         region_from,
+        optional: full.optional.unwrap_or(false),
     })
 }
 
 /// A value that is just a column name: trimmed text (or a bool, for `blocked`).
-fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef {
+pub(super) fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef {
     ValueDef {
         target,
         source: SourceDef::Columns(vec![col]),
@@ -417,6 +617,7 @@ fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef {
             required: false,
         },
         region_from: None,
+        optional: false,
     }
 }
 

@@ -42,7 +42,18 @@ pub struct Mapping {
     fields: FieldDefs,
     custom_attributes: Vec<(String, ValueDef)>,
     additional_attributes: Vec<(String, ValueDef)>,
+    /// `from_prefix` of `custom_attributes` and `additional_attributes`, in that order.
+    attribute_prefixes: [Option<AttrPrefix>; 2],
     notes: Vec<ValueDef>,
+}
+
+/// `from_prefix:` in an attribute section: every column whose header starts with `prefix`
+/// becomes the attribute named by the rest of the header (text; an explicit key wins).
+#[derive(Debug, Clone)]
+struct AttrPrefix {
+    prefix: String,
+    /// The mapping line, for messages.
+    line: u64,
 }
 
 /// `fields:` the scalar fields mapped, in the field table's order.
@@ -156,9 +167,27 @@ impl Mapping {
         load::parse(text, origin)
     }
 
-    /// How to open the source file.
+    /// How to open the source file: the mapping's `source:` section, and the columns the header
+    /// must hold (those of every value that is not `optional`) for the header search.
     pub fn source_options(&self) -> SourceOptions {
-        self.source.clone()
+        let mut o = self.source.clone();
+        let mut want: Vec<String> = Vec::new();
+        for c in self
+            .defs()
+            .filter(|d| !d.optional)
+            .flat_map(|d| d.columns())
+        {
+            if !want.contains(&c.name) {
+                want.push(c.name.clone());
+            }
+        }
+        o.header_columns = want;
+        o
+    }
+
+    /// Override `defaults.phone_region` (`--phone-region`).
+    pub fn set_default_region(&mut self, region: Region) {
+        self.default_region = Some(region);
     }
 
     /// The match keys, in order (`match.on`; by default those of identifier, email that are
@@ -226,9 +255,18 @@ pub struct Resolved {
     /// The file is an earlier run's report (`failures.csv`, `warnings.csv`): its cells are read
     /// without the formula guard the report added.
     unguard: bool,
+    /// What binding to the headers noticed (optional columns absent, a prefix that matched
+    /// nothing), each naming the mapping line.
+    notices: Vec<String>,
 }
 
 impl Resolved {
+    /// Notices about the binding, for the header warnings: absent `optional` columns, a
+    /// `from_prefix` no column starts with.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
     /// How scalar field `f` is mapped, if it is.
     fn field(&self, f: Field) -> Option<&Compiled> {
         self.fields.iter().find(|(g, _)| *g == f).map(|(_, c)| c)

@@ -1,52 +1,19 @@
 //! Binding a mapping to one file's headers: every column the mapping names (template placeholders
-//! and `region_from` included) is looked up once; the ones that are missing fail together, each
-//! with its mapping line and the closest real headers. Headers starting with `_` (the report
-//! columns of a fed-back `failures.csv`) are never mapped.
-use std::collections::HashMap;
+//! and `region_from` included) is looked up once (`email#2` is the second `email` column:
+//! [`HeaderIndex`]); the ones that are missing fail together, each with its mapping line and the
+//! closest real headers, except those of an `optional` value, which are skipped with a notice.
+//! `from_prefix` turns the matching headers into attributes here. Headers starting with `_` (the
+//! report columns of a fed-back `failures.csv`) are never mapped.
+use std::collections::{HashMap, HashSet};
 
 use anyhow::anyhow;
 
+use super::load::column_def;
 use super::suggest::closest;
+use super::types::ValueType;
 use super::value::{ColRef, Compiled, SourceDef, Src, TplPart, ValueDef};
-use super::{Mapping, Resolved};
-
-/// Header name → index, built once.
-struct Lookup<'h> {
-    exact: HashMap<&'h str, usize>,
-    /// Headers with stray spaces (`"Email "`): matched when exactly one trims to the name.
-    trimmed: HashMap<&'h str, Option<usize>>,
-}
-
-impl<'h> Lookup<'h> {
-    fn new(headers: &'h [String]) -> Self {
-        let mut exact = HashMap::with_capacity(headers.len());
-        let mut trimmed: HashMap<&str, Option<usize>> = HashMap::with_capacity(headers.len());
-        for (i, h) in headers.iter().enumerate() {
-            if is_report_column(h) {
-                continue;
-            }
-            // A duplicated header: the first one wins (the source reports the duplicate).
-            exact.entry(h.as_str()).or_insert(i);
-            trimmed
-                .entry(h.trim())
-                .and_modify(|e| *e = None)
-                .or_insert(Some(i));
-        }
-        Lookup { exact, trimmed }
-    }
-
-    fn find(&self, name: &str) -> Option<usize> {
-        self.exact
-            .get(name)
-            .copied()
-            .or_else(|| self.trimmed.get(name.trim()).copied().flatten())
-    }
-}
-
-/// `_row`, `_error_code`, …: columns a report added, never data.
-pub fn is_report_column(header: &str) -> bool {
-    header.trim_start_matches('\u{feff}').starts_with('_')
-}
+use super::{AttrPrefix, Mapping, Resolved};
+use crate::source::detect::{HeaderIndex, is_report_column, split_occurrence};
 
 /// A report of this tool (`failures.csv`, `warnings.csv`), whose cells carry the formula guard.
 fn is_guarded_report(headers: &[String]) -> bool {
@@ -56,14 +23,39 @@ fn is_guarded_report(headers: &[String]) -> bool {
 }
 
 pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
-    let lookup = Lookup::new(headers);
+    let lookup = HeaderIndex::new(headers);
     check_columns(m, headers, &lookup)?;
-    let col = |c: &ColRef| lookup.find(&c.name).expect("checked above");
+    let mut notices = absent_notices(m, &lookup);
+    let col = |c: &ColRef| lookup.find(&c.name);
     let compile = |d: &ValueDef| compile(d, &col);
+    let [custom_prefix, additional_prefix] = m.attribute_prefixes.each_ref();
+    let custom = with_prefix(
+        m,
+        "custom_attributes",
+        &m.custom_attributes,
+        custom_prefix.as_ref(),
+        headers,
+        &mut notices,
+    );
+    let additional = with_prefix(
+        m,
+        "additional_attributes",
+        &m.additional_attributes,
+        additional_prefix.as_ref(),
+        headers,
+        &mut notices,
+    );
     let f = &m.fields;
-    let mut used: Vec<usize> = m.defs().flat_map(|d| d.columns().map(col)).collect();
+    let mut used: Vec<usize> = m
+        .defs()
+        .chain(custom.iter().chain(&additional).map(|(_, d)| d))
+        .flat_map(|d| d.columns().filter_map(col))
+        .collect();
     used.sort_unstable();
     used.dedup();
+    let attrs = |a: &[(String, ValueDef)]| -> Box<[(String, Compiled)]> {
+        a.iter().map(|(k, d)| (k.clone(), compile(d))).collect()
+    };
 
     Ok(Resolved {
         headers: headers.to_vec().into(),
@@ -77,17 +69,9 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
             .0
             .iter()
             .find_map(|(_, d)| d.region_from.as_ref())
-            .map(col),
-        custom_attributes: m
-            .custom_attributes
-            .iter()
-            .map(|(k, d)| (k.clone(), compile(d)))
-            .collect(),
-        additional_attributes: m
-            .additional_attributes
-            .iter()
-            .map(|(k, d)| (k.clone(), compile(d)))
-            .collect(),
+            .and_then(col),
+        custom_attributes: attrs(&custom),
+        additional_attributes: attrs(&additional),
         notes: m.notes.iter().map(compile).collect(),
         default_region: m.default_region,
         match_keys: m.match_keys.clone(),
@@ -96,15 +80,101 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
         blank: m.blank,
         name_required: m.name_required,
         unguard: is_guarded_report(headers),
+        notices,
     })
+}
+
+/// An attribute section: its explicit keys, then those `from_prefix` adds (a notice when it adds
+/// none).
+fn with_prefix(
+    m: &Mapping,
+    section: &str,
+    explicit: &[(String, ValueDef)],
+    p: Option<&AttrPrefix>,
+    headers: &[String],
+    notices: &mut Vec<String>,
+) -> Vec<(String, ValueDef)> {
+    let mut all = explicit.to_vec();
+    if let Some(p) = p {
+        let added = prefixed(section, p, explicit, headers);
+        if added.is_empty() {
+            notices.push(format!(
+                "{}:{}: {section}.from_prefix: no column of the file starts with {:?}; no attribute is read from it",
+                m.origin, p.line, p.prefix
+            ));
+        }
+        all.extend(added);
+    }
+    all
+}
+
+/// The attributes `from_prefix` adds: one per column whose header starts with the prefix, named
+/// by the rest of the header (trimmed), read as text. A key the section maps itself is left to
+/// it (explicit wins); a repeated header gives its first column.
+fn prefixed(
+    section: &str,
+    p: &AttrPrefix,
+    explicit: &[(String, ValueDef)],
+    headers: &[String],
+) -> Vec<(String, ValueDef)> {
+    let mut taken: HashSet<&str> = explicit.iter().map(|(k, _)| k.as_str()).collect();
+    let mut out = Vec::new();
+    for h in headers {
+        let Some(key) = h.strip_prefix(p.prefix.as_str()).map(str::trim) else {
+            continue;
+        };
+        if key.is_empty() || is_report_column(h) || !taken.insert(key) {
+            continue;
+        }
+        let col = ColRef {
+            name: h.clone(),
+            line: p.line,
+        };
+        let def = column_def(format!("{section}.{key}"), col, ValueType::String);
+        out.push((key.to_owned(), def));
+    }
+    out
+}
+
+/// One notice per `optional` value that names columns the file lacks: they are skipped, and a
+/// value left with none is blank on every row.
+fn absent_notices(m: &Mapping, lookup: &HeaderIndex<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in m.defs().filter(|d| d.optional) {
+        let absent: Vec<&ColRef> = d
+            .columns()
+            .filter(|c| lookup.find(&c.name).is_none())
+            .collect();
+        let Some(first) = absent.first() else {
+            continue;
+        };
+        let names: Vec<String> = absent.iter().map(|c| format!("{:?}", c.name)).collect();
+        let what = if absent.len() < d.columns().count() {
+            "skipped; the value comes from the other columns".to_owned()
+        } else {
+            match &d.modifiers.default {
+                Some(v) => format!("the value is its default {v:?} on every row"),
+                None => "the value is blank on every row".to_owned(),
+            }
+        };
+        out.push(format!(
+            "{}:{}: {}: optional column{} {} not in the file: {what}",
+            m.origin,
+            first.line,
+            d.target,
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
+    }
+    out
 }
 
 /// Every column the mapping names is in the headers; the missing ones fail together, in
 /// mapping order, each once.
-fn check_columns(m: &Mapping, headers: &[String], lookup: &Lookup<'_>) -> anyhow::Result<()> {
+fn check_columns(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> anyhow::Result<()> {
     let mut seen: HashMap<&str, ()> = HashMap::new();
     let mut missing: Vec<&ColRef> = Vec::new();
-    for def in m.defs() {
+    for def in m.defs().filter(|d| !d.optional) {
         for c in def.columns() {
             if seen.insert(c.name.as_str(), ()).is_none() && lookup.find(&c.name).is_none() {
                 missing.push(c);
@@ -121,7 +191,7 @@ fn check_columns(m: &Mapping, headers: &[String], lookup: &Lookup<'_>) -> anyhow
         .collect();
     let lines: Vec<String> = missing
         .iter()
-        .map(|c| missing_message(&m.origin, c, &usable))
+        .map(|c| missing_message(&m.origin, c, &usable, lookup))
         .collect();
     Err(if lines.len() == 1 {
         anyhow!("{}", lines[0])
@@ -134,28 +204,31 @@ fn check_columns(m: &Mapping, headers: &[String], lookup: &Lookup<'_>) -> anyhow
     })
 }
 
-/// A value definition with its columns as header indices (`col` finds one).
-fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> usize) -> Compiled {
+/// A value definition with its columns as header indices (`col` finds one; the absent columns
+/// of an `optional` value are left out: a `from:` list skips them, a template reads them blank).
+fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> Option<usize>) -> Compiled {
     let src = match &d.source {
-        SourceDef::Columns(cs) if cs.len() == 1 => Src::Col(col(&cs[0])),
-        SourceDef::Columns(cs) => Src::First(cs.iter().map(col).collect()),
+        SourceDef::Columns(cs) => match cs.iter().filter_map(col).collect::<Vec<_>>()[..] {
+            [one] => Src::Col(one),
+            ref several => Src::First(several.into()),
+        },
         SourceDef::Template(parts) => Src::Template(
             parts
                 .iter()
-                .map(|p| match p {
-                    TplPart::Lit(s) => TplPart::Lit(s.clone()),
-                    TplPart::Col(c) => TplPart::Col(col(c)),
+                .filter_map(|p| match p {
+                    TplPart::Lit(s) => Some(TplPart::Lit(s.clone())),
+                    TplPart::Col(c) => col(c).map(TplPart::Col),
                 })
                 .collect(),
         ),
         SourceDef::Const(s) => Src::Const(s.as_str().into()),
     };
     let mut cols: Vec<usize> = match &d.source {
-        SourceDef::Columns(cs) => cs.iter().map(col).collect(),
+        SourceDef::Columns(cs) => cs.iter().filter_map(col).collect(),
         SourceDef::Template(parts) => parts
             .iter()
             .filter_map(|p| match p {
-                TplPart::Col(c) => Some(col(c)),
+                TplPart::Col(c) => col(c),
                 TplPart::Lit(_) => None,
             })
             .collect(),
@@ -170,11 +243,30 @@ fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> usize) -> Compiled {
     }
 }
 
-fn missing_message(origin: &str, c: &ColRef, headers: &[&str]) -> String {
+fn missing_message(origin: &str, c: &ColRef, headers: &[&str], lookup: &HeaderIndex) -> String {
     let mut msg = format!(
         "{origin}:{}: column {:?} is not in the file's headers",
         c.line, c.name
     );
+    if let Some((base, n)) = split_occurrence(&c.name) {
+        let cols = lookup.columns_named(base);
+        if !cols.is_empty() {
+            let at: Vec<String> = cols.iter().map(|i| (i + 1).to_string()).collect();
+            let counted = if n == 0 {
+                "; occurrences are counted from 1"
+            } else {
+                ""
+            };
+            msg.push_str(&format!(
+                ": the file has {} column{} named {base:?} (column{} {}){counted}",
+                cols.len(),
+                if cols.len() == 1 { "" } else { "s" },
+                if cols.len() == 1 { "" } else { "s" },
+                at.join(", ")
+            ));
+            return msg;
+        }
+    }
     if is_report_column(&c.name) {
         msg.push_str(" (columns starting with `_` are report columns and are never mapped)");
     }

@@ -111,9 +111,13 @@ impl<'de> Deserialize<'de> for FieldsSpec {
     }
 }
 
-/// A map of attribute key → value spec, in file order (the order errors are reported in).
+/// A map of attribute key → value spec, in file order (the order errors are reported in), and
+/// the reserved key `from_prefix` (every column whose header starts with it).
 #[derive(Debug, Default)]
-pub struct OrderedMap(pub Vec<(Str, Spanned<ValueSpec>)>);
+pub struct OrderedMap {
+    pub entries: Vec<(Str, Spanned<ValueSpec>)>,
+    pub from_prefix: Option<Str>,
+}
 
 impl<'de> Deserialize<'de> for OrderedMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -124,12 +128,16 @@ impl<'de> Deserialize<'de> for OrderedMap {
                 f.write_str("a map of attribute names to value specs")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedMap, A::Error> {
-                let mut out = Vec::new();
+                let mut out = OrderedMap::default();
                 while let Some(k) = m.next_key::<Str>()? {
-                    let v = m.next_value()?;
-                    out.push((k, v));
+                    if k.value == "from_prefix" {
+                        out.from_prefix = Some(m.next_value()?);
+                    } else {
+                        let v = m.next_value()?;
+                        out.entries.push((k, v));
+                    }
                 }
-                Ok(OrderedMap(out))
+                Ok(out)
             }
             fn visit_unit<E: de::Error>(self) -> Result<OrderedMap, E> {
                 Ok(OrderedMap::default())
@@ -217,6 +225,8 @@ pub struct FullSpec {
     pub region_from: Option<Str>,
     /// A value that cannot be used fails the row (default: `defaults.required`, else false).
     pub required: Option<bool>,
+    /// The columns may be absent from the file (blank on every row).
+    pub optional: Option<bool>,
 }
 
 /// `from:` one column or a list (first non-blank wins); also `formats:` (one or a list). The flag says a single name was read by

@@ -65,6 +65,8 @@ pub struct ValueDef {
     pub modifiers: Modifiers,
     /// `region_from` (phone_number only).
     pub region_from: Option<ColRef>,
+    /// `optional: true`: the columns may be absent from the file.
+    pub optional: bool,
 }
 
 impl ValueDef {

@@ -254,6 +254,18 @@ impl Engine {
         self.interrupt.load(Ordering::Relaxed) || self.stop.lock().unwrap().is_some()
     }
 
+    /// The circuit breaker opened (the server has not answered for `--give-up-after`): the run
+    /// stops, and the row that just failed gets no result.
+    fn server_gone(&self) -> bool {
+        match self.client.unreachable() {
+            Some(m) => {
+                self.halt(Stop::Unreachable(m));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stop starting rows, for `why` (unless the run already stopped for another reason).
     fn halt(&self, why: Stop) {
         self.stop.lock().unwrap().get_or_insert(why);
@@ -311,6 +323,8 @@ impl Engine {
                 break;
             }
             match self.apply_row(&rows[i]).await {
+                // The server stopped answering: the row is left for --resume.
+                Ok(r) if r.outcome.is_failure() && self.server_gone() => break,
                 Ok(r) => {
                     if r.outcome.is_failure() {
                         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;

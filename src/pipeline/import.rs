@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -18,7 +19,7 @@ use crate::exit::Stop;
 use crate::mapping::{MatchKey, Resolved};
 use crate::model::{Outcome, RowError, RowWarning};
 use crate::normalise::Region;
-use crate::progress::Progress;
+use crate::progress::{Pace, Progress};
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::{ReadError, Source};
 
@@ -172,7 +173,8 @@ impl Writes {
         } else {
             "importing"
         };
-        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label);
+        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label)
+            .with_pace(pace(client), "rows");
         let groups = groups(&rows, &self.known);
         let engine = Engine::new(client.clone(), self.known, journal, self.ledger, self.opts);
         engine
@@ -186,12 +188,24 @@ impl Writes {
     }
 }
 
+/// What the bar of the write phase reads from the client: requests sent, the rate limit, and
+/// what it is waiting on.
+fn pace(client: &Client) -> Pace {
+    let (a, b, c) = (client.clone(), client.clone(), client.clone());
+    Pace {
+        requests: Arc::new(move || a.metrics().attempts),
+        limit_per_s: Arc::new(move || b.metrics().rate.rate_per_sec),
+        waiting_on: Arc::new(move || c.waiting_on()),
+    }
+}
+
 /// The terminal summary of an import: the table, the lookup (`auto`: it chose) and the requests
 /// made.
 pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run: bool) -> String {
     let mut text = s.table();
     text.push_str(&format!(
-        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited)\n",
+        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited, {} server errors, {} \
+         without a response, {} writes of unknown outcome)\n",
         lookup.as_str(),
         if auto {
             " (chosen by --lookup auto)"
@@ -200,7 +214,10 @@ pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run:
         },
         m.total_requests(),
         m.retries,
-        m.rate_limited
+        m.rate_limited,
+        m.server_errors,
+        m.transport_errors,
+        m.outcome_unknown
     ));
     if dry_run {
         let plan = std::path::Path::new(&s.run_dir).join("plan.jsonl");
@@ -360,9 +377,18 @@ pub fn request_stats(metrics: &Metrics) -> RequestStats {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| (k.to_string(), *n))
             .collect(),
+        attempts: metrics.attempts,
         retries: metrics.retries,
+        retries_by_reason: metrics
+            .retries_by_reason
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
         rate_limited: metrics.rate_limited,
         note_checks: 0,
+        server_errors: metrics.server_errors,
+        transport_errors: metrics.transport_errors,
+        outcome_unknown: metrics.outcome_unknown,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::mapping::{Mapping, MatchKey, Resolved};
+use crate::normalise::Region;
 use crate::source::{self, Source, SourceOptions};
 
 /// A data file opened with its mapping, resolved before the first row.
@@ -20,7 +21,20 @@ impl Input {
     /// Load the mapping, open the file with its source options and resolve the mapping against
     /// the headers; every failure names the file or the mapping.
     pub fn open(file: &Path, mapping_path: &Path) -> Result<Input> {
-        let mapping = Mapping::load(mapping_path)?;
+        Input::open_with_region(file, mapping_path, None)
+    }
+
+    /// [`Input::open`], with `phone_region` (`--phone-region`) overriding the mapping's
+    /// `defaults.phone_region` when given.
+    pub fn open_with_region(
+        file: &Path,
+        mapping_path: &Path,
+        phone_region: Option<Region>,
+    ) -> Result<Input> {
+        let mut mapping = Mapping::load(mapping_path)?;
+        if let Some(r) = phone_region {
+            mapping.set_default_region(r);
+        }
         let source = open_source(file, &mapping.source_options())?;
         let headers = source.headers().to_vec();
         let resolved = mapping.resolve(&headers).with_context(|| {
@@ -39,10 +53,12 @@ impl Input {
     }
 
     /// The source's warnings about the file as a whole (repaired BOM, blank or duplicate
-    /// headers), printed on stderr (even with `-q`: they speak of the data) and handed back for
-    /// `summary.json`.
+    /// headers, title rows or sheets skipped to find the header) and the mapping's notices about
+    /// it (absent optional columns), printed on stderr (even with `-q`: they speak of the data)
+    /// and handed back for `summary.json`.
     pub fn header_warnings(&self) -> Vec<String> {
-        let warnings = self.source.warnings().to_vec();
+        let mut warnings = self.source.warnings().to_vec();
+        warnings.extend_from_slice(self.resolved.notices());
         for w in &warnings {
             eprintln!("warning: {w}");
         }

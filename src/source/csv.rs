@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
 
+use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::encoding::{self, DecodeReader, Detected};
 use super::{
     Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
@@ -348,6 +349,60 @@ fn sniff_prefix(
     }
 }
 
+/// The first record among the first [`SEARCH_ROWS`] with text in `sample` that holds every
+/// column of `want` when split by `delimiter`: its line, and the records with text above it.
+fn header_holding(sample: &[u8], delimiter: u8, want: &[String]) -> Option<(u64, usize)> {
+    let mut r = RawReader::new(sample, delimiter);
+    let mut seen = 0;
+    while seen < SEARCH_ROWS && r.read().unwrap_or(false) {
+        if r.is_blank() {
+            continue;
+        }
+        let row: Vec<String> = (0..r.len())
+            .map(|i| String::from_utf8_lossy(r.field(i)).into_owned())
+            .collect();
+        if holds_all(&row, want) {
+            return Some((r.start_line, seen));
+        }
+        seen += 1;
+    }
+    None
+}
+
+/// The header searched for by [`SourceOptions::header_columns`] when `header_row` is not set:
+/// its line, the delimiters that split it into those columns (in the order of preference), and
+/// the warning about the lines skipped above it. `None`: no search, or no line holds them (the
+/// first line is the header).
+fn find_header(
+    file: &str,
+    prefix: &[u8],
+    truncated: bool,
+    det: &Detected,
+    opts: &SourceOptions,
+) -> Option<(u64, Vec<u8>, Option<String>)> {
+    if opts.header_row.is_some() || opts.header_columns.is_empty() {
+        return None;
+    }
+    let end = (det.bom_len + SAMPLE).min(prefix.len());
+    let sample = encoding::decode_sample(det, &prefix[..end], truncated || end < prefix.len());
+    let candidates = opts.delimiter.map_or(DELIMITERS.to_vec(), |d| vec![d]);
+    let found: Vec<(u64, usize, u8)> = candidates
+        .into_iter()
+        .filter_map(|d| {
+            header_holding(&sample, d, &opts.header_columns).map(|(line, n)| (line, n, d))
+        })
+        .collect();
+    let &(line, skipped, _) = found.iter().min_by_key(|&&(line, _, _)| line)?;
+    let fits: Vec<u8> = found.iter().filter(|f| f.0 == line).map(|f| f.2).collect();
+    let note = (skipped > 0).then(|| {
+        format!(
+            "{file}: the header is on line {line}, the first line holding the mapping's columns ({}); the {skipped} line(s) of text above it are not data and were skipped",
+            shown_columns(&opts.header_columns)
+        )
+    });
+    Some((line, fits, note))
+}
+
 /// The file from just after its BOM, decoded to UTF-8 as it is read.
 fn decoded_reader<R>(
     file: &str,
@@ -496,7 +551,8 @@ impl CsvSource {
         let (prefix, truncated) = read_prefix(&file, &mut f)?;
         let mut warnings = Vec::new();
         let det = detect_encoding(&file, &prefix, truncated, opts, &mut warnings)?;
-        let header_line = opts.header_row.unwrap_or(1);
+        let found = find_header(&file, &prefix, truncated, &det, opts);
+        let header_line = found.as_ref().map_or(opts.header_row.unwrap_or(1), |f| f.0);
         if header_line == 0 {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
@@ -505,8 +561,16 @@ impl CsvSource {
                 bail!("{file}: the delimiter cannot be {:?}", d as char)
             }
             Some(d) => (d, "set"),
-            None => sniff_prefix(&prefix, truncated, &det, header_line),
+            None => {
+                let sniffed = sniff_prefix(&prefix, truncated, &det, header_line);
+                // A delimiter that splits the found header into the mapping's columns wins.
+                match &found {
+                    Some(f) if !f.1.contains(&sniffed.0) => (f.1[0], "detected"),
+                    _ => sniffed,
+                }
+            }
         };
+        warnings.extend(found.and_then(|f| f.2));
         // Old Mac files end lines with a lone CR: count those, or every row would be "line 1".
         let newline = if !prefix.contains(&b'\n') && prefix.contains(&b'\r') {
             b'\r'

@@ -22,10 +22,12 @@ use anyhow::Context;
 use crate::model::{ErrorCode, Outcome, RowError};
 
 mod csv;
+pub mod detect;
 mod encoding;
 mod xlsx;
 
 pub use self::csv::CsvSource;
+pub use self::detect::{column_name, column_names};
 use self::xlsx::XlsxSource;
 
 /// One data row, as read: fields in header order, decoded to text.
@@ -96,8 +98,14 @@ pub struct SourceOptions {
     pub sheet: Option<String>,
     /// 1-based row of the header (a physical line for CSV, a sheet row for XLSX); rows above it
     /// (report titles) are skipped and not counted. `None` is the first line (CSV) or the first
-    /// sheet row with a value in it (XLSX).
+    /// sheet row with a value in it (XLSX), unless `header_columns` finds it.
     pub header_row: Option<u64>,
+    /// The columns the header must hold (a mapping's required columns; `email#2` names the
+    /// second `email`). When `header_row` (or, for a workbook, `sheet`) is not set, the header is
+    /// the first row among the first [`detect::SEARCH_ROWS`] with a value that holds them all,
+    /// on the first sheet that has one; rows above it are skipped with a warning. Empty: no
+    /// search.
+    pub header_columns: Vec<String>,
 }
 
 /// A stream of rows from one file.
@@ -237,7 +245,7 @@ pub(crate) fn clean_headers(
     for (name, cols) in duplicate_headers(headers) {
         let cols: Vec<String> = cols.into_iter().map(&col_name).collect();
         warnings.push(format!(
-            "{file}: header {name:?} appears {} times (columns {}); a mapping naming it would be ambiguous",
+            "{file}: header {name:?} appears {} times (columns {}); a mapping reads the first as {name:?}, the second as \"{name}#2\", and so on",
             cols.len(),
             cols.join(", ")
         ));

@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, bail};
 use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workbook};
 
+use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::{
     Item, Pending, Queue, ReadError, Record, RowIssue, Source, SourceOptions, Trailer, blank_issue,
     clean_headers, footer_issue, looks_like_footer,
@@ -152,6 +153,89 @@ fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Resul
     bail!("{file}: no sheet named {want:?}; the sheets are {}", list())
 }
 
+/// The sheet and the header row to read. When the options leave the header row (or the sheet)
+/// open and name `header_columns`, the first sheet allowed with a row among its first
+/// [`SEARCH_ROWS`] holding those columns, and that row; skipped sheets and title rows are noted.
+fn choose(
+    wb: &mut Xlsx<BufReader<File>>,
+    file: &str,
+    names: &[String],
+    opts: &SourceOptions,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<(String, usize, Option<u64>)> {
+    let (sheet, index) = pick_sheet(file, names, opts.sheet.as_deref())?;
+    let want = &opts.header_columns;
+    if want.is_empty() || (opts.sheet.is_some() && opts.header_row.is_some()) {
+        return Ok((sheet, index, opts.header_row));
+    }
+    let order: Vec<usize> = match opts.sheet {
+        Some(_) => vec![index],
+        None => (0..names.len()).collect(),
+    };
+    for (k, &i) in order.iter().enumerate() {
+        let Some((row, above)) = header_in(wb, &names[i], opts.header_row, want) else {
+            continue;
+        };
+        for &j in &order[..k] {
+            notes.push(format!(
+                "{file}: sheet {:?} skipped: none of its first {SEARCH_ROWS} rows holds the mapping's columns ({}); reading sheet {:?}",
+                names[j],
+                shown_columns(want),
+                names[i]
+            ));
+        }
+        if above > 0 {
+            notes.push(format!(
+                "{file}, sheet {:?}: the header is on row {row}, the first row holding the mapping's columns; the {above} row(s) of text above it are not data and were skipped",
+                names[i]
+            ));
+        }
+        return Ok((names[i].clone(), i, Some(row)));
+    }
+    Ok((sheet, index, opts.header_row))
+}
+
+/// The 1-based row of `sheet` that holds every column of `want` (row `header_row` only, when
+/// set), and the rows with a value above it; `None` when no row of the first [`SEARCH_ROWS`]
+/// does (or the sheet cannot be read: the read proper reports that).
+fn header_in(
+    wb: &mut Xlsx<BufReader<File>>,
+    sheet: &str,
+    header_row: Option<u64>,
+    want: &[String],
+) -> Option<(u64, usize)> {
+    let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
+    let mut rows = Rows {
+        cells: &mut reader,
+        next: None,
+        finished: false,
+        failed_in: None,
+    };
+    let mut above = 0;
+    while above < SEARCH_ROWS {
+        let (idx, cells) = rows.next_row().ok()??;
+        let row = u64::from(idx) + 1;
+        if cells.iter().all(|(_, c)| c.is_blank()) || header_row.is_some_and(|h| row < h) {
+            continue;
+        }
+        let texts: Vec<String> = cells
+            .into_iter()
+            .map(|(_, c)| match c {
+                Cell::Text { text, .. } => text,
+                _ => String::new(),
+            })
+            .collect();
+        if holds_all(&texts, want) {
+            return Some((row, if header_row.is_some() { 0 } else { above }));
+        }
+        if header_row.is_some() {
+            return None;
+        }
+        above += 1;
+    }
+    None
+}
+
 struct Header {
     headers: Vec<String>,
     warnings: Vec<String>,
@@ -185,14 +269,14 @@ impl XlsxSource {
     /// problem with the file as a whole is an error here.
     pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
         let file = path.display().to_string();
-        let wb: Xlsx<BufReader<File>> = open_workbook(path)
+        let mut wb: Xlsx<BufReader<File>> = open_workbook(path)
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
-        let (sheet, index) = pick_sheet(&file, &names, opts.sheet.as_deref())?;
         if opts.header_row == Some(0) {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
-        let header_row = opts.header_row;
+        let mut notes = Vec::new();
+        let (sheet, index, header_row) = choose(&mut wb, &file, &names, opts, &mut notes)?;
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let label = format!("{file}, sheet {sheet:?}");
@@ -215,9 +299,10 @@ impl XlsxSource {
             names.len(),
             head.line
         );
+        notes.extend(head.warnings);
         Ok(XlsxSource {
             headers: head.headers,
-            warnings: head.warnings,
+            warnings: notes,
             describe,
             last_row: head.line,
             label,

@@ -599,11 +599,24 @@ async fn jsonl_keeps_the_api_shape_and_inboxes_and_conversations_on_request() {
 #[tokio::test]
 async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
     let sb = sandbox(400, |_| {}).await;
+    // Attribute keys the mapping does not list come back too (`from_prefix`).
+    let mut n = NewContact {
+        name: Some("Una Listed".into()),
+        email: Some("una@example.com".into()),
+        ..NewContact::default()
+    };
+    n.custom_attributes
+        .insert("favourite_colour".into(), "teal".into());
+    n.additional_attributes
+        .insert("linkedin".into(), "una-l".into());
+    client(&sb).contacts().create(&n).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), "round.csv");
     export(&client(&sb), &o).await.unwrap();
 
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/doto-export.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("favourite_colour") && !text.contains("linkedin"));
     let mapping = Mapping::load(&path).unwrap();
     let mut source = doto_bulk::source::open(&o.output, &mapping.source_options()).unwrap();
     let resolved = mapping.resolve(source.headers()).unwrap();

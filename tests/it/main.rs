@@ -1,8 +1,10 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
+mod api;
 mod cli;
 mod client;
 mod export;
 mod fields;
+mod grammar;
 mod identity;
 mod import;
 mod mapping;

@@ -60,6 +60,7 @@ fn source_options() -> impl Strategy<Value = SourceOptions> {
             delimiter,
             sheet: None,
             header_row,
+            header_columns: Vec::new(),
         })
 }
 

@@ -49,26 +49,27 @@ Fay,fay@example.com\n\
 Ann Again,ANN@Example.com,,A8\n\
 Total: 12 contacts,,,\n";
 
-pub struct World {
+/// A temporary directory to write files and run validate in (the `grammar` tests use it too).
+pub(crate) struct World {
     dir: TempDir,
 }
 
 impl World {
-    pub fn new() -> World {
+    pub(crate) fn new() -> World {
         World {
             dir: tempfile::tempdir().unwrap(),
         }
     }
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-    pub fn write(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, body).unwrap();
         p
     }
     /// Validate `file` with `mapping` into the run directory `out`.
-    pub fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
+    pub(crate) fn validate(&self, file: &Path, mapping: &Path, out: &str) -> Validation {
         let args = Args::new(file, mapping, Some(&self.path(out)));
         run_validate(&args, true, &AtomicBool::new(false)).unwrap()
     }
