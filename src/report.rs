@@ -4,9 +4,12 @@
 //! in file order, and the one atomic JSON writer every `summary.json` goes through
 //! ([`write_json_atomic`]).
 //!
-//! `failures.csv` keeps the source's own columns and text untouched so that a user can fix it in
-//! a spreadsheet and feed it back with the same mapping: the report columns all start with `_`
-//! and a fed-back file's old report columns are replaced, not repeated.
+//! `failures.csv` and `warnings.csv` keep the source's own columns and text so that a user can fix
+//! them in a spreadsheet and feed them back with the same mapping: the report columns all start
+//! with `_`, a fed-back file's old report columns are replaced, not repeated (its first line is
+//! kept as `_source_row`), and a cell a spreadsheet would run as a formula gets the export's guard
+//! (`'`), which the mapping removes again when the report is read back.
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::BufWriter;
@@ -18,13 +21,32 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::exit::Stop;
-use crate::model::{Outcome, RowError};
+use crate::model::{Outcome, RowError, RowWarning};
+use crate::normalise::Region;
 use crate::pipeline::rundir::{RUN_JSON, RUN_LOCK, RunLock};
+use crate::sink::guard::guard;
 
 /// The columns `failures.csv` adds after the source's own.
 const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
+/// The columns `warnings.csv` adds after the source's own.
+const WARNING_COLUMNS: [&str; 5] = [
+    "_row",
+    "_warning_code",
+    "_warning_field",
+    "_warning_message",
+    "_original_value",
+];
+/// The column a report of a fed-back report adds: the line in the file first read.
+const SOURCE_ROW: &str = "_source_row";
 /// The columns of `results.csv`.
-const RESULT_COLUMNS: [&str; 5] = ["_row", "action", "contact_id", "key", "duplicate_of"];
+const RESULT_COLUMNS: [&str; 6] = [
+    "_row",
+    "action",
+    "contact_id",
+    "key",
+    "duplicate_of",
+    "_warnings",
+];
 
 /// Where a run writes its reports: `doto-runs/<UTC time>-<command>/` or the `--out` directory.
 /// It is locked ([`RunLock`]) for as long as a clone of it lives.
@@ -227,36 +249,78 @@ pub struct RowReport<'a> {
     pub key: Option<&'a str>,
     /// The earlier line of the same file that has one of this row's keys.
     pub duplicate_of: Option<u64>,
+    /// What was repaired or left out of the row (mapping and writing).
+    pub warnings: &'a [RowWarning],
+    /// The phone had no country code and was read as this region.
+    pub read_as: Option<Region>,
 }
 
-/// `failures.csv`: the source's columns untouched, then [`FAILURE_COLUMNS`].
-struct FailureWriter {
-    out: csv::Writer<BufWriter<File>>,
-    /// Indices of the source columns written (all but an earlier run's report columns).
+/// The source's columns as a report writes them: all but an earlier report's own columns, each
+/// cell guarded; and, for a fed-back report, its `_source_row` (or `_row`) carried on.
+struct SourceColumns {
+    /// Indices of the source columns written.
     keep: Vec<usize>,
+    /// The fed-back report's `_source_row`, else its `_row`: the line in the file first read.
+    source_row: Option<usize>,
     /// Number of source columns (the header's width).
     width: usize,
 }
 
+impl SourceColumns {
+    fn new(headers: &[String]) -> SourceColumns {
+        let ours = |h: &str| {
+            h == SOURCE_ROW || FAILURE_COLUMNS.contains(&h) || WARNING_COLUMNS.contains(&h)
+        };
+        let find = |name: &str| headers.iter().position(|h| h == name);
+        SourceColumns {
+            keep: (0..headers.len()).filter(|&i| !ours(&headers[i])).collect(),
+            source_row: find(SOURCE_ROW).or_else(|| find("_row")),
+            width: headers.len(),
+        }
+    }
+
+    /// The header: the kept columns, `_source_row` when fed back, then `extra`.
+    fn header<'h>(&self, headers: &'h [String], extra: &[&'h str]) -> Vec<&'h str> {
+        let mut out: Vec<&str> = self.keep.iter().map(|&i| headers[i].as_str()).collect();
+        if self.source_row.is_some() {
+            out.push(SOURCE_ROW);
+        }
+        out.extend(extra);
+        out
+    }
+
+    /// A row's source cells (guarded), with its `_source_row` when fed back.
+    fn cells<'f>(&self, fields: &'f [String]) -> Vec<Cow<'f, str>> {
+        let at = |i: usize| guard(fields.get(i).map_or("", String::as_str));
+        let mut out: Vec<Cow<str>> = Vec::with_capacity(self.keep.len() + 6);
+        out.extend(self.keep.iter().map(|&i| at(i)));
+        if let Some(i) = self.source_row {
+            out.push(at(i));
+        }
+        out
+    }
+}
+
+/// `failures.csv`: the source's columns, then [`FAILURE_COLUMNS`].
+struct FailureWriter {
+    out: csv::Writer<BufWriter<File>>,
+    cols: SourceColumns,
+}
+
+/// A report file with its header written.
+fn report_file(path: &Path, header: &[&str]) -> Result<csv::Writer<BufWriter<File>>> {
+    let file = File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut out = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, file));
+    out.write_record(header)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(out)
+}
+
 impl FailureWriter {
     pub fn create(path: &Path, headers: &[String]) -> Result<FailureWriter> {
-        let file =
-            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        let mut out =
-            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, file));
-        // A fed-back failures.csv has our columns already: drop them so they are not repeated.
-        let keep: Vec<usize> = (0..headers.len())
-            .filter(|&i| !FAILURE_COLUMNS.contains(&headers[i].as_str()))
-            .collect();
-        let mut header: Vec<&str> = keep.iter().map(|&i| headers[i].as_str()).collect();
-        header.extend(FAILURE_COLUMNS);
-        out.write_record(&header)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(FailureWriter {
-            out,
-            keep,
-            width: headers.len(),
-        })
+        let cols = SourceColumns::new(headers);
+        let out = report_file(path, &cols.header(headers, &FAILURE_COLUMNS))?;
+        Ok(FailureWriter { out, cols })
     }
 
     /// Write one failed row. A ragged row is fitted to the header (missing cells empty, extra
@@ -268,21 +332,48 @@ impl FailureWriter {
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
             .join("; ");
-        if !fields.is_empty() && fields.len() != self.width {
-            message.push_str(&ragged_note(fields, self.width));
+        if !fields.is_empty() && fields.len() != self.cols.width {
+            message.push_str(&ragged_note(fields, self.cols.width));
         }
-        let line_text = line.to_string();
-        let mut rec: Vec<&str> = Vec::with_capacity(self.keep.len() + 4);
-        rec.extend(
-            self.keep
-                .iter()
-                .map(|&i| fields.get(i).map_or("", String::as_str)),
-        );
-        rec.push(&line_text);
-        rec.push(first.map_or("", |e| e.code.as_str()));
-        rec.push(first.and_then(|e| e.field.as_deref()).unwrap_or(""));
-        rec.push(&message);
-        self.out.write_record(&rec)?;
+        let mut rec = self.cols.cells(fields);
+        rec.push(Cow::Owned(line.to_string()));
+        rec.push(Cow::Borrowed(first.map_or("", |e| e.code.as_str())));
+        rec.push(guard(first.and_then(|e| e.field.as_deref()).unwrap_or("")));
+        rec.push(guard(&message));
+        self.out.write_record(rec.iter().map(|c| c.as_bytes()))?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// `warnings.csv`: one line per warning, the source's columns then [`WARNING_COLUMNS`].
+struct WarningWriter {
+    out: csv::Writer<BufWriter<File>>,
+    cols: SourceColumns,
+}
+
+impl WarningWriter {
+    pub fn create(path: &Path, headers: &[String]) -> Result<WarningWriter> {
+        let cols = SourceColumns::new(headers);
+        let out = report_file(path, &cols.header(headers, &WARNING_COLUMNS))?;
+        Ok(WarningWriter { out, cols })
+    }
+
+    pub fn write(&mut self, line: u64, fields: &[String], warnings: &[RowWarning]) -> Result<()> {
+        let line = line.to_string();
+        for w in warnings {
+            let mut rec = self.cols.cells(fields);
+            rec.push(Cow::Borrowed(&line));
+            rec.push(Cow::Borrowed(w.code.as_str()));
+            rec.push(guard(w.field.as_deref().unwrap_or("")));
+            rec.push(guard(&w.message));
+            rec.push(guard(&w.original));
+            self.out.write_record(rec.iter().map(|c| c.as_bytes()))?;
+        }
         Ok(())
     }
 
@@ -318,25 +409,23 @@ struct ResultsWriter {
 
 impl ResultsWriter {
     pub fn create(path: &Path) -> Result<ResultsWriter> {
-        let file =
-            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        let mut out =
-            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 16, file));
-        out.write_record(RESULT_COLUMNS)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        Ok(ResultsWriter { out })
+        Ok(ResultsWriter {
+            out: report_file(path, &RESULT_COLUMNS)?,
+        })
     }
 
     pub fn write(&mut self, r: &RowReport<'_>) -> Result<()> {
         let line = r.line.to_string();
         let id = r.contact_id.map(|i| i.to_string()).unwrap_or_default();
         let dup = r.duplicate_of.map(|l| l.to_string()).unwrap_or_default();
+        let codes: Vec<&str> = r.warnings.iter().map(|w| w.code.as_str()).collect();
         self.out.write_record([
             line.as_str(),
             r.action.as_str(),
             id.as_str(),
             r.key.unwrap_or(""),
             dup.as_str(),
+            codes.join(";").as_str(),
         ])?;
         Ok(())
     }
@@ -393,6 +482,11 @@ pub struct Summary {
     pub errors_by_code: BTreeMap<String, u64>,
     /// Rows (counted in `outcomes` as usual) that repeat a key of an earlier row.
     pub duplicates_in_file: u64,
+    /// Every warning (a value repaired or left out, the row imported) by code; `warnings.csv`
+    /// lists them.
+    pub warnings: BTreeMap<String, u64>,
+    /// Phones with no country code, read with the default region: how many per region.
+    pub phones_read_as: BTreeMap<String, u64>,
     pub elapsed_s: f64,
     pub rows_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -415,6 +509,12 @@ impl Summary {
         bump(&mut self.outcomes, r.action.as_str());
         for e in r.errors {
             bump(&mut self.errors_by_code, e.code.as_str());
+        }
+        for w in r.warnings {
+            bump(&mut self.warnings, w.code.as_str());
+        }
+        if let Some(region) = r.read_as {
+            bump(&mut self.phones_read_as, region.as_str());
         }
         if r.duplicate_of.is_some() {
             self.duplicates_in_file += 1;
@@ -439,6 +539,8 @@ impl Summary {
             failures_by_code: BTreeMap::new(),
             errors_by_code: BTreeMap::new(),
             duplicates_in_file: 0,
+            warnings: BTreeMap::new(),
+            phones_read_as: BTreeMap::new(),
             elapsed_s: 0.0,
             rows_per_s: 0.0,
             requests: None,
@@ -492,6 +594,13 @@ impl Summary {
         if !has_valid {
             rows.push(("duplicates in file".into(), num(self.duplicates_in_file)));
         }
+        if !self.warnings.is_empty() {
+            let n = self.warnings.values().sum();
+            rows.push(("warnings (warnings.csv)".into(), num(n)));
+            for (code, n) in &self.warnings {
+                rows.push((format!("  {code}"), num(*n)));
+            }
+        }
         rows.push((
             "rate".into(),
             format!(
@@ -508,6 +617,17 @@ impl Summary {
         let mut s = format!("doto-bulk {}: {}\n", self.command, self.file);
         for (k, v) in rows {
             s.push_str(&format!("  {k:<w$}  {v:>12}\n"));
+        }
+        for (region, n) in &self.phones_read_as {
+            let (what, were) = if *n == 1 {
+                ("phone", "was")
+            } else {
+                ("phones", "were")
+            };
+            s.push_str(&format!(
+                "  {} {what} had no country code and {were} read as {region}\n",
+                num(*n)
+            ));
         }
         s
     }
@@ -556,6 +676,7 @@ fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
 pub struct Reports {
     dir: RunDir,
     failures: FailureWriter,
+    warnings: WarningWriter,
     results: ResultsWriter,
     summary: Summary,
     started: Instant,
@@ -567,6 +688,7 @@ impl Reports {
         summary.run_dir = dir.path().display().to_string();
         Ok(Reports {
             failures: FailureWriter::create(&dir.file("failures.csv"), headers)?,
+            warnings: WarningWriter::create(&dir.file("warnings.csv"), headers)?,
             results: ResultsWriter::create(&dir.file("results.csv"))?,
             dir,
             summary,
@@ -588,6 +710,13 @@ impl Reports {
                     format!("{}: cannot write", self.dir.file("failures.csv").display())
                 })?;
         }
+        if !r.warnings.is_empty() {
+            self.warnings
+                .write(r.line, r.fields, r.warnings)
+                .with_context(|| {
+                    format!("{}: cannot write", self.dir.file("warnings.csv").display())
+                })?;
+        }
         self.results
             .write(r)
             .with_context(|| format!("{}: cannot write", self.dir.file("results.csv").display()))?;
@@ -599,9 +728,10 @@ impl Reports {
         &mut self.summary
     }
 
-    /// Flush both CSV files.
+    /// Flush the CSV files.
     fn flush(&mut self) -> Result<()> {
         self.failures.flush()?;
+        self.warnings.flush()?;
         self.results.flush()?;
         Ok(())
     }
@@ -673,6 +803,7 @@ mod tests {
             s(&[
                 "Name",
                 "Email",
+                "_source_row",
                 "_row",
                 "_error_code",
                 "_error_field",
@@ -692,6 +823,7 @@ mod tests {
             s(&[
                 "  Ann, \"A\"\n",
                 "x@",
+                "4",
                 "9",
                 "invalid_email",
                 "email",
@@ -780,6 +912,8 @@ mod tests {
                 contact_id: None,
                 key: Some("email:a@b.c"),
                 duplicate_of: (i == 1).then_some(2),
+                warnings: &[],
+                read_as: None,
             })
             .unwrap();
         }
@@ -795,5 +929,36 @@ mod tests {
         assert!(json.get("requests").is_none());
         let table = out.table();
         assert!(table.contains("invalid_phone"), "{table}");
+    }
+
+    #[test]
+    fn phones_read_with_the_default_region_are_counted_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let rd = RunDir::create(Some(&dir.path().join("r")), "validate").unwrap();
+        let sum = Summary::new("validate", Path::new("in.csv"), Path::new("m.yaml"), &[]);
+        let mut reps = Reports::create(rd, &s(&["a"]), sum).unwrap();
+        let de = crate::normalise::Region::parse("DE").unwrap();
+        let f = s(&["x"]);
+        for read_as in [Some(de), Some(de), None] {
+            reps.row(&RowReport {
+                line: 2,
+                fields: &f,
+                action: RowAction::Valid,
+                errors: &[],
+                contact_id: None,
+                key: None,
+                duplicate_of: None,
+                warnings: &[],
+                read_as,
+            })
+            .unwrap();
+        }
+        let out = reps.finish(None).unwrap();
+        assert_eq!(out.phones_read_as["DE"], 2);
+        let table = out.table();
+        assert!(
+            table.contains("2 phones had no country code and were read as DE"),
+            "{table}"
+        );
     }
 }

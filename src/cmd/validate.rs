@@ -14,7 +14,8 @@ use crate::cli::GlobalArgs;
 use crate::cmd::{CtrlC, finish};
 use crate::exit::{self, Stop};
 use crate::mapping::{ContactDraft, MatchKey};
-use crate::model::{Outcome, RowError};
+use crate::model::{Outcome, RowError, RowWarning};
+use crate::normalise::Region;
 use crate::pipeline::dupes::{DupeTracker, KeyPrints};
 use crate::pipeline::input::Input;
 use crate::pipeline::lookup::{self, Key};
@@ -101,46 +102,49 @@ fn row_key(keys: &[MatchKey], draft: &ContactDraft) -> Option<String> {
 /// What the ordered loop needs of one row.
 struct Checked {
     line: u64,
-    /// The fields as read for an invalid row (failures.csv); empty otherwise.
+    /// The fields as read for an invalid row or one with warnings (failures.csv,
+    /// warnings.csv); empty otherwise.
     fields: Vec<String>,
     action: RowAction,
     errors: Vec<RowError>,
+    warnings: Vec<RowWarning>,
+    read_as: Option<Region>,
     key: Option<String>,
     prints: KeyPrints,
 }
 
 fn check_row(row: MappedRow, keys: &[MatchKey]) -> Checked {
-    let (action, errors, key, prints, fields) = match row.mapped {
-        Mapped::Valid(draft) => (
-            RowAction::Valid,
-            Vec::new(),
-            row_key(keys, &draft),
-            KeyPrints::of(&draft),
-            Vec::new(),
-        ),
-        Mapped::Skipped(e) => (
-            RowAction::Outcome(Outcome::Skipped),
-            vec![e],
-            None,
-            KeyPrints::default(),
-            Vec::new(),
-        ),
-        Mapped::Invalid(errs) => (
-            RowAction::Outcome(Outcome::Invalid),
-            errs,
-            None,
-            KeyPrints::default(),
-            row.fields,
-        ),
-    };
-    Checked {
+    let mut c = Checked {
         line: row.line,
-        fields,
-        action,
-        errors,
-        key,
-        prints,
+        fields: Vec::new(),
+        action: RowAction::Valid,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        read_as: None,
+        key: None,
+        prints: KeyPrints::default(),
+    };
+    match row.mapped {
+        Mapped::Valid(mut draft) => {
+            c.key = row_key(keys, &draft);
+            c.prints = KeyPrints::of(&draft);
+            c.read_as = draft.phone_read_as;
+            c.warnings = std::mem::take(&mut draft.warnings);
+            if !c.warnings.is_empty() {
+                c.fields = row.fields;
+            }
+        }
+        Mapped::Skipped(e) => {
+            c.action = RowAction::Outcome(Outcome::Skipped);
+            c.errors = vec![e];
+        }
+        Mapped::Invalid(errs) => {
+            c.action = RowAction::Outcome(Outcome::Invalid);
+            c.errors = errs;
+            c.fields = row.fields;
+        }
     }
+    c
 }
 
 /// Run `validate` to the end (or until `interrupt` is set): the library entry the command and
@@ -234,6 +238,8 @@ fn report_rows(
             contact_id: None,
             key: row.key.as_deref(),
             duplicate_of,
+            warnings: &row.warnings,
+            read_as: row.read_as,
         })?;
         since_tick += 1;
         if since_tick == 256 {

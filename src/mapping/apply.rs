@@ -1,9 +1,12 @@
 //! Applying a resolved mapping to one record: the hot path, run for every row. Columns are
 //! indices (bound by `resolve`), date formats and tables were prepared at load, and nothing is
-//! allocated beyond the draft's own values unless a modifier or an error needs it. Every problem
-//! of the row is collected, each naming the column and the value.
-use std::borrow::Cow;
-
+//! allocated beyond the draft's own values unless a modifier or a problem needs it.
+//!
+//! A bad value fails its field, not the row: the field is left out and the problem becomes a
+//! [`RowWarning`] on the draft (code, field, column, original value). The row fails only when it
+//! cannot be imported correctly: no usable match key left, no name for a contact it may create,
+//! or a value spec marked `required: true` whose value cannot be used. A failed row carries every
+//! problem as a [`RowError`], the one that failed it first.
 use serde_json::Value;
 
 use super::draft::FieldValue;
@@ -12,6 +15,7 @@ use super::value::{Compiled, Got, Origin};
 use super::{BlankPolicy, ContactDraft, Resolved};
 use crate::model::{ErrorCode, Field, FieldKind, RowError, RowWarning};
 use crate::normalise::{Email, Identifier, PhoneE164, Region, check_text};
+use crate::sink::guard::{formula_like, unguard};
 use crate::source::Record;
 
 /// The server's limit on name, email, phone and identifier.
@@ -34,16 +38,51 @@ fn shown(v: &str) -> String {
     }
 }
 
+/// `v` cut to `max` characters (at a character boundary) when it is longer; with its length.
+fn cut(v: &str, max: usize) -> Option<(&str, usize)> {
+    // Byte length bounds the character count: most values skip the count.
+    if v.len() <= max {
+        return None;
+    }
+    let (end, _) = v.char_indices().nth(max)?;
+    Some((&v[..end], v.chars().count()))
+}
+
+/// What the candidates of a value spec gave.
+enum Pick<T> {
+    /// Every candidate blank (and no `default`).
+    Blank,
+    Value(T),
+    /// Every non-blank candidate refused: reported as the field's failure.
+    Refused,
+}
+
+/// What a scalar field gave, for the match-key check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gave {
+    Blank,
+    Value,
+    Refused,
+}
+
+/// A problem that did not stop the row; `dropped`: the field was left out (not a repair).
+struct Warned {
+    w: RowWarning,
+    dropped: bool,
+}
+
 struct Row<'a> {
     r: &'a Resolved,
     rec: &'a Record,
     errors: Vec<RowError>,
-    /// Columns whose text is damaged: the values built from them are not checked further.
-    bad: Vec<usize>,
+    warnings: Vec<Warned>,
+    /// Damaged columns, their problem, and whether a value read from them reported it.
+    bad: Vec<(usize, RowError, bool)>,
 }
 
 impl<'a> Row<'a> {
-    /// How a message names the source of a value: the column, or the mapping entry.
+    /// How a message names the source of a value (the column, or the mapping entry), and the
+    /// name `RowError::field` gives it.
     fn label(&self, c: &Compiled, o: Origin) -> (String, String) {
         match o {
             Origin::Column(i) => {
@@ -66,42 +105,61 @@ impl<'a> Row<'a> {
 
     /// A normaliser's error, with the column put first in its message.
     fn push_parser_error(&mut self, e: RowError, c: &Compiled, o: Origin) {
+        let e = self.located(e, c, o);
+        self.errors.push(e);
+    }
+
+    /// `e` with the value's source put first in its message and as its field.
+    fn located(&self, e: RowError, c: &Compiled, o: Origin) -> RowError {
         let (label, field) = self.label(c, o);
-        let message = if e.message.starts_with("column ") {
+        let message = if e.message.starts_with("column ") || e.message.starts_with(&label) {
             e.message
         } else {
             format!("{label}: {}", e.message)
         };
-        self.errors.push(RowError {
+        RowError {
             code: e.code,
             field: Some(field),
             message,
-        });
+        }
     }
 
-    fn damaged(&self, c: &Compiled) -> bool {
-        !self.bad.is_empty() && c.cols.iter().any(|x| self.bad.contains(x))
+    /// The value as read for a warning's `original`: the cell for a column, else the text.
+    fn original(&self, g: &Got) -> String {
+        match g.origin {
+            Origin::Column(i) => cell(self.rec, i).to_owned(),
+            _ => g.text.clone().into_owned(),
+        }
     }
 
-    fn too_long(&mut self, c: &Compiled, o: Origin, v: &str, max: usize) -> bool {
-        // Byte length bounds the character count: most values skip the count.
-        if v.len() <= max {
-            return false;
+    fn warning(&mut self, c: &Compiled, g: &Got, code: ErrorCode, message: String, dropped: bool) {
+        let column = match g.origin {
+            Origin::Column(i) => Some(self.r.headers[i].clone()),
+            _ => None,
+        };
+        let w = RowWarning {
+            code,
+            field: Some(field_name(c).to_owned()),
+            column,
+            original: self.original(g),
+            message,
+        };
+        self.warnings.push(Warned { w, dropped });
+    }
+
+    /// The damage of the columns a candidate comes from, if any (marked as reported).
+    fn damage(&mut self, c: &Compiled, o: Origin) -> Option<RowError> {
+        if self.bad.is_empty() {
+            return None;
         }
-        let n = v.chars().count();
-        if n <= max {
-            return false;
-        }
-        let (label, field) = self.label(c, o);
-        self.push(
-            ErrorCode::TooLong,
-            &field,
-            format!(
-                "{label}: {} is {n} characters long (at most {max})",
-                shown(v)
-            ),
-        );
-        true
+        let hit = |i: usize| match o {
+            Origin::Column(j) => i == j,
+            Origin::Template => c.cols.contains(&i),
+            Origin::Const | Origin::Default => false,
+        };
+        let (_, e, seen) = self.bad.iter_mut().find(|(i, _, _)| hit(*i))?;
+        *seen = true;
+        Some(e.clone())
     }
 
     /// "column "A" is blank" / "columns "A", "B" are blank" for the columns a value looked at.
@@ -119,32 +177,57 @@ impl<'a> Row<'a> {
     }
 }
 
+/// The contact field a value spec fills: `name`, `custom_attributes.plan`, `notes[1]`.
+fn field_name(c: &Compiled) -> &str {
+    c.target.strip_prefix("fields.").unwrap_or(&c.target)
+}
+
+/// What a spreadsheet error cell holds once read (calamine's names for them).
+const CELL_ERRORS: [&str; 8] = [
+    "#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#DATA!",
+];
+
 /// Map and normalise one record: every scalar field by its kind, the attribute objects, the
-/// notes, then the check that a match key has a value. All the row's problems are collected.
-pub(super) fn apply(r: &Resolved, rec: &Record) -> Result<ContactDraft, Vec<RowError>> {
+/// notes, then the check that a match key has a value. A re-fed report's guarded cells
+/// (`'=…`, see `sink::guard`) are read without their guard. `cell_errors`: the row's
+/// spreadsheet error cells hold their error text, and are damage.
+pub(super) fn apply(
+    r: &Resolved,
+    rec: &Record,
+    cell_errors: bool,
+) -> Result<ContactDraft, Vec<RowError>> {
+    let unguarded;
+    let rec = if r.unguard {
+        unguarded = Record {
+            line: rec.line,
+            fields: rec.fields.iter().map(|f| unguard(f).to_owned()).collect(),
+            numeric: rec.numeric.clone(),
+        };
+        &unguarded
+    } else {
+        rec
+    };
     let mut row = Row {
         r,
         rec,
         errors: Vec::new(),
+        warnings: Vec::new(),
         bad: Vec::new(),
     };
-    row.check_damage();
+    row.check_damage(cell_errors);
     let mut d = ContactDraft::default();
-    // Which fields the row has a value for, by table position (no allocation on the hot path).
-    let mut with_value = [false; Field::ALL.len()];
+    // What each field gave, by table position (no allocation).
+    let mut got = [Gave::Blank; Field::ALL.len()];
     for &(f, ref c) in r.fields.iter() {
-        with_value[f as usize] = row.field(&mut d, f, c);
+        got[f as usize] = row.field(&mut d, f, c);
     }
     for f in Field::attribute_maps() {
         row.attributes(&mut d, f);
     }
     row.notes(&mut d);
-    row.check_match_key(&with_value);
-    if row.errors.is_empty() {
-        Ok(d)
-    } else {
-        Err(row.errors)
-    }
+    row.unread_damage();
+    row.check_match_key(&got);
+    row.finish(d)
 }
 
 /// The order `apply` reads scalar fields in, and so reports their problems and lists the blank
@@ -166,21 +249,96 @@ fn attribute_defs(r: &Resolved, f: Field) -> &[(String, Compiled)] {
 }
 
 impl Row<'_> {
-    /// Each column read by the mapping is checked for damage once, whatever reads it.
-    fn check_damage(&mut self) {
+    /// Each column read by the mapping is checked for damage once, whatever reads it; the values
+    /// read from a damaged column fail (see [`Row::pick`]).
+    fn check_damage(&mut self, cell_errors: bool) {
         for &i in self.r.used.iter() {
             let v = cell(self.rec, i).trim();
-            if !v.is_empty()
-                && let Err(e) = check_text(&self.r.headers[i], v)
+            let h = &self.r.headers[i];
+            if cell_errors && CELL_ERRORS.contains(&v) {
+                let msg = format!("column {h:?}: the spreadsheet shows the error {v}, not a value");
+                let e = RowError::new(ErrorCode::CellError, Some(h), msg);
+                self.bad.push((i, e, false));
+            } else if !v.is_empty()
+                && let Err(e) = check_text(h, v)
             {
                 // The phone normaliser removes these itself, and reports it (`phone_cleaned`).
                 if e.code == ErrorCode::InvisibleCharacters && self.phone_only(i) {
                     continue;
                 }
-                self.errors.push(e);
-                self.bad.push(i);
+                self.bad.push((i, e, false));
             }
         }
+    }
+
+    /// Damage in a column no value reported (a `region_from` column): a warning of its own.
+    fn unread_damage(&mut self) {
+        let unread: Vec<(usize, RowError)> = self
+            .bad
+            .iter()
+            .filter(|(_, _, seen)| !seen)
+            .map(|(i, e, _)| (*i, e.clone()))
+            .collect();
+        for (i, e) in unread {
+            let w = RowWarning {
+                code: e.code,
+                field: None,
+                column: Some(self.r.headers[i].clone()),
+                original: cell(self.rec, i).to_owned(),
+                message: e.message,
+            };
+            self.warnings.push(Warned { w, dropped: false });
+        }
+    }
+
+    /// The first candidate of `c` (see [`Compiled::text_from`]) that `parse` accepts. A refused
+    /// candidate (damaged column, invalid value) is a warning naming it when a later one is
+    /// used, and the field's failure when none is: a row error if `required`, else a warning
+    /// and the field left out.
+    fn pick<T>(
+        &mut self,
+        c: &Compiled,
+        required: bool,
+        mut parse: impl FnMut(&mut Self, &Got) -> Result<T, RowError>,
+    ) -> Pick<T> {
+        let rec = self.rec;
+        let mut refused: Vec<(RowError, Got)> = Vec::new();
+        let mut start = 0;
+        while let Some((g, next)) = c.text_from(rec, start) {
+            start = next;
+            let parsed = match self.damage(c, g.origin) {
+                Some(e) => Err(e),
+                None => parse(self, &g),
+            };
+            match parsed {
+                Ok(v) => {
+                    if refused.is_empty() {
+                        return Pick::Value(v);
+                    }
+                    let (used, _) = self.label(c, g.origin);
+                    for (e, skipped) in refused {
+                        let e = self.located(e, c, skipped.origin);
+                        let msg = format!("{}; {used} was used instead", e.message);
+                        self.warning(c, &skipped, e.code, msg, false);
+                    }
+                    return Pick::Value(v);
+                }
+                Err(e) => refused.push((e, g)),
+            }
+        }
+        if refused.is_empty() {
+            return Pick::Blank;
+        }
+        for (e, g) in refused {
+            let e = self.located(e, c, g.origin);
+            if required {
+                self.errors.push(e);
+            } else {
+                let msg = format!("{} (left out: the row is imported without it)", e.message);
+                self.warning(c, &g, e.code, msg, true);
+            }
+        }
+        Pick::Refused
     }
 
     /// Whether column `i` is read by phone fields only.
@@ -198,28 +356,31 @@ impl Row<'_> {
     }
 
     /// Scalar field `f`, parsed by its kind into the draft (or blank: see [`Row::blank`]).
-    /// Whether the row has a value for it, valid or not (for the match-key check).
-    fn field(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> bool {
-        if self.damaged(c) {
-            return true;
-        }
-        if f.kind() == FieldKind::Bool {
-            return self.flag(d, f, c);
-        }
-        let Some(g) = c.text(self.rec) else {
-            self.blank(d, f, c);
-            return false;
+    fn field(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> Gave {
+        // A contact it may create needs its name: a name that cannot be used fails the row.
+        let required = c.m.required || (f == Field::Name && self.r.name_required);
+        let picked = if f.kind() == FieldKind::Bool {
+            self.pick(c, required, |row, g| row.flag(c, g).map(Some))
+        } else {
+            self.pick(c, required, |row, g| row.parse(d, f, c, g))
         };
-        if !self.too_long(c, g.origin, &g.text, MAX_FIELD_CHARS)
-            && let Some(v) = self.parse(d, f, c, g.origin, g.text)
-        {
-            d.set(f, v);
+        match picked {
+            Pick::Value(Some(v)) => {
+                d.set(f, v);
+                Gave::Value
+            }
+            Pick::Value(None) => Gave::Blank,
+            Pick::Refused => Gave::Refused,
+            Pick::Blank => {
+                self.blank(d, f, c);
+                Gave::Blank
+            }
         }
-        true
     }
 
     /// A blank field: the name is required (a contact needs one, so it is never cleared); any
-    /// other field is cleared with `blank: clear` and kept otherwise.
+    /// other field is cleared with `blank: clear` and kept otherwise. A field left out for a bad
+    /// value is not blank: it never clears the stored value.
     fn blank(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) {
         if f == Field::Name {
             if self.r.name_required {
@@ -231,52 +392,84 @@ impl Row<'_> {
         }
     }
 
-    /// The text of field `f` parsed by the field's kind; a refused value is reported.
+    /// The text of field `f` parsed by the field's kind. A name over the server's limit is cut
+    /// (a `truncated` warning); an email, phone or identifier over it is refused (cut, it would
+    /// be another value).
     fn parse(
         &mut self,
         d: &mut ContactDraft,
         f: Field,
         c: &Compiled,
-        o: Origin,
-        text: Cow<str>,
-    ) -> Option<FieldValue> {
-        let parsed = match f.kind() {
-            FieldKind::Text => Ok(Some(FieldValue::Text(text.into_owned()))),
-            FieldKind::Email => Email::parse(&text).map(|e| Some(FieldValue::Email(e))),
-            FieldKind::Identifier => {
-                Identifier::parse(&text).map(|i| i.map(FieldValue::Identifier))
+        g: &Got,
+    ) -> Result<Option<FieldValue>, RowError> {
+        let text = &g.text;
+        if let Some((head, n)) = cut(text, MAX_FIELD_CHARS) {
+            if f.kind() != FieldKind::Text {
+                let msg = format!(
+                    "{} is {n} characters long (at most {MAX_FIELD_CHARS})",
+                    shown(text)
+                );
+                return Err(RowError::new(ErrorCode::TooLong, None, msg));
             }
-            FieldKind::Phone => return self.phone(d, c, o, &text).map(FieldValue::Phone),
+            let (label, _) = self.label(c, g.origin);
+            let msg = format!(
+                "{label}: {} is {n} characters long; cut to the server's limit of {MAX_FIELD_CHARS}",
+                shown(text)
+            );
+            self.warning(c, g, ErrorCode::Truncated, msg, false);
+            let head = head.to_owned();
+            self.check_formula(c, g, &head);
+            return Ok(Some(FieldValue::Text(head)));
+        }
+        match f.kind() {
+            FieldKind::Text => {
+                self.check_formula(c, g, text);
+                Ok(Some(FieldValue::Text(text.to_string())))
+            }
+            FieldKind::Email => Email::parse(text).map(|e| Some(FieldValue::Email(e))),
+            FieldKind::Identifier => Identifier::parse(text).map(|i| i.map(FieldValue::Identifier)),
+            FieldKind::Phone => {
+                // `phone` reports its own refusal: taken back here as the candidate's.
+                let mark = self.errors.len();
+                match self.phone(d, c, g.origin, text) {
+                    Some(p) => Ok(Some(FieldValue::Phone(p))),
+                    None => Err(self.errors.drain(mark..).next().unwrap_or_else(|| {
+                        RowError::new(ErrorCode::InvalidPhone, None, "not a phone number")
+                    })),
+                }
+            }
             // Not text: never parsed here.
             FieldKind::Bool | FieldKind::Attributes => Ok(None),
-        };
-        parsed.unwrap_or_else(|e| {
-            self.push_parser_error(e, c, o);
-            None
-        })
-    }
-
-    /// A boolean field (`type: bool`, checked at load). Whether the row has a value for it.
-    fn flag(&mut self, d: &mut ContactDraft, f: Field, c: &Compiled) -> bool {
-        match c.json(self.rec) {
-            Some((Ok(Value::Bool(b)), _)) => d.set(f, FieldValue::Bool(b)),
-            Some((Ok(_), _)) => unreachable!("a bool field is checked to be type: bool at load"),
-            Some((Err(m), g)) => self.invalid_value(c, &g, &m),
-            None => {
-                self.blank(d, f, c);
-                return false;
-            }
         }
-        true
     }
 
-    fn invalid_value(&mut self, c: &Compiled, g: &Got, why: &str) {
-        let (label, field) = self.label(c, g.origin);
-        self.push(
-            ErrorCode::InvalidValue,
-            &field,
-            format!("{label}: {} {why}", shown(&g.text)),
-        );
+    /// A text that a spreadsheet would run as a formula: imported as given, with a warning.
+    fn check_formula(&mut self, c: &Compiled, g: &Got, text: &str) {
+        if formula_like(text) {
+            let (label, _) = self.label(c, g.origin);
+            let msg = format!(
+                "{label}: {} starts like a spreadsheet formula (imported as given)",
+                shown(text)
+            );
+            self.warning(c, g, ErrorCode::FormulaLike, msg, false);
+        }
+    }
+
+    /// A boolean field (`type: bool`, checked at load).
+    fn flag(&mut self, c: &Compiled, g: &Got) -> Result<FieldValue, RowError> {
+        match self.convert(c, g)? {
+            Value::Bool(b) => Ok(FieldValue::Bool(b)),
+            _ => unreachable!("a bool field is checked to be type: bool at load"),
+        }
+    }
+
+    /// `g` converted to the spec's `type`.
+    fn convert(&self, c: &Compiled, g: &Got) -> Result<Value, RowError> {
+        c.m.ty.convert(&g.text).map_err(|why| {
+            let (label, field) = self.label(c, g.origin);
+            let msg = format!("{label}: {} {why}", shown(&g.text));
+            RowError::new(ErrorCode::InvalidValue, Some(&field), msg)
+        })
     }
 
     /// Attribute object `f`: each mapped key converted to its `type`.
@@ -286,44 +479,72 @@ impl Row<'_> {
             return;
         };
         for (key, c) in attribute_defs(self.r, f) {
-            if self.damaged(c) {
-                continue;
-            }
-            match c.json(self.rec) {
+            let picked = self.pick(c, c.m.required, |row, g| {
+                let v = row.convert(c, g)?;
+                if let Value::String(s) = &v {
+                    row.check_formula(c, g, s);
+                }
+                Ok(v)
+            });
+            match picked {
                 // `type: ruby_hash`, the only type that makes an object: its keys are spread.
-                Some((Ok(Value::Object(m)), _)) => out.extend(m),
-                Some((Ok(v), _)) => {
+                Pick::Value(Value::Object(m)) => out.extend(m),
+                Pick::Value(v) => {
                     out.insert(key.clone(), v);
                 }
-                Some((Err(m), g)) => self.invalid_value(c, &g, &m),
-                // The API cannot remove a key; null is how a stored value is cleared. A blank Ruby
-                // hash names no keys, so there is nothing to clear.
-                None if clear && !matches!(c.m.ty, ValueType::RubyHash) => {
+                // The API cannot remove a key; null is how a stored value is cleared. A blank
+                // Ruby hash names no keys, so there is nothing to clear.
+                Pick::Blank if clear && !matches!(c.m.ty, ValueType::RubyHash) => {
                     out.insert(key.clone(), Value::Null);
                 }
-                None => {}
+                Pick::Blank | Pick::Refused => {}
             }
         }
     }
 
+    /// The notes; one over the server's limit is cut, with a `truncated` warning.
     fn notes(&mut self, d: &mut ContactDraft) {
         for c in self.r.notes.iter() {
-            if self.damaged(c) {
-                continue;
-            }
+            let picked = self.pick(c, c.m.required, |row, g| {
+                let Some((head, n)) = cut(&g.text, MAX_NOTE_CHARS) else {
+                    return Ok(g.text.to_string());
+                };
+                let (label, _) = row.label(c, g.origin);
+                let msg = format!(
+                    "{label}: the note is {n} characters long; cut to the server's limit of {MAX_NOTE_CHARS}"
+                );
+                row.warning(c, g, ErrorCode::Truncated, msg, false);
+                Ok(head.to_owned())
+            });
             // A blank note is no note.
-            if let Some(g) = c.text(self.rec)
-                && !self.too_long(c, g.origin, &g.text, MAX_NOTE_CHARS)
-            {
-                d.notes.push(g.text.into_owned());
+            if let Pick::Value(text) = picked {
+                d.notes.push(text);
             }
         }
     }
 
-    /// A row that cannot be matched to a contact: none of the keys has a value.
-    fn check_match_key(&mut self, with_value: &[bool]) {
+    /// A row that cannot be matched to a contact: none of the keys has a usable value. When a
+    /// key's value was refused, that refusal is the row's error; else `missing_key`.
+    fn check_match_key(&mut self, got: &[Gave]) {
         let r = self.r;
-        if r.match_keys.iter().any(|k| with_value[k.field() as usize]) {
+        let gave = |g: Gave| r.match_keys.iter().any(|k| got[k.field() as usize] == g);
+        if gave(Gave::Value) {
+            return;
+        }
+        let refused = gave(Gave::Refused);
+        let is_key = |w: &RowWarning| {
+            r.match_keys
+                .iter()
+                .any(|k| w.field.as_deref() == Some(k.field().as_str()))
+        };
+        let (keys, rest): (Vec<Warned>, Vec<Warned>) = std::mem::take(&mut self.warnings)
+            .into_iter()
+            .partition(|w| w.dropped && is_key(&w.w));
+        self.warnings = rest;
+        self.errors
+            .extend(keys.into_iter().map(|w| into_error(w.w)));
+        if refused {
+            // Reported as invalid (a `required` key's error is in already), not also as missing.
             return;
         }
         let parts: Vec<String> = r
@@ -338,6 +559,26 @@ impl Row<'_> {
         // The field is the first key tried (`match.on`).
         let field = r.match_keys.first().map_or(Field::Email, |k| k.field());
         self.push(ErrorCode::MissingKey, field.as_str(), msg);
+    }
+
+    /// The draft with its warnings, or, when the row cannot be imported, its errors followed by
+    /// the fields it would have left out.
+    fn finish(self, mut d: ContactDraft) -> Result<ContactDraft, Vec<RowError>> {
+        if self.errors.is_empty() {
+            d.warnings.extend(self.warnings.into_iter().map(|w| w.w));
+            return Ok(d);
+        }
+        let mut errors = self.errors;
+        errors.extend(
+            self.warnings
+                .into_iter()
+                .filter(|w| w.dropped)
+                .map(|w| into_error(w.w)),
+        );
+        // A damaged column read by several values is one problem.
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert((e.code, e.message.clone())));
+        Err(errors)
     }
 
     /// The phone number, with the row's region (`region_from`) or the mapping's default. What
@@ -491,6 +732,22 @@ impl<'a> Row<'a> {
             Some(rr) => RowRegion::Row(rr),
             None => RowRegion::Unknown(rc, country),
         }
+    }
+}
+
+/// A field left out, as the error of a row that fails.
+fn into_error(w: RowWarning) -> RowError {
+    let message = match w
+        .message
+        .strip_suffix(" (left out: the row is imported without it)")
+    {
+        Some(m) => m.to_owned(),
+        None => w.message,
+    };
+    RowError {
+        code: w.code,
+        field: w.column.or(w.field),
+        message,
     }
 }
 

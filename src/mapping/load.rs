@@ -38,6 +38,8 @@ impl Slot {
 struct Ctx<'a> {
     origin: &'a str,
     text: &'a str,
+    /// `defaults.required`: what a value spec without `required:` says.
+    required: bool,
 }
 
 impl Ctx<'_> {
@@ -268,7 +270,12 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
     }
     let spec: MappingSpec =
         serde_saphyr::from_str(text).map_err(|e| yaml_error(origin, text, &e))?;
-    let cx = Ctx { origin, text };
+    let defaults = spec.defaults.unwrap_or_default();
+    let cx = Ctx {
+        origin,
+        text,
+        required: defaults.required.unwrap_or(false),
+    };
 
     if spec.version.value != 1 {
         return Err(cx.err(
@@ -283,7 +290,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         Some(s) => source_options(&cx, s.value)?,
         None => SourceOptions::default(),
     };
-    let default_region = default_region(&cx, spec.defaults.and_then(|d| d.phone_region))?;
+    let default_region = default_region(&cx, defaults.phone_region)?;
     let (fields_line, fields_spec) = match spec.fields {
         Some(f) => (line_of(&f), f.value),
         None => (0, spec::FieldsSpec::default()),
@@ -536,7 +543,9 @@ fn value_def(
     let full = match spec.value {
         ValueSpec::Column { name, .. } => {
             let name = as_written.filter(|w| !w.is_empty()).unwrap_or(name);
-            return Ok(column_def(target, ColRef { name, line }, default_ty));
+            let mut def = column_def(target, ColRef { name, line }, default_ty);
+            def.modifiers.required = cx.required;
+            return Ok(def);
         }
         ValueSpec::Full(f) => *f,
     };
@@ -585,6 +594,7 @@ fn value_def(
             prefix: full.prefix.filter(|p| !p.is_empty()),
             suffix: full.suffix.filter(|s| !s.is_empty()),
             ty,
+            required: full.required.unwrap_or(cx.required),
         },
         region_from,
         optional: full.optional.unwrap_or(false),
@@ -604,6 +614,7 @@ pub(super) fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef
             prefix: None,
             suffix: None,
             ty,
+            required: false,
         },
         region_from: None,
         optional: false,

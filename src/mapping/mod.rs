@@ -252,6 +252,9 @@ pub struct Resolved {
     missing: MissingPolicy,
     blank: BlankPolicy,
     name_required: bool,
+    /// The file is an earlier run's report (`failures.csv`, `warnings.csv`): its cells are read
+    /// without the formula guard the report added.
+    unguard: bool,
     /// What binding to the headers noticed (optional columns absent, a prefix that matched
     /// nothing), each naming the mapping line.
     notices: Vec<String>,
@@ -271,7 +274,13 @@ impl Resolved {
 
     /// Map and normalise one record. All the row's problems are returned, not only the first.
     pub fn apply(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
-        apply::apply(self, record)
+        apply::apply(self, record, false)
+    }
+
+    /// [`Resolved::apply`] on a spreadsheet row whose error cells hold their error text
+    /// (`#N/A`, `#REF!`, …): those cells fail the values read from them, like damaged text.
+    pub fn apply_with_cell_errors(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
+        apply::apply(self, record, true)
     }
 
     /// The match keys, in order (same as [`Mapping::match_keys`]).

@@ -15,6 +15,13 @@ use super::value::{ColRef, Compiled, SourceDef, Src, TplPart, ValueDef};
 use super::{AttrPrefix, Mapping, Resolved};
 use crate::source::detect::{HeaderIndex, is_report_column, split_occurrence};
 
+/// A report of this tool (`failures.csv`, `warnings.csv`), whose cells carry the formula guard.
+fn is_guarded_report(headers: &[String]) -> bool {
+    headers
+        .iter()
+        .any(|h| h == "_error_code" || h == "_warning_code")
+}
+
 pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     let lookup = HeaderIndex::new(headers);
     check_columns(m, headers, &lookup)?;
@@ -72,6 +79,7 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
         missing: m.missing,
         blank: m.blank,
         name_required: m.name_required,
+        unguard: is_guarded_report(headers),
         notices,
     })
 }

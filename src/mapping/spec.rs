@@ -53,6 +53,8 @@ pub struct SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct DefaultsSpec {
     pub phone_region: Option<Str>,
+    /// `required:` for every value spec that does not say.
+    pub required: Option<bool>,
 }
 
 /// `match:` how rows are matched to stored contacts, and what to do then.
@@ -221,6 +223,8 @@ pub struct FullSpec {
     /// One format or a list.
     pub formats: Option<Columns>,
     pub region_from: Option<Str>,
+    /// A value that cannot be used fails the row (default: `defaults.required`, else false).
+    pub required: Option<bool>,
     /// The columns may be absent from the file (blank on every row).
     pub optional: Option<bool>,
 }

@@ -7,8 +7,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use super::types::ValueType;
 use crate::source::Record;
 
@@ -53,6 +51,9 @@ pub struct Modifiers {
     pub prefix: Option<String>,
     pub suffix: Option<String>,
     pub ty: ValueType,
+    /// `required: true`: a value that cannot be used fails the row instead of leaving the field
+    /// out with a warning.
+    pub required: bool,
 }
 
 /// A checked value spec.
@@ -194,75 +195,85 @@ fn has_lower(s: &str) -> bool {
 }
 
 impl Compiled {
-    /// The value as text before `type`, or `None` when blank. No lookups by name, and no
-    /// allocation unless a modifier changes the text or a template is rendered.
-    pub fn text<'r>(&'r self, rec: &'r Record) -> Option<Got<'r>> {
+    /// The first non-blank value from candidate `start` on, with the candidate to try next if
+    /// this one is refused: a `from:` list has one candidate per column (so a column whose value
+    /// is invalid falls through to the next, as a blank one does); any other source has one.
+    /// The `default` is the value only when every candidate is blank (`start` 0 and nothing
+    /// found): a list whose non-blank values were all refused has no value.
+    pub fn text_from<'r>(&'r self, rec: &'r Record, start: usize) -> Option<(Got<'r>, usize)> {
         let m = &self.m;
-        let picked: Option<(Cow<'r, str>, Origin)> = match &self.src {
-            Src::Col(i) => {
-                let raw = cell(rec, *i);
-                (!raw.trim().is_empty()).then(|| {
-                    let v = if m.trim { raw.trim() } else { raw };
-                    (Cow::Borrowed(v), Origin::Column(*i))
-                })
-            }
-            Src::First(cols) => cols.iter().find_map(|&i| {
-                let raw = cell(rec, i);
-                (!raw.trim().is_empty()).then(|| {
-                    let v = if m.trim { raw.trim() } else { raw };
-                    (Cow::Borrowed(v), Origin::Column(i))
-                })
-            }),
-            Src::Template(parts) => render(parts, rec).map(|s| (Cow::Owned(s), Origin::Template)),
-            Src::Const(c) => Some((Cow::Borrowed(&**c), Origin::Const)),
+        let from_col = |i: usize| {
+            let raw = cell(rec, i);
+            (!raw.trim().is_empty()).then(|| {
+                let v = if m.trim { raw.trim() } else { raw };
+                self.modified(Cow::Borrowed(v), Origin::Column(i))
+            })?
         };
-        let picked = picked.and_then(|(mut text, origin)| {
-            match m.case {
-                Case::Keep => {}
-                Case::Lower if has_upper(&text) => text = Cow::Owned(text.to_lowercase()),
-                Case::Upper if has_lower(&text) => text = Cow::Owned(text.to_uppercase()),
-                _ => {}
-            }
-            if let Some(table) = &m.map {
-                // Keys were trimmed and lower-cased at load.
-                let key = text.trim();
-                let hit = if has_upper(key) {
-                    table.get(&key.to_lowercase())
-                } else {
-                    table.get(key)
-                };
-                if let Some(to) = hit {
-                    text = Cow::Borrowed(to.as_str());
-                }
-            }
-            (!text.trim().is_empty()).then_some((text, origin))
-        });
+        let picked = match &self.src {
+            Src::Col(i) if start == 0 => from_col(*i).map(|g| (g, 1)),
+            Src::First(cols) => cols
+                .iter()
+                .enumerate()
+                .skip(start)
+                .find_map(|(k, &i)| from_col(i).map(|g| (g, k + 1))),
+            Src::Template(parts) if start == 0 => render(parts, rec)
+                .and_then(|s| self.modified(Cow::Owned(s), Origin::Template))
+                .map(|g| (g, 1)),
+            Src::Const(c) if start == 0 => self
+                .modified(Cow::Borrowed(&**c), Origin::Const)
+                .map(|g| (g, 1)),
+            _ => None,
+        };
         match picked {
-            Some((text, origin)) => {
-                let text = match (&m.prefix, &m.suffix) {
-                    (None, None) => text,
-                    (p, s) => {
-                        let p = p.as_deref().unwrap_or("");
-                        let s = s.as_deref().unwrap_or("");
-                        let mut out = String::with_capacity(p.len() + text.len() + s.len());
-                        out.push_str(p);
-                        out.push_str(&text);
-                        out.push_str(s);
-                        Cow::Owned(out)
-                    }
+            Some(p) => Some(p),
+            None if start == 0 => m.default.as_deref().map(|d| {
+                let g = Got {
+                    text: Cow::Borrowed(d),
+                    origin: Origin::Default,
                 };
-                Some(Got { text, origin })
-            }
-            None => m.default.as_deref().map(|d| Got {
-                text: Cow::Borrowed(d),
-                origin: Origin::Default,
+                (g, usize::MAX)
             }),
+            None => None,
         }
     }
 
-    /// The value as JSON of the spec's type, or `None` when blank. `Err` is a message tail.
-    pub fn json<'r>(&'r self, rec: &'r Record) -> Option<(Result<Value, String>, Got<'r>)> {
-        self.text(rec).map(|g| (self.m.ty.convert(&g.text), g))
+    /// Case, `map`, then `prefix`/`suffix` applied to a picked text; `None` when blank after them.
+    fn modified<'r>(&'r self, mut text: Cow<'r, str>, origin: Origin) -> Option<Got<'r>> {
+        let m = &self.m;
+        match m.case {
+            Case::Keep => {}
+            Case::Lower if has_upper(&text) => text = Cow::Owned(text.to_lowercase()),
+            Case::Upper if has_lower(&text) => text = Cow::Owned(text.to_uppercase()),
+            _ => {}
+        }
+        if let Some(table) = &m.map {
+            // Keys were trimmed and lower-cased at load.
+            let key = text.trim();
+            let hit = if has_upper(key) {
+                table.get(&key.to_lowercase())
+            } else {
+                table.get(key)
+            };
+            if let Some(to) = hit {
+                text = Cow::Borrowed(to.as_str());
+            }
+        }
+        if text.trim().is_empty() {
+            return None;
+        }
+        let text = match (&m.prefix, &m.suffix) {
+            (None, None) => text,
+            (p, s) => {
+                let p = p.as_deref().unwrap_or("");
+                let s = s.as_deref().unwrap_or("");
+                let mut out = String::with_capacity(p.len() + text.len() + s.len());
+                out.push_str(p);
+                out.push_str(&text);
+                out.push_str(s);
+                Cow::Owned(out)
+            }
+        };
+        Some(Got { text, origin })
     }
 }
 

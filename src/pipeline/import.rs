@@ -6,6 +6,7 @@
 //! - [`ImportReports`]: the engine's results, which arrive in completion order, written to the
 //!   shared [`Reports`] (and `plan.jsonl` in a dry run) in file order as soon as every earlier
 //!   row is done, so that a stopped run has flushed every row it finished.
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,7 +17,8 @@ use anyhow::{Context, Result};
 use crate::api::{Client, Metrics};
 use crate::exit::Stop;
 use crate::mapping::{MatchKey, Resolved};
-use crate::model::{Outcome, RowError};
+use crate::model::{Outcome, RowError, RowWarning};
+use crate::normalise::Region;
 use crate::progress::{Pace, Progress};
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::{ReadError, Source};
@@ -34,6 +36,10 @@ pub struct Slot {
     fields: Vec<String>,
     /// The earlier line of the file with one of this row's keys.
     duplicate_of: Option<u64>,
+    /// What mapping repaired or left out (the writing adds its own, `RowResult::warnings`).
+    warnings: Vec<RowWarning>,
+    /// The phone had no country code and was read as this region.
+    read_as: Option<Region>,
     state: SlotState,
 }
 
@@ -91,8 +97,12 @@ pub fn read_rows(
     for m in mapped.by_ref() {
         tick();
         let idx = out.slots.len();
+        let mut warnings = Vec::new();
+        let mut read_as = None;
         let (state, duplicate_of) = match m.mapped {
-            Mapped::Valid(draft) => {
+            Mapped::Valid(mut draft) => {
+                warnings = std::mem::take(&mut draft.warnings);
+                read_as = draft.phone_read_as;
                 let duplicate_of = dupes.check(m.line, &draft).first().map(|d| d.first_line);
                 let keys = lookup::match_keys(match_keys, &draft);
                 let key = keys
@@ -115,6 +125,8 @@ pub fn read_rows(
             line: m.line,
             fields: m.fields,
             duplicate_of,
+            warnings,
+            read_as,
             state,
         });
     }
@@ -299,6 +311,7 @@ impl ImportReports {
             let i = self.next;
             let slot = &self.slots[i];
             let result = self.waiting[i].take();
+            let mut warnings = Cow::Borrowed(slot.warnings.as_slice());
             let (outcome, contact_id, errors, key) = match (&slot.state, &result) {
                 (SlotState::Pending { .. }, None) if !all => break,
                 (SlotState::Pending { .. }, None) => {
@@ -309,6 +322,9 @@ impl ImportReports {
                     if let (Some(p), Some(line)) = (self.plan.as_mut(), &r.plan) {
                         serde_json::to_writer(&mut *p, line)?;
                         p.write_all(b"\n")?;
+                    }
+                    if !r.warnings.is_empty() {
+                        warnings.to_mut().extend(r.warnings.iter().cloned());
                     }
                     (r.outcome, r.contact_id, r.errors.as_slice(), key.as_deref())
                 }
@@ -325,6 +341,8 @@ impl ImportReports {
                 contact_id,
                 key,
                 duplicate_of: slot.duplicate_of,
+                warnings: &warnings,
+                read_as: slot.read_as,
             })?;
             self.next += 1;
         }
@@ -384,6 +402,8 @@ mod tests {
             line,
             fields: vec![format!("f{line}")],
             duplicate_of: None,
+            warnings: vec![],
+            read_as: None,
             state,
         }
     }

@@ -87,38 +87,53 @@ impl MappedRow {
 }
 
 /// Map one source item; a panic inside the mapping becomes an invalid row rather than a lost
-/// batch (an error in one row is reported and the run goes on).
+/// batch (an error in one row is reported and the run goes on). A row whose spreadsheet error
+/// cells (`#N/A`, …) are its only trouble is mapped too: those cells fail the fields built from
+/// them, not the row.
 pub fn map_one<M: RowMapper>(mapper: &M, item: Result<Record, RowIssue>) -> MappedRow {
-    match item {
-        Ok(record) => {
-            let mapped = match catch_unwind(AssertUnwindSafe(|| mapper.map(&record))) {
-                Ok(Ok(draft)) => Mapped::Valid(Box::new(draft)),
-                Ok(Err(errors)) if errors.is_empty() => Mapped::Invalid(vec![RowError::new(
-                    ErrorCode::InvalidValue,
-                    None,
-                    "the mapping refused the row without saying why",
-                )]),
-                Ok(Err(errors)) => Mapped::Invalid(errors),
-                Err(_) => Mapped::Invalid(vec![RowError::new(
-                    ErrorCode::InvalidValue,
-                    None,
-                    "internal error while mapping this row (a bug: please report it)",
-                )]),
+    let (record, cell_errors) = match item {
+        Ok(record) => (record, None),
+        Err(issue) if issue.error.code == ErrorCode::CellError && !issue.raw.is_empty() => {
+            let record = Record {
+                line: issue.line,
+                fields: issue.raw,
+                numeric: Vec::new(),
             };
-            MappedRow {
-                line: record.line,
-                fields: record.fields,
-                mapped,
-            }
+            (record, Some(issue.error))
         }
-        Err(issue) => MappedRow {
-            line: issue.line,
-            fields: issue.raw,
-            mapped: match issue.outcome {
-                Outcome::Skipped => Mapped::Skipped(issue.error),
-                _ => Mapped::Invalid(vec![issue.error]),
-            },
-        },
+        Err(issue) => {
+            return MappedRow {
+                line: issue.line,
+                fields: issue.raw,
+                mapped: match issue.outcome {
+                    Outcome::Skipped => Mapped::Skipped(issue.error),
+                    _ => Mapped::Invalid(vec![issue.error]),
+                },
+            };
+        }
+    };
+    let map = || match &cell_errors {
+        None => mapper.map(&record),
+        Some(why) => mapper.map_with_cell_errors(&record, why),
+    };
+    let mapped = match catch_unwind(AssertUnwindSafe(map)) {
+        Ok(Ok(draft)) => Mapped::Valid(Box::new(draft)),
+        Ok(Err(errors)) if errors.is_empty() => Mapped::Invalid(vec![RowError::new(
+            ErrorCode::InvalidValue,
+            None,
+            "the mapping refused the row without saying why",
+        )]),
+        Ok(Err(errors)) => Mapped::Invalid(errors),
+        Err(_) => Mapped::Invalid(vec![RowError::new(
+            ErrorCode::InvalidValue,
+            None,
+            "internal error while mapping this row (a bug: please report it)",
+        )]),
+    };
+    MappedRow {
+        line: record.line,
+        fields: record.fields,
+        mapped,
     }
 }
 
@@ -128,11 +143,29 @@ type Batch<T> = (u64, Vec<T>);
 /// Each worker gets its own clone, so the mapper only needs to be `Send`.
 pub trait RowMapper: Clone + Send + 'static {
     fn map(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>>;
+
+    /// A row whose error cells (`why`, the source's `cell_error`) hold their error text: by
+    /// default the row is invalid.
+    fn map_with_cell_errors(
+        &self,
+        _record: &Record,
+        why: &RowError,
+    ) -> Result<ContactDraft, Vec<RowError>> {
+        Err(vec![why.clone()])
+    }
 }
 
 impl RowMapper for Resolved {
     fn map(&self, record: &Record) -> Result<ContactDraft, Vec<RowError>> {
         self.apply(record)
+    }
+
+    fn map_with_cell_errors(
+        &self,
+        record: &Record,
+        _why: &RowError,
+    ) -> Result<ContactDraft, Vec<RowError>> {
+        self.apply_with_cell_errors(record)
     }
 }
 

@@ -23,6 +23,36 @@ pub fn guard(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// `s` without the `'` that [`guard`] put before it (a cell of a report fed back as input).
+pub fn unguard(s: &str) -> &str {
+    match s.strip_prefix('\'') {
+        Some(rest) if needs_guard(rest) => rest,
+        _ => s,
+    }
+}
+
+/// A value that starts like a spreadsheet formula, for a `formula_like` warning: one that
+/// [`needs_guard`] guards, less what is only data-like: a lone sign, phone-shaped text after a
+/// sign (`+44 20 7946 0958`, `-(555) 123`), and `@` with no call in it (`@handle`).
+pub fn formula_like(s: &str) -> bool {
+    if !needs_guard(s) {
+        return false;
+    }
+    let rest = s[1..].trim();
+    match s.as_bytes()[0] {
+        b'=' => !rest.is_empty(),
+        b'@' => rest.contains('('),
+        b'+' | b'-' => {
+            !rest.is_empty()
+                && !rest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b" -.()/".contains(&b))
+        }
+        // A TAB or CR first: what follows decides.
+        _ => formula_like(rest),
+    }
+}
+
 /// `+` then 2 to 15 digits, the first 1-9: what the server stores as a phone number.
 pub fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
@@ -92,6 +122,50 @@ mod tests {
             assert!(needs_guard(s), "{s:?} should be guarded");
             assert_eq!(guard(s), format!("'{s}"));
         }
+    }
+
+    #[test]
+    fn formula_like_flags_formulas_not_phones_signs_or_handles() {
+        for s in [
+            "=HYPERLINK(\"http://x\")",
+            "=1+1",
+            "@SUM(A1)",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "- Tom",
+            "\t=1",
+        ] {
+            assert!(formula_like(s), "{s:?} should be formula-like");
+        }
+        for s in [
+            "+44 20 7946 0958",
+            "-",
+            "+",
+            "=",
+            "@jane",
+            "-(555) 123",
+            "Jane",
+            "-12.5",
+        ] {
+            assert!(!formula_like(s), "{s:?} should not be formula-like");
+        }
+    }
+
+    #[test]
+    fn unguard_removes_only_the_guard() {
+        for s in [
+            "=1+1",
+            "@SUM(A1)",
+            "+cmd",
+            "-",
+            "Jane",
+            "'Jane",
+            "O'Brien",
+            "+14155552671",
+        ] {
+            assert_eq!(unguard(&guard(s)), s);
+        }
+        assert_eq!(unguard("'Connor"), "'Connor");
     }
 
     #[test]

@@ -190,7 +190,7 @@ async fn import_creates_updates_and_leaves_unchanged_as_the_server_stores_them()
         "{HEADER}Ann,ann@x.com,A,free,Paris\n\
          Bob,BOB@x.com,B,gold,Lyon\n\
          Cat,cat@x.com,C,gold,Oslo\n\
-         Dan,not-an-email,D,free,Rome\n"
+         Dan,not-an-email,,free,Rome\n"
     );
     let run = w.import(&csv, MAPPING, "run", |_| {}).await;
     assert_eq!(outcome(&run, "created"), 1);
@@ -232,7 +232,7 @@ async fn import_creates_updates_and_leaves_unchanged_as_the_server_stores_them()
     // failures.csv keeps the row's own columns.
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();
     assert!(
-        failures.contains("Dan,not-an-email,D,free,Rome,5,invalid_email"),
+        failures.contains("Dan,not-an-email,,free,Rome,5,invalid_email"),
         "{failures}"
     );
     let summary: Value =
@@ -319,7 +319,7 @@ async fn dry_run_writes_nothing_and_plans_each_row() {
         "{HEADER}Ann,ann@x.com,A,free,Paris\n\
          Bob,bob@x.com,B,gold,\n\
          Ann,ann@x.com,A,gold,\n\
-         bad,bad,X,,\n"
+         bad,bad,,,\n"
     );
     let run = w
         .import(&csv, MAPPING_WITH_NOTE, "run", |a| a.dry_run = true)
@@ -581,7 +581,7 @@ async fn an_interrupted_run_resumed_ends_with_every_row_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_invalid_rows_stop_the_run_before_any_write() {
     let w = World::plain().await;
-    let csv = format!("{HEADER}A,bad1,1,,\nB,bad2,2,,\nC,bad3,3,,\nD,d@x.com,4,,\n");
+    let csv = format!("{HEADER}A,bad1,,,\nB,bad2,,,\nC,bad3,,,\nD,d@x.com,4,,\n");
     let run = w
         .import(&csv, MAPPING, "run", |a| a.max_errors = Some(2))
         .await;

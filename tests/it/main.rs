@@ -3,6 +3,7 @@ mod api;
 mod cli;
 mod client;
 mod export;
+mod fields;
 mod grammar;
 mod identity;
 mod import;
