@@ -65,6 +65,11 @@ struct State {
     limiter: Arc<DefaultDirectRateLimiter>,
     generation: u64,
     window_ms: u64,
+    /// The window length configured (`--rate`'s unit or `--rate-window`): the longest the lane
+    /// ever assumes. A server counting in longer windows is waited out by the growing probes;
+    /// learning a longer one from 429s that are not the window's (another client, a burst) could
+    /// stall the run for that long.
+    configured_ms: u64,
     cur_window: u64,
     /// Responses other than 429 to requests sent in the current window.
     accepted: u32,
@@ -155,11 +160,11 @@ impl State {
         if against.count() < 2 {
             return;
         }
-        let mut found = learn_window(self.window_ms, &self.evidence);
+        let mut found = learn_window(self.window_ms, self.configured_ms, &self.evidence);
         if found.is_none() {
             // Observations that no length explains (another client, a burst): start again.
             self.evidence = vec![(first, refused, admitted)];
-            found = learn_window(self.window_ms, &self.evidence);
+            found = learn_window(self.window_ms, self.configured_ms, &self.evidence);
         }
         if let Some(w) = found {
             tracing::info!(
@@ -246,6 +251,7 @@ impl Lane {
                 headroom,
                 generation: 0,
                 window_ms,
+                configured_ms: window_ms,
                 cur_window: now_ms() / window_ms,
                 accepted: 0,
                 limited: false,
@@ -452,12 +458,12 @@ fn fits(w: u64, evidence: &[(u64, u64, u64)]) -> bool {
 }
 
 /// The window length that explains every observation and is nearest (by ratio) to `assumed`.
-fn learn_window(assumed: u64, evidence: &[(u64, u64, u64)]) -> Option<u64> {
+fn learn_window(assumed: u64, longest: u64, evidence: &[(u64, u64, u64)]) -> Option<u64> {
     let distance = |w: u64| (w as f64 / assumed as f64).ln().abs();
     WINDOWS_MS
         .iter()
         .copied()
-        .filter(|w| fits(*w, evidence))
+        .filter(|w| *w <= longest && fits(*w, evidence))
         .min_by(|a, b| distance(*a).total_cmp(&distance(*b)).then(b.cmp(a)))
 }
 
@@ -550,12 +556,14 @@ mod tests {
         assert_eq!(s.window_ms, 60_000, "one observation is not enough");
         s.learn(79_000, 79_000, 80_000);
         assert_eq!(s.window_ms, 10_000);
-        // And the other way: 1 s assumed, the server counts per minute.
+        // The other way (1 s configured, the server counts per minute) is never learnt: the
+        // configured window is the longest assumed (429s that are not the window's, another
+        // client's or a burst, must not make the run wait that long); the probes wait it out.
         let lane = Lane::new(50.0, Duration::from_secs(1), 1.0);
         let mut s = lane.state.lock().unwrap();
         s.learn(61_500, 93_000, 125_000);
         s.learn(130_000, 175_000, 181_000);
-        assert_eq!(s.window_ms, 60_000);
+        assert_eq!(s.window_ms, 1_000);
         // Every observation that agrees with the window assumed keeps it.
         let lane = Lane::new(50.0, Duration::from_secs(10), 1.0);
         let mut s = lane.state.lock().unwrap();
