@@ -194,7 +194,9 @@ pub async fn run_import(
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
     let limit = args.max_field_bytes.map(|n| n as usize);
     let input = Input::open_with(&args.file, &args.mapping, args.phone_region, limit)?;
-    let record = RunRecord::new("import", &config).reading(&args.file, Some(&args.mapping))?;
+    let record = RunRecord::new("import", &config)
+        .reading(&args.file, Some(&args.mapping))?
+        .with_phone_region(args.phone_region.as_ref().map(|r| r.as_str()));
     let client = Client::new(config)?;
     let (dir, ledger) = open_run(args, &record, &client, quiet).await?;
     let result = import_into(args, input, dir.clone(), ledger, client, quiet, interrupt).await;

@@ -88,6 +88,9 @@ pub struct RunRecord {
     /// The import run a revert undoes (absolute when it could be resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_run_dir: Option<String>,
+    /// `--phone-region` (import): it decides the numbers written, so a resume must use the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_region: Option<String>,
     pub started_at: String,
 }
 
@@ -103,6 +106,7 @@ impl RunRecord {
             file: None,
             mapping: None,
             import_run_dir: None,
+            phone_region: None,
             started_at: crate::report::now(),
         }
     }
@@ -119,6 +123,12 @@ impl RunRecord {
         self.file = Some(Fingerprint::of(file)?);
         self.mapping = mapping.map(Fingerprint::of).transpose()?;
         Ok(self)
+    }
+
+    /// With the `--phone-region` the run reads numbers with (none: the mapping's).
+    pub fn with_phone_region(mut self, region: Option<&str>) -> RunRecord {
+        self.phone_region = region.map(str::to_owned);
+        self
     }
 
     /// Write `run.json` into `dir`.
@@ -222,6 +232,18 @@ impl RunRecord {
         {
             hard.push(format!(
                 "the import run differs: the run reverted {a}, this is {b}"
+            ));
+        }
+        if old.phone_region != self.phone_region {
+            let shown = |r: &Option<String>| match r {
+                Some(r) => format!("--phone-region {r}"),
+                None => "the mapping's default region".to_owned(),
+            };
+            hard.push(format!(
+                "the phone region differs: the run read numbers without a country code with {}, \
+                 this is {}",
+                shown(&old.phone_region),
+                shown(&self.phone_region)
             ));
         }
         if let (Some(a), Some(b)) = (&old.mapping, &self.mapping)
@@ -461,8 +483,33 @@ mod tests {
             }),
             mapping: None,
             import_run_dir: None,
+            phone_region: None,
             started_at: String::new(),
         }
+    }
+
+    #[test]
+    fn another_phone_region_is_always_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = record("http://h", 1).with_phone_region(Some("DE"));
+        old.write(dir.path()).unwrap();
+        old.check_resume(dir.path(), false).unwrap();
+        for other in [Some("FR"), None] {
+            let e = record("http://h", 1).with_phone_region(other);
+            let e = format!("{:#}", e.check_resume(dir.path(), true).unwrap_err());
+            assert!(
+                e.contains("the phone region differs") && e.contains("--phone-region DE"),
+                "{e}"
+            );
+        }
+        // A record written before the field existed reads as "the mapping's region".
+        let text = fs::read_to_string(dir.path().join(RUN_JSON)).unwrap();
+        let older = text.replace("\"phone_region\": \"DE\",", "");
+        assert_ne!(older, text);
+        fs::write(dir.path().join(RUN_JSON), older).unwrap();
+        record("http://h", 1)
+            .check_resume(dir.path(), false)
+            .unwrap();
     }
 
     #[test]
