@@ -133,7 +133,21 @@ impl<'a> Row<'a> {
     }
 
     fn warning(&mut self, c: &Compiled, g: &Got, code: ErrorCode, message: String, dropped: bool) {
-        let column = match g.origin {
+        let original = self.original(g);
+        self.push_warning(c, g.origin, original, code, message, dropped);
+    }
+
+    /// A warning on value `original` of mapping entry `c`, read from `o`.
+    fn push_warning(
+        &mut self,
+        c: &Compiled,
+        o: Origin,
+        original: String,
+        code: ErrorCode,
+        message: String,
+        dropped: bool,
+    ) {
+        let column = match o {
             Origin::Column(i) => Some(self.r.headers[i].clone()),
             _ => None,
         };
@@ -141,7 +155,7 @@ impl<'a> Row<'a> {
             code,
             field: Some(field_name(c).to_owned()),
             column,
-            original: self.original(g),
+            original,
             message,
         };
         self.warnings.push(Warned { w, dropped });
@@ -611,14 +625,14 @@ impl Row<'_> {
             }
         };
         for rep in read.repairs {
-            self.warn(d, rep.code, c, o, text, rep.message);
+            self.warn(rep.code, c, o, text, rep.message);
         }
         if read.national {
             let other = match row {
                 RowRegion::Row(rr) => rr.other.map(|x| (x, self.region_column_says())),
                 RowRegion::Unknown(rc, country) => {
                     let msg = self.unknown_region(rc, country);
-                    self.warn(d, ErrorCode::UnknownRegion, c, o, text, msg);
+                    self.warn(ErrorCode::UnknownRegion, c, o, text, msg);
                     None
                 }
                 RowRegion::Default => None,
@@ -633,14 +647,7 @@ impl Row<'_> {
                 }
             };
             if let (Some((other, why)), Some(region)) = (other, region) {
-                self.region_doubt(
-                    d,
-                    c,
-                    o,
-                    (text, numeric),
-                    (region, &read.phone),
-                    (other, why),
-                );
+                self.region_doubt(c, o, (text, numeric), (region, &read.phone), (other, why));
             }
         }
         Some(read.phone)
@@ -671,7 +678,6 @@ impl Row<'_> {
     /// `other`, which `why` (the email's domain, the region column's other meaning) points to.
     fn region_doubt(
         &mut self,
-        d: &mut ContactDraft,
         c: &Compiled,
         o: Origin,
         (text, numeric): (&str, bool),
@@ -683,38 +689,18 @@ impl Row<'_> {
                 let msg = format!(
                     "read as {region} ({read}); {why} points to {other}, where it is {alt}"
                 );
-                self.warn(d, ErrorCode::RegionDoubt, c, o, text, msg);
+                self.warn(ErrorCode::RegionDoubt, c, o, text, msg);
             }
             _ => {}
         }
     }
 
-    /// A warning on value `original` of mapping entry `c`, with the column first in its message.
-    fn warn(
-        &self,
-        d: &mut ContactDraft,
-        code: ErrorCode,
-        c: &Compiled,
-        o: Origin,
-        original: &str,
-        message: String,
-    ) {
+    /// A repair (or doubt) on value `original` of mapping entry `c`, with the column first in
+    /// its message.
+    fn warn(&mut self, code: ErrorCode, c: &Compiled, o: Origin, original: &str, message: String) {
         let (label, _) = self.label(c, o);
-        d.warnings.push(RowWarning {
-            code,
-            field: Some(
-                c.target
-                    .strip_prefix("fields.")
-                    .unwrap_or(&c.target)
-                    .to_owned(),
-            ),
-            column: match o {
-                Origin::Column(i) => Some(self.r.headers[i].clone()),
-                _ => None,
-            },
-            original: original.to_owned(),
-            message: format!("{label}: {message}"),
-        });
+        let message = format!("{label}: {message}");
+        self.push_warning(c, o, original.to_owned(), code, message, false);
     }
 }
 
