@@ -116,7 +116,10 @@ mod tests {
         let h = ["Record ID", "Record Type"];
         assert_eq!(closest("Record Id", &h, 3)[0], "Record ID");
         let h = ["Zip Code", "Mailing Zip / Postal Code"];
-        assert_eq!(closest("Mailing Zip/Postal Code", &h, 3)[0], "Mailing Zip / Postal Code");
+        assert_eq!(
+            closest("Mailing Zip/Postal Code", &h, 3)[0],
+            "Mailing Zip / Postal Code"
+        );
         let h = ["Fax", "mobile_phone"];
         assert_eq!(closest("Mobile Phone", &h, 3), ["mobile_phone"]);
     }
@@ -139,13 +142,19 @@ mod tests {
         assert_eq!(closest("Person - Email", &h, 1), ["Person - Email - Work"]);
         // And the other way: a mapping naming a split column, a file with the single one.
         let h = ["Person - Name", "Person - Phone"];
-        assert_eq!(closest("Person - Phone - Mobile", &h, 1), ["Person - Phone"]);
+        assert_eq!(
+            closest("Person - Phone - Mobile", &h, 1),
+            ["Person - Phone"]
+        );
     }
 
     #[test]
     fn a_header_holding_every_word_of_the_name_is_close() {
         let h = ["Fax", "Phone Number (Mobile)", "Country"];
-        assert_eq!(closest("Mobile Phone Number", &h, 3), ["Phone Number (Mobile)"]);
+        assert_eq!(
+            closest("Mobile Phone Number", &h, 3),
+            ["Phone Number (Mobile)"]
+        );
         let h = ["Mailing Country", "City"];
         assert_eq!(closest("Country", &h, 3), ["Mailing Country"]);
     }

@@ -101,7 +101,12 @@ const EXPECTED: &[(&str, &str, &[&str], &[&str])] = &[
         &["Mobile", "Phone"],
         &["First Name", "Last Name"],
     ),
-    ("chatwoot-default.csv", "email", &["phone_number"], &["name"]),
+    (
+        "chatwoot-default.csv",
+        "email",
+        &["phone_number"],
+        &["name"],
+    ),
     ("chatwoot-labels.csv", "email", &["phone_number"], &["name"]),
 ];
 
@@ -115,7 +120,11 @@ fn init_on_every_sample_drafts_a_mapping_that_validates_it() {
         let file = root().join("samples").join(sample);
         let out = dir.path().join(format!("m{i}.yaml"));
         let d = init(&file, Some(&out)).unwrap_or_else(|e| panic!("{sample}: {e:#}"));
-        assert_eq!(d.roles[&Role::Email][0], *email, "{sample}: the first email column");
+        assert_eq!(
+            d.roles[&Role::Email][0],
+            *email,
+            "{sample}: the first email column"
+        );
         assert_eq!(d.roles[&Role::Phone], phones.to_vec(), "{sample}");
         let found: Vec<String> = [Role::FullName, Role::FirstName, Role::LastName]
             .iter()
