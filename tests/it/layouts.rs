@@ -80,6 +80,15 @@ const VIEWS: &[(&str, &str)] = &[
         "mappings/salesforce-dataloader.yaml",
         "Id,IsDeleted,AccountId,LastName,FirstName,Salutation,Name,MailingStreet,MailingCity,MailingState,MailingPostalCode,MailingCountry,Phone,Fax,MobilePhone,HomePhone,Email,Title,Department,LeadSource,Birthdate,OwnerId,CreatedDate",
     ),
+    // Data Loader's upper-case headers, quoted as it writes them.
+    (
+        "mappings/salesforce-dataloader-caps.yaml",
+        r#""ID","ACCOUNTID","LASTNAME","FIRSTNAME","SALUTATION","NAME","MAILINGCITY","MAILINGCOUNTRY","PHONE","MOBILEPHONE","EMAIL","TITLE","BIRTHDATE""#,
+    ),
+    (
+        "mappings/salesforce-dataloader-caps.yaml",
+        "ID,FIRSTNAME,LASTNAME",
+    ),
     // Pipedrive with single columns, with labels but only some of them, with a password field.
     (
         "mappings/pipedrive.yaml",
