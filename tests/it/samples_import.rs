@@ -215,9 +215,10 @@ async fn mapping_init_then_import_works_for_every_sample() {
         let file = root().join(&e.sample);
         let w = World::plain().await;
         let drafted = w.path("draft.yaml");
-        doto_bulk::cmd::mapping::init(&file, Some(&drafted))
+        // The documented command: with `--phone-region` where the layout has no country.
+        doto_bulk::cmd::mapping::init_with_region(&file, Some(&drafted), e.phone_region)
             .unwrap_or_else(|err| panic!("{}: {err:#}", e.sample));
-        let run = import(&w, &file, &drafted, "run").await;
+        let run = import_with(&w, &file, &drafted, e.phone_region, "run").await;
         let ctx = format!("{} with its drafted mapping: {:?}", e.sample, run.summary);
         assert!(
             matches!(run.exit_code, 0 | 3),
