@@ -5,6 +5,20 @@
 //! `Person - Phone - Mobile`), then one that holds it or all of its words, then a small edit
 //! distance (Levenshtein).
 
+/// The header that is `wanted` written another way (case, spaces, punctuation: `Record Id` for
+/// `Record ID`), if exactly one is.
+pub fn same_spelling<'h>(wanted: &str, headers: &[&'h str]) -> Option<&'h str> {
+    let w = normalised(wanted);
+    if w.is_empty() {
+        return None;
+    }
+    let mut same = headers.iter().filter(|h| normalised(h) == w);
+    match (same.next(), same.next()) {
+        (Some(h), None) => Some(*h),
+        _ => None,
+    }
+}
+
 /// How close a header is to the wanted name; lower is closer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -157,6 +171,15 @@ mod tests {
         );
         let h = ["Mailing Country", "City"];
         assert_eq!(closest("Country", &h, 3), ["Mailing Country"]);
+    }
+
+    #[test]
+    fn same_spelling_is_one_header_only() {
+        let h = ["Record Id", "E-mail", "e mail", "City"];
+        assert_eq!(same_spelling("Record ID", &h), Some("Record Id"));
+        assert_eq!(same_spelling("Email", &h), None, "two headers: no guess");
+        assert_eq!(same_spelling("Mailing City", &h), None);
+        assert_eq!(same_spelling("-", &h), None);
     }
 
     #[test]

@@ -339,3 +339,39 @@ fn every_mapping_of_a_crm_on_every_sample_of_it_gives_the_documented_counts() {
     }
     assert!(checked >= 18, "{checked}");
 }
+
+/// An optional column written another way in the file (`Record Id` for HubSpot's `Record ID`)
+/// is not silently skipped: the notice names the header that is likely meant.
+#[test]
+fn an_optional_column_spelt_another_way_is_named_in_the_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hubspot.csv");
+    std::fs::write(
+        &file,
+        "Record Id,First Name,Last Name,Email\n7,Ann,Lee,ann@example.com\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let args = Args::new(&file, &root().join("mappings/hubspot.yaml"), Some(&out));
+    let v = run_validate(&args, true, &AtomicBool::new(false)).unwrap();
+    assert_eq!(v.exit_code, 0);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let notes: Vec<&str> = summary["header_warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    let id = notes
+        .iter()
+        .find(|n| n.contains("fields.identifier"))
+        .unwrap_or_else(|| panic!("{notes:?}"));
+    assert!(
+        id.contains(r#"the file has "Record Id": write it so for "Record ID" to read it"#),
+        "{id}"
+    );
+    // Columns that are simply absent get no such guess.
+    let city = notes.iter().find(|n| n.contains(".city")).unwrap();
+    assert!(!city.contains("the file has"), "{city}");
+}
