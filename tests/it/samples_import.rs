@@ -16,12 +16,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn import(w: &World, file: &Path, mapping: &Path, out: &str) -> ImportRun {
-    import_with(w, file, mapping, None, out).await
-}
-
-/// [`import`] with a `--phone-region`.
-pub(crate) async fn import_with(
+/// `import FILE -m MAPPING [--phone-region CC] --sandbox --out W/out`.
+async fn import_with(
     w: &World,
     file: &Path,
     mapping: &Path,
