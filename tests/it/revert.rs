@@ -239,7 +239,11 @@ async fn a_revert_hit_by_faults_then_resumed_ends_in_the_state_before_the_import
 }
 
 /// `doto-bulk revert IMPORT_DIR EXTRA… -q` against the world's sandbox, stderr piped.
-fn spawn_revert(w: &World, import_dir: &str, extra: &[&std::ffi::OsStr]) -> std::process::Child {
+pub fn spawn_revert(
+    w: &World,
+    import_dir: &str,
+    extra: &[&std::ffi::OsStr],
+) -> std::process::Child {
     use std::process::{Command, Stdio};
     Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
         .arg("revert")
@@ -275,7 +279,7 @@ async fn slow_imported(n: usize) -> (World, BTreeMap<String, Value>) {
 }
 
 /// Wait until the revert `child` has sent `n` more writes than `from` (it must still run).
-fn wait_for_writes(w: &World, child: &mut std::process::Child, from: u64, n: u64) {
+pub fn wait_for_writes(w: &World, child: &mut std::process::Child, from: u64, n: u64) {
     use std::time::{Duration, Instant};
     let started = Instant::now();
     while all_writes(w) < from + n {
