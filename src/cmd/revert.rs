@@ -44,7 +44,8 @@ use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
 use crate::report::{self, RunDir, write_json_atomic};
 
-/// Undo an import: delete the contacts it created, restore the fields it changed.
+/// Undo an import: delete the contacts it created, restore the fields it changed, remove the
+/// attribute keys and notes it added (additional attribute keys are set to null).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The import's run directory (holding its journal.jsonl).
