@@ -720,11 +720,17 @@ async fn update(
     if st.config().server_attributes && sync && result.is_ok() {
         lock(&st.inner.store).add_server_attributes(id);
     }
+    contact_answer(&st, result, &q)
+}
+
+/// The answer of a write that returns the contact: rendered as `show` renders it, or the error.
+fn contact_answer(
+    st: &SandboxState,
+    result: Result<store::Contact, WriteError>,
+    q: &HashMap<String, String>,
+) -> Response {
     match result {
-        Ok(c) => json_response(
-            StatusCode::OK,
-            contact_body(&st, c.render(with_inboxes(&q))),
-        ),
+        Ok(c) => json_response(StatusCode::OK, contact_body(st, c.render(with_inboxes(q)))),
         Err(e) => write_error(e),
     }
 }
@@ -769,13 +775,8 @@ async fn destroy_custom_attributes(
         Some(v) => store::rails_string(v).into_iter().collect(),
         None => vec![],
     };
-    match lock(&st.inner.store).remove_custom_attributes(acc, id, &keys) {
-        Ok(c) => json_response(
-            StatusCode::OK,
-            contact_body(&st, c.render(with_inboxes(&q))),
-        ),
-        Err(e) => write_error(e),
-    }
+    let result = lock(&st.inner.store).remove_custom_attributes(acc, id, &keys);
+    contact_answer(&st, result, &q)
 }
 
 /// `DELETE /contacts/{id}/notes/{note_id}`: `@contact.notes.find(id).destroy!` then `head :ok`;

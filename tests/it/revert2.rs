@@ -241,6 +241,13 @@ async fn a_server_without_the_removal_routes_leaves_keys_and_notes_and_exits_3()
     assert_eq!(after[odd]["custom_attributes"]["plan"], "gold");
 }
 
+fn flavoured(flavour: Flavour) -> SandboxConfig {
+    SandboxConfig {
+        flavour,
+        ..SandboxConfig::default()
+    }
+}
+
 /// A client of the world's sandbox with the agent's token.
 fn agent(w: &World) -> ClientConfig {
     let mut c = w.config();
@@ -251,11 +258,7 @@ fn agent(w: &World) -> ClientConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_token_stops_the_revert_before_the_first_write_with_the_hint() {
     for flavour in [Flavour::Chatwoot, Flavour::Doto] {
-        let w = World::new(SandboxConfig {
-            flavour,
-            ..SandboxConfig::default()
-        })
-        .await;
+        let w = World::new(flavoured(flavour)).await;
         let csv = seed_and_csv(&w, 3);
         w.import(&csv, MAPPING_WITH_NOTE, "imp", |_| {}).await;
         let imported = snapshot(&w);
@@ -304,11 +307,7 @@ fn the_binary_exits_1_with_the_hint_when_the_token_may_not_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_removal_endpoints_answer_as_the_server_does_in_both_flavours() {
     for flavour in [Flavour::Chatwoot, Flavour::Doto] {
-        let w = World::new(SandboxConfig {
-            flavour,
-            ..SandboxConfig::default()
-        })
-        .await;
+        let w = World::new(flavoured(flavour)).await;
         let id = w.seed(json!({"name": "A", "email": "a@x.com",
             "custom_attributes": {"plan": "gold", "tier": 2, "keep": true},
             "notes": [{"content": "one"}, {"content": "two"}]}));
