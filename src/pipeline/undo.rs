@@ -78,12 +78,13 @@ pub struct Reverter {
     /// Whether the revert has contacts to delete (the import created some): then the token's
     /// right to delete is checked before the first write.
     pub deletes: bool,
-    /// The outcome of that check (made once).
+    /// The outcome of that check (made once): `Err` is what the user is told.
     pub delete_check: OnceCell<Result<(), String>>,
 }
 
-/// One contact's result and the writes it sent, or the token refused (which stops the revert).
-type Step = Result<(RevertResult, u64), ApiError>;
+/// One contact's result and the writes it sent, or why the token was refused (which stops the
+/// revert).
+type Step = Result<(RevertResult, u64), String>;
 
 impl Reverter {
     /// Revert `todo`, `--concurrency` contacts at a time, each result to `csv` in `todo`'s order,
@@ -138,7 +139,7 @@ impl Reverter {
         };
         let (r, wrote) = match step {
             Ok(x) => x,
-            Err(e) => bail!(refused(&e)),
+            Err(message) => bail!(message),
         };
         let settled = !matches!(r.action.as_str(), "failed" | "skipped");
         if settled && let Some(j) = &self.journal {
@@ -159,26 +160,17 @@ impl Reverter {
     /// contact): the server checks the right before it looks the contact up, so an agent's token
     /// gets 401/403 and an administrator's 404. Made once, and only when there is something to
     /// delete; `Err` stops the revert before it writes anything.
-    async fn may_delete(&self) -> Result<(), ApiError> {
+    async fn may_delete(&self) -> Result<(), String> {
         if !self.deletes {
             return Ok(());
         }
         let check = self.delete_check.get_or_init(|| async {
             match self.client.contacts().delete(0).await {
-                Err(e @ (ApiError::Unauthorized { .. } | ApiError::Forbidden { .. })) => {
-                    Err(e.to_string())
-                }
+                Err(e) if is_refusal(&e) => Err(refused(&e)),
                 _ => Ok(()),
             }
         });
-        match check.await {
-            Ok(()) => Ok(()),
-            Err(message) => Err(ApiError::Forbidden {
-                endpoint: "DELETE /contacts/{id}".into(),
-                status: 403,
-                message: message.clone(),
-            }),
-        }
+        check.await.clone()
     }
 
     /// A contact the import created: deleted (looked up first, so that a second revert finds
@@ -337,13 +329,17 @@ fn refused(e: &ApiError) -> String {
     }
 }
 
-/// A contact that failed (`Ok`), or the token refused (`Err`: the revert stops).
-fn failure(id: u64, e: ApiError, writes: u64, nulled: &str) -> Step {
-    if matches!(
+fn is_refusal(e: &ApiError) -> bool {
+    matches!(
         e,
         ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
-    ) {
-        return Err(e);
+    )
+}
+
+/// A contact that failed (`Ok`), or the token refused (`Err`: the revert stops).
+fn failure(id: u64, e: ApiError, writes: u64, nulled: &str) -> Step {
+    if is_refusal(&e) {
+        return Err(refused(&e));
     }
     let mut r = result(id, "failed", &e.to_string());
     r.nulled = nulled.into();
