@@ -14,6 +14,7 @@ mod normalise;
 mod phones;
 mod props;
 mod revert;
+mod revert2;
 mod rundir;
 mod samples;
 mod samples_import;
