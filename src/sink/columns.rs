@@ -105,10 +105,10 @@ impl Column {
         (name == CONTACT_INBOXES).then_some(Column::ContactInboxes)
     }
 
-    /// Whether the cell is an id or phone: always text in XLSX (no scientific notation, no lost `+`).
+    /// Whether the cell is a phone or an identifier: always text in XLSX (no scientific notation,
+    /// no lost `+`).
     pub fn is_textual_key(&self) -> bool {
         match self {
-            Column::Core("id") => true,
             Column::Core(c) => Field::from_name(c)
                 .is_some_and(|f| matches!(f.kind(), FieldKind::Phone | FieldKind::Identifier)),
             _ => false,

@@ -391,12 +391,19 @@ fn xlsx_text(d: &Data) -> String {
         Data::Float(f) => f.to_string(),
         Data::Int(i) => i.to_string(),
         Data::Bool(b) => b.to_string(),
+        // A date cell (the timestamps): days since 1899-12-30, in UTC.
+        Data::DateTime(d) => {
+            let epoch = ((d.as_f64() - 25569.0) * 86400.0).round() as i64;
+            chrono::DateTime::from_timestamp(epoch, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
         other => panic!("unexpected cell {other:?}"),
     }
 }
 
 #[tokio::test]
-async fn xlsx_reads_back_equal_to_the_csv_with_text_ids_and_phones() {
+async fn xlsx_reads_back_equal_to_the_csv_with_text_phones_numeric_ids_and_date_cells() {
     let sb = tricky_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let c = client(&sb);
@@ -414,10 +421,15 @@ async fn xlsx_reads_back_equal_to_the_csv_with_text_ids_and_phones() {
     assert_eq!(sheet.len(), rows.len() + 1);
     let xh: Vec<String> = sheet[0].iter().map(xlsx_text).collect();
     assert_eq!(xh, h);
-    let key_cols: Vec<usize> = ["id", "phone_number", "identifier"]
+    // Phones and identifiers stay text; ids are numbers and timestamps dates (issue 15).
+    let key_cols: Vec<usize> = ["phone_number", "identifier"]
         .iter()
         .map(|n| col(&h, n))
         .collect();
+    for xr in &sheet[1..] {
+        assert!(matches!(xr[col(&h, "id")], Data::Float(_)), "{:?}", xr[0]);
+        assert!(matches!(xr[col(&h, "created_at")], Data::DateTime(_)), "{xr:?}");
+    }
     for (r, (xr, cr)) in sheet[1..].iter().zip(&rows).enumerate() {
         for (i, cell) in cr.iter().enumerate() {
             let x = xr.get(i).map(xlsx_text).unwrap_or_default();

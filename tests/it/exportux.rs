@@ -173,3 +173,124 @@ async fn typed_attributes_round_trip_with_the_mapping_written_beside_the_export(
     let xlsx = std::fs::read_to_string(dir.path().join("round.xlsx.mapping.yaml")).unwrap();
     assert!(!xlsx.contains("unguard"), "{xlsx}");
 }
+
+/// `doto-bulk export --sandbox` with a small seed, fast, and `args`.
+fn export_cmd(args: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["export", "--sandbox", "--sandbox-seed", "40", "--rate", "5000"])
+        .args(args);
+    c
+}
+
+#[test]
+fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.json");
+    let mut child = export_cmd(&["-o", "-", "--format", "csv", "--manifest"])
+        .arg(&manifest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader parses the pipe as it comes.
+    let mut r = csv::Reader::from_reader(child.stdout.take().unwrap());
+    let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().map(|rec| rec.unwrap()).count();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("to standard output"), "{err}");
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(m["rows"].as_u64(), Some(rows as u64));
+    assert!(rows > 0 && headers[0] == "id", "{headers:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the manifest");
+
+    let out = export_cmd(&["-q", "-o", "-", "--format", "jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), rows);
+    assert!(lines.iter().all(|c| c["id"].is_u64()));
+}
+
+#[test]
+fn dash_needs_a_format_and_refuses_xlsx() {
+    for (args, says) in [
+        (&["-o", "-"][..], "--format"),
+        (&["-o", "-", "--format", "xlsx"][..], "XLSX cannot go to standard output"),
+    ] {
+        let out = export_cmd(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = export_cmd(&["-q", "-o"]).arg(&fifo).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = reader.join().unwrap();
+    assert!(text.starts_with("id,name,"), "{text}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    let link = dir.path().join("null.csv");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let out = export_cmd(&["-q", "-o"]).arg(&link).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    // No manifest, mapping or temporary file beside either, nor in /dev.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["null.csv", "pipe.csv"]);
+    assert!(!Path::new("/dev/null.manifest.json").exists());
+
+    let out = export_cmd(&["-o"]).arg(dir.path()).args(["--format", "csv"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a directory"), "{err}");
+}
+
+#[test]
+fn select_and_exclude_pick_columns_by_glob_and_name_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("s.csv");
+    let out = export_cmd(&["-q", "--select", "id,email", "--select", "custom_attributes.*"])
+        .args(["--exclude", "email", "-o"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut r = csv::Reader::from_path(&out_file).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(h[0], "id");
+    assert!(h.len() > 1, "{h:?}");
+    assert!(h[1..].iter().all(|c| c.starts_with("custom_attributes.")), "{h:?}");
+
+    let out = export_cmd(&["--select", "custom_attributes.nope", "-o"])
+        .arg(dir.path().join("t.csv"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("\"custom_attributes.nope\"") && err.contains("phone_number"), "{err}");
+    assert!(!dir.path().join("t.csv").exists());
+}
