@@ -14,7 +14,6 @@ use calamine::{Data, Reader, Xlsx};
 use doto_bulk::api::{ApiToken, Client, ClientConfig, NewContact, RateLimit};
 use doto_bulk::cmd::export::{ExportOptions, ExportSummary, Format, export};
 use doto_bulk::mapping::Mapping;
-use doto_bulk::model::ErrorCode;
 use doto_bulk::sandbox::{SandboxConfig, SandboxHandle, route, spawn};
 use doto_bulk::sink::columns::CORE;
 use doto_bulk::sink::guard::needs_guard;
@@ -154,10 +153,12 @@ async fn export_of_5000_contacts_has_each_listed_contact_once_in_ceil_n_over_15_
         !text.contains(&sb.admin_token),
         "the token is in the manifest"
     );
-    // Nothing but the export and its manifest is left in the directory.
+    // Nothing but the export, its manifest and its import mapping is left in the directory.
     assert_eq!(
         files_in(dir.path()),
-        BTreeSet::from(["all.csv".to_string(), "all.csv.manifest.json".to_string()])
+        BTreeSet::from(
+            ["all.csv", "all.csv.manifest.json", "all.csv.mapping.yaml"].map(String::from)
+        )
     );
 }
 
@@ -636,7 +637,7 @@ async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
     let resolved = mapping.resolve(source.headers()).unwrap();
     let id_col = col(source.headers(), "id");
     let stored = listed(&sb);
-    let (mut matched, mut keyless) = (0, 0);
+    let mut matched = 0;
     for rec in source.by_ref() {
         let rec = rec.unwrap();
         let id: u64 = rec.fields[id_col].parse().unwrap();
@@ -674,26 +675,12 @@ async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
                 );
                 assert!(d.clear.is_empty() && d.notes.is_empty());
             }
-            Err(errors) => {
-                // Only a contact with a phone alone has no key to match on.
-                assert!(
-                    s("email").is_none() && s("identifier").is_none(),
-                    "contact {id}: {errors:?}"
-                );
-                assert!(
-                    errors.iter().any(|e| e.code == ErrorCode::MissingKey),
-                    "{errors:?}"
-                );
-                keyless += 1;
-            }
+            // A contact with a phone alone is matched by its phone (issue 15): none fails.
+            Err(errors) => panic!("contact {id}: {errors:?}"),
         }
     }
     assert!(source.take_error().is_none());
-    assert_eq!(matched + keyless, stored.len());
-    assert!(
-        matched > keyless * 5,
-        "{matched} matched, {keyless} without a key"
-    );
+    assert_eq!(matched, stored.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -810,7 +797,8 @@ fn the_binary_exports_quietly_from_the_sandbox_and_fails_without_touching_the_fi
     assert!(stderr.contains("cli.xlsx"), "{stderr}");
     assert!(!stderr.contains("secret-token-value"));
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    assert_eq!(files_in(dir.path()).len(), 2);
+    // The export, its manifest and its mapping: untouched, nothing added.
+    assert_eq!(files_in(dir.path()).len(), 3);
 
     // A format the extension does not name is refused before anything runs.
     let run = bin()
