@@ -169,7 +169,9 @@ impl ExportOptions {
             }
         }
         if dest == Dest::Stdout && self.format == Format::Xlsx {
-            bail!("-o -: XLSX cannot go to standard output (a workbook needs a file); use --format csv or jsonl");
+            bail!(
+                "-o -: XLSX cannot go to standard output (a workbook needs a file); use --format csv or jsonl"
+            );
         }
         if self.bom && self.format != Format::Csv {
             bail!("--bom applies to CSV only");
@@ -466,6 +468,26 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
         eprintln!(
             "{} conversations written ({} contacts gone meanwhile)",
             c.rows, c.contacts_gone
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_only_note_counts_when_the_server_does() {
+        assert!(not_listed(500, 485).starts_with("note: 15 of the 500 contacts"));
+        assert!(not_listed(485, 485).contains("unknown"));
+        assert!(not_listed(0, 3).contains("unknown"));
+    }
+
+    #[test]
+    fn the_mapping_goes_beside_the_file() {
+        assert_eq!(
+            mapping_path(std::path::Path::new("/x/a.csv")),
+            PathBuf::from("/x/a.csv.mapping.yaml")
         );
     }
 }

@@ -391,7 +391,10 @@ fn listed_keys(
 ) -> anyhow::Result<Vec<MatchKey>> {
     let line = line_of(&on);
     if on.value.is_empty() {
-        return Err(cx.err(line, "match.on: list at least one key (identifier, email, phone_number)"));
+        return Err(cx.err(
+            line,
+            "match.on: list at least one key (identifier, email, phone_number)",
+        ));
     }
     let mut keys = Vec::new();
     for k in on.value {

@@ -55,7 +55,10 @@ impl Dest {
         };
         let real = if link.file_type().is_symlink() {
             std::fs::canonicalize(path).with_context(|| {
-                format!("{}: a symlink to nothing that can be written", path.display())
+                format!(
+                    "{}: a symlink to nothing that can be written",
+                    path.display()
+                )
             })?
         } else {
             path.to_path_buf()
@@ -69,7 +72,11 @@ impl Dest {
         if is_stream(&t) {
             return Ok(Dest::Stream(path.to_path_buf()));
         }
-        let what = if t.is_dir() { "a directory" } else { "not a regular file" };
+        let what = if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
         anyhow::bail!(
             "{}: {what}; export writes a regular file (replaced whole), a character device or a \
              pipe (written into), or `-` (standard output)",

@@ -282,7 +282,8 @@ impl Layout {
             .collect();
         let mut keep = keep.into_iter();
         self.columns.retain(|_| keep.next().unwrap_or(false));
-        self.added.retain(|a| headers.contains(a) && self.columns.iter().any(|c| c.to_string() == *a));
+        self.added
+            .retain(|a| headers.contains(a) && self.columns.iter().any(|c| c.to_string() == *a));
         Ok(self)
     }
 }
@@ -493,24 +494,43 @@ mod tests {
     #[test]
     fn globs_select_and_exclude_columns() {
         assert!(glob_match("custom_attributes.*", "custom_attributes.plan"));
-        assert!(glob_match("additional_attributes.c*", "additional_attributes.city"));
-        assert!(!glob_match("additional_attributes.c*", "additional_attributes.zip"));
+        assert!(glob_match(
+            "additional_attributes.c*",
+            "additional_attributes.city"
+        ));
+        assert!(!glob_match(
+            "additional_attributes.c*",
+            "additional_attributes.zip"
+        ));
         assert!(glob_match("?d", "id") && !glob_match("?d", "ids") && glob_match("*", ""));
         let mut set = ColumnSet::default();
-        set.observe(&contact(json!({"plan": 1, "seats": 2}), json!({"city": "Lyon", "zip": "1"})));
+        set.observe(&contact(
+            json!({"plan": 1, "seats": 2}),
+            json!({"city": "Lyon", "zip": "1"}),
+        ));
         let l = Layout::build(&set, false, None);
         let s = Selection {
-            select: vec!["id".into(), "custom_attributes.*".into(), "additional_attributes.c*".into()],
+            select: vec![
+                "id".into(),
+                "custom_attributes.*".into(),
+                "additional_attributes.c*".into(),
+            ],
             exclude: vec!["custom_attributes.seats".into()],
         };
         let h = l.clone().select(&s).unwrap().headers();
-        assert_eq!(h, ["id", "custom_attributes.plan", "additional_attributes.city"]);
+        assert_eq!(
+            h,
+            ["id", "custom_attributes.plan", "additional_attributes.city"]
+        );
         let bad = Selection {
             select: vec!["custom_attributes.nope".into()],
             exclude: vec![],
         };
         let e = l.select(&bad).unwrap_err().to_string();
-        assert!(e.contains("\"custom_attributes.nope\"") && e.contains("custom_attributes.plan"), "{e}");
+        assert!(
+            e.contains("\"custom_attributes.nope\"") && e.contains("custom_attributes.plan"),
+            "{e}"
+        );
     }
 
     #[test]

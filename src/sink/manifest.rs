@@ -138,7 +138,7 @@ pub fn manifest_path(target: &Path) -> PathBuf {
 /// The previous export's manifest at `path`, if there is one. A manifest that exists but
 /// cannot be read is an error (silently changing the column layout of a cron export is worse).
 pub fn read_previous(path: &Path) -> anyhow::Result<Option<Manifest>> {
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
@@ -179,6 +179,10 @@ mod tests {
         std::fs::write(manifest_path(&target), "{nope").unwrap();
         let e = read_previous(&manifest_path(&target)).unwrap_err();
         assert!(format!("{e:#}").contains("a.csv.manifest.json"), "{e:#}");
-        assert!(read_previous(&dir.path().join("b.csv.manifest.json")).unwrap().is_none());
+        assert!(
+            read_previous(&dir.path().join("b.csv.manifest.json"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -19,7 +19,12 @@ fn quoted(s: &str) -> String {
 
 /// The mapping for an export of `layout` (attribute types from `set`) to a file named `file`;
 /// `None` when the export holds no column a row could be matched by.
-pub fn import_mapping(file: &str, format: Format, layout: &Layout, set: &ColumnSet) -> Option<String> {
+pub fn import_mapping(
+    file: &str,
+    format: Format,
+    layout: &Layout,
+    set: &ColumnSet,
+) -> Option<String> {
     let has = |c: &str| {
         layout
             .columns

@@ -349,7 +349,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = manifest::manifest_path(&dir.path().join("p.csv"));
         let target = target.as_path();
-        assert_eq!(pinned_columns(Some(target), Format::Csv, None).unwrap(), None);
+        assert_eq!(
+            pinned_columns(Some(target), Format::Csv, None).unwrap(),
+            None
+        );
         let flag = ["id".to_string()];
         assert_eq!(
             pinned_columns(Some(target), Format::Csv, Some(&flag)).unwrap(),

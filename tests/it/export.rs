@@ -429,7 +429,10 @@ async fn xlsx_reads_back_equal_to_the_csv_with_text_phones_numeric_ids_and_date_
         .collect();
     for xr in &sheet[1..] {
         assert!(matches!(xr[col(&h, "id")], Data::Float(_)), "{:?}", xr[0]);
-        assert!(matches!(xr[col(&h, "created_at")], Data::DateTime(_)), "{xr:?}");
+        assert!(
+            matches!(xr[col(&h, "created_at")], Data::DateTime(_)),
+            "{xr:?}"
+        );
     }
     for (r, (xr, cr)) in sheet[1..].iter().zip(&rows).enumerate() {
         for (i, cell) in cr.iter().enumerate() {

@@ -60,15 +60,18 @@ fn varied(typed: bool) -> Vec<NewContact> {
     for (i, name) in names.iter().enumerate() {
         let email = format!("varied{i}@example.com");
         let mut c = new_contact(name, Some(&email), None);
-        c.custom_attributes.insert(format!("odd key {i}"), json!(format!("v{i}")));
+        c.custom_attributes
+            .insert(format!("odd key {i}"), json!(format!("v{i}")));
         if typed {
             c.custom_attributes.insert("seats".into(), json!(i * 10));
-            c.custom_attributes.insert("ratio".into(), json!(0.5 + i as f64));
+            c.custom_attributes
+                .insert("ratio".into(), json!(0.5 + i as f64));
             c.custom_attributes.insert("vip".into(), json!(i % 2 == 0));
         }
         c.additional_attributes
             .insert("company_name".into(), json!(format!("=Co {i}")));
-        c.additional_attributes.insert("städt".into(), json!("Köln"));
+        c.additional_attributes
+            .insert("städt".into(), json!("Köln"));
         out.push(c);
     }
     for i in 0..3 {
@@ -115,7 +118,12 @@ async fn import_back(sb: &SandboxHandle, file: &Path, mapping: &Path, rows: u64)
     let run = run_import(&args, config(sb), true, Arc::new(AtomicBool::new(false)))
         .await
         .unwrap();
-    let shown = format!("{} with {}: {:?}", file.display(), mapping.display(), run.summary);
+    let shown = format!(
+        "{} with {}: {:?}",
+        file.display(),
+        mapping.display(),
+        run.summary
+    );
     assert_eq!(writes(&sb.stats()), before.0, "{shown}");
     assert_eq!(sb.state().state_json(), before.1, "{shown}");
     assert_eq!(run.exit_code, 0, "{shown}");
@@ -177,8 +185,15 @@ async fn typed_attributes_round_trip_with_the_mapping_written_beside_the_export(
 /// `doto-bulk export --sandbox` with a small seed, fast, and `args`.
 fn export_cmd(args: &[&str]) -> Command {
     let mut c = bin();
-    c.args(["export", "--sandbox", "--sandbox-seed", "40", "--rate", "5000"])
-        .args(args);
+    c.args([
+        "export",
+        "--sandbox",
+        "--sandbox-seed",
+        "40",
+        "--rate",
+        "5000",
+    ])
+    .args(args);
     c
 }
 
@@ -195,7 +210,8 @@ fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
     // The reader parses the pipe as it comes.
     let mut r = csv::Reader::from_reader(child.stdout.take().unwrap());
     let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap()).count();
+    let records: Vec<csv::StringRecord> = r.records().collect::<Result<_, _>>().unwrap();
+    let rows = records.len();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -203,9 +219,15 @@ fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     assert_eq!(m["rows"].as_u64(), Some(rows as u64));
     assert!(rows > 0 && headers[0] == "id", "{headers:?}");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the manifest");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the manifest"
+    );
 
-    let out = export_cmd(&["-q", "-o", "-", "--format", "jsonl"]).output().unwrap();
+    let out = export_cmd(&["-q", "-o", "-", "--format", "jsonl"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -220,7 +242,10 @@ fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
 fn dash_needs_a_format_and_refuses_xlsx() {
     for (args, says) in [
         (&["-o", "-"][..], "--format"),
-        (&["-o", "-", "--format", "xlsx"][..], "XLSX cannot go to standard output"),
+        (
+            &["-o", "-", "--format", "xlsx"][..],
+            "XLSX cannot go to standard output",
+        ),
     ] {
         let out = export_cmd(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -243,17 +268,42 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
     let out = export_cmd(&["-q", "-o"]).arg(&fifo).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = reader.join().unwrap();
     assert!(text.starts_with("id,name,"), "{text}");
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 
     let link = dir.path().join("null.csv");
     std::os::unix::fs::symlink("/dev/null", &link).unwrap();
     let out = export_cmd(&["-q", "-o"]).arg(&link).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
     // No manifest, mapping or temporary file beside either, nor in /dev.
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -263,7 +313,11 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
     assert_eq!(names, ["null.csv", "pipe.csv"]);
     assert!(!Path::new("/dev/null.manifest.json").exists());
 
-    let out = export_cmd(&["-o"]).arg(dir.path()).args(["--format", "csv"]).output().unwrap();
+    let out = export_cmd(&["-o"])
+        .arg(dir.path())
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("a directory"), "{err}");
@@ -273,17 +327,31 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
 fn select_and_exclude_pick_columns_by_glob_and_name_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("s.csv");
-    let out = export_cmd(&["-q", "--select", "id,email", "--select", "custom_attributes.*"])
-        .args(["--exclude", "email", "-o"])
-        .arg(&out_file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = export_cmd(&[
+        "-q",
+        "--select",
+        "id,email",
+        "--select",
+        "custom_attributes.*",
+    ])
+    .args(["--exclude", "email", "-o"])
+    .arg(&out_file)
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut r = csv::Reader::from_path(&out_file).unwrap();
     let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(h[0], "id");
     assert!(h.len() > 1, "{h:?}");
-    assert!(h[1..].iter().all(|c| c.starts_with("custom_attributes.")), "{h:?}");
+    assert!(
+        h[1..].iter().all(|c| c.starts_with("custom_attributes.")),
+        "{h:?}"
+    );
 
     let out = export_cmd(&["--select", "custom_attributes.nope", "-o"])
         .arg(dir.path().join("t.csv"))
@@ -291,6 +359,9 @@ fn select_and_exclude_pick_columns_by_glob_and_name_the_known_ones() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
-    assert!(err.contains("\"custom_attributes.nope\"") && err.contains("phone_number"), "{err}");
+    assert!(
+        err.contains("\"custom_attributes.nope\"") && err.contains("phone_number"),
+        "{err}"
+    );
     assert!(!dir.path().join("t.csv").exists());
 }
