@@ -30,18 +30,25 @@ async fn sandbox(seed_contacts: usize, tweak: impl FnOnce(&mut SandboxConfig)) -
     spawn(cfg).await.expect("sandbox starts")
 }
 
-/// A client with no rate limit to speak of and fast retries: these tests are not about pacing.
-fn client(sb: &SandboxHandle) -> Client {
+/// A client configuration with no rate limit to speak of (searches included) and fast retries.
+pub(crate) fn fast_config(sb: &SandboxHandle) -> ClientConfig {
     let mut cfg = ClientConfig::new(
         &sb.base_url,
         sb.account_id,
         ApiToken::new(sb.admin_token.clone()).unwrap(),
     );
     cfg.rate = RateLimit::per_second(100_000);
+    cfg.search_rate = RateLimit::per_second(100_000);
     cfg.window = Duration::from_secs(1);
     cfg.max_retries = 2;
     cfg.backoff_base = Duration::from_millis(5);
     cfg.backoff_max = Duration::from_millis(20);
+    cfg
+}
+
+/// A client with no rate limit to speak of and fast retries: these tests are not about pacing.
+fn client(sb: &SandboxHandle) -> Client {
+    let mut cfg = fast_config(sb);
     cfg.connect_timeout = Duration::from_secs(2);
     cfg.request_timeout = Duration::from_secs(10);
     // A server that goes away mid-export (tests below) is waited for this long, not a minute.

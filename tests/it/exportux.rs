@@ -6,27 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use doto_bulk::api::{ApiToken, Client, ClientConfig, NewContact, RateLimit};
+use doto_bulk::api::{Client, NewContact};
 use doto_bulk::cmd::export::{ExportOptions, export};
 use doto_bulk::cmd::import::{Args, run_import};
 use doto_bulk::sandbox::{SandboxConfig, SandboxHandle, Stats, spawn};
 use serde_json::{Value, json};
 
-fn config(sb: &SandboxHandle) -> ClientConfig {
-    let mut cfg = ClientConfig::new(
-        &sb.base_url,
-        sb.account_id,
-        ApiToken::new(sb.admin_token.clone()).unwrap(),
-    );
-    cfg.rate = RateLimit::per_second(100_000);
-    cfg.search_rate = RateLimit::per_second(100_000);
-    cfg.window = Duration::from_secs(1);
-    cfg.max_retries = 2;
-    cfg.backoff_base = Duration::from_millis(5);
-    cfg.backoff_max = Duration::from_millis(20);
-    cfg
+use crate::export::fast_config as config;
+
+/// The command exited 0 (its stderr shown when not).
+fn assert_ok(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
 fn bin() -> Command {
@@ -228,7 +220,7 @@ fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
     let out = export_cmd(&["-q", "-o", "-", "--format", "jsonl"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_ok(&out);
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -268,12 +260,7 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
     let out = export_cmd(&["-q", "-o"]).arg(&fifo).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = reader.join().unwrap();
     assert!(text.starts_with("id,name,"), "{text}");
     assert!(
@@ -286,12 +273,7 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
     let link = dir.path().join("null.csv");
     std::os::unix::fs::symlink("/dev/null", &link).unwrap();
     let out = export_cmd(&["-q", "-o"]).arg(&link).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()
@@ -338,12 +320,7 @@ fn select_and_exclude_pick_columns_by_glob_and_name_the_known_ones() {
     .arg(&out_file)
     .output()
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let mut r = csv::Reader::from_path(&out_file).unwrap();
     let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(h[0], "id");
