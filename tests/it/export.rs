@@ -710,14 +710,7 @@ async fn exporting_then_importing_with_the_export_mapping_makes_zero_writes() {
     let exported = export(&c, &o).await.unwrap().manifest.rows;
     let state_before = sb.state().state_json();
     let requests_before = sb.stats().total;
-    let writes = |stats: &doto_bulk::sandbox::Stats| -> u64 {
-        stats
-            .by_route
-            .iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| r.count)
-            .sum()
-    };
+    use crate::exportux::writes;
     let writes_before = writes(&sb.stats());
     assert!(writes_before > 0, "no keyless contact was removed");
 

@@ -93,7 +93,8 @@ async fn varied_sandbox(typed: bool) -> SandboxHandle {
     sb
 }
 
-fn writes(stats: &Stats) -> u64 {
+/// Requests that were not reads.
+pub(crate) fn writes(stats: &Stats) -> u64 {
     stats
         .by_route
         .iter()
