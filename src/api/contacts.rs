@@ -255,6 +255,17 @@ impl Contacts<'_> {
             .await
     }
 
+    /// The contact whose phone number equals `phone` as stored (the server does not normalise
+    /// phones; search hits are substrings, so only the exact one counts).
+    pub async fn find_by_phone(self, phone: &str) -> Result<Option<Contact>, ApiError> {
+        let want = phone.trim().to_owned();
+        // Sorted by phone, the hits that have one come first in a fixed order (phones are unique).
+        self.search(&want)
+            .sort("phone_number")
+            .find(|c| c.phone_number.as_deref().map(str::trim) == Some(want.as_str()))
+            .await
+    }
+
     /// The contact whose identifier equals `identifier` exactly (case-sensitive).
     pub async fn find_by_identifier(self, identifier: &str) -> Result<Option<Contact>, ApiError> {
         let want = identifier.trim().to_owned();

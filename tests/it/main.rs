@@ -3,6 +3,7 @@ mod api;
 mod cli;
 mod client;
 mod export;
+mod exportux;
 mod fields;
 mod grammar;
 mod identity;
