@@ -17,6 +17,7 @@ use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
 use crate::exit;
+use crate::words::count;
 pub use crate::sink::Format;
 use crate::sink::atomic::parent_dir;
 use crate::sink::columns::{Timestamps, parse_columns};
@@ -331,14 +332,14 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     let m = &s.manifest;
     let columns = match m.columns.len() {
         0 => String::new(),
-        n => format!("{n} columns, "),
+        n => format!("{}, ", count(n as u64, "column")),
     };
     eprintln!(
-        "exported {} contacts from {} to {} ({columns}{} pages, {:.1} s); manifest {}",
-        m.rows,
+        "exported {} from {} to {} ({columns}{}, {:.1} s); manifest {}",
+        count(m.rows, "contact"),
         where_,
         opts.output.display(),
-        m.listing.pages_fetched,
+        count(m.listing.pages_fetched, "page"),
         s.elapsed.as_secs_f64(),
         s.manifest_path.display()
     );
@@ -348,10 +349,10 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     let d = &m.drift;
     if d.detected {
         eprintln!(
-            "contacts moved while paging: {} pages fetched again in {} rounds, {} contacts recovered; {}",
-            d.pages_refetched,
-            d.rounds,
-            d.recovered,
+            "contacts moved while paging: {} fetched again in {}, {} recovered; {}",
+            count(d.pages_refetched, "page"),
+            count(d.rounds, "round"),
+            count(d.recovered, "contact"),
             if d.repaired {
                 "repaired"
             } else {
@@ -361,8 +362,9 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     }
     if let Some(c) = &m.conversations {
         eprintln!(
-            "{} conversations written ({} contacts gone meanwhile)",
-            c.rows, c.contacts_gone
+            "{} written ({} gone meanwhile)",
+            count(c.rows, "conversation"),
+            count(c.contacts_gone, "contact")
         );
     }
 }

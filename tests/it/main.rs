@@ -5,6 +5,7 @@ mod client;
 mod export;
 mod fields;
 mod grammar;
+mod helpdocs;
 mod identity;
 mod import;
 mod mapping;
