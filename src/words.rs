@@ -16,8 +16,8 @@ pub fn agree<'a>(n: impl Into<u64>, one: &'a str, many: &'a str) -> &'a str {
 }
 
 fn plural(noun: &str) -> String {
-    let consonant_y = noun.ends_with('y')
-        && !noun[..noun.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']);
+    let consonant_y =
+        noun.ends_with('y') && !noun[..noun.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']);
     if consonant_y {
         format!("{}ies", &noun[..noun.len() - 1])
     } else if noun.ends_with(['s', 'x']) || noun.ends_with("ch") || noun.ends_with("sh") {

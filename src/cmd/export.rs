@@ -17,13 +17,13 @@ use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{SandboxArgs, connect};
 use crate::exit;
-use crate::words::count;
 pub use crate::sink::Format;
 use crate::sink::atomic::parent_dir;
 use crate::sink::columns::{Timestamps, parse_columns};
 use crate::sink::conversations;
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::writer::{self, ContactWriter, Settings};
+use crate::words::count;
 
 /// Export every contact of the account.
 #[derive(Debug, clap::Args)]

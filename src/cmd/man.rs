@@ -25,7 +25,8 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
     while let Some(cmd) = todo.pop() {
         let man = clap_mangen::Man::new(cmd.clone());
         let mut text = Vec::new();
-        man.render(&mut text).expect("rendering to memory cannot fail");
+        man.render(&mut text)
+            .expect("rendering to memory cannot fail");
         out.push((man.get_filename(), text));
         todo.extend(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     }

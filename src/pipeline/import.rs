@@ -15,7 +15,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::api::{Client, Metrics};
-use crate::words::count;
 use crate::exit::Stop;
 use crate::mapping::{MatchKey, Resolved};
 use crate::model::{Outcome, RowError, RowWarning};
@@ -23,6 +22,7 @@ use crate::normalise::Region;
 use crate::progress::{Pace, Progress};
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::{ReadError, Source};
+use crate::words::count;
 
 use super::dupes::DupeTracker;
 use super::engine::{Engine, EngineOptions, Row, RowResult, groups};

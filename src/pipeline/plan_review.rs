@@ -62,9 +62,16 @@ pub fn review(run_dir: &Path, invalid: u64) -> Result<PlanReview> {
     let reader = BufReader::new(
         File::open(&jsonl).with_context(|| format!("cannot read {}", jsonl.display()))?,
     );
-    let mut out = csv::Writer::from_path(&csv)
-        .with_context(|| format!("cannot write {}", csv.display()))?;
-    out.write_record(["row", "action", "contact_id", "changed_fields", "key", "error"])?;
+    let mut out =
+        csv::Writer::from_path(&csv).with_context(|| format!("cannot write {}", csv.display()))?;
+    out.write_record([
+        "row",
+        "action",
+        "contact_id",
+        "changed_fields",
+        "key",
+        "error",
+    ])?;
     let mut review = PlanReview {
         invalid,
         csv: csv.clone(),
@@ -76,7 +83,10 @@ pub fn review(run_dir: &Path, invalid: u64) -> Result<PlanReview> {
             .with_context(|| format!("{}: line {} is not a plan line", jsonl.display(), n + 1))?;
         review.count(&line);
         let fields: Vec<&str> = line.changes.iter().map(|c| c.field.as_str()).collect();
-        let error = line.error.as_ref().map(|e| format!("{}: {}", e.code.as_str(), e.message));
+        let error = line
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.code.as_str(), e.message));
         out.write_record([
             line.row.to_string().as_str(),
             &line.action,
@@ -165,10 +175,11 @@ mod tests {
 
     #[test]
     fn most_common_fields_first_then_by_name_with_an_ellipsis_past_five() {
-        let by: BTreeMap<String, u64> = [("a", 1), ("b", 7), ("c", 7), ("d", 2), ("e", 1), ("f", 1)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let by: BTreeMap<String, u64> =
+            [("a", 1), ("b", 7), ("c", 7), ("d", 2), ("e", 1), ("f", 1)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
         assert_eq!(most_common(&by), ": b 7, c 7, d 2, a 1, e 1, ...");
         assert_eq!(most_common(&BTreeMap::new()), "");
     }

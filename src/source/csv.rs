@@ -1068,7 +1068,10 @@ impl CsvSource {
         let name = self.headers.get(c).map_or("", String::as_str);
         let more = match count {
             1 => String::new(),
-            k => format!(" (and {} more)", crate::words::count(k as u64 - 1, "column")),
+            k => format!(
+                " (and {} more)",
+                crate::words::count(k as u64 - 1, "column")
+            ),
         };
         let (code, message) = if invalid_bytes {
             let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {
