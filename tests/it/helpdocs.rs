@@ -364,3 +364,33 @@ fn quiet_keeps_plan_csv_and_drops_the_summary_and_verbose_shows_the_lookup_reaso
     assert!(err.contains("distinct keys to look up"), "{err}");
     assert!(err.contains("plan (dry run"), "{err}");
 }
+
+#[test]
+fn the_readme_tour_runs_as_written() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let tour = readme.split_once("## A 5-minute tour").unwrap().1;
+    let block = tour.split("```").nth(1).unwrap().trim_start_matches("sh\n");
+    let lines = examples(&format!("\nExamples:\n{block}"));
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let outputs: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            assert!(runnable(line), "{line}");
+            let o = run_example(line, dir.path());
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(0), "`{line}`:\n{err}");
+            err
+        })
+        .collect();
+    let created = |l: &str| l.split_whitespace().eq(["created", "5"]);
+    assert!(outputs[1].lines().any(created), "{}", outputs[1]);
+    assert!(
+        outputs[2].contains("  update 2: additional_attributes.city 2\n"),
+        "{}",
+        outputs[2]
+    );
+    assert!(dir.path().join("doto-tour/contacts.csv").is_file());
+    let deleted = outputs[4].lines().find(|l| l.contains("deleted"));
+    assert!(deleted.is_some_and(|l| l.contains('5')), "{}", outputs[4]);
+}
