@@ -197,7 +197,7 @@ fn the_checked_in_man_pages_are_current() {
     assert!(names.contains(&"doto-bulk-import.1".to_owned()));
     let main = String::from_utf8_lossy(&pages[0].1).into_owned();
     assert!(
-        main.contains("doto-bulk") && main.contains("Examples:"),
+        main.contains("doto-bulk") && main.contains(".SH EXAMPLES\n.nf\n"),
         "{main}"
     );
 }
