@@ -603,9 +603,13 @@ impl<'a> Drafter<'a> {
         }
         let note = if unknown > 0 {
             format!(
-                " ({} of {name} {} not a known country)",
+                " ({} of {name} {})",
                 count(unknown as u64, "sampled value"),
-                agree(unknown as u64, "is", "are")
+                agree(
+                    unknown as u64,
+                    "is not a known country",
+                    "are not known countries"
+                )
             )
         } else {
             String::new()

@@ -1069,8 +1069,8 @@ impl CsvSource {
         let more = match count {
             1 => String::new(),
             k => format!(
-                " (and {} more)",
-                crate::words::count(k as u64 - 1, "column")
+                " (and {})",
+                crate::words::count(k as u64 - 1, "more column")
             ),
         };
         let (code, message) = if invalid_bytes {
