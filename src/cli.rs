@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::api::TokenHeader;
 use crate::cmd;
@@ -12,7 +12,13 @@ use crate::normalise::Region;
 
 /// Move contacts in and out of a Doto account in bulk.
 #[derive(Debug, Parser)]
-#[command(name = "doto-bulk", version, about, propagate_version = true)]
+#[command(
+    name = "doto-bulk",
+    version,
+    about,
+    propagate_version = true,
+    after_help = cmd::examples::TOP
+)]
 struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -82,21 +88,37 @@ pub fn parse_phone_region(s: &str) -> Result<Region, String> {
     })
 }
 
+/// The whole command tree, as clap builds it (help, completions, the man page).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Offline: read, map, normalise and check a file; no account needed.
+    #[command(after_help = cmd::examples::VALIDATE)]
     Validate(cmd::validate::Args),
     /// Validate, dedupe against the account, then create/update contacts.
+    #[command(after_help = cmd::examples::IMPORT)]
     Import(cmd::import::Args),
     /// Every contact to .csv / .jsonl / .xlsx.
+    #[command(after_help = cmd::examples::EXPORT)]
     Export(cmd::export::Args),
     /// Undo an import from its run directory.
+    #[command(after_help = cmd::examples::REVERT)]
     Revert(cmd::revert::Args),
     /// Mapping file helpers.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = cmd::examples::MAPPING)]
     Mapping(cmd::mapping::MappingCommand),
     /// Run the local emulator of the Doto contacts API.
+    #[command(after_help = cmd::examples::SANDBOX)]
     Sandbox(cmd::sandbox::Args),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = cmd::examples::COMPLETIONS)]
+    Completions(cmd::completions::Args),
+    /// Write the man pages (or print the main one on stdout).
+    #[command(after_help = cmd::examples::MAN)]
+    Man(cmd::man::Args),
 }
 
 /// Parse the command line and run; errors are printed once, here, with their causes.
@@ -133,5 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Revert(a) => cmd::revert::run(a, &g).await,
         Command::Mapping(c) => cmd::mapping::run(c, &g).await,
         Command::Sandbox(a) => cmd::sandbox::run(a, &g).await,
+        Command::Completions(a) => cmd::completions::run(a),
+        Command::Man(a) => cmd::man::run(a),
     }
 }

@@ -22,3 +22,4 @@ pub mod report;
 pub mod sandbox;
 pub mod sink;
 pub mod source;
+pub mod words;

@@ -387,17 +387,17 @@ impl WarningWriter {
 fn ragged_note(fields: &[String], width: usize) -> String {
     if fields.len() < width {
         format!(
-            " (failures.csv: the row has {} fields for {} columns; the missing ones are left empty)",
-            fields.len(),
-            width
+            " (failures.csv: the row has {} for {}; the missing ones are left empty)",
+            crate::words::count(fields.len() as u64, "field"),
+            crate::words::count(width as u64, "column")
         )
     } else {
         let extra: Vec<String> = fields[width..].iter().map(|f| format!("{f:?}")).collect();
         format!(
-            " (failures.csv: the row has {} fields for {} columns; the extra ones are not in the \
+            " (failures.csv: the row has {} for {}; the extra ones are not in the \
              columns: {})",
-            fields.len(),
-            width,
+            crate::words::count(fields.len() as u64, "field"),
+            crate::words::count(width as u64, "column"),
             extra.join(", ")
         )
     }

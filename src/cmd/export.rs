@@ -25,6 +25,7 @@ use crate::sink::columns::{Selection, Timestamps, parse_columns};
 use crate::sink::conversations;
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::writer::{self, ContactWriter, Settings};
+use crate::words::count;
 
 /// Export every contact of the account.
 ///
@@ -422,7 +423,7 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     let m = &s.manifest;
     let columns = match m.columns.len() {
         0 => String::new(),
-        n => format!("{n} columns, "),
+        n => format!("{}, ", count(n as u64, "column")),
     };
     let output = match opts.output.as_os_str() == "-" {
         true => "standard output".into(),
@@ -433,10 +434,10 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
         None => String::new(),
     };
     eprintln!(
-        "exported {} contacts from {} to {output} ({columns}{} pages, {:.1} s){manifest}",
-        m.rows,
+        "exported {} from {} to {output} ({columns}{}, {:.1} s){manifest}",
+        count(m.rows, "contact"),
         where_,
-        m.listing.pages_fetched,
+        count(m.listing.pages_fetched, "page"),
         s.elapsed.as_secs_f64(),
     );
     if let Some(p) = &s.mapping_path {
@@ -453,10 +454,10 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     let d = &m.drift;
     if d.detected {
         eprintln!(
-            "contacts moved while paging: {} pages fetched again in {} rounds, {} contacts recovered; {}",
-            d.pages_refetched,
-            d.rounds,
-            d.recovered,
+            "contacts moved while paging: {} fetched again in {}, {} recovered; {}",
+            count(d.pages_refetched, "page"),
+            count(d.rounds, "round"),
+            count(d.recovered, "contact"),
             if d.repaired {
                 "repaired"
             } else {
@@ -466,8 +467,9 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     }
     if let Some(c) = &m.conversations {
         eprintln!(
-            "{} conversations written ({} contacts gone meanwhile)",
-            c.rows, c.contacts_gone
+            "{} written ({} gone meanwhile)",
+            count(c.rows, "conversation"),
+            count(c.contacts_gone, "contact")
         );
     }
 }

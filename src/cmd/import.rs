@@ -289,6 +289,9 @@ async fn import_into(
             end_text(&summary, strategy, choice.is_some(), &metrics, args.dry_run)
         );
     }
+    if args.dry_run {
+        crate::pipeline::plan_review::after_dry_run(&summary, quiet)?;
+    }
     Ok(ended(summary, run_dir, strategy, choice))
 }
 
@@ -340,7 +343,11 @@ async fn open_run(
     let ledger = Ledger::read(&d.join("journal.jsonl"))?;
     let checked = check_done_contacts(client, d, args.verify, args.concurrency).await?;
     if !quiet && checked > 0 {
-        eprintln!("resuming: the {checked} journaled contacts checked exist on the server");
+        eprintln!(
+            "resuming: the {} checked {} on the server",
+            crate::words::count(checked as u64, "journaled contact"),
+            crate::words::agree(checked as u64, "exists", "exist")
+        );
     }
     Ok((dir, ledger))
 }

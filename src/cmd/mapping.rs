@@ -19,6 +19,7 @@ const SAMPLE_ROWS: usize = 200;
 #[derive(Debug, clap::Subcommand)]
 pub enum MappingCommand {
     /// Draft a mapping from a file's headers.
+    #[command(after_help = crate::cmd::examples::MAPPING_INIT)]
     Init {
         /// CSV or XLSX file to read the headers from.
         file: PathBuf,

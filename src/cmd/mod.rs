@@ -10,9 +10,12 @@ use crate::api::ClientConfig;
 use crate::cli::GlobalArgs;
 use crate::exit::{self, Stop};
 
+pub mod completions;
 pub mod connect;
+pub mod examples;
 pub mod export;
 pub mod import;
+pub mod man;
 pub mod mapping;
 pub mod revert;
 pub mod sandbox;

@@ -114,7 +114,9 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
     let not_reverted = r.results.iter().filter(|x| x.not_reverted()).count() as u64;
     if !global.quiet && not_reverted > 0 && r.stopped.is_none() {
         eprintln!(
-            "{not_reverted} contacts are not as before the import: see the `left` column of {}",
+            "{} {} not as before the import: see the `left` column of {}",
+            crate::words::count(not_reverted, "contact"),
+            crate::words::agree(not_reverted, "is", "are"),
             r.run_dir.join("results.csv").display()
         );
     }

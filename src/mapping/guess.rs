@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::normalise::Region;
+use crate::words::{agree, count};
 
 /// What a column was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -589,18 +590,27 @@ impl<'a> Drafter<'a> {
             Some(&(code, n)) if best.get(1).is_none_or(|s| s.1 < n) => {
                 region = Some(code);
                 self.d.decided.push(format!(
-                    "default phone region: {code}, the most common value of {name} ({n} rows)"
+                    "default phone region: {code}, the most common value of {name} ({})",
+                    count(n as u64, "row")
                 ));
             }
             Some(_) => self.d.undecided.push(format!(
                 "default phone region: no single most common country in {name}; set defaults.phone_region for rows without one"
             )),
             None => self.d.undecided.push(format!(
-                "default phone region: no value of {name} is a country I know"
+                "default phone region: no value of {name} is a known country"
             )),
         }
         let note = if unknown > 0 {
-            format!(" ({unknown} sampled values of {name} are not countries I know)")
+            format!(
+                " ({} of {name} {})",
+                count(unknown as u64, "sampled value"),
+                agree(
+                    unknown as u64,
+                    "is not a known country",
+                    "are not known countries"
+                )
+            )
         } else {
             String::new()
         };
@@ -751,8 +761,8 @@ impl<'a> Drafter<'a> {
         }
         if !custom.is_empty() {
             self.d.decided.push(format!(
-                "custom_attributes: the {} other columns, as text",
-                custom.len()
+                "custom_attributes: the {}, as text",
+                count(custom.len() as u64, "other column")
             ));
         }
         let skipped = self
@@ -793,8 +803,9 @@ fn render_yaml(
 ) -> String {
     let mut y = String::new();
     y.push_str(&format!(
-        "# Drafted by `doto-bulk mapping init` from {file} ({} columns, {} rows sampled).\n",
-        size.0, size.1
+        "# Drafted by `doto-bulk mapping init` from {file} ({}, {} sampled).\n",
+        count(size.0 as u64, "column"),
+        count(size.1 as u64, "row")
     ));
     y.push_str("# Check it, then: doto-bulk validate FILE -m THIS_FILE (reference: docs/mapping.md)\n#\n# Decided:\n");
     for l in &d.decided {

@@ -214,8 +214,8 @@ fn check_columns(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> a
         anyhow!("{}", lines[0])
     } else {
         anyhow!(
-            "{} columns named in the mapping are not in the file:\n{}",
-            lines.len(),
+            "{} named in the mapping are not in the file:\n{}",
+            crate::words::count(lines.len() as u64, "column"),
             lines.join("\n")
         )
     })

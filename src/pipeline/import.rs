@@ -22,6 +22,7 @@ use crate::normalise::Region;
 use crate::progress::{Pace, Progress};
 use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary};
 use crate::source::{ReadError, Source};
+use crate::words::count;
 
 use super::dupes::DupeTracker;
 use super::engine::{Engine, EngineOptions, Row, RowResult, groups};
@@ -204,8 +205,8 @@ fn pace(client: &Client) -> Pace {
 pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run: bool) -> String {
     let mut text = s.table();
     text.push_str(&format!(
-        "  lookup: {}{}\n  requests: {} ({} retries, {} rate limited, {} server errors, {} \
-         without a response, {} writes of unknown outcome)\n",
+        "  lookup: {}{}\n  requests: {} ({}, {} rate limited, {}, {} \
+         without a response, {} of unknown outcome)\n",
         lookup.as_str(),
         if auto {
             " (chosen by --lookup auto)"
@@ -213,11 +214,11 @@ pub fn end_text(s: &Summary, lookup: Strategy, auto: bool, m: &Metrics, dry_run:
             ""
         },
         m.total_requests(),
-        m.retries,
+        count(m.retries, "retry"),
         m.rate_limited,
-        m.server_errors,
+        count(m.server_errors, "server error"),
         m.transport_errors,
-        m.outcome_unknown
+        count(m.outcome_unknown, "write")
     ));
     if dry_run {
         let plan = std::path::Path::new(&s.run_dir).join("plan.jsonl");

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
 use crate::mapping::{ContactDraft, MatchKey};
 use crate::progress::Progress;
+use crate::words::count;
 
 /// How the file's keys are looked up (`--lookup`: the command line's names are [`Strategy::ALL`]'s
 /// [`Strategy::as_str`]).
@@ -219,14 +220,14 @@ pub fn choose(keys: u64, account_total: u64, rate_per_s: f64, search_per_s: f64)
         Strategy::Index
     };
     let reason = format!(
-        "{} distinct keys to look up, {} contacts in the account: listing them all takes {} \
-         requests (~{:.1} s at {:.1}/s), searching each key {} requests (~{:.1} s at {:.2}/s): {}",
-        keys,
-        account_total,
-        index_requests,
+        "{} to look up, {} in the account: listing them all takes {} (~{:.1} s at {:.1}/s), \
+         searching each key {} (~{:.1} s at {:.2}/s): {}",
+        count(keys, "distinct key"),
+        count(account_total, "contact"),
+        count(index_requests, "request"),
         index_seconds,
         rate_per_s,
-        search_requests,
+        count(search_requests, "request"),
         search_seconds,
         search_per_s,
         match strategy {
@@ -287,9 +288,8 @@ pub async fn look_up(
             cfg.rate.per_sec(),
             cfg.search_rate.per_sec(),
         );
-        if !quiet {
-            eprintln!("lookup: {}", c.reason);
-        }
+        // The reasoning is for -v; the end of the run says which strategy was used.
+        tracing::info!("lookup: {}", c.reason);
         (strategy, first) = (c.strategy, Some(page));
         choice = Some(c);
     }

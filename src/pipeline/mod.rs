@@ -13,6 +13,7 @@ pub mod input;
 pub mod journal;
 pub mod lookup;
 pub mod plan;
+pub mod plan_review;
 pub mod revert;
 pub mod rundir;
 pub mod undo;

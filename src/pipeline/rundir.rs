@@ -449,13 +449,14 @@ pub async fn check_done_contacts(
     missing.sort_unstable();
     let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
     bail!(
-        "{}: refusing to resume: {} of the {} contacts checked that the journal says this run \
-         created or updated are missing on this server (ids {}{}): the run directory belongs to \
+        "{}: refusing to resume: {} of the {} checked that the journal says this run \
+         created or updated {} missing on this server (ids {}{}): the run directory belongs to \
          another server or account, or the contacts were deleted since. Nothing was written; \
          start a new run (without --resume) to import the file again",
         dir.display(),
         missing.len(),
-        checked.len(),
+        crate::words::count(checked.len() as u64, "contact"),
+        crate::words::agree(missing.len() as u64, "is", "are"),
         shown.join(", "),
         if missing.len() > shown.len() {
             ", …"

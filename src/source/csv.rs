@@ -950,7 +950,8 @@ impl CsvSource {
         let what = self.quote_problem(&qb, quote_line, raw);
         if !again {
             return Verdict::Stop(format!(
-                "unterminated_quote: {what}, and the lines after line {quote_line} do not read as rows of {w} fields: close the quote (a quote inside a quoted value is written twice) and run again"
+                "unterminated_quote: {what}, and the lines after line {quote_line} do not read as rows of {}: close the quote (a quote inside a quoted value is written twice) and run again",
+                crate::words::count(w as u64, "field")
             ));
         }
         let after = if n == 0 {
@@ -990,8 +991,8 @@ impl CsvSource {
                         b as char
                     ),
                     None => format!(
-                        "{opened} runs to line {line} and leaves the row with {} fields, not {}",
-                        self.raw.len(),
+                        "{opened} runs to line {line} and leaves the row with {}, not {}",
+                        crate::words::count(self.raw.len() as u64, "field"),
                         self.headers.len()
                     ),
                 }
@@ -1029,7 +1030,8 @@ impl CsvSource {
             line,
             fields,
             format!(
-                "expected {w} fields (one per header column), found {n}: the values cannot be matched to their columns{span}"
+                "expected {} (one per header column), found {n}: the values cannot be matched to their columns{span}",
+                crate::words::count(w as u64, "field")
             ),
         )
     }
@@ -1066,7 +1068,10 @@ impl CsvSource {
         let name = self.headers.get(c).map_or("", String::as_str);
         let more = match count {
             1 => String::new(),
-            k => format!(" (and {} more columns)", k - 1),
+            k => format!(
+                " (and {})",
+                crate::words::count(k as u64 - 1, "more column")
+            ),
         };
         let (code, message) = if invalid_bytes {
             let hint = if self.encoding.encoding == UTF_8 && self.encoding.how == "detected" {

@@ -304,8 +304,11 @@ fn choose(
         }
         if above > 0 {
             notes.push(format!(
-                "{file}, sheet {:?}: the header is on row {row}, the first row holding the mapping's columns; the {above} row(s) of text above it are not data and were skipped",
-                names[i]
+                "{file}, sheet {:?}: the header is on row {row}, the first row holding the mapping's columns; the {} of text above it {} not data and {} skipped",
+                names[i],
+                crate::words::count(above as u64, "row"),
+                crate::words::agree(above as u64, "is", "are"),
+                crate::words::agree(above as u64, "was", "were")
             ));
         }
         return Ok((names[i].clone(), i, Some(row)));

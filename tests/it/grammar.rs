@@ -319,7 +319,7 @@ fn xlsx_decoy_sheet_and_title_rows_are_skipped_with_notices() {
     );
     assert!(
         notes[1].contains("sheet \"Contacts\": the header is on row 3")
-            && notes[1].contains("the 2 row(s)"),
+            && notes[1].contains("the 2 rows of text above it are not data"),
         "{notes:?}"
     );
     let (_, d) = drafts(&file, &map);

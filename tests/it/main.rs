@@ -6,6 +6,7 @@ mod export;
 mod exportux;
 mod fields;
 mod grammar;
+mod helpdocs;
 mod identity;
 mod import;
 mod layouts;

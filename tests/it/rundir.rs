@@ -138,7 +138,8 @@ async fn resume_against_another_server_is_refused_and_with_force_its_missing_con
     .unwrap_err();
     let msg = format!("{e:#}");
     assert!(
-        msg.contains("20 of the 20 contacts checked") && msg.contains("missing on this server"),
+        msg.contains("20 of the 20 contacts checked that the journal says")
+            && msg.contains("missing on this server"),
         "{msg}"
     );
     assert_eq!(other.writes(), 0);

@@ -209,7 +209,7 @@ fn csv_a_character_split_by_a_delimiter_is_not_rejoined() {
     assert_eq!(bad[0].error.code, ErrorCode::InvalidEncoding);
     assert_eq!(bad[0].raw, strings(&["\u{FFFD}", "\u{FFFD}"]));
     assert!(
-        bad[0].error.message.contains("and 1 more column"),
+        bad[0].error.message.contains("(and 1 more column)"),
         "{}",
         bad[0].error.message
     );
