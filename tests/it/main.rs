@@ -9,6 +9,7 @@ mod identity;
 mod import;
 mod mapping;
 mod mapping_init;
+mod memflat;
 mod normalise;
 mod phones;
 mod props;
