@@ -2,9 +2,11 @@
 //! create / update / leave each contact, exactly once, with a journal that `--resume` continues.
 //!
 //! Orchestration only. The phases and who does them:
-//! 1. read → map → normalise → in-file duplicates: [`read_rows`], in file order;
-//! 2. lookup: [`look_up`] (`index`, `search`, or `auto` choosing the cheaper and saying why);
-//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (grouping by key,
+//! 1. read → map → normalise → in-file duplicates: [`scan_rows`], in file order, keeping a few
+//!    bytes per row (the rows are read again for the writes: [`Feed`], checked against it);
+//! 2. lookup: [`look_up_counted`] (`index`, `search`, or `auto` choosing the cheaper and saying
+//!    why);
+//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (chaining by key,
 //!    decisions from [`plan`](crate::pipeline::plan), concurrent writes through one client,
 //!    journal, notes, outcome-unknown handling);
 //! 4. reports: [`ImportReports`] writes `failures.csv`, `results.csv`, `plan.jsonl` (dry run)

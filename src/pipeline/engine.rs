@@ -1,6 +1,7 @@
-//! The write phase of an import: rows grouped so that rows sharing a key (or a matched contact)
-//! run in file order and never concurrently, groups run `concurrency` at a time through one shared
-//! client (one rate limit), and each row goes decide → write → journal → notes.
+//! The write phase of an import: rows taken in file order (streamed, at most [`WINDOW`] beyond the
+//! oldest unfinished one) and chained so that rows sharing a key (or a matched contact) run in
+//! file order and never concurrently, the others concurrently through one shared client (one rate
+//! limit); each row goes decide → write → journal → notes.
 //!
 //! Exactly once, whatever the server does:
 //! - a create rejected because its key was taken meanwhile (422) is looked up again and becomes an
@@ -260,7 +261,7 @@ pub struct Engine {
     stop: Mutex<Option<Stop>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
-    /// The notes each contact of the groups in flight carries (as far as the run knows: read
+    /// The notes each contact of the rows in flight carries (as far as the run knows: read
     /// once from the server, or none for a contact the run created, plus the notes added).
     carried: Mutex<HashMap<u64, Vec<String>>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.

@@ -1,6 +1,10 @@
-//! The stages of an import that are not the write phase itself ([`super::engine`]):
-//! - [`read_rows`]: every row of the file mapped, in file order, the valid ones made [`Row`]s for
-//!   the engine (their keys taken once, their in-file duplicates found);
+//! The stages of an import that are not the write phase itself ([`super::engine`]). The file is
+//! read twice, so that memory does not grow with its rows beyond a few bytes each:
+//! - [`scan_rows`] (pass 1): every row mapped, keeping a [`Scan`]: the distinct match keys (for
+//!   the lookup), and per row a hash, whether a later row shares a key and its in-file duplicate;
+//! - [`Feed`] (pass 2): the file read again, each row checked against the first pass (a changed
+//!   file stops the run) and streamed to the reports and the engine;
+//! - [`read_rows`]: the same rows held in memory at once (small files: tests, tools);
 //! - [`Writes`]: the write phase set up around the [`Engine`] (journal, `--max-errors` counting
 //!   the invalid rows, progress);
 //! - [`ImportReports`]: the engine's results, which arrive in completion order, written to the
@@ -18,7 +22,7 @@ use futures::StreamExt;
 
 use crate::api::{Client, Metrics};
 use crate::exit::Stop;
-use crate::mapping::{MatchKey, Resolved};
+use crate::mapping::{ContactDraft, MatchKey, Resolved};
 use crate::model::{Outcome, RowError, RowWarning};
 use crate::normalise::Region;
 use crate::progress::{Pace, Progress};
@@ -92,39 +96,10 @@ pub fn read_rows(
     for m in mapped.by_ref() {
         tick();
         let idx = out.slots.len();
-        let mut warnings = Vec::new();
-        let mut read_as = None;
-        let (state, duplicate_of) = match m.mapped {
-            Mapped::Valid(mut draft) => {
-                warnings = std::mem::take(&mut draft.warnings);
-                read_as = draft.phone_read_as;
-                let duplicate_of = dupes.check(m.line, &draft).first().map(|d| d.first_line);
-                let keys = lookup::match_keys(match_keys, &draft);
-                let key = keys
-                    .first()
-                    .or(lookup::all_keys(&draft).first())
-                    .map(Key::label);
-                out.rows.push(Row {
-                    idx,
-                    line: m.line,
-                    hash: row_hash(&m.fields),
-                    keys,
-                    draft: *draft,
-                    later: true,
-                });
-                (SlotState::Pending { key }, duplicate_of)
-            }
-            Mapped::Skipped(e) => (SlotState::Skipped(e), None),
-            Mapped::Invalid(errs) => (SlotState::Invalid(errs), None),
-        };
-        out.slots.push(Slot {
-            line: m.line,
-            fields: m.fields,
-            duplicate_of,
-            warnings,
-            read_as,
-            state,
-        });
+        let dupe = |line, draft: &_| dupes.check(line, draft).first().map(|d| d.first_line);
+        let fed = to_fed(idx, m, match_keys, true, dupe);
+        out.rows.extend(fed.row);
+        out.slots.push(fed.slot);
     }
     if let Err(e) = mapped.finish() {
         // A file read only in part is not imported: no lookup, no writes.
@@ -228,7 +203,7 @@ pub fn scan_rows(
         tick();
         let pos = scan.marks.hashes.len();
         scan.marks.hashes.push(p.hash);
-        if pos % 64 == 0 {
+        if pos.is_multiple_of(64) {
             scan.marks.later.push(0);
         }
         scan.rows += 1;
@@ -326,8 +301,11 @@ fn feed_rows(
     let work = move |item| {
         let row = super::map_one(&resolved, item);
         let hash = line_hash(row.line, &row.fields);
-        let extra = matches!(row.mapped, Mapped::Valid(_)).then(|| row_hash(&row.fields));
-        Pass { row, hash, extra }
+        Pass {
+            row,
+            hash,
+            extra: (),
+        }
     };
     let mut mapped = super::map_rows_with(source, work, &PipelineOptions::default());
     let mut pos = 0;
@@ -339,7 +317,12 @@ fn feed_rows(
             )));
             return;
         }
-        let fed = fed(pos, p, marks, match_keys);
+        let dupe = u32::try_from(pos)
+            .ok()
+            .and_then(|r| marks.duplicate_of.get(&r));
+        let fed = to_fed(pos, p.row, match_keys, marks.later(pos), |_, _| {
+            dupe.copied()
+        });
         if tx.blocking_send(Ok(fed)).is_err() {
             return;
         }
@@ -351,39 +334,44 @@ fn feed_rows(
     }
 }
 
-/// Row `pos` of the second pass, as the reports and the engine take it.
-fn fed(pos: usize, p: Pass<Option<String>>, marks: &Marks, match_keys: &[MatchKey]) -> Fed {
-    let m = p.row;
-    let (mut warnings, mut read_as, mut row) = (Vec::new(), None, None);
+/// Row `idx` of the file as the reports (its slot) and the engine (valid: its row) take it;
+/// `later`: a later row shares one of its keys; `duplicate_of` names the first line with one of
+/// a valid row's keys.
+fn to_fed(
+    idx: usize,
+    m: MappedRow,
+    match_keys: &[MatchKey],
+    later: bool,
+    duplicate_of: impl FnOnce(u64, &ContactDraft) -> Option<u64>,
+) -> Fed {
+    let (mut warnings, mut read_as, mut row, mut dupe) = (Vec::new(), None, None, None);
     let state = match m.mapped {
         Mapped::Valid(mut draft) => {
             warnings = std::mem::take(&mut draft.warnings);
             read_as = draft.phone_read_as;
+            dupe = duplicate_of(m.line, &draft);
             let keys = lookup::match_keys(match_keys, &draft);
             let key = keys
                 .first()
                 .or(lookup::all_keys(&draft).first())
                 .map(Key::label);
             row = Some(Row {
-                idx: pos,
+                idx,
                 line: m.line,
-                hash: p.extra.unwrap_or_default(),
+                hash: row_hash(&m.fields),
                 keys,
                 draft: *draft,
-                later: marks.later(pos),
+                later,
             });
             SlotState::Pending { key }
         }
         Mapped::Skipped(e) => SlotState::Skipped(e),
         Mapped::Invalid(errs) => SlotState::Invalid(errs),
     };
-    let duplicate_of = u32::try_from(pos)
-        .ok()
-        .and_then(|r| marks.duplicate_of.get(&r).copied());
     let slot = Slot {
         line: m.line,
         fields: m.fields,
-        duplicate_of,
+        duplicate_of: dupe,
         warnings,
         read_as,
         state,

@@ -12,17 +12,8 @@ use doto_bulk::pipeline::input::Input;
 use doto_bulk::report::{RunDir, Summary};
 use doto_bulk::sandbox::route;
 
+use crate::identity::PHONE_MAPPING;
 use crate::import::{HEADER, MAPPING, World, outcome};
-
-const PHONE_MAPPING: &str = r#"version: 1
-match:
-  on: [email, identifier]
-fields:
-  name: Name
-  email: Email
-  identifier: ID
-  phone_number: Phone
-"#;
 
 /// results.csv: `_row` → (action, contact_id, duplicate_of, _warnings), and the rows in the
 /// order written.
@@ -233,7 +224,10 @@ async fn a_run_stopped_early_still_reports_the_invalid_rows_after_the_stop() {
     );
     let failures = std::fs::read_to_string(run.run_dir.join("failures.csv")).unwrap();
     let last = WINDOW * 2 + 6;
-    assert!(failures.contains(&format!("not-an-email,,free,Oslo,{last},")), "{failures}");
+    assert!(
+        failures.contains(&format!("not-an-email,,free,Oslo,{last},")),
+        "{failures}"
+    );
     assert_eq!(outcome(&run, "invalid"), 1);
     assert!(outcome(&run, "failed") >= 1);
 }
