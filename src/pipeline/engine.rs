@@ -988,6 +988,44 @@ mod tests {
     }
 
     #[test]
+    fn chained_rows_start_only_when_every_earlier_row_sharing_a_link_is_done() {
+        let mut known = Known::new();
+        known.insert(
+            serde_json::from_value(
+                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
+            )
+            .unwrap(),
+        );
+        let mut c = Chains::default();
+        let rows = [
+            row(0, Some("a@x.com"), Some("A")),
+            row(1, Some("b@x.com"), None),
+            row(2, Some("c@x.com"), Some("A")), // waits for 0
+            row(3, Some("s@x.com"), None),      // contact 9
+            row(4, Some("a@x.com"), Some("S")), // waits for 0 (a@x.com) and 3 (contact 9 by S)
+        ];
+        for r in rows {
+            c.add(r, None, &known);
+        }
+        let mut started =
+            || std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect::<Vec<_>>();
+        assert_eq!(started(), [0, 1, 3]);
+        assert!(c.finish(0), "row 2 waited for row 0");
+        assert!(!c.finish(1));
+        assert_eq!(started(), [2]);
+        c.finish(2);
+        assert_eq!(
+            started(),
+            Vec::<usize>::new(),
+            "row 4 still waits for row 3"
+        );
+        c.finish(3);
+        assert_eq!(started(), [4]);
+        c.finish(4);
+        assert!(c.tails.is_empty() && c.nodes.is_empty());
+    }
+
+    #[test]
     fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
         let mut known = Known::new();
         // A stored contact with email s@x.com and identifier S.
