@@ -1007,20 +1007,21 @@ mod tests {
         for r in rows {
             c.add(r, None, &known);
         }
-        let mut started =
-            || std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect::<Vec<_>>();
-        assert_eq!(started(), [0, 1, 3]);
+        fn started(c: &mut Chains) -> Vec<usize> {
+            std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect()
+        }
+        assert_eq!(started(&mut c), [0, 1, 3]);
         assert!(c.finish(0), "row 2 waited for row 0");
         assert!(!c.finish(1));
-        assert_eq!(started(), [2]);
+        assert_eq!(started(&mut c), [2]);
         c.finish(2);
         assert_eq!(
-            started(),
+            started(&mut c),
             Vec::<usize>::new(),
             "row 4 still waits for row 3"
         );
         c.finish(3);
-        assert_eq!(started(), [4]);
+        assert_eq!(started(&mut c), [4]);
         c.finish(4);
         assert!(c.tails.is_empty() && c.nodes.is_empty());
     }
