@@ -987,15 +987,17 @@ mod tests {
         }
     }
 
+    /// A stored contact 9 with email s@x.com and identifier S.
+    fn known_9() -> Known {
+        let mut known = Known::new();
+        let c = serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"});
+        known.insert(serde_json::from_value(c).unwrap());
+        known
+    }
+
     #[test]
     fn chained_rows_start_only_when_every_earlier_row_sharing_a_link_is_done() {
-        let mut known = Known::new();
-        known.insert(
-            serde_json::from_value(
-                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
-            )
-            .unwrap(),
-        );
+        let known = known_9();
         let mut c = Chains::default();
         let rows = [
             row(0, Some("a@x.com"), Some("A")),
@@ -1028,14 +1030,7 @@ mod tests {
 
     #[test]
     fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
-        let mut known = Known::new();
-        // A stored contact with email s@x.com and identifier S.
-        known.insert(
-            serde_json::from_value(
-                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
-            )
-            .unwrap(),
-        );
+        let known = known_9();
         let rows = vec![
             row(0, Some("a@x.com"), Some("A")),
             row(1, Some("b@x.com"), None),
