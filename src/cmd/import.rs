@@ -2,9 +2,11 @@
 //! create / update / leave each contact, exactly once, with a journal that `--resume` continues.
 //!
 //! Orchestration only. The phases and who does them:
-//! 1. read → map → normalise → in-file duplicates: [`read_rows`], in file order;
-//! 2. lookup: [`look_up`] (`index`, `search`, or `auto` choosing the cheaper and saying why);
-//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (grouping by key,
+//! 1. read → map → normalise → in-file duplicates: [`scan_rows`], in file order, keeping a few
+//!    bytes per row (the rows are read again for the writes: [`Feed`], checked against it);
+//! 2. lookup: [`look_up_counted`] (`index`, `search`, or `auto` choosing the cheaper and saying
+//!    why);
+//! 3. writes: [`Writes`] around [`Engine`](crate::pipeline::engine::Engine) (chaining by key,
 //!    decisions from [`plan`](crate::pipeline::plan), concurrent writes through one client,
 //!    journal, notes, outcome-unknown handling);
 //! 4. reports: [`ImportReports`] writes `failures.csv`, `results.csv`, `plan.jsonl` (dry run)
@@ -19,6 +21,8 @@
 //! Exit codes: 0 every row created / updated / unchanged / skipped; 3 some rows failed or were
 //! invalid; 1 the run could not start or stopped (token refused, `--max-errors`); 130 Ctrl-C
 //! (in-flight writes finish, the reports and the journal are flushed).
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -30,13 +34,14 @@ use crate::cli::GlobalArgs;
 use crate::cmd::connect::SandboxArgs;
 use crate::cmd::{connected, enum_parser, finish, interrupted};
 use crate::exit::{self, Stop};
+use crate::mapping::MatchKey;
 use crate::pipeline::engine::EngineOptions;
 use crate::pipeline::import::{
-    ACTIONS, FileRows, ImportReports, Writes, end_text, read_rows, request_stats,
+    ACTIONS, Feed, ImportReports, Scan, Writes, collect_keys, end_text, request_stats, scan_rows,
 };
 use crate::pipeline::input::Input;
 use crate::pipeline::journal::Ledger;
-use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
+use crate::pipeline::lookup::{Choice, Key, Lookup, Strategy, look_up_counted};
 use crate::pipeline::plan::{Mode, Policy};
 use crate::pipeline::rundir::{RunRecord, check_done_contacts};
 use crate::progress::Progress;
@@ -230,20 +235,27 @@ async fn import_into(
         mode: args.mode,
         identity: input.mapping.identity_policy(),
     };
-    let mut file = read(input, quiet).await?;
-    if let Some(e) = file.read_error.take() {
+    let first = FirstRead::of(args, &input)?;
+    let mut scan = read(input, quiet).await?;
+    if let Some(e) = scan.read_error.take() {
         // Nothing of a file read only in part is imported: its rows are reported, the run ends.
         out.read_failed(&e);
-        out.expect(file.slots)?;
+        let mut feed = first.feed(scan)?;
+        out.drain(&mut feed).await?;
         let why = format!("{}; nothing was imported", e.where_and_why());
         let summary = out.finish(Some(Stop::ReadError(why)), request_stats(&client.metrics()))?;
         return Ok(ended(summary, run_dir, args.lookup, None));
     }
     // Ctrl-C, or a server that stopped answering, during the lookup ends the run at once:
     // nothing was written yet.
-    let keys = file.keys();
+    let kept = scan.keys.take();
+    let keys = || match kept {
+        Some(k) => Ok(Cow::Owned(k)),
+        None => first.keys().map(Cow::Owned),
+    };
+    let counted = (scan.key_count, keys);
     let lookup = tokio::select! {
-        l = look_up(&client, args.lookup, &keys, args.concurrency, quiet) => {
+        l = look_up_counted(&client, args.lookup, counted, args.concurrency, quiet) => {
             match (l, client.unreachable()) {
                 (Ok(l), _) => Ok(l),
                 (Err(_), Some(m)) => Err(Stop::Unreachable(m)),
@@ -259,6 +271,8 @@ async fn import_into(
     if let Some(c) = &choice {
         write_json_atomic(&run_dir, "lookup.json", c)?;
     }
+    let counts = (scan.valid, scan.invalid);
+    let mut feed = first.feed(scan)?;
     let stop = match lookup {
         Ok(Lookup { known, .. }) => {
             let opts = EngineOptions {
@@ -274,12 +288,9 @@ async fn import_into(
                 opts,
                 quiet,
             };
-            writes.run(&client, file, &mut out).await?
+            writes.run(&client, counts, feed, &mut out).await?
         }
-        Err(stop) => {
-            out.expect(file.slots)?;
-            Some(stop)
-        }
+        Err(stop) => Some(out.drain(&mut feed).await?.unwrap_or(stop)),
     };
     let metrics = client.metrics();
     let summary = out.finish(stop, request_stats(&metrics))?;
@@ -352,15 +363,75 @@ async fn open_run(
     Ok((dir, ledger))
 }
 
+/// What the second pass (and a search of more keys than the first pass kept) checks the file
+/// against: its size and modification time, and its headers, when it was first read.
+struct FirstRead<'a> {
+    args: &'a Args,
+    stamp: (u64, Option<std::time::SystemTime>),
+    headers: Vec<String>,
+    match_keys: Vec<MatchKey>,
+}
+
+impl FirstRead<'_> {
+    fn of<'a>(args: &'a Args, input: &Input) -> Result<FirstRead<'a>> {
+        Ok(FirstRead {
+            args,
+            stamp: stamp(&args.file)?,
+            headers: input.headers.clone(),
+            match_keys: input.match_keys().to_vec(),
+        })
+    }
+
+    /// The file opened again with its mapping; an error when it changed since the first read.
+    fn reopen(&self) -> Result<Input> {
+        let a = self.args;
+        let limit = a.max_field_bytes.map(|n| n as usize);
+        let changed = || {
+            anyhow::anyhow!(
+                "{} changed since it was read (size, modification time or headers): nothing was \
+                 imported; run the import again once it no longer changes",
+                a.file.display()
+            )
+        };
+        if stamp(&a.file)? != self.stamp {
+            return Err(changed());
+        }
+        let input = Input::open_with(&a.file, &a.mapping, a.phone_region, limit)?;
+        if input.headers != self.headers {
+            return Err(changed());
+        }
+        Ok(input)
+    }
+
+    /// Pass 2: the rows read again, checked against `scan`.
+    fn feed(&self, scan: Scan) -> Result<Feed> {
+        let input = self.reopen()?;
+        let keys = &self.match_keys;
+        Ok(Feed::start(input.source, input.resolved, keys, scan))
+    }
+
+    /// The distinct match keys, read again (more than the first pass keeps).
+    fn keys(&self) -> Result<BTreeSet<Key>> {
+        let input = self.reopen()?;
+        Ok(collect_keys(input.source, input.resolved, &self.match_keys))
+    }
+}
+
+/// A file's size and modification time.
+fn stamp(file: &Path) -> Result<(u64, Option<std::time::SystemTime>)> {
+    let m = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((m.len(), m.modified().ok()))
+}
+
 /// Stage 1 off the async threads, with a progress counter.
-async fn read(input: Input, quiet: bool) -> Result<FileRows> {
+async fn read(input: Input, quiet: bool) -> Result<Scan> {
     let keys = input.match_keys().to_vec();
     let Input {
         source, resolved, ..
     } = input;
     tokio::task::spawn_blocking(move || {
         let reading = Progress::rows(quiet, "reading");
-        read_rows(source, resolved, &keys, || reading.inc(1))
+        scan_rows(source, resolved, &keys, || reading.inc(1))
     })
     .await
     .context("the reading task failed")

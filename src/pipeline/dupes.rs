@@ -157,6 +157,10 @@ fn fingerprint(key: MatchKey, value: &str) -> (u64, u32) {
         MatchKey::Identifier => b'i',
         MatchKey::Phone => b'p',
     };
+    tagged(tag, value)
+}
+
+fn tagged(tag: u8, value: &str) -> (u64, u32) {
     let mut a = std::hash::DefaultHasher::new();
     (tag, 0u8).hash(&mut a);
     value.hash(&mut a);
@@ -164,6 +168,104 @@ fn fingerprint(key: MatchKey, value: &str) -> (u64, u32) {
     (tag, 1u8).hash(&mut b);
     value.hash(&mut b);
     (a.finish(), b.finish() as u32)
+}
+
+/// The fingerprints of every unique value of a row: its email and identifier (as
+/// [`KeyPrints`]) and its phone (unique on the server, so an ordering key too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowPrints {
+    pub keys: KeyPrints,
+    phone: Option<(u64, u32)>,
+}
+
+impl RowPrints {
+    pub fn of(draft: &ContactDraft) -> RowPrints {
+        RowPrints {
+            keys: KeyPrints::of(draft),
+            phone: draft
+                .phone_number
+                .as_ref()
+                .map(|p| tagged(b'p', p.as_str().trim())),
+        }
+    }
+}
+
+/// What [`KeyIndex::hold`] says of a row's keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// The first line of the file with one of the row's email or identifier (email first), as
+    /// [`DupeTracker`] says it.
+    pub duplicate_of: Option<u64>,
+    /// The latest earlier rows holding one of the row's keys (email, identifier or phone).
+    pub earlier: Vec<u32>,
+    /// Match keys (among `wanted`) seen for the first time.
+    pub new_match_keys: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    check: u32,
+    first_line: u32,
+    last_row: u32,
+}
+
+type HolderShard = HashMap<u64, Holder, BuildHasherDefault<PassThrough>>;
+
+/// The first pass's memory of every distinct key of the file (16 bytes of table per key, in
+/// shards like [`DupeTracker`]'s): the first line holding it (in-file duplicates) and the latest
+/// row (so that a row knows whether a later one shares a key). Feed it the valid rows in file
+/// order.
+pub struct KeyIndex {
+    shards: Vec<HolderShard>,
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        KeyIndex {
+            shards: (0..SHARDS).map(|_| HolderShard::default()).collect(),
+        }
+    }
+}
+
+impl KeyIndex {
+    /// Row number `row` (at `line`) holds the keys `p`; `wanted`: the match keys counted as
+    /// [`Held::new_match_keys`].
+    pub fn hold(&mut self, row: u32, line: u64, p: &RowPrints, wanted: &[MatchKey]) -> Held {
+        let mut held = Held::default();
+        let keys = [
+            (p.keys.email, Some(MatchKey::Email)),
+            (p.keys.identifier, Some(MatchKey::Identifier)),
+            (p.phone, None),
+        ];
+        for (print, kind) in keys {
+            let Some((h, check)) = print else { continue };
+            let shard = &mut self.shards[(h >> 56) as usize % SHARDS];
+            match shard.get_mut(&h) {
+                Some(s) if s.check == check => {
+                    if kind.is_some() {
+                        held.duplicate_of.get_or_insert(u64::from(s.first_line));
+                    }
+                    held.earlier.push(s.last_row);
+                    s.last_row = row;
+                }
+                // Same 64-bit hash, another key: not tracked (see DupeTracker).
+                Some(_) => {}
+                None => {
+                    let first_line = u32::try_from(line).unwrap_or(u32::MAX);
+                    let holder = Holder {
+                        check,
+                        first_line,
+                        last_row: row,
+                    };
+                    shard.insert(h, holder);
+                    if kind.is_some_and(|k| wanted.contains(&k)) {
+                        held.new_match_keys += 1;
+                    }
+                }
+            }
+        }
+        held
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +310,36 @@ mod tests {
         assert_eq!((d[0].key, d[0].first_line), (MatchKey::Identifier, 2));
         // The new email of that row was remembered all the same.
         assert_eq!(t.check(8, &draft(Some("new@x.io"), None))[0].first_line, 6);
+    }
+
+    #[test]
+    fn the_key_index_names_the_first_line_and_the_latest_row_of_each_key() {
+        let mut t = KeyIndex::default();
+        let wanted = [MatchKey::Email];
+        let mut phone = draft(Some("a@x.io"), Some("A"));
+        phone.phone_number =
+            Some(crate::normalise::PhoneE164::parse("+442079460000", None, false).unwrap());
+        let first = t.hold(0, 2, &RowPrints::of(&phone), &wanted);
+        assert_eq!((first.duplicate_of, first.new_match_keys), (None, 1));
+        let other = t.hold(1, 3, &RowPrints::of(&draft(Some("b@x.io"), None)), &wanted);
+        assert!(other.earlier.is_empty());
+        // Shares only the identifier with row 0: a duplicate of line 2.
+        let second = t.hold(
+            2,
+            4,
+            &RowPrints::of(&draft(Some("c@x.io"), Some("A"))),
+            &wanted,
+        );
+        assert_eq!(
+            (second.duplicate_of, second.earlier.clone()),
+            (Some(2), vec![0])
+        );
+        // Shares the phone with row 0 and the identifier with row 2 (the latest holder).
+        let mut third = draft(None, Some("A"));
+        third.phone_number = phone.phone_number.clone();
+        let third = t.hold(3, 5, &RowPrints::of(&third), &wanted);
+        assert_eq!(third.earlier, vec![2, 0]);
+        assert_eq!(third.new_match_keys, 0);
     }
 
     #[test]

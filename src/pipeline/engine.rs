@@ -1,6 +1,7 @@
-//! The write phase of an import: rows grouped so that rows sharing a key (or a matched contact)
-//! run in file order and never concurrently, groups run `concurrency` at a time through one shared
-//! client (one rate limit), and each row goes decide → write → journal → notes.
+//! The write phase of an import: rows taken in file order (streamed, at most [`WINDOW`] beyond the
+//! oldest unfinished one) and chained so that rows sharing a key (or a matched contact) run in
+//! file order and never concurrently, the others concurrently through one shared client (one rate
+//! limit); each row goes decide → write → journal → notes.
 //!
 //! Exactly once, whatever the server does:
 //! - a create rejected because its key was taken meanwhile (422) is looked up again and becomes an
@@ -15,7 +16,7 @@
 //!
 //! Every completed write is in the journal (synced) before the row counts as done, and a row the
 //! journal says is done is not written again (`--resume`).
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +53,9 @@ pub struct Row {
     pub draft: ContactDraft,
     /// The keys the mapping matches on, in order.
     pub keys: Vec<Key>,
+    /// A later row of the file shares one of this row's keys (email, identifier or phone): a
+    /// contact this row creates is remembered for it. `false` lets the engine forget it.
+    pub later: bool,
 }
 
 /// How a row ended.
@@ -81,6 +85,117 @@ pub struct PlanLine {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RowError>,
+}
+
+/// Rows taken from the file at most beyond the oldest unfinished one: what the write phase (and
+/// the reports, which write in file order) hold at once.
+pub const WINDOW: usize = 4096;
+
+/// What rows wait for each other on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Link {
+    Key(Key),
+    /// A stored contact one of the row's keys matched when it was taken.
+    Contact(u64),
+    /// A group given by the caller ([`Engine::run`]).
+    Group(usize),
+}
+
+/// A row taken by the engine and not finished.
+struct Node {
+    links: Vec<Link>,
+    /// Rows taken later that wait for this one.
+    next: Vec<usize>,
+    /// Earlier rows this one still waits for.
+    waits: usize,
+    /// The row, while it waits.
+    row: Option<Row>,
+}
+
+/// The rows the engine holds, chained so that rows sharing a link run in file order: each link
+/// remembers the latest row taken holding it, and a row waits for those rows.
+#[derive(Default)]
+struct Chains {
+    tails: HashMap<Link, usize>,
+    nodes: BTreeMap<usize, Node>,
+    /// Rows that wait for nothing, by position (the oldest starts first).
+    ready: BTreeMap<usize, Row>,
+    /// Position of the latest row taken.
+    last: usize,
+}
+
+impl Chains {
+    /// Take `row` (the next in file order), chained on its keys, the stored contacts they match
+    /// and `group`.
+    fn add(&mut self, row: Row, group: Option<usize>, known: &Known) {
+        let mut links: Vec<Link> = group.map(Link::Group).into_iter().collect();
+        for k in lookup::all_keys(&row.draft) {
+            if let Some(c) = known.find(&k) {
+                links.push(Link::Contact(c.id));
+            }
+            links.push(Link::Key(k));
+        }
+        let idx = row.idx;
+        let mut waits = 0;
+        for l in &links {
+            if let Some(p) = self.tails.insert(l.clone(), idx)
+                && p != idx
+                && let Some(prev) = self.nodes.get_mut(&p)
+                && !prev.next.contains(&idx)
+            {
+                prev.next.push(idx);
+                waits += 1;
+            }
+        }
+        let row = if waits == 0 {
+            self.ready.insert(idx, row);
+            None
+        } else {
+            Some(row)
+        };
+        let node = Node {
+            links,
+            next: Vec::new(),
+            waits,
+            row,
+        };
+        self.nodes.insert(idx, node);
+        self.last = idx;
+    }
+
+    fn next_ready(&mut self) -> Option<Row> {
+        self.ready.pop_first().map(|(_, r)| r)
+    }
+
+    /// Whether another row may be taken.
+    fn has_room(&self) -> bool {
+        self.nodes
+            .first_key_value()
+            .is_none_or(|(oldest, _)| self.last - oldest < WINDOW)
+    }
+
+    /// Row `idx` is done: the rows waiting for it only may start. Returns whether any waited.
+    fn finish(&mut self, idx: usize) -> bool {
+        let Some(node) = self.nodes.remove(&idx) else {
+            return false;
+        };
+        for l in node.links {
+            if self.tails.get(&l) == Some(&idx) {
+                self.tails.remove(&l);
+            }
+        }
+        for n in &node.next {
+            if let Some(w) = self.nodes.get_mut(n) {
+                w.waits -= 1;
+                if w.waits == 0
+                    && let Some(r) = w.row.take()
+                {
+                    self.ready.insert(*n, r);
+                }
+            }
+        }
+        !node.next.is_empty()
+    }
 }
 
 /// Rows grouped for the write phase: rows that share a key, or whose keys matched the same stored
@@ -146,7 +261,7 @@ pub struct Engine {
     stop: Mutex<Option<Stop>>,
     interrupt: Arc<AtomicBool>,
     fake_ids: AtomicU64,
-    /// The notes each contact of the groups in flight carries (as far as the run knows: read
+    /// The notes each contact of the rows in flight carries (as far as the run knows: read
     /// once from the server, or none for a contact the run created, plus the notes added).
     carried: Mutex<HashMap<u64, Vec<String>>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
@@ -274,81 +389,134 @@ impl Engine {
         self.stop.lock().unwrap().get_or_insert(why);
     }
 
-    /// Apply every group; `done` gets each finished row (in completion order). Up to
-    /// `2 × concurrency` groups are busy at a time, and a group waiting for a search does not
-    /// count (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep
-    /// the others from writing. Rows not started because the run stopped get no result; an
-    /// error from `done` (a report cannot be written) stops the run as fatal, and `done` is not
-    /// called again.
+    /// Apply every group of `rows` (file order inside a group, as [`groups`] makes them);
+    /// `done` gets each finished row (in completion order). See [`Engine::run_stream`].
     pub async fn run(
         &self,
         rows: &[Row],
         groups: Vec<Vec<usize>>,
+        done: impl FnMut(RowResult) -> Result<()>,
+    ) {
+        let mut group_of = vec![None; rows.len()];
+        for (g, members) in groups.iter().enumerate() {
+            for &i in members {
+                group_of[i] = Some(g);
+            }
+        }
+        // Rows of no group are not applied.
+        let fed = (rows.iter().zip(group_of)).filter_map(|(r, g)| g.map(|g| (r.clone(), Some(g))));
+        self.drive(futures::stream::iter(fed), done).await
+    }
+
+    /// Apply the rows `rows` yields in file order; `done` gets each finished row (in completion
+    /// order). A row starts once every earlier row sharing one of its keys, or a stored contact
+    /// one of its keys matched, is done: rows sharing a key run in file order and never
+    /// concurrently, the others concurrently. At most [`WINDOW`] rows are taken from `rows`
+    /// beyond the oldest unfinished one, so memory does not grow with the file.
+    pub async fn run_stream(
+        &self,
+        rows: impl futures::Stream<Item = Row>,
+        done: impl FnMut(RowResult) -> Result<()>,
+    ) {
+        self.drive(rows.map(|r| (r, None)), done).await
+    }
+
+    /// [`Engine::run_stream`], each row with an explicit group to chain on as well. Up to
+    /// `2 × concurrency` rows are busy at a time, and a row waiting for a search does not count
+    /// (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep the
+    /// others from writing. Rows not started because the run stopped get no result; an error
+    /// from `done` (a report cannot be written) stops the run as fatal, and `done` is not called
+    /// again.
+    async fn drive(
+        &self,
+        rows: impl futures::Stream<Item = (Row, Option<usize>)>,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
         let busy_max = 2 * self.concurrency;
-        let mut pending = groups.into_iter();
+        let mut rows = std::pin::pin!(rows.fuse());
+        let mut chains = Chains::default();
         let mut running = FuturesUnordered::new();
-        let mut failed = false;
+        let (mut ended, mut failed) = (false, false);
         loop {
             while running.len() < busy_max + SEARCH_WAITERS
                 && running.len() - self.searching.load(Ordering::Relaxed).min(running.len())
                     < busy_max
-                && let Some(g) = pending.next()
+                && !self.is_stopped()
+                && let Some(row) = chains.next_ready()
             {
-                running.push(self.run_group(rows, g));
+                running.push(self.run_row(row));
             }
-            let results = tokio::select! {
-                r = running.next() => match r {
-                    Some(r) => r,
-                    None => break,
-                },
-                // A group began to wait for a search: another may start.
-                () = self.search_waits.notified() => continue,
-            };
-            for r in results {
-                if failed {
+            let take = !ended && !self.is_stopped() && chains.has_room();
+            if running.is_empty() && !take {
+                break;
+            }
+            let (row, result) = tokio::select! {
+                r = rows.next(), if take => {
+                    match r {
+                        Some((row, group)) => chains.add(row, group, &self.known.lock().unwrap()),
+                        None => ended = true,
+                    }
                     continue;
                 }
-                if let Err(e) = done(r) {
-                    self.halt(Stop::Fatal(format!("{e:#}")));
-                    failed = true;
-                }
+                Some(r) = running.next() => r,
+                // A row began to wait for a search: another may start.
+                () = self.search_waits.notified() => continue,
+            };
+            let later = chains.finish(row.idx);
+            let Some(r) = result else { continue };
+            self.forget(&row, &r, later);
+            if !failed && let Err(e) = done(r) {
+                self.halt(Stop::Fatal(format!("{e:#}")));
+                failed = true;
             }
         }
     }
 
-    /// The rows of one group, in file order, until the run stops.
-    async fn run_group(&self, rows: &[Row], group: Vec<usize>) -> Vec<RowResult> {
-        let mut out = Vec::with_capacity(group.len());
-        for i in group {
-            if self.is_stopped() {
-                break;
-            }
-            match self.apply_row(&rows[i]).await {
-                // The server stopped answering: the row is left for --resume.
-                Ok(r) if r.outcome.is_failure() && self.server_gone() => break,
-                Ok(r) => {
-                    if r.outcome.is_failure() {
-                        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                        if self.max_errors.is_some_and(|m| n > m) {
-                            self.halt(Stop::MaxErrors);
-                        }
+    /// One row, unless the run stopped; `None`: no result (the run stops there).
+    async fn run_row(&self, row: Row) -> (Row, Option<RowResult>) {
+        let r = match self.apply_row(&row).await {
+            // The server stopped answering: the row is left for --resume.
+            Ok(r) if r.outcome.is_failure() && self.server_gone() => None,
+            Ok(r) => {
+                if r.outcome.is_failure() {
+                    let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if self.max_errors.is_some_and(|m| n > m) {
+                        self.halt(Stop::MaxErrors);
                     }
-                    out.push(r);
                 }
-                Err(e) => {
-                    self.halt(Stop::Fatal(format!("{e:#}")));
-                    break;
-                }
+                Some(r)
             }
+            Err(e) => {
+                self.halt(Stop::Fatal(format!("{e:#}")));
+                None
+            }
+        };
+        (row, r)
+    }
+
+    /// Row `row` finished as `r`; `waited_on`: a row taken already waits for it. What no later
+    /// row needs is forgotten: the notes known of its contact (unless a later row may write to
+    /// it), and a contact it created (unless a later row of the file shares one of its keys),
+    /// so that what the engine holds does not grow with the file.
+    fn forget(&self, row: &Row, r: &RowResult, waited_on: bool) {
+        if !waited_on
+            && !row.later
+            && let Some(id) = r.contact_id
+        {
+            self.carried.lock().unwrap().remove(&id);
         }
-        // No other group writes to these contacts: what is known of their notes can go.
-        let mut carried = self.carried.lock().unwrap();
-        for id in out.iter().filter_map(|r| r.contact_id) {
-            carried.remove(&id);
+        if row.later || r.outcome != Outcome::Created {
+            return;
         }
-        out
+        let mut known = self.known.lock().unwrap();
+        // A dry run's contact has a made-up id, which the result does not name.
+        let id = r.contact_id.or_else(|| {
+            let ids = row.keys.iter().filter_map(|k| known.find(k)).map(|c| c.id);
+            ids.into_iter().find(|id| *id >= FAKE_ID_BASE)
+        });
+        if let Some(id) = id {
+            known.remove(id);
+        }
     }
 
     async fn record(&self, e: Entry) -> Result<()> {
@@ -818,19 +986,54 @@ mod tests {
             hash: String::new(),
             keys: lookup::all_keys(&draft),
             draft,
+            later: true,
         }
+    }
+
+    /// A stored contact 9 with email s@x.com and identifier S.
+    fn known_9() -> Known {
+        let mut known = Known::new();
+        let c = serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"});
+        known.insert(serde_json::from_value(c).unwrap());
+        known
+    }
+
+    #[test]
+    fn chained_rows_start_only_when_every_earlier_row_sharing_a_link_is_done() {
+        let known = known_9();
+        let mut c = Chains::default();
+        let rows = [
+            row(0, Some("a@x.com"), Some("A")),
+            row(1, Some("b@x.com"), None),
+            row(2, Some("c@x.com"), Some("A")), // waits for 0
+            row(3, Some("s@x.com"), None),      // contact 9
+            row(4, Some("a@x.com"), Some("S")), // waits for 0 (a@x.com) and 3 (contact 9 by S)
+        ];
+        for r in rows {
+            c.add(r, None, &known);
+        }
+        fn started(c: &mut Chains) -> Vec<usize> {
+            std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect()
+        }
+        assert_eq!(started(&mut c), [0, 1, 3]);
+        assert!(c.finish(0), "row 2 waited for row 0");
+        assert!(!c.finish(1));
+        assert_eq!(started(&mut c), [2]);
+        c.finish(2);
+        assert_eq!(
+            started(&mut c),
+            Vec::<usize>::new(),
+            "row 4 still waits for row 3"
+        );
+        c.finish(3);
+        assert_eq!(started(&mut c), [4]);
+        c.finish(4);
+        assert!(c.tails.is_empty() && c.nodes.is_empty());
     }
 
     #[test]
     fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
-        let mut known = Known::new();
-        // A stored contact with email s@x.com and identifier S.
-        known.insert(
-            serde_json::from_value(
-                serde_json::json!({"id": 9, "email": "s@x.com", "identifier": "S"}),
-            )
-            .unwrap(),
-        );
+        let known = known_9();
         let rows = vec![
             row(0, Some("a@x.com"), Some("A")),
             row(1, Some("b@x.com"), None),

@@ -1,22 +1,28 @@
-//! The stages of an import that are not the write phase itself ([`super::engine`]):
-//! - [`read_rows`]: every row of the file mapped, in file order, the valid ones made [`Row`]s for
-//!   the engine (their keys taken once, their in-file duplicates found);
+//! The stages of an import that are not the write phase itself ([`super::engine`]). The file is
+//! read twice, so that memory does not grow with its rows beyond a few bytes each:
+//! - [`scan_rows`] (pass 1): every row mapped, keeping a [`Scan`]: the distinct match keys (for
+//!   the lookup), and per row a hash, whether a later row shares a key and its in-file duplicate;
+//! - [`Feed`] (pass 2): the file read again, each row checked against the first pass (a changed
+//!   file stops the run) and streamed to the reports and the engine;
+//! - [`read_rows`]: the same rows held in memory at once (small files: tests, tools);
 //! - [`Writes`]: the write phase set up around the [`Engine`] (journal, `--max-errors` counting
 //!   the invalid rows, progress);
 //! - [`ImportReports`]: the engine's results, which arrive in completion order, written to the
 //!   shared [`Reports`] (and `plan.jsonl` in a dry run) in file order as soon as every earlier
 //!   row is done, so that a stopped run has flushed every row it finished.
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{BufWriter, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 
 use crate::api::{Client, Metrics};
 use crate::exit::Stop;
-use crate::mapping::{MatchKey, Resolved};
+use crate::mapping::{ContactDraft, MatchKey, Resolved};
 use crate::model::{Outcome, RowError, RowWarning};
 use crate::normalise::Region;
 use crate::progress::{Pace, Progress};
@@ -24,11 +30,11 @@ use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary
 use crate::source::{ReadError, Source};
 use crate::words::count;
 
-use super::dupes::DupeTracker;
-use super::engine::{Engine, EngineOptions, Row, RowResult, groups};
+use super::dupes::{DupeTracker, KeyIndex, RowPrints};
+use super::engine::{Engine, EngineOptions, Row, RowResult};
 use super::journal::{Journal, Ledger, row_hash};
 use super::lookup::{self, Key, Known, Strategy};
-use super::{Mapped, PipelineOptions};
+use super::{Mapped, MappedRow, PipelineOptions};
 
 /// One row of the file, in file order, as the reports need it.
 pub struct Slot {
@@ -63,13 +69,6 @@ pub struct FileRows {
     pub read_error: Option<ReadError>,
 }
 
-impl Slot {
-    /// Invalid already (counts towards `--max-errors`).
-    fn is_invalid(&self) -> bool {
-        matches!(self.state, SlotState::Invalid(_))
-    }
-}
-
 impl FileRows {
     /// The distinct keys the valid rows match on.
     pub fn keys(&self) -> BTreeSet<Key> {
@@ -98,38 +97,10 @@ pub fn read_rows(
     for m in mapped.by_ref() {
         tick();
         let idx = out.slots.len();
-        let mut warnings = Vec::new();
-        let mut read_as = None;
-        let (state, duplicate_of) = match m.mapped {
-            Mapped::Valid(mut draft) => {
-                warnings = std::mem::take(&mut draft.warnings);
-                read_as = draft.phone_read_as;
-                let duplicate_of = dupes.check(m.line, &draft).first().map(|d| d.first_line);
-                let keys = lookup::match_keys(match_keys, &draft);
-                let key = keys
-                    .first()
-                    .or(lookup::all_keys(&draft).first())
-                    .map(Key::label);
-                out.rows.push(Row {
-                    idx,
-                    line: m.line,
-                    hash: row_hash(&m.fields),
-                    keys,
-                    draft: *draft,
-                });
-                (SlotState::Pending { key }, duplicate_of)
-            }
-            Mapped::Skipped(e) => (SlotState::Skipped(e), None),
-            Mapped::Invalid(errs) => (SlotState::Invalid(errs), None),
-        };
-        out.slots.push(Slot {
-            line: m.line,
-            fields: m.fields,
-            duplicate_of,
-            warnings,
-            read_as,
-            state,
-        });
+        let dupe = |line, draft: &_| dupes.check(line, draft).first().map(|d| d.first_line);
+        let fed = to_fed(idx, m, match_keys, true, dupe);
+        out.rows.extend(fed.row);
+        out.slots.push(fed.slot);
     }
     if let Err(e) = mapped.finish() {
         // A file read only in part is not imported: no lookup, no writes.
@@ -137,6 +108,276 @@ pub fn read_rows(
         out.read_error = Some(e);
     }
     out
+}
+
+/// Distinct match keys kept by [`scan_rows`] at most; beyond, only counted (a search of that
+/// many keys is never cheaper than the index, and `--lookup search` reads them again).
+pub const KEEP_KEYS: usize = 100_000;
+
+/// The first pass over a file: what the lookup needs (the distinct match keys), what the write
+/// phase needs to check the second pass against (a hash per row), and per row only what cannot
+/// be known when it is read again (an in-file duplicate's first line, whether a later row shares
+/// a key). A few bytes per row; the rows themselves are read again by [`Feed`].
+pub struct Scan {
+    /// Rows read (valid, skipped or invalid).
+    pub rows: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    /// Distinct keys the valid rows match on.
+    pub key_count: u64,
+    /// Those keys, unless there are more than [`KEEP_KEYS`].
+    pub keys: Option<BTreeSet<Key>>,
+    /// Reading stopped before the end of the file: nothing of it is to be imported.
+    pub read_error: Option<ReadError>,
+    marks: Marks,
+}
+
+/// Per row of the first pass, by position: what [`Feed`] checks and hands on.
+#[derive(Default)]
+struct Marks {
+    /// A hash of each row's line and fields.
+    hashes: Vec<u64>,
+    /// One bit per row: a later valid row shares one of its keys.
+    later: Vec<u64>,
+    /// The first line of the file with one of this row's keys (in-file duplicates only).
+    duplicate_of: HashMap<u32, u64>,
+    /// The first pass ended on a read error.
+    read_error: bool,
+}
+
+impl Marks {
+    fn later(&self, row: usize) -> bool {
+        self.later
+            .get(row / 64)
+            .is_some_and(|w| w & (1 << (row % 64)) != 0)
+    }
+    fn set_later(&mut self, row: usize) {
+        self.later[row / 64] |= 1 << (row % 64);
+    }
+}
+
+/// What the mapping threads hand the passes per row.
+struct Pass<T> {
+    row: MappedRow,
+    hash: u64,
+    extra: T,
+}
+
+/// The hash [`Feed`] compares to the first pass's.
+fn line_hash(line: u64, fields: &[String]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    line.hash(&mut h);
+    fields.hash(&mut h);
+    h.finish()
+}
+
+/// Pass 1: read, map and check every row of `source` (blocking: run it off the async threads),
+/// keeping only a [`Scan`]; `tick` counts rows.
+pub fn scan_rows(
+    source: Box<dyn Source>,
+    resolved: Resolved,
+    match_keys: &[MatchKey],
+    mut tick: impl FnMut(),
+) -> Scan {
+    let wanted = match_keys.to_vec();
+    let work = move |item| {
+        let row = super::map_one(&resolved, item);
+        let hash = line_hash(row.line, &row.fields);
+        let extra = match &row.mapped {
+            Mapped::Valid(d) => Some((RowPrints::of(d), lookup::match_keys(&wanted, d))),
+            _ => None,
+        };
+        Pass { row, hash, extra }
+    };
+    let mut mapped = super::map_rows_with(source, work, &PipelineOptions::default());
+    let mut index = KeyIndex::default();
+    let mut scan = Scan {
+        rows: 0,
+        valid: 0,
+        invalid: 0,
+        key_count: 0,
+        keys: Some(BTreeSet::new()),
+        read_error: None,
+        marks: Marks::default(),
+    };
+    for p in mapped.by_ref() {
+        tick();
+        let pos = scan.marks.hashes.len();
+        scan.marks.hashes.push(p.hash);
+        if pos.is_multiple_of(64) {
+            scan.marks.later.push(0);
+        }
+        scan.rows += 1;
+        let Some((prints, keys)) = p.extra else {
+            scan.invalid += u64::from(matches!(p.row.mapped, Mapped::Invalid(_)));
+            continue;
+        };
+        scan.valid += 1;
+        let row = u32::try_from(pos).unwrap_or(u32::MAX);
+        let held = index.hold(row, p.row.line, &prints, match_keys);
+        for e in held.earlier {
+            scan.marks.set_later(e as usize);
+        }
+        if let Some(first) = held.duplicate_of {
+            scan.marks.duplicate_of.insert(row, first);
+        }
+        scan.key_count += u64::from(held.new_match_keys);
+        if let Some(k) = scan.keys.as_mut() {
+            k.extend(keys);
+            if k.len() > KEEP_KEYS {
+                scan.keys = None;
+            }
+        }
+    }
+    if let Err(e) = mapped.finish() {
+        scan.read_error = Some(e);
+        scan.marks.read_error = true;
+    }
+    scan
+}
+
+/// The distinct match keys of the valid rows of `source` (blocking): the keys a [`Scan`] did not
+/// keep, for `--lookup search`.
+pub fn collect_keys(
+    source: Box<dyn Source>,
+    resolved: Resolved,
+    match_keys: &[MatchKey],
+) -> BTreeSet<Key> {
+    let wanted = match_keys.to_vec();
+    let work = move |item| match super::map_one(&resolved, item).mapped {
+        Mapped::Valid(d) => lookup::match_keys(&wanted, &d),
+        _ => Vec::new(),
+    };
+    super::map_rows_with(source, work, &PipelineOptions::default())
+        .flatten()
+        .collect()
+}
+
+/// One row of the second pass: its slot in the reports and, valid, the row for the engine.
+struct Fed {
+    slot: Slot,
+    row: Option<Row>,
+}
+
+/// Rows of the second pass read ahead of the write phase at most.
+const FEED_AHEAD: usize = 512;
+
+/// Pass 2: the file read again, in file order, on its own thread, checked row by row against the
+/// first pass (a row that differs ends it with an error naming the line: the file changed).
+pub struct Feed {
+    rx: tokio::sync::mpsc::Receiver<Result<Fed, String>>,
+}
+
+impl Feed {
+    /// Read `source` again (opened anew, with the same mapping) against `scan`.
+    pub fn start(
+        source: Box<dyn Source>,
+        resolved: Resolved,
+        match_keys: &[MatchKey],
+        scan: Scan,
+    ) -> Feed {
+        let (tx, rx) = tokio::sync::mpsc::channel(FEED_AHEAD);
+        let keys = match_keys.to_vec();
+        std::thread::Builder::new()
+            .name("doto-feed".into())
+            .spawn(move || feed_rows(source, resolved, &keys, &scan.marks, &tx))
+            .expect("spawn the feed thread");
+        Feed { rx }
+    }
+
+    async fn next(&mut self) -> Option<Result<Fed, String>> {
+        self.rx.recv().await
+    }
+}
+
+/// The feed thread: every row mapped again, made a [`Slot`] (and a [`Row`]), checked against
+/// `marks`, sent in file order until the receiver is gone.
+fn feed_rows(
+    source: Box<dyn Source>,
+    resolved: Resolved,
+    match_keys: &[MatchKey],
+    marks: &Marks,
+    tx: &tokio::sync::mpsc::Sender<Result<Fed, String>>,
+) {
+    let work = move |item| {
+        let row = super::map_one(&resolved, item);
+        let hash = line_hash(row.line, &row.fields);
+        Pass {
+            row,
+            hash,
+            extra: (),
+        }
+    };
+    let mut mapped = super::map_rows_with(source, work, &PipelineOptions::default());
+    let mut pos = 0;
+    for p in mapped.by_ref() {
+        if marks.hashes.get(pos) != Some(&p.hash) {
+            let _ = tx.blocking_send(Err(format!(
+                "line {} is not what it was when the file was first read",
+                p.row.line
+            )));
+            return;
+        }
+        let dupe = u32::try_from(pos)
+            .ok()
+            .and_then(|r| marks.duplicate_of.get(&r));
+        let fed = to_fed(pos, p.row, match_keys, marks.later(pos), |_, _| {
+            dupe.copied()
+        });
+        if tx.blocking_send(Ok(fed)).is_err() {
+            return;
+        }
+        pos += 1;
+    }
+    let ended_early = mapped.finish().is_err();
+    if pos != marks.hashes.len() || ended_early != marks.read_error {
+        let _ = tx.blocking_send(Err(format!("it now ends after {pos} rows")));
+    }
+}
+
+/// Row `idx` of the file as the reports (its slot) and the engine (valid: its row) take it;
+/// `later`: a later row shares one of its keys; `duplicate_of` names the first line with one of
+/// a valid row's keys.
+fn to_fed(
+    idx: usize,
+    m: MappedRow,
+    match_keys: &[MatchKey],
+    later: bool,
+    duplicate_of: impl FnOnce(u64, &ContactDraft) -> Option<u64>,
+) -> Fed {
+    let (mut warnings, mut read_as, mut row, mut dupe) = (Vec::new(), None, None, None);
+    let state = match m.mapped {
+        Mapped::Valid(mut draft) => {
+            warnings = std::mem::take(&mut draft.warnings);
+            read_as = draft.phone_read_as;
+            dupe = duplicate_of(m.line, &draft);
+            let keys = lookup::match_keys(match_keys, &draft);
+            let key = keys
+                .first()
+                .or(lookup::all_keys(&draft).first())
+                .map(Key::label);
+            row = Some(Row {
+                idx,
+                line: m.line,
+                hash: row_hash(&m.fields),
+                keys,
+                draft: *draft,
+                later,
+            });
+            SlotState::Pending { key }
+        }
+        Mapped::Skipped(e) => SlotState::Skipped(e),
+        Mapped::Invalid(errs) => SlotState::Invalid(errs),
+    };
+    let slot = Slot {
+        line: m.line,
+        fields: m.fields,
+        duplicate_of: dupe,
+        warnings,
+        read_as,
+        state,
+    };
+    Fed { slot, row }
 }
 
 /// The write phase: what it needs besides the client and the rows.
@@ -150,19 +391,19 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// Write every row (unless the invalid rows alone exceed `--max-errors`), each result to
-    /// `out` as it finishes, the journal beside the reports; returns why the run stopped early.
+    /// Write every row `feed` reads (unless the invalid rows alone, `invalid`, exceed
+    /// `--max-errors`; `valid`: rows to write, for the progress bar), each result to `out` as it
+    /// finishes, the journal beside the reports; returns why the run stopped early. Every row of
+    /// the file reaches the reports, those not written passed over.
     pub async fn run(
         mut self,
         client: &Client,
-        file: FileRows,
+        (valid, invalid): (u64, u64),
+        mut feed: Feed,
         out: &mut ImportReports,
     ) -> Result<Option<Stop>> {
-        let FileRows { slots, rows, .. } = file;
-        let invalid = slots.iter().filter(|s| s.is_invalid()).count() as u64;
-        out.expect(slots)?;
         if self.opts.max_errors.is_some_and(|m| invalid > m) {
-            return Ok(Some(Stop::MaxErrors));
+            return Ok(out.drain(&mut feed).await?.or(Some(Stop::MaxErrors)));
         }
         self.opts.max_errors = self.opts.max_errors.map(|m| m - invalid);
         let journal = match self.opts.dry_run {
@@ -174,19 +415,57 @@ impl Writes {
         } else {
             "importing"
         };
-        let writing = Progress::new(self.quiet, Some(rows.len() as u64), label)
-            .with_pace(pace(client), "rows");
-        let groups = groups(&rows, &self.known);
+        let writing = Progress::new(self.quiet, Some(valid), label).with_pace(pace(client), "rows");
         let engine = Engine::new(client.clone(), self.known, journal, self.ledger, self.opts);
+        let shared = Mutex::new((&mut *out, None::<anyhow::Error>, None::<Stop>));
+        let rows = futures::stream::unfold(&mut feed, |f| async {
+            let next = f.next().await?;
+            Some((next, f))
+        })
+        .filter_map(|fed| {
+            let mut guard = shared.lock().unwrap();
+            let s = &mut *guard;
+            let row = match fed {
+                Ok(Fed { slot, row }) => match s.0.push(slot) {
+                    Ok(()) => row,
+                    Err(e) => {
+                        s.1.get_or_insert(e);
+                        None
+                    }
+                },
+                Err(why) => {
+                    let stop = changed(s.0, &why);
+                    s.2.get_or_insert(stop);
+                    None
+                }
+            };
+            std::future::ready(row)
+        });
         engine
-            .run(&rows, groups, |r| {
+            .run_stream(rows, |r| {
                 writing.inc(1);
-                out.done(r)
+                shared.lock().unwrap().0.done(r)
             })
             .await;
+        let (out, report_error, changed) = shared.into_inner().unwrap();
+        if let Some(e) = report_error {
+            return Err(e);
+        }
         out.note_checks = engine.note_checks();
-        Ok(engine.stopped())
+        let stop = changed.or(engine.stopped());
+        // The rows not taken (the run stopped): reported as passed over, invalid ones as such.
+        let drained = out.drain(&mut feed).await?;
+        Ok(stop.or(drained))
     }
+}
+
+/// Why the run stops when the second pass finds the file changed (`why`).
+fn changed(out: &mut ImportReports, why: &str) -> Stop {
+    Stop::ReadError(format!(
+        "{} changed during the import: {why}; the rows before it were imported, the rest were \
+         not (import the file again once it no longer changes)",
+        out.reports.summary_mut().file
+    ))
 }
 
 /// What the bar of the write phase reads from the client: requests sent, the rate limit, and
@@ -243,10 +522,10 @@ pub struct ImportReports {
     reports: Reports,
     /// `plan.jsonl` (dry run).
     plan: Option<BufWriter<File>>,
-    slots: Vec<Slot>,
-    /// Results that came before an earlier row's, by slot.
-    waiting: Vec<Option<RowResult>>,
-    /// The first slot not written yet.
+    /// The rows from the first not written yet to the latest read, and their results (those
+    /// that came before an earlier row's).
+    slots: VecDeque<(Slot, Option<RowResult>)>,
+    /// Position in the file of the first of `slots`.
     next: usize,
     /// Reads of contacts' notes made so that none is added twice.
     note_checks: u64,
@@ -273,8 +552,7 @@ impl ImportReports {
         Ok(ImportReports {
             reports: Reports::create(dir, headers, summary)?,
             plan,
-            slots: Vec::new(),
-            waiting: Vec::new(),
+            slots: VecDeque::new(),
             next: 0,
             note_checks: 0,
         })
@@ -292,15 +570,32 @@ impl ImportReports {
     /// The file's rows, whose results are to come; the invalid and skipped ones at the head
     /// are written at once.
     pub fn expect(&mut self, slots: Vec<Slot>) -> Result<()> {
-        self.waiting = (0..slots.len()).map(|_| None).collect();
-        self.slots = slots;
+        slots.into_iter().try_for_each(|s| self.push(s))
+    }
+
+    /// The next row of the file, whose result (valid) is to come; written at once when every
+    /// row before it is.
+    fn push(&mut self, slot: Slot) -> Result<()> {
+        self.slots.push_back((slot, None));
         self.write_ready(false)
+    }
+
+    /// Every row `feed` has left, none of them written (the run stopped, or never started);
+    /// returns why the run stops if the file changed.
+    pub async fn drain(&mut self, feed: &mut Feed) -> Result<Option<Stop>> {
+        while let Some(fed) = feed.next().await {
+            match fed {
+                Ok(f) => self.push(f.slot)?,
+                Err(why) => return Ok(Some(changed(self, &why))),
+            }
+        }
+        Ok(None)
     }
 
     /// One row's result (in any order): written with every row after it that is ready.
     pub fn done(&mut self, r: RowResult) -> Result<()> {
-        let idx = r.idx;
-        self.waiting[idx] = Some(r);
+        let i = r.idx - self.next;
+        self.slots[i].1 = Some(r);
         self.write_ready(false)
     }
 
@@ -308,14 +603,12 @@ impl ImportReports {
     /// (`all`), valid rows with no result (the run stopped before them) are passed over: not
     /// counted as read.
     fn write_ready(&mut self, all: bool) -> Result<()> {
-        while self.next < self.slots.len() {
-            let i = self.next;
-            let slot = &self.slots[i];
-            let result = self.waiting[i].take();
+        while let Some((slot, result)) = self.slots.front() {
             let mut warnings = Cow::Borrowed(slot.warnings.as_slice());
-            let (outcome, contact_id, errors, key) = match (&slot.state, &result) {
+            let (outcome, contact_id, errors, key) = match (&slot.state, result) {
                 (SlotState::Pending { .. }, None) if !all => break,
                 (SlotState::Pending { .. }, None) => {
+                    self.slots.pop_front();
                     self.next += 1;
                     continue;
                 }
@@ -345,6 +638,7 @@ impl ImportReports {
                 warnings: &warnings,
                 read_as: slot.read_as,
             })?;
+            self.slots.pop_front();
             self.next += 1;
         }
         Ok(())

@@ -141,13 +141,7 @@ impl Known {
 
     /// Remember `c` (replacing what was known of it) and index its keys.
     pub fn insert(&mut self, c: Contact) {
-        if let Some(old) = self.contacts.remove(&c.id) {
-            for k in contact_keys(&old) {
-                if self.by_key.get(&k) == Some(&old.id) {
-                    self.by_key.remove(&k);
-                }
-            }
-        }
+        self.remove(c.id);
         for k in contact_keys(&c) {
             self.by_key.insert(k, c.id);
         }
@@ -157,6 +151,17 @@ impl Known {
     /// Forget any contact known under `key` (a fresh lookup found nothing there).
     pub fn forget_key(&mut self, key: &Key) {
         self.by_key.remove(key);
+    }
+
+    /// Forget contact `id` and the keys that point to it (no later row needs it).
+    pub fn remove(&mut self, id: u64) {
+        if let Some(old) = self.contacts.remove(&id) {
+            for k in contact_keys(&old) {
+                if self.by_key.get(&k) == Some(&id) {
+                    self.by_key.remove(&k);
+                }
+            }
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<&Contact> {
@@ -264,7 +269,24 @@ pub async fn look_up(
     concurrency: usize,
     quiet: bool,
 ) -> anyhow::Result<Lookup> {
-    if keys.is_empty() {
+    let count = keys.len() as u64;
+    let keys = || Ok(std::borrow::Cow::Borrowed(keys));
+    look_up_counted(client, wanted, (count, keys), concurrency, quiet).await
+}
+
+/// [`look_up`] knowing only how many distinct keys there are; `keys` gives them when the search
+/// strategy needs them (a file read again when there are too many to keep).
+pub async fn look_up_counted<'k>(
+    client: &Client,
+    wanted: Strategy,
+    (count, keys): (
+        u64,
+        impl FnOnce() -> anyhow::Result<std::borrow::Cow<'k, BTreeSet<Key>>>,
+    ),
+    concurrency: usize,
+    quiet: bool,
+) -> anyhow::Result<Lookup> {
+    if count == 0 {
         let strategy = if wanted == Strategy::Search {
             wanted
         } else {
@@ -283,7 +305,7 @@ pub async fn look_up(
             .context("cannot reach the account")?;
         let cfg = client.config();
         let c = choose(
-            keys.len() as u64,
+            count,
             total_of(&page),
             cfg.rate.per_sec(),
             cfg.search_rate.per_sec(),
@@ -294,8 +316,9 @@ pub async fn look_up(
         choice = Some(c);
     }
     let known = if strategy == Strategy::Search {
+        let keys = keys()?;
         let p = Progress::new(quiet, Some(keys.len() as u64), "searching keys");
-        let k = search_keys(client, keys, concurrency, || p.inc(1)).await;
+        let k = search_keys(client, &keys, concurrency, || p.inc(1)).await;
         k.context("cannot look the keys up")?
     } else {
         let p = Progress::rows(quiet, "listing contacts");

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::import::{HEADER, MAPPING, MAPPING_WITH_NOTE, World, outcome, results};
 
-const PHONE_MAPPING: &str = r#"version: 1
+pub const PHONE_MAPPING: &str = r#"version: 1
 match:
   on: [email, identifier]
 fields:

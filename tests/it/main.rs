@@ -12,6 +12,7 @@ mod import;
 mod layouts;
 mod mapping;
 mod mapping_init;
+mod memflat;
 mod normalise;
 mod phones;
 mod props;
