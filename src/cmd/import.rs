@@ -27,8 +27,12 @@ use anyhow::{Context, Result};
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
+use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
-use crate::cmd::{connected, enum_parser, finish, interrupted};
+use crate::cmd::emit::{declined, resume_hint};
+use crate::cmd::{connected, end_run, enum_parser, interrupted};
+use crate::confirm;
+use crate::confirm::{Answer, Ask, Declined};
 use crate::exit::{self, Stop};
 use crate::pipeline::engine::EngineOptions;
 use crate::pipeline::import::{
@@ -36,11 +40,11 @@ use crate::pipeline::import::{
 };
 use crate::pipeline::input::Input;
 use crate::pipeline::journal::Ledger;
-use crate::pipeline::lookup::{Choice, Lookup, Strategy, look_up};
+use crate::pipeline::lookup::{Choice, Known, Lookup, Strategy, look_up};
 use crate::pipeline::plan::{Mode, Policy};
 use crate::pipeline::rundir::{RunRecord, check_done_contacts};
 use crate::progress::Progress;
-use crate::report::{RunDir, Summary, write_json_atomic};
+use crate::report::{Resumed, RunDir, Summary, write_json_atomic};
 
 /// `--mode`'s values.
 const MODES: [(Mode, &str, &str); 3] = [
@@ -132,6 +136,12 @@ pub struct Args {
     pub max_field_bytes: Option<u64>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
+    /// Whether to show the target and the plan and ask before the first write (the command
+    /// sets it for a real account; library callers never ask).
+    #[arg(skip)]
+    pub ask: Ask,
 }
 
 impl Args {
@@ -156,6 +166,8 @@ impl Args {
             phone_region: None,
             max_field_bytes: None,
             sandbox: SandboxArgs::default(),
+            connection: ConnectArgs::default(),
+            ask: Ask::Never,
         }
     }
 }
@@ -173,11 +185,34 @@ pub struct ImportRun {
     pub fatal: Option<String>,
 }
 
-pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
+pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
+    let settings = args.connection.resolve(args.sandbox.sandbox)?;
+    args.rate = args.rate.or(settings.rate);
+    args.search_rate = args.search_rate.or(settings.search_rate);
+    args.phone_region = args.phone_region.or(settings.phone_region);
+    if !args.sandbox.sandbox && !args.dry_run {
+        args.ask = Ask::Real { yes: settings.yes };
+    }
     let import = |config, ctrl_c| run_import(&args, config, global.quiet, ctrl_c);
-    let r = connected(global, &args.sandbox, "importing into", import).await?;
+    let r = match connected(&settings, &args.sandbox, global, "importing into", import).await {
+        Err(e) if e.is::<Declined>() => return Ok(declined(global)),
+        r => r?,
+    };
     let s = &r.summary;
-    finish(s.stopped.as_ref(), s.failures(), &s.file, &r.run_dir)
+    if !args.dry_run {
+        resume_hint(
+            s.stopped.as_ref(),
+            &r.run_dir,
+            args.sandbox.sandbox_save.as_deref(),
+        );
+    }
+    end_run(
+        global,
+        s.stopped.as_ref(),
+        s.failures(),
+        &s.file,
+        &r.run_dir,
+    )
 }
 
 /// Run an import against the account of `config` to the end (or until `interrupt` is set): the
@@ -223,6 +258,9 @@ async fn import_into(
     let run_dir = dir.path().to_path_buf();
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     summary.header_warnings = input.header_warnings();
+    if args.resume.is_some() {
+        summary.resumed = Some(Resumed::after(ledger.done_outcomes()));
+    }
     let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
     let policy = Policy {
         existing: input.mapping.existing_policy(),
@@ -261,6 +299,7 @@ async fn import_into(
     }
     let stop = match lookup {
         Ok(Lookup { known, .. }) => {
+            ask(args, &client, &file, &known, strategy, policy).await?;
             let opts = EngineOptions {
                 policy,
                 dry_run: args.dry_run,
@@ -290,6 +329,27 @@ async fn import_into(
         );
     }
     Ok(ended(summary, run_dir, strategy, choice))
+}
+
+/// Show the target and the plan, and ask (per `args.ask`) before the first write.
+async fn ask(
+    args: &Args,
+    client: &Client,
+    file: &FileRows,
+    known: &Known,
+    strategy: Strategy,
+    policy: Policy,
+) -> Result<()> {
+    if args.ask == Ask::Never {
+        return Ok(());
+    }
+    let listed = (strategy == Strategy::Index).then(|| known.len());
+    let target = confirm::target_of(client, confirm::account_total(client, listed).await);
+    let plan = confirm::import_plan(&file.rows, file.invalid(), known, policy);
+    match confirm::confirm(args.ask, &confirm::lines("importing into", &target, &plan)) {
+        Answer::Proceed => Ok(()),
+        Answer::Declined => Err(Declined.into()),
+    }
 }
 
 /// The end of an import, from its summary.

@@ -24,8 +24,11 @@ use serde::Serialize;
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
+use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
-use crate::cmd::{connected, finish};
+use crate::cmd::emit::{declined, resume_hint};
+use crate::cmd::{connected, end_run};
+use crate::confirm::{self, Answer, Ask, Declined};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{AddedNote, Target, added_notes, targets, unsettled_creates};
@@ -60,6 +63,12 @@ pub struct Args {
     pub rate: Option<RateLimit>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
+    /// Whether to show the target and the plan and ask before the first write (the command
+    /// sets it for a real account; library callers never ask).
+    #[arg(skip)]
+    pub ask: Ask,
 }
 
 impl Args {
@@ -74,6 +83,8 @@ impl Args {
             concurrency: 8,
             rate: None,
             sandbox: SandboxArgs::default(),
+            connection: ConnectArgs::default(),
+            ask: Ask::Never,
         }
     }
 }
@@ -92,16 +103,31 @@ pub struct RevertRun {
     pub stopped: Option<Stop>,
 }
 
-pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
+pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
+    let settings = args.connection.resolve(args.sandbox.sandbox)?;
+    args.rate = args.rate.or(settings.rate);
+    if !args.sandbox.sandbox && !args.dry_run {
+        args.ask = Ask::Real { yes: settings.yes };
+    }
     let revert = |config, ctrl_c| run_revert(&args, config, global.quiet, ctrl_c);
-    let r = connected(global, &args.sandbox, "reverting in", revert).await?;
+    let r = match connected(&settings, &args.sandbox, global, "reverting in", revert).await {
+        Err(e) if e.is::<Declined>() => return Ok(declined(global)),
+        r => r?,
+    };
     if !global.quiet {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
     }
+    if !args.dry_run {
+        resume_hint(
+            r.stopped.as_ref(),
+            &r.run_dir,
+            args.sandbox.sandbox_save.as_deref(),
+        );
+    }
     let failed = r.counts.get("failed").copied().unwrap_or(0);
     let input = args.run_dir.display().to_string();
-    finish(r.stopped.as_ref(), failed, &input, &r.run_dir)
+    end_run(global, r.stopped.as_ref(), failed, &input, &r.run_dir)
 }
 
 /// A revert's `summary.json`.
@@ -139,6 +165,8 @@ pub async fn run_revert(
     let (todo, unsettled, notes) = read_import(&args.run_dir, quiet)?;
     // The import's run directory is locked too: no import may resume it while it is undone.
     let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;
+    let client = Client::new(config.clone())?;
+    ask(args.ask, &client, &todo).await?;
     let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
     let (dir, finished) = open_revert_dir(args, &record)?;
     let journal = match args.dry_run {
@@ -148,7 +176,7 @@ pub async fn run_revert(
         )?)),
     };
     let reverter = Reverter {
-        client: Client::new(config)?,
+        client,
         dry_run: args.dry_run,
         force: args.force,
         concurrency: args.concurrency,
@@ -193,6 +221,20 @@ pub async fn run_revert(
         writes,
         stopped,
     })
+}
+
+/// Show the target and what the revert would do, and ask (per `ask`) before anything is written
+/// (the revert's run directory included).
+async fn ask(ask: Ask, client: &Client, todo: &[Target]) -> Result<()> {
+    if ask == Ask::Never {
+        return Ok(());
+    }
+    let target = confirm::target_of(client, confirm::account_total(client, None).await);
+    let text = confirm::lines("reverting in", &target, &confirm::revert_plan(todo));
+    match confirm::confirm(ask, &text) {
+        Answer::Proceed => Ok(()),
+        Answer::Declined => Err(Declined.into()),
+    }
 }
 
 /// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or

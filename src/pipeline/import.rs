@@ -77,6 +77,11 @@ impl FileRows {
             .flat_map(|r| r.keys.iter().cloned())
             .collect()
     }
+
+    /// The rows already invalid.
+    pub fn invalid(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_invalid()).count()
+    }
 }
 
 /// Read, map and check every row of `source` (blocking: run it off the async threads); `tick`
