@@ -546,10 +546,10 @@ impl Resumed {
         }
     }
 
-    /// The lines under the table.
-    fn text(&self) -> String {
+    /// The lines under the table (`what`: `run`, `revert`).
+    pub fn text(&self, what: &str) -> String {
         format!(
-            "  resumed run: the counts above are the whole run's\n    this invocation: {}\n    \
+            "  resumed {what}: the counts above are the whole {what}'s\n    this invocation: {}\n    \
              earlier invocations: {}\n",
             Resumed::line(&self.this_invocation),
             Resumed::line(&self.earlier_invocations)
@@ -686,7 +686,7 @@ impl Summary {
             ));
         }
         if let Some(r) = &self.resumed {
-            s.push_str(&r.text());
+            s.push_str(&r.text("run"));
         }
         s
     }

@@ -60,8 +60,12 @@ fn with_fields(mut doc: Map<String, Value>, run_dir: &Path, code: u8) -> Value {
 }
 
 /// The end of a command that wrote a file rather than a run directory (`export`, `mapping init
-/// -o`): with `--json` `doc` plus `exit_code`; with `-q` the file's path.
+/// -o`): with `--json` `doc` plus `exit_code`; with `-q` the file's path; nothing when the file
+/// is stdout itself (`-`).
 pub fn file_end(global: &GlobalArgs, file: &Path, doc: Value, code: u8) {
+    if file == Path::new("-") {
+        return; // the file is stdout (`export -o -`): nothing may follow it there
+    }
     if global.json {
         let mut doc = match doc {
             Value::Object(m) => m,

@@ -34,7 +34,7 @@ use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{AddedNote, Target, added_notes, targets, unsettled_creates};
 use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
-use crate::report::{self, RunDir, write_json_atomic};
+use crate::report::{self, Resumed, RunDir, write_json_atomic};
 
 /// Undo an import: delete the contacts it created, restore the fields it changed.
 #[derive(Debug, Clone, clap::Args)]
@@ -101,6 +101,8 @@ pub struct RevertRun {
     pub writes: u64,
     /// Why the revert ended before the last contact (Ctrl-C, the journal cannot be written).
     pub stopped: Option<Stop>,
+    /// After `--resume`: the counts by invocation.
+    pub resumed: Option<Resumed>,
 }
 
 pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
@@ -117,6 +119,9 @@ pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
     if !global.quiet {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
+        if let Some(resumed) = &r.resumed {
+            eprint!("{}", resumed.text("revert"));
+        }
     }
     if !args.dry_run {
         resume_hint(
@@ -149,6 +154,28 @@ struct RevertSummary<'a> {
     started_at: String,
     finished_at: String,
     stopped: Option<&'a Stop>,
+    /// After `--resume`: `outcomes` count the contacts earlier invocations finished as
+    /// `skipped`; this says what those did and what this invocation did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resumed: Option<Resumed>,
+}
+
+/// A resumed revert's counts by invocation: the earlier ones' from their journal lines, this
+/// one's from `counts` less the contacts it skipped as already done.
+fn resumed_counts(done: &[Finished], counts: &BTreeMap<String, u64>) -> Resumed {
+    let mut earlier = BTreeMap::new();
+    for f in done {
+        *earlier.entry(f.action.clone()).or_insert(0u64) += 1;
+    }
+    let mut this = counts.clone();
+    if let Some(n) = this.get_mut("skipped") {
+        *n = n.saturating_sub(done.len() as u64);
+    }
+    this.retain(|_, n| *n > 0);
+    Resumed {
+        earlier_invocations: earlier,
+        this_invocation: this,
+    }
 }
 
 /// Revert the import in `args.run_dir` against the account of `config` to the end (or until
@@ -168,7 +195,8 @@ pub async fn run_revert(
     let client = Client::new(config.clone())?;
     ask(args.ask, &client, &todo).await?;
     let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
-    let (dir, finished) = open_revert_dir(args, &record)?;
+    let (dir, done) = open_revert_dir(args, &record)?;
+    let finished: HashSet<u64> = done.iter().map(|f| f.contact_id).collect();
     let journal = match args.dry_run {
         true => None,
         false => Some(GroupJournal::start(Journal::open(
@@ -195,6 +223,7 @@ pub async fn run_revert(
     for r in &results {
         *counts.entry(r.action.clone()).or_insert(0u64) += 1;
     }
+    let resumed = args.resume.as_ref().map(|_| resumed_counts(&done, &counts));
     let summary = RevertSummary {
         command: "revert",
         import_run_dir: args.run_dir.display().to_string(),
@@ -210,6 +239,7 @@ pub async fn run_revert(
         started_at,
         finished_at: report::now(),
         stopped: stopped.as_ref(),
+        resumed: resumed.clone(),
     };
     write_json_atomic(dir.path(), "summary.json", &summary)?;
     let failed = counts.get("failed").copied().unwrap_or(0);
@@ -220,6 +250,7 @@ pub async fn run_revert(
         counts,
         writes,
         stopped,
+        resumed,
     })
 }
 
@@ -240,17 +271,17 @@ async fn ask(ask: Ask, client: &Client, todo: &[Target]) -> Result<()> {
 /// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or
 /// (`--resume`) the killed revert's, with the contacts its journal finished, once `record`
 /// matches it (same server, account and import run; a refused resume changes nothing).
-fn open_revert_dir(args: &Args, record: &RunRecord) -> Result<(RunDir, HashSet<u64>)> {
+fn open_revert_dir(args: &Args, record: &RunRecord) -> Result<(RunDir, Vec<Finished>)> {
     let Some(d) = &args.resume else {
         let dir = RunDir::create(args.out.as_deref(), "revert")?;
         record.write(dir.path())?;
-        return Ok((dir, HashSet::new()));
+        return Ok((dir, Vec::new()));
     };
     // `--force` also accepts a revert directory without run.json, or another base URL.
     record.check_resume(d, args.force)?;
     let dir = RunDir::resume(d, "a revert run")?;
     let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
-    Ok((dir, done.into_iter().map(|f| f.contact_id).collect()))
+    Ok((dir, done))
 }
 
 /// `notes.csv`: the notes the import added.

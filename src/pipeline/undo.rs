@@ -31,7 +31,7 @@ pub struct RevertResult {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Finished {
     pub contact_id: u64,
-    action: String,
+    pub action: String,
     at: String,
 }
 

@@ -499,3 +499,43 @@ async fn a_resumed_run_splits_its_counts_between_the_invocations() {
             .contains(&format!("this invocation: created {}", 60 - done))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_revert_says_what_each_invocation_did() {
+    use doto_bulk::cmd::revert::{self, run_revert};
+    let w = World::plain().await;
+    let imp = w.import(&many_rows(40), MAPPING, "imp", |_| {}).await;
+    assert_eq!(outcome(&imp, "created"), 40);
+    let mut args = revert::Args::new(&w.path("imp"));
+    args.out = Some(w.path("rev"));
+    args.concurrency = 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let sb = w.sb.state().clone();
+    tokio::spawn(async move {
+        while sb.stats().count("DELETE", route::CONTACT) < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
+    let first = run_revert(&args, w.config(), true, stop).await.unwrap();
+    assert_eq!(first.stopped, Some(Stop::Interrupted));
+    assert_eq!(first.resumed, None);
+    let done = first.counts["deleted"];
+
+    let mut again = revert::Args::new(&w.path("imp"));
+    again.resume = Some(w.path("rev"));
+    let second = run_revert(&again, w.config(), true, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let r = second.resumed.unwrap();
+    assert_eq!(r.earlier_invocations, [("deleted".to_owned(), done)].into());
+    assert_eq!(
+        r.this_invocation,
+        [("deleted".to_owned(), 40 - done)].into()
+    );
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(w.path("rev/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["resumed"]["this_invocation"]["deleted"], 40 - done);
+    assert!(w.by_email().is_empty());
+}
