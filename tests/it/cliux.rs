@@ -461,6 +461,20 @@ async fn after_ctrl_c_the_exact_resume_command_is_printed_and_finishes_the_run()
     assert_eq!(w.by_email().len(), 300);
 }
 
+/// An interrupt flag set once `w`'s sandbox has received `n` requests `method route`.
+fn stop_after(w: &World, method: &'static str, route: &'static str, n: u64) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let sb = w.sb.state().clone();
+    tokio::spawn(async move {
+        while sb.stats().count(method, route) < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_run_splits_its_counts_between_the_invocations() {
     let w = World::plain().await;
@@ -469,15 +483,7 @@ async fn a_resumed_run_splits_its_counts_between_the_invocations() {
     let mut args = Args::new(&file, &map);
     args.out = Some(w.path("run"));
     args.concurrency = 2;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let sb = w.sb.state().clone();
-    tokio::spawn(async move {
-        while sb.stats().count("POST", route::CONTACTS) < 20 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        flag.store(true, Ordering::Relaxed);
-    });
+    let stop = stop_after(&w, "POST", route::CONTACTS, 20);
     let first = run_import(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.summary.stopped, Some(Stop::Interrupted));
     assert_eq!(first.summary.resumed, None);
@@ -509,15 +515,7 @@ async fn a_resumed_revert_says_what_each_invocation_did() {
     let mut args = revert::Args::new(&w.path("imp"));
     args.out = Some(w.path("rev"));
     args.concurrency = 1;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let sb = w.sb.state().clone();
-    tokio::spawn(async move {
-        while sb.stats().count("DELETE", route::CONTACT) < 5 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        flag.store(true, Ordering::Relaxed);
-    });
+    let stop = stop_after(&w, "DELETE", route::CONTACT, 5);
     let first = run_revert(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.stopped, Some(Stop::Interrupted));
     assert_eq!(first.resumed, None);
