@@ -10,7 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::api::Client;
 use crate::pipeline::engine::Row;
 use crate::pipeline::lookup::{Known, first_page, total_of};
-use crate::pipeline::plan::{Policy, decide};
+use crate::pipeline::plan::{Action, Policy, apply_patch, created, decide};
 use crate::pipeline::revert;
 
 /// Where the writes go and what they would be.
@@ -104,14 +104,26 @@ pub fn target_of(client: &Client, contacts: Option<u64>) -> Target {
     }
 }
 
-/// An import's plan from the lookup alone: each valid row decided against what the lookup found
-/// (rows sharing a contact are decided as if alone, so the counts are the lookup's view), and
-/// the rows already invalid.
+/// An import's plan from the lookup alone: the valid rows decided in file order against (a copy
+/// of) what the lookup found, each create and update applied to it as a dry run does, so that a
+/// later row with an earlier row's key counts as the update it will be; and the rows already
+/// invalid.
 pub fn import_plan(rows: &[Row], invalid: usize, known: &Known, policy: Policy) -> String {
+    let mut known = known.clone();
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in rows {
-        *n.entry(decide(&r.draft, &r.keys, known, policy).name())
-            .or_default() += 1;
+    for (i, r) in rows.iter().enumerate() {
+        let action = decide(&r.draft, &r.keys, &known, policy);
+        *n.entry(action.name()).or_default() += 1;
+        match action {
+            // An id no server hands out, for as long as the count lasts.
+            Action::Create(new) => known.insert(created(u64::MAX - i as u64, &new)),
+            Action::Update { id, patch, .. } => {
+                if let Some(c) = known.get(id).cloned() {
+                    known.insert(apply_patch(&c, &patch));
+                }
+            }
+            _ => {}
+        }
     }
     let get = |k: &str| n.get(k).copied().unwrap_or(0);
     format!(

@@ -220,7 +220,12 @@ async fn on_a_terminal_a_write_to_a_real_account_asks_first_and_no_writes_nothin
         "custom_attributes": {"plan": "free"}}),
     );
     w.seed(json!({"name": "Zed", "email": "zed@x.com"}));
-    w.write("f.csv", &format!("{}Dee,not-an-email,,,\n", three_rows()));
+    // Bob twice: the second row updates the contact the first creates.
+    let bob_again = "Bob Again,bob@x.com,B2,pro,Rome\n";
+    w.write(
+        "f.csv",
+        &format!("{}Dee,not-an-email,,,\n{bob_again}", three_rows()),
+    );
     w.write("m.yaml", MAPPING);
 
     let o = import_on_a_terminal(&w, "no", &["--json"], "n\n").await;
@@ -228,7 +233,7 @@ async fn on_a_terminal_a_write_to_a_real_account_asks_first_and_no_writes_nothin
     let err = stderr(&o);
     assert!(err.contains("(account 1, 2 contacts)"), "{err}");
     assert!(
-        err.contains("would create 2, update 1, leave 0 unchanged, skip 0, fail 0; 1 rows invalid"),
+        err.contains("would create 2, update 2, leave 0 unchanged, skip 0, fail 0; 1 rows invalid"),
         "{err}"
     );
     assert!(
@@ -242,17 +247,20 @@ async fn on_a_terminal_a_write_to_a_real_account_asks_first_and_no_writes_nothin
         "a declined fresh run leaves no run directory"
     );
 
-    // --yes: no question.
-    let o = import_on_a_terminal(&w, "yes", &["--yes"], "").await;
+    // --yes: no question; the run does what the plan said.
+    let o = import_on_a_terminal(&w, "yes", &["--yes", "--json"], "").await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(!stderr(&o).contains("Proceed?"), "{}", stderr(&o));
+    let doc = json_doc(&o);
+    assert_eq!(doc["outcomes"]["created"], 2, "{doc}");
+    assert_eq!(doc["outcomes"]["updated"], 2, "{doc}");
     assert_eq!(w.by_email().len(), 4);
 
     // "y": the run goes ahead (everything is unchanged now).
     let o = import_on_a_terminal(&w, "y", &[], "y\n").await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("would create 0, update 0, leave 3 unchanged"),
+        stderr(&o).contains("would create 0, update 2, leave 2 unchanged"),
         "{}",
         stderr(&o)
     );
