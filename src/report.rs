@@ -24,7 +24,7 @@ use crate::exit::Stop;
 use crate::model::{Outcome, RowError, RowWarning};
 use crate::normalise::Region;
 use crate::pipeline::rundir::{RUN_JSON, RUN_LOCK, RunLock};
-use crate::sink::guard::guard;
+use crate::sink::guard::{guard, unguard};
 
 /// The columns `failures.csv` adds after the source's own.
 const FAILURE_COLUMNS: [&str; 4] = ["_row", "_error_code", "_error_field", "_error_message"];
@@ -289,9 +289,10 @@ impl SourceColumns {
         out
     }
 
-    /// A row's source cells (guarded), with its `_source_row` when fed back.
+    /// A row's source cells (guarded, a cell that came in guarded not twice), with its
+    /// `_source_row` when fed back.
     fn cells<'f>(&self, fields: &'f [String]) -> Vec<Cow<'f, str>> {
-        let at = |i: usize| guard(fields.get(i).map_or("", String::as_str));
+        let at = |i: usize| guard(unguard(fields.get(i).map_or("", String::as_str)));
         let mut out: Vec<Cow<str>> = Vec::with_capacity(self.keep.len() + 6);
         out.extend(self.keep.iter().map(|&i| at(i)));
         if let Some(i) = self.source_row {
@@ -520,6 +521,13 @@ impl Resumed {
             earlier_invocations: earlier,
             this_invocation: BTreeMap::new(),
         }
+    }
+
+    /// Earlier invocations finished `earlier` of the whole run's `outcomes`.
+    pub fn split_of(earlier: BTreeMap<String, u64>, outcomes: &BTreeMap<String, u64>) -> Resumed {
+        let mut r = Resumed::after(earlier);
+        r.split(outcomes);
+        r
     }
 
     /// This invocation's share of the whole run's `outcomes`.

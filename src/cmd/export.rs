@@ -1,5 +1,7 @@
 //! `doto-bulk export -o FILE`: every contact of the account to CSV, JSONL or XLSX, once each, in a
-//! stable order, written atomically, with a manifest beside it.
+//! stable order, written atomically, with a manifest and (CSV, XLSX) the import mapping that reads
+//! it back beside it; `-o -` (standard output), a character device or a pipe is written into,
+//! never renamed over.
 //!
 //! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
 //! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
@@ -18,19 +20,36 @@ use crate::cli::GlobalArgs;
 use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
-use crate::sink::atomic::parent_dir;
-use crate::sink::columns::{Timestamps, parse_columns};
+use crate::sink::atomic::{Dest, parent_dir, write_atomic};
+use crate::sink::columns::{Selection, Timestamps, parse_columns};
 use crate::sink::conversations;
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::writer::{self, ContactWriter, Settings};
 
 /// Export every contact of the account.
+///
+/// The API's list endpoint never returns a contact that has only a name (no email, phone number
+/// or identifier), so such contacts are not in any export.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The file to write; its extension (.csv, .jsonl, .xlsx) picks the format unless --format.
-    #[arg(short, long, value_name = "FILE")]
+    /// `-` writes CSV or JSONL to standard output (--format required); a character device or a
+    /// pipe (`/dev/stdout`, a FIFO) is written into; anything else that is not a regular file is
+    /// refused.
+    #[arg(short, long, value_name = "FILE", allow_hyphen_values = true)]
     pub output: PathBuf,
-    /// The format, when the extension does not say.
+    /// Where the manifest goes (default: FILE.manifest.json beside a regular file; none for
+    /// standard output, a device or a pipe unless given).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Keep only these CSV/XLSX columns (names or globs: `id`, `custom_attributes.*`,
+    /// `additional_attributes.c*`; repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "COL")]
+    pub select: Vec<String>,
+    /// Leave these CSV/XLSX columns out (names or globs; applied after --select).
+    #[arg(long, value_delimiter = ',', value_name = "COL")]
+    pub exclude: Vec<String>,
+    /// The format, when the extension does not say (required with `-o -`).
     #[arg(long, value_parser = PossibleValuesParser::new(Format::NAMES).try_map(|s| s.parse::<Format>()))]
     pub format: Option<Format>,
     /// Listing order: name, email, phone_number, last_activity_at or created_at; `-` first for
@@ -88,6 +107,10 @@ pub struct ExportOptions {
     pub conversations: Option<PathBuf>,
     /// `--columns`, as given.
     pub columns: Option<Vec<String>>,
+    /// `--select` / `--exclude`.
+    pub selection: Selection,
+    /// `--manifest`: where the manifest goes instead of beside the file.
+    pub manifest: Option<PathBuf>,
     pub timestamps: Timestamps,
     pub bom: bool,
     pub concurrency: usize,
@@ -114,6 +137,8 @@ impl ExportOptions {
             include_contact_inboxes: false,
             conversations: None,
             columns: None,
+            selection: Selection::default(),
+            manifest: None,
             timestamps: format.default_timestamps(),
             bom: false,
             concurrency: 8,
@@ -121,8 +146,8 @@ impl ExportOptions {
         })
     }
 
-    /// Check the settings before any request is made.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// Check the settings before any request is made; where the bytes go.
+    pub fn check(&self) -> anyhow::Result<Dest> {
         let bare = self.sort.strip_prefix('-').unwrap_or(&self.sort);
         if !SORT_KEYS.contains(&bare) {
             bail!(
@@ -134,12 +159,20 @@ impl ExportOptions {
         if self.concurrency == 0 {
             bail!("--concurrency must be at least 1");
         }
-        let dir = parent_dir(&self.output);
-        if !dir.is_dir() {
+        let dest = Dest::resolve(&self.output)?;
+        if let Dest::File(file) = &dest {
+            let dir = parent_dir(file);
+            if !dir.is_dir() {
+                bail!(
+                    "{}: the directory {} does not exist",
+                    self.output.display(),
+                    dir.display()
+                );
+            }
+        }
+        if dest == Dest::Stdout && self.format == Format::Xlsx {
             bail!(
-                "{}: the directory {} does not exist",
-                self.output.display(),
-                dir.display()
+                "-o -: XLSX cannot go to standard output (a workbook needs a file); use --format csv or jsonl"
             );
         }
         if self.bom && self.format != Format::Csv {
@@ -151,30 +184,51 @@ impl ExportOptions {
             }
             parse_columns(cols, "--columns")?;
         }
+        if self.selection != Selection::default() && self.format == Format::Jsonl {
+            bail!("--select and --exclude apply to CSV and XLSX only");
+        }
         if self.conversations.as_ref() == Some(&self.output) {
             bail!("--conversations must name a file other than -o");
         }
-        Ok(())
+        Ok(dest)
+    }
+
+    /// Where the manifest goes: `--manifest`, else beside a regular file; none for a stream.
+    fn manifest_path(&self, dest: &Dest) -> Option<PathBuf> {
+        let beside = || dest.file().map(|_| manifest::manifest_path(&self.output));
+        self.manifest.clone().or_else(beside)
     }
 
     /// What the sink writer needs, the pinned columns read (`--columns`, else the last manifest).
-    fn settings(&self) -> anyhow::Result<Settings> {
+    fn settings(&self, dest: &Dest) -> anyhow::Result<Settings> {
         let columns = self.columns.as_deref();
+        let previous = self.manifest_path(dest);
         Ok(Settings {
             format: self.format,
             timestamps: self.timestamps,
             include_contact_inboxes: self.include_contact_inboxes,
             bom: self.bom,
-            pinned: writer::pinned_columns(&self.output, self.format, columns)?,
+            pinned: writer::pinned_columns(previous.as_deref(), self.format, columns)?,
+            selection: self.selection.clone(),
         })
     }
+}
+
+/// `out.csv` → `out.csv.mapping.yaml`: the import mapping that reads the export back.
+pub fn mapping_path(target: &std::path::Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(".mapping.yaml");
+    PathBuf::from(s)
 }
 
 /// What a finished export did.
 #[derive(Debug, Clone)]
 pub struct ExportSummary {
     pub manifest: Manifest,
-    pub manifest_path: PathBuf,
+    /// None for a stream without `--manifest`.
+    pub manifest_path: Option<PathBuf>,
+    /// `FILE.mapping.yaml` (CSV and XLSX to a regular file).
+    pub mapping_path: Option<PathBuf>,
     pub elapsed: Duration,
 }
 
@@ -182,10 +236,11 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
     if !on {
         return None;
     }
+    // The length is the server's count, known from the first page: a bar, not a spinner.
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} contacts  {per_sec}  ETA {eta}",
+            "{wide_bar} {human_pos}/{human_len} contacts  ETA {eta}",
         )
         .expect("valid template"),
     );
@@ -195,11 +250,11 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
 /// Export every contact reachable through `client` as `opts` says. Nothing at the target changes
 /// unless this returns `Ok`.
 pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<ExportSummary> {
-    opts.check()?;
+    let dest = opts.check()?;
     let t = Instant::now();
     let started_at = now_rfc3339();
-    let settings = opts.settings()?;
-    let mut out = writer::create(&opts.output, settings.clone())?;
+    let settings = opts.settings(&dest)?;
+    let mut out = writer::create(&dest, settings.clone())?;
     let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
     let (file, written) = out.finish()?;
     // The listing's own cost, before any conversation request.
@@ -210,6 +265,14 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         None => None,
     };
     file.commit()?;
+    let mapping_path = match (&written.mapping, dest.file()) {
+        (Some(text), Some(_)) => {
+            let p = mapping_path(&opts.output);
+            write_atomic(&p, text.as_bytes())?;
+            Some(p)
+        }
+        _ => None,
+    };
     let conversations = match conversations {
         Some((file, c)) => file.commit().map(|()| Some(c))?,
         None => None,
@@ -221,10 +284,14 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
     m.conversations = conversations;
-    let manifest_path = manifest::write(&opts.output, &m)?;
+    let manifest_path = match opts.manifest_path(&dest) {
+        Some(p) => Some(manifest::write(p, &m)?),
+        None => None,
+    };
     Ok(ExportSummary {
         manifest: m,
         manifest_path,
+        mapping_path,
         elapsed: t.elapsed(),
     })
 }
@@ -316,10 +383,8 @@ fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: 
     let mut doc = serde_json::to_value(&s.manifest).unwrap_or_default();
     if let serde_json::Value::Object(m) = &mut doc {
         m.insert("output".into(), opts.output.display().to_string().into());
-        m.insert(
-            "manifest_path".into(),
-            s.manifest_path.display().to_string().into(),
-        );
+        let manifest = s.manifest_path.as_ref().map(|p| p.display().to_string());
+        m.insert("manifest_path".into(), manifest.into());
     }
     crate::cmd::emit::file_end(global, &opts.output, doc, code);
     code
@@ -327,6 +392,9 @@ fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: 
 
 /// The flags, resolved and checked.
 fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
+    if args.output.as_os_str() == "-" && args.format.is_none() {
+        bail!("-o - writes to standard output: say which format with --format csv or jsonl");
+    }
     let format = args
         .format
         .or_else(|| Format::from_path(&args.output))
@@ -338,6 +406,11 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         include_contact_inboxes: args.include_contact_inboxes,
         conversations: args.conversations.clone(),
         columns: args.columns.clone(),
+        selection: Selection {
+            select: args.select.iter().map(|s| s.trim().to_owned()).collect(),
+            exclude: args.exclude.iter().map(|s| s.trim().to_owned()).collect(),
+        },
+        manifest: args.manifest.clone(),
         timestamps: args.timestamps.unwrap_or(format.default_timestamps()),
         bom: args.bom,
         concurrency: args.concurrency,
@@ -347,6 +420,22 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
     Ok(opts)
 }
 
+/// What the export cannot hold: contacts with a name only, which the list endpoint never returns.
+/// A server that counts them (its total above the rows listed) says how many; one that does not
+/// (Chatwoot's count is of the listed contacts) leaves it unknown.
+fn not_listed(server_total: u64, rows: u64) -> String {
+    const WHY: &str = "the list endpoint never returns contacts with a name only (no email, \
+                       phone number or identifier)";
+    match server_total.checked_sub(rows) {
+        Some(n) if n > 0 => format!(
+            "note: {n} of the {server_total} contacts the server counts are not in the export: {WHY}"
+        ),
+        _ => format!(
+            "note: {WHY}; the server's count leaves them out too, so how many there are is unknown"
+        ),
+    }
+}
+
 /// The summary on stderr.
 fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
     let m = &s.manifest;
@@ -354,15 +443,29 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
         0 => String::new(),
         n => format!("{n} columns, "),
     };
+    let output = match opts.output.as_os_str() == "-" {
+        true => "standard output".into(),
+        false => opts.output.display().to_string(),
+    };
+    let manifest = match &s.manifest_path {
+        Some(p) => format!("; manifest {}", p.display()),
+        None => String::new(),
+    };
     eprintln!(
-        "exported {} contacts from {} to {} ({columns}{} pages, {:.1} s); manifest {}",
+        "exported {} contacts from {} to {output} ({columns}{} pages, {:.1} s){manifest}",
         m.rows,
         where_,
-        opts.output.display(),
         m.listing.pages_fetched,
         s.elapsed.as_secs_f64(),
-        s.manifest_path.display()
     );
+    if let Some(p) = &s.mapping_path {
+        eprintln!(
+            "import it back with: doto-bulk import {} -m {}",
+            opts.output.display(),
+            p.display()
+        );
+    }
+    eprintln!("{}", not_listed(m.server_total_end, m.rows));
     if !m.columns_added.is_empty() && opts.columns.is_none() {
         eprintln!("new columns at the end: {}", m.columns_added.join(", "));
     }
@@ -384,6 +487,26 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
         eprintln!(
             "{} conversations written ({} contacts gone meanwhile)",
             c.rows, c.contacts_gone
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_only_note_counts_when_the_server_does() {
+        assert!(not_listed(500, 485).starts_with("note: 15 of the 500 contacts"));
+        assert!(not_listed(485, 485).contains("unknown"));
+        assert!(not_listed(0, 3).contains("unknown"));
+    }
+
+    #[test]
+    fn the_mapping_goes_beside_the_file() {
+        assert_eq!(
+            mapping_path(std::path::Path::new("/x/a.csv")),
+            PathBuf::from("/x/a.csv.mapping.yaml")
         );
     }
 }

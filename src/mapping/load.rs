@@ -391,13 +391,17 @@ fn listed_keys(
 ) -> anyhow::Result<Vec<MatchKey>> {
     let line = line_of(&on);
     if on.value.is_empty() {
-        return Err(cx.err(line, "match.on: list at least one key (identifier, email)"));
+        return Err(cx.err(
+            line,
+            "match.on: list at least one key (identifier, email, phone_number)",
+        ));
     }
     let mut keys = Vec::new();
     for k in on.value {
         let k = match k {
             KeySpec::Email => MatchKey::Email,
             KeySpec::Identifier => MatchKey::Identifier,
+            KeySpec::PhoneNumber => MatchKey::Phone,
         };
         let name = key_name(k);
         if keys.contains(&k) {
@@ -463,11 +467,15 @@ fn key_name(k: MatchKey) -> &'static str {
     match k {
         MatchKey::Email => "email",
         MatchKey::Identifier => "identifier",
+        MatchKey::Phone => "phone_number",
     }
 }
 
 fn source_options(cx: &Ctx, s: spec::SourceSpec) -> anyhow::Result<SourceOptions> {
-    let mut o = SourceOptions::default();
+    let mut o = SourceOptions {
+        unguard: s.unguard.unwrap_or(false),
+        ..SourceOptions::default()
+    };
     if let Some(sheet) = s.sheet {
         let v = sheet.value.trim();
         if v.is_empty() || v == "0" {

@@ -73,6 +73,8 @@ pub enum MatchKey {
     Email,
     /// Case-sensitive.
     Identifier,
+    /// As stored (E.164 after normalising).
+    Phone,
 }
 
 impl MatchKey {
@@ -81,6 +83,7 @@ impl MatchKey {
         match self {
             MatchKey::Email => Field::Email,
             MatchKey::Identifier => Field::Identifier,
+            MatchKey::Phone => Field::PhoneNumber,
         }
     }
 }
@@ -252,8 +255,8 @@ pub struct Resolved {
     missing: MissingPolicy,
     blank: BlankPolicy,
     name_required: bool,
-    /// The file is an earlier run's report (`failures.csv`, `warnings.csv`): its cells are read
-    /// without the formula guard the report added.
+    /// The file is an earlier run's report (`failures.csv`, `warnings.csv`) or a CSV export read
+    /// with `source.unguard`: its cells are read without the formula guard the tool added.
     unguard: bool,
     /// What binding to the headers noticed (optional columns absent, a prefix that matched
     /// nothing), each naming the mapping line.
@@ -265,6 +268,11 @@ impl Resolved {
     /// `from_prefix` no column starts with.
     pub fn notices(&self) -> &[String] {
         &self.notices
+    }
+
+    /// Read every cell without the formula guard of doto-bulk's CSV export (`source.unguard`).
+    pub fn unguard_cells(&mut self) {
+        self.unguard = true;
     }
 
     /// How scalar field `f` is mapped, if it is.

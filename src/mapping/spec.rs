@@ -46,6 +46,8 @@ pub struct SourceSpec {
     pub header_row: Option<Spanned<u64>>,
     pub delimiter: Option<Str>,
     pub encoding: Option<Str>,
+    /// CSV cells lose the formula guard of doto-bulk's export.
+    pub unguard: Option<bool>,
 }
 
 /// `defaults:` values used when a row does not say.
@@ -74,6 +76,7 @@ pub struct MatchSpec {
 pub enum KeySpec {
     Identifier,
     Email,
+    PhoneNumber,
 }
 
 /// `fields:` the contact's own fields, keyed by the field table's scalar names (an unknown or

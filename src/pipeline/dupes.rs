@@ -155,6 +155,7 @@ fn fingerprint(key: MatchKey, value: &str) -> (u64, u32) {
     let tag = match key {
         MatchKey::Email => b'e',
         MatchKey::Identifier => b'i',
+        MatchKey::Phone => b'p',
     };
     let mut a = std::hash::DefaultHasher::new();
     (tag, 0u8).hash(&mut a);

@@ -50,13 +50,16 @@ impl Input {
         opts.max_field_bytes = max_field_bytes.unwrap_or(opts.max_field_bytes);
         let source = open_source(file, &opts)?;
         let headers = source.headers().to_vec();
-        let resolved = mapping.resolve(&headers).with_context(|| {
+        let mut resolved = mapping.resolve(&headers).with_context(|| {
             format!(
                 "mapping {} does not fit {}",
                 mapping_path.display(),
                 file.display()
             )
         })?;
+        if opts.unguard && !source.is_workbook() {
+            resolved.unguard_cells();
+        }
         Ok(Input {
             mapping,
             source,

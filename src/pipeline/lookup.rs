@@ -68,8 +68,8 @@ impl std::str::FromStr for Strategy {
 pub enum Key {
     Email(String),
     Identifier(String),
-    /// Never matched on, but unique on the server: rows sharing one run in file order, and the
-    /// contact holding one is known.
+    /// Unique on the server: rows sharing one run in file order, and the contact holding one is
+    /// known; matched on when `match.on` lists `phone_number`.
     Phone(String),
 }
 
@@ -103,6 +103,7 @@ pub fn match_keys(keys: &[MatchKey], draft: &ContactDraft) -> Vec<Key> {
                 .identifier
                 .as_ref()
                 .map(|i| Key::identifier(i.as_str())),
+            MatchKey::Phone => draft.phone_number.as_ref().map(|p| Key::phone(p.as_str())),
         })
         .collect()
 }
@@ -356,8 +357,7 @@ pub async fn fetch(client: &Client, key: &Key) -> Result<Option<Contact>, ApiErr
     match key {
         Key::Email(e) => client.contacts().find_by_email(e).await,
         Key::Identifier(i) => client.contacts().find_by_identifier(i).await,
-        // Not a match key: never searched (a phone search is a substring search of its own).
-        Key::Phone(_) => Ok(None),
+        Key::Phone(p) => client.contacts().find_by_phone(p).await,
     }
 }
 

@@ -4,6 +4,11 @@
 //! interrupted drops its [`AtomicFile`], which removes the temporary file: the previous file at the
 //! target is never touched, and a half-written file never appears under the target's name.
 //!
+//! A target that is not a regular file is never renamed over ([`Dest::resolve`]): a character
+//! device or a FIFO (`/dev/stdout`, a named pipe) and standard output (`-o -`) get the finished
+//! bytes written straight into them at the commit; a directory or any other kind is refused; a
+//! symlink to a regular file has the file it points to replaced, the link staying a link.
+//!
 //! A temporary file is locked (advisory lock) for as long as its export runs, so that the next
 //! export of the same target can tell the leftovers of a killed export (nobody holds their lock)
 //! from the file of an export still running, and remove them ([`remove_leftovers`]).
@@ -14,10 +19,97 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-/// A temporary file that becomes `target` on [`AtomicFile::commit`].
+/// A temporary file that becomes `target` on [`AtomicFile::commit`] (or is copied into it, for a
+/// stream).
 pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
+    /// Written into at the commit rather than renamed over.
+    stream: Option<Dest>,
+}
+
+/// Where an export's bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// A regular file, or nothing yet: a temporary file beside it is renamed over it.
+    File(PathBuf),
+    /// Standard output (`-o -`).
+    Stdout,
+    /// A character device or a FIFO (`/dev/stdout`, `/dev/null`, a named pipe), written into.
+    Stream(PathBuf),
+}
+
+impl Dest {
+    /// What `path` is: `-` is standard output; a symlink is followed (the link is never
+    /// replaced); a character device or a FIFO is a stream; a directory or any other kind that
+    /// is not a regular file is refused.
+    pub fn resolve(path: &Path) -> anyhow::Result<Dest> {
+        if path.as_os_str() == "-" {
+            return Ok(Dest::Stdout);
+        }
+        let link = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Dest::File(path.to_path_buf()));
+            }
+            r => r.with_context(|| format!("{}: cannot look at it", path.display()))?,
+        };
+        let real = if link.file_type().is_symlink() {
+            std::fs::canonicalize(path).with_context(|| {
+                format!(
+                    "{}: a symlink to nothing that can be written",
+                    path.display()
+                )
+            })?
+        } else {
+            path.to_path_buf()
+        };
+        let meta = std::fs::metadata(&real)
+            .with_context(|| format!("{}: cannot look at it", real.display()))?;
+        let t = meta.file_type();
+        if t.is_file() {
+            return Ok(Dest::File(real));
+        }
+        if is_stream(&t) {
+            return Ok(Dest::Stream(path.to_path_buf()));
+        }
+        let what = if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        anyhow::bail!(
+            "{}: {what}; export writes a regular file (replaced whole), a character device or a \
+             pipe (written into), or `-` (standard output)",
+            path.display()
+        )
+    }
+
+    /// The regular file, when it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Dest::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// As messages name it.
+    pub fn shown(&self) -> String {
+        match self {
+            Dest::File(p) | Dest::Stream(p) => p.display().to_string(),
+            Dest::Stdout => "standard output".into(),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_stream(t: &std::fs::FileType) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    t.is_char_device() || t.is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_stream(_: &std::fs::FileType) -> bool {
+    false
 }
 
 /// The directory a target lives in (`.` for a bare file name).
@@ -29,6 +121,25 @@ pub fn parent_dir(target: &Path) -> PathBuf {
 }
 
 impl AtomicFile {
+    /// A temporary file for `dest`: beside a regular file (see [`AtomicFile::create`]), in the
+    /// system's temporary directory for a stream.
+    pub fn for_dest(dest: &Dest) -> anyhow::Result<AtomicFile> {
+        if let Dest::File(p) = dest {
+            return AtomicFile::create(p);
+        }
+        let tmp = tempfile::NamedTempFile::new()
+            .context("cannot create a temporary file in the system's temporary directory")?;
+        let target = match dest {
+            Dest::Stream(p) => p.clone(),
+            _ => PathBuf::from("-"),
+        };
+        Ok(AtomicFile {
+            tmp,
+            target,
+            stream: Some(dest.clone()),
+        })
+    }
+
     /// A temporary file `.<name>.<random>.tmp` beside `target`.
     pub fn create(target: &Path) -> anyhow::Result<AtomicFile> {
         let dir = parent_dir(target);
@@ -65,11 +176,17 @@ impl AtomicFile {
         Ok(AtomicFile {
             tmp,
             target: target.to_path_buf(),
+            stream: None,
         })
     }
 
     pub fn target(&self) -> &Path {
         &self.target
+    }
+
+    /// Whether the commit writes into a stream (standard output, a device, a FIFO).
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// The temporary file, to write into.
@@ -103,8 +220,12 @@ impl AtomicFile {
         Ok(hex::encode(h.finalize()))
     }
 
-    /// Sync the data, rename it over the target, sync the directory.
-    pub fn commit(self) -> anyhow::Result<()> {
+    /// Sync the data, rename it over the target, sync the directory; for a stream, write the
+    /// bytes into it.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        if let Some(dest) = self.stream.take() {
+            return self.copy_into(&dest);
+        }
         let target = self.target;
         self.tmp
             .as_file()
@@ -125,6 +246,27 @@ impl AtomicFile {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+}
+
+impl AtomicFile {
+    /// The finished bytes into standard output or a device / FIFO (opened for writing only now:
+    /// a FIFO's open waits for its reader).
+    fn copy_into(mut self, dest: &Dest) -> anyhow::Result<()> {
+        let shown = dest.shown();
+        let f = self.tmp.as_file_mut();
+        f.seek(SeekFrom::Start(0))?;
+        let copied = match dest {
+            Dest::Stdout => {
+                let mut out = std::io::stdout().lock();
+                std::io::copy(f, &mut out).and_then(|_| out.flush())
+            }
+            _ => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.target)
+                .and_then(|mut out| std::io::copy(f, &mut out).and_then(|_| out.flush())),
+        };
+        copied.with_context(|| format!("{shown}: cannot write"))
     }
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Attribute values become text: a string as is, a number or boolean as JSON writes it, null as
 //! an empty cell, an object or array as compact JSON.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde_json::Value;
@@ -105,10 +105,10 @@ impl Column {
         (name == CONTACT_INBOXES).then_some(Column::ContactInboxes)
     }
 
-    /// Whether the cell is an id or phone: always text in XLSX (no scientific notation, no lost `+`).
+    /// Whether the cell is a phone or an identifier: always text in XLSX (no scientific notation,
+    /// no lost `+`).
     pub fn is_textual_key(&self) -> bool {
         match self {
-            Column::Core("id") => true,
             Column::Core(c) => Field::from_name(c)
                 .is_some_and(|f| matches!(f.kind(), FieldKind::Phone | FieldKind::Identifier)),
             _ => false,
@@ -132,25 +132,73 @@ impl fmt::Display for Column {
     }
 }
 
-/// The attribute keys seen over all contacts (the full pass column discovery needs).
+/// The JSON type of an attribute's values over all contacts (blank values aside): what an
+/// import needs to read the column back as it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrKind {
+    Int,
+    /// Numbers, some not integers.
+    Number,
+    Bool,
+    Text,
+    /// Objects, arrays, or values of more than one type: written as text, read back as text.
+    Other,
+}
+
+impl AttrKind {
+    fn of(v: &Value) -> Option<AttrKind> {
+        Some(match v {
+            Value::Null => return None,
+            Value::String(s) if s.is_empty() => return None,
+            Value::String(_) => AttrKind::Text,
+            Value::Bool(_) => AttrKind::Bool,
+            Value::Number(n) if n.is_i64() || n.is_u64() => AttrKind::Int,
+            Value::Number(_) => AttrKind::Number,
+            _ => AttrKind::Other,
+        })
+    }
+
+    fn merge(self, other: AttrKind) -> AttrKind {
+        use AttrKind::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Int | Number, Int | Number) => Number,
+            _ => Other,
+        }
+    }
+}
+
+/// The attribute keys seen over all contacts (the full pass column discovery needs), and the
+/// type of each column's values.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnSet {
     pub custom: BTreeSet<String>,
     pub additional: BTreeSet<String>,
+    /// By column name (`custom_attributes.seats`); a column of blank values only has none.
+    pub kinds: HashMap<String, AttrKind>,
 }
 
 impl ColumnSet {
     pub fn observe(&mut self, c: &Contact) {
-        for k in c.custom_attributes.keys() {
+        for (k, v) in &c.custom_attributes {
             if !self.custom.contains(k) {
                 self.custom.insert(k.clone());
             }
+            self.observe_kind(CUSTOM_PREFIX, k, v);
         }
-        for k in c.additional_attributes.keys() {
+        for (k, v) in &c.additional_attributes {
             if !self.additional.contains(k) {
                 self.additional.insert(k.clone());
             }
+            self.observe_kind(ADDITIONAL_PREFIX, k, v);
         }
+    }
+
+    fn observe_kind(&mut self, prefix: &str, key: &str, v: &Value) {
+        let Some(kind) = AttrKind::of(v) else { return };
+        let name = format!("{prefix}{key}");
+        let k = self.kinds.get(&name).map_or(kind, |k| k.merge(kind));
+        self.kinds.insert(name, k);
     }
 
     /// The default order: core, custom sorted, additional sorted, contact inboxes if asked.
@@ -207,6 +255,73 @@ impl Layout {
     pub fn headers(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.to_string()).collect()
     }
+
+    /// The columns `s` keeps, in this layout's order: those `--select` names (all, without it),
+    /// less those `--exclude` names. A name without `*` or `?` that is no column of the layout
+    /// is an error naming the columns there are.
+    pub fn select(mut self, s: &Selection) -> anyhow::Result<Layout> {
+        if s.select.is_empty() && s.exclude.is_empty() {
+            return Ok(self);
+        }
+        let headers = self.headers();
+        for (flag, pats) in [("--select", &s.select), ("--exclude", &s.exclude)] {
+            for p in pats.iter().filter(|p| !is_glob(p)) {
+                if !headers.contains(p) {
+                    anyhow::bail!(
+                        "{flag}: {p:?} is not a column of this export (columns: {}); `*` and `?` \
+                         match any text and any one character",
+                        headers.join(", ")
+                    );
+                }
+            }
+        }
+        let any = |pats: &[String], h: &str| pats.iter().any(|p| glob_match(p, h));
+        let keep: Vec<bool> = headers
+            .iter()
+            .map(|h| (s.select.is_empty() || any(&s.select, h)) && !any(&s.exclude, h))
+            .collect();
+        let mut keep = keep.into_iter();
+        self.columns.retain(|_| keep.next().unwrap_or(false));
+        self.added
+            .retain(|a| headers.contains(a) && self.columns.iter().any(|c| c.to_string() == *a));
+        Ok(self)
+    }
+}
+
+/// `--select` and `--exclude`: column names or globs (`custom_attributes.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub select: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+fn is_glob(p: &str) -> bool {
+    p.contains(['*', '?'])
+}
+
+/// `*` matches any text (none included), `?` any one character; the rest matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 /// Parse a list of header names (`--columns`, a previous manifest); an unknown one is an error
@@ -374,6 +489,48 @@ mod tests {
         assert_eq!(h.len(), 4 + CORE.len() - 2 + 1);
         assert!(l.added.contains(&"custom_attributes.new".to_string()));
         assert!(!l.added.contains(&"email".to_string()));
+    }
+
+    #[test]
+    fn globs_select_and_exclude_columns() {
+        assert!(glob_match("custom_attributes.*", "custom_attributes.plan"));
+        assert!(glob_match(
+            "additional_attributes.c*",
+            "additional_attributes.city"
+        ));
+        assert!(!glob_match(
+            "additional_attributes.c*",
+            "additional_attributes.zip"
+        ));
+        assert!(glob_match("?d", "id") && !glob_match("?d", "ids") && glob_match("*", ""));
+        let mut set = ColumnSet::default();
+        set.observe(&contact(
+            json!({"plan": 1, "seats": 2}),
+            json!({"city": "Lyon", "zip": "1"}),
+        ));
+        let l = Layout::build(&set, false, None);
+        let s = Selection {
+            select: vec![
+                "id".into(),
+                "custom_attributes.*".into(),
+                "additional_attributes.c*".into(),
+            ],
+            exclude: vec!["custom_attributes.seats".into()],
+        };
+        let h = l.clone().select(&s).unwrap().headers();
+        assert_eq!(
+            h,
+            ["id", "custom_attributes.plan", "additional_attributes.city"]
+        );
+        let bad = Selection {
+            select: vec!["custom_attributes.nope".into()],
+            exclude: vec![],
+        };
+        let e = l.select(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("\"custom_attributes.nope\"") && e.contains("custom_attributes.plan"),
+            "{e}"
+        );
     }
 
     #[test]

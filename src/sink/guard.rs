@@ -14,19 +14,27 @@ pub fn needs_guard(s: &str) -> bool {
     }
 }
 
-/// `s`, with a leading `'` when a spreadsheet would read it as a formula.
+/// Whether [`guard`] puts a `'` before `s`: a spreadsheet would read it as a formula, or it is
+/// such a value behind `'`s of its own (`'=x`), so that [`unguard`] can tell a guard from a `'`
+/// that was there (`'=x` is written `''=x` and read back `'=x`; `'Jane` stays `'Jane`).
+fn guarded(s: &str) -> bool {
+    needs_guard(s.trim_start_matches('\''))
+}
+
+/// `s`, with a leading `'` when a spreadsheet would read it as a formula (see [`guarded`]).
 pub fn guard(s: &str) -> Cow<'_, str> {
-    if needs_guard(s) {
+    if guarded(s) {
         Cow::Owned(format!("'{s}"))
     } else {
         Cow::Borrowed(s)
     }
 }
 
-/// `s` without the `'` that [`guard`] put before it (a cell of a report fed back as input).
+/// `s` without the `'` that [`guard`] put before it (a cell of a report or an export fed back as
+/// input): exactly the inverse of [`guard`] on whatever it wrote.
 pub fn unguard(s: &str) -> &str {
     match s.strip_prefix('\'') {
-        Some(rest) if needs_guard(rest) => rest,
+        Some(rest) if guarded(s) => rest,
         _ => s,
     }
 }
@@ -166,6 +174,11 @@ mod tests {
             assert_eq!(unguard(&guard(s)), s);
         }
         assert_eq!(unguard("'Connor"), "'Connor");
+        // A `'` of the value's own before a formula sign survives the round trip.
+        for s in ["'=1+1", "''@x", "'+cmd", "'", "''"] {
+            assert_eq!(unguard(&guard(s)), s, "{s:?}");
+        }
+        assert_eq!(guard("'=1"), "''=1");
     }
 
     #[test]

@@ -135,11 +135,10 @@ pub fn manifest_path(target: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The manifest of the previous export at `target`, if there is one. A manifest that exists but
+/// The previous export's manifest at `path`, if there is one. A manifest that exists but
 /// cannot be read is an error (silently changing the column layout of a cron export is worse).
-pub fn read_previous(target: &Path) -> anyhow::Result<Option<Manifest>> {
-    let path = manifest_path(target);
-    let text = match std::fs::read_to_string(&path) {
+pub fn read_previous(path: &Path) -> anyhow::Result<Option<Manifest>> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
@@ -153,9 +152,8 @@ pub fn read_previous(target: &Path) -> anyhow::Result<Option<Manifest>> {
     Ok(Some(m))
 }
 
-/// Write the manifest beside `target`, atomically.
-pub fn write(target: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
-    let path = manifest_path(target);
+/// Write the manifest to `path`, atomically.
+pub fn write(path: PathBuf, m: &Manifest) -> anyhow::Result<PathBuf> {
     let mut text = serde_json::to_string_pretty(m).expect("serializable");
     text.push('\n');
     super::atomic::write_atomic(&path, text.as_bytes())?;
@@ -179,8 +177,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.csv");
         std::fs::write(manifest_path(&target), "{nope").unwrap();
-        let e = read_previous(&target).unwrap_err();
+        let e = read_previous(&manifest_path(&target)).unwrap_err();
         assert!(format!("{e:#}").contains("a.csv.manifest.json"), "{e:#}");
-        assert!(read_previous(&dir.path().join("b.csv")).unwrap().is_none());
+        assert!(
+            read_previous(&dir.path().join("b.csv.manifest.json"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

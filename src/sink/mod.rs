@@ -15,6 +15,7 @@ pub mod csv;
 pub mod guard;
 pub mod jsonl;
 pub mod manifest;
+pub mod roundtrip;
 pub mod writer;
 pub mod xlsx;
 

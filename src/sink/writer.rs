@@ -13,10 +13,10 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::Format;
-use super::atomic::{AtomicFile, parent_dir};
-use super::columns::{Column, ColumnSet, Layout, Timestamps, parse_columns};
+use super::atomic::{AtomicFile, Dest, parent_dir};
+use super::columns::{Column, ColumnSet, Layout, Selection, Timestamps, parse_columns};
 use super::csv::CsvSink;
-use super::{jsonl, manifest, xlsx};
+use super::{jsonl, manifest, roundtrip, xlsx};
 use crate::api::Contact;
 
 /// Bytes gathered before a write to the file.
@@ -32,6 +32,8 @@ pub struct Settings {
     pub bom: bool,
     /// Columns that keep their place first (CSV and XLSX): see [`pinned_columns`].
     pub pinned: Option<Vec<Column>>,
+    /// `--select` / `--exclude` (CSV and XLSX).
+    pub selection: Selection,
 }
 
 /// What a finished export file holds (the file itself is handed back beside it, not yet renamed
@@ -46,6 +48,8 @@ pub struct Written {
     pub columns: Vec<String>,
     /// Columns that were not among the pinned ones.
     pub columns_added: Vec<String>,
+    /// The import mapping that reads a CSV or XLSX export back ([`roundtrip`]); none for JSONL.
+    pub mapping: Option<String>,
 }
 
 /// An export file being written.
@@ -56,9 +60,9 @@ pub trait ContactWriter: Send {
     fn finish(self: Box<Self>) -> anyhow::Result<(AtomicFile, Written)>;
 }
 
-/// A writer for `target` in `settings.format`; nothing at `target` changes before the commit.
-pub fn create(target: &Path, settings: Settings) -> anyhow::Result<Box<dyn ContactWriter>> {
-    let file = AtomicFile::create(target)?;
+/// A writer for `dest` in `settings.format`; nothing at `dest` changes before the commit.
+pub fn create(dest: &Dest, settings: Settings) -> anyhow::Result<Box<dyn ContactWriter>> {
+    let file = AtomicFile::for_dest(dest)?;
     Ok(match settings.format {
         Format::Jsonl => Box::new(JsonlWriter {
             file,
@@ -70,10 +74,10 @@ pub fn create(target: &Path, settings: Settings) -> anyhow::Result<Box<dyn Conta
     })
 }
 
-/// The columns a CSV or XLSX export to `target` keeps in place: `--columns` when given, else the
-/// header of the previous export's manifest; none for JSONL.
+/// The columns a CSV or XLSX export keeps in place: `--columns` when given, else the header of
+/// the previous export's manifest (at `manifest`, when there is one); none for JSONL.
 pub fn pinned_columns(
-    target: &Path,
+    manifest: Option<&Path>,
     format: Format,
     columns: Option<&[String]>,
 ) -> anyhow::Result<Option<Vec<Column>>> {
@@ -83,10 +87,12 @@ pub fn pinned_columns(
     if let Some(cols) = columns {
         return parse_columns(cols, "--columns").map(Some);
     }
-    match manifest::read_previous(target)? {
+    let Some(path) = manifest else {
+        return Ok(None);
+    };
+    match manifest::read_previous(path)? {
         Some(m) if !m.columns.is_empty() => {
-            let origin = manifest::manifest_path(target).display().to_string();
-            parse_columns(&m.columns, &origin).map(Some)
+            parse_columns(&m.columns, &path.display().to_string()).map(Some)
         }
         _ => Ok(None),
     }
@@ -129,6 +135,7 @@ impl ContactWriter for JsonlWriter {
             rows: self.rows,
             columns: vec![],
             columns_added: vec![],
+            mapping: None,
         };
         Ok((self.file, written))
     }
@@ -147,7 +154,11 @@ const SPOOL_WRITE: &str = "cannot write the spool file";
 
 impl TableWriter {
     fn new(file: AtomicFile, settings: Settings) -> anyhow::Result<TableWriter> {
-        let dir = parent_dir(file.target());
+        // Beside the target (the same disk the export fits on); for a stream, the system's.
+        let dir = match file.is_stream() {
+            true => std::env::temp_dir(),
+            false => parent_dir(file.target()),
+        };
         let spool = tempfile::tempfile_in(&dir)
             .with_context(|| format!("cannot create the spool file in {}", dir.display()))?;
         Ok(TableWriter {
@@ -190,12 +201,18 @@ impl ContactWriter for TableWriter {
             &set,
             settings.include_contact_inboxes,
             settings.pinned.as_deref(),
-        );
+        )
+        .select(&settings.selection)?;
         write_rows(&mut file, &settings, &layout, rows, spool)?;
+        let name = manifest::file_name(file.target());
+        let mapping = (!file.is_stream())
+            .then(|| roundtrip::import_mapping(&name, settings.format, &layout, &set))
+            .flatten();
         let written = Written {
             sha256: file.sha256()?,
             rows,
             columns: layout.headers(),
+            mapping,
             columns_added: layout.added,
         };
         Ok((file, written))
@@ -244,6 +261,7 @@ mod tests {
             include_contact_inboxes: false,
             bom: false,
             pinned: None,
+            selection: Selection::default(),
         }
     }
 
@@ -264,7 +282,7 @@ mod tests {
     }
 
     fn write_all(target: &Path, s: Settings) -> (AtomicFile, Written) {
-        let mut w = create(target, s).unwrap();
+        let mut w = create(&Dest::File(target.to_path_buf()), s).unwrap();
         for c in contacts() {
             w.write(c).unwrap();
         }
@@ -329,19 +347,23 @@ mod tests {
     #[test]
     fn pinned_columns_come_from_the_flag_else_the_previous_manifest() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("p.csv");
-        assert_eq!(pinned_columns(&target, Format::Csv, None).unwrap(), None);
+        let target = manifest::manifest_path(&dir.path().join("p.csv"));
+        let target = target.as_path();
+        assert_eq!(
+            pinned_columns(Some(target), Format::Csv, None).unwrap(),
+            None
+        );
         let flag = ["id".to_string()];
         assert_eq!(
-            pinned_columns(&target, Format::Csv, Some(&flag)).unwrap(),
+            pinned_columns(Some(target), Format::Csv, Some(&flag)).unwrap(),
             Some(vec![Column::Core("id")])
         );
         assert_eq!(
-            pinned_columns(&target, Format::Jsonl, Some(&flag)).unwrap(),
+            pinned_columns(None, Format::Jsonl, Some(&flag)).unwrap(),
             None
         );
-        std::fs::write(manifest::manifest_path(&target), "{nope").unwrap();
-        let e = pinned_columns(&target, Format::Csv, None).unwrap_err();
+        std::fs::write(target, "{nope").unwrap();
+        let e = pinned_columns(Some(target), Format::Csv, None).unwrap_err();
         assert!(format!("{e:#}").contains("p.csv.manifest.json"), "{e:#}");
     }
 }

@@ -114,6 +114,9 @@ pub struct SourceOptions {
     /// size is over this stops the run before it is read; the sheet, which is streamed, may be
     /// [`SHEET_PART_FACTOR`] times as large.
     pub max_part_bytes: u64,
+    /// `source.unguard`: CSV cells lose the formula guard doto-bulk's export put before them
+    /// (`sink::guard`); a workbook's cells are never guarded, so nothing is removed there.
+    pub unguard: bool,
 }
 
 /// Default [`SourceOptions::max_field_bytes`]: 1 MiB.
@@ -133,6 +136,7 @@ impl Default for SourceOptions {
             header_columns: Vec::new(),
             max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
             max_part_bytes: DEFAULT_MAX_PART_BYTES,
+            unguard: false,
         }
     }
 }
@@ -158,6 +162,11 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     /// How the file is being read, for the run summary: `CSV, UTF-8 (BOM), delimiter ';' (detected)`.
     fn describe(&self) -> String {
         String::new()
+    }
+
+    /// Whether the file is a workbook (typed cells, never formula-guarded text).
+    fn is_workbook(&self) -> bool {
+        false
     }
 }
 

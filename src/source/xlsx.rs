@@ -496,6 +496,10 @@ impl Source for XlsxSource {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+
+    fn is_workbook(&self) -> bool {
+        true
+    }
 }
 
 /// A sheet row that has cells: its 0-based index and its `(column, cell)` pairs.

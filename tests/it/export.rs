@@ -14,7 +14,6 @@ use calamine::{Data, Reader, Xlsx};
 use doto_bulk::api::{ApiToken, Client, ClientConfig, NewContact, RateLimit};
 use doto_bulk::cmd::export::{ExportOptions, ExportSummary, Format, export};
 use doto_bulk::mapping::Mapping;
-use doto_bulk::model::ErrorCode;
 use doto_bulk::sandbox::{SandboxConfig, SandboxHandle, route, spawn};
 use doto_bulk::sink::columns::CORE;
 use doto_bulk::sink::guard::needs_guard;
@@ -31,18 +30,25 @@ async fn sandbox(seed_contacts: usize, tweak: impl FnOnce(&mut SandboxConfig)) -
     spawn(cfg).await.expect("sandbox starts")
 }
 
-/// A client with no rate limit to speak of and fast retries: these tests are not about pacing.
-fn client(sb: &SandboxHandle) -> Client {
+/// A client configuration with no rate limit to speak of (searches included) and fast retries.
+pub(crate) fn fast_config(sb: &SandboxHandle) -> ClientConfig {
     let mut cfg = ClientConfig::new(
         &sb.base_url,
         sb.account_id,
         ApiToken::new(sb.admin_token.clone()).unwrap(),
     );
     cfg.rate = RateLimit::per_second(100_000);
+    cfg.search_rate = RateLimit::per_second(100_000);
     cfg.window = Duration::from_secs(1);
     cfg.max_retries = 2;
     cfg.backoff_base = Duration::from_millis(5);
     cfg.backoff_max = Duration::from_millis(20);
+    cfg
+}
+
+/// A client with no rate limit to speak of and fast retries: these tests are not about pacing.
+fn client(sb: &SandboxHandle) -> Client {
+    let mut cfg = fast_config(sb);
     cfg.connect_timeout = Duration::from_secs(2);
     cfg.request_timeout = Duration::from_secs(10);
     // A server that goes away mid-export (tests below) is waited for this long, not a minute.
@@ -154,10 +160,12 @@ async fn export_of_5000_contacts_has_each_listed_contact_once_in_ceil_n_over_15_
         !text.contains(&sb.admin_token),
         "the token is in the manifest"
     );
-    // Nothing but the export and its manifest is left in the directory.
+    // Nothing but the export, its manifest and its import mapping is left in the directory.
     assert_eq!(
         files_in(dir.path()),
-        BTreeSet::from(["all.csv".to_string(), "all.csv.manifest.json".to_string()])
+        BTreeSet::from(
+            ["all.csv", "all.csv.manifest.json", "all.csv.mapping.yaml"].map(String::from)
+        )
     );
 }
 
@@ -391,12 +399,19 @@ fn xlsx_text(d: &Data) -> String {
         Data::Float(f) => f.to_string(),
         Data::Int(i) => i.to_string(),
         Data::Bool(b) => b.to_string(),
+        // A date cell (the timestamps): days since 1899-12-30, in UTC.
+        Data::DateTime(d) => {
+            let epoch = ((d.as_f64() - 25569.0) * 86400.0).round() as i64;
+            chrono::DateTime::from_timestamp(epoch, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
         other => panic!("unexpected cell {other:?}"),
     }
 }
 
 #[tokio::test]
-async fn xlsx_reads_back_equal_to_the_csv_with_text_ids_and_phones() {
+async fn xlsx_reads_back_equal_to_the_csv_with_text_phones_numeric_ids_and_date_cells() {
     let sb = tricky_sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let c = client(&sb);
@@ -414,10 +429,18 @@ async fn xlsx_reads_back_equal_to_the_csv_with_text_ids_and_phones() {
     assert_eq!(sheet.len(), rows.len() + 1);
     let xh: Vec<String> = sheet[0].iter().map(xlsx_text).collect();
     assert_eq!(xh, h);
-    let key_cols: Vec<usize> = ["id", "phone_number", "identifier"]
+    // Phones and identifiers stay text; ids are numbers and timestamps dates (issue 15).
+    let key_cols: Vec<usize> = ["phone_number", "identifier"]
         .iter()
         .map(|n| col(&h, n))
         .collect();
+    for xr in &sheet[1..] {
+        assert!(matches!(xr[col(&h, "id")], Data::Float(_)), "{:?}", xr[0]);
+        assert!(
+            matches!(xr[col(&h, "created_at")], Data::DateTime(_)),
+            "{xr:?}"
+        );
+    }
     for (r, (xr, cr)) in sheet[1..].iter().zip(&rows).enumerate() {
         for (i, cell) in cr.iter().enumerate() {
             let x = xr.get(i).map(xlsx_text).unwrap_or_default();
@@ -624,7 +647,7 @@ async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
     let resolved = mapping.resolve(source.headers()).unwrap();
     let id_col = col(source.headers(), "id");
     let stored = listed(&sb);
-    let (mut matched, mut keyless) = (0, 0);
+    let mut matched = 0;
     for rec in source.by_ref() {
         let rec = rec.unwrap();
         let id: u64 = rec.fields[id_col].parse().unwrap();
@@ -662,26 +685,12 @@ async fn the_export_mapping_turns_every_row_back_into_its_stored_contact() {
                 );
                 assert!(d.clear.is_empty() && d.notes.is_empty());
             }
-            Err(errors) => {
-                // Only a contact with a phone alone has no key to match on.
-                assert!(
-                    s("email").is_none() && s("identifier").is_none(),
-                    "contact {id}: {errors:?}"
-                );
-                assert!(
-                    errors.iter().any(|e| e.code == ErrorCode::MissingKey),
-                    "{errors:?}"
-                );
-                keyless += 1;
-            }
+            // A contact with a phone alone is matched by its phone (issue 15): none fails.
+            Err(errors) => panic!("contact {id}: {errors:?}"),
         }
     }
     assert!(source.take_error().is_none());
-    assert_eq!(matched + keyless, stored.len());
-    assert!(
-        matched > keyless * 5,
-        "{matched} matched, {keyless} without a key"
-    );
+    assert_eq!(matched, stored.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,14 +710,7 @@ async fn exporting_then_importing_with_the_export_mapping_makes_zero_writes() {
     let exported = export(&c, &o).await.unwrap().manifest.rows;
     let state_before = sb.state().state_json();
     let requests_before = sb.stats().total;
-    let writes = |stats: &doto_bulk::sandbox::Stats| -> u64 {
-        stats
-            .by_route
-            .iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| r.count)
-            .sum()
-    };
+    use crate::exportux::writes;
     let writes_before = writes(&sb.stats());
     assert!(writes_before > 0, "no keyless contact was removed");
 
@@ -798,7 +800,8 @@ fn the_binary_exports_quietly_from_the_sandbox_and_fails_without_touching_the_fi
     assert!(stderr.contains("cli.xlsx"), "{stderr}");
     assert!(!stderr.contains("secret-token-value"));
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    assert_eq!(files_in(dir.path()).len(), 2);
+    // The export, its manifest and its mapping: untouched, nothing added.
+    assert_eq!(files_in(dir.path()).len(), 3);
 
     // A format the extension does not name is refused before anything runs.
     let run = bin()

@@ -427,7 +427,10 @@ async fn an_export_removes_a_killed_exports_temp_file_and_leaves_none_when_it_fa
     .unwrap();
     assert!(!leftover.exists());
     let names: Vec<String> = snapshot(&dir).into_keys().collect();
-    assert_eq!(names, ["out.csv", "out.csv.manifest.json"]);
+    assert_eq!(
+        names,
+        ["out.csv", "out.csv.manifest.json", "out.csv.mapping.yaml"]
+    );
 
     let mut config = w.config();
     config.base_url = "http://127.0.0.1:9".into();
