@@ -1,6 +1,5 @@
 //! The command line: clap derive structs whose doc comments are the `--help` text, and the
 //! top-level dispatch. Each command's own flags live beside its code in `src/cmd/`.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -29,38 +28,18 @@ struct Cli {
 /// Flags shared by every command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// Base URL of the Doto server.
-    #[arg(
-        long,
-        global = true,
-        env = "DOTO_BASE_URL",
-        default_value = "https://app.usendoto.com"
-    )]
-    pub base_url: String,
-    /// Account id the contacts belong to.
-    #[arg(long, global = true, env = "DOTO_ACCOUNT_ID")]
-    pub account_id: Option<u64>,
-    /// File holding the API token (otherwise the token is read from DOTO_API_TOKEN; it is never a
-    /// plain flag so that it cannot land in shell history).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
-    /// Spelling of the token header: some proxies drop header names with underscores.
-    #[arg(long, global = true, value_enum, default_value_t = TokenHeader::Underscore)]
-    pub token_header: TokenHeader,
-    /// No progress bars or summary chatter.
+    /// No progress bars or summary chatter on stderr; stdout gets the run directory (or the
+    /// output file) alone, for scripts.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// More detail on stderr: `-v` logs every request (method, path, status, time, attempt) and
     /// every retry with its reason; `-vv` adds the bodies' sizes. Never the token.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Time one request may take before it counts as failed (`30s`, `2m`; default 60s).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// Stop the run (exit 1, reports flushed, resumable) when every request for this long failed
-    /// with connection errors, timeouts or 5xx (default 60s).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::cmd::sandbox::parse_duration)]
-    pub give_up_after: Option<std::time::Duration>,
+    /// Print one JSON document on stdout at the end: the run's summary.json plus `run_dir` (an
+    /// error as `{"error": ..., "exit_code": 1}`); the human output stays on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 // The flag's values: clap stays on this side, the API's type knows nothing of it.
@@ -135,11 +114,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FATAL);
         }
     };
+    let json = cli.global.json;
     let result = runtime.block_on(run(cli));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
+            if json {
+                cmd::emit::error(&format!("{err:#}"), exit::FATAL);
+            }
             ExitCode::from(exit::FATAL)
         }
     }

@@ -10,6 +10,8 @@ pub const FATAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Finished, but some rows failed or were invalid.
 pub const ROWS_FAILED: u8 = 3;
+/// The user answered no to `Proceed? [y/N]`: nothing was written.
+pub const DECLINED: u8 = 4;
 /// Interrupted by Ctrl-C after flushing every report.
 pub const INTERRUPTED: u8 = 130;
 

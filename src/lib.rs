@@ -11,6 +11,8 @@
 pub mod api;
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod confirm;
 pub mod exit;
 pub mod logging;
 pub mod mapping;

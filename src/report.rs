@@ -501,6 +501,68 @@ pub struct Summary {
     /// Where and why reading the file failed, when it did (`stopped` is then `read_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,
+    /// After `--resume`: `outcomes` are the whole run's; this says which of them earlier
+    /// invocations finished and which this one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<Resumed>,
+}
+
+/// The counts of a resumed run split by invocation (each sums to `outcomes` with the other).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Resumed {
+    pub earlier_invocations: BTreeMap<String, u64>,
+    pub this_invocation: BTreeMap<String, u64>,
+}
+
+impl Resumed {
+    /// Earlier invocations finished `earlier`; this one's counts are known at the end.
+    pub fn after(earlier: BTreeMap<String, u64>) -> Resumed {
+        Resumed {
+            earlier_invocations: earlier,
+            this_invocation: BTreeMap::new(),
+        }
+    }
+
+    /// Earlier invocations finished `earlier` of the whole run's `outcomes`.
+    pub fn split_of(earlier: BTreeMap<String, u64>, outcomes: &BTreeMap<String, u64>) -> Resumed {
+        let mut r = Resumed::after(earlier);
+        r.split(outcomes);
+        r
+    }
+
+    /// This invocation's share of the whole run's `outcomes`.
+    fn split(&mut self, outcomes: &BTreeMap<String, u64>) {
+        self.this_invocation = outcomes
+            .iter()
+            .map(|(k, n)| {
+                let before = self.earlier_invocations.get(k).copied().unwrap_or(0);
+                (k.clone(), n.saturating_sub(before))
+            })
+            .collect();
+    }
+
+    /// `created 3, updated 1` (the non-zero counts), or `nothing`.
+    fn line(counts: &BTreeMap<String, u64>) -> String {
+        let parts: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {}", num(*n)))
+            .collect();
+        match parts.is_empty() {
+            true => "nothing".to_owned(),
+            false => parts.join(", "),
+        }
+    }
+
+    /// The lines under the table (`what`: `run`, `revert`).
+    pub fn text(&self, what: &str) -> String {
+        format!(
+            "  resumed {what}: the counts above are the whole {what}'s\n    this invocation: {}\n    \
+             earlier invocations: {}\n",
+            Resumed::line(&self.this_invocation),
+            Resumed::line(&self.earlier_invocations)
+        )
+    }
 }
 
 impl Summary {
@@ -548,6 +610,7 @@ impl Summary {
             stopped: None,
             header_warnings: Vec::new(),
             read_error: None,
+            resumed: None,
         }
     }
 
@@ -629,6 +692,9 @@ impl Summary {
                 "  {} {what} had no country code and {were} read as {region}\n",
                 num(*n)
             ));
+        }
+        if let Some(r) = &self.resumed {
+            s.push_str(&r.text("run"));
         }
         s
     }
@@ -751,6 +817,9 @@ impl Reports {
             0.0
         };
         s.finished_at = Some(now());
+        if let Some(r) = &mut s.resumed {
+            r.split(&s.outcomes);
+        }
         write_json_atomic(self.dir.path(), "summary.json", &self.summary)?;
         Ok(self.summary)
     }

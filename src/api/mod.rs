@@ -33,6 +33,6 @@ pub use contacts::{
 };
 pub use error::{ApiError, TransportKind};
 pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};
-pub use secret::ApiToken;
+pub use secret::{ApiToken, TOKEN_ENV};
 pub use throttle::LaneStatus;
 pub use types::{Contact, ContactPatch, Conversation, NewContact, Note, PAGE_SIZE, Page};

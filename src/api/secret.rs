@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use reqwest::header::HeaderValue;
 
 /// The environment variable the token is read from when no token file is given.
-const TOKEN_ENV: &str = "DOTO_API_TOKEN";
+pub const TOKEN_ENV: &str = "DOTO_API_TOKEN";
 
 /// An API access token. Cloning is cheap enough; printing it shows `***`.
 #[derive(Clone, PartialEq, Eq)]

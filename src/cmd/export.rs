@@ -17,7 +17,7 @@ use futures::StreamExt;
 
 use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
-use crate::cmd::connect::{SandboxArgs, connect};
+use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
@@ -85,6 +85,8 @@ pub struct Args {
     pub concurrency: usize,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
 }
 
 /// `--timestamps`: the sink's styles, with their help.
@@ -337,9 +339,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let conn = connect(global, &args.sandbox).await?;
+    let settings = args.connection.resolve(args.sandbox.sandbox)?;
+    let conn = connect(&settings, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
-    cfg.set_rate(args.rate, None);
+    cfg.set_rate(args.rate.or(settings.rate), None);
     cfg.page_concurrency = opts.concurrency;
     let client = Client::new(cfg)?;
     let where_ = conn.describe();
@@ -349,6 +352,9 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
             // Dropping the export removed its temporary files; the previous export is intact.
             eprintln!("interrupted: {} was left as it was", opts.output.display());
             conn.close().await?;
+            if global.json {
+                crate::cmd::emit::error("interrupted", exit::INTERRUPTED);
+            }
             return Ok(exit::INTERRUPTED);
         }
     };
@@ -367,9 +373,22 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
             "warning: the listing never held still; every contact counted by the server was \
              exported, but the export may not be a consistent snapshot"
         );
-        return Ok(exit::ROWS_FAILED);
+        return Ok(file_end(global, &opts, &s, exit::ROWS_FAILED));
     }
-    Ok(exit::OK)
+    Ok(file_end(global, &opts, &s, exit::OK))
+}
+
+/// stdout's part of the end: with `--json` the manifest plus `output` and `manifest_path`; with
+/// `-q` the output file.
+fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: u8) -> u8 {
+    let mut doc = serde_json::to_value(&s.manifest).unwrap_or_default();
+    if let serde_json::Value::Object(m) = &mut doc {
+        m.insert("output".into(), opts.output.display().to_string().into());
+        let manifest = s.manifest_path.as_ref().map(|p| p.display().to_string());
+        m.insert("manifest_path".into(), manifest.into());
+    }
+    crate::cmd::emit::file_end(global, &opts.output, doc, code);
+    code
 }
 
 /// The flags, resolved and checked.

@@ -31,21 +31,26 @@ use anyhow::{Context, Result};
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
+use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
-use crate::cmd::{connected, enum_parser, finish, interrupted};
+use crate::cmd::emit::{declined, resume_hint};
+use crate::cmd::{connected, end_run, enum_parser, interrupted};
+use crate::confirm;
+use crate::confirm::{Answer, Ask, Declined};
 use crate::exit::{self, Stop};
 use crate::mapping::MatchKey;
 use crate::pipeline::engine::EngineOptions;
 use crate::pipeline::import::{
     ACTIONS, Feed, ImportReports, Scan, Writes, collect_keys, end_text, request_stats, scan_rows,
+    valid_rows,
 };
 use crate::pipeline::input::Input;
 use crate::pipeline::journal::Ledger;
-use crate::pipeline::lookup::{Choice, Key, Lookup, Strategy, look_up_counted};
+use crate::pipeline::lookup::{Choice, Key, Known, Lookup, Strategy, look_up_counted};
 use crate::pipeline::plan::{Mode, Policy};
 use crate::pipeline::rundir::{RunRecord, check_done_contacts};
 use crate::progress::Progress;
-use crate::report::{RunDir, Summary, write_json_atomic};
+use crate::report::{Resumed, RunDir, Summary, write_json_atomic};
 
 /// `--mode`'s values.
 const MODES: [(Mode, &str, &str); 3] = [
@@ -137,6 +142,12 @@ pub struct Args {
     pub max_field_bytes: Option<u64>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
+    /// Whether to show the target and the plan and ask before the first write (the command
+    /// sets it for a real account; library callers never ask).
+    #[arg(skip)]
+    pub ask: Ask,
 }
 
 impl Args {
@@ -161,6 +172,8 @@ impl Args {
             phone_region: None,
             max_field_bytes: None,
             sandbox: SandboxArgs::default(),
+            connection: ConnectArgs::default(),
+            ask: Ask::Never,
         }
     }
 }
@@ -178,11 +191,34 @@ pub struct ImportRun {
     pub fatal: Option<String>,
 }
 
-pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
+pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
+    let settings = args.connection.resolve(args.sandbox.sandbox)?;
+    args.rate = args.rate.or(settings.rate);
+    args.search_rate = args.search_rate.or(settings.search_rate);
+    args.phone_region = args.phone_region.or(settings.phone_region);
+    if !args.sandbox.sandbox && !args.dry_run {
+        args.ask = Ask::Real { yes: settings.yes };
+    }
     let import = |config, ctrl_c| run_import(&args, config, global.quiet, ctrl_c);
-    let r = connected(global, &args.sandbox, "importing into", import).await?;
+    let r = match connected(&settings, &args.sandbox, global, "importing into", import).await {
+        Err(e) if e.is::<Declined>() => return Ok(declined(global)),
+        r => r?,
+    };
     let s = &r.summary;
-    finish(s.stopped.as_ref(), s.failures(), &s.file, &r.run_dir)
+    if !args.dry_run {
+        resume_hint(
+            s.stopped.as_ref(),
+            &r.run_dir,
+            args.sandbox.sandbox_save.as_deref(),
+        );
+    }
+    end_run(
+        global,
+        s.stopped.as_ref(),
+        s.failures(),
+        &s.file,
+        &r.run_dir,
+    )
 }
 
 /// Run an import against the account of `config` to the end (or until `interrupt` is set): the
@@ -228,6 +264,9 @@ async fn import_into(
     let run_dir = dir.path().to_path_buf();
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     summary.header_warnings = input.header_warnings();
+    if args.resume.is_some() {
+        summary.resumed = Some(Resumed::after(ledger.done_outcomes()));
+    }
     let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
     let policy = Policy {
         existing: input.mapping.existing_policy(),
@@ -275,6 +314,7 @@ async fn import_into(
     let mut feed = first.feed(scan)?;
     let stop = match lookup {
         Ok(Lookup { known, .. }) => {
+            ask(args, &client, &first, counts.1, &known, (strategy, policy)).await?;
             let opts = EngineOptions {
                 policy,
                 dry_run: args.dry_run,
@@ -304,6 +344,35 @@ async fn import_into(
         crate::pipeline::plan_review::after_dry_run(&summary, quiet)?;
     }
     Ok(ended(summary, run_dir, strategy, choice))
+}
+
+/// Show the target and the plan, and ask (per `args.ask`) before the first write.
+async fn ask(
+    args: &Args,
+    client: &Client,
+    first: &FirstRead<'_>,
+    invalid: u64,
+    known: &Known,
+    (strategy, policy): (Strategy, Policy),
+) -> Result<()> {
+    if args.ask == Ask::Never {
+        return Ok(());
+    }
+    let listed = (strategy == Strategy::Index).then(|| known.len());
+    let target = confirm::target_of(client, confirm::account_total(client, listed).await);
+    // The rows read once more (none kept), decided against a copy of the lookup's contacts.
+    let input = first.reopen()?;
+    let keys = first.match_keys.clone();
+    let known = known.clone();
+    let plan = tokio::task::spawn_blocking(move || {
+        let rows = valid_rows(input.source, input.resolved, &keys);
+        confirm::import_plan(rows, invalid, &known, policy)
+    })
+    .await?;
+    match confirm::confirm(args.ask, &confirm::lines("importing into", &target, &plan)) {
+        Answer::Proceed => Ok(()),
+        Answer::Declined => Err(Declined.into()),
+    }
 }
 
 /// The end of an import, from its summary.

@@ -39,6 +39,11 @@ pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8>
         output,
         phone_region,
     } = cmd;
+    if global.json && output.is_none() {
+        // Without -o the mapping itself is stdout's one document.
+        eprintln!("error: --json needs -o FILE: without it the mapping itself goes to stdout");
+        return Ok(exit::USAGE);
+    }
     let d = init_with_region(&file, output.as_deref(), phone_region)?;
     if !global.quiet {
         eprintln!("doto-bulk mapping init: {}", file.display());
@@ -51,6 +56,15 @@ pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8>
         if let Some(o) = &output {
             eprintln!("  wrote {}", o.display());
         }
+    }
+    if let Some(o) = &output {
+        let doc = serde_json::json!({
+            "file": file.display().to_string(),
+            "draft": o.display().to_string(),
+            "decided": d.decided,
+            "undecided": d.undecided,
+        });
+        crate::cmd::emit::file_end(global, o, doc, exit::OK);
     }
     Ok(exit::OK)
 }

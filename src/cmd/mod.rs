@@ -12,6 +12,7 @@ use crate::exit::{self, Stop};
 
 pub mod completions;
 pub mod connect;
+pub mod emit;
 pub mod examples;
 pub mod export;
 pub mod import;
@@ -58,8 +59,9 @@ impl Drop for CtrlC {
 /// (`doing`, e.g. `importing into`), run `work` with the client configuration and the Ctrl-C flag,
 /// then close the connection (saving the sandbox when asked) whatever `work` returned.
 pub async fn connected<T, F, Fut>(
-    global: &GlobalArgs,
+    settings: &connect::Settings,
     sandbox: &connect::SandboxArgs,
+    global: &GlobalArgs,
     doing: &str,
     work: F,
 ) -> anyhow::Result<T>
@@ -67,7 +69,7 @@ where
     F: FnOnce(ClientConfig, Arc<AtomicBool>) -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,
 {
-    let conn = connect::connect(global, sandbox).await?;
+    let conn = connect::connect(settings, sandbox).await?;
     let ctrl_c = CtrlC::watch();
     if !global.quiet {
         eprintln!("{doing} {}", conn.describe());
@@ -98,6 +100,24 @@ pub fn finish(
         Some(msg) => anyhow::bail!("{input}: {msg}; reports so far in {}", run_dir.display()),
         None => Ok(exit::code(stop, failures)),
     }
+}
+
+/// [`finish`], then stdout's part of the end ([`emit::run_end`]): the summary as JSON (with the
+/// error, if the run ends with one) or the run directory's path.
+pub fn end_run(
+    global: &GlobalArgs,
+    stop: Option<&Stop>,
+    failures: u64,
+    input: &str,
+    run_dir: &Path,
+) -> anyhow::Result<u8> {
+    let end = finish(stop, failures, input, run_dir);
+    let (code, error) = match &end {
+        Ok(c) => (*c, None),
+        Err(e) => (exit::FATAL, Some(format!("{e:#}"))),
+    };
+    emit::run_end(global, run_dir, code, error.as_deref())?;
+    end
 }
 
 /// `--concurrency`: a count of at least 1 (0 would never start a row).

@@ -33,8 +33,11 @@ use serde::Serialize;
 
 use crate::api::{Client, ClientConfig, RateLimit};
 use crate::cli::GlobalArgs;
+use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
-use crate::cmd::{connected, finish};
+use crate::cmd::emit::{declined, resume_hint};
+use crate::cmd::{connected, end_run};
+use crate::confirm::{self, Answer, Ask, Declined};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
 use crate::pipeline::revert::{
@@ -42,7 +45,7 @@ use crate::pipeline::revert::{
 };
 use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
-use crate::report::{self, RunDir, write_json_atomic};
+use crate::report::{self, Resumed, RunDir, write_json_atomic};
 
 /// Undo an import: delete the contacts it created, restore the fields it changed, remove the
 /// attribute keys and notes it added (additional attribute keys are set to null).
@@ -72,6 +75,12 @@ pub struct Args {
     pub rate: Option<RateLimit>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
+    /// Whether to show the target and the plan and ask before the first write (the command
+    /// sets it for a real account; library callers never ask).
+    #[arg(skip)]
+    pub ask: Ask,
 }
 
 impl Args {
@@ -86,6 +95,8 @@ impl Args {
             concurrency: 8,
             rate: None,
             sandbox: SandboxArgs::default(),
+            connection: ConnectArgs::default(),
+            ask: Ask::Never,
         }
     }
 }
@@ -102,14 +113,34 @@ pub struct RevertRun {
     pub writes: u64,
     /// Why the revert ended before the last contact (Ctrl-C, the journal cannot be written).
     pub stopped: Option<Stop>,
+    /// After `--resume`: the counts by invocation.
+    pub resumed: Option<Resumed>,
 }
 
-pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
+pub async fn run(mut args: Args, global: &GlobalArgs) -> Result<u8> {
+    let settings = args.connection.resolve(args.sandbox.sandbox)?;
+    args.rate = args.rate.or(settings.rate);
+    if !args.sandbox.sandbox && !args.dry_run {
+        args.ask = Ask::Real { yes: settings.yes };
+    }
     let revert = |config, ctrl_c| run_revert(&args, config, global.quiet, ctrl_c);
-    let r = connected(global, &args.sandbox, "reverting in", revert).await?;
+    let r = match connected(&settings, &args.sandbox, global, "reverting in", revert).await {
+        Err(e) if e.is::<Declined>() => return Ok(declined(global)),
+        r => r?,
+    };
     if !global.quiet {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
+        if let Some(resumed) = &r.resumed {
+            eprint!("{}", resumed.text("revert"));
+        }
+    }
+    if !args.dry_run {
+        resume_hint(
+            r.stopped.as_ref(),
+            &r.run_dir,
+            args.sandbox.sandbox_save.as_deref(),
+        );
     }
     let not_reverted = r.results.iter().filter(|x| x.not_reverted()).count() as u64;
     if !global.quiet && not_reverted > 0 && r.stopped.is_none() {
@@ -121,7 +152,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
         );
     }
     let input = args.run_dir.display().to_string();
-    finish(r.stopped.as_ref(), not_reverted, &input, &r.run_dir)
+    end_run(global, r.stopped.as_ref(), not_reverted, &input, &r.run_dir)
 }
 
 /// A revert's `summary.json`.
@@ -149,6 +180,19 @@ struct RevertSummary<'a> {
     started_at: String,
     finished_at: String,
     stopped: Option<&'a Stop>,
+    /// After `--resume`: `outcomes` are the whole revert's; this says which of them earlier
+    /// invocations finished and which this one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resumed: Option<Resumed>,
+}
+
+/// Contacts per action.
+fn count_actions<'a>(results: impl Iterator<Item = &'a RevertResult>) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for r in results {
+        *counts.entry(r.action.clone()).or_insert(0u64) += 1;
+    }
+    counts
 }
 
 /// Revert the import in `args.run_dir` against the account of `config` to the end (or until
@@ -165,8 +209,14 @@ pub async fn run_revert(
     let (todo, unsettled, notes) = read_import(&args.run_dir, quiet)?;
     // The import's run directory is locked too: no import may resume it while it is undone.
     let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;
+    let client = Client::new(config.clone())?;
+    ask(args.ask, &client, &todo).await?;
     let record = RunRecord::new("revert", &config).reverting(&args.run_dir);
     let (dir, finished) = open_revert_dir(args, &record)?;
+    let earlier = args
+        .resume
+        .as_ref()
+        .map(|_| count_actions(finished.values()));
     let journal = match args.dry_run {
         true => None,
         false => Some(GroupJournal::start(Journal::open(
@@ -175,7 +225,7 @@ pub async fn run_revert(
     };
     let deletes = todo.iter().any(|t| matches!(t, Target::Created { .. }));
     let reverter = Reverter {
-        client: Client::new(config)?,
+        client,
         dry_run: args.dry_run,
         force: args.force,
         concurrency: args.concurrency,
@@ -192,15 +242,13 @@ pub async fn run_revert(
     let (results, writes, stopped) = reverter.all(&todo, &interrupt, &mut csv).await?;
     csv.flush()
         .with_context(|| format!("{}: cannot write", csv_path.display()))?;
-    let mut counts = BTreeMap::new();
-    for r in &results {
-        *counts.entry(r.action.clone()).or_insert(0u64) += 1;
-    }
+    let counts = count_actions(results.iter());
     let by_id = |f: fn(&RevertResult) -> &str| -> BTreeMap<u64, &str> {
         let non_empty = results.iter().filter(|r| !f(r).is_empty());
         non_empty.map(|r| (r.contact_id, f(r))).collect()
     };
     let not_reverted = results.iter().filter(|r| r.not_reverted()).count() as u64;
+    let resumed = earlier.map(|e| Resumed::split_of(e, &counts));
     let summary = RevertSummary {
         command: "revert",
         import_run_dir: args.run_dir.display().to_string(),
@@ -219,6 +267,7 @@ pub async fn run_revert(
         started_at,
         finished_at: report::now(),
         stopped: stopped.as_ref(),
+        resumed: resumed.clone(),
     };
     write_json_atomic(dir.path(), "summary.json", &summary)?;
     Ok(RevertRun {
@@ -228,7 +277,22 @@ pub async fn run_revert(
         counts,
         writes,
         stopped,
+        resumed,
     })
+}
+
+/// Show the target and what the revert would do, and ask (per `ask`) before anything is written
+/// (the revert's run directory included).
+async fn ask(ask: Ask, client: &Client, todo: &[Target]) -> Result<()> {
+    if ask == Ask::Never {
+        return Ok(());
+    }
+    let target = confirm::target_of(client, confirm::account_total(client, None).await);
+    let text = confirm::lines("reverting in", &target, &confirm::revert_plan(todo));
+    match confirm::confirm(ask, &text) {
+        Answer::Proceed => Ok(()),
+        Answer::Declined => Err(Declined.into()),
+    }
 }
 
 /// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or

@@ -19,7 +19,10 @@ pub struct Args {
     /// contact, bare show/update, 403, `meta.total_pages`).
     #[arg(long, value_enum, default_value_t = FlavourArg::Chatwoot)]
     pub flavour: FlavourArg,
-    /// Token of the administrator (fake; printed at start). The account is `--account-id` (default 1).
+    /// The account the sandbox serves (the next id is another account, for isolation tests).
+    #[arg(long, value_name = "ID", default_value_t = 1)]
+    pub account_id: u64,
+    /// Token of the administrator (fake; printed at start).
     #[arg(long, default_value = "sandbox-admin-token")]
     pub admin_token: String,
     /// Token of an agent, who may do everything but delete.
@@ -118,15 +121,15 @@ fn parse_fault(s: &str) -> Result<FaultKind, String> {
 }
 
 impl Args {
-    /// The flags as a config; `--account-id` is the global flag.
-    pub fn config(&self, global: &GlobalArgs) -> anyhow::Result<SandboxConfig> {
+    /// The flags as a config.
+    pub fn config(&self) -> anyhow::Result<SandboxConfig> {
         if !(0.0..=1.0).contains(&self.fault_rate) {
             bail!(
                 "--fault-rate {} is not a probability between 0 and 1",
                 self.fault_rate
             );
         }
-        let account_id = global.account_id.unwrap_or(1);
+        let account_id = self.account_id;
         Ok(SandboxConfig {
             port: self.port,
             flavour: match self.flavour {
@@ -166,12 +169,23 @@ impl Args {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
-    let config = args.config(global)?;
+    let config = args.config()?;
     let flavour = config.flavour;
     let handle = sandbox::spawn(config).await?;
     let url = &handle.base_url;
     let acc = handle.account_id;
-    // The sandbox's tokens are fake and local: printing them is the point.
+    // The sandbox's tokens are fake and local: printing them is the point. With --json, one
+    // document, once it listens (a server has no end to print it at).
+    if global.json {
+        crate::cmd::emit::json(&serde_json::json!({
+            "base_url": url,
+            "account_id": acc,
+            "admin_token": handle.admin_token,
+            "agent_token": handle.agent_token,
+            "flavour": format!("{flavour:?}").to_lowercase(),
+        }));
+        return serve_until_ctrl_c(handle).await;
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -197,6 +211,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     writeln!(out, "Ctrl-C to stop.")?;
     out.flush()?;
     drop(out);
+    serve_until_ctrl_c(handle).await
+}
+
+async fn serve_until_ctrl_c(handle: sandbox::SandboxHandle) -> anyhow::Result<u8> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot listen for Ctrl-C")?;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 
 use crate::cli::GlobalArgs;
-use crate::cmd::{CtrlC, finish};
+use crate::cmd::{CtrlC, end_run};
 use crate::exit::{self, Stop};
 use crate::mapping::{ContactDraft, MatchKey};
 use crate::model::{Outcome, RowError, RowWarning};
@@ -91,7 +91,13 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
         .await
         .context("the validate task failed")??;
     let s = &v.summary;
-    finish(s.stopped.as_ref(), s.failures(), &s.file, &v.run_dir)
+    end_run(
+        global,
+        s.stopped.as_ref(),
+        s.failures(),
+        &s.file,
+        &v.run_dir,
+    )
 }
 
 /// The match key a row goes by in the reports: the first of the mapping's keys it has.

@@ -253,6 +253,24 @@ pub fn collect_keys(
         .collect()
 }
 
+/// The valid rows of `source` (blocking), in file order, each as its draft and match keys,
+/// none kept: for a pass that decides every row once (the confirmation's plan).
+pub fn valid_rows(
+    source: Box<dyn Source>,
+    resolved: Resolved,
+    match_keys: &[MatchKey],
+) -> impl Iterator<Item = (ContactDraft, Vec<Key>)> {
+    let wanted = match_keys.to_vec();
+    let work = move |item| match super::map_one(&resolved, item).mapped {
+        Mapped::Valid(d) => {
+            let keys = lookup::match_keys(&wanted, &d);
+            Some((*d, keys))
+        }
+        _ => None,
+    };
+    super::map_rows_with(source, work, &PipelineOptions::default()).flatten()
+}
+
 /// One row of the second pass: its slot in the reports and, valid, the row for the engine.
 struct Fed {
     slot: Slot,

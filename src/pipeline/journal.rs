@@ -20,7 +20,7 @@
 //! concurrent rows finish out of order and a different file must not be mistaken for this one.
 //! `done: true` on a `create`/`update` line marks a row with nothing after it. A line cut short by
 //! a kill is ignored when reading.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -321,6 +321,16 @@ impl Ledger {
                 .add(&e);
         }
         Ok(ledger)
+    }
+
+    /// The rows an earlier invocation finished, by outcome (as the engine reports them again).
+    pub fn done_outcomes(&self) -> BTreeMap<String, u64> {
+        let mut n = BTreeMap::new();
+        for s in self.rows.values().filter(|s| s.done) {
+            let o = s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged);
+            *n.entry(o.as_str().to_owned()).or_insert(0) += 1;
+        }
+        n
     }
 
     pub fn row(&self, line: u64, hash: &str) -> Option<&RowState> {

@@ -2,6 +2,7 @@
 mod api;
 mod cli;
 mod client;
+mod cliux;
 mod export;
 mod exportux;
 mod fields;
