@@ -594,7 +594,7 @@ impl<'a> Drafter<'a> {
             .filter(|&i| !self.names[i].contains(['{', '}']))
             .collect();
         let fallback: Vec<usize> = (p.fulls.first().into_iter())
-            .chain(p.emails.first())
+            .chain(&p.emails)
             .copied()
             .collect();
         let quoted = |g: &Self, cols: &[usize]| -> Vec<String> {
@@ -650,7 +650,9 @@ impl<'a> Drafter<'a> {
                 self.headers.join(", ")
             );
         };
-        let first = |v: &[usize]| -> Vec<String> { v.first().map(|&i| self.name_of(i)).into_iter().collect() };
+        let first = |v: &[usize]| -> Vec<String> {
+            v.first().map(|&i| self.name_of(i)).into_iter().collect()
+        };
         let roles = [
             (Role::FullName, first(&p.fulls)),
             (Role::FirstName, first(&p.firsts)),
@@ -868,7 +870,11 @@ impl<'a> Drafter<'a> {
         ] {
             if let Some(i) = c {
                 self.used[i] = true;
-                let list = if custom { &mut s.custom } else { &mut s.additional };
+                let list = if custom {
+                    &mut s.custom
+                } else {
+                    &mut s.additional
+                };
                 list.push(format!("  {key}: {}", q(&self.name_of(i))));
                 keys_seen.push(key.to_string());
                 let section = if custom { "custom" } else { "additional" };

@@ -7,6 +7,7 @@ mod fields;
 mod grammar;
 mod identity;
 mod import;
+mod initdraft;
 mod mapping;
 mod mapping_init;
 mod normalise;

@@ -46,15 +46,29 @@ pub fn detect(headers: &[String], id_values: &[&str]) -> Layout {
     if exact("id") && exact("phone_number") {
         let why = "Chatwoot's snake_case columns id, name, email, phone_number";
         return if has("customattributes") || has("additionalattributes") {
-            layout("Chatwoot contacts export (with attributes)", "chatwoot-", why)
+            layout(
+                "Chatwoot contacts export (with attributes)",
+                "chatwoot-",
+                why,
+            )
         } else {
-            layout("Chatwoot contacts export (default columns)", "chatwoot-", why)
+            layout(
+                "Chatwoot contacts export (default columns)",
+                "chatwoot-",
+                why,
+            )
         };
     }
     if exact("Record ID")
-        && ["contactowner", "countryregion", "lifecyclestage", "leadstatus", "createdate"]
-            .iter()
-            .any(|n| has(n))
+        && [
+            "contactowner",
+            "countryregion",
+            "lifecyclestage",
+            "leadstatus",
+            "createdate",
+        ]
+        .iter()
+        .any(|n| has(n))
     {
         let why = "\"Record ID\" with HubSpot's property names";
         return if exact("Associated Company") && headers.len() <= 20 {
@@ -151,7 +165,10 @@ mod tests {
                 "HubSpot contacts export (default view)",
             ),
             (
-                split("Record ID,First Name,Last Name,Email,Mobile Phone Number,Country/Region,Lifecycle Stage,Company Name,City,Create Date,Contact owner,Job Title,Lead Status,Phone Number,State/Region,Street Address,Postal Code,Website URL,Industry,Annual Revenue,Number of Employees", ','),
+                split(
+                    "Record ID,First Name,Last Name,Email,Mobile Phone Number,Country/Region,Lifecycle Stage,Company Name,City,Create Date,Contact owner,Job Title,Lead Status,Phone Number,State/Region,Street Address,Postal Code,Website URL,Industry,Annual Revenue,Number of Employees",
+                    ',',
+                ),
                 "HubSpot contacts export (all properties)",
             ),
             (
@@ -159,27 +176,45 @@ mod tests {
                 "Chatwoot contacts export (default columns)",
             ),
             (
-                split("Record Id,Contact Owner.id,Contact Owner,Lead Source,First Name,Last Name,Email,Mailing State", ','),
+                split(
+                    "Record Id,Contact Owner.id,Contact Owner,Lead Source,First Name,Last Name,Email,Mailing State",
+                    ',',
+                ),
                 "Zoho CRM contacts export",
             ),
             (
-                split("Record Id,Lead Owner.id,Lead Owner,Company,First Name,Last Name,Email,State,Country", ','),
+                split(
+                    "Record Id,Lead Owner.id,Lead Owner,Company,First Name,Last Name,Email,State,Country",
+                    ',',
+                ),
                 "Zoho CRM leads export",
             ),
             (
-                split("Salutation,First Name,Last Name,Title,Mailing Street,Mailing City,Mailing State/Province,Mailing Zip/Postal Code,Mailing Country,Phone,Email,Contact Record Type,Account Name,Account Owner,Lead Source", ','),
+                split(
+                    "Salutation,First Name,Last Name,Title,Mailing Street,Mailing City,Mailing State/Province,Mailing Zip/Postal Code,Mailing Country,Phone,Email,Contact Record Type,Account Name,Account Owner,Lead Source",
+                    ',',
+                ),
                 "Salesforce contact report",
             ),
             (
-                split("Id,FirstName,LastName,Email,Phone,MobilePhone,MailingCity,MailingCountry,AccountId", ','),
+                split(
+                    "Id,FirstName,LastName,Email,Phone,MobilePhone,MailingCity,MailingCountry,AccountId",
+                    ',',
+                ),
                 "Salesforce Data Loader export (API field names)",
             ),
             (
-                split("Person - ID;Person - Name;Person - Email - Work;Person - Email - Home;Person - Phone - Mobile;Person - Email messages count", ';'),
+                split(
+                    "Person - ID;Person - Name;Person - Email - Work;Person - Email - Home;Person - Phone - Mobile;Person - Email messages count",
+                    ';',
+                ),
                 "Pipedrive people export (e-mail and phone split by label)",
             ),
             (
-                split("Person - ID;Person - Name;Person - Email;Person - Phone;Person - Email messages count", ';'),
+                split(
+                    "Person - ID;Person - Name;Person - Email;Person - Phone;Person - Email messages count",
+                    ';',
+                ),
                 "Pipedrive people export (one e-mail and phone column)",
             ),
             (split("Name,Email,Phone", ','), PLAIN.name),
