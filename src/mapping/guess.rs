@@ -597,37 +597,13 @@ impl<'a> Drafter<'a> {
             .chain(&p.emails)
             .copied()
             .collect();
-        let quoted = |g: &Self, cols: &[usize]| -> Vec<String> {
-            cols.iter().map(|&i| q(&g.name_of(i))).collect()
-        };
         let line = if !parts.is_empty() {
             self.take(&parts);
             self.take(&p.fulls[..p.fulls.len().min(1)]);
-            let t = (parts.iter().map(|&i| ph(&self.name_of(i))))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let or = quoted(self, &fallback);
-            self.d.decided.push(format!(
-                "name: template {}{}",
-                q(&t),
-                if or.is_empty() {
-                    String::new()
-                } else {
-                    format!(", then {} when it is blank", or.join(" then "))
-                }
-            ));
-            if or.is_empty() {
-                format!("  name: {{ template: {} }}", q(&t))
-            } else {
-                format!(
-                    "  name: {{ template: {}, from: [{}] }}",
-                    q(&t),
-                    or.join(", ")
-                )
-            }
+            self.template_name(&parts, &fallback)
         } else if let Some(&f) = p.fulls.first() {
             self.used[f] = true;
-            let from = quoted(self, &fallback);
+            let from: Vec<String> = fallback.iter().map(|&i| q(&self.name_of(i))).collect();
             self.d.decided.push(format!(
                 "name: column {} (the email when it is blank)",
                 q(&self.name_of(f))
@@ -660,6 +636,29 @@ impl<'a> Drafter<'a> {
         ];
         self.d.roles.extend(roles);
         Ok(line)
+    }
+
+    /// `name:` as a template of the first/last name columns `parts`, then the `or` columns
+    /// (the full name, the emails) when the template is blank.
+    fn template_name(&mut self, parts: &[usize], or: &[usize]) -> String {
+        let t = (parts.iter().map(|&i| ph(&self.name_of(i))))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let or: Vec<String> = or.iter().map(|&i| q(&self.name_of(i))).collect();
+        if or.is_empty() {
+            self.d.decided.push(format!("name: template {}", q(&t)));
+            return format!("  name: {{ template: {} }}", q(&t));
+        }
+        self.d.decided.push(format!(
+            "name: template {}, then {} when it is blank",
+            q(&t),
+            or.join(" then ")
+        ));
+        format!(
+            "  name: {{ template: {}, from: [{}] }}",
+            q(&t),
+            or.join(", ")
+        )
     }
 
     /// `email:`: the best column, the others as fallbacks.
@@ -892,16 +891,16 @@ impl<'a> Drafter<'a> {
                 .push(format!("notes: {} as a note", q(&self.name_of(i))));
         }
         let mut risky = Vec::new();
-        for i in 0..self.headers.len() {
+        for (i, &included) in include.iter().enumerate() {
             if self.used[i] {
                 continue;
             }
             let k = unique_key(snake_key(&self.headers[i]), &mut keys_seen);
             let what = sensitive(&self.headers[i]);
-            if let Some(what) = what.filter(|_| !include[i]) {
+            if let Some(what) = what.filter(|_| !included) {
                 risky.push(format!("{} ({what})", q(&self.name_of(i))));
             }
-            self.other_column(i, &k, include[i], what, &mut s);
+            self.other_column(i, &k, included, what, &mut s);
         }
         self.summarise(&s, &risky);
         s

@@ -269,6 +269,11 @@ fn the_region_comes_from_the_flag_then_country_then_state_then_email_domains() {
     };
     let (l, y) = region(&hs3, &r3, None);
     assert!(l.unwrap().starts_with("  phone_region: NL"), "{y}");
+}
+
+#[test]
+fn an_undecided_region_is_a_placeholder_the_loader_refuses_with_the_same_sentence() {
+    let hs3 = h(&["Name", "Email", "Phone"]);
     // Generic domains: undecided, a placeholder the loader refuses with init's sentence.
     let generic = rows(&[
         &["A", "a@gmail.com", "020 123 4567"],
@@ -417,6 +422,32 @@ fn only_recognised_and_included_columns_are_imported_and_sensitive_ones_never_by
     }
     assert!(!warn.contains("Shoe Size"), "{warn}");
     assert!(y.contains(&format!("# Warning: {}", d.warnings[0])), "{y}");
+}
+
+fn include_case() -> (Vec<String>, Vec<Vec<String>>) {
+    let hs = h(&[
+        "Name",
+        "Email",
+        "Plan",
+        "SSN",
+        "Portal Password",
+        "Shoe Size",
+    ]);
+    let r = rows(&[&["Ann", "a@x.io", "pro", "123-45-6789", "hunter2", "9"]]);
+    (hs, r)
+}
+
+fn include(inc: &[&str]) -> Options {
+    Options {
+        region: None,
+        include: inc.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[test]
+fn include_takes_ordinary_columns_loosely_and_a_sensitive_one_only_by_its_exact_name() {
+    let (hs, r) = include_case();
+    let opts = include;
     // `*` and loose spellings include ordinary columns only; an exact name includes a sensitive one.
     let d = draft_with("f.csv", &hs, &r, &opts(&["*", "ssn"])).unwrap();
     let enabled: Vec<&str> = d
