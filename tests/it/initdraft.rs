@@ -340,17 +340,25 @@ fn the_binary_asks_for_the_region_in_one_sentence_and_validate_repeats_it() {
     Mapping::load(&map).unwrap();
 }
 
-#[test]
-fn repeated_headers_become_numbered_fallbacks() {
+/// Write `csv`, draft its mapping with `init`, validate the file with the draft as written.
+fn draft_then_validate(
+    csv: &str,
+) -> (doto_bulk::mapping::guess::Draft, doto_bulk::report::Summary) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("twice.csv");
-    std::fs::write(
-        &file,
-        "name,email,email,phone,phone\nAnn,,ann@example.com,,+44 20 7946 0018\n",
-    )
-    .unwrap();
+    let file = dir.path().join("f.csv");
+    std::fs::write(&file, csv).unwrap();
     let map = dir.path().join("m.yaml");
     let d = init(&file, Some(&map)).unwrap();
+    let args = Args::new(&file, &map, Some(&dir.path().join("v")));
+    let v = run_validate(&args, true, &AtomicBool::new(false)).unwrap();
+    (d, v.summary)
+}
+
+#[test]
+fn repeated_headers_become_numbered_fallbacks() {
+    let (d, summary) = draft_then_validate(
+        "name,email,email,phone,phone\nAnn,,ann@example.com,,+44 20 7946 0018\n",
+    );
     assert!(
         d.yaml.contains(r#"email: { from: ["email", "email#2"] }"#),
         "{}",
@@ -362,54 +370,30 @@ fn repeated_headers_become_numbered_fallbacks() {
         d.yaml
     );
     assert!(!d.yaml.contains(r#"["email", "email"]"#), "{}", d.yaml);
-    let v = run_validate(
-        &Args::new(&file, &map, Some(&dir.path().join("v"))),
-        true,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    assert_eq!(v.summary.outcomes.get("valid"), Some(&1), "{:?}", v.summary);
+    assert_eq!(summary.outcomes.get("valid"), Some(&1), "{summary:?}");
 }
+
+/// Headers that look sensitive, in the include tests.
+const SENSITIVE: &[&str] = &["SSN", "Portal Password", "Tax ID", "DOB", "IBAN"];
 
 #[test]
 fn only_recognised_and_included_columns_are_imported_and_sensitive_ones_never_by_default() {
-    let hs = h(&[
-        "Name",
-        "Email",
-        "Plan",
-        "SSN",
-        "Portal Password",
-        "Tax ID",
-        "DOB",
-        "IBAN",
-        "Shoe Size",
-    ]);
+    let mut hs = h(&["Name", "Email", "Plan", "Shoe Size"]);
+    hs.extend(h(SENSITIVE));
     let r = rows(&[&[
         "Ann",
         "a@x.io",
         "pro",
+        "9",
         "123-45-6789",
         "hunter2",
         "99",
         "1980-01-01",
         "DE89",
-        "9",
     ]]);
-    let opts = |inc: &[&str]| Options {
-        region: None,
-        include: inc.iter().map(|s| s.to_string()).collect(),
-    };
-    let d = draft_with("f.csv", &hs, &r, &opts(&[])).unwrap();
+    let d = draft_with("f.csv", &hs, &r, &include(&[])).unwrap();
     let y = &d.yaml;
-    for col in [
-        "Plan",
-        "SSN",
-        "Portal Password",
-        "Tax ID",
-        "DOB",
-        "IBAN",
-        "Shoe Size",
-    ] {
+    for col in &hs[2..] {
         let line = y
             .lines()
             .find(|l| l.contains(&format!("\"{col}\"")))
@@ -417,7 +401,7 @@ fn only_recognised_and_included_columns_are_imported_and_sensitive_ones_never_by
         assert!(line.starts_with('#'), "{col} enabled: {line}\n{y}");
     }
     let warn = d.warnings.join("\n");
-    for col in ["SSN", "Portal Password", "Tax ID", "DOB", "IBAN"] {
+    for col in SENSITIVE {
         assert!(warn.contains(&format!("\"{col}\"")), "{col}: {warn}");
     }
     assert!(!warn.contains("Shoe Size"), "{warn}");
@@ -493,33 +477,20 @@ fn a_commented_out_column_imports_once_its_hash_is_removed() {
 
 #[test]
 fn template_names_fall_back_to_the_email() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("f.csv");
-    std::fs::write(
-        &file,
+    let (d, summary) = draft_then_validate(
         "First Name,Last Name,Email\n,,solo@example.com\nAnn,,ann@example.com\n",
-    )
-    .unwrap();
-    let map = dir.path().join("m.yaml");
-    let d = init(&file, Some(&map)).unwrap();
+    );
     assert!(
         d.yaml
             .contains(r#"name: { template: "{First Name} {Last Name}", from: ["Email"] }"#),
         "{}",
         d.yaml
     );
-    let v = run_validate(
-        &Args::new(&file, &map, Some(&dir.path().join("v"))),
-        true,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    assert_eq!(v.summary.outcomes.get("valid"), Some(&2), "{:?}", v.summary);
+    assert_eq!(summary.outcomes.get("valid"), Some(&2), "{summary:?}");
     assert_eq!(
-        v.summary.errors_by_code.get("missing_name"),
+        summary.errors_by_code.get("missing_name"),
         None,
-        "{:?}",
-        v.summary
+        "{summary:?}"
     );
 }
 
