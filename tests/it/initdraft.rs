@@ -55,6 +55,23 @@ const PIPEDRIVE: &str = "\u{FEFF}Person - ID;Person - Name;Person - First name;P
 2;;;;;;anna@beispiel.de;;;;;;Max;;;0;0;0;0;;\n\
 3;Łukasz Nowak;Łukasz;Nowak;;;;;;;;;Max;;;0;0;0;0;;\n";
 
+/// The other views of these CRMs (issue 12, item 1's list).
+const HUBSPOT_ALL: &str = "Record ID,First Name,Last Name,Email,Phone Number,Mobile Phone Number,Company Name,City,State/Region,Country/Region,Lifecycle Stage,Create Date,Contact owner,Job Title,Date of birth,Website URL,Industry,Annual Revenue,Number of Employees,Lead Status,Postal Code\n\
+51,Jane,Doe,jane@acme.example,,07911 123456,Acme Ltd,London,,United Kingdom,customer,2023-07-17 10:30,Sam,CEO,1970-03-04,acme.example,Retail,,,,\n\
+52,,,only@acme.example,020 7946 0018,,,,,United Kingdom,lead,,,,,,,,,,\n";
+
+const SF_DATA_LOADER: &str = "Id,FirstName,LastName,Email,Phone,MobilePhone,MailingCity,MailingState,MailingCountry,AccountId,Title,Birthdate\n\
+0035g00000AbCdEAAV,Jane,Roe,jane@roe.example,(415) 555-2671,,San Jose,CA,USA,001xx,VP,1970-01-01\n\
+0035g00000AbCdFAAV,Amélie,Léger,,,+33 6 11 22 33 44,,,,,,\n";
+
+const ZOHO_LEADS: &str = "Record Id,Lead Owner.id,Lead Owner,Company,First Name,Last Name,Title,Email,Phone,Mobile,Lead Source,Lead Status,Street,City,State,Zip Code,Country,Description\n\
+zcrm_1579374000010800001,1,Kim,Groß GmbH,Jörg,Groß,CTO,jorg@gross.example,,0151 23456789,Web,New,Hauptstr. 1,Berlin,,10115,Germany,Met at the fair\n\
+zcrm_1579374000010800002,1,Kim,,,,,lead.only@gross.example,,,Web,New,,,,,Germany,\n";
+
+const PIPEDRIVE_SINGLE: &str = "\u{FEFF}Person - ID;Person - Name;Person - Email;Person - Phone;Person - Organization;Person - Label;Person - Owner\n\
+7;Pieter de Vries;pieter@devries.nl;06 12345678;De Vries BV;Customer;Max\n\
+8;;solo@devries.nl;;;;Max\n";
+
 fn cases() -> Vec<(&'static str, &'static str, Expected)> {
     vec![
         (
@@ -116,6 +133,59 @@ fn cases() -> Vec<(&'static str, &'static str, Expected)> {
                 rows: 3,
                 created: 3,
                 phones: &[("j@gross.de", "+4915123456789")],
+                never_stored: None,
+            },
+        ),
+    ]
+}
+
+/// The other views: HubSpot all properties, Salesforce Data Loader, Zoho leads, Pipedrive single.
+fn other_views() -> Vec<(&'static str, &'static str, Expected)> {
+    vec![
+        (
+            "hubspot-all.csv",
+            HUBSPOT_ALL,
+            Expected {
+                layout: "HubSpot contacts export (all properties)",
+                rows: 2,
+                created: 2,
+                phones: &[
+                    ("jane@acme.example", "+447911123456"),
+                    ("only@acme.example", "+442079460018"),
+                ],
+                never_stored: Some("1970-03-04"),
+            },
+        ),
+        (
+            "sf-data-loader.csv",
+            SF_DATA_LOADER,
+            Expected {
+                layout: "Salesforce Data Loader export (API field names)",
+                rows: 2,
+                created: 2,
+                phones: &[("jane@roe.example", "+14155552671")],
+                never_stored: Some("1970-01-01"),
+            },
+        ),
+        (
+            "zoho-leads.csv",
+            ZOHO_LEADS,
+            Expected {
+                layout: "Zoho CRM leads export",
+                rows: 2,
+                created: 2,
+                phones: &[("jorg@gross.example", "+4915123456789")],
+                never_stored: None,
+            },
+        ),
+        (
+            "pipedrive-single.csv",
+            PIPEDRIVE_SINGLE,
+            Expected {
+                layout: "Pipedrive people export (one e-mail and phone column)",
+                rows: 2,
+                created: 2,
+                phones: &[("pieter@devries.nl", "+31612345678")],
                 never_stored: None,
             },
         ),
@@ -184,10 +254,10 @@ async fn check_layout(file: &Path, e: &Expected) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_real_layout_is_recognised_drafted_and_imported_as_drafted() {
+async fn each_real_layout_and_view_is_recognised_drafted_and_imported_as_drafted() {
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<(PathBuf, Expected)> = cases()
-        .into_iter()
+    let files: Vec<(PathBuf, Expected)> = (cases().into_iter())
+        .chain(other_views())
         .map(|(name, body, e)| {
             let p = dir.path().join(name);
             std::fs::write(&p, body).unwrap();
