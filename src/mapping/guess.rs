@@ -22,10 +22,10 @@ pub use sensitive::sensitive;
 pub const UNDECIDED_REGION: &str = "UNDECIDED";
 
 /// The one sentence `mapping init` prints, and the loader repeats, when the region is undecided.
-pub const ASK_REGION: &str = "the phone region is undecided: the file has phone numbers without \
-     +country code and no country or state column, and its email domains name no single country, \
-     so run `doto-bulk mapping init` again with --phone-region CC (an ISO code such as GB) or \
-     replace UNDECIDED in defaults.phone_region with the country of those numbers";
+pub const ASK_REGION: &str = "the phone region is undecided: some phone numbers have no \
+     +country code and neither a country or state in their row nor one country their email \
+     domains agree on, so run `doto-bulk mapping init` again with --phone-region CC (an ISO code \
+     such as GB) or replace UNDECIDED in defaults.phone_region with the country of those numbers";
 
 /// What a column was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -706,7 +706,10 @@ impl<'a> Drafter<'a> {
                 .decided
                 .push(format!("default phone region: {r} ({why})")),
             RegionDefault::Ask => self.d.undecided.push(format!("phone region: {ASK_REGION}")),
-            RegionDefault::Unneeded => {}
+            // A tie in the country column does not matter when no row needs the default.
+            RegionDefault::Unneeded => {
+                (self.d.undecided).retain(|u| !u.starts_with("default phone region:"))
+            }
         }
         RegionPlan { from, default }
     }
@@ -1182,9 +1185,27 @@ mod tests {
         let row = |c: &str| vec!["A".into(), "a@x.io".into(), "0123".into(), c.to_string()];
         let d = draft("f.csv", &hs, &[row("France"), row("FR"), row("Germany")]).unwrap();
         assert!(d.yaml.contains("phone_region: FR"), "{}", d.yaml);
+        // A tie, but every row has its country: no default needed.
         let d = draft("f.csv", &hs, &[row("France"), row("Germany")]).unwrap();
         assert!(!d.yaml.contains("\n  phone_region:"), "{}", d.yaml);
-        assert!(d.undecided.iter().any(|u| u.contains("phone region")));
+        assert!(
+            !d.undecided.iter().any(|u| u.contains("region")),
+            "{:?}",
+            d.undecided
+        );
+        // A tie and a row without a country: undecided, the placeholder written.
+        let d = draft("f.csv", &hs, &[row("France"), row("Germany"), row("")]).unwrap();
+        assert!(
+            d.yaml.contains("\n  phone_region: UNDECIDED\n"),
+            "{}",
+            d.yaml
+        );
+        assert!(
+            d.undecided
+                .iter()
+                .any(|u| u.contains("no single most common"))
+        );
+        assert!(d.undecided.iter().any(|u| u.contains(ASK_REGION)));
     }
 
     #[test]
