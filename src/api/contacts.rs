@@ -1,7 +1,8 @@
 //! The contacts endpoints, shaped like the API: `client.contacts().list().sort("created_at")`
 //! `.page(n)` / `.stream()`, `search(q)` with exact-match helpers (search is a substring match with
 //! `%`/`_` wildcards, so hits are filtered here), `get`, `create`, `update`, `delete`,
-//! `conversations`, `add_note`. Every call goes through `Client::send` and decodes through
+//! `conversations`, `add_note`, and the two removals revert uses (`destroy_custom_attributes`,
+//! `delete_note`, each [`Served::NotServed`] on a server without the route). Every call goes through `Client::send` and decodes through
 //! `decode.rs`.
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -31,6 +32,35 @@ pub const DEFAULT_SORT: &str = "created_at";
 
 /// The longest note the server accepts.
 pub const MAX_NOTE_CHARS: usize = 20_000;
+
+/// Calls to `destroy_custom_attributes` at most, when answers are lost.
+pub const REMOVAL_ATTEMPTS: u32 = 4;
+
+/// The answer of a call an older server may not serve.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Served<T> {
+    Done(T),
+    /// The server has no such route (a 404 on the route itself, not on the contact or note).
+    NotServed,
+}
+
+impl<T> Served<T> {
+    /// A 404 whose body is not the server's "Resource could not be found" (which a missing
+    /// contact or note gets) came from the router: the route does not exist there.
+    fn from_error(e: ApiError) -> Result<Served<T>, ApiError> {
+        match &e {
+            ApiError::NotFound { message, .. } if !is_missing_resource(message) => {
+                Ok(Served::NotServed)
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+/// Whether a 404's message is the one the server gives a missing record.
+fn is_missing_resource(message: &str) -> bool {
+    message.contains("could not be found")
+}
 
 impl Client {
     /// The contacts endpoints of the configured account.
@@ -167,6 +197,47 @@ impl Contacts<'_> {
         r.body = Some(json!({ "content": content }));
         let body = self.client.send(r).await?;
         decode::object(&endpoint(self.client, "POST", &path), &body)
+    }
+
+    /// `POST /contacts/{id}/destroy_custom_attributes` `{"custom_attributes": [keys]}`: removes
+    /// those keys from the contact (unknown keys are ignored). Removing keys twice is harmless,
+    /// so an answer lost (a 5xx or a dropped connection) is sent again, up to
+    /// [`REMOVAL_ATTEMPTS`] times in all. A server without the route is [`Served::NotServed`].
+    pub async fn destroy_custom_attributes(
+        self,
+        id: u64,
+        keys: &[String],
+    ) -> Result<Served<Contact>, ApiError> {
+        let path = format!("/{id}/destroy_custom_attributes");
+        let mut attempts = 0;
+        loop {
+            let mut r = req(RequestKind::Update, Method::POST, path.clone());
+            r.body = Some(json!({ "custom_attributes": keys }));
+            attempts += 1;
+            match self.client.send(r).await {
+                Ok(body) => {
+                    let c = decode::contact(&endpoint(self.client, "POST", &path), &body)?;
+                    return Ok(Served::Done(c));
+                }
+                Err(e) if e.is_outcome_unknown() && attempts < REMOVAL_ATTEMPTS => {}
+                Err(e) => return Served::from_error(e),
+            }
+        }
+    }
+
+    /// `DELETE /contacts/{id}/notes/{note_id}`. A note found gone after an attempt that may
+    /// have deleted it counts as deleted; a note (or contact) that does not exist is
+    /// [`ApiError::NotFound`]; a server without the route is [`Served::NotServed`].
+    pub async fn delete_note(self, id: u64, note_id: u64) -> Result<Served<()>, ApiError> {
+        let path = format!("/{id}/notes/{note_id}");
+        match self
+            .client
+            .send(req(RequestKind::Delete, Method::DELETE, path))
+            .await
+        {
+            Ok(_) => Ok(Served::Done(())),
+            Err(e) => Served::from_error(e),
+        }
     }
 
     /// The contact whose email equals `email`, ignoring case (search hits are substrings).

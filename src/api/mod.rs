@@ -28,7 +28,8 @@ mod types;
 
 pub use client::{Client, ClientConfig, Metrics, RateLimit, TokenHeader};
 pub use contacts::{
-    ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, SORT_KEYS, SearchRequest,
+    ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, REMOVAL_ATTEMPTS,
+    SORT_KEYS, SearchRequest, Served,
 };
 pub use error::{ApiError, TransportKind};
 pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};

@@ -93,6 +93,17 @@ pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
     init_with(file, output, &InitOptions::default())
 }
 
+/// [`init`] with `--phone-region`.
+pub fn init_with_region(
+    file: &Path,
+    output: Option<&Path>,
+    region: Option<Region>,
+) -> anyhow::Result<Draft> {
+    let mut opts = InitOptions::default();
+    opts.draft.region = region;
+    init_with(file, output, &opts)
+}
+
 /// [`init`] with the user's options (`--phone-region`, `--include`, `--force`).
 pub fn init_with(file: &Path, output: Option<&Path>, opts: &InitOptions) -> anyhow::Result<Draft> {
     let d = draft_with(file, &opts.draft)?;

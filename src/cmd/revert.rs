@@ -1,20 +1,29 @@
 //! `doto-bulk revert RUN_DIR`: undo an import from its journal. Created contacts are deleted (a
 //! 404 means already gone); updated ones get the fields the import changed back from the stored
-//! `before` values in one PATCH each. A contact changed by someone else since is skipped unless
-//! `--force`. Attribute keys the import added cannot be removed (PATCH merges) and are reported.
+//! `before` values in one PATCH each, then lose the custom attribute keys the import added (one
+//! `destroy_custom_attributes`) and the notes it added (one DELETE each, by the id its journal
+//! recorded). Additional attribute keys the import added cannot be removed by the API: they are
+//! set to `null` and listed. A contact changed by someone else since is skipped unless `--force`.
 //!
-//! The revert writes its own run directory: `journal.jsonl` (one line per completed write, the
+//! The revert writes its own run directory: `journal.jsonl` (one line per finished contact, the
 //! shared [`journal`](crate::pipeline::journal)), `results.csv` (contact_id, action, reason,
-//! not_removed), `notes.csv` (the notes the import added: contact_id, note_id, row, note, fate;
-//! they are listed, not deleted) and `summary.json`. Contacts are reverted `--concurrency` at a time through one
-//! client (`--rate`) by [`Reverter`]; this file reads the import, opens the run and reports. `--resume` skips the contacts a revert's journal finished; running it again
-//! anyway writes nothing, since deleted contacts answer 404 and restored ones already equal their
-//! `before` values.
+//! left, nulled), `notes.csv` (the notes the import added: contact_id, note_id, row, note, fate)
+//! and `summary.json` (counts per action, and per contact what is left and what was nulled).
+//! Contacts are reverted `--concurrency` at a time through one client (`--rate`) by
+//! [`Reverter`]; this file reads the import, opens the run and reports. `--resume` skips the
+//! contacts a revert's journal finished; running it again anyway writes nothing, since every step
+//! is decided from the contact as it is now.
 //!
-//! Exit codes: 0 every contact reverted or deliberately skipped; 3 some failed; 1 no journal, or
-//! the journal cannot be written; 130 Ctrl-C (the contacts in flight finish, the reports and the
-//! journal are flushed; `--resume` continues).
-use std::collections::{BTreeMap, HashSet};
+//! Before the first write, when the import created contacts, one request checks that the token
+//! may delete (an agent's may not): if not, the revert stops before writing, with the hint to use
+//! an administrator's token; a token refused at any later write stops it too.
+//!
+//! Exit codes: 0 every contact the import touched is as it was before (deleted, restored, or
+//! unchanged: already so); 3 some were skipped, failed, or only partly restored (what is left is
+//! in results.csv and the summary); 1 no journal, the token may not delete, or the journal cannot
+//! be written; 130 Ctrl-C (the contacts in flight finish, the reports and the journal are
+//! flushed; `--resume` continues).
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,12 +37,15 @@ use crate::cmd::connect::SandboxArgs;
 use crate::cmd::{connected, finish};
 use crate::exit::{self, Stop};
 use crate::pipeline::journal::{Entry, GroupJournal, Journal, read_lines};
-use crate::pipeline::revert::{AddedNote, Target, added_notes, targets, unsettled_creates};
+use crate::pipeline::revert::{
+    AddedNote, Target, added_notes, attach_notes, targets, unsettled_creates,
+};
 use crate::pipeline::rundir::{RunLock, RunRecord};
 use crate::pipeline::undo::{Finished, RevertResult, Reverter};
 use crate::report::{self, RunDir, write_json_atomic};
 
-/// Undo an import: delete the contacts it created, restore the fields it changed.
+/// Undo an import: delete the contacts it created, restore the fields it changed, remove the
+/// attribute keys and notes it added (additional attribute keys are set to null).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The import's run directory (holding its journal.jsonl).
@@ -99,9 +111,15 @@ pub async fn run(args: Args, global: &GlobalArgs) -> Result<u8> {
         let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         eprintln!("{}; reports in {}", counts.join(", "), r.run_dir.display());
     }
-    let failed = r.counts.get("failed").copied().unwrap_or(0);
+    let not_reverted = r.results.iter().filter(|x| x.not_reverted()).count() as u64;
+    if !global.quiet && not_reverted > 0 && r.stopped.is_none() {
+        eprintln!(
+            "{not_reverted} contacts are not as before the import: see the `left` column of {}",
+            r.run_dir.join("results.csv").display()
+        );
+    }
     let input = args.run_dir.display().to_string();
-    finish(r.stopped.as_ref(), failed, &input, &r.run_dir)
+    finish(r.stopped.as_ref(), not_reverted, &input, &r.run_dir)
 }
 
 /// A revert's `summary.json`.
@@ -114,10 +132,16 @@ struct RevertSummary<'a> {
     force: bool,
     contacts: usize,
     outcomes: &'a BTreeMap<String, u64>,
+    /// Contacts not as they were before the import (skipped, failed, partly restored).
+    not_reverted: u64,
+    /// Contact id → what is left of the import on it (`;`-separated, as in results.csv).
+    left: BTreeMap<u64, &'a str>,
+    /// Contact id → additional attribute keys the import added, now `null`.
+    nulled: BTreeMap<u64, &'a str>,
     writes: u64,
     unsettled_create_lines: &'a [u64],
-    /// Notes the import added (listed in `notes.csv`), and those of them revert leaves (on
-    /// contacts it does not delete).
+    /// Notes the import added (listed in `notes.csv`), and those of them whose id the import's
+    /// journal does not know (left).
     notes_added: usize,
     notes_left: usize,
     started_at: String,
@@ -147,6 +171,7 @@ pub async fn run_revert(
             &dir.file("journal.jsonl"),
         )?)),
     };
+    let deletes = todo.iter().any(|t| matches!(t, Target::Created { .. }));
     let reverter = Reverter {
         client: Client::new(config)?,
         dry_run: args.dry_run,
@@ -155,6 +180,8 @@ pub async fn run_revert(
         finished,
         journal,
         quiet,
+        deletes,
+        delete_check: Default::default(),
     };
     write_notes(&dir, &notes)?;
     let csv_path = dir.file("results.csv");
@@ -167,6 +194,11 @@ pub async fn run_revert(
     for r in &results {
         *counts.entry(r.action.clone()).or_insert(0u64) += 1;
     }
+    let by_id = |f: fn(&RevertResult) -> &str| -> BTreeMap<u64, &str> {
+        let non_empty = results.iter().filter(|r| !f(r).is_empty());
+        non_empty.map(|r| (r.contact_id, f(r))).collect()
+    };
+    let not_reverted = results.iter().filter(|r| r.not_reverted()).count() as u64;
     let summary = RevertSummary {
         command: "revert",
         import_run_dir: args.run_dir.display().to_string(),
@@ -175,6 +207,9 @@ pub async fn run_revert(
         force: args.force,
         contacts: results.len(),
         outcomes: &counts,
+        not_reverted,
+        left: by_id(|r| &r.left),
+        nulled: by_id(|r| &r.nulled),
         writes,
         unsettled_create_lines: &unsettled,
         notes_added: notes.len(),
@@ -184,9 +219,8 @@ pub async fn run_revert(
         stopped: stopped.as_ref(),
     };
     write_json_atomic(dir.path(), "summary.json", &summary)?;
-    let failed = counts.get("failed").copied().unwrap_or(0);
     Ok(RevertRun {
-        exit_code: exit::code(stopped.as_ref(), failed),
+        exit_code: exit::code(stopped.as_ref(), not_reverted),
         run_dir: dir.path().to_path_buf(),
         results,
         counts,
@@ -198,17 +232,21 @@ pub async fn run_revert(
 /// The revert's run directory, locked: a fresh one bound to `record` (its `run.json`), or
 /// (`--resume`) the killed revert's, with the contacts its journal finished, once `record`
 /// matches it (same server, account and import run; a refused resume changes nothing).
-fn open_revert_dir(args: &Args, record: &RunRecord) -> Result<(RunDir, HashSet<u64>)> {
+fn open_revert_dir(
+    args: &Args,
+    record: &RunRecord,
+) -> Result<(RunDir, HashMap<u64, RevertResult>)> {
     let Some(d) = &args.resume else {
         let dir = RunDir::create(args.out.as_deref(), "revert")?;
         record.write(dir.path())?;
-        return Ok((dir, HashSet::new()));
+        return Ok((dir, HashMap::new()));
     };
     // `--force` also accepts a revert directory without run.json, or another base URL.
     record.check_resume(d, args.force)?;
     let dir = RunDir::resume(d, "a revert run")?;
     let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
-    Ok((dir, done.into_iter().map(|f| f.contact_id).collect()))
+    let done = done.into_iter().map(|f| (f.result.contact_id, f.result));
+    Ok((dir, done.collect()))
 }
 
 /// `notes.csv`: the notes the import added.
@@ -247,7 +285,8 @@ fn read_import(import_dir: &Path, quiet: bool) -> Result<(Vec<Target>, Vec<u64>,
             unsettled
         );
     }
-    let targets = targets(&entries);
+    let mut targets = targets(&entries);
     let notes = added_notes(&entries, &targets);
+    attach_notes(&mut targets, &notes);
     Ok((targets, unsettled, notes))
 }

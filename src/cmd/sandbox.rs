@@ -80,6 +80,10 @@ pub struct Args {
     /// after writes, as the real avatar sync does.
     #[arg(long)]
     pub server_attributes: bool,
+    /// An older server: serve neither `destroy_custom_attributes` nor the deletion of a note
+    /// (404 on those routes), so `revert` can only partly restore what an import added.
+    #[arg(long)]
+    pub no_removal_routes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +156,7 @@ impl Args {
             blank_search_422: self.blank_search_422,
             replace_additional_attributes: self.replace_additional_attributes,
             server_attributes: self.server_attributes,
+            no_removal_routes: self.no_removal_routes,
             seed_contacts: self.seed_contacts,
             seed: self.seed,
             seed_file: self.seed_file.clone(),

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::anyhow;
 
 use super::load::column_def;
-use super::suggest::closest;
+use super::suggest::{closest, same_spelling};
 use super::types::ValueType;
 use super::value::{ColRef, Compiled, SourceDef, Src, TplPart, ValueDef};
 use super::{AttrPrefix, Mapping, Resolved};
@@ -25,7 +25,7 @@ fn is_guarded_report(headers: &[String]) -> bool {
 pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
     let lookup = HeaderIndex::new(headers);
     check_columns(m, headers, &lookup)?;
-    let mut notices = absent_notices(m, &lookup);
+    let mut notices = absent_notices(m, headers, &lookup);
     let col = |c: &ColRef| lookup.find(&c.name);
     let compile = |d: &ValueDef| compile(d, &col);
     let [custom_prefix, additional_prefix] = m.attribute_prefixes.each_ref();
@@ -137,8 +137,14 @@ fn prefixed(
 }
 
 /// One notice per `optional` value that names columns the file lacks: they are skipped, and a
-/// value left with none is blank on every row.
-fn absent_notices(m: &Mapping, lookup: &HeaderIndex<'_>) -> Vec<String> {
+/// value left with none is blank on every row. A header that is an absent column written
+/// another way (`Record Id` for `Record ID`) is named: it is likely the column meant.
+fn absent_notices(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> Vec<String> {
+    let usable: Vec<&str> = headers
+        .iter()
+        .map(String::as_str)
+        .filter(|h| !is_report_column(h))
+        .collect();
     let mut out = Vec::new();
     for d in m.defs().filter(|d| d.optional) {
         let absent: Vec<&ColRef> = d
@@ -157,13 +163,24 @@ fn absent_notices(m: &Mapping, lookup: &HeaderIndex<'_>) -> Vec<String> {
                 None => "the value is blank on every row".to_owned(),
             }
         };
+        let respelt: Vec<String> = absent
+            .iter()
+            .filter_map(|c| same_spelling(&c.name, &usable).map(|h| (c, h)))
+            .map(|(c, h)| {
+                format!(
+                    "; the file has {h:?}: write it so for {:?} to read it",
+                    c.name
+                )
+            })
+            .collect();
         out.push(format!(
-            "{}:{}: {}: optional column{} {} not in the file: {what}",
+            "{}:{}: {}: optional column{} {} not in the file: {what}{}",
             m.origin,
             first.line,
             d.target,
             if names.len() == 1 { "" } else { "s" },
-            names.join(", ")
+            names.join(", "),
+            respelt.concat()
         ));
     }
     out

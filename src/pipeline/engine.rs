@@ -232,13 +232,16 @@ impl Engine {
         Ok(notes.into_iter().filter_map(|n| n.content).collect())
     }
 
-    /// Whether the contact already has a note with this content (settles a note whose outcome
-    /// was unknown).
-    async fn has_note(&self, id: u64, content: &str) -> Result<bool, String> {
-        self.stored_notes(id)
-            .await
-            .map(|notes| notes.iter().any(|n| n == content))
-            .map_err(|e| e.to_string())
+    /// The id of the contact's newest note with this content, if it has one (settles a note
+    /// whose outcome was unknown; the journal keeps the id for revert).
+    async fn find_note(&self, id: u64, content: &str) -> Result<Option<u64>, String> {
+        self.note_checks.fetch_add(1, Ordering::Relaxed);
+        let notes = self.in_write_slot(self.client.contacts().notes(id)).await;
+        let notes = notes.map_err(|e| e.to_string())?;
+        let same = notes
+            .iter()
+            .filter(|n| n.content.as_deref() == Some(content));
+        Ok(same.map(|n| n.id).max())
     }
 
     /// Why the run stopped, if it did (the first reason wins).
@@ -612,9 +615,9 @@ impl Engine {
         let mut attempts = 0u32;
         let note_id = loop {
             if check_first {
-                match self.has_note(id, content).await {
-                    Ok(true) => break None,
-                    Ok(false) => {}
+                match self.find_note(id, content).await {
+                    Ok(Some(note_id)) => break Some(note_id),
+                    Ok(None) => {}
                     Err(msg) => return Ok(Some(unchecked_note(row, id, n, &msg))),
                 }
             }

@@ -12,7 +12,8 @@
 //! - `update`: `contact_id` updated; `before` holds the stored values the update replaced (field →
 //!   value, attribute keys as `custom_attributes.k`), `after` the values written;
 //! - `note`: note number `note` (0-based, mapping order) added to `contact_id`, as note `note_id`
-//!   (absent when an earlier attempt whose outcome was unknown turned out to have added it);
+//!   (when an earlier attempt's outcome was unknown, the id of the note found on the contact;
+//!   absent in journals of older versions); `revert` deletes the note by this id;
 //! - `done`: the row's last write (for rows with notes).
 //!
 //! Every line names its row by `row` (line in the source) and `hash` (of the row's fields), since

@@ -1,14 +1,16 @@
 //! What `revert` undoes, read from an import's journal, and what one contact's revert should do:
 //! [`targets`] folds the journal into one [`Target`] per contact (created → delete; updated →
-//! the earliest `before` and the latest `after` of each field), [`plan_restore`] compares the
-//! contact as it is now with them and builds the one PATCH that restores it.
+//! the earliest `before` and the latest `after` of each field, and the notes the import added),
+//! [`plan_restore`] compares the contact as it is now with them and builds the one PATCH that
+//! restores it and the custom attribute keys to remove.
 //!
 //! Decisions (documented in the command's help): a created contact is always deleted (it did not
 //! exist before the import, whatever happened to it since); an updated contact whose current
 //! value of a field the import wrote is neither the `after` nor the `before` value was changed by
 //! someone else, and is skipped unless `--force`. Attribute keys whose `before` is null did not
-//! exist before the import: PATCH merges attribute objects and cannot delete a key, so they are
-//! left as they are and reported.
+//! exist before the import: custom attribute keys are removed (`destroy_custom_attributes`);
+//! additional attribute keys cannot be removed by the API (updates merge), so they are set to
+//! `null` and listed.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -31,6 +33,8 @@ pub enum Target {
         before: Map<String, Value>,
         /// Field → value the import's last update of it wrote.
         after: Map<String, Value>,
+        /// The notes the import added to it (filled by [`attach_notes`]).
+        notes: Vec<AddedNote>,
     },
 }
 
@@ -78,13 +82,15 @@ pub fn targets(entries: &[Entry]) -> Vec<Target> {
                 }
                 by_id.insert(id, Target::Created { id });
             }
-            Op::Update => {
+            // A row that changed no field may still have added a note to a contact.
+            Op::Update | Op::Note => {
                 let t = by_id.entry(id).or_insert_with(|| {
                     order.push(id);
                     Target::Updated {
                         id,
                         before: Map::new(),
                         after: Map::new(),
+                        notes: Vec::new(),
                     }
                 });
                 if let Target::Updated { before, after, .. } = t {
@@ -115,9 +121,19 @@ pub struct AddedNote {
     /// The source line of the row that added it, and the note's number in the mapping (1-based).
     pub row: u64,
     pub note: usize,
-    /// `deleted_with_contact` (the import created the contact: revert deletes it) or `left`
-    /// (revert does not delete notes).
+    /// `deleted_with_contact` (the import created the contact: revert deletes it), `to_delete`
+    /// (revert deletes it by its id) or `left` (its id is unknown: a journal of an older version).
     pub fate: &'static str,
+}
+
+impl AddedNote {
+    /// How `results.csv` names the note when it is left.
+    pub fn label(&self) -> String {
+        match self.note_id {
+            Some(id) => format!("note {id}"),
+            None => format!("note {} of line {} (id unknown)", self.note, self.row),
+        }
+    }
 }
 
 /// The notes the import added, in journal order, each once.
@@ -138,12 +154,25 @@ pub fn added_notes(entries: &[Entry], targets: &[Target]) -> Vec<AddedNote> {
             note_id: e.note_id,
             row: e.row,
             note: e.note.map_or(0, |n| n + 1),
-            fate: match created.contains(&contact_id) {
-                true => "deleted_with_contact",
-                false => "left",
+            fate: match (created.contains(&contact_id), e.note_id) {
+                (true, _) => "deleted_with_contact",
+                (false, Some(_)) => "to_delete",
+                (false, None) => "left",
             },
         })
         .collect()
+}
+
+/// Give each updated target the notes the import added to it.
+pub fn attach_notes(targets: &mut [Target], notes: &[AddedNote]) {
+    for t in targets {
+        if let Target::Updated {
+            id, notes: mine, ..
+        } = t
+        {
+            mine.extend(notes.iter().filter(|n| n.contact_id == *id).cloned());
+        }
+    }
 }
 
 /// Source lines whose create began but has no journaled outcome (the import was killed during
@@ -233,12 +262,16 @@ impl<'a> JournalField<'a> {
 /// What to do with an updated contact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Restore {
-    /// The PATCH that restores it (empty: already restored).
+    /// The PATCH that restores it (empty: nothing to patch).
     pub patch: ContactPatch,
     /// Fields changed by someone else after the import (now neither `after` nor `before`).
     pub changed_since: Vec<String>,
-    /// Attribute keys the import added, which PATCH cannot remove.
-    pub not_removable: Vec<String>,
+    /// Custom attribute keys the import added that the contact still has (bare keys), for
+    /// `destroy_custom_attributes`.
+    pub remove_custom: Vec<String>,
+    /// Additional attribute keys the import added (`additional_attributes.k`): the API cannot
+    /// remove them, so they are `null` once restored (the PATCH nulls those still set).
+    pub nulled: Vec<String>,
 }
 
 /// Compare `now` with the journal's values and build the restoring PATCH.
@@ -250,20 +283,21 @@ pub fn plan_restore(
     let mut r = Restore {
         patch: ContactPatch::default(),
         changed_since: Vec::new(),
-        not_removable: Vec::new(),
+        remove_custom: Vec::new(),
+        nulled: Vec::new(),
     };
     for (field, was) in before {
         let f = JournalField::parse(field);
         let is = JournalField::current(f, now);
         let wrote = after.get(field).unwrap_or(&Value::Null);
         let same = |a: &Value, b: &Value| JournalField::same(f, a, b);
-        if matches!(f, Some(JournalField::Attribute(..))) && was.is_null() {
-            if !is.is_null() {
-                r.not_removable.push(field.clone());
-            }
+        if let Some(JournalField::Attribute(object, key)) = f
+            && was.is_null()
+        {
             if !is.is_null() && !same(&is, wrote) {
                 r.changed_since.push(field.clone());
             }
+            r.added_key(now, object, key, field);
             continue;
         }
         if same(&is, was) {
@@ -275,6 +309,27 @@ pub fn plan_restore(
         JournalField::restore(f, &mut r.patch, was);
     }
     r
+}
+
+impl Restore {
+    /// An attribute key the import added to `now` (named `field` in the journal): a custom one
+    /// still there is to be removed; an additional one is set to `null` if it has a value.
+    fn added_key(&mut self, now: &Contact, object: Field, key: &str, field: &str) {
+        let present = now.attributes(object).and_then(|m| m.get(key));
+        match object {
+            Field::CustomAttributes if present.is_some() => self.remove_custom.push(key.to_owned()),
+            Field::CustomAttributes => {}
+            _ => {
+                if present.is_some_and(|v| !v.is_null()) {
+                    let f = Some(JournalField::Attribute(object, key));
+                    JournalField::restore(f, &mut self.patch, &Value::Null);
+                }
+                if present.is_some() {
+                    self.nulled.push(field.to_owned());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +386,24 @@ mod tests {
         assert_eq!(notes.len(), 2);
         assert_eq!((notes[0].contact_id, notes[0].note_id), (9, Some(71)));
         assert_eq!(notes[0].fate, "deleted_with_contact");
-        assert_eq!((notes[1].note, notes[1].fate, notes[1].row), (2, "left", 3));
+        assert_eq!(
+            (notes[1].note, notes[1].fate, notes[1].row),
+            (2, "to_delete", 3)
+        );
+        let mut ts = targets(&es);
+        attach_notes(&mut ts, &notes);
+        match &ts[1] {
+            Target::Updated { id: 4, notes, .. } => assert_eq!(notes[0].note_id, Some(72)),
+            other => panic!("{other:?}"),
+        }
+        // A note whose id the journal does not know is left, and named so.
+        let mut n3 = entry(Op::Note, 5, json!(null), json!(null));
+        (n3.note, n3.row) = (Some(0), 8);
+        let notes = added_notes(&[n3.clone()], &targets(&[n3.clone()]));
+        assert_eq!(notes[0].fate, "left");
+        assert_eq!(notes[0].label(), "note 1 of line 8 (id unknown)");
+        // A note on a contact the row did not update makes it a target.
+        assert!(matches!(targets(&[n3])[0], Target::Updated { id: 5, .. }));
     }
 
     #[test]
@@ -349,23 +421,36 @@ mod tests {
     #[test]
     fn restore_patches_changed_fields_and_reports_added_keys() {
         let now = contact(json!({"id": 1, "name": "New", "email": "A@x.com",
-            "custom_attributes": {"plan": "gold", "tier": "2"}}));
+            "custom_attributes": {"plan": "gold", "tier": "2"},
+            "additional_attributes": {"city": "Oslo", "zip": null}}));
         let before = json!({"name": "Old", "email": "a@x.com", "custom_attributes.plan": "free",
-            "custom_attributes.tier": null})
+            "custom_attributes.tier": null, "additional_attributes.city": null,
+            "additional_attributes.zip": null, "additional_attributes.gone": null})
         .as_object()
         .cloned()
         .unwrap();
         let after = json!({"name": "New", "email": "a@x.com", "custom_attributes.plan": "gold",
-            "custom_attributes.tier": "2"})
+            "custom_attributes.tier": "2", "additional_attributes.city": "Oslo",
+            "additional_attributes.zip": "1", "additional_attributes.gone": "x"})
         .as_object()
         .cloned()
         .unwrap();
         let r = plan_restore(&now, &before, &after);
         assert!(r.changed_since.is_empty());
-        assert_eq!(r.not_removable, vec!["custom_attributes.tier".to_owned()]);
+        assert_eq!(r.remove_custom, vec!["tier".to_owned()]);
+        // City is nulled by the PATCH, zip is null already, gone is not on the contact at all.
+        assert_eq!(
+            r.nulled,
+            ["additional_attributes.city", "additional_attributes.zip"]
+        );
         assert_eq!(r.patch.name, Some(Some("Old".into())));
         assert_eq!(r.patch.email, None);
         assert_eq!(r.patch.custom_attributes.unwrap()["plan"], "free");
+        let additional = r.patch.additional_attributes.unwrap();
+        assert_eq!(
+            additional,
+            json!({"city": null}).as_object().cloned().unwrap()
+        );
         // Someone else renamed it since.
         let later =
             contact(json!({"id": 1, "name": "Other", "custom_attributes": {"plan": "gold"}}));

@@ -138,6 +138,9 @@ pub struct SandboxConfig {
     /// own to `additional_attributes` (`avatar_url_hash`, `last_avatar_sync_at`), as the real
     /// avatar sync does a moment later: the write's response does not show them, a later read does.
     pub server_attributes: bool,
+    /// An older server: neither `POST /contacts/{id}/destroy_custom_attributes` nor
+    /// `DELETE /contacts/{id}/notes/{note_id}` is served (404 on the route itself).
+    pub no_removal_routes: bool,
     /// Generate this many realistic contacts at start.
     pub seed_contacts: usize,
     /// Seed of the contact generator (and of the unstable order).
@@ -166,6 +169,7 @@ impl Default for SandboxConfig {
             blank_search_422: false,
             replace_additional_attributes: false,
             server_attributes: false,
+            no_removal_routes: false,
             seed_contacts: 0,
             seed: 1,
             seed_file: None,

@@ -2,7 +2,9 @@
 //! test and benchmark runs against.
 //!
 //! Scope: the eight contacts endpoints of `API.md` (list, search, show, create, update, delete,
-//! conversations, notes) for one account and its tokens (an administrator and an agent), with the
+//! conversations, notes) for one account and its tokens (an administrator and an agent), plus the
+//! two removals Chatwoot serves that `revert` uses (`POST /contacts/{id}/destroy_custom_attributes`,
+//! `DELETE /contacts/{id}/notes/{note_id}`; `no_removal_routes` serves neither), with the
 //! real server's quirks: 15 per page, no stable order without `sort`, substring search with
 //! wildcards, Rails validations and their exact 422 bodies, the 401/403/404 bodies, the non-atomic
 //! phone uniqueness. Around them: fixed-window rate limits with the real 429, latency, seeded faults

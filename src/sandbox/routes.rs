@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use tower_service::Service;
 
@@ -40,7 +40,7 @@ pub fn router(state: SandboxState) -> Router {
 
 fn routes(state: SandboxState) -> Router {
     let api = "/api/v1/accounts/{account_id}/contacts";
-    Router::new()
+    let mut r = Router::new()
         .route(api, get(list).post(create))
         .route(&format!("{api}/search"), get(search))
         .route(
@@ -51,8 +51,20 @@ fn routes(state: SandboxState) -> Router {
         .route(
             &format!("{api}/{{id}}/notes"),
             post(create_note).get(list_notes),
-        )
-        .route("/_sandbox/stats", get(side_stats))
+        );
+    // An older server serves neither: the fallback's 404 on the route itself.
+    if !state.config().no_removal_routes {
+        r = r
+            .route(
+                &format!("{api}/{{id}}/destroy_custom_attributes"),
+                post(destroy_custom_attributes),
+            )
+            .route(
+                &format!("{api}/{{id}}/notes/{{note_id}}"),
+                delete(destroy_note),
+            );
+    }
+    r.route("/_sandbox/stats", get(side_stats))
         .route("/_sandbox/state", get(side_state))
         .route("/_sandbox/reset", post(side_reset))
         .route("/_sandbox/health", get(side_health))
@@ -708,11 +720,17 @@ async fn update(
     if st.config().server_attributes && sync && result.is_ok() {
         lock(&st.inner.store).add_server_attributes(id);
     }
+    contact_answer(&st, result, &q)
+}
+
+/// The answer of a write that returns the contact: rendered as `show` renders it, or the error.
+fn contact_answer(
+    st: &SandboxState,
+    result: Result<store::Contact, WriteError>,
+    q: &HashMap<String, String>,
+) -> Response {
     match result {
-        Ok(c) => json_response(
-            StatusCode::OK,
-            contact_body(&st, c.render(with_inboxes(&q))),
-        ),
+        Ok(c) => json_response(StatusCode::OK, contact_body(st, c.render(with_inboxes(q)))),
         Err(e) => write_error(e),
     }
 }
@@ -732,6 +750,47 @@ async fn destroy(
     };
     match lock(&st.inner.store).delete(acc, id) {
         // `head :ok` under the API's default JSON format: the type without a charset, no body.
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response(),
+        Err(e) => write_error(e),
+    }
+}
+
+/// `POST /contacts/{id}/destroy_custom_attributes` `{"custom_attributes": ["key", …]}`: the keys
+/// are removed (unknown ones ignored; no keys, no change) and the contact is rendered as `show`
+/// renders it.
+async fn destroy_custom_attributes(
+    State(st): State<SandboxState>,
+    Path((account, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Params,
+    body: Bytes,
+) -> Response {
+    let (_, acc) = answer!(authorize(&st, &headers, &account));
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    let body = answer!(body_json(&headers, &body));
+    let keys: Vec<String> = match body.get("custom_attributes") {
+        Some(Value::Array(a)) => a.iter().filter_map(store::rails_string).collect(),
+        Some(v) => store::rails_string(v).into_iter().collect(),
+        None => vec![],
+    };
+    let result = lock(&st.inner.store).remove_custom_attributes(acc, id, &keys);
+    contact_answer(&st, result, &q)
+}
+
+/// `DELETE /contacts/{id}/notes/{note_id}`: `@contact.notes.find(id).destroy!` then `head :ok`;
+/// an unknown contact or a note of another contact is a 404.
+async fn destroy_note(
+    State(st): State<SandboxState>,
+    Path((account, id, note_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, acc) = answer!(authorize(&st, &headers, &account));
+    let (Some(id), Some(note_id)) = (parse_id(&id), parse_id(&note_id)) else {
+        return not_found();
+    };
+    match lock(&st.inner.store).delete_note(acc, id, note_id) {
         Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response(),
         Err(e) => write_error(e),
     }

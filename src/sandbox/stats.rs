@@ -12,6 +12,9 @@ pub mod route {
     pub const CONTACT: &str = "/api/v1/accounts/{account_id}/contacts/{id}";
     pub const CONVERSATIONS: &str = "/api/v1/accounts/{account_id}/contacts/{id}/conversations";
     pub const NOTES: &str = "/api/v1/accounts/{account_id}/contacts/{id}/notes";
+    pub const NOTE: &str = "/api/v1/accounts/{account_id}/contacts/{id}/notes/{note_id}";
+    pub const DESTROY_CUSTOM_ATTRIBUTES: &str =
+        "/api/v1/accounts/{account_id}/contacts/{id}/destroy_custom_attributes";
     pub const OTHER: &str = "other";
 }
 
@@ -34,6 +37,8 @@ pub fn classify(path: &str) -> (&'static str, Option<u64>) {
         [_] => route::CONTACT,
         [_, "conversations"] => route::CONVERSATIONS,
         [_, "notes"] => route::NOTES,
+        [_, "notes", _] => route::NOTE,
+        [_, "destroy_custom_attributes"] => route::DESTROY_CUSTOM_ATTRIBUTES,
         _ => route::OTHER,
     };
     (r, acc)
@@ -201,6 +206,14 @@ mod tests {
         assert_eq!(
             classify("/api/v1/accounts/1/contacts/12/conversations"),
             (route::CONVERSATIONS, Some(1))
+        );
+        assert_eq!(
+            classify("/api/v1/accounts/1/contacts/12/notes/3"),
+            (route::NOTE, Some(1))
+        );
+        assert_eq!(
+            classify("/api/v1/accounts/1/contacts/12/destroy_custom_attributes").0,
+            route::DESTROY_CUSTOM_ATTRIBUTES
         );
         assert_eq!(classify("/api/v2/whatever").0, route::OTHER);
     }

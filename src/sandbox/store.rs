@@ -715,6 +715,44 @@ impl Store {
         Ok(c)
     }
 
+    /// `destroy_custom_attributes`: the keys named are removed from the contact's custom
+    /// attributes (unknown keys are ignored), as `custom_attributes.excluding(keys)` does.
+    pub fn remove_custom_attributes(
+        &mut self,
+        account: u64,
+        id: u64,
+        keys: &[String],
+    ) -> Result<Contact, WriteError> {
+        let c = self
+            .contacts
+            .get_mut(&id)
+            .filter(|c| c.account_id == account)
+            .ok_or(WriteError::NotFound)?;
+        for k in keys {
+            c.custom_attributes.remove(k);
+        }
+        c.refresh_json();
+        let c = c.clone();
+        self.touch();
+        Ok(c)
+    }
+
+    /// Delete note `note_id` of contact `contact_id` (404 when the contact has no such note).
+    pub fn delete_note(
+        &mut self,
+        account: u64,
+        contact_id: u64,
+        note_id: u64,
+    ) -> Result<(), WriteError> {
+        let mine = |n: &Note| n.account_id == account && n.contact_id == contact_id;
+        if !self.notes.get(&note_id).is_some_and(mine) {
+            return Err(WriteError::NotFound);
+        }
+        self.notes.remove(&note_id);
+        self.touch();
+        Ok(())
+    }
+
     pub fn delete(&mut self, account: u64, id: u64) -> Result<(), WriteError> {
         let c = self
             .contact(account, id)

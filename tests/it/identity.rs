@@ -433,7 +433,7 @@ async fn notes_are_added_once_across_duplicates_updates_and_re_imports() {
     assert_eq!(outcome(&second, "updated"), 4);
     assert_eq!(notes(&w), want);
 
-    // Revert lists the notes the first import added.
+    // Revert lists the notes the first import added (and deletes those it knows the id of).
     let revert = doto_bulk::cmd::revert::Args::new(&first.run_dir);
     let mut revert = revert;
     revert.out = Some(w.path("revert"));
@@ -454,7 +454,7 @@ async fn notes_are_added_once_across_duplicates_updates_and_re_imports() {
     let ann_note = format!("{ann},");
     lines[1..].sort_by_key(|l| !l.starts_with(&ann_note));
     assert!(lines[1].starts_with(&ann_note) && lines[1].ends_with(",2,1,deleted_with_contact"));
-    assert!(lines[2].starts_with(&format!("{old},")) && lines[2].ends_with(",4,1,left"));
+    assert!(lines[2].starts_with(&format!("{old},")) && lines[2].ends_with(",4,1,to_delete"));
 }
 
 #[test]

@@ -1193,10 +1193,8 @@ fn every_field_of_the_table_flows_through_mapping_diff_patch_export_and_revert()
         .collect();
     let r = plan_restore(&stored, &before, &after);
     assert!(r.changed_since.is_empty(), "{:?}", r.changed_since);
-    assert_eq!(
-        r.not_removable,
-        ["additional_attributes.city", "custom_attributes.plan"]
-    );
+    assert_eq!(r.remove_custom, ["plan"]);
+    assert_eq!(r.nulled, ["additional_attributes.city"]);
     let restored = apply_patch(&stored, &r.patch);
     for f in Field::scalars() {
         assert_eq!(restored.scalar(f), empty.scalar(f), "{f}");

@@ -15,28 +15,40 @@ fn root() -> PathBuf {
 pub(crate) struct Expected {
     pub(crate) sample: String,
     pub(crate) mapping: String,
+    /// The `args` column: `--phone-region CC` for a layout without a country column, else none.
+    pub(crate) phone_region: Option<doto_bulk::normalise::Region>,
     pub(crate) rows: u64,
     pub(crate) valid: u64,
     pub(crate) invalid: u64,
     pub(crate) skipped: u64,
 }
 
-/// The table whose header is `| sample | mapping | rows | valid | invalid | skipped |`.
+/// The table whose header is `| sample | mapping | args | rows | valid | invalid | skipped |`.
 pub(crate) fn documented() -> Vec<Expected> {
+    table("mapping")
+}
+
+/// The table of the other mappings of a sample's CRM that read it too: its header is
+/// `| sample | other mapping | args | rows | valid | invalid | skipped |`.
+pub(crate) fn documented_other() -> Vec<Expected> {
+    table("other mapping")
+}
+
+fn table(mapping_column: &str) -> Vec<Expected> {
     let text = std::fs::read_to_string(root().join("docs/samples.md")).unwrap();
-    let mut lines = text
-        .lines()
-        .skip_while(|l| l.replace(' ', "") != "|sample|mapping|rows|valid|invalid|skipped|");
+    let header =
+        format!("|sample|{mapping_column}|args|rows|valid|invalid|skipped|").replace(' ', "");
+    let mut lines = text.lines().skip_while(|l| l.replace(' ', "") != header);
     assert!(
         lines.next().is_some(),
-        "docs/samples.md has no counts table"
+        "docs/samples.md has no {header} table"
     );
     lines
         .skip(1) // the |---| line
         .take_while(|l| l.starts_with('|'))
         .map(|l| {
             let c: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
-            assert_eq!(c.len(), 6, "docs/samples.md: bad table row {l:?}");
+            assert_eq!(c.len(), 7, "docs/samples.md: bad table row {l:?}");
             let n = |i: usize| {
                 c[i].parse::<u64>()
                     .unwrap_or_else(|_| panic!("{l:?}: {}", c[i]))
@@ -44,13 +56,26 @@ pub(crate) fn documented() -> Vec<Expected> {
             Expected {
                 sample: c[0].to_string(),
                 mapping: c[1].to_string(),
-                rows: n(2),
-                valid: n(3),
-                invalid: n(4),
-                skipped: n(5),
+                phone_region: phone_region_arg(c[2]),
+                rows: n(3),
+                valid: n(4),
+                invalid: n(5),
+                skipped: n(6),
             }
         })
         .collect()
+}
+
+/// The `args` cell: blank, or `` `--phone-region CC` `` (the only option the table gives).
+fn phone_region_arg(cell: &str) -> Option<doto_bulk::normalise::Region> {
+    let words: Vec<&str> = cell.trim_matches('`').split_whitespace().collect();
+    match words[..] {
+        [] => None,
+        ["--phone-region", cc] => {
+            Some(doto_bulk::cli::parse_phone_region(cc).unwrap_or_else(|e| panic!("{cell}: {e}")))
+        }
+        _ => panic!("docs/samples.md: args {cell:?}: only `--phone-region CC` is understood"),
+    }
 }
 
 #[test]
@@ -97,11 +122,12 @@ fn every_sample_validates_with_its_documented_counts() {
     let dir = tempfile::tempdir().unwrap();
     for (i, e) in documented().iter().enumerate() {
         let out = dir.path().join(format!("run{i}"));
-        let args = Args::new(
+        let mut args = Args::new(
             &root().join(&e.sample),
             &root().join(&e.mapping),
             Some(&out),
         );
+        args.phone_region = e.phone_region;
         let v = run_validate(&args, true, &AtomicBool::new(false))
             .unwrap_or_else(|err| panic!("{}: {err:#}", e.sample));
         let got = |k: &str| v.summary.outcomes.get(k).copied().unwrap_or(0);
