@@ -1,6 +1,7 @@
 //! `doto-bulk mapping init FILE [-o mapping.yaml]`: drafts a commented mapping from a CSV or XLSX
-//! file's headers and first rows (the guesswork is `mapping::guess`), prints what it decided and
-//! what it could not decide on stderr, and never overwrites an existing output file.
+//! file's headers and first rows (the guesswork is `mapping::guess`), prints which export it took
+//! the file for, what it decided and what it could not decide on stderr, and never overwrites an
+//! existing output file unless `--force`.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 
 use crate::cli::GlobalArgs;
 use crate::exit;
-use crate::mapping::guess::{self, Draft};
+use crate::mapping::guess::{self, Draft, Options};
 use crate::normalise::Region;
 use crate::pipeline::input::open_source;
 use crate::source::SourceOptions;
@@ -23,30 +24,56 @@ pub enum MappingCommand {
     Init {
         /// CSV or XLSX file to read the headers from.
         file: PathBuf,
-        /// Where to write the mapping (default: stdout). An existing file is never overwritten.
+        /// Where to write the mapping (default: stdout). An existing file is not overwritten
+        /// without --force.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Overwrite the --output file if it exists.
+        #[arg(long)]
+        force: bool,
         /// Default region for phone numbers written without +country code (an ISO code such as
         /// GB, or an English name): written as `defaults.phone_region` instead of a guess.
         #[arg(long, value_name = "CC", value_parser = crate::cli::parse_phone_region)]
         phone_region: Option<Region>,
+        /// Also import this column (as a text custom attribute); repeatable. `*` includes every
+        /// column that does not look sensitive; a sensitive one only when named exactly.
+        #[arg(long, value_name = "COLUMN")]
+        include: Vec<String>,
     },
+}
+
+/// What `mapping init` was asked besides the file.
+#[derive(Debug, Default, Clone)]
+pub struct InitOptions {
+    pub draft: Options,
+    /// Overwrite an existing output file.
+    pub force: bool,
 }
 
 pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8> {
     let MappingCommand::Init {
         file,
         output,
+        force,
         phone_region,
+        include,
     } = cmd;
     if global.json && output.is_none() {
         // Without -o the mapping itself is stdout's one document.
         eprintln!("error: --json needs -o FILE: without it the mapping itself goes to stdout");
         return Ok(exit::USAGE);
     }
-    let d = init_with_region(&file, output.as_deref(), phone_region)?;
+    let opts = InitOptions {
+        draft: Options {
+            region: phone_region,
+            include,
+        },
+        force,
+    };
+    let d = init_with(&file, output.as_deref(), &opts)?;
     if !global.quiet {
         eprintln!("doto-bulk mapping init: {}", file.display());
+        eprintln!("  layout: {}", d.layout);
         for l in &d.decided {
             eprintln!("  decided: {l}");
         }
@@ -57,10 +84,18 @@ pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8>
             eprintln!("  wrote {}", o.display());
         }
     }
+    // What speaks of the data is printed even with -q.
+    for w in &d.warnings {
+        eprintln!("warning: {w}");
+    }
+    if d.region_undecided && global.quiet {
+        eprintln!("{}", guess::ASK_REGION);
+    }
     if let Some(o) = &output {
         let doc = serde_json::json!({
             "file": file.display().to_string(),
             "draft": o.display().to_string(),
+            "layout": d.layout.to_string(),
             "decided": d.decided,
             "undecided": d.undecided,
         });
@@ -71,7 +106,7 @@ pub async fn run(cmd: MappingCommand, global: &GlobalArgs) -> anyhow::Result<u8>
 
 /// Draft the mapping of `file` and write it to `output` (created, never overwritten) or stdout.
 pub fn init(file: &Path, output: Option<&Path>) -> anyhow::Result<Draft> {
-    init_with_region(file, output, None)
+    init_with(file, output, &InitOptions::default())
 }
 
 /// [`init`] with `--phone-region`.
@@ -80,26 +115,16 @@ pub fn init_with_region(
     output: Option<&Path>,
     region: Option<Region>,
 ) -> anyhow::Result<Draft> {
-    let d = draft_for_region(file, region)?;
+    let mut opts = InitOptions::default();
+    opts.draft.region = region;
+    init_with(file, output, &opts)
+}
+
+/// [`init`] with the user's options (`--phone-region`, `--include`, `--force`).
+pub fn init_with(file: &Path, output: Option<&Path>, opts: &InitOptions) -> anyhow::Result<Draft> {
+    let d = draft_with(file, &opts.draft)?;
     match output {
-        Some(o) => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(o)
-                .map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        anyhow::anyhow!(
-                            "{}: already exists; not overwriting it (choose another -o or remove it)",
-                            o.display()
-                        )
-                    } else {
-                        anyhow::Error::new(e).context(format!("{}: cannot create", o.display()))
-                    }
-                })?;
-            f.write_all(d.yaml.as_bytes())
-                .with_context(|| format!("{}: cannot write", o.display()))?;
-        }
+        Some(o) => write_new(o, d.yaml.as_bytes(), opts.force)?,
         None => std::io::stdout()
             .write_all(d.yaml.as_bytes())
             .context("cannot write the mapping to stdout")?,
@@ -107,13 +132,35 @@ pub fn init_with_region(
     Ok(d)
 }
 
-/// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
-pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
-    draft_for_region(file, None)
+/// Write `bytes` to `o`: a new file, or (with `force`) over an existing one.
+fn write_new(o: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(!force)
+        .create(force)
+        .truncate(force)
+        .open(o)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{}: already exists; not overwriting it (choose another -o, remove it, or add --force)",
+                    o.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("{}: cannot create", o.display()))
+            }
+        })?;
+    f.write_all(bytes)
+        .with_context(|| format!("{}: cannot write", o.display()))
 }
 
-/// [`draft_for`] with `--phone-region`.
-pub fn draft_for_region(file: &Path, region: Option<Region>) -> anyhow::Result<Draft> {
+/// Read the headers and the first [`SAMPLE_ROWS`] records of `file` and draft its mapping.
+pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
+    draft_with(file, &Options::default())
+}
+
+/// [`draft_for`] with the user's draft options.
+pub fn draft_with(file: &Path, opts: &Options) -> anyhow::Result<Draft> {
     let mut src = open_source(file, &SourceOptions::default())?;
     let headers = src.headers().to_vec();
     let rows: Vec<Vec<String>> = src
@@ -128,5 +175,5 @@ pub fn draft_for_region(file: &Path, region: Option<Region>) -> anyhow::Result<D
             return Err(anyhow::Error::new(e));
         }
     }
-    guess::draft_with_region(&file.display().to_string(), &headers, &rows, region)
+    guess::draft_with(&file.display().to_string(), &headers, &rows, opts)
 }

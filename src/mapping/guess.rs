@@ -1,12 +1,32 @@
 //! `mapping init`'s guesswork: recognise the usual CRM header names (HubSpot, Salesforce report and
 //! Data Loader, Pipedrive, Zoho, Chatwoot, plain spreadsheets) and a sample of values, and write a
-//! commented mapping YAML that `validate` accepts as is. Pure functions over headers and rows, so
-//! the command (`cmd::mapping`) only reads the file and writes the result.
+//! commented mapping YAML that `validate` accepts as is. It maps what it recognises (and the
+//! columns asked for with `--include`), lists every other column as a commented-out line, never
+//! enables a column that looks sensitive, and decides the phone region or says it cannot (a
+//! placeholder the loader refuses). Pure functions over headers and rows, so the command
+//! (`cmd::mapping`) only reads the file and writes the result.
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::normalise::Region;
-use crate::words::{agree, count};
+use crate::source::column_names;
+use crate::words::count;
+
+mod layout;
+mod sensitive;
+
+pub use layout::Layout;
+pub use sensitive::sensitive;
+
+/// The `defaults.phone_region` a draft holds when it could not decide the region: the loader
+/// refuses it with [`ASK_REGION`].
+pub const UNDECIDED_REGION: &str = "UNDECIDED";
+
+/// The one sentence `mapping init` prints, and the loader repeats, when the region is undecided.
+pub const ASK_REGION: &str = "the phone region is undecided: some phone numbers have no \
+     +country code and neither a country or state in their row nor one country their email \
+     domains agree on, so run `doto-bulk mapping init` again with --phone-region CC (an ISO code \
+     such as GB) or replace UNDECIDED in defaults.phone_region with the country of those numbers";
 
 /// What a column was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,7 +40,11 @@ pub enum Role {
     Company,
     City,
     Country,
+    /// A state or province (gives the phone region when there is no country column).
+    State,
     RecordId,
+    JobTitle,
+    Notes,
 }
 
 /// Known header names per role, normalised (see [`norm`]), most preferred first.
@@ -109,6 +133,7 @@ const ALIASES: &[(Role, &[&str])] = &[
             "organisation",
             "organizationname",
             "organisationname",
+            "associatedcompany",
             "org",
             "account",
             "employer",
@@ -140,16 +165,38 @@ const ALIASES: &[(Role, &[&str])] = &[
         ],
     ),
     (
+        Role::State,
+        &[
+            "state",
+            "mailingstate",
+            "mailingstateprovince",
+            "stateprovince",
+            "province",
+            "stateregion",
+            "addressstate",
+            "otherstate",
+        ],
+    ),
+    (
         Role::RecordId,
         &[
             "recordid",
             "contactid",
             "id",
             "personid",
+            "identifier",
             "customerid",
             "contactrecordid",
             "externalid",
         ],
+    ),
+    (
+        Role::JobTitle,
+        &["jobtitle", "title", "position", "jobposition", "role"],
+    ),
+    (
+        Role::Notes,
+        &["notes", "note", "description", "comments", "comment"],
     ),
 ];
 
@@ -230,43 +277,10 @@ pub fn snake_key(header: &str) -> String {
     }
 }
 
-/// The identifier prefix, from the headers' style (and the id values, for Zoho's `zcrm_`).
+/// The identifier prefix and why, from the layout (see [`Layout`]).
 pub fn guess_prefix(headers: &[String], id_values: &[&str]) -> (&'static str, &'static str) {
-    let has = |n: &str| headers.iter().any(|h| norm(h) == n);
-    if id_values.iter().any(|v| v.starts_with("zcrm_")) || headers.iter().any(|h| h == "Record Id")
-    {
-        return ("zoho-", "Zoho CRM (zcrm_ record ids / \"Record Id\")");
-    }
-    if headers
-        .iter()
-        .filter(|h| h.trim().to_ascii_lowercase().starts_with("person - "))
-        .count()
-        >= 2
-    {
-        return ("pipedrive-", "Pipedrive (\"Person - \" columns)");
-    }
-    if headers.iter().any(|h| h == "phone_number")
-        && (has("customattributes") || has("additionalattributes"))
-    {
-        return ("chatwoot-", "Chatwoot (its export's column names)");
-    }
-    if headers.iter().any(|h| h == "Record ID")
-        && (has("countryregion") || has("lifecyclestage") || has("contactowner"))
-    {
-        return ("hubspot-", "HubSpot (\"Record ID\", \"Country/Region\")");
-    }
-    if (has("contactid") || headers.iter().any(|h| h == "Id"))
-        && headers.iter().any(|h| {
-            let n = norm(h);
-            n.starts_with("mailing") || n.starts_with("account")
-        })
-    {
-        return (
-            "sf-",
-            "Salesforce (\"Contact ID\"/\"Id\" with Mailing/Account columns)",
-        );
-    }
-    ("import-", "no known CRM layout")
+    let l = layout::detect(headers, id_values);
+    (l.prefix, l.name)
 }
 
 /// A cell that looks like an email address.
@@ -278,17 +292,39 @@ fn looks_like_email(v: &str) -> bool {
     }
 }
 
+/// A phone cell written without `+country code` (nor `00`): it needs a region.
+fn is_local_number(v: &str) -> bool {
+    let t = v.trim_start();
+    !t.is_empty() && !t.starts_with('+') && !t.starts_with("00")
+}
+
 /// The decisions `init` made, for the mapping's comments and stderr.
 #[derive(Debug, Default)]
 pub struct Draft {
     /// The mapping YAML, comments included.
     pub yaml: String,
+    /// The export layout it took the file for (see [`Layout`]).
+    pub layout: String,
     /// One line per decision.
     pub decided: Vec<String>,
     /// One line per thing it could not decide.
     pub undecided: Vec<String>,
+    /// Things the user must know (sensitive columns left out or enabled on request).
+    pub warnings: Vec<String>,
+    /// The phone region is undecided: the draft holds [`UNDECIDED_REGION`].
+    pub region_undecided: bool,
     /// Columns per role, as chosen (the best first).
     pub roles: HashMap<Role, Vec<String>>,
+}
+
+/// What the user asked of the draft.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `--phone-region`: becomes `defaults.phone_region`.
+    pub region: Option<Region>,
+    /// `--include COL`: columns to import as text attributes although not recognised (`*`: every
+    /// column that does not look sensitive; a sensitive one only when named exactly).
+    pub include: Vec<String>,
 }
 
 /// A YAML double-quoted scalar. Characters YAML does not allow in a document (C0 and C1
@@ -312,8 +348,7 @@ fn q(s: &str) -> String {
     out
 }
 
-/// A template placeholder for a column: braces in the name doubled would not round-trip, so they
-/// are rare enough to be left as they are.
+/// A template placeholder for a column.
 fn ph(col: &str) -> String {
     format!("{{{}}}", col.trim())
 }
@@ -321,44 +356,37 @@ fn ph(col: &str) -> String {
 /// Draft a mapping from a file's headers and a sample of its rows (fields in header order).
 /// `file` is only used in the comments. Fails when no column can serve as a match key.
 pub fn draft(file: &str, headers: &[String], rows: &[Vec<String>]) -> anyhow::Result<Draft> {
-    draft_with_region(file, headers, rows, None)
+    draft_with(file, headers, rows, &Options::default())
 }
 
-/// [`draft`], with the default phone region given (`--phone-region`): it becomes
-/// `defaults.phone_region` instead of being guessed from a country column.
-pub fn draft_with_region(
+/// [`draft`] with the user's [`Options`].
+pub fn draft_with(
     file: &str,
     headers: &[String],
     rows: &[Vec<String>],
-    region: Option<Region>,
+    opts: &Options,
 ) -> anyhow::Result<Draft> {
     let mut g = Drafter {
         file,
         headers,
+        names: column_names(headers),
         rows,
         used: headers
             .iter()
-            .map(|h| h.trim().is_empty() || h.starts_with('_'))
+            .map(|h| h.trim().is_empty() || crate::source::detect::is_report_column(h))
             .collect(),
         d: Draft::default(),
     };
+    let include = g.included(&opts.include)?;
     let p = g.pick_columns();
+    let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();
+    let layout = layout::detect(headers, &id_values);
+    g.d.layout = layout.name.to_string();
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
-    let (default_region, region_note) = match region {
-        Some(r) => {
-            let r = r.as_str();
-            g.d.decided
-                .push(format!("default phone region: {r} (--phone-region)"));
-            (Some(r), String::new())
-        }
-        None => g.default_region(p.country),
-    };
-    fields.extend(g.phone_line(&p.phones, p.country, &region_note));
-    if region.is_some() {
-        g.d.undecided.retain(|u| !u.starts_with("phone region:"));
-    }
-    fields.extend(g.identifier_line(p.ids.first().copied()));
+    let region = g.region(&p, opts.region);
+    fields.extend(g.phone_line(&p.phones, region.from));
+    fields.extend(g.identifier_line(p.ids.first().copied(), &layout));
     let keys = g.match_keys(&p);
     if keys.is_empty() {
         anyhow::bail!(
@@ -367,15 +395,17 @@ pub fn draft_with_region(
             headers.join(", ")
         );
     }
-    let (custom, additional) = g.attributes(&p);
+    let sections = g.attributes(&p, &include);
     let mut d = g.d;
+    d.region_undecided = region.default == RegionDefault::Ask;
     d.yaml = render_yaml(
         &d,
         file,
         (headers.len(), rows.len()),
-        default_region,
+        &region.default,
         &keys,
-        [&fields, &custom, &additional],
+        [&fields, &sections.custom, &sections.additional],
+        &sections,
     );
     Ok(d)
 }
@@ -392,12 +422,44 @@ struct Picks {
     company: Option<usize>,
     city: Option<usize>,
     country: Option<usize>,
+    state: Option<usize>,
+    title: Option<usize>,
+    notes: Option<usize>,
+}
+
+/// The default phone region of the draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RegionDefault {
+    /// A region, and where it came from.
+    Set(&'static str, String),
+    /// None needed (no phone column, or every sampled local number has its row's country).
+    Unneeded,
+    /// Needed and undecided: [`UNDECIDED_REGION`] is written.
+    Ask,
+}
+
+/// The phone region decision: the column each row's region comes from, and the default.
+struct RegionPlan {
+    from: Option<usize>,
+    default: RegionDefault,
+}
+
+/// The draft's attribute sections, notes and commented-out columns.
+#[derive(Default)]
+struct Sections {
+    custom: Vec<String>,
+    additional: Vec<String>,
+    notes: Vec<String>,
+    /// `#   key: "Column"` lines: columns not imported, ready to enable.
+    off: Vec<String>,
 }
 
 /// The state of one draft: which columns are taken, and the decisions so far.
 struct Drafter<'a> {
     file: &'a str,
     headers: &'a [String],
+    /// How the mapping names each column (`email#2` for a repeated header).
+    names: Vec<String>,
     rows: &'a [Vec<String>],
     /// Columns mapped already, or never to be mapped (blank or `_` headers).
     used: Vec<bool>,
@@ -415,7 +477,7 @@ impl<'a> Drafter<'a> {
     }
 
     fn name_of(&self, i: usize) -> String {
-        self.headers[i].trim().to_string()
+        self.names[i].clone()
     }
 
     fn names(&self, cols: &[usize]) -> Vec<String> {
@@ -428,12 +490,42 @@ impl<'a> Drafter<'a> {
         }
     }
 
+    /// The columns `--include` names (`*`: every one that does not look sensitive). A sensitive
+    /// column is only included when named exactly; a name that is no column is an error.
+    fn included(&mut self, asked: &[String]) -> anyhow::Result<Vec<bool>> {
+        let mut inc = vec![false; self.headers.len()];
+        for a in asked {
+            let a = a.trim();
+            let mut found = false;
+            for (i, h) in self.headers.iter().enumerate() {
+                let exact = h.trim() == a || self.names[i] == a;
+                let risky = sensitive(h).is_some();
+                let loose = a == "*" || (!a.is_empty() && norm(h) == norm(a));
+                if exact || (loose && !risky) {
+                    inc[i] = true;
+                    found = true;
+                } else if loose && risky {
+                    found |= a != "*";
+                }
+            }
+            if !found {
+                anyhow::bail!(
+                    "--include {}: {} has no such column (its columns: {})",
+                    q(a),
+                    self.file,
+                    self.headers.join(", ")
+                );
+            }
+        }
+        Ok(inc)
+    }
+
     /// Best column per role: lowest alias rank, then leftmost; the email column by its values
-    /// when no header says so.
+    /// when no header says so. Columns that look sensitive are never given a role.
     fn pick_columns(&mut self) -> Picks {
         let mut by_role: HashMap<Role, Vec<(usize, usize)>> = HashMap::new();
         for (i, h) in self.headers.iter().enumerate() {
-            if self.used[i] {
+            if self.used[i] || sensitive(h).is_some() {
                 continue;
             }
             if let Some((role, rank)) = recognise(h) {
@@ -454,6 +546,7 @@ impl<'a> Drafter<'a> {
                 .map(|v| v.iter().map(|x| x.1).collect())
                 .unwrap_or_default()
         };
+        let one = |role: Role| pick(role).first().copied();
         let mut phones = pick(Role::Mobile);
         phones.extend(pick(Role::Phone));
         Picks {
@@ -463,16 +556,22 @@ impl<'a> Drafter<'a> {
             lasts: pick(Role::LastName),
             fulls: pick(Role::FullName),
             ids: pick(Role::RecordId),
-            company: pick(Role::Company).first().copied(),
-            city: pick(Role::City).first().copied(),
-            country: pick(Role::Country).first().copied(),
+            company: one(Role::Company),
+            city: one(Role::City),
+            country: one(Role::Country),
+            state: one(Role::State),
+            title: one(Role::JobTitle),
+            notes: one(Role::Notes),
         }
     }
 
     /// The unrecognised column whose sampled values are mostly email addresses, if any.
     fn email_by_values(&mut self) -> Option<usize> {
         let (_, _, i) = (0..self.headers.len())
-            .filter(|&i| !self.used[i] && recognise(&self.headers[i]).is_none())
+            .filter(|&i| {
+                let h = &self.headers[i];
+                !self.used[i] && recognise(h).is_none() && sensitive(h).is_none()
+            })
             .map(|i| {
                 let v = self.col(i);
                 let hits = v.iter().filter(|x| looks_like_email(x)).count();
@@ -487,35 +586,30 @@ impl<'a> Drafter<'a> {
         Some(i)
     }
 
-    /// `name:` from a full-name column, a first/last template, or what stands in for it.
+    /// `name:` from a first/last template or a full-name column, with the full name and then the
+    /// email as fallbacks (an email-only row still gets a name), or what stands in for it.
     fn name_line(&mut self, p: &Picks) -> anyhow::Result<String> {
-        let line = if let Some(&f) = p.fulls.first() {
+        let parts: Vec<usize> = (p.firsts.first().into_iter())
+            .chain(p.lasts.first())
+            .copied()
+            .filter(|&i| !self.names[i].contains(['{', '}']))
+            .collect();
+        let fallback: Vec<usize> = (p.fulls.first().into_iter())
+            .chain(&p.emails)
+            .copied()
+            .collect();
+        let line = if !parts.is_empty() {
+            self.take(&parts);
+            self.take(&p.fulls[..p.fulls.len().min(1)]);
+            self.template_name(&parts, &fallback)
+        } else if let Some(&f) = p.fulls.first() {
             self.used[f] = true;
-            let mut from = vec![q(&self.name_of(f))];
-            if let Some(&e) = p.emails.first() {
-                from.push(q(&self.name_of(e)));
-            }
+            let from: Vec<String> = fallback.iter().map(|&i| q(&self.name_of(i))).collect();
             self.d.decided.push(format!(
                 "name: column {} (the email when it is blank)",
                 q(&self.name_of(f))
             ));
             format!("  name: {{ from: [{}] }}", from.join(", "))
-        } else if !p.firsts.is_empty() || !p.lasts.is_empty() {
-            let parts: Vec<usize> = p
-                .firsts
-                .first()
-                .into_iter()
-                .chain(p.lasts.first())
-                .copied()
-                .collect();
-            self.take(&parts);
-            let t = parts
-                .iter()
-                .map(|&i| ph(&self.name_of(i)))
-                .collect::<Vec<_>>()
-                .join(" ");
-            self.d.decided.push(format!("name: template {}", q(&t)));
-            format!("  name: {{ template: {} }}", q(&t))
         } else if let Some((i, lacks, what)) = (p.emails.first())
             .map(|&i| (i, "no name column", "the email"))
             .or_else(|| (p.ids.first()).map(|&i| (i, "no name or email column", "the record id")))
@@ -533,10 +627,8 @@ impl<'a> Drafter<'a> {
                 self.headers.join(", ")
             );
         };
-        let first = |v: &[usize]| {
-            v.first()
-                .map(|&i| vec![self.name_of(i)])
-                .unwrap_or_default()
+        let first = |v: &[usize]| -> Vec<String> {
+            v.first().map(|&i| self.name_of(i)).into_iter().collect()
         };
         let roles = [
             (Role::FullName, first(&p.fulls)),
@@ -545,6 +637,29 @@ impl<'a> Drafter<'a> {
         ];
         self.d.roles.extend(roles);
         Ok(line)
+    }
+
+    /// `name:` as a template of the first/last name columns `parts`, then the `or` columns
+    /// (the full name, the emails) when the template is blank.
+    fn template_name(&mut self, parts: &[usize], or: &[usize]) -> String {
+        let t = (parts.iter().map(|&i| ph(&self.name_of(i))))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let or: Vec<String> = or.iter().map(|&i| q(&self.name_of(i))).collect();
+        if or.is_empty() {
+            self.d.decided.push(format!("name: template {}", q(&t)));
+            return format!("  name: {{ template: {} }}", q(&t));
+        }
+        self.d.decided.push(format!(
+            "name: template {}, then {} when it is blank",
+            q(&t),
+            or.join(" then ")
+        ));
+        format!(
+            "  name: {{ template: {}, from: [{}] }}",
+            q(&t),
+            or.join(", ")
+        )
     }
 
     /// `email:`: the best column, the others as fallbacks.
@@ -568,62 +683,116 @@ impl<'a> Drafter<'a> {
         Some(line)
     }
 
-    /// The default phone region: the most common country of the country column, when one is;
-    /// and a note on the sampled values that are not countries.
-    fn default_region(&mut self, country: Option<usize>) -> (Option<&'static str>, String) {
-        let Some(c) = country else {
-            return (None, String::new());
-        };
-        let mut counts: HashMap<&'static str, usize> = HashMap::new();
-        let mut unknown = 0;
-        for v in self.col(c) {
-            match Region::parse(v) {
-                Some(r) => *counts.entry(r.as_str()).or_default() += 1,
-                None => unknown += 1,
-            }
-        }
-        let mut best: Vec<(&'static str, usize)> = counts.into_iter().collect();
-        best.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let name = q(&self.name_of(c));
-        let mut region = None;
-        match best.first() {
-            Some(&(code, n)) if best.get(1).is_none_or(|s| s.1 < n) => {
-                region = Some(code);
-                self.d.decided.push(format!(
-                    "default phone region: {code}, the most common value of {name} ({})",
-                    count(n as u64, "row")
-                ));
-            }
-            Some(_) => self.d.undecided.push(format!(
-                "default phone region: no single most common country in {name}; set defaults.phone_region for rows without one"
-            )),
-            None => self.d.undecided.push(format!(
-                "default phone region: no value of {name} is a known country"
-            )),
-        }
-        let note = if unknown > 0 {
-            format!(
-                " ({} of {name} {})",
-                count(unknown as u64, "sampled value"),
-                agree(
-                    unknown as u64,
-                    "is not a known country",
-                    "are not known countries"
-                )
-            )
+    /// The phone region, in order: `--phone-region`; each row's country column (else its state or
+    /// province column) with the most common of its values as default; the country the email
+    /// domains name when one names more than half of the sampled addresses; else undecided when
+    /// a sampled number needs a region.
+    fn region(&mut self, p: &Picks, given: Option<Region>) -> RegionPlan {
+        let from = if p.phones.is_empty() {
+            None
         } else {
-            String::new()
+            p.country.or(p.state)
         };
-        (region, note)
+        let default = match given {
+            Some(r) => RegionDefault::Set(r.as_str(), "--phone-region".into()),
+            None if p.phones.is_empty() => RegionDefault::Unneeded,
+            None => self
+                .common_row_region(from)
+                .or_else(|| self.email_region(&p.emails))
+                .unwrap_or_else(|| self.region_needed(&p.phones, from)),
+        };
+        match &default {
+            RegionDefault::Set(r, why) => self
+                .d
+                .decided
+                .push(format!("default phone region: {r} ({why})")),
+            RegionDefault::Ask => self.d.undecided.push(format!("phone region: {ASK_REGION}")),
+            // A tie in the country column does not matter when no row needs the default.
+            RegionDefault::Unneeded => {
+                (self.d.undecided).retain(|u| !u.starts_with("default phone region:"))
+            }
+        }
+        RegionPlan { from, default }
     }
 
-    /// `phone_number:`: mobiles first, then the others; the region from the country column.
-    fn phone_line(
-        &mut self,
-        phones: &[usize],
-        country: Option<usize>,
-        region_note: &str,
-    ) -> Option<String> {
+    /// The region most rows of column `c` give, when one is more common than any other.
+    fn common_row_region(&mut self, c: Option<usize>) -> Option<RegionDefault> {
+        let c = c?;
+        let header = self.headers[c].clone();
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        for v in self.col(c) {
+            if let Some(r) = Region::from_row(&header, v) {
+                *counts.entry(r.region.as_str()).or_default() += 1;
+            }
+        }
+        let name = q(&self.name_of(c));
+        match dominant(counts) {
+            Some((code, n, _)) => Some(RegionDefault::Set(
+                code,
+                format!(
+                    "the most common value of {name}, {}",
+                    count(n as u64, "sampled row")
+                ),
+            )),
+            None => {
+                self.d.undecided.push(format!(
+                    "default phone region: no single most common country in {name}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// The country the sampled email addresses' domains name, when one names more than half.
+    fn email_region(&self, emails: &[usize]) -> Option<RegionDefault> {
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        let mut total = 0;
+        for v in emails.iter().flat_map(|&i| self.col(i)) {
+            total += 1;
+            if let Some(r) = Region::of_email(v.trim()) {
+                *counts.entry(r.as_str()).or_default() += 1;
+            }
+        }
+        let (code, n, _) = dominant(counts)?;
+        (n * 2 > total).then(|| {
+            RegionDefault::Set(
+                code,
+                format!(
+                    "the country domain of {n} of {}",
+                    count(total as u64, "sampled email address")
+                ),
+            )
+        })
+    }
+
+    /// Undecided when a sampled number without +country code has no region in its row; else
+    /// none is needed.
+    fn region_needed(&mut self, phones: &[usize], from: Option<usize>) -> RegionDefault {
+        let header = from.map(|c| self.headers[c].clone()).unwrap_or_default();
+        let lacking = (self.rows.iter())
+            .filter(|r| {
+                let local = phones
+                    .iter()
+                    .any(|&i| r.get(i).is_some_and(|v| is_local_number(v)));
+                let region = from
+                    .and_then(|c| r.get(c))
+                    .and_then(|v| Region::from_row(&header, v));
+                local && region.is_none()
+            })
+            .count();
+        if lacking > 0 {
+            RegionDefault::Ask
+        } else {
+            self.d.decided.push(
+                "phone region: no default needed, every sampled number has its +country code or its row's country"
+                    .into(),
+            );
+            RegionDefault::Unneeded
+        }
+    }
+
+    /// `phone_number:`: mobiles first, then the others; each row's region from `region_from`.
+    fn phone_line(&mut self, phones: &[usize], region_from: Option<usize>) -> Option<String> {
         if phones.is_empty() {
             self.d
                 .undecided
@@ -638,46 +807,24 @@ impl<'a> Drafter<'a> {
         } else {
             format!("[{}]", quoted.join(", "))
         };
-        let country_name = country.map(|c| q(&self.name_of(c)));
-        let region = country_name
-            .as_ref()
+        let region_name = region_from.map(|c| q(&self.name_of(c)));
+        let region = (region_name.as_ref())
             .map(|c| format!(", region_from: {c}"))
             .unwrap_or_default();
         self.d.decided.push(format!(
             "phone_number: {}{}",
             quoted.join(" then "),
-            country_name
-                .as_ref()
-                .map(|c| format!(", region from {c}{region_note}"))
+            (region_name.as_ref())
+                .map(|c| format!(", each row's region from {c}"))
                 .unwrap_or_default()
         ));
-        if country.is_none() {
-            self.region_without_country(phones);
-        }
         self.d.roles.insert(Role::Phone, list);
         Some(format!("  phone_number: {{ from: {from}{region} }}"))
     }
 
-    /// Without a country column only +country code numbers are safe: say whether all are.
-    fn region_without_country(&mut self, phones: &[usize]) {
-        let local = phones
-            .iter()
-            .flat_map(|&i| self.col(i))
-            .filter(|v| !v.trim_start().starts_with('+') && !v.trim_start().starts_with("00"))
-            .count();
-        if local > 0 {
-            self.d.undecided.push(format!(
-                "phone region: no country column and {local} sampled numbers have no +country code; set defaults.phone_region"
-            ));
-        } else {
-            self.d.decided.push(
-                "phone region: none needed, every sampled number has its +country code".into(),
-            );
-        }
-    }
-
-    /// `identifier:` from the record id column, with a prefix guessed from the layout.
-    fn identifier_line(&mut self, id: Option<usize>) -> Option<String> {
+    /// `identifier:` from the record id column, with the layout's prefix (none for a column
+    /// named `identifier` in a file of no known CRM: it is the identifier already).
+    fn identifier_line(&mut self, id: Option<usize>, layout: &Layout) -> Option<String> {
         let Some(i) = id else {
             self.d
                 .undecided
@@ -686,17 +833,23 @@ impl<'a> Drafter<'a> {
         };
         self.used[i] = true;
         let name = self.name_of(i);
-        let (prefix, why) = guess_prefix(self.headers, &self.col(i));
-        self.d.decided.push(format!(
-            "identifier: {} with prefix {} ({why})",
-            q(&name),
-            q(prefix)
-        ));
         self.d.roles.insert(Role::RecordId, vec![name.clone()]);
+        if *layout == layout::PLAIN && norm(&self.headers[i]) == "identifier" {
+            self.d
+                .decided
+                .push(format!("identifier: {} as it is", q(&name)));
+            return Some(format!("  identifier: {}", q(&name)));
+        }
+        self.d.decided.push(format!(
+            "identifier: {} with prefix {} ({})",
+            q(&name),
+            q(layout.prefix),
+            layout.name
+        ));
         Some(format!(
             "  identifier: {{ from: {}, prefix: {} }}",
             q(&name),
-            q(prefix)
+            q(layout.prefix)
         ))
     }
 
@@ -712,70 +865,136 @@ impl<'a> Drafter<'a> {
         keys
     }
 
-    /// `custom_attributes` and `additional_attributes`: company, city and country, then every
-    /// other column as text (a Ruby hash column spread into its keys).
-    fn attributes(&mut self, p: &Picks) -> (Vec<String>, Vec<String>) {
-        let mut additional = Vec::new();
-        for (key, c) in [
-            ("company_name", p.company),
-            ("city", p.city),
-            ("country", p.country),
+    /// The attribute sections: company, city and country; the job title; Ruby hash columns
+    /// spread into their keys; a notes column as a note; the `--include` columns as text; every
+    /// other column commented out (one that looks sensitive named in a warning).
+    fn attributes(&mut self, p: &Picks, include: &[bool]) -> Sections {
+        let mut s = Sections::default();
+        let mut keys_seen: Vec<String> = Vec::new();
+        for (key, c, custom) in [
+            ("company_name", p.company, false),
+            ("city", p.city, false),
+            ("country", p.country, false),
+            ("job_title", p.title, true),
         ] {
             if let Some(i) = c {
                 self.used[i] = true;
-                additional.push(format!("  {key}: {}", q(&self.name_of(i))));
+                let list = if custom {
+                    &mut s.custom
+                } else {
+                    &mut s.additional
+                };
+                list.push(format!("  {key}: {}", q(&self.name_of(i))));
+                keys_seen.push(key.to_string());
+                let section = if custom { "custom" } else { "additional" };
                 self.d.decided.push(format!(
-                    "additional_attributes.{key}: {}",
+                    "{section}_attributes.{key}: {}",
                     q(&self.name_of(i))
                 ));
             }
         }
-        let mut custom = Vec::new();
-        let mut keys_seen: Vec<String> = Vec::new();
-        for (i, h) in self.headers.iter().enumerate() {
+        if let Some(i) = p.notes {
+            self.used[i] = true;
+            s.notes.push(format!("  - {}", q(&self.name_of(i))));
+            self.d
+                .decided
+                .push(format!("notes: {} as a note", q(&self.name_of(i))));
+        }
+        let mut risky = Vec::new();
+        for (i, &included) in include.iter().enumerate() {
             if self.used[i] {
                 continue;
             }
-            let k = unique_key(snake_key(h), &mut keys_seen);
-            let vals = self.col(i);
-            let spread = !vals.is_empty()
-                && vals
-                    .iter()
-                    .all(|v| super::ruby_hash::parse(v).is_ok_and(|x| x.is_object()));
-            if !spread {
-                custom.push(format!("  {k}: {}", q(h.trim())));
-                continue;
+            let k = unique_key(snake_key(&self.headers[i]), &mut keys_seen);
+            let what = sensitive(&self.headers[i]);
+            if let Some(what) = what.filter(|_| !included) {
+                risky.push(format!("{} ({what})", q(&self.name_of(i))));
             }
+            self.other_column(i, &k, included, what, &mut s);
+        }
+        self.summarise(&s, &risky);
+        s
+    }
+
+    /// Column `i`, not recognised: spread (Ruby hash text), imported (`--include`), or listed
+    /// commented out.
+    fn other_column(
+        &mut self,
+        i: usize,
+        k: &str,
+        included: bool,
+        risky: Option<&str>,
+        s: &mut Sections,
+    ) {
+        let name = q(&self.name_of(i));
+        let vals = self.col(i);
+        let spread = risky.is_none()
+            && !vals.is_empty()
+            && vals
+                .iter()
+                .all(|v| super::ruby_hash::parse(v).is_ok_and(|x| x.is_object()));
+        if spread {
             // Ruby hash text (Chatwoot's attribute columns): spread its keys, into the
             // attribute map the column is named after.
-            let line = format!("  {k}: {{ from: {}, type: ruby_hash }}", q(h.trim()));
+            let line = format!("  {k}: {{ from: {name}, type: ruby_hash }}");
             self.d.decided.push(format!(
-                "{}: Ruby hash text, its keys spread into the attributes",
-                q(h.trim())
+                "{name}: Ruby hash text, its keys spread into the attributes"
             ));
-            if norm(h) == "additionalattributes" {
-                additional.push(line);
+            if norm(&self.headers[i]) == "additionalattributes" {
+                s.additional.push(line);
             } else {
-                custom.push(line);
+                s.custom.push(line);
             }
+        } else if included {
+            s.custom.push(format!("  {k}: {name}  # --include"));
+            if let Some(what) = risky {
+                self.d.warnings.push(format!(
+                    "{name} looks like a {what} and is imported because --include named it"
+                ));
+            }
+        } else {
+            let why = risky.map_or(String::new(), |w| {
+                format!("  # looks like a {w}: never enabled by init")
+            });
+            s.off.push(format!("#  {k}: {name}{why}"));
         }
-        if !custom.is_empty() {
+    }
+
+    /// The decisions and warnings about the other columns.
+    fn summarise(&mut self, s: &Sections, risky: &[String]) {
+        if !s.off.is_empty() {
             self.d.decided.push(format!(
-                "custom_attributes: the {}, as text",
-                count(custom.len() as u64, "other column")
+                "{} not imported: listed commented out under custom_attributes (remove the # to import one, or rerun with --include COLUMN)",
+                count(s.off.len() as u64, "other column")
+            ));
+        }
+        if !risky.is_empty() {
+            self.d.warnings.push(format!(
+                "columns that look sensitive are not imported: {} (to import one anyway, name it exactly with --include)",
+                risky.join(", ")
             ));
         }
         let skipped = self
             .headers
             .iter()
-            .filter(|h| h.trim().is_empty() || h.starts_with('_'))
+            .filter(|h| h.trim().is_empty() || crate::source::detect::is_report_column(h))
             .count();
         if skipped > 0 {
             self.d
                 .undecided
                 .push(format!("{skipped} blank or `_`-prefixed columns left out"));
         }
-        (custom, additional)
+    }
+}
+
+/// The most common key of `counts` with its count and the total, when no other is as common.
+fn dominant(counts: HashMap<&'static str, usize>) -> Option<(&'static str, usize, usize)> {
+    let total = counts.values().sum();
+    let mut best: Vec<(&'static str, usize)> = counts.into_iter().collect();
+    best.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    match best[..] {
+        [(code, n), ..] if best.get(1).is_none_or(|s| s.1 < n) => Some((code, n, total)),
+        _ => None,
     }
 }
 
@@ -791,22 +1010,12 @@ fn unique_key(k: String, seen: &mut Vec<String>) -> String {
     key
 }
 
-/// The mapping YAML: the decisions as comments, then the sections. `size` is (columns, rows
-/// sampled); `lines` holds the `fields`, `custom_attributes` and `additional_attributes` lines.
-fn render_yaml(
-    d: &Draft,
-    file: &str,
-    size: (usize, usize),
-    default_region: Option<&str>,
-    keys: &[&str],
-    lines: [&[String]; 3],
-) -> String {
-    let mut y = String::new();
-    y.push_str(&format!(
-        "# Drafted by `doto-bulk mapping init` from {file} ({}, {} sampled).\n",
-        count(size.0 as u64, "column"),
-        count(size.1 as u64, "row")
-    ));
+/// The draft's header comment: the layout, the decisions, what it could not decide, the warnings.
+fn render_comments(d: &Draft, file: &str, size: (usize, usize)) -> String {
+    let mut y = format!(
+        "# Drafted by `doto-bulk mapping init` from {file} ({} columns, {} rows sampled).\n# Layout: {}\n",
+        size.0, size.1, d.layout
+    );
     y.push_str("# Check it, then: doto-bulk validate FILE -m THIS_FILE (reference: docs/mapping.md)\n#\n# Decided:\n");
     for l in &d.decided {
         y.push_str(&format!("#   - {l}\n"));
@@ -819,34 +1028,63 @@ fn render_yaml(
             y.push_str(&format!("#   - {l}\n"));
         }
     }
+    for w in &d.warnings {
+        y.push_str(&format!("# Warning: {w}\n"));
+    }
+    y
+}
+
+/// The mapping YAML: the decisions as comments, then the sections. `size` is (columns, rows
+/// sampled); `lines` holds the `fields`, `custom_attributes` and `additional_attributes` lines.
+fn render_yaml(
+    d: &Draft,
+    file: &str,
+    size: (usize, usize),
+    region: &RegionDefault,
+    keys: &[&str],
+    lines: [&[String]; 3],
+    s: &Sections,
+) -> String {
+    let mut y = render_comments(d, file, size);
     y.push_str("version: 1\n");
-    match default_region {
-        Some(r) => y.push_str(&format!(
+    match region {
+        RegionDefault::Set(r, _) => y.push_str(&format!(
             "defaults:\n  phone_region: {r}  # for numbers without +country code and no country in the row\n"
         )),
-        None => y.push_str("# defaults:\n#   phone_region: US  # no default region: set one if numbers lack +country code\n"),
+        RegionDefault::Ask => y.push_str(&format!(
+            "defaults:\n  # {ASK_REGION}\n  phone_region: {UNDECIDED_REGION}\n"
+        )),
+        RegionDefault::Unneeded => y.push_str(
+            "# defaults:\n#   phone_region: US  # no default region: set one if numbers lack +country code\n",
+        ),
     }
     y.push_str(&format!(
         "match:\n  on: [{}]  # record id first: it survives an email change\n  existing: update\n  missing: create\n  blank: keep\n",
         keys.join(", ")
     ));
     let [fields, custom, additional] = lines;
-    let sections = [
-        ("fields:\n", fields),
-        (
-            "# every other column, as a text attribute (add `type:` for numbers, dates, bools)\ncustom_attributes:\n",
-            custom,
-        ),
-        ("additional_attributes:\n", additional),
+    let off_head = "  # not imported: remove the # of a line to import that column as text\n";
+    let sections: [(&str, &[String], &[String]); 4] = [
+        ("fields:\n", fields, &[]),
+        ("custom_attributes:\n", custom, &s.off),
+        ("additional_attributes:\n", additional, &[]),
+        ("notes:\n", &s.notes, &[]),
     ];
-    for (i, (head, body)) in sections.into_iter().enumerate() {
-        if i > 0 && body.is_empty() {
+    for (i, (head, body, off)) in sections.into_iter().enumerate() {
+        if i > 0 && body.is_empty() && off.is_empty() {
             continue;
         }
         y.push_str(head);
         for l in body {
             y.push_str(l);
             y.push('\n');
+        }
+        if !off.is_empty() {
+            y.push_str(off_head);
+            for l in off {
+                y.push_str(l);
+                y.push('\n');
+            }
         }
     }
     y
@@ -891,17 +1129,18 @@ mod tests {
             ("Contact ID", Role::RecordId),
             ("Id", Role::RecordId),
             ("Person - ID", Role::RecordId),
+            ("identifier", Role::RecordId),
+            ("Title", Role::JobTitle),
+            ("Person - Job title", Role::JobTitle),
+            ("Person - Notes", Role::Notes),
+            ("Mailing State", Role::State),
+            ("Mailing State/Province", Role::State),
+            ("Associated Company", Role::Company),
         ];
         for (header, role) in cases {
             assert_eq!(recognise(header).map(|r| r.0), Some(role), "{header}");
         }
-        for other in [
-            "Lifecycle Stage",
-            "Lead Source",
-            "Title",
-            "custom_attributes",
-            "Notes",
-        ] {
+        for other in ["Lifecycle Stage", "Lead Source", "custom_attributes", "Fax"] {
             assert_eq!(recognise(other), None, "{other}");
         }
     }
@@ -953,9 +1192,27 @@ mod tests {
         let row = |c: &str| vec!["A".into(), "a@x.io".into(), "0123".into(), c.to_string()];
         let d = draft("f.csv", &hs, &[row("France"), row("FR"), row("Germany")]).unwrap();
         assert!(d.yaml.contains("phone_region: FR"), "{}", d.yaml);
+        // A tie, but every row has its country: no default needed.
         let d = draft("f.csv", &hs, &[row("France"), row("Germany")]).unwrap();
         assert!(!d.yaml.contains("\n  phone_region:"), "{}", d.yaml);
-        assert!(d.undecided.iter().any(|u| u.contains("phone region")));
+        assert!(
+            !d.undecided.iter().any(|u| u.contains("region")),
+            "{:?}",
+            d.undecided
+        );
+        // A tie and a row without a country: undecided, the placeholder written.
+        let d = draft("f.csv", &hs, &[row("France"), row("Germany"), row("")]).unwrap();
+        assert!(
+            d.yaml.contains("\n  phone_region: UNDECIDED\n"),
+            "{}",
+            d.yaml
+        );
+        assert!(
+            d.undecided
+                .iter()
+                .any(|u| u.contains("no single most common"))
+        );
+        assert!(d.undecided.iter().any(|u| u.contains(ASK_REGION)));
     }
 
     #[test]
@@ -967,7 +1224,7 @@ mod tests {
         ];
         let d = draft("f.csv", &hs, &rows).unwrap();
         assert_eq!(d.roles[&Role::Email], vec!["Contact"]);
-        assert!(d.yaml.contains("  notes: \"Notes\""), "{}", d.yaml);
+        assert!(d.yaml.contains("notes:\n  - \"Notes\""), "{}", d.yaml);
     }
 
     #[test]

@@ -358,6 +358,10 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
 /// `defaults.phone_region`: a country code or English name.
 fn default_region(cx: &Ctx, r: Option<spec::Str>) -> anyhow::Result<Option<Region>> {
     let Some(r) = r else { return Ok(None) };
+    // `mapping init`'s placeholder: refused with the sentence init printed.
+    if r.value.trim() == super::guess::UNDECIDED_REGION {
+        return Err(cx.err(line_of(&r), super::guess::ASK_REGION));
+    }
     let region = Region::parse(&r.value).ok_or_else(|| {
         cx.err(
             line_of(&r),
@@ -642,7 +646,8 @@ impl Def<'_, '_> {
         self.cx.err(self.line, format!("{}: {msg}", self.target))
     }
 
-    /// Exactly one of `from:`, `template:` and `const:`.
+    /// Exactly one of `from:`, `template:` and `const:` (a `template:` may have a `from:`
+    /// fallback).
     fn source(
         &self,
         from: Option<Spanned<spec::Columns>>,
@@ -651,9 +656,14 @@ impl Def<'_, '_> {
     ) -> anyhow::Result<SourceDef> {
         match (from, template, constant) {
             (Some(from), None, None) => self.columns(from),
-            (None, Some(t), None) => {
+            (from, Some(t), None) => {
                 let parts = parse_template(&t.value, line_of(&t)).map_err(|m| self.err(m))?;
-                Ok(SourceDef::Template(parts))
+                // `from:` with a template: the columns tried when the template is blank.
+                let or = match from.map(|f| self.columns(f)).transpose()? {
+                    Some(SourceDef::Columns(cols)) => cols,
+                    _ => Vec::new(),
+                };
+                Ok(SourceDef::Template(parts, or))
             }
             (None, None, Some(c)) => Ok(SourceDef::Const(c.value)),
             (None, None, None) => {

@@ -229,7 +229,7 @@ fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> Option<usize>) -> Compiled {
             [one] => Src::Col(one),
             ref several => Src::First(several.into()),
         },
-        SourceDef::Template(parts) => Src::Template(
+        SourceDef::Template(parts, or) => Src::Template(
             parts
                 .iter()
                 .filter_map(|p| match p {
@@ -237,17 +237,19 @@ fn compile(d: &ValueDef, col: &impl Fn(&ColRef) -> Option<usize>) -> Compiled {
                     TplPart::Col(c) => col(c).map(TplPart::Col),
                 })
                 .collect(),
+            or.iter().filter_map(col).collect(),
         ),
         SourceDef::Const(s) => Src::Const(s.as_str().into()),
     };
     let mut cols: Vec<usize> = match &d.source {
         SourceDef::Columns(cs) => cs.iter().filter_map(col).collect(),
-        SourceDef::Template(parts) => parts
+        SourceDef::Template(parts, or) => parts
             .iter()
             .filter_map(|p| match p {
                 TplPart::Col(c) => col(c),
                 TplPart::Lit(_) => None,
             })
+            .chain(or.iter().filter_map(col))
             .collect(),
         SourceDef::Const(_) => Vec::new(),
     };

@@ -22,7 +22,8 @@ pub struct ColRef {
 pub enum SourceDef {
     /// One column, or several where the first non-blank wins.
     Columns(Vec<ColRef>),
-    Template(Vec<TplPart<ColRef>>),
+    /// A template, then (`template:` with `from:`) the columns tried when it is blank.
+    Template(Vec<TplPart<ColRef>>, Vec<ColRef>),
     Const(String),
 }
 
@@ -74,10 +75,15 @@ impl ValueDef {
     pub fn columns(&self) -> impl Iterator<Item = &ColRef> {
         let src: Box<dyn Iterator<Item = &ColRef>> = match &self.source {
             SourceDef::Columns(c) => Box::new(c.iter()),
-            SourceDef::Template(parts) => Box::new(parts.iter().filter_map(|p| match p {
-                TplPart::Col(c) => Some(c),
-                TplPart::Lit(_) => None,
-            })),
+            SourceDef::Template(parts, or) => Box::new(
+                parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        TplPart::Col(c) => Some(c),
+                        TplPart::Lit(_) => None,
+                    })
+                    .chain(or),
+            ),
             SourceDef::Const(_) => Box::new(std::iter::empty()),
         };
         src.chain(self.region_from.iter())
@@ -144,7 +150,8 @@ pub fn parse_template(text: &str, line: u64) -> Result<Vec<TplPart<ColRef>>, Str
 pub enum Src {
     Col(usize),
     First(Box<[usize]>),
-    Template(Box<[TplPart<usize>]>),
+    /// The template, then its fallback columns (candidates 1, 2, …).
+    Template(Box<[TplPart<usize>]>, Box<[usize]>),
     Const(Box<str>),
 }
 
@@ -216,9 +223,16 @@ impl Compiled {
                 .enumerate()
                 .skip(start)
                 .find_map(|(k, &i)| from_col(i).map(|g| (g, k + 1))),
-            Src::Template(parts) if start == 0 => render(parts, rec)
+            Src::Template(parts, or) => (start == 0)
+                .then(|| render(parts, rec))
+                .flatten()
                 .and_then(|s| self.modified(Cow::Owned(s), Origin::Template))
-                .map(|g| (g, 1)),
+                .map(|g| (g, 1))
+                .or_else(|| {
+                    (or.iter().enumerate())
+                        .skip(start.saturating_sub(1))
+                        .find_map(|(k, &i)| from_col(i).map(|g| (g, k + 2)))
+                }),
             Src::Const(c) if start == 0 => self
                 .modified(Cow::Borrowed(&**c), Origin::Const)
                 .map(|g| (g, 1)),

@@ -10,6 +10,7 @@ mod grammar;
 mod helpdocs;
 mod identity;
 mod import;
+mod initdraft;
 mod layouts;
 mod mapping;
 mod mapping_init;

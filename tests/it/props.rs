@@ -5,7 +5,7 @@
 use std::io::Cursor;
 
 use doto_bulk::mapping::Mapping;
-use doto_bulk::mapping::guess::{draft, guess_prefix, norm, recognise, snake_key};
+use doto_bulk::mapping::guess::{ASK_REGION, draft, guess_prefix, norm, recognise, snake_key};
 use doto_bulk::source::{CsvSource, Record, Source, SourceOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
@@ -169,9 +169,15 @@ proptest! {
         let ids: Vec<&str> = cells.iter().flatten().map(String::as_str).collect();
         let _ = guess_prefix(&headers, &ids);
         if let Ok(d) = draft("p.csv", &headers, &cells) {
-            // What init writes, `validate` reads back.
-            Mapping::parse(&d.yaml, "drafted.yaml")
-                .unwrap_or_else(|e| panic!("the drafted mapping does not load: {e:#}\n{}", d.yaml));
+            // What init writes, `validate` reads back (or refuses with init's one sentence when
+            // the phone region is undecided).
+            match Mapping::parse(&d.yaml, "drafted.yaml") {
+                Ok(_) => prop_assert!(!d.region_undecided),
+                Err(e) => prop_assert!(
+                    d.region_undecided && format!("{e:#}").contains(ASK_REGION),
+                    "the drafted mapping does not load: {e:#}\n{}", d.yaml
+                ),
+            }
         }
     }
 }

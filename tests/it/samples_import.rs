@@ -211,10 +211,21 @@ async fn mapping_init_then_import_works_for_every_sample() {
         let file = root().join(&e.sample);
         let w = World::plain().await;
         let drafted = w.path("draft.yaml");
-        // The documented command: with `--phone-region` where the layout has no country.
-        doto_bulk::cmd::mapping::init_with_region(&file, Some(&drafted), e.phone_region)
+        // The documented command: with `--phone-region` where the layout has no country; and
+        // where init says the region is undecided (a row with a local number and no country),
+        // again with the `--phone-region` its sentence asks for.
+        let d = doto_bulk::cmd::mapping::init_with_region(&file, Some(&drafted), e.phone_region)
             .unwrap_or_else(|err| panic!("{}: {err:#}", e.sample));
-        let run = import_with(&w, &file, &drafted, e.phone_region, "run").await;
+        let region = match d.region_undecided {
+            false => e.phone_region,
+            true => {
+                std::fs::remove_file(&drafted).unwrap();
+                let us = doto_bulk::normalise::Region::parse("US");
+                doto_bulk::cmd::mapping::init_with_region(&file, Some(&drafted), us).unwrap();
+                us
+            }
+        };
+        let run = import_with(&w, &file, &drafted, region, "run").await;
         let ctx = format!("{} with its drafted mapping: {:?}", e.sample, run.summary);
         assert!(
             matches!(run.exit_code, 0 | 3),

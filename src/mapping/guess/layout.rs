@@ -1,0 +1,226 @@
+//! Which export a header row comes from: the CRM and the view (HubSpot default view or all
+//! properties, Salesforce report or Data Loader, Zoho contacts or leads, Pipedrive single or
+//! label-split columns, Chatwoot), and the identifier prefix the shipped mapping of that CRM uses.
+use super::{norm, strip_entity, strip_prefix_folded};
+
+/// An export layout `mapping init` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// What it is, for stderr and the draft's first comment.
+    pub name: &'static str,
+    /// The identifier prefix (`hubspot-`), as in `mappings/*.yaml`.
+    pub prefix: &'static str,
+    /// Why it was taken for that layout.
+    pub why: &'static str,
+}
+
+/// No CRM recognised: a spreadsheet of the user's own.
+pub const PLAIN: Layout = Layout {
+    name: "no known CRM export (a spreadsheet of your own)",
+    prefix: "import-",
+    why: "no CRM's column names",
+};
+
+fn layout(name: &'static str, prefix: &'static str, why: &'static str) -> Layout {
+    Layout { name, prefix, why }
+}
+
+/// The layout of `headers` (the values of the record id column help tell Zoho's `zcrm_` ids).
+pub fn detect(headers: &[String], id_values: &[&str]) -> Layout {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let has = |n: &str| headers.iter().any(|h| norm(h) == n);
+    if let Some(l) = pipedrive(headers) {
+        return l;
+    }
+    if id_values.iter().any(|v| v.trim().starts_with("zcrm_"))
+        || exact("Record Id")
+        || headers.iter().any(|h| h.trim().ends_with(".id"))
+    {
+        let why = "\"Record Id\" / \"… .id\" columns / zcrm_ ids";
+        return if exact("Lead Owner") || exact("Lead Owner.id") {
+            layout("Zoho CRM leads export", "zoho-", why)
+        } else {
+            layout("Zoho CRM contacts export", "zoho-", why)
+        };
+    }
+    if exact("id") && exact("phone_number") {
+        let why = "Chatwoot's snake_case columns id, name, email, phone_number";
+        return if has("customattributes") || has("additionalattributes") {
+            layout(
+                "Chatwoot contacts export (with attributes)",
+                "chatwoot-",
+                why,
+            )
+        } else {
+            layout(
+                "Chatwoot contacts export (default columns)",
+                "chatwoot-",
+                why,
+            )
+        };
+    }
+    if exact("Record ID")
+        && [
+            "contactowner",
+            "countryregion",
+            "lifecyclestage",
+            "leadstatus",
+            "createdate",
+        ]
+        .iter()
+        .any(|n| has(n))
+    {
+        let why = "\"Record ID\" with HubSpot's property names";
+        return if exact("Associated Company") && headers.len() <= 20 {
+            layout("HubSpot contacts export (default view)", "hubspot-", why)
+        } else {
+            layout("HubSpot contacts export (all properties)", "hubspot-", why)
+        };
+    }
+    salesforce(headers).unwrap_or(PLAIN)
+}
+
+/// Pipedrive: `Person - ` before every column; label-split when `Person - Email - Work` and the
+/// like are there.
+fn pipedrive(headers: &[String]) -> Option<Layout> {
+    let person = headers
+        .iter()
+        .filter(|h| strip_prefix_folded(h.trim(), "person - ").is_some())
+        .count();
+    if person < 2 {
+        return None;
+    }
+    let split = headers.iter().any(|h| {
+        let mut parts = strip_entity(h).split('-').map(str::trim);
+        let first = parts.next().map(norm).unwrap_or_default();
+        (first == "email" || first == "phone") && parts.next().is_some()
+    });
+    let why = "\"Person - \" columns";
+    Some(if split {
+        layout(
+            "Pipedrive people export (e-mail and phone split by label)",
+            "pipedrive-",
+            why,
+        )
+    } else {
+        layout(
+            "Pipedrive people export (one e-mail and phone column)",
+            "pipedrive-",
+            why,
+        )
+    })
+}
+
+/// Salesforce: Data Loader's API names (`Id`, `FirstName`, `MailingCity`) or a report's labels
+/// (`Mailing City`, `Account Name`, `Contact ID`).
+fn salesforce(headers: &[String]) -> Option<Layout> {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let api = [
+        "FirstName",
+        "LastName",
+        "MailingCity",
+        "MailingCountry",
+        "AccountId",
+        "MobilePhone",
+        "OwnerId",
+    ];
+    if exact("Id") && api.iter().any(|n| exact(n)) {
+        return Some(layout(
+            "Salesforce Data Loader export (API field names)",
+            "sf-",
+            "\"Id\" with API names such as FirstName, MailingCity, AccountId",
+        ));
+    }
+    let report = headers.iter().any(|h| h.trim().starts_with("Mailing "))
+        || exact("Contact ID")
+        || exact("Contact Record Type")
+        || exact("Account Name");
+    report.then(|| {
+        layout(
+            "Salesforce contact report",
+            "sf-",
+            "Mailing …/Account Name/Contact ID labels",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(row: &str, sep: char) -> Vec<String> {
+        row.split(sep)
+            .map(|s| s.trim_matches('"').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_five_real_header_rows_and_the_other_views() {
+        let cases = [
+            (
+                split(
+                    r#""Record ID","First Name","Last Name","Email","Phone Number","Contact owner","Primary Associated Company ID","Last Activity Date","Lead Status","Create Date","Additional email addresses","Associated Company""#,
+                    ',',
+                ),
+                "HubSpot contacts export (default view)",
+            ),
+            (
+                split(
+                    "Record ID,First Name,Last Name,Email,Mobile Phone Number,Country/Region,Lifecycle Stage,Company Name,City,Create Date,Contact owner,Job Title,Lead Status,Phone Number,State/Region,Street Address,Postal Code,Website URL,Industry,Annual Revenue,Number of Employees",
+                    ',',
+                ),
+                "HubSpot contacts export (all properties)",
+            ),
+            (
+                split("id,name,email,phone_number,labels", ','),
+                "Chatwoot contacts export (default columns)",
+            ),
+            (
+                split(
+                    "Record Id,Contact Owner.id,Contact Owner,Lead Source,First Name,Last Name,Email,Mailing State",
+                    ',',
+                ),
+                "Zoho CRM contacts export",
+            ),
+            (
+                split(
+                    "Record Id,Lead Owner.id,Lead Owner,Company,First Name,Last Name,Email,State,Country",
+                    ',',
+                ),
+                "Zoho CRM leads export",
+            ),
+            (
+                split(
+                    "Salutation,First Name,Last Name,Title,Mailing Street,Mailing City,Mailing State/Province,Mailing Zip/Postal Code,Mailing Country,Phone,Email,Contact Record Type,Account Name,Account Owner,Lead Source",
+                    ',',
+                ),
+                "Salesforce contact report",
+            ),
+            (
+                split(
+                    "Id,FirstName,LastName,Email,Phone,MobilePhone,MailingCity,MailingCountry,AccountId",
+                    ',',
+                ),
+                "Salesforce Data Loader export (API field names)",
+            ),
+            (
+                split(
+                    "Person - ID;Person - Name;Person - Email - Work;Person - Email - Home;Person - Phone - Mobile;Person - Email messages count",
+                    ';',
+                ),
+                "Pipedrive people export (e-mail and phone split by label)",
+            ),
+            (
+                split(
+                    "Person - ID;Person - Name;Person - Email;Person - Phone;Person - Email messages count",
+                    ';',
+                ),
+                "Pipedrive people export (one e-mail and phone column)",
+            ),
+            (split("Name,Email,Phone", ','), PLAIN.name),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(detect(&headers, &[]).name, want, "{headers:?}");
+        }
+    }
+}
