@@ -151,10 +151,6 @@ pub struct Engine {
     carried: Mutex<HashMap<u64, Vec<String>>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
     note_checks: AtomicU64,
-    /// `--concurrency`: write slots, and search slots.
-    concurrency: usize,
-    /// Write slots: writes (and the reads that decide a note) in flight at once.
-    write_slots: Semaphore,
     /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
     /// never holds a write slot.
     search_slots: Semaphore,
@@ -179,7 +175,7 @@ pub struct EngineOptions {
     pub max_errors: Option<u64>,
     /// Set from outside (Ctrl-C): no new row starts.
     pub interrupt: Arc<AtomicBool>,
-    /// Writes in flight at most (`--concurrency`); as many rows again may wait for a search.
+    /// Searches in flight at most (writes take the client's [`crate::api::Limit`]).
     pub concurrency: usize,
 }
 
@@ -205,8 +201,6 @@ impl Engine {
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
             carried: Mutex::new(HashMap::new()),
             note_checks: AtomicU64::new(0),
-            concurrency: opts.concurrency.max(1),
-            write_slots: Semaphore::new(opts.concurrency.max(1)),
             search_slots: Semaphore::new(opts.concurrency.max(1)),
             searching: AtomicUsize::new(0),
             search_waits: Notify::new(),
@@ -218,10 +212,10 @@ impl Engine {
         self.note_checks.load(Ordering::Relaxed)
     }
 
-    /// Run `f` (a write, or a read that decides one) in a write slot.
+    /// Run `f` (a write, or a read that decides one) in a write slot: a slot of the client's
+    /// [`crate::api::Limit`], fixed by `--concurrency N` or adapted.
     async fn in_write_slot<T>(&self, f: impl Future<Output = T>) -> T {
-        let _slot = self.write_slots.acquire().await.expect("never closed");
-        f.await
+        self.client.limit().run(f).await
     }
 
     /// The contents of the notes contact `id` carries, asked of the server now (counted in
@@ -272,7 +266,7 @@ impl Engine {
     }
 
     /// Apply every group; `done` gets each finished row (in completion order). Up to
-    /// `2 × concurrency` groups are busy at a time, and a group waiting for a search does not
+    /// twice the client limit's ceiling of groups are busy at a time, and a group waiting for a search does not
     /// count (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep
     /// the others from writing. Rows not started because the run stopped get no result; an
     /// error from `done` (a report cannot be written) stops the run as fatal, and `done` is not
@@ -283,7 +277,7 @@ impl Engine {
         groups: Vec<Vec<usize>>,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
-        let busy_max = 2 * self.concurrency;
+        let busy_max = 2 * self.client.limit().ceiling();
         let mut pending = groups.into_iter();
         let mut running = FuturesUnordered::new();
         let mut failed = false;

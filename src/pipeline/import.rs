@@ -389,6 +389,7 @@ pub fn request_stats(metrics: &Metrics) -> RequestStats {
         server_errors: metrics.server_errors,
         transport_errors: metrics.transport_errors,
         outcome_unknown: metrics.outcome_unknown,
+        concurrency: metrics.concurrency.clone(),
     }
 }
 
