@@ -8,13 +8,14 @@
 //! - **server errors** (5xx, timeouts, connections dropped: at least 5% of a window's answers)
 //!   shrink it by a quarter (multiplicative decrease);
 //! - **rising latency** shrinks it: the requests queued at the server, estimated as in TCP Vegas
-//!   (`limit × (1 − base RTT / RTT)`, base RTT the lowest seen), above `6·log10(limit)` take a
-//!   tenth off, so a server that slows down under load sees the tool back off;
+//!   (`limit × (1 − base RTT / RTT)`, base RTT the lowest seen), above `6·log10(limit)` are taken
+//!   off down to `3·log10(limit)` (at most half at once), so a server that slows down under load
+//!   sees the tool back off; between the two the limit holds;
 //! - **the rate limit binding** (429s, or most requests waited for the client's limiter) never
 //!   grows it, and brings it down to the Little's-law target when above it;
 //! - otherwise, when every slot was in use, it **grows**: straight to the Little's-law target
-//!   (`rate × RTT × requests per slot × 1.5`) when below it, then by `6·log10(limit)` a window
-//!   while the queue estimate stays under `3·log10(limit)`.
+//!   (`rate × RTT × requests per slot × 1.5`, at most 4× a window) when below it, then by
+//!   `6·log10(limit)` a window, while the queue estimate stays under `3·log10(limit)`.
 //!
 //! Always within `[MIN_AUTO, --max-concurrency]`. `--concurrency N` fixes the size; the
 //! observations are still classified, to report what bound the run.
@@ -163,17 +164,19 @@ pub fn decide(c: Control, w: &Window, min: usize, max: usize) -> (Control, Bound
     let (limit, bound) = if f64::from(w.failures) >= FAILURE_SHARE * f64::from(w.responses) {
         (c.limit * 0.75, Bound::ServerErrors)
     } else if queue > 6.0 * log {
-        (c.limit * 0.9, Bound::Latency)
+        // Take the excess queue off, at most half.
+        let excess = queue - 3.0 * log;
+        ((c.limit - excess).max(c.limit * 0.5), Bound::Latency)
     } else if w.rate_limited > 0 || 2 * w.throttled >= w.responses {
         (c.limit.min(target.max(lo)), Bound::RateLimit)
     } else if !saturated {
         (c.limit, Bound::Input)
-    } else if c.limit < target {
-        (target, Bound::Latency)
-    } else if queue < 3.0 * log {
-        (c.limit + 6.0 * log, Bound::Latency)
-    } else {
+    } else if queue >= 3.0 * log {
         (c.limit, Bound::Latency)
+    } else if c.limit < target {
+        (target.min(c.limit * 4.0), Bound::Latency)
+    } else {
+        (c.limit + 6.0 * log, Bound::Latency)
     };
     let limit = limit.clamp(lo, hi);
     (
@@ -440,7 +443,8 @@ mod tests {
         let table: Vec<(&str, Control, Window, f64, Bound)> = vec![
             // 300 ms, 8 in flight, permits to spare: straight to 50/s × 0.3 s × 1.5.
             ("latency-bound jumps to the target", ctl(8.0, 0.0), busy(0.3, 8), 23.0, Bound::Latency),
-            ("1 s latency", ctl(8.0, 0.0), busy(1.0, 8), 75.0, Bound::Latency),
+            ("1 s latency: at most 4x a window", ctl(8.0, 0.0), busy(1.0, 8), 32.0, Bound::Latency),
+            ("then the target", ctl(32.0, 1.0), busy(1.0, 32), 75.0, Bound::Latency),
             ("at the target, stable latency: grow by 6·log10", ctl(100.0, 1.0), busy(1.0, 100), 112.0, Bound::Latency),
             ("slots to spare: unchanged", ctl(30.0, 0.3), busy(0.3, 12), 30.0, Bound::Input),
             ("limiter binding: never grows", ctl(20.0, 0.3), Window { throttled: 15, ..busy(0.3, 20) }, 20.0, Bound::RateLimit),
@@ -448,7 +452,9 @@ mod tests {
             ("429s: no growth", ctl(10.0, 0.3), Window { rate_limited: 2, ..busy(0.3, 10) }, 10.0, Bound::RateLimit),
             ("5xx: a quarter off", ctl(40.0, 0.3), Window { failures: 2, ..busy(0.3, 40) }, 30.0, Bound::ServerErrors),
             ("one failure in 100 answers is noise", ctl(40.0, 0.3), Window { failures: 1, responses: 100, releases: 100, ..busy(0.3, 30) }, 40.0, Bound::Input),
-            ("latency doubled at 40: queue 20 > 6·log10(40)", ctl(40.0, 0.3), Window { min_rtt: 0.5, ..busy(0.6, 40) }, 36.0, Bound::Latency),
+            ("latency doubled at 40: queue 20 > 6·log10(40), back to 3·log10(40)", ctl(40.0, 0.3), Window { min_rtt: 0.5, ..busy(0.6, 40) }, 24.81, Bound::Latency),
+            ("latency 8x at 40: half at most", ctl(40.0, 0.3), busy(2.4, 40), 20.0, Bound::Latency),
+            ("queue between 3 and 6·log10: hold", ctl(40.0, 0.3), busy(0.35, 40), 40.0, Bound::Latency),
             ("latency up 5%: noise, still grows", ctl(40.0, 0.3), busy(0.315, 40), 49.61, Bound::Latency),
             ("never below the floor", ctl(2.0, 0.1), Window { failures: 20, ..busy(0.1, 2) }, 2.0, Bound::ServerErrors),
             ("never above --max-concurrency", ctl(250.0, 2.0), busy(2.0, 250), 256.0, Bound::Latency),
