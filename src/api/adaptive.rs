@@ -227,6 +227,8 @@ struct State {
     window: Window,
     rtt_sum: f64,
     started: Instant,
+    /// What bound the last window.
+    last: Option<Bound>,
     /// Seconds at each size, and under each bound.
     sizes: BTreeMap<usize, f64>,
     bounds: BTreeMap<Bound, f64>,
@@ -285,6 +287,7 @@ impl Limit {
                 window: Window::default(),
                 rtt_sum: 0.0,
                 started: Instant::now(),
+                last: None,
                 sizes: BTreeMap::new(),
                 bounds: BTreeMap::new(),
             }),
@@ -299,6 +302,19 @@ impl Limit {
     /// Slots there are now.
     pub fn current(&self) -> usize {
         self.state.lock().unwrap().size
+    }
+
+    /// For the progress line: `12/40 in flight (auto, rate limit)`.
+    pub fn describe(&self) -> String {
+        let s = self.state.lock().unwrap();
+        let mode = match self.mode {
+            Concurrency::Auto => "auto",
+            Concurrency::Fixed(_) => "fixed",
+        };
+        match s.last {
+            Some(b) => format!("{}/{} in flight ({mode}, {})", s.held, s.size, b.describe()),
+            None => format!("{}/{} in flight ({mode})", s.held, s.size),
+        }
     }
 
     /// Wait for a slot.
@@ -356,6 +372,7 @@ impl Limit {
         *s.sizes.entry(s.size).or_default() += secs;
         let (next, bound) = decide(s.control, &w, MIN_AUTO, self.max);
         *s.bounds.entry(bound).or_default() += secs;
+        s.last = Some(bound);
         if self.mode == Concurrency::Auto {
             s.control = next;
             self.resize(s, next.limit.round() as usize);
