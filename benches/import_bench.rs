@@ -16,7 +16,8 @@
 //! --all-targets` stays fast). Knobs: `IMPORT_BENCH_ROWS` (default 5000),
 //! `IMPORT_BENCH_CONCURRENCY` (`auto`, the default, or a number), `IMPORT_BENCH_WINDOWS` (seconds,
 //! comma-separated; default 60), `IMPORT_BENCH_LATENCIES` (milliseconds, comma-separated; default
-//! 50), `IMPORT_BENCH_REAL` (1: the real-data variant; default 0).
+//! 50), `IMPORT_BENCH_SLOWING` (milliseconds added per other request in flight: a server that slows
+//! down under load; default 0), `IMPORT_BENCH_REAL` (1: the real-data variant; default 0).
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -147,6 +148,7 @@ async fn bench(v: Variant) {
     let search_limit = if real { 2 } else { 100 * window_s as u32 / 60 }.max(1);
     let sb = spawn(SandboxConfig {
         latency: Duration::from_millis(latency_ms),
+        latency_per_in_flight: Duration::from_millis(env_usize("IMPORT_BENCH_SLOWING", 0) as u64),
         limits: RateLimits {
             global: Some(per_second * window_s as u32),
             search: Some(search_limit),
@@ -201,9 +203,11 @@ async fn bench(v: Variant) {
     let bound = 1.0 + (seeded as u64).div_ceil(PAGE_SIZE as u64) as f64 / rows as f64;
     println!(
         "import_bench: {rows} rows ({seeded} seeded), latency {latency_ms} ms, concurrency \
-         {concurrency}, {} windows of {window_s} s ({} per window, search {search_limit})",
+         {concurrency}, {} windows of {window_s} s ({} per window, search {search_limit}), \
+         slowing {} ms per request in flight",
         if real { "real data," } else { "plain file," },
-        per_second * window_s as u32
+        per_second * window_s as u32,
+        env_usize("IMPORT_BENCH_SLOWING", 0)
     );
     println!(
         "  outcomes {:?}, failures {:?}, lookup {:?}",
@@ -212,9 +216,15 @@ async fn bench(v: Variant) {
         run.choice.as_ref().map(|c| c.reason.as_str())
     );
     println!(
-        "  requests received {requests} (admitted {admitted}, 429s {}): list {}, search {}, \
+        "  requests received {requests} (admitted {admitted}, 429s {}, 5xx {}): list {}, search {}, \
          create {}, update {}",
         stats.rate_limited,
+        stats
+            .by_route
+            .iter()
+            .filter(|r| r.status >= 500)
+            .map(|r| r.count)
+            .sum::<u64>(),
         stats.count("GET", route::CONTACTS),
         stats.count("GET", route::SEARCH),
         stats.count("POST", route::CONTACTS),
@@ -225,10 +235,19 @@ async fn bench(v: Variant) {
          ratio {:.3} (goal <= 1.05)",
         wall / floor
     );
-    let c = run.summary.requests.as_ref().map(|r| r.concurrency.clone()).unwrap_or_default();
+    let r = run.summary.requests.clone().unwrap_or_default();
+    let c = &r.concurrency;
     println!(
-        "  concurrency used: min {} / median {} / max {}, peak in flight {} (server saw {}), bound: {:?}",
-        c.min, c.median, c.max, c.peak_in_flight, stats.max_in_flight, c.bound_secs
+        "  concurrency used: min {} / median {} / max {}, peak in flight {} (server saw {}), \
+         bound: {:?}; retries {}, no response {}",
+        c.min,
+        c.median,
+        c.max,
+        c.peak_in_flight,
+        stats.max_in_flight,
+        c.bound_secs,
+        r.retries,
+        r.transport_errors
     );
     println!(
         "  requests per row {:.4} (bound 1 + ceil({seeded}/15)/{rows} = {bound:.4})",

@@ -347,7 +347,11 @@ impl Limit {
         w.rate_per_sec = o.rate_per_sec;
         let rtt = o.rtt.as_secs_f64();
         if !o.failed && !o.rate_limited {
-            w.min_rtt = if w.min_rtt > 0.0 { w.min_rtt.min(rtt) } else { rtt };
+            w.min_rtt = if w.min_rtt > 0.0 {
+                w.min_rtt.min(rtt)
+            } else {
+                rtt
+            };
             s.rtt_sum += rtt;
         }
         let full = s.window.responses as usize >= (s.size / 2).max(4);
@@ -489,7 +493,15 @@ mod tests {
     fn base_rtt_is_the_lowest_seen() {
         let (c, _) = decide(ctl(8.0, 0.0), &window(0.3, 8), 2, 256);
         assert_eq!(c.base_rtt, 0.3);
-        let (c, _) = decide(c, &Window { min_rtt: 0.2, ..window(0.4, 8) }, 2, 256);
+        let (c, _) = decide(
+            c,
+            &Window {
+                min_rtt: 0.2,
+                ..window(0.4, 8)
+            },
+            2,
+            256,
+        );
         assert_eq!(c.base_rtt, 0.2);
         let (c, _) = decide(c, &window(0.9, 8), 2, 256);
         assert_eq!(c.base_rtt, 0.2);
@@ -499,7 +511,11 @@ mod tests {
     fn parses_auto_and_numbers() {
         assert_eq!("auto".parse(), Ok(Concurrency::Auto));
         assert_eq!("4".parse(), Ok(Concurrency::Fixed(4)));
-        assert!("0".parse::<Concurrency>().unwrap_err().contains("at least 1"));
+        assert!(
+            "0".parse::<Concurrency>()
+                .unwrap_err()
+                .contains("at least 1")
+        );
         assert!("x".parse::<Concurrency>().is_err());
     }
 

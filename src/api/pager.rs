@@ -316,9 +316,7 @@ impl Pager {
     async fn pass(&mut self, pass: &mut Pass, from: u32, to: u32) -> Result<(), Stop> {
         let (client, sort) = (self.client.clone(), self.sort.clone());
         let adaptive = self.concurrency.is_none();
-        let width = self
-            .concurrency
-            .unwrap_or_else(|| client.limit().ceiling());
+        let width = self.concurrency.unwrap_or_else(|| client.limit().ceiling());
         let mut pages = futures::stream::iter(from..=to)
             .map(|n| {
                 let (client, sort) = (client.clone(), sort.clone());

@@ -210,7 +210,9 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let metrics = client.metrics();
     // Conversations before any rename: a failure there must leave both files as they were.
     let conversations = match &opts.conversations {
-        Some(path) => Some(conversations::write(client, path, &ids, opts.concurrency.initial()).await?),
+        Some(path) => {
+            Some(conversations::write(client, path, &ids, opts.concurrency.initial()).await?)
+        }
         None => None,
     };
     file.commit()?;

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 
-use crate::api::{Client, Concurrency, ClientConfig, RateLimit};
+use crate::api::{Client, ClientConfig, Concurrency, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::SandboxArgs;
 use crate::cmd::{connected, enum_parser, finish, interrupted};

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::api::{Client, Concurrency, ClientConfig, RateLimit};
+use crate::api::{Client, ClientConfig, Concurrency, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::SandboxArgs;
 use crate::cmd::{connected, finish};

@@ -191,7 +191,12 @@ impl Writes {
 /// What the bar of the write phase reads from the client: requests sent, the rate limit, and
 /// what it is waiting on.
 fn pace(client: &Client) -> Pace {
-    let (a, b, c, d) = (client.clone(), client.clone(), client.clone(), client.clone());
+    let (a, b, c, d) = (
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+    );
     Pace {
         concurrency: Arc::new(move || d.limit().describe()),
         requests: Arc::new(move || a.metrics().attempts),

@@ -55,7 +55,10 @@ async fn a_fixed_concurrency_of_4_never_has_more_than_4_requests_in_flight() {
     assert_eq!(run.exit_code, 0);
     assert_eq!(w.by_email().len(), 120);
     let stats = w.sb.stats();
-    assert_eq!(stats.max_in_flight, 4, "the server saw more (or fewer) in flight");
+    assert_eq!(
+        stats.max_in_flight, 4,
+        "the server saw more (or fewer) in flight"
+    );
     let c = summary_concurrency(&run.run_dir);
     assert_eq!(c["mode"], "4");
     assert_eq!((c["min"].as_u64(), c["max"].as_u64()), (Some(4), Some(4)));

@@ -271,7 +271,11 @@ async fn rows_sharing_a_key_are_merged_in_file_order() {
          Cy,cy@x.com,C,free,Nice\n\
          Ann Lee,,A,,Berlin\n"
     );
-    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = doto_bulk::api::Concurrency::Fixed(16)).await;
+    let run = w
+        .import(&csv, MAPPING, "run", |a| {
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(16)
+        })
+        .await;
     assert_eq!(outcome(&run, "created"), 3);
     assert_eq!(outcome(&run, "updated"), 2);
     let stored = w.by_email();
@@ -645,7 +649,11 @@ async fn summary_times_span_the_whole_run() {
         csv.push_str(&format!("N{i},n{i}@x.com,I{i},free,Oslo\n"));
     }
     let called = chrono::Utc::now();
-    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = doto_bulk::api::Concurrency::Fixed(1)).await;
+    let run = w
+        .import(&csv, MAPPING, "run", |a| {
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(1)
+        })
+        .await;
     let returned = chrono::Utc::now();
     assert_eq!(run.exit_code, 0);
     let s: Value =

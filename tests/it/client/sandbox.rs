@@ -766,7 +766,9 @@ async fn contacts_deleted_while_streaming_do_not_hide_live_ones() {
     })
     .await
     .unwrap();
-    let api = client_with(&sb, &sb.admin_token.clone(), |c| c.concurrency = doto_bulk::api::Concurrency::Fixed(1));
+    let api = client_with(&sb, &sb.admin_token.clone(), |c| {
+        c.concurrency = doto_bulk::api::Concurrency::Fixed(1)
+    });
     let other = client(&sb);
     // The oldest contacts: on page 1 of the created_at order, so deleting them after page 1 was
     // read shifts every later row back into pages already read.
