@@ -12,9 +12,11 @@
 //!   off down to `3·log10(limit)` (at most half at once), so a server that slows down under load
 //!   sees the tool back off; between the two the limit holds;
 //! - **the rate limit binding** (429s, or most requests waited for the client's limiter) never
-//!   grows it, and brings it down to the Little's-law target when above it;
+//!   grows it, and brings it down to twice the Little's-law target (at least [`INITIAL`]) when
+//!   above that;
 //! - otherwise, when every slot was in use, it **grows**: straight to the Little's-law target
-//!   (`rate × RTT × requests per slot × 1.5`, at most 4× a window) when below it, then by
+//!   (`rate × RTT × requests per slot × 2`, at most 4× a window: a server that slows down under
+//!   load must not be flooded before its latency shows it) when below it, then by
 //!   `6·log10(limit)` a window, while the queue estimate stays under `3·log10(limit)`.
 //!
 //! Always within `[MIN_AUTO, --max-concurrency]`. `--concurrency N` fixes the size; the
@@ -37,7 +39,7 @@ pub const DEFAULT_MAX: usize = 256;
 pub const MIN_AUTO: usize = 2;
 /// Little's law target over what the rate strictly needs (latency jitter, time waiting in the
 /// client's limiter).
-const HEADROOM: f64 = 1.5;
+const HEADROOM: f64 = 2.0;
 /// Share of a window's answers that were failures (5xx, no response) that makes it shrink.
 const FAILURE_SHARE: f64 = 0.05;
 /// A request that waited at least this long for the client's limiter found no permit to spare.
@@ -168,7 +170,8 @@ pub fn decide(c: Control, w: &Window, min: usize, max: usize) -> (Control, Bound
         let excess = queue - 3.0 * log;
         ((c.limit - excess).max(c.limit * 0.5), Bound::Latency)
     } else if w.rate_limited > 0 || 2 * w.throttled >= w.responses {
-        (c.limit.min(target.max(lo)), Bound::RateLimit)
+        let enough = (2.0 * target).max(INITIAL as f64);
+        (c.limit.min(enough), Bound::RateLimit)
     } else if !saturated {
         (c.limit, Bound::Input)
     } else if queue >= 3.0 * log {
@@ -463,13 +466,14 @@ mod tests {
         #[rustfmt::skip]
         let table: Vec<(&str, Control, Window, f64, Bound)> = vec![
             // 300 ms, 8 in flight, permits to spare: straight to 50/s × 0.3 s × 1.5.
-            ("latency-bound jumps to the target", ctl(8.0, 0.0), busy(0.3, 8), 23.0, Bound::Latency),
+            ("latency-bound jumps to the target", ctl(8.0, 0.0), busy(0.3, 8), 30.0, Bound::Latency),
             ("1 s latency: at most 4x a window", ctl(8.0, 0.0), busy(1.0, 8), 32.0, Bound::Latency),
-            ("then the target", ctl(32.0, 1.0), busy(1.0, 32), 75.0, Bound::Latency),
+            ("then the target", ctl(32.0, 1.0), busy(1.0, 32), 100.0, Bound::Latency),
             ("at the target, stable latency: grow by 6·log10", ctl(100.0, 1.0), busy(1.0, 100), 112.0, Bound::Latency),
             ("slots to spare: unchanged", ctl(30.0, 0.3), busy(0.3, 12), 30.0, Bound::Input),
             ("limiter binding: never grows", ctl(20.0, 0.3), Window { throttled: 15, ..busy(0.3, 20) }, 20.0, Bound::RateLimit),
-            ("limiter binding far above the target: down to it", ctl(200.0, 0.3), Window { throttled: 20, ..busy(0.3, 200) }, 23.0, Bound::RateLimit),
+            ("limiter binding far above the target: down to twice it", ctl(200.0, 0.3), Window { throttled: 20, ..busy(0.3, 200) }, 60.0, Bound::RateLimit),
+            ("limiter binding: never below 8 for it", ctl(12.0, 0.01), Window { throttled: 20, ..busy(0.01, 12) }, 8.0, Bound::RateLimit),
             ("429s: no growth", ctl(10.0, 0.3), Window { rate_limited: 2, ..busy(0.3, 10) }, 10.0, Bound::RateLimit),
             ("5xx: a quarter off", ctl(40.0, 0.3), Window { failures: 2, ..busy(0.3, 40) }, 30.0, Bound::ServerErrors),
             ("one failure in 100 answers is noise", ctl(40.0, 0.3), Window { failures: 1, responses: 100, releases: 100, ..busy(0.3, 30) }, 40.0, Bound::Input),
@@ -479,7 +483,7 @@ mod tests {
             ("latency up 5%: noise, still grows", ctl(40.0, 0.3), busy(0.315, 40), 49.61, Bound::Latency),
             ("never below the floor", ctl(2.0, 0.1), Window { failures: 20, ..busy(0.1, 2) }, 2.0, Bound::ServerErrors),
             ("never above --max-concurrency", ctl(250.0, 2.0), busy(2.0, 250), 256.0, Bound::Latency),
-            ("three requests a slot: three times the slots", ctl(8.0, 0.0), Window { releases: 5, responses: 15, ..busy(0.1, 8) }, 23.0, Bound::Latency),
+            ("three requests a slot: three times the slots", ctl(8.0, 0.0), Window { releases: 5, responses: 15, ..busy(0.1, 8) }, 30.0, Bound::Latency),
             ("no answers: nothing learnt", ctl(8.0, 0.0), Window::default(), 8.0, Bound::Input),
         ];
         for (name, c, w, limit, bound) in table {

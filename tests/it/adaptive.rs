@@ -91,7 +91,10 @@ async fn auto_at_high_latency_goes_past_8_in_flight_until_the_rate_limit_binds()
     assert!(c["min"].as_u64().unwrap() >= 2, "{c}");
     // A short run spends much of its time ramping up (latency-bound); the rate limit must have
     // bound once the size was reached.
-    assert!(c["bound_secs"]["rate_limit"].as_f64().unwrap_or(0.0) > 0.0, "{c}");
+    assert!(
+        c["bound_secs"]["rate_limit"].as_f64().unwrap_or(0.0) > 0.0,
+        "{c}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
