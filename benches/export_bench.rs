@@ -10,7 +10,7 @@
 //! measured by `benches/export.sh` with the release binary.
 use std::time::{Duration, Instant};
 
-use doto_bulk::api::{ApiToken, Client, ClientConfig};
+use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency};
 use doto_bulk::cmd::export::{ExportOptions, export};
 use doto_bulk::sandbox::{RateLimits, SandboxConfig, route, spawn};
 
@@ -24,10 +24,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15_000);
-    let concurrency: usize = std::env::var("DOTO_BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+    let concurrency: Concurrency = std::env::var("DOTO_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("DOTO_BENCH_CONCURRENCY: a number or auto");
     let latency_ms: u64 = std::env::var("DOTO_BENCH_LATENCY_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -51,11 +51,12 @@ fn main() {
         .await
         .expect("sandbox");
         // The client's defaults are the real server's: 3,000 per minute in 60 s windows.
-        let cfg = ClientConfig::new(
+        let mut cfg = ClientConfig::new(
             &sb.base_url,
             sb.account_id,
             ApiToken::new(sb.admin_token.clone()).unwrap(),
         );
+        cfg.concurrency = concurrency;
         let client = Client::new(cfg).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut opts = ExportOptions::new(dir.path().join("bench.csv")).unwrap();
@@ -97,6 +98,11 @@ fn main() {
                 client.metrics().rate.rate_per_sec
             );
         }
+        let c = client.metrics().concurrency;
+        println!(
+            "  concurrency used: min {} / median {} / max {}, peak {}, bound {:?}",
+            c.min, c.median, c.max, c.peak_in_flight, c.bound_secs
+        );
         println!("  wall {wall:.2} s, floor {floor:.2} s, ratio {:.3} (goal <= 1.05)", wall / floor);
         sb.shutdown().await.unwrap();
     });

@@ -14,13 +14,15 @@
 //!
 //! `cargo bench --bench import_bench` (does nothing without `--bench`, so `cargo test
 //! --all-targets` stays fast). Knobs: `IMPORT_BENCH_ROWS` (default 5000),
-//! `IMPORT_BENCH_CONCURRENCY` (default 8), `IMPORT_BENCH_WINDOWS` (seconds, comma-separated;
-//! default 60), `IMPORT_BENCH_REAL` (1: the real-data variant; default 0).
+//! `IMPORT_BENCH_CONCURRENCY` (`auto`, the default, or a number), `IMPORT_BENCH_WINDOWS` (seconds,
+//! comma-separated; default 60), `IMPORT_BENCH_LATENCIES` (milliseconds, comma-separated; default
+//! 50), `IMPORT_BENCH_SLOWING` (milliseconds added per other request in flight: a server that slows
+//! down under load; default 0), `IMPORT_BENCH_REAL` (1: the real-data variant; default 0).
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use doto_bulk::api::{ApiToken, ClientConfig, PAGE_SIZE, RateLimit};
+use doto_bulk::api::{ApiToken, ClientConfig, Concurrency, PAGE_SIZE, RateLimit};
 use doto_bulk::cmd::import::{Args, run_import};
 use doto_bulk::sandbox::{RateLimits, SandboxConfig, route, spawn};
 use serde_json::json;
@@ -64,9 +66,19 @@ fn env_usize(name: &str, default: usize) -> usize {
 #[derive(Clone, Copy)]
 struct Variant {
     rows: usize,
-    concurrency: usize,
+    concurrency: Concurrency,
     window_s: u64,
+    latency_ms: u64,
     real: bool,
+}
+
+/// A comma-separated list of numbers from the environment.
+fn env_list(name: &str, default: &str) -> Vec<u64> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect()
 }
 
 fn main() {
@@ -74,25 +86,28 @@ fn main() {
         return;
     }
     let rows = env_usize("IMPORT_BENCH_ROWS", 5000);
-    let concurrency = env_usize("IMPORT_BENCH_CONCURRENCY", 8);
+    let concurrency = std::env::var("IMPORT_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "auto".into())
+        .parse()
+        .expect("IMPORT_BENCH_CONCURRENCY: a number or auto");
     let real = env_usize("IMPORT_BENCH_REAL", 0) == 1;
-    let windows: Vec<u64> = std::env::var("IMPORT_BENCH_WINDOWS")
-        .unwrap_or_else(|_| "60".into())
-        .split(',')
-        .filter_map(|w| w.trim().parse().ok())
-        .collect();
+    let windows = env_list("IMPORT_BENCH_WINDOWS", "60");
+    let latencies = env_list("IMPORT_BENCH_LATENCIES", "50");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    for window_s in windows {
-        let v = Variant {
-            rows,
-            concurrency,
-            window_s,
-            real,
-        };
-        rt.block_on(bench(v));
+    for latency_ms in latencies {
+        for &window_s in &windows {
+            let v = Variant {
+                rows,
+                concurrency,
+                window_s,
+                latency_ms,
+                real,
+            };
+            rt.block_on(bench(v));
+        }
     }
 }
 
@@ -125,13 +140,15 @@ async fn bench(v: Variant) {
         rows,
         concurrency,
         window_s,
+        latency_ms,
         real,
     } = v;
     let per_second = 50u32;
     let window = Duration::from_secs(window_s);
     let search_limit = if real { 2 } else { 100 * window_s as u32 / 60 }.max(1);
     let sb = spawn(SandboxConfig {
-        latency: Duration::from_millis(50),
+        latency: Duration::from_millis(latency_ms),
+        latency_per_in_flight: Duration::from_millis(env_usize("IMPORT_BENCH_SLOWING", 0) as u64),
         limits: RateLimits {
             global: Some(per_second * window_s as u32),
             search: Some(search_limit),
@@ -185,10 +202,12 @@ async fn bench(v: Variant) {
     let floor = admitted as f64 / rate_per_s;
     let bound = 1.0 + (seeded as u64).div_ceil(PAGE_SIZE as u64) as f64 / rows as f64;
     println!(
-        "import_bench: {rows} rows ({seeded} seeded), concurrency {concurrency}, {} windows of \
-         {window_s} s ({} per window, search {search_limit})",
+        "import_bench: {rows} rows ({seeded} seeded), latency {latency_ms} ms, concurrency \
+         {concurrency}, {} windows of {window_s} s ({} per window, search {search_limit}), \
+         slowing {} ms per request in flight",
         if real { "real data," } else { "plain file," },
-        per_second * window_s as u32
+        per_second * window_s as u32,
+        env_usize("IMPORT_BENCH_SLOWING", 0)
     );
     println!(
         "  outcomes {:?}, failures {:?}, lookup {:?}",
@@ -197,9 +216,15 @@ async fn bench(v: Variant) {
         run.choice.as_ref().map(|c| c.reason.as_str())
     );
     println!(
-        "  requests received {requests} (admitted {admitted}, 429s {}): list {}, search {}, \
+        "  requests received {requests} (admitted {admitted}, 429s {}, 5xx {}): list {}, search {}, \
          create {}, update {}",
         stats.rate_limited,
+        stats
+            .by_route
+            .iter()
+            .filter(|r| r.status >= 500)
+            .map(|r| r.count)
+            .sum::<u64>(),
         stats.count("GET", route::CONTACTS),
         stats.count("GET", route::SEARCH),
         stats.count("POST", route::CONTACTS),
@@ -209,6 +234,20 @@ async fn bench(v: Variant) {
         "  wall {wall:.1} s, rate-limit floor {floor:.1} s ({admitted} requests at {rate_per_s:.0}/s): \
          ratio {:.3} (goal <= 1.05)",
         wall / floor
+    );
+    let r = run.summary.requests.clone().unwrap_or_default();
+    let c = &r.concurrency;
+    println!(
+        "  concurrency used: min {} / median {} / max {}, peak in flight {} (server saw {}), \
+         bound: {:?}; retries {}, no response {}",
+        c.min,
+        c.median,
+        c.max,
+        c.peak_in_flight,
+        stats.max_in_flight,
+        c.bound_secs,
+        r.retries,
+        r.transport_errors
     );
     println!(
         "  requests per row {:.4} (bound 1 + ceil({seeded}/15)/{rows} = {bound:.4})",

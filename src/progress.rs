@@ -27,6 +27,8 @@ pub struct Pace {
     pub limit_per_s: Arc<dyn Fn() -> f64 + Send + Sync>,
     /// What the run is waiting on (retries, a 429 pause), if anything.
     pub waiting_on: Arc<dyn Fn() -> Option<String> + Send + Sync>,
+    /// Rows in flight, the concurrency limit and what binds it now.
+    pub concurrency: Arc<dyn Fn() -> String + Send + Sync>,
 }
 
 /// Seconds left for `remaining` rows: at the rate limit (the requests per row seen so far, at
@@ -137,6 +139,7 @@ impl Progress {
             let _ = write!(w, "{}", human_eta(secs));
         };
         let waiting = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "  {}", (pace.concurrency)());
             if let Some(why) = (pace.waiting_on)() {
                 let _ = write!(w, "  ({why})");
             }

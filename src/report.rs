@@ -462,6 +462,9 @@ pub struct RequestStats {
     /// Writes whose outcome was unknown (a 5xx or lost connection on a create or note): each
     /// was looked up, then sent again only if it had not landed.
     pub outcome_unknown: u64,
+    /// Rows in flight: the sizes used (min / median / max, weighted by time) and what bound the
+    /// run (`rate_limit`, `latency`, `server_errors`, `input`).
+    pub concurrency: crate::api::ConcurrencyStats,
 }
 
 /// `summary.json`; also what the terminal table is drawn from.

@@ -13,6 +13,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use super::adaptive::{self, Concurrency, ConcurrencyStats, Limit, Observation};
 use super::breaker::Breaker;
 use super::error::{ApiError, TransportKind, parse_error_body};
 use super::retry::{Decision, Observed, Reason, backoff, classify, retry_after};
@@ -105,8 +106,11 @@ pub struct ClientConfig {
     /// First backoff ceiling (doubles per retry, full jitter).
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Pages fetched at once while streaming a listing.
-    pub page_concurrency: usize,
+    /// Rows or pages in flight at once (`--concurrency`): adapted (the default) or fixed. Pages
+    /// of a listing take slots of it unless the listing sets its own number.
+    pub concurrency: Concurrency,
+    /// `--max-concurrency`: the most an adapted concurrency grows to.
+    pub max_concurrency: usize,
     /// Full passes over the listing before giving up on reaching the server's total.
     pub max_list_passes: u32,
 }
@@ -129,7 +133,8 @@ impl ClientConfig {
             give_up_after: Duration::from_secs(60),
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
-            page_concurrency: 4,
+            concurrency: Concurrency::Auto,
+            max_concurrency: adaptive::DEFAULT_MAX,
             max_list_passes: 6,
         }
     }
@@ -243,6 +248,8 @@ pub struct Metrics {
     /// The adaptive pace of all requests and of search.
     pub rate: LaneStatus,
     pub search_rate: LaneStatus,
+    /// Rows or pages in flight: the sizes used and what bound the run.
+    pub concurrency: ConcurrencyStats,
 }
 
 impl Metrics {
@@ -264,6 +271,7 @@ pub(crate) struct Inner {
     search: Lane,
     breaker: Breaker,
     counters: Counters,
+    limit: Limit,
 }
 
 /// A typed client of the Doto contacts API. Cheap to clone; clones share the rate limit and the
@@ -313,6 +321,7 @@ impl Client {
         let general = Lane::new(config.rate.per_sec(), config.window, config.headroom);
         let search = Lane::new(config.search_rate.per_sec(), config.window, config.headroom);
         let breaker = Breaker::new(config.give_up_after);
+        let limit = Limit::new(config.concurrency, config.max_concurrency);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -325,6 +334,7 @@ impl Client {
                 search,
                 breaker,
                 counters: Counters::default(),
+                limit,
             }),
         })
     }
@@ -353,7 +363,13 @@ impl Client {
             outcome_unknown: get(&c.outcome_unknown),
             rate: self.inner.general.status(),
             search_rate: self.inner.search.status(),
+            concurrency: self.inner.limit.stats(),
         }
+    }
+
+    /// The slots rows (import, revert) and pages (listings) take while in flight.
+    pub fn limit(&self) -> &Limit {
+        &self.inner.limit
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -443,11 +459,13 @@ impl Client {
         } else {
             None
         };
+        let asked_at = Instant::now();
         let ticket = inner.general.acquire().await;
         call.attempts += 1;
         bump(&inner.counters.attempts);
         let sent_at = Instant::now();
         let result = self.exchange(call).await;
+        self.observe(call, &result, sent_at - asked_at, sent_at.elapsed());
         let now = SystemTime::now();
         let method = &call.req.method;
         match result {
@@ -482,6 +500,27 @@ impl Client {
                 (d, Outcome::Transport(kind, error_chain(&e)))
             }
         }
+    }
+
+    /// Tell the concurrency limit what an attempt showed (searches have their own, fixed slots).
+    fn observe<T>(
+        &self,
+        call: &Call<'_>,
+        result: &Result<(StatusCode, T, Bytes), reqwest::Error>,
+        waited: Duration,
+        rtt: Duration,
+    ) {
+        if call.req.kind == RequestKind::Search {
+            return;
+        }
+        let status = result.as_ref().ok().map(|r| r.0);
+        self.inner.limit.observe(Observation {
+            rtt,
+            waited,
+            rate_limited: status == Some(StatusCode::TOO_MANY_REQUESTS),
+            failed: status.is_none_or(|s| s.is_server_error()),
+            rate_per_sec: self.inner.general.status().rate_per_sec,
+        });
     }
 
     /// Send the request once: the status, headers and whole body, or the transport failure.

@@ -281,7 +281,7 @@ impl Contacts<'_> {
 pub struct ListRequest {
     pub(super) client: Client,
     sort: Option<String>,
-    /// Pages fetched at once (default: the client's `page_concurrency`).
+    /// Pages fetched at once (default: as many as the client's concurrency limit allows).
     pub(super) concurrency: Option<usize>,
     /// Passes before giving up (default: the client's `max_list_passes`).
     pub(super) max_passes: Option<u32>,

@@ -15,6 +15,7 @@
 //! let jane = client.contacts().find_by_email("jane@example.com").await?;
 //! # Ok(()) }
 //! ```
+pub mod adaptive;
 mod breaker;
 mod client;
 mod contacts;
@@ -26,6 +27,7 @@ mod secret;
 mod throttle;
 mod types;
 
+pub use adaptive::{Concurrency, ConcurrencyStats, Limit};
 pub use client::{Client, ClientConfig, Metrics, RateLimit, TokenHeader};
 pub use contacts::{
     ContactStream, Contacts, DEFAULT_SORT, ListRequest, MAX_NOTE_CHARS, REMOVAL_ATTEMPTS,

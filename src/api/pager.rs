@@ -123,10 +123,7 @@ impl ListRequest {
         let pager = Pager {
             client: self.client.clone(),
             sort: None,
-            concurrency: self
-                .concurrency
-                .unwrap_or(self.client.config().page_concurrency)
-                .max(1),
+            concurrency: self.concurrency.map(|n| n.max(1)),
             max_passes: self
                 .max_passes
                 .unwrap_or(self.client.config().max_list_passes)
@@ -214,7 +211,8 @@ struct Pager {
     client: Client,
     /// The checked sort (`None`: the server's unstable order).
     sort: Option<String>,
-    concurrency: usize,
+    /// Pages at once when the listing fixed it; else the client's [`super::Limit`] decides.
+    concurrency: Option<usize>,
     max_passes: u32,
     seen: HashSet<u64>,
     /// The last total the server said.
@@ -224,6 +222,12 @@ struct Pager {
 }
 
 impl Pager {
+    /// Pages in flight at most now.
+    fn in_flight(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| self.client.limit().current())
+    }
+
     async fn run(mut self, req: ListRequest) {
         let result = match req.checked_sort() {
             Ok(sort) => {
@@ -261,7 +265,7 @@ impl Pager {
                 return self.give_up(seen, total);
             }
             let start = match self.sort {
-                Some(_) => repair_start(&pass.totals, self.concurrency),
+                Some(_) => repair_start(&pass.totals, self.in_flight()),
                 None => 1,
             };
             let end = pages_for(total).max(start);
@@ -311,12 +315,21 @@ impl Pager {
     /// says there is more (contacts created meanwhile push rows past the planned end).
     async fn pass(&mut self, pass: &mut Pass, from: u32, to: u32) -> Result<(), Stop> {
         let (client, sort) = (self.client.clone(), self.sort.clone());
+        let adaptive = self.concurrency.is_none();
+        let width = self.concurrency.unwrap_or_else(|| client.limit().ceiling());
         let mut pages = futures::stream::iter(from..=to)
             .map(|n| {
                 let (client, sort) = (client.clone(), sort.clone());
-                async move { (n, fetch_list_page(&client, sort.as_deref(), n).await) }
+                async move {
+                    let fetch = fetch_list_page(&client, sort.as_deref(), n);
+                    let page = match adaptive {
+                        true => client.limit().run(fetch).await,
+                        false => fetch.await,
+                    };
+                    (n, page)
+                }
             })
-            .buffered(self.concurrency);
+            .buffered(width);
         while let Some((n, page)) = pages.next().await {
             let page = page.map_err(|e| page_error(n, e))?;
             self.accept(pass, n, page).await?;

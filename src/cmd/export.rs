@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use futures::StreamExt;
 
-use crate::api::{Client, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
+use crate::api::{Client, Concurrency, DEFAULT_SORT, ListSummary, RateLimit, SORT_KEYS};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
@@ -80,9 +80,13 @@ pub struct Args {
     /// (default 3000/min), as for import.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
-    /// Pages (or conversation lists) fetched at once.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub concurrency: usize,
+    /// Pages fetched at once: `auto` (default) adapts it so that the rate limit binds rather than
+    /// latency; a number fixes it (conversation lists: that number, or 8).
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub concurrency: Concurrency,
+    /// The most --concurrency auto grows to.
+    #[arg(long, value_name = "N", default_value_t = crate::api::adaptive::DEFAULT_MAX, value_parser = crate::cmd::at_least_one)]
+    pub max_concurrency: usize,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
     #[command(flatten)]
@@ -114,7 +118,8 @@ pub struct ExportOptions {
     pub manifest: Option<PathBuf>,
     pub timestamps: Timestamps,
     pub bom: bool,
-    pub concurrency: usize,
+    pub concurrency: Concurrency,
+    pub max_concurrency: usize,
     /// Draw a progress bar (a terminal and not `-q`).
     pub progress: bool,
 }
@@ -142,7 +147,8 @@ impl ExportOptions {
             manifest: None,
             timestamps: format.default_timestamps(),
             bom: false,
-            concurrency: 8,
+            concurrency: Concurrency::Auto,
+            max_concurrency: crate::api::adaptive::DEFAULT_MAX,
             progress: false,
         })
     }
@@ -157,8 +163,8 @@ impl ExportOptions {
                 SORT_KEYS.join(", ")
             );
         }
-        if self.concurrency == 0 {
-            bail!("--concurrency must be at least 1");
+        if self.concurrency == Concurrency::Fixed(0) || self.max_concurrency == 0 {
+            bail!("--concurrency and --max-concurrency must be at least 1");
         }
         let dest = Dest::resolve(&self.output)?;
         if let Dest::File(file) = &dest {
@@ -262,7 +268,9 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let metrics = client.metrics();
     // Conversations before any rename: a failure there must leave both files as they were.
     let conversations = match &opts.conversations {
-        Some(path) => Some(conversations::write(client, path, &ids, opts.concurrency).await?),
+        Some(path) => {
+            Some(conversations::write(client, path, &ids, opts.concurrency.initial()).await?)
+        }
         None => None,
     };
     file.commit()?;
@@ -304,10 +312,11 @@ async fn list_into(
     out: &mut dyn ContactWriter,
 ) -> anyhow::Result<(ListSummary, Vec<u64>)> {
     let bar = progress_bar(opts.progress);
-    let mut pages = (client.contacts().list().sort(&opts.sort))
-        .concurrency(opts.concurrency)
-        .max_passes(1 + MAX_REPAIR_ROUNDS)
-        .pages();
+    let mut list = client.contacts().list().sort(&opts.sort);
+    if let Concurrency::Fixed(n) = opts.concurrency {
+        list = list.concurrency(n);
+    }
+    let mut pages = list.max_passes(1 + MAX_REPAIR_ROUNDS).pages();
     let mut ids = vec![];
     while let Some(page) = pages.next().await {
         let page = page?;
@@ -343,7 +352,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     let conn = connect(&settings, &args.sandbox).await?;
     let mut cfg = conn.config.clone();
     cfg.set_rate(args.rate.or(settings.rate), None);
-    cfg.page_concurrency = opts.concurrency;
+    (cfg.concurrency, cfg.max_concurrency) = (opts.concurrency, opts.max_concurrency);
     let client = Client::new(cfg)?;
     let where_ = conn.describe();
     let result = tokio::select! {
@@ -415,6 +424,7 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         timestamps: args.timestamps.unwrap_or(format.default_timestamps()),
         bom: args.bom,
         concurrency: args.concurrency,
+        max_concurrency: args.max_concurrency,
         progress: !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     opts.check()?;

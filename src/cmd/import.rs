@@ -29,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 
-use crate::api::{Client, ClientConfig, RateLimit};
+use crate::api::{Client, ClientConfig, Concurrency, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
@@ -103,10 +103,15 @@ pub struct Args {
     /// Which writes are allowed.
     #[arg(long, value_parser = enum_parser(MODES.to_vec()), default_value = "upsert")]
     pub mode: Mode,
-    /// Writes in flight at once (rows sharing a key or a phone always wait for each other; rows
-    /// waiting for a search do not hold one of these slots); at least 1.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cmd::at_least_one)]
-    pub concurrency: usize,
+    /// Writes in flight at once: `auto` (default) adapts it so that the rate limit binds rather
+    /// than latency, backing off when the server slows down or fails; a number fixes it (rows
+    /// sharing a key or a phone always wait for each other; rows waiting for a search do not hold
+    /// one of these slots).
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub concurrency: Concurrency,
+    /// The most --concurrency auto grows to.
+    #[arg(long, value_name = "N", default_value_t = crate::api::adaptive::DEFAULT_MAX, value_parser = crate::cmd::at_least_one)]
+    pub max_concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute,
     /// `100000/h` per hour (default 3000/min). The unit is also the length of the server's
     /// rate-limit windows unless --rate-window says otherwise.
@@ -161,7 +166,8 @@ impl Args {
             force: false,
             verify: false,
             mode: Mode::Upsert,
-            concurrency: 8,
+            concurrency: Concurrency::Auto,
+            max_concurrency: crate::api::adaptive::DEFAULT_MAX,
             rate: None,
             rate_window: None,
             search_rate: None,
@@ -233,6 +239,7 @@ pub async fn run_import(
     config.set_rate(args.rate, args.rate_window);
     config.search_rate = args.search_rate.unwrap_or(config.search_rate);
     config.max_retries = args.max_retries.unwrap_or(config.max_retries);
+    (config.concurrency, config.max_concurrency) = (args.concurrency, args.max_concurrency);
     let limit = args.max_field_bytes.map(|n| n as usize);
     let input = Input::open_with(&args.file, &args.mapping, args.phone_region, limit)?;
     let record = RunRecord::new("import", &config)
@@ -294,7 +301,7 @@ async fn import_into(
     };
     let counted = (scan.key_count, keys);
     let lookup = tokio::select! {
-        l = look_up_counted(&client, args.lookup, counted, args.concurrency, quiet) => {
+        l = look_up_counted(&client, args.lookup, counted, args.concurrency.initial(), quiet) => {
             match (l, client.unreachable()) {
                 (Ok(l), _) => Ok(l),
                 (Err(_), Some(m)) => Err(Stop::Unreachable(m)),
@@ -320,7 +327,7 @@ async fn import_into(
                 dry_run: args.dry_run,
                 max_errors: args.max_errors,
                 interrupt,
-                concurrency: args.concurrency,
+                concurrency: args.concurrency.initial(),
             };
             let writes = Writes {
                 known,
@@ -421,7 +428,7 @@ async fn open_run(
         );
     }
     let ledger = Ledger::read(&d.join("journal.jsonl"))?;
-    let checked = check_done_contacts(client, d, args.verify, args.concurrency).await?;
+    let checked = check_done_contacts(client, d, args.verify, args.concurrency.initial()).await?;
     if !quiet && checked > 0 {
         eprintln!(
             "resuming: the {} checked {} on the server",

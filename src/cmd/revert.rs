@@ -31,7 +31,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::api::{Client, ClientConfig, RateLimit};
+use crate::api::{Client, ClientConfig, Concurrency, RateLimit};
 use crate::cli::GlobalArgs;
 use crate::cmd::connect::ConnectArgs;
 use crate::cmd::connect::SandboxArgs;
@@ -66,9 +66,13 @@ pub struct Args {
     /// Run directory for the revert's reports (default: doto-runs/<UTC time>-revert/).
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
-    /// Contacts reverted at once (at least 1).
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = crate::cmd::at_least_one)]
-    pub concurrency: usize,
+    /// Contacts reverted at once: `auto` (default) adapts it so that the rate limit binds rather
+    /// than latency; a number fixes it.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub concurrency: Concurrency,
+    /// The most --concurrency auto grows to.
+    #[arg(long, value_name = "N", default_value_t = crate::api::adaptive::DEFAULT_MAX, value_parser = crate::cmd::at_least_one)]
+    pub max_concurrency: usize,
     /// Most requests sent, all together: `50` or `50/s` per second, `3000/min` per minute
     /// (default 3000/min).
     #[arg(long, value_name = "RATE")]
@@ -92,7 +96,8 @@ impl Args {
             force: false,
             resume: None,
             out: None,
-            concurrency: 8,
+            concurrency: Concurrency::Auto,
+            max_concurrency: crate::api::adaptive::DEFAULT_MAX,
             rate: None,
             sandbox: SandboxArgs::default(),
             connection: ConnectArgs::default(),
@@ -206,6 +211,7 @@ pub async fn run_revert(
 ) -> Result<RevertRun> {
     let started_at = report::now();
     config.set_rate(args.rate, None);
+    (config.concurrency, config.max_concurrency) = (args.concurrency, args.max_concurrency);
     let (todo, unsettled, notes) = read_import(&args.run_dir, quiet)?;
     // The import's run directory is locked too: no import may resume it while it is undone.
     let _import_lock = RunLock::acquire_to_read(&args.run_dir)?;
@@ -228,7 +234,7 @@ pub async fn run_revert(
         client,
         dry_run: args.dry_run,
         force: args.force,
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.initial(),
         finished,
         journal,
         quiet,

@@ -43,6 +43,10 @@ pub struct Args {
     /// Latency added to every API request, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
+    /// Latency added on top for every other API request in flight when one arrives, in
+    /// milliseconds (a server that slows down under load).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_per_in_flight_ms: u64,
     /// Probability (0..1) that a write (POST, PATCH, PUT, DELETE) gets a fault.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub fault_rate: f64,
@@ -153,6 +157,7 @@ impl Args {
                 burst_len: self.burst_len.max(1),
             },
             latency: Duration::from_millis(self.latency_ms),
+            latency_per_in_flight: Duration::from_millis(self.latency_per_in_flight_ms),
             race_window: Duration::from_millis(1),
             unstable_order: !self.stable_order,
             search_total_count: self.search_total_count,

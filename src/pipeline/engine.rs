@@ -266,10 +266,6 @@ pub struct Engine {
     carried: Mutex<HashMap<u64, Vec<String>>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
     note_checks: AtomicU64,
-    /// `--concurrency`: write slots, and search slots.
-    concurrency: usize,
-    /// Write slots: writes (and the reads that decide a note) in flight at once.
-    write_slots: Semaphore,
     /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
     /// never holds a write slot.
     search_slots: Semaphore,
@@ -294,7 +290,7 @@ pub struct EngineOptions {
     pub max_errors: Option<u64>,
     /// Set from outside (Ctrl-C): no new row starts.
     pub interrupt: Arc<AtomicBool>,
-    /// Writes in flight at most (`--concurrency`); as many rows again may wait for a search.
+    /// Searches in flight at most (writes take the client's [`crate::api::Limit`]).
     pub concurrency: usize,
 }
 
@@ -320,8 +316,6 @@ impl Engine {
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
             carried: Mutex::new(HashMap::new()),
             note_checks: AtomicU64::new(0),
-            concurrency: opts.concurrency.max(1),
-            write_slots: Semaphore::new(opts.concurrency.max(1)),
             search_slots: Semaphore::new(opts.concurrency.max(1)),
             searching: AtomicUsize::new(0),
             search_waits: Notify::new(),
@@ -333,10 +327,10 @@ impl Engine {
         self.note_checks.load(Ordering::Relaxed)
     }
 
-    /// Run `f` (a write, or a read that decides one) in a write slot.
+    /// Run `f` (a write, or a read that decides one) in a write slot: a slot of the client's
+    /// [`crate::api::Limit`], fixed by `--concurrency N` or adapted.
     async fn in_write_slot<T>(&self, f: impl Future<Output = T>) -> T {
-        let _slot = self.write_slots.acquire().await.expect("never closed");
-        f.await
+        self.client.limit().run(f).await
     }
 
     /// The contents of the notes contact `id` carries, asked of the server now (counted in
@@ -422,7 +416,7 @@ impl Engine {
     }
 
     /// [`Engine::run_stream`], each row with an explicit group to chain on as well. Up to
-    /// `2 × concurrency` rows are busy at a time, and a row waiting for a search does not count
+    /// twice the client limit's ceiling of rows are busy at a time, and a row waiting for a search does not count
     /// (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep the
     /// others from writing. Rows not started because the run stopped get no result; an error
     /// from `done` (a report cannot be written) stops the run as fatal, and `done` is not called
@@ -432,7 +426,7 @@ impl Engine {
         rows: impl futures::Stream<Item = (Row, Option<usize>)>,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
-        let busy_max = 2 * self.concurrency;
+        let busy_max = 2 * self.client.limit().ceiling();
         let mut rows = std::pin::pin!(rows.fuse());
         let mut chains = Chains::default();
         let mut running = FuturesUnordered::new();

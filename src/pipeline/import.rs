@@ -489,8 +489,14 @@ fn changed(out: &mut ImportReports, why: &str) -> Stop {
 /// What the bar of the write phase reads from the client: requests sent, the rate limit, and
 /// what it is waiting on.
 fn pace(client: &Client) -> Pace {
-    let (a, b, c) = (client.clone(), client.clone(), client.clone());
+    let (a, b, c, d) = (
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        client.clone(),
+    );
     Pace {
+        concurrency: Arc::new(move || d.limit().describe()),
         requests: Arc::new(move || a.metrics().attempts),
         limit_per_s: Arc::new(move || b.metrics().rate.rate_per_sec),
         waiting_on: Arc::new(move || c.waiting_on()),
@@ -702,6 +708,7 @@ pub fn request_stats(metrics: &Metrics) -> RequestStats {
         server_errors: metrics.server_errors,
         transport_errors: metrics.transport_errors,
         outcome_unknown: metrics.outcome_unknown,
+        concurrency: metrics.concurrency.clone(),
     }
 }
 

@@ -322,7 +322,7 @@ pub async fn look_up_counted<'k>(
         k.context("cannot look the keys up")?
     } else {
         let p = Progress::rows(quiet, "listing contacts");
-        let k = load_index(client, first, 4, || p.inc(1)).await;
+        let k = load_index(client, first, || p.inc(1)).await;
         k.context("cannot list the account's contacts")?
     };
     Ok(Lookup {
@@ -348,19 +348,14 @@ pub fn total_of(page: &Page<Contact>) -> u64 {
 }
 
 /// `Index`: every listed contact, each once, through the API's pager (its policy on drift and a
-/// short total), starting from `first` (page 1, when already fetched), `concurrency` pages at a
-/// time. `tick` is called per contact (progress).
+/// short total), starting from `first` (page 1, when already fetched), as many pages at a time
+/// as the client's concurrency limit allows. `tick` is called per contact (progress).
 pub async fn load_index(
     client: &Client,
     first: Option<Page<Contact>>,
-    concurrency: usize,
     mut tick: impl FnMut(),
 ) -> Result<Known, ApiError> {
-    let mut list = client
-        .contacts()
-        .list()
-        .sort(INDEX_SORT)
-        .concurrency(concurrency);
+    let mut list = client.contacts().list().sort(INDEX_SORT);
     if let Some(page) = first {
         list = list.starting_from(page);
     }

@@ -98,8 +98,8 @@ impl Reverter {
     ) -> Result<(Vec<RevertResult>, u64, Option<Stop>)> {
         let mut done = futures::stream::iter(todo)
             .take_while(|_| std::future::ready(!interrupt.load(Ordering::Relaxed)))
-            .map(|t| self.one(t))
-            .buffered(self.concurrency.max(1));
+            .map(|t| self.client.limit().run(self.one(t)))
+            .buffered(self.client.limit().ceiling());
         let (mut results, mut writes, mut stop) = (Vec::new(), 0, None);
         while let Some(r) = done.next().await {
             match r {

@@ -121,6 +121,9 @@ pub struct SandboxConfig {
     pub faults: Faults,
     /// Added to every API request before it is handled.
     pub latency: Duration,
+    /// Added on top of `latency` for every other API request in flight when one arrives: a server
+    /// that slows down under load (50 requests in flight at 10 ms each: half a second more).
+    pub latency_per_in_flight: Duration,
     /// Time between a create's uniqueness checks and its insert, during which a concurrent create
     /// with the same phone also passes (the real check is not atomic). 1 ms by default.
     pub race_window: Duration,
@@ -163,6 +166,7 @@ impl Default for SandboxConfig {
             limits: RateLimits::default(),
             faults: Faults::default(),
             latency: Duration::ZERO,
+            latency_per_in_flight: Duration::ZERO,
             race_window: Duration::from_millis(1),
             unstable_order: true,
             search_total_count: false,

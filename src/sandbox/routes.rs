@@ -4,7 +4,7 @@
 //! limiter (rack-attack) sits in front of everything, even authentication.
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -223,14 +223,21 @@ fn rails_path(mut req: Request) -> Request {
 // ---------------------------------------------------------------------------------------------
 // The gate
 
-/// Counts a request in flight for as long as it lives (including a dropped connection).
-struct InFlight<'a>(&'a SandboxState);
+/// Counts a request in flight for as long as it lives (including a dropped connection), and
+/// how many others were when it arrived.
+struct InFlight<'a>(&'a SandboxState, u64);
 
 impl<'a> InFlight<'a> {
     fn enter(st: &'a SandboxState) -> InFlight<'a> {
         let now = st.inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         st.inner.max_in_flight.fetch_max(now, Ordering::Relaxed);
-        InFlight(st)
+        InFlight(st, now - 1)
+    }
+
+    /// The latency this request gets: the fixed part, plus the part that grows with load.
+    fn latency(&self) -> Duration {
+        let c = self.0.config();
+        c.latency + c.latency_per_in_flight * self.1.min(u32::MAX as u64) as u32
     }
 }
 
@@ -356,7 +363,7 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let _guard = InFlight::enter(&st);
+    let in_flight = InFlight::enter(&st);
     let mut arrival = Arrival::new(&st, &req);
     if let Err(refused) = admit(&st, &mut arrival) {
         return arrival
@@ -367,8 +374,9 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
         .hooks
         .arrive(arrival.method.as_str(), arrival.route)
         .await;
-    if !st.config().latency.is_zero() {
-        tokio::time::sleep(st.config().latency).await;
+    let latency = in_flight.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let fault = roll_fault(&st, &arrival.method);
     arrival.entry.fault = fault.map(|f| f.name().to_string());

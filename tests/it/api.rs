@@ -57,7 +57,7 @@ fn args_for(w: &World, name: &str, n: usize) -> Args {
     let map = w.write(&format!("{name}.yaml"), MAPPING);
     let mut args = Args::new(&file, &map);
     args.out = Some(w.path(name));
-    args.concurrency = 4;
+    args.concurrency = doto_bulk::api::Concurrency::Fixed(4);
     args
 }
 

@@ -2,6 +2,7 @@
 //! profiles from a config file, the question before writing to a real account (driven through
 //! the `DOTO_BULK_ASSUME_TTY` test hook), `--json` and `-q` on stdout, the `--resume` command
 //! after Ctrl-C and the split of a resumed run's counts.
+use doto_bulk::api::Concurrency;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -490,7 +491,7 @@ async fn a_resumed_run_splits_its_counts_between_the_invocations() {
     let map = w.write("m.yaml", MAPPING);
     let mut args = Args::new(&file, &map);
     args.out = Some(w.path("run"));
-    args.concurrency = 2;
+    args.concurrency = Concurrency::Fixed(2);
     let stop = stop_after(&w, "POST", route::CONTACTS, 20);
     let first = run_import(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.summary.stopped, Some(Stop::Interrupted));
@@ -522,7 +523,7 @@ async fn a_resumed_revert_says_what_each_invocation_did() {
     assert_eq!(outcome(&imp, "created"), 40);
     let mut args = revert::Args::new(&w.path("imp"));
     args.out = Some(w.path("rev"));
-    args.concurrency = 1;
+    args.concurrency = Concurrency::Fixed(1);
     let stop = stop_after(&w, "DELETE", route::CONTACT, 5);
     let first = run_revert(&args, w.config(), true, stop).await.unwrap();
     assert_eq!(first.stopped, Some(Stop::Interrupted));

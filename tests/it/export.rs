@@ -295,7 +295,7 @@ async fn export_during_writes(delete_at: u64, create_at: u64) -> DriftRun {
     let victims = early_victims(&start, 1_200);
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts(dir.path(), "moving.jsonl");
-    o.concurrency = 2;
+    o.concurrency = doto_bulk::api::Concurrency::Fixed(2);
     let (summary, created) = export_while_writing(&sb, &o, &victims, delete_at, create_at).await;
     assert_nobody_lost(&o, &start, &victims, &created);
     DriftRun {

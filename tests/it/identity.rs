@@ -203,7 +203,7 @@ async fn rows_sharing_a_phone_the_first_in_file_order_wins_every_run() {
             "phone_number": "+33699999999"}));
         let run = w
             .import(&shared_phone_rows(), PHONE_MAPPING, "run", |a| {
-                a.concurrency = 8;
+                a.concurrency = doto_bulk::api::Concurrency::Fixed(8);
             })
             .await;
         assert_eq!(outcome(&run, "created"), 25, "run {run_no}");
@@ -333,7 +333,7 @@ async fn rows_waiting_for_the_search_limit_do_not_hold_the_writes_back() {
     let run = w
         .import(&csv, MAPPING, "run", |a| {
             a.lookup = Strategy::Index;
-            a.concurrency = 4;
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(4);
         })
         .await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.failures_by_code);

@@ -110,7 +110,7 @@ impl World {
         let map = self.write(&format!("{out}.yaml"), mapping);
         let mut args = Args::new(&file, &map);
         args.out = Some(self.path(out));
-        args.concurrency = 8;
+        args.concurrency = doto_bulk::api::Concurrency::Fixed(8);
         tune(&mut args);
         run_import(&args, self.config(), true, Arc::new(AtomicBool::new(false)))
             .await
@@ -271,7 +271,11 @@ async fn rows_sharing_a_key_are_merged_in_file_order() {
          Cy,cy@x.com,C,free,Nice\n\
          Ann Lee,,A,,Berlin\n"
     );
-    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = 16).await;
+    let run = w
+        .import(&csv, MAPPING, "run", |a| {
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(16)
+        })
+        .await;
     assert_eq!(outcome(&run, "created"), 3);
     assert_eq!(outcome(&run, "updated"), 2);
     let stored = w.by_email();
@@ -503,7 +507,7 @@ async fn faults_and_429_bursts_end_with_every_contact_and_note_exactly_once() {
     seed_half(&w, N);
     let run = w
         .import(&faulty_world_rows(N), MAPPING_WITH_NOTE, "run", |a| {
-            a.concurrency = 16;
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(16);
         })
         .await;
     let s = w.sb.stats();
@@ -546,7 +550,7 @@ async fn an_interrupted_run_resumed_ends_with_every_row_exactly_once() {
     let map = w.write("m.yaml", MAPPING_WITH_NOTE);
     let mut args = Args::new(&file, &map);
     args.out = Some(w.path("run"));
-    args.concurrency = 8;
+    args.concurrency = doto_bulk::api::Concurrency::Fixed(8);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let sb = w.sb.state().clone();
@@ -645,7 +649,11 @@ async fn summary_times_span_the_whole_run() {
         csv.push_str(&format!("N{i},n{i}@x.com,I{i},free,Oslo\n"));
     }
     let called = chrono::Utc::now();
-    let run = w.import(&csv, MAPPING, "run", |a| a.concurrency = 1).await;
+    let run = w
+        .import(&csv, MAPPING, "run", |a| {
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(1)
+        })
+        .await;
     let returned = chrono::Utc::now();
     assert_eq!(run.exit_code, 0);
     let s: Value =

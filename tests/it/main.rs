@@ -1,4 +1,5 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
+mod adaptive;
 mod api;
 mod cli;
 mod client;

@@ -3,6 +3,7 @@
 //! across a resume; a server without the two removal routes gets `partly_restored` and exit 3;
 //! an agent's token stops before the first write; results.csv and the summary agree. The
 //! sandbox's two removal endpoints are checked here too, in both flavours.
+use doto_bulk::api::Concurrency;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +29,7 @@ fn snapshot(w: &World) -> (BTreeMap<u64, Value>, Vec<Value>) {
 /// on the same writes on every run).
 async fn revert(w: &World, out: &str, config: ClientConfig, resume: bool) -> RevertRun {
     let mut args = Args::new(&w.path("imp"));
-    args.concurrency = 1;
+    args.concurrency = Concurrency::Fixed(1);
     match resume {
         true => args.resume = Some(w.path(out)),
         false => args.out = Some(w.path(out)),
@@ -117,7 +118,9 @@ async fn revert_under_faults_brings_back_the_whole_state_but_for_nulled_addition
     let csv = seed_and_csv(&w, 12);
     let (before, notes_before) = snapshot(&w);
     let run = w
-        .import(&csv, MAPPING_WITH_NOTE, "imp", |a| a.concurrency = 1)
+        .import(&csv, MAPPING_WITH_NOTE, "imp", |a| {
+            a.concurrency = Concurrency::Fixed(1)
+        })
         .await;
     assert_eq!(run.exit_code, 0, "{:?}", run.summary.outcomes);
     assert_eq!(w.sb.notes().len(), notes_before.len() + 24);

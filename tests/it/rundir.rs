@@ -238,7 +238,7 @@ async fn a_run_directory_in_use_is_refused_naming_the_pid_without_touching_it() 
     let hold = w.sb.state().hold_after("POST", route::CONTACTS, 5);
     let mut args = Args::new(&file, &map);
     args.out = Some(dir.clone());
-    args.concurrency = 2;
+    args.concurrency = doto_bulk::api::Concurrency::Fixed(2);
     let first = run_import(&args, w.config(), true, never());
     let (run, ()) = tokio::join!(first, refused_while_held(&w, &hold, &file, &map, &dir));
     let run = run.unwrap();

@@ -417,7 +417,7 @@ async fn a_contact_deleted_between_pages_is_repaired_by_one_ranged_round() {
         listing_page(ids, ids.len(), page_of(s))
     })
     .await;
-    let client = q.client(|c| c.page_concurrency = 1);
+    let client = q.client(|c| c.concurrency = doto_bulk::api::Concurrency::Fixed(1));
     let mut pages = client.contacts().list().sort("email").pages();
     let mut ids = vec![];
     let mut totals = vec![];

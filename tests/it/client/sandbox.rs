@@ -432,7 +432,7 @@ async fn streaming_2000_contacts_in_the_unstable_default_order_yields_each_exact
     let expected = listed_ids(&sb);
     let api = client_with(&sb, &sb.admin_token.clone(), |c| {
         c.max_list_passes = 40;
-        c.page_concurrency = 8;
+        c.concurrency = doto_bulk::api::Concurrency::Fixed(8);
     });
     let mut stream = api.contacts().list().unsorted().stream();
     let mut ids = vec![];
@@ -766,7 +766,9 @@ async fn contacts_deleted_while_streaming_do_not_hide_live_ones() {
     })
     .await
     .unwrap();
-    let api = client_with(&sb, &sb.admin_token.clone(), |c| c.page_concurrency = 1);
+    let api = client_with(&sb, &sb.admin_token.clone(), |c| {
+        c.concurrency = doto_bulk::api::Concurrency::Fixed(1)
+    });
     let other = client(&sb);
     // The oldest contacts: on page 1 of the created_at order, so deleting them after page 1 was
     // read shifts every later row back into pages already read.

@@ -1,0 +1,157 @@
+//! Adaptive concurrency (issue 18): a fixed `--concurrency` is a hard bound on what the server
+//! sees in flight; `auto` at high latency goes well past the old fixed 8 so that the rate limit,
+//! not latency, binds (import and export); against a server that slows down as load grows it
+//! settles low, without 5xx or timeouts; `summary.json` tells the sizes used and what bound the
+//! run. The decisions themselves are table-tested in `api::adaptive`.
+use std::time::Duration;
+
+use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency, RateLimit};
+use doto_bulk::cmd::export::{ExportOptions, export};
+use doto_bulk::sandbox::SandboxConfig;
+use serde_json::Value;
+
+use crate::import::{HEADER, MAPPING, World};
+
+fn rows(n: usize) -> String {
+    let mut csv = String::from(HEADER);
+    for i in 0..n {
+        csv.push_str(&format!("Person {i},p{i}@adapt.example,a-{i},gold,Paris\n"));
+    }
+    csv
+}
+
+fn summary_concurrency(run_dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(run_dir.join("summary.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["requests"]["concurrency"].clone()
+}
+
+fn five_xx(stats: &doto_bulk::sandbox::Stats) -> u64 {
+    stats
+        .by_route
+        .iter()
+        .filter(|r| r.status >= 500)
+        .map(|r| r.count)
+        .sum()
+}
+
+async fn world(latency_ms: u64, per_in_flight_ms: u64) -> World {
+    World::new(SandboxConfig {
+        latency: Duration::from_millis(latency_ms),
+        latency_per_in_flight: Duration::from_millis(per_in_flight_ms),
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fixed_concurrency_of_4_never_has_more_than_4_requests_in_flight() {
+    let w = world(20, 0).await;
+    let run = w
+        .import(&rows(120), MAPPING, "run", |a| {
+            a.concurrency = Concurrency::Fixed(4)
+        })
+        .await;
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(w.by_email().len(), 120);
+    let stats = w.sb.stats();
+    assert_eq!(
+        stats.max_in_flight, 4,
+        "the server saw more (or fewer) in flight"
+    );
+    let c = summary_concurrency(&run.run_dir);
+    assert_eq!(c["mode"], "4");
+    assert_eq!((c["min"].as_u64(), c["max"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(c["peak_in_flight"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_at_high_latency_goes_past_8_in_flight_until_the_rate_limit_binds() {
+    // 200 ms a request and 200/s allowed: 8 in flight could send 40/s at most.
+    let w = world(200, 0).await;
+    let run = w
+        .import(&rows(400), MAPPING, "run", |a| {
+            a.concurrency = Concurrency::Auto;
+            a.rate = Some(RateLimit::per_second(200));
+        })
+        .await;
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(w.by_email().len(), 400);
+    let stats = w.sb.stats();
+    // Little's law: 200/s × 0.2 s = 40 needed; more than twice what --concurrency 8 allows.
+    assert!(
+        stats.max_in_flight > 16,
+        "only {} requests in flight at once",
+        stats.max_in_flight
+    );
+    assert_eq!((stats.rate_limited, five_xx(&stats)), (0, 0));
+    let c = summary_concurrency(&run.run_dir);
+    assert_eq!(c["mode"], "auto");
+    assert!(c["max"].as_u64().unwrap() > 16, "{c}");
+    assert!(c["min"].as_u64().unwrap() >= 2, "{c}");
+    // A short run spends much of its time ramping up (latency-bound); the rate limit must have
+    // bound once the size was reached.
+    assert!(
+        c["bound_secs"]["rate_limit"].as_f64().unwrap_or(0.0) > 0.0,
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_backs_off_from_a_server_that_slows_down_under_load() {
+    // 10 ms, plus 10 ms for every other request in flight: 100 in flight would take a second
+    // each and send no more than 8 in flight do; the rate allowed (1000/s) is never the bound.
+    let w = world(10, 10).await;
+    let run = w
+        .import(&rows(300), MAPPING, "run", |a| {
+            a.concurrency = Concurrency::Auto;
+            a.rate = Some(RateLimit::per_second(1000));
+        })
+        .await;
+    assert_eq!(run.exit_code, 0);
+    assert_eq!(w.by_email().len(), 300);
+    let stats = w.sb.stats();
+    assert_eq!(five_xx(&stats), 0);
+    let requests = run.summary.requests.as_ref().unwrap();
+    assert_eq!((requests.retries, requests.transport_errors), (0, 0));
+    assert!(
+        stats.max_in_flight <= 40,
+        "{} in flight on a server that slows down",
+        stats.max_in_flight
+    );
+    let c = summary_concurrency(&run.run_dir);
+    assert!(c["median"].as_u64().unwrap() <= 16, "{c}");
+    assert_eq!(c["bound"], "latency", "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
+    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
+        seed_contacts: 1500,
+        latency: Duration::from_millis(200),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = ClientConfig::new(
+        sb.base_url.clone(),
+        sb.account_id,
+        ApiToken::new(sb.admin_token.clone()).unwrap(),
+    );
+    cfg.rate = RateLimit::per_second(200);
+    let client = Client::new(cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
+    let s = export(&client, &opts).await.unwrap();
+    assert!(s.manifest.rows > 1000);
+    let stats = sb.stats();
+    assert!(
+        stats.max_in_flight > 16,
+        "only {} pages in flight",
+        stats.max_in_flight
+    );
+    let c = client.metrics().concurrency;
+    assert_eq!(c.mode, "auto");
+    assert!(c.max > 16, "{c:?}");
+    sb.shutdown().await.unwrap();
+}
