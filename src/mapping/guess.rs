@@ -25,8 +25,9 @@ pub const UNDECIDED_REGION: &str = "UNDECIDED";
 /// The one sentence `mapping init` prints, and the loader repeats, when the region is undecided.
 pub const ASK_REGION: &str = "the phone region is undecided: some phone numbers have no \
      +country code and neither a country or state in their row nor one country their email \
-     domains agree on, so run `doto-bulk mapping init` again with --phone-region CC (an ISO code \
-     such as GB) or replace UNDECIDED in defaults.phone_region with the country of those numbers";
+     domains agree on, so give --phone-region CC (an ISO code such as GB) to validate and import, \
+     or run `doto-bulk mapping init` again with it, or replace UNDECIDED in \
+     defaults.phone_region with the country of those numbers";
 
 /// What a column was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -263,6 +263,12 @@ fn key_above(above: &[&str], indent: usize) -> Option<String> {
 }
 
 pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
+    parse_with(text, origin, None)
+}
+
+/// [`parse`], with `region` (`--phone-region`) given: it stands in for `mapping init`'s
+/// undecided placeholder, which is refused only when no region is given.
+pub fn parse_with(text: &str, origin: &str, region: Option<Region>) -> anyhow::Result<Mapping> {
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         anyhow::bail!(
             "{origin}: the mapping file is empty (it needs at least `version: 1` and `fields:`)"
@@ -290,7 +296,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
         Some(s) => source_options(&cx, s.value)?,
         None => SourceOptions::default(),
     };
-    let default_region = default_region(&cx, defaults.phone_region)?;
+    let default_region = default_region(&cx, defaults.phone_region, region)?;
     let (fields_line, fields_spec) = match spec.fields {
         Some(f) => (line_of(&f), f.value),
         None => (0, spec::FieldsSpec::default()),
@@ -356,11 +362,19 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Mapping> {
 }
 
 /// `defaults.phone_region`: a country code or English name.
-fn default_region(cx: &Ctx, r: Option<spec::Str>) -> anyhow::Result<Option<Region>> {
+fn default_region(
+    cx: &Ctx,
+    r: Option<spec::Str>,
+    given: Option<Region>,
+) -> anyhow::Result<Option<Region>> {
     let Some(r) = r else { return Ok(None) };
-    // `mapping init`'s placeholder: refused with the sentence init printed.
+    // `mapping init`'s placeholder: refused with the sentence init printed, unless the region
+    // is given on the command line.
     if r.value.trim() == super::guess::UNDECIDED_REGION {
-        return Err(cx.err(line_of(&r), super::guess::ASK_REGION));
+        return match given {
+            Some(g) => Ok(Some(g)),
+            None => Err(cx.err(line_of(&r), super::guess::ASK_REGION)),
+        };
     }
     let region = Region::parse(&r.value).ok_or_else(|| {
         cx.err(

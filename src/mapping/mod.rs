@@ -160,9 +160,15 @@ impl Default for IdentityPolicy {
 impl Mapping {
     /// Read and parse a mapping file. Unknown keys, bad values: an error naming the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Mapping> {
+        Mapping::load_with_region(path, None)
+    }
+
+    /// [`Mapping::load`] with `--phone-region` given (it also fills `mapping init`'s undecided
+    /// region placeholder, which is refused without it).
+    pub fn load_with_region(path: &Path, region: Option<Region>) -> anyhow::Result<Mapping> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the mapping file", path.display()))?;
-        Mapping::parse(&text, &path.display().to_string())
+        load::parse_with(&text, &path.display().to_string(), region)
     }
 
     /// Parse mapping text; `origin` names it in messages (a path, or `<inline>`).

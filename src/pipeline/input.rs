@@ -42,7 +42,7 @@ impl Input {
         phone_region: Option<Region>,
         max_field_bytes: Option<usize>,
     ) -> Result<Input> {
-        let mut mapping = Mapping::load(mapping_path)?;
+        let mut mapping = Mapping::load_with_region(mapping_path, phone_region)?;
         if let Some(r) = phone_region {
             mapping.set_default_region(r);
         }

@@ -396,6 +396,17 @@ fn the_binary_asks_for_the_region_in_one_sentence_and_validate_repeats_it() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{stderr}");
     assert!(stderr.contains(ASK_REGION), "{stderr}");
+    // validate given --phone-region reads the same draft, the number read as GB.
+    let o = bin()
+        .args(["validate", "--phone-region", "GB"])
+        .arg(&file)
+        .arg("-m")
+        .arg(&map)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains(ASK_REGION), "{stderr}");
     // With --phone-region (and --force to replace the draft) it loads and reads the number.
     let o = bin()
         .args(["-q", "mapping", "init", "--force", "--phone-region", "GB"])
