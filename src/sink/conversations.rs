@@ -12,14 +12,15 @@ use super::atomic::AtomicFile;
 use super::manifest::{Conversations, file_name};
 use crate::api::{ApiError, Client};
 
-/// Every contact's conversations to `path`, temporary until the caller commits the file.
+/// Every contact's conversations to `path`, temporary until the caller commits the file (a
+/// device or a pipe is written into at the commit, never renamed over, as for the export).
 pub async fn write(
     client: &Client,
     path: &Path,
     ids: &[u64],
     concurrency: usize,
 ) -> anyhow::Result<(AtomicFile, Conversations)> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = AtomicFile::for_dest(&super::atomic::Dest::resolve(path)?)?;
     let cannot_write = || format!("{}: cannot write", path.display());
     let (mut rows, mut gone) = (0, 0);
     {

@@ -287,6 +287,24 @@ fn a_fifo_and_a_symlink_to_a_device_are_written_into_never_replaced() {
             .file_type()
             .is_char_device()
     );
+    // `--conversations` to a symlink to a device: written into, the link kept.
+    let conv = dir.path().join("conv.jsonl");
+    std::os::unix::fs::symlink("/dev/null", &conv).unwrap();
+    let file = tempfile::tempdir().unwrap();
+    let out = export_cmd(&["-q", "-o"])
+        .arg(file.path().join("all.csv"))
+        .arg("--conversations")
+        .arg(&conv)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(
+        std::fs::symlink_metadata(&conv)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(&conv).unwrap();
     // No manifest, mapping or temporary file beside either, nor in /dev.
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
