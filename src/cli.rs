@@ -80,7 +80,7 @@ pub enum Command {
     /// Validate, dedupe against the account, then create/update contacts.
     #[command(after_help = cmd::examples::IMPORT)]
     Import(cmd::import::Args),
-    /// Every contact to .csv / .jsonl / .xlsx.
+    /// Every contact to .csv / .jsonl / .xlsx / .parquet.
     #[command(after_help = cmd::examples::EXPORT)]
     Export(cmd::export::Args),
     /// Undo an import from its run directory.

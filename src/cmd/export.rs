@@ -1,11 +1,11 @@
-//! `doto-bulk export -o FILE`: every contact of the account to CSV, JSONL or XLSX, once each, in a
+//! `doto-bulk export -o FILE`: every contact of the account to CSV, JSONL, XLSX or Parquet, once each, in a
 //! stable order, written atomically, with a manifest and (CSV, XLSX) the import mapping that reads
 //! it back beside it; `-o -` (standard output), a character device or a pipe is written into,
 //! never renamed over.
 //!
 //! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
 //! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
-//! the format (which spools CSV and XLSX until the columns are known); optionally write every
+//! the format (which spools CSV, XLSX and Parquet until the columns are known); optionally write every
 //! contact's conversations; then rename the outputs into place and write `FILE.manifest.json`.
 //! Any failure before the rename leaves the previous files untouched.
 use std::path::PathBuf;
@@ -33,7 +33,8 @@ use crate::words::count;
 /// or identifier), so such contacts are not in any export.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The file to write; its extension (.csv, .jsonl, .xlsx) picks the format unless --format.
+    /// The file to write; its extension (.csv, .jsonl, .xlsx, .parquet) picks the format unless
+    /// --format.
     /// `-` writes CSV or JSONL to standard output (--format required); a character device or a
     /// pipe (`/dev/stdout`, a FIFO) is written into; anything else that is not a regular file is
     /// refused.
@@ -43,11 +44,11 @@ pub struct Args {
     /// standard output, a device or a pipe unless given).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// Keep only these CSV/XLSX columns (names or globs: `id`, `custom_attributes.*`,
+    /// Keep only these CSV/XLSX/Parquet columns (names or globs: `id`, `custom_attributes.*`,
     /// `additional_attributes.c*`; repeatable or comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "COL")]
     pub select: Vec<String>,
-    /// Leave these CSV/XLSX columns out (names or globs; applied after --select).
+    /// Leave these CSV/XLSX/Parquet columns out (names or globs; applied after --select).
     #[arg(long, value_delimiter = ',', value_name = "COL")]
     pub exclude: Vec<String>,
     /// The format, when the extension does not say (required with `-o -`).
@@ -57,20 +58,20 @@ pub struct Args {
     /// descending. The server has no default order, so there is always one.
     #[arg(long, default_value = DEFAULT_SORT, allow_hyphen_values = true)]
     pub sort: String,
-    /// Keep each contact's `contact_inboxes` (a JSON column in CSV/XLSX).
+    /// Keep each contact's `contact_inboxes` (a JSON column in CSV/XLSX/Parquet).
     #[arg(long)]
     pub include_contact_inboxes: bool,
     /// Also write each contact's conversations (the 20 most recent; one request per contact) to
     /// this JSONL file, one conversation a line with its `contact_id`.
     #[arg(long, value_name = "FILE.jsonl")]
     pub conversations: Option<PathBuf>,
-    /// Pin the CSV/XLSX columns: these first, in this order (comma-separated); columns found in
+    /// Pin the CSV/XLSX/Parquet columns: these first, in this order (comma-separated); columns found in
     /// the data and not listed go at the end. Without it, the previous manifest at the target
     /// pins them.
     #[arg(long, value_delimiter = ',', value_name = "COL,COL,...")]
     pub columns: Option<Vec<String>>,
     /// How created_at and last_activity_at are written (default: iso for CSV/XLSX, epoch for
-    /// JSONL, as the API sends them).
+    /// JSONL, as the API sends them; Parquet always has typed UTC timestamps).
     #[arg(long, value_parser = timestamps_parser())]
     pub timestamps: Option<Timestamps>,
     /// Start a CSV with a UTF-8 byte order mark (for Excel).
@@ -126,7 +127,7 @@ pub struct ExportOptions {
 
 fn unknown_format(output: &std::path::Path) -> anyhow::Error {
     anyhow::anyhow!(
-        "{}: cannot tell the format from the extension; use .csv, .jsonl or .xlsx, or --format",
+        "{}: cannot tell the format from the extension; use .csv, .jsonl, .xlsx or .parquet, or --format",
         output.display()
     )
 }
@@ -177,9 +178,10 @@ impl ExportOptions {
                 );
             }
         }
-        if dest == Dest::Stdout && self.format == Format::Xlsx {
+        if dest == Dest::Stdout && matches!(self.format, Format::Xlsx | Format::Parquet) {
             bail!(
-                "-o -: XLSX cannot go to standard output (a workbook needs a file); use --format csv or jsonl"
+                "-o -: {} cannot go to standard output (it needs a file); use --format csv or jsonl",
+                self.format.as_str().to_uppercase()
             );
         }
         if self.bom && self.format != Format::Csv {
@@ -187,12 +189,12 @@ impl ExportOptions {
         }
         if let Some(cols) = &self.columns {
             if self.format == Format::Jsonl {
-                bail!("--columns applies to CSV and XLSX only");
+                bail!("--columns applies to CSV, XLSX and Parquet only");
             }
             parse_columns(cols, "--columns")?;
         }
         if self.selection != Selection::default() && self.format == Format::Jsonl {
-            bail!("--select and --exclude apply to CSV and XLSX only");
+            bail!("--select and --exclude apply to CSV, XLSX and Parquet only");
         }
         if self.conversations.as_ref() == Some(&self.output) {
             bail!("--conversations must name a file other than -o");

@@ -10,7 +10,7 @@
 //!
 //! Attribute values become text: a string as is, a number or boolean as JSON writes it, null as
 //! an empty cell, an object or array as compact JSON.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -176,6 +176,9 @@ pub struct ColumnSet {
     pub additional: BTreeSet<String>,
     /// By column name (`custom_attributes.seats`); a column of blank values only has none.
     pub kinds: HashMap<String, AttrKind>,
+    /// Columns a typed format (Parquet) keeps as text whatever their kind: a string that is not
+    /// an ISO date (`YYYY-MM-DD`), or a number beyond 64 bits.
+    pub loose: HashSet<String>,
 }
 
 impl ColumnSet {
@@ -197,6 +200,14 @@ impl ColumnSet {
     fn observe_kind(&mut self, prefix: &str, key: &str, v: &Value) {
         let Some(kind) = AttrKind::of(v) else { return };
         let name = format!("{prefix}{key}");
+        let loose = match v {
+            Value::String(s) => super::parquet::iso_date(s).is_none(),
+            Value::Number(n) => n.is_u64() && !n.is_i64(),
+            _ => false,
+        };
+        if loose && !self.loose.contains(&name) {
+            self.loose.insert(name.clone());
+        }
         let k = self.kinds.get(&name).map_or(kind, |k| k.merge(kind));
         self.kinds.insert(name, k);
     }

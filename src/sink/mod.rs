@@ -1,6 +1,6 @@
 //! Where exported contacts go: one writer interface ([`writer`]: contacts in, in listing order, a
 //! finished temporary file out) over the three formats of `doto-bulk export` ([`csv`], [`jsonl`],
-//! [`xlsx`]; CSV and XLSX spool the contacts first, because their columns are only known after the
+//! [`xlsx`], [`parquet`]; CSV, XLSX and Parquet spool the contacts first, because their columns are only known after the
 //! last one), the column layout they share ([`columns`]), the formula guard of spreadsheet cells
 //! ([`guard`]), the write-to-a-temporary-then-rename discipline every output follows ([`atomic`]),
 //! the `--conversations` file ([`conversations`]) and the manifest that describes a finished export
@@ -15,6 +15,7 @@ pub mod csv;
 pub mod guard;
 pub mod jsonl;
 pub mod manifest;
+pub mod parquet;
 pub mod roundtrip;
 pub mod writer;
 pub mod xlsx;
@@ -27,17 +28,19 @@ pub enum Format {
     Csv,
     Jsonl,
     Xlsx,
+    Parquet,
 }
 
 impl Format {
     /// The formats by name, as `--format` takes them.
-    pub const NAMES: [&'static str; 3] = ["csv", "jsonl", "xlsx"];
+    pub const NAMES: [&'static str; 4] = ["csv", "jsonl", "xlsx", "parquet"];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Xlsx => "xlsx",
+            Format::Parquet => "parquet",
         }
     }
 
@@ -68,6 +71,7 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "jsonl" => Ok(Format::Jsonl),
             "xlsx" => Ok(Format::Xlsx),
+            "parquet" => Ok(Format::Parquet),
             _ => Err(format!(
                 "{s:?} is not an export format (one of {})",
                 Format::NAMES.join(", ")
@@ -88,6 +92,10 @@ mod tests {
             Some(Format::Jsonl)
         );
         assert_eq!(Format::from_path(Path::new("a.xlsx")), Some(Format::Xlsx));
+        assert_eq!(
+            Format::from_path(Path::new("a.Parquet")),
+            Some(Format::Parquet)
+        );
         assert_eq!(Format::from_path(Path::new("a.txt")), None);
         assert_eq!(Format::from_path(Path::new("csv")), None);
         for name in Format::NAMES {

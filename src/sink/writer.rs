@@ -16,7 +16,7 @@ use super::Format;
 use super::atomic::{AtomicFile, Dest, parent_dir};
 use super::columns::{Column, ColumnSet, Layout, Selection, Timestamps, parse_columns};
 use super::csv::CsvSink;
-use super::{jsonl, manifest, roundtrip, xlsx};
+use super::{jsonl, manifest, parquet, roundtrip, xlsx};
 use crate::api::Contact;
 
 /// Bytes gathered before a write to the file.
@@ -70,7 +70,7 @@ pub fn create(dest: &Dest, settings: Settings) -> anyhow::Result<Box<dyn Contact
             buf: Vec::with_capacity(BUFFER),
             rows: 0,
         }),
-        Format::Csv | Format::Xlsx => Box::new(TableWriter::new(file, settings)?),
+        Format::Csv | Format::Xlsx | Format::Parquet => Box::new(TableWriter::new(file, settings)?),
     })
 }
 
@@ -197,15 +197,25 @@ impl ContactWriter for TableWriter {
         spool
             .seek(SeekFrom::Start(0))
             .context("cannot read the spool file back")?;
+        let (raw, selection) = match settings.format {
+            Format::Parquet => parquet::split_selection(&settings.selection),
+            _ => (vec![], settings.selection.clone()),
+        };
         let layout = Layout::build(
             &set,
             settings.include_contact_inboxes,
             settings.pinned.as_deref(),
         )
-        .select(&settings.selection)?;
-        write_rows(&mut file, &settings, &layout, rows, spool)?;
+        .select(&selection)?;
+        let contacts = spooled(spool);
+        let target = file.target().display().to_string();
+        match settings.format {
+            Format::Parquet => parquet::write(file.file(), &layout, &set, &raw, contacts)
+                .with_context(|| target)?,
+            _ => write_rows(&mut file, &settings, &layout, rows, contacts)?,
+        }
         let name = manifest::file_name(file.target());
-        let mapping = (!file.is_stream())
+        let mapping = (!file.is_stream() && settings.format != Format::Parquet)
             .then(|| roundtrip::import_mapping(&name, settings.format, &layout, &set))
             .flatten();
         let written = Written {
@@ -219,23 +229,27 @@ impl ContactWriter for TableWriter {
     }
 }
 
-/// The rows of a CSV or XLSX export, read back from the spool.
-fn write_rows(
-    out: &mut AtomicFile,
-    settings: &Settings,
-    layout: &Layout,
-    rows: u64,
-    spool: File,
-) -> anyhow::Result<()> {
-    let target = out.target().display().to_string();
-    let contacts = BufReader::with_capacity(BUFFER, spool)
+/// The contacts of the spool, in the order they came.
+fn spooled(spool: File) -> impl Iterator<Item = anyhow::Result<Contact>> {
+    BufReader::with_capacity(BUFFER, spool)
         .lines()
         .enumerate()
         .map(|(i, line)| -> anyhow::Result<Contact> {
             let line = line.context("cannot read the spool file back")?;
             serde_json::from_str(&line)
                 .with_context(|| format!("spool line {}: not a contact", i + 1))
-        });
+        })
+}
+
+/// The rows of a CSV or XLSX export, read back from the spool.
+fn write_rows(
+    out: &mut AtomicFile,
+    settings: &Settings,
+    layout: &Layout,
+    rows: u64,
+    contacts: impl Iterator<Item = anyhow::Result<Contact>>,
+) -> anyhow::Result<()> {
+    let target = out.target().display().to_string();
     let ts = settings.timestamps;
     if settings.format == Format::Xlsx {
         return xlsx::write(out.file(), layout, ts, rows, contacts).with_context(|| target);
@@ -292,7 +306,7 @@ mod tests {
     #[test]
     fn every_format_writes_every_contact_and_nothing_shows_before_the_commit() {
         let dir = tempfile::tempdir().unwrap();
-        for format in [Format::Csv, Format::Jsonl, Format::Xlsx] {
+        for format in [Format::Csv, Format::Jsonl, Format::Xlsx, Format::Parquet] {
             let target = dir.path().join(format!("out.{}", format.as_str()));
             let (file, written) = write_all(&target, settings(format));
             assert_eq!(written.rows, 2, "{format:?}");

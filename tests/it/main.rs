@@ -17,6 +17,7 @@ mod mapping;
 mod mapping_init;
 mod memflat;
 mod normalise;
+mod parquet;
 mod phones;
 mod props;
 mod revert;
