@@ -1,9 +1,9 @@
-//! One writer interface for the three export formats: [`create`] opens a temporary file beside
+//! One writer interface for the four export formats: [`create`] opens a temporary file beside
 //! the target, [`ContactWriter::write`] takes the contacts in listing order, and
 //! [`ContactWriter::finish`] hands back the finished file, still temporary (the caller commits it
 //! once everything else succeeded), with the rows and columns written.
 //!
-//! JSONL goes straight to the file. CSV and XLSX spool the contacts to an anonymous temporary
+//! JSONL goes straight to the file. CSV, XLSX and Parquet spool the contacts to an anonymous temporary
 //! JSONL file first: their columns are only known after the last contact, and memory must not grow
 //! with the account. `finish` then builds the [`Layout`] and writes the rows from the spool.
 use std::fs::File;
@@ -141,7 +141,7 @@ impl ContactWriter for JsonlWriter {
     }
 }
 
-/// CSV and XLSX: the contacts spooled, the attribute keys observed, the rows written at the end.
+/// CSV, XLSX and Parquet: the contacts spooled, the attribute keys observed, the rows written at the end.
 struct TableWriter {
     file: AtomicFile,
     settings: Settings,
