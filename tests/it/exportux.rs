@@ -80,6 +80,11 @@ fn varied(typed: bool) -> Vec<NewContact> {
 }
 
 async fn varied_sandbox(typed: bool) -> SandboxHandle {
+    sandbox_with(varied(typed)).await
+}
+
+/// An empty sandbox, then `contacts` created through the API.
+pub(crate) async fn sandbox_with(contacts: impl IntoIterator<Item = NewContact>) -> SandboxHandle {
     let sb = spawn(SandboxConfig {
         seed_contacts: 0,
         ..SandboxConfig::default()
@@ -87,7 +92,7 @@ async fn varied_sandbox(typed: bool) -> SandboxHandle {
     .await
     .expect("sandbox starts");
     let client = Client::new(config(&sb)).unwrap();
-    for c in varied(typed) {
+    for c in contacts {
         client.contacts().create(&c).await.unwrap();
     }
     sb

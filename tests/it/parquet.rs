@@ -6,7 +6,7 @@ use std::path::Path;
 
 use doto_bulk::api::{Client, NewContact};
 use doto_bulk::cmd::export::{ExportOptions, export};
-use doto_bulk::sandbox::{SandboxConfig, SandboxHandle, spawn};
+use doto_bulk::sandbox::SandboxHandle;
 use doto_bulk::sink::columns::Selection;
 use parquet::basic::{LogicalType, TimeUnit, Type as Physical};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -14,6 +14,7 @@ use parquet::record::Field;
 use serde_json::{Map, Value, json};
 
 use crate::export::fast_config as config;
+use crate::exportux::sandbox_with;
 
 fn contact(i: usize) -> NewContact {
     let mut c = NewContact {
@@ -54,17 +55,7 @@ fn contact(i: usize) -> NewContact {
 }
 
 async fn seeded(n: usize) -> SandboxHandle {
-    let sb = spawn(SandboxConfig {
-        seed_contacts: 0,
-        ..SandboxConfig::default()
-    })
-    .await
-    .expect("sandbox starts");
-    let client = Client::new(config(&sb)).unwrap();
-    for i in 0..n {
-        client.contacts().create(&contact(i)).await.unwrap();
-    }
-    sb
+    sandbox_with((0..n).map(contact)).await
 }
 
 /// (name, physical type, logical type) of every column, in file order.
