@@ -22,13 +22,13 @@ for n in 5000 50000; do
     curl -s -o /dev/null "http://127.0.0.1:$port/_sandbox/stats" && break
     sleep 0.2
   done
-  for fmt in csv xlsx jsonl; do
+  for fmt in csv xlsx jsonl parquet; do
     out=$WORK/out-$n.$fmt
     DOTO_API_TOKEN=sandbox-admin-token /usr/bin/time -f "%M %e" -o "$WORK/time" \
       "$BIN" export -q --base-url "http://127.0.0.1:$port" --account-id 1 --rate 100000 -o "$out"
     read -r rss secs <"$WORK/time"
     rows=$(grep -o '"rows": [0-9]*' "$out.manifest.json" | head -1 | grep -o '[0-9]*')
-    echo "rss: $n seeded, $rows rows, $fmt: peak RSS ${rss} KiB, ${secs} s"
+    echo "rss: $n seeded, $rows rows, $fmt: peak RSS ${rss} KiB, ${secs} s, $(stat -c %s "$out") bytes"
   done
   kill "$SB"; wait "$SB" 2>/dev/null || true
 done
