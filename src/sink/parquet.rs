@@ -271,6 +271,37 @@ fn write_column(w: &mut SerializedColumnWriter, col: &Col, rows: &[Contact]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    #[test]
+    fn contacts_go_in_bounded_row_groups_in_listing_order() {
+        let n = 2 * ROW_GROUP + 1;
+        let contact = |i: usize| -> anyhow::Result<Contact> {
+            let v = serde_json::json!({"id": i + 1, "custom_attributes": {"n": i}});
+            Ok(serde_json::from_value(v)?)
+        };
+        let mut set = ColumnSet::default();
+        (0..n).for_each(|i| set.observe(&contact(i).unwrap()));
+        let layout = Layout::build(&set, false, None);
+        let mut out = vec![];
+        write(&mut out, &layout, &set, &[], (0..n).map(contact)).unwrap();
+        let r = SerializedFileReader::new(bytes::Bytes::from(out)).unwrap();
+        let groups: Vec<i64> = r
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [ROW_GROUP as i64, ROW_GROUP as i64, 1]);
+        for (i, row) in r.get_row_iter(None).unwrap().enumerate() {
+            let row = row.unwrap();
+            let mut cols = row.get_column_iter();
+            assert_eq!(cols.next().unwrap().1, &Field::Long(i as i64 + 1));
+            let n = cols.find(|(k, _)| *k == "custom_attributes.n").unwrap().1;
+            assert_eq!(n, &Field::Long(i as i64));
+        }
+    }
 
     #[test]
     fn iso_dates_are_days_since_the_epoch() {
