@@ -16,9 +16,9 @@
 //!   grows it past the Little's-law target, and brings it down to twice the target (at least
 //!   [`INITIAL`]) when above that. Below the target it still grows to it (at most 4× a window,
 //!   and not on 429s): the requests of slots just added all ask the limiter at once and queue
-//!   there for a while, although once spread out the size cannot carry the pace. A request that waited a little for its permit proves nothing: a limiter with a
-//!   burst of one (1 s windows) makes nearly every request wait up to one period even when
-//!   slots, not permits, are short;
+//!   there for a while, although once spread out the size cannot carry the pace. A request that
+//!   waited a little for its permit proves nothing: a limiter with a burst of one (1 s windows)
+//!   makes nearly every request wait up to one period even when slots, not permits, are short;
 //! - otherwise, when every slot was in use, it **grows**: straight to the Little's-law target
 //!   (`rate × RTT × requests per slot × 2`, at most 4× a window: a server that slows down under
 //!   load must not be flooded before its latency shows it) when below it, then by
