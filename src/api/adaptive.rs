@@ -11,9 +11,14 @@
 //!   (`limit × (1 − base RTT / RTT)`, base RTT the lowest seen), above `6·log10(limit)` are taken
 //!   off down to `3·log10(limit)` (at most half at once), so a server that slows down under load
 //!   sees the tool back off; between the two the limit holds;
-//! - **the rate limit binding** (429s, or most requests waited for the client's limiter) never
-//!   grows it, and brings it down to twice the Little's-law target (at least [`INITIAL`]) when
-//!   above that;
+//! - **the rate limit binding** (429s, or at least one request on average waiting for the
+//!   client's limiter: `rate × mean wait ≥ 1`, Little's law applied to the limiter's queue) never
+//!   grows it past the Little's-law target, and brings it down to twice the target (at least
+//!   [`INITIAL`]) when above that. Below the target it still grows to it (at most 4× a window,
+//!   and not on 429s): the requests of slots just added all ask the limiter at once and queue
+//!   there for a while, although once spread out the size cannot carry the pace. A request that
+//!   waited a little for its permit proves nothing: a limiter with a burst of one (1 s windows)
+//!   makes nearly every request wait up to one period even when slots, not permits, are short;
 //! - otherwise, when every slot was in use, it **grows**: straight to the Little's-law target
 //!   (`rate × RTT × requests per slot × 2`, at most 4× a window: a server that slows down under
 //!   load must not be flooded before its latency shows it) when below it, then by
@@ -42,8 +47,9 @@ pub const MIN_AUTO: usize = 2;
 const HEADROOM: f64 = 2.0;
 /// Share of a window's answers that were failures (5xx, no response) that makes it shrink.
 const FAILURE_SHARE: f64 = 0.05;
-/// A request that waited at least this long for the client's limiter found no permit to spare.
-const THROTTLED: Duration = Duration::from_millis(1);
+/// Requests waiting for the client's limiter on average (`rate × mean wait`) from which the
+/// rate limit, not the slots, binds: there was a request ready for every permit.
+const QUEUED_AT_LIMITER: f64 = 1.0;
 
 /// `--concurrency`: adapted (`auto`, the default) or fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,8 +127,8 @@ pub struct Window {
     /// Mean and lowest time from send to answer of the answered requests, seconds.
     pub mean_rtt: f64,
     pub min_rtt: f64,
-    /// Requests that waited for the client's limiter (it had no permit to spare).
-    pub throttled: u32,
+    /// Mean time the requests waited for the client's limiter's permit, seconds.
+    pub mean_wait: f64,
     /// 429 answers.
     pub rate_limited: u32,
     /// 5xx answers and requests without a response (timeouts, dropped connections).
@@ -169,9 +175,15 @@ pub fn decide(c: Control, w: &Window, min: usize, max: usize) -> (Control, Bound
         // Take the excess queue off, at most half.
         let excess = queue - 3.0 * log;
         ((c.limit - excess).max(c.limit * 0.5), Bound::Latency)
-    } else if w.rate_limited > 0 || 2 * w.throttled >= w.responses {
+    } else if w.rate_limited > 0 || w.rate_per_sec * w.mean_wait >= QUEUED_AT_LIMITER {
         let enough = (2.0 * target).max(INITIAL as f64);
-        (c.limit.min(enough), Bound::RateLimit)
+        let short = saturated && w.rate_limited == 0 && c.limit < target;
+        match short {
+            // Requests queue at the limiter now (the slots just added all asked at once), but
+            // the size cannot carry the pace once they spread out: the target still holds.
+            true => (target.min(c.limit * 4.0), Bound::RateLimit),
+            false => (c.limit.min(enough), Bound::RateLimit),
+        }
     } else if !saturated {
         (c.limit, Bound::Input)
     } else if queue >= 3.0 * log {
@@ -229,6 +241,7 @@ struct State {
     peak: usize,
     window: Window,
     rtt_sum: f64,
+    wait_sum: f64,
     started: Instant,
     /// What bound the last window.
     last: Option<Bound>,
@@ -289,6 +302,7 @@ impl Limit {
                 peak: 0,
                 window: Window::default(),
                 rtt_sum: 0.0,
+                wait_sum: 0.0,
                 started: Instant::now(),
                 last: None,
                 sizes: BTreeMap::new(),
@@ -342,9 +356,9 @@ impl Limit {
     /// Count one attempt; a full window is decided on.
     pub(crate) fn observe(&self, o: Observation) {
         let mut s = self.state.lock().unwrap();
+        s.wait_sum += o.waited.as_secs_f64();
         let w = &mut s.window;
         w.responses += 1;
-        w.throttled += u32::from(o.waited >= THROTTLED);
         w.rate_limited += u32::from(o.rate_limited);
         w.failures += u32::from(o.failed);
         w.rate_per_sec = o.rate_per_sec;
@@ -373,6 +387,8 @@ impl Limit {
             0.0
         };
         s.rtt_sum = 0.0;
+        w.mean_wait = s.wait_sum / f64::from(w.responses.max(1));
+        s.wait_sum = 0.0;
         s.window.peak_held = s.held;
         let secs = s.started.elapsed().as_secs_f64();
         s.started = Instant::now();
@@ -444,7 +460,7 @@ mod tests {
             responses: 20,
             mean_rtt: rtt,
             min_rtt: rtt,
-            throttled: 0,
+            mean_wait: 0.0,
             rate_limited: 0,
             failures: 0,
             peak_held: peak,
@@ -471,10 +487,16 @@ mod tests {
             ("then the target", ctl(32.0, 1.0), busy(1.0, 32), 100.0, Bound::Latency),
             ("at the target, stable latency: grow by 6·log10", ctl(100.0, 1.0), busy(1.0, 100), 112.0, Bound::Latency),
             ("slots to spare: unchanged", ctl(30.0, 0.3), busy(0.3, 12), 30.0, Bound::Input),
-            ("limiter binding: never grows", ctl(20.0, 0.3), Window { throttled: 15, ..busy(0.3, 20) }, 20.0, Bound::RateLimit),
-            ("limiter binding far above the target: down to twice it", ctl(200.0, 0.3), Window { throttled: 20, ..busy(0.3, 200) }, 60.0, Bound::RateLimit),
-            ("limiter binding: never below 8 for it", ctl(12.0, 0.01), Window { throttled: 20, ..busy(0.01, 12) }, 8.0, Bound::RateLimit),
-            ("429s: no growth", ctl(10.0, 0.3), Window { rate_limited: 2, ..busy(0.3, 10) }, 10.0, Bound::RateLimit),
+            ("limiter binding above the target: never grows", ctl(40.0, 0.3), Window { mean_wait: 0.1, ..busy(0.3, 40) }, 40.0, Bound::RateLimit),
+            ("limiter binding below the target: up to it", ctl(20.0, 0.3), Window { mean_wait: 0.1, ..busy(0.3, 20) }, 30.0, Bound::RateLimit),
+            ("limiter binding below the target, slots to spare: unchanged", ctl(20.0, 0.3), Window { mean_wait: 0.1, ..busy(0.3, 12) }, 20.0, Bound::RateLimit),
+            ("limiter binding far above the target: down to twice it", ctl(200.0, 0.3), Window { mean_wait: 2.0, ..busy(0.3, 200) }, 60.0, Bound::RateLimit),
+            ("limiter binding: never below 8 for it", ctl(12.0, 0.01), Window { mean_wait: 0.1, ..busy(0.01, 12) }, 8.0, Bound::RateLimit),
+            // 1 s windows: the limiter's burst is one, so nearly every request waits a little for
+            // its permit (8 ms on average, 0.4 requests queued) while 32 slots at 1 s carry 32/s.
+            ("waits shorter than a period: the slots bind, grow", ctl(32.0, 1.0), Window { mean_wait: 0.008, ..busy(1.0, 32) }, 100.0, Bound::Latency),
+            ("one request queued at the limiter on average: the rate binds", ctl(32.0, 1.0), Window { mean_wait: 0.02, ..busy(1.0, 32) }, 100.0, Bound::RateLimit),
+            ("429s: no growth, even below the target", ctl(10.0, 0.3), Window { rate_limited: 2, ..busy(0.3, 10) }, 10.0, Bound::RateLimit),
             ("5xx: a quarter off", ctl(40.0, 0.3), Window { failures: 2, ..busy(0.3, 40) }, 30.0, Bound::ServerErrors),
             ("one failure in 100 answers is noise", ctl(40.0, 0.3), Window { failures: 1, responses: 100, releases: 100, ..busy(0.3, 30) }, 40.0, Bound::Input),
             ("latency doubled at 40: queue 20 > 6·log10(40), back to 3·log10(40)", ctl(40.0, 0.3), Window { min_rtt: 0.5, ..busy(0.6, 40) }, 24.81, Bound::Latency),
