@@ -370,52 +370,38 @@ fn an_undecided_region_is_a_placeholder_the_loader_refuses_with_the_same_sentenc
     Mapping::parse(&d.yaml, "draft.yaml").unwrap();
 }
 
+/// Run the binary with `args`, then `file`, then `flag` and `map`: (success, stderr).
+fn run_on(args: &[&str], file: &Path, flag: &str, map: &Path) -> (bool, String) {
+    let o = bin()
+        .args(args)
+        .arg(file)
+        .arg(flag)
+        .arg(map)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn the_binary_asks_for_the_region_in_one_sentence_and_validate_repeats_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("people.csv");
     std::fs::write(&file, "Name,Email,Phone\nAnn,ann@gmail.com,07911 123456\n").unwrap();
     let map = dir.path().join("m.yaml");
-    let o = bin()
-        .args(["mapping", "init"])
-        .arg(&file)
-        .arg("-o")
-        .arg(&map)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(stderr.contains(ASK_REGION), "{stderr}");
-    let o = bin()
-        .args(["validate"])
-        .arg(&file)
-        .arg("-m")
-        .arg(&map)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{stderr}");
-    assert!(stderr.contains(ASK_REGION), "{stderr}");
+    let (ok, stderr) = run_on(&["mapping", "init"], &file, "-o", &map);
+    assert!(ok && stderr.contains(ASK_REGION), "{stderr}");
+    let (ok, stderr) = run_on(&["validate"], &file, "-m", &map);
+    assert!(!ok && stderr.contains(ASK_REGION), "{stderr}");
     // validate given --phone-region reads the same draft, the number read as GB.
-    let o = bin()
-        .args(["validate", "--phone-region", "GB"])
-        .arg(&file)
-        .arg("-m")
-        .arg(&map)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(!stderr.contains(ASK_REGION), "{stderr}");
+    let (ok, stderr) = run_on(&["validate", "--phone-region", "GB"], &file, "-m", &map);
+    assert!(ok && !stderr.contains(ASK_REGION), "{stderr}");
     // With --phone-region (and --force to replace the draft) it loads and reads the number.
-    let o = bin()
-        .args(["-q", "mapping", "init", "--force", "--phone-region", "GB"])
-        .arg(&file)
-        .arg("-o")
-        .arg(&map)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let init = ["-q", "mapping", "init", "--force", "--phone-region", "GB"];
+    let (ok, stderr) = run_on(&init, &file, "-o", &map);
+    assert!(ok, "{stderr}");
     let yaml = std::fs::read_to_string(&map).unwrap();
     assert!(yaml.contains("  phone_region: GB"), "{yaml}");
     Mapping::load(&map).unwrap();
