@@ -97,8 +97,6 @@ enum Link {
     Key(Key),
     /// A stored contact one of the row's keys matched when it was taken.
     Contact(u64),
-    /// A group given by the caller ([`Engine::run`]).
-    Group(usize),
 }
 
 /// A row taken by the engine and not finished.
@@ -125,10 +123,10 @@ struct Chains {
 }
 
 impl Chains {
-    /// Take `row` (the next in file order), chained on its keys, the stored contacts they match
-    /// and `group`.
-    fn add(&mut self, row: Row, group: Option<usize>, known: &Known) {
-        let mut links: Vec<Link> = group.map(Link::Group).into_iter().collect();
+    /// Take `row` (the next in file order), chained on its keys and the stored contacts they
+    /// match.
+    fn add(&mut self, row: Row, known: &Known) {
+        let mut links: Vec<Link> = Vec::new();
         for k in lookup::all_keys(&row.draft) {
             if let Some(c) = known.find(&k) {
                 links.push(Link::Contact(c.id));
@@ -196,56 +194,6 @@ impl Chains {
         }
         !node.next.is_empty()
     }
-}
-
-/// Rows grouped for the write phase: rows that share a key, or whose keys matched the same stored
-/// contact, are one group, in file order. Groups come in the order of their first row.
-pub fn groups(rows: &[Row], known: &Known) -> Vec<Vec<usize>> {
-    let mut parent: Vec<usize> = (0..rows.len()).collect();
-    fn find(p: &mut [usize], mut i: usize) -> usize {
-        while p[i] != i {
-            p[i] = p[p[i]];
-            i = p[i];
-        }
-        i
-    }
-    let mut owner: HashMap<Key, usize> = HashMap::new();
-    let mut by_contact: HashMap<u64, usize> = HashMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let link = |other: usize, p: &mut Vec<usize>| {
-            let (a, b) = (find(p, i), find(p, other));
-            if a != b {
-                p[a.max(b)] = a.min(b);
-            }
-        };
-        for k in lookup::all_keys(&r.draft) {
-            if let Some(c) = known.find(&k) {
-                match by_contact.get(&c.id) {
-                    Some(&o) => link(o, &mut parent),
-                    None => {
-                        by_contact.insert(c.id, i);
-                    }
-                }
-            }
-            match owner.get(&k) {
-                Some(&o) => link(o, &mut parent),
-                None => {
-                    owner.insert(k, i);
-                }
-            }
-        }
-    }
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut slot: HashMap<usize, usize> = HashMap::new();
-    for i in 0..rows.len() {
-        let root = find(&mut parent, i);
-        let s = *slot.entry(root).or_insert_with(|| {
-            out.push(Vec::new());
-            out.len() - 1
-        });
-        out[s].push(i);
-    }
-    out
 }
 
 /// The write phase's shared state.
@@ -383,25 +331,6 @@ impl Engine {
         self.stop.lock().unwrap().get_or_insert(why);
     }
 
-    /// Apply every group of `rows` (file order inside a group, as [`groups`] makes them);
-    /// `done` gets each finished row (in completion order). See [`Engine::run_stream`].
-    pub async fn run(
-        &self,
-        rows: &[Row],
-        groups: Vec<Vec<usize>>,
-        done: impl FnMut(RowResult) -> Result<()>,
-    ) {
-        let mut group_of = vec![None; rows.len()];
-        for (g, members) in groups.iter().enumerate() {
-            for &i in members {
-                group_of[i] = Some(g);
-            }
-        }
-        // Rows of no group are not applied.
-        let fed = (rows.iter().zip(group_of)).filter_map(|(r, g)| g.map(|g| (r.clone(), Some(g))));
-        self.drive(futures::stream::iter(fed), done).await
-    }
-
     /// Apply the rows `rows` yields in file order; `done` gets each finished row (in completion
     /// order). A row starts once every earlier row sharing one of its keys, or a stored contact
     /// one of its keys matched, is done: rows sharing a key run in file order and never
@@ -412,18 +341,18 @@ impl Engine {
         rows: impl futures::Stream<Item = Row>,
         done: impl FnMut(RowResult) -> Result<()>,
     ) {
-        self.drive(rows.map(|r| (r, None)), done).await
+        self.drive(rows, done).await
     }
 
-    /// [`Engine::run_stream`], each row with an explicit group to chain on as well. Up to
-    /// twice the client limit's ceiling of rows are busy at a time, and a row waiting for a search does not count
+    /// [`Engine::run_stream`]'s loop. Up to twice the client limit's ceiling of rows are busy
+    /// at a time, and a row waiting for a search does not count
     /// (up to [`SEARCH_WAITERS`] of those): rows waiting for the search limit never keep the
     /// others from writing. Rows not started because the run stopped get no result; an error
     /// from `done` (a report cannot be written) stops the run as fatal, and `done` is not called
     /// again.
     async fn drive(
         &self,
-        rows: impl futures::Stream<Item = (Row, Option<usize>)>,
+        rows: impl futures::Stream<Item = Row>,
         mut done: impl FnMut(RowResult) -> Result<()>,
     ) {
         let busy_max = 2 * self.client.limit().ceiling();
@@ -447,7 +376,7 @@ impl Engine {
             let (row, result) = tokio::select! {
                 r = rows.next(), if take => {
                     match r {
-                        Some((row, group)) => chains.add(row, group, &self.known.lock().unwrap()),
+                        Some(row) => chains.add(row, &self.known.lock().unwrap()),
                         None => ended = true,
                     }
                     continue;
@@ -1004,7 +933,7 @@ mod tests {
             row(4, Some("a@x.com"), Some("S")), // waits for 0 (a@x.com) and 3 (contact 9 by S)
         ];
         for r in rows {
-            c.add(r, None, &known);
+            c.add(r, &known);
         }
         fn started(c: &mut Chains) -> Vec<usize> {
             std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect()
@@ -1026,7 +955,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_sharing_a_key_or_a_matched_contact_form_one_group_in_file_order() {
+    fn rows_sharing_a_key_or_a_matched_contact_form_one_chain_in_file_order() {
         let known = known_9();
         let rows = vec![
             row(0, Some("a@x.com"), Some("A")),
@@ -1037,7 +966,17 @@ mod tests {
             row(5, Some("A@X.com"), Some("Z")), // shares a@x.com with row 0 (case-insensitive)
             row(6, Some("c@x.com"), Some("a")), // identifiers are case-sensitive: alone
         ];
-        let g = groups(&rows, &known);
-        assert_eq!(g, vec![vec![0, 2, 5], vec![1], vec![3, 4], vec![6]]);
+        let mut c = Chains::default();
+        for r in rows {
+            c.add(r, &known);
+        }
+        let started = |c: &mut Chains| -> Vec<usize> {
+            std::iter::from_fn(|| c.next_ready().map(|r| r.idx)).collect()
+        };
+        assert_eq!(started(&mut c), [0, 1, 3, 6]);
+        c.finish(0);
+        assert_eq!(started(&mut c), [2, 5]);
+        c.finish(3);
+        assert_eq!(started(&mut c), [4]);
     }
 }

@@ -243,13 +243,8 @@ pub fn collect_keys(
     resolved: Resolved,
     match_keys: &[MatchKey],
 ) -> BTreeSet<Key> {
-    let wanted = match_keys.to_vec();
-    let work = move |item| match super::map_one(&resolved, item).mapped {
-        Mapped::Valid(d) => lookup::match_keys(&wanted, &d),
-        _ => Vec::new(),
-    };
-    super::map_rows_with(source, work, &PipelineOptions::default())
-        .flatten()
+    valid_rows(source, resolved, match_keys)
+        .flat_map(|(_, keys)| keys)
         .collect()
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use doto_bulk::api::Client;
 use doto_bulk::mapping::{IdentifierChange, PhoneInUse};
 use doto_bulk::model::{ErrorCode, Outcome};
-use doto_bulk::pipeline::engine::{Engine, EngineOptions, RowResult, groups};
+use doto_bulk::pipeline::engine::{Engine, EngineOptions, RowResult};
 use doto_bulk::pipeline::import::read_rows;
 use doto_bulk::pipeline::input::Input;
 use doto_bulk::pipeline::journal::Ledger;
@@ -60,7 +60,6 @@ async fn engine_results(w: &World, csv: &str, mapping: &str, policy: Policy) -> 
     let lookup = look_up(&client, Strategy::Index, &rows.keys(), 4, true)
         .await
         .unwrap();
-    let groups = groups(&rows.rows, &lookup.known);
     let opts = EngineOptions {
         policy,
         dry_run: false,
@@ -71,7 +70,7 @@ async fn engine_results(w: &World, csv: &str, mapping: &str, policy: Policy) -> 
     let engine = Engine::new(client, lookup.known, None, Ledger::default(), opts);
     let mut out = Vec::new();
     engine
-        .run(&rows.rows, groups, |r| {
+        .run_stream(futures::stream::iter(rows.rows), |r| {
             out.push(r);
             Ok(())
         })
