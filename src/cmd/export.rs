@@ -22,8 +22,9 @@ use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
-use crate::sink::conversations;
-use crate::sink::manifest::{self, Manifest, now_rfc3339};
+use crate::sink::atomic::AtomicFile;
+use crate::sink::manifest::{self, Manifest, RelatedTable, now_rfc3339};
+use crate::sink::related::{self, Plan, Related, Table};
 use crate::sink::writer::{self, ContactWriter, Settings};
 use crate::words::count;
 
@@ -61,10 +62,17 @@ pub struct Args {
     /// Keep each contact's `contact_inboxes` (a JSON column in CSV/XLSX/Parquet).
     #[arg(long)]
     pub include_contact_inboxes: bool,
-    /// Also write each contact's conversations (the 20 most recent; one request per contact) to
-    /// this JSONL file, one conversation a line with its `contact_id`.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub conversations: Option<PathBuf>,
+    /// Also write each contact's conversations: what the API gives, the 20 with the newest
+    /// activity (older ones are not reachable), one request per contact; one conversation a row
+    /// with its `contact_id`. To FILE (its extension picks the format; JSONL for any other),
+    /// else beside the export in its format (`out.parquet` → `out.conversations.parquet`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub conversations: Option<Option<PathBuf>>,
+    /// Also write each contact's notes (one request per contact), one note a row keyed by
+    /// `contact_id`: to FILE (its extension picks the format; JSONL for any other), else beside the
+    /// export in its format (`out.csv` → `out.notes.csv`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub notes: Option<Option<PathBuf>>,
     /// Pin the CSV/XLSX/Parquet columns: these first, in this order (comma-separated); columns found in
     /// the data and not listed go at the end. Without it, the previous manifest at the target
     /// pins them.
@@ -110,7 +118,11 @@ pub struct ExportOptions {
     pub format: Format,
     pub sort: String,
     pub include_contact_inboxes: bool,
+    /// `--conversations` and `--notes`: where each table goes.
     pub conversations: Option<PathBuf>,
+    pub notes: Option<PathBuf>,
+    /// Print the plan of the per-contact requests on stderr before they start (not `-q`).
+    pub announce: bool,
     /// `--columns`, as given.
     pub columns: Option<Vec<String>>,
     /// `--select` / `--exclude`.
@@ -143,6 +155,8 @@ impl ExportOptions {
             sort: DEFAULT_SORT.into(),
             include_contact_inboxes: false,
             conversations: None,
+            notes: None,
+            announce: false,
             columns: None,
             selection: Selection::default(),
             manifest: None,
@@ -196,10 +210,23 @@ impl ExportOptions {
         if self.selection != Selection::default() && self.format == Format::Jsonl {
             bail!("--select and --exclude apply to CSV, XLSX and Parquet only");
         }
-        if self.conversations.as_ref() == Some(&self.output) {
-            bail!("--conversations must name a file other than -o");
-        }
+        related::check_paths(&self.output, &self.tables())?;
         Ok(dest)
+    }
+
+    /// The per-contact tables asked for.
+    fn tables(&self) -> Vec<Table> {
+        let table = |r, p: &Option<PathBuf>| {
+            p.clone()
+                .map(|p| Table::at(r, p, self.format, self.timestamps))
+        };
+        [
+            table(Related::Notes, &self.notes),
+            table(Related::Conversations, &self.conversations),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Where the manifest goes: `--manifest`, else beside a regular file; none for a stream.
@@ -239,6 +266,8 @@ pub struct ExportSummary {
     /// `FILE.mapping.yaml` (CSV and XLSX to a regular file).
     pub mapping_path: Option<PathBuf>,
     pub elapsed: Duration,
+    /// The per-contact requests, when tables were asked for.
+    pub plan: Option<Plan>,
 }
 
 fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
@@ -266,15 +295,10 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let mut out = writer::create(&dest, settings.clone())?;
     let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
     let (file, written) = out.finish()?;
-    // The listing's own cost, before any conversation request.
+    // The listing's own cost, before any per-contact request.
     let metrics = client.metrics();
-    // Conversations before any rename: a failure there must leave both files as they were.
-    let conversations = match &opts.conversations {
-        Some(path) => {
-            Some(conversations::write(client, path, &ids, opts.concurrency.initial()).await?)
-        }
-        None => None,
-    };
+    // The per-contact tables before any rename: a failure there must leave every file as it was.
+    let (plan, tables) = related_tables(client, opts, &ids).await?;
     file.commit()?;
     let mapping_path = match (&written.mapping, dest.file()) {
         (Some(text), Some(_)) => {
@@ -284,17 +308,19 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         }
         _ => None,
     };
-    let conversations = match conversations {
-        Some((file, c)) => file.commit().map(|()| Some(c))?,
-        None => None,
-    };
     let target = &opts.output;
     let mut m = Manifest::of_export(
         &settings, target, &opts.sort, &written, &listed, client, started_at,
     );
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
-    m.conversations = conversations;
+    for (file, entry, related) in tables {
+        file.commit()?;
+        match related {
+            Related::Notes => m.notes = Some(entry),
+            Related::Conversations => m.conversations = Some(entry),
+        }
+    }
     let manifest_path = match opts.manifest_path(&dest) {
         Some(p) => Some(manifest::write(p, &m)?),
         None => None,
@@ -304,7 +330,29 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         manifest_path,
         mapping_path,
         elapsed: t.elapsed(),
+        plan,
     })
+}
+
+/// The per-contact tables `opts` asks for, written but not committed, after their plan (printed
+/// unless quiet).
+async fn related_tables(
+    client: &Client,
+    opts: &ExportOptions,
+    ids: &[u64],
+) -> anyhow::Result<(Option<Plan>, Vec<(AtomicFile, RelatedTable, Related)>)> {
+    let tables = opts.tables();
+    if tables.is_empty() {
+        return Ok((None, vec![]));
+    }
+    let plan = Plan::new(&tables, ids.len() as u64, client.config());
+    if opts.announce {
+        eprintln!("{plan}");
+    }
+    let written = related::write(client, ids, &tables).await?;
+    let kinds = tables.iter().map(|t| t.related);
+    let written = written.into_iter().zip(kinds).map(|((f, e), r)| (f, e, r));
+    Ok((Some(plan), written.collect()))
 }
 
 /// Every page of the listing into `out`, in order; the ids written, for the conversations.
@@ -397,6 +445,9 @@ fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: 
         m.insert("output".into(), opts.output.display().to_string().into());
         let manifest = s.manifest_path.as_ref().map(|p| p.display().to_string());
         m.insert("manifest_path".into(), manifest.into());
+        if let Some(plan) = &s.plan {
+            m.insert("plan".into(), serde_json::to_value(plan).unwrap_or_default());
+        }
     }
     crate::cmd::emit::file_end(global, &opts.output, doc, code);
     code
@@ -416,7 +467,9 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         format,
         sort: args.sort.clone(),
         include_contact_inboxes: args.include_contact_inboxes,
-        conversations: args.conversations.clone(),
+        conversations: related_path(args, &args.conversations, Related::Conversations, format)?,
+        notes: related_path(args, &args.notes, Related::Notes, format)?,
+        announce: !global.quiet,
         columns: args.columns.clone(),
         selection: Selection {
             select: args.select.iter().map(|s| s.trim().to_owned()).collect(),
@@ -431,6 +484,26 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
     };
     opts.check()?;
     Ok(opts)
+}
+
+/// `--notes` / `--conversations` with or without FILE: FILE, else beside a regular `-o` file.
+fn related_path(
+    args: &Args,
+    flag: &Option<Option<PathBuf>>,
+    related: Related,
+    format: Format,
+) -> anyhow::Result<Option<PathBuf>> {
+    match flag {
+        None => Ok(None),
+        Some(Some(p)) => Ok(Some(p.clone())),
+        Some(None) => match Dest::resolve(&args.output)? {
+            Dest::File(_) => Ok(Some(related::default_path(&args.output, related, format))),
+            _ => bail!(
+                "--{0} without FILE writes beside -o, which is not a file here: give --{0} FILE",
+                related.name()
+            ),
+        },
+    }
 }
 
 /// What the export cannot hold: contacts with a name only, which the list endpoint never returns.
@@ -496,11 +569,13 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
             }
         );
     }
-    if let Some(c) = &m.conversations {
+    let tables = [(&m.notes, "note"), (&m.conversations, "conversation")];
+    for (t, noun) in tables.iter().filter_map(|(t, n)| Some(((*t).as_ref()?, *n))) {
         eprintln!(
-            "{} written ({} gone meanwhile)",
-            count(c.rows, "conversation"),
-            count(c.contacts_gone, "contact")
+            "{} written to {} ({} gone meanwhile)",
+            count(t.rows, noun),
+            t.file,
+            count(t.contacts_gone, "contact")
         );
     }
 }
