@@ -20,9 +20,9 @@ use crate::cli::GlobalArgs;
 use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
+use crate::sink::atomic::AtomicFile;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
-use crate::sink::atomic::AtomicFile;
 use crate::sink::manifest::{self, Manifest, RelatedTable, now_rfc3339};
 use crate::sink::related::{self, Plan, Related, Table};
 use crate::sink::writer::{self, ContactWriter, Settings};
@@ -446,7 +446,10 @@ fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: 
         let manifest = s.manifest_path.as_ref().map(|p| p.display().to_string());
         m.insert("manifest_path".into(), manifest.into());
         if let Some(plan) = &s.plan {
-            m.insert("plan".into(), serde_json::to_value(plan).unwrap_or_default());
+            m.insert(
+                "plan".into(),
+                serde_json::to_value(plan).unwrap_or_default(),
+            );
         }
     }
     crate::cmd::emit::file_end(global, &opts.output, doc, code);
@@ -570,7 +573,10 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
         );
     }
     let tables = [(&m.notes, "note"), (&m.conversations, "conversation")];
-    for (t, noun) in tables.iter().filter_map(|(t, n)| Some(((*t).as_ref()?, *n))) {
+    for (t, noun) in tables
+        .iter()
+        .filter_map(|(t, n)| Some(((*t).as_ref()?, *n)))
+    {
         eprintln!(
             "{} written to {} ({} gone meanwhile)",
             count(t.rows, noun),

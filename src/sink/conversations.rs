@@ -25,6 +25,10 @@ pub const COLUMNS: [Col; 17] = [
     col("updated_at", Kind::Time, "/updated_at"),
     col("labels", Kind::Json, "/labels"),
     col("custom_attributes", Kind::Json, "/custom_attributes"),
-    col("additional_attributes", Kind::Json, "/additional_attributes"),
+    col(
+        "additional_attributes",
+        Kind::Json,
+        "/additional_attributes",
+    ),
     col("messages", Kind::Json, "/messages"),
 ];

@@ -150,7 +150,10 @@ impl Plan {
 fn grouped(n: u64) -> String {
     let digits = n.to_string().into_bytes();
     let groups: Vec<&[u8]> = digits.rchunks(3).rev().collect();
-    let groups: Vec<&str> = groups.iter().map(|g| std::str::from_utf8(g).unwrap()).collect();
+    let groups: Vec<&str> = groups
+        .iter()
+        .map(|g| std::str::from_utf8(g).unwrap())
+        .collect();
     groups.join(",")
 }
 
@@ -205,9 +208,12 @@ pub async fn write(
             gone: 0,
         });
     }
-    let jobs = ids
-        .iter()
-        .flat_map(|&id| tables.iter().enumerate().map(move |(i, t)| (id, i, t.related)));
+    let jobs = ids.iter().flat_map(|&id| {
+        tables
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| (id, i, t.related))
+    });
     let mut answers = futures::stream::iter(jobs)
         .map(|(id, i, related)| async move {
             let rows = client.limit().run(related.fetch(client, id)).await;
@@ -287,9 +293,19 @@ mod tests {
         assert_eq!(p, PathBuf::from("/x/out.notes.parquet"));
         let p = default_path(Path::new("/x/out"), Related::Conversations, Format::Csv);
         assert_eq!(p, PathBuf::from("/x/out.conversations.csv"));
-        let t = Table::at(Related::Conversations, "c.txt".into(), Format::Csv, Timestamps::Iso);
+        let t = Table::at(
+            Related::Conversations,
+            "c.txt".into(),
+            Format::Csv,
+            Timestamps::Iso,
+        );
         assert_eq!((t.format, t.timestamps), (Format::Jsonl, Timestamps::Epoch));
-        let t = Table::at(Related::Notes, "n.csv".into(), Format::Csv, Timestamps::Epoch);
+        let t = Table::at(
+            Related::Notes,
+            "n.csv".into(),
+            Format::Csv,
+            Timestamps::Epoch,
+        );
         assert_eq!((t.format, t.timestamps), (Format::Csv, Timestamps::Epoch));
     }
 }

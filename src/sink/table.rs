@@ -114,7 +114,11 @@ pub fn create(
         .with_context(|| format!("{shown}: cannot write"))?;
     let out = BufWriter::with_capacity(256 * 1024, handle);
     Ok(match format {
-        Format::Jsonl => Box::new(Jsonl { out, shown, rows: 0 }),
+        Format::Jsonl => Box::new(Jsonl {
+            out,
+            shown,
+            rows: 0,
+        }),
         Format::Csv => Box::new(Csv::new(out, shown, columns, ts)?),
         Format::Xlsx => Box::new(Xlsx::new(out, shown, columns, ts)?),
         Format::Parquet => Box::new(Parquet::new(out, shown, columns)?),
@@ -329,7 +333,10 @@ impl Parquet {
         shown: String,
         columns: &'static [Col],
     ) -> anyhow::Result<Parquet> {
-        let fields = columns.iter().map(parquet_field).collect::<Result<_, _>>()?;
+        let fields = columns
+            .iter()
+            .map(parquet_field)
+            .collect::<Result<_, _>>()?;
         let schema = Type::group_type_builder("rows")
             .with_fields(fields)
             .build()
@@ -364,7 +371,8 @@ impl Parquet {
                         Cell::Bool(b) => Some(*b),
                         _ => None,
                     });
-                    cw.typed::<BoolType>().write_batch(&vals, Some(&def), None)?
+                    cw.typed::<BoolType>()
+                        .write_batch(&vals, Some(&def), None)?
                 }
                 Kind::Text | Kind::Json => {
                     let (vals, def) = defined(cells, |c| match c {

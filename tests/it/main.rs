@@ -17,6 +17,7 @@ mod mapping;
 mod mapping_init;
 mod memflat;
 mod normalise;
+mod notes_export;
 mod parquet;
 mod phones;
 mod props;
