@@ -6,7 +6,7 @@
 //! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
 //! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
 //! the format (which spools CSV, XLSX and Parquet until the columns are known); optionally write every
-//! contact's conversations; then rename the outputs into place and write `FILE.manifest.json`.
+//! contact's notes and conversations (`sink::related`); then rename the outputs into place and write `FILE.manifest.json`.
 //! Any failure before the rename leaves the previous files untouched.
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -90,7 +90,7 @@ pub struct Args {
     #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     /// Pages fetched at once: `auto` (default) adapts it so that the rate limit binds rather than
-    /// latency; a number fixes it (conversation lists: that number, or 8).
+    /// latency; a number fixes it (for the notes and conversation requests too).
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub concurrency: Concurrency,
     /// The most --concurrency auto grows to.

@@ -15,9 +15,8 @@ use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical};
+use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as Physical};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
-use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
@@ -337,16 +336,7 @@ impl Parquet {
             .iter()
             .map(parquet_field)
             .collect::<Result<_, _>>()?;
-        let schema = Type::group_type_builder("rows")
-            .with_fields(fields)
-            .build()
-            .context("the Parquet schema")?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_created_by(format!("doto-bulk {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let w = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
-            .with_context(|| format!("{shown}: cannot start the Parquet file"))?;
+        let w = super::parquet::file_writer(out, "rows", fields).with_context(|| shown.clone())?;
         Ok(Parquet {
             w,
             shown,

@@ -255,17 +255,9 @@ async fn conversations_of_a_parquet_export_are_a_typed_table_with_the_rows_of_th
     }
 }
 
+/// `doto-bulk export` from a sandbox of 40 at 5,000 requests a second.
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_doto-bulk"));
-    c.args([
-        "export",
-        "--sandbox",
-        "--sandbox-seed",
-        "40",
-        "--rate",
-        "5000",
-    ]);
-    c
+    crate::exportux::export_cmd(&[])
 }
 
 #[test]
