@@ -201,7 +201,13 @@ pub async fn write(
     let mut open = Vec::with_capacity(tables.len());
     for t in tables {
         let mut file = AtomicFile::for_dest(&super::atomic::Dest::resolve(&t.path)?)?;
-        let rows = table::create(&mut file, t.format, t.related.columns(), t.timestamps)?;
+        let name = t.related.name();
+        let rows = table::create(
+            &mut file,
+            t.format,
+            (name, t.related.columns()),
+            t.timestamps,
+        )?;
         open.push(Open {
             file,
             rows,

@@ -99,11 +99,12 @@ pub trait RowWriter: Send {
     fn finish(self: Box<Self>) -> anyhow::Result<u64>;
 }
 
-/// A writer of `columns` in `format` into `file` (a clone of the temporary file's handle).
+/// A writer of the table `name` (its XLSX sheet: `Notes`) with `columns` in `format` into
+/// `file` (through a clone of the temporary file's handle).
 pub fn create(
     file: &mut AtomicFile,
     format: Format,
-    columns: &'static [Col],
+    (name, columns): (&str, &'static [Col]),
     ts: Timestamps,
 ) -> anyhow::Result<Box<dyn RowWriter>> {
     let shown = file.target().display().to_string();
@@ -119,7 +120,7 @@ pub fn create(
             rows: 0,
         }),
         Format::Csv => Box::new(Csv::new(out, shown, columns, ts)?),
-        Format::Xlsx => Box::new(Xlsx::new(out, shown, columns, ts)?),
+        Format::Xlsx => Box::new(Xlsx::new(out, (shown, name), columns, ts)?),
         Format::Parquet => Box::new(Parquet::new(out, shown, columns)?),
     })
 }
@@ -225,7 +226,7 @@ struct Xlsx {
 impl Xlsx {
     fn new(
         out: BufWriter<File>,
-        shown: String,
+        (shown, name): (String, &str),
         columns: &'static [Col],
         ts: Timestamps,
     ) -> anyhow::Result<Xlsx> {
@@ -234,6 +235,11 @@ impl Xlsx {
         let ws = wb
             .add_worksheet_with_constant_memory()
             .with_context(|| format!("{shown}: cannot start the XLSX sheet"))?;
+        let mut sheet = name.to_string();
+        if let Some(first) = sheet.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        ws.set_name(sheet)?;
         ws.set_freeze_panes(1, 0)?;
         for (i, c) in columns.iter().enumerate() {
             ws.set_column_width(i as u16, if c.kind == Kind::Time { 21.0 } else { 18.0 })?;
@@ -487,12 +493,41 @@ mod tests {
     fn csv_rows_are_guarded_and_timestamps_iso() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = AtomicFile::create(&dir.path().join("t.csv")).unwrap();
-        let mut w = create(&mut f, Format::Csv, &COLS, Timestamps::Iso).unwrap();
+        let mut w = create(&mut f, Format::Csv, ("t", &COLS), Timestamps::Iso).unwrap();
         w.write(&json!({"id": 3, "at": 1711000000, "user": {"name": "=x"}}))
             .unwrap();
         assert_eq!(w.finish().unwrap(), 1);
         f.commit().unwrap();
         let text = std::fs::read_to_string(dir.path().join("t.csv")).unwrap();
         assert_eq!(text, "id,at,who\n3,2024-03-21T05:46:40Z,'=x\n");
+    }
+
+    #[test]
+    fn an_xlsx_table_is_one_named_sheet_with_typed_cells() {
+        use calamine::{Data, Reader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        let mut f = AtomicFile::create(&path).unwrap();
+        let mut w = create(&mut f, Format::Xlsx, ("notes", &COLS), Timestamps::Iso).unwrap();
+        w.write(&json!({"id": 3, "at": 1711000000, "user": {"name": "=x"}}))
+            .unwrap();
+        w.write(&json!({"id": 4})).unwrap();
+        assert_eq!(w.finish().unwrap(), 2);
+        f.commit().unwrap();
+        let mut book = calamine::open_workbook_auto(&path).unwrap();
+        assert_eq!(book.sheet_names(), ["Notes"]);
+        let range = book.worksheet_range("Notes").unwrap();
+        let rows: Vec<_> = range.rows().collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0][2], Data::String("who".into()));
+        assert_eq!(rows[1][0], Data::Float(3.0));
+        assert!(matches!(rows[1][1], Data::DateTime(_)), "{:?}", rows[1][1]);
+        assert_eq!(
+            rows[1][2],
+            Data::String("=x".into()),
+            "a text cell, never a formula"
+        );
+        assert_eq!(rows[2][0], Data::Float(4.0));
+        assert_eq!(rows[2][1], Data::Empty);
     }
 }
