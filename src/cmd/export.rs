@@ -6,7 +6,8 @@
 //! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
 //! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
 //! the format (which spools CSV, XLSX and Parquet until the columns are known); optionally write every
-//! contact's notes and conversations (`sink::related`); then rename the outputs into place and write `FILE.manifest.json`.
+//! contact's notes and conversations (`sink::related`); then rename the outputs into place and
+//! write `FILE.manifest.json`.
 //! Any failure before the rename leaves the previous files untouched.
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -20,10 +21,9 @@ use crate::cli::GlobalArgs;
 use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
-use crate::sink::atomic::AtomicFile;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
-use crate::sink::manifest::{self, Manifest, RelatedTable, now_rfc3339};
+use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::related::{self, Plan, Related, Table};
 use crate::sink::writer::{self, ContactWriter, Settings};
 use crate::words::count;
@@ -216,17 +216,8 @@ impl ExportOptions {
 
     /// The per-contact tables asked for.
     fn tables(&self) -> Vec<Table> {
-        let table = |r, p: &Option<PathBuf>| {
-            p.clone()
-                .map(|p| Table::at(r, p, self.format, self.timestamps))
-        };
-        [
-            table(Related::Notes, &self.notes),
-            table(Related::Conversations, &self.conversations),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        let (notes, convs) = (self.notes.clone(), self.conversations.clone());
+        Table::both(notes, convs, self.format, self.timestamps)
     }
 
     /// Where the manifest goes: `--manifest`, else beside a regular file; none for a stream.
@@ -298,7 +289,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     // The listing's own cost, before any per-contact request.
     let metrics = client.metrics();
     // The per-contact tables before any rename: a failure there must leave every file as it was.
-    let (plan, tables) = related_tables(client, opts, &ids).await?;
+    let (plan, tables) = related::write(client, &ids, &opts.tables(), opts.announce).await?;
     file.commit()?;
     let mapping_path = match (&written.mapping, dest.file()) {
         (Some(text), Some(_)) => {
@@ -314,11 +305,11 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     );
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
-    for (file, entry, related) in tables {
-        file.commit()?;
-        match related {
-            Related::Notes => m.notes = Some(entry),
-            Related::Conversations => m.conversations = Some(entry),
+    for t in tables {
+        t.file.commit()?;
+        match t.related {
+            Related::Notes => m.notes = Some(t.entry),
+            Related::Conversations => m.conversations = Some(t.entry),
         }
     }
     let manifest_path = match opts.manifest_path(&dest) {
@@ -332,27 +323,6 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         elapsed: t.elapsed(),
         plan,
     })
-}
-
-/// The per-contact tables `opts` asks for, written but not committed, after their plan (printed
-/// unless quiet).
-async fn related_tables(
-    client: &Client,
-    opts: &ExportOptions,
-    ids: &[u64],
-) -> anyhow::Result<(Option<Plan>, Vec<(AtomicFile, RelatedTable, Related)>)> {
-    let tables = opts.tables();
-    if tables.is_empty() {
-        return Ok((None, vec![]));
-    }
-    let plan = Plan::new(&tables, ids.len() as u64, client.config());
-    if opts.announce {
-        eprintln!("{plan}");
-    }
-    let written = related::write(client, ids, &tables).await?;
-    let kinds = tables.iter().map(|t| t.related);
-    let written = written.into_iter().zip(kinds).map(|((f, e), r)| (f, e, r));
-    Ok((Some(plan), written.collect()))
 }
 
 /// Every page of the listing into `out`, in order; the ids written, for the conversations.
@@ -470,8 +440,13 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         format,
         sort: args.sort.clone(),
         include_contact_inboxes: args.include_contact_inboxes,
-        conversations: related_path(args, &args.conversations, Related::Conversations, format)?,
-        notes: related_path(args, &args.notes, Related::Notes, format)?,
+        conversations: related::flag_path(
+            &args.output,
+            &args.conversations,
+            Related::Conversations,
+            format,
+        )?,
+        notes: related::flag_path(&args.output, &args.notes, Related::Notes, format)?,
         announce: !global.quiet,
         columns: args.columns.clone(),
         selection: Selection {
@@ -487,26 +462,6 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
     };
     opts.check()?;
     Ok(opts)
-}
-
-/// `--notes` / `--conversations` with or without FILE: FILE, else beside a regular `-o` file.
-fn related_path(
-    args: &Args,
-    flag: &Option<Option<PathBuf>>,
-    related: Related,
-    format: Format,
-) -> anyhow::Result<Option<PathBuf>> {
-    match flag {
-        None => Ok(None),
-        Some(Some(p)) => Ok(Some(p.clone())),
-        Some(None) => match Dest::resolve(&args.output)? {
-            Dest::File(_) => Ok(Some(related::default_path(&args.output, related, format))),
-            _ => bail!(
-                "--{0} without FILE writes beside -o, which is not a file here: give --{0} FILE",
-                related.name()
-            ),
-        },
-    }
 }
 
 /// What the export cannot hold: contacts with a name only, which the list endpoint never returns.

@@ -87,6 +87,41 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The tables asked for (`--notes`, `--conversations` paths), notes first.
+    pub fn both(
+        notes: Option<PathBuf>,
+        conversations: Option<PathBuf>,
+        export: Format,
+        ts: Timestamps,
+    ) -> Vec<Table> {
+        let notes = notes.map(|p| Table::at(Related::Notes, p, export, ts));
+        let convs = conversations.map(|p| Table::at(Related::Conversations, p, export, ts));
+        notes.into_iter().chain(convs).collect()
+    }
+}
+
+/// `--notes` / `--conversations` as given (absent, without FILE, with FILE): FILE, else
+/// [`default_path`] beside a regular `output` file (a stream has nothing beside it).
+pub fn flag_path(
+    output: &Path,
+    flag: &Option<Option<PathBuf>>,
+    related: Related,
+    format: Format,
+) -> anyhow::Result<Option<PathBuf>> {
+    match flag {
+        None => Ok(None),
+        Some(Some(p)) => Ok(Some(p.clone())),
+        Some(None) => match super::atomic::Dest::resolve(output)? {
+            super::atomic::Dest::File(_) => Ok(Some(default_path(output, related, format))),
+            _ => anyhow::bail!(
+                "--{0} without FILE writes beside -o, which is not a file here: give --{0} FILE",
+                related.name()
+            ),
+        },
+    }
+}
+
 /// Where a table goes unless told: beside the export, `out.csv` → `out.notes.csv` (the export's
 /// extension, or the format's when it has none).
 pub fn default_path(output: &Path, related: Related, format: Format) -> PathBuf {
@@ -190,30 +225,70 @@ struct Open {
     gone: u64,
 }
 
-/// Every table of every contact in `ids` (in that order), fetched in one concurrent stream; the
-/// files stay temporary until the caller commits them (a device or a pipe is written into at the
-/// commit, never renamed over).
+/// A table written, still temporary: commit `file`, then put `entry` in the manifest.
+pub struct Written {
+    pub file: AtomicFile,
+    pub entry: RelatedTable,
+    pub related: Related,
+}
+
+impl Open {
+    /// The temporary file of `t` with its header.
+    fn new(t: &Table) -> anyhow::Result<Open> {
+        let mut file = AtomicFile::for_dest(&super::atomic::Dest::resolve(&t.path)?)?;
+        let table = (t.related.name(), t.related.columns());
+        let rows = table::create(&mut file, t.format, table, t.timestamps)?;
+        Ok(Open {
+            file,
+            rows,
+            gone: 0,
+        })
+    }
+
+    /// The rest written and flushed, the manifest entry made.
+    fn finish(self, t: &Table) -> anyhow::Result<Written> {
+        let Open {
+            mut file,
+            rows,
+            gone,
+        } = self;
+        let rows = rows.finish()?;
+        let sha256 = file
+            .sha256()
+            .with_context(|| format!("{}: cannot read back", t.path.display()))?;
+        let entry = RelatedTable {
+            file: file_name(&t.path),
+            format: t.format.as_str().into(),
+            rows,
+            contacts_gone: gone,
+            sha256,
+        };
+        Ok(Written {
+            file,
+            entry,
+            related: t.related,
+        })
+    }
+}
+
+/// Every table of every contact in `ids` (in that order), fetched in one concurrent stream after
+/// their [`Plan`] (printed on stderr when `announce`); none and no plan when `tables` is empty.
+/// The files stay temporary until the caller commits them (a device or a pipe is written into at
+/// the commit, never renamed over).
 pub async fn write(
     client: &Client,
     ids: &[u64],
     tables: &[Table],
-) -> anyhow::Result<Vec<(AtomicFile, RelatedTable)>> {
-    let mut open = Vec::with_capacity(tables.len());
-    for t in tables {
-        let mut file = AtomicFile::for_dest(&super::atomic::Dest::resolve(&t.path)?)?;
-        let name = t.related.name();
-        let rows = table::create(
-            &mut file,
-            t.format,
-            (name, t.related.columns()),
-            t.timestamps,
-        )?;
-        open.push(Open {
-            file,
-            rows,
-            gone: 0,
-        });
+    announce: bool,
+) -> anyhow::Result<(Option<Plan>, Vec<Written>)> {
+    if tables.is_empty() {
+        return Ok((None, vec![]));
     }
+    let plan = Plan::new(tables, ids.len() as u64, client.config());
+    if announce {
+        eprintln!("{plan}");
+    }
+    let mut open: Vec<Open> = tables.iter().map(Open::new).collect::<Result<_, _>>()?;
     let jobs = ids.iter().flat_map(|&id| {
         tables
             .iter()
@@ -248,27 +323,8 @@ pub async fn write(
         }
     }
     drop(answers);
-    let mut done = Vec::with_capacity(open.len());
-    for (t, o) in tables.iter().zip(open) {
-        let Open {
-            mut file,
-            rows,
-            gone,
-        } = o;
-        let rows = rows.finish()?;
-        let sha256 = file
-            .sha256()
-            .with_context(|| format!("{}: cannot read back", t.path.display()))?;
-        let entry = RelatedTable {
-            file: file_name(&t.path),
-            format: t.format.as_str().into(),
-            rows,
-            contacts_gone: gone,
-            sha256,
-        };
-        done.push((file, entry));
-    }
-    Ok(done)
+    let done = open.into_iter().zip(tables).map(|(o, t)| o.finish(t));
+    Ok((Some(plan), done.collect::<Result<_, _>>()?))
 }
 
 #[cfg(test)]
