@@ -302,7 +302,42 @@ mod tests {
                 "Pipedrive people export (one e-mail and phone column)",
             ),
             (split("Name,Email,Phone", ','), PLAIN.name),
+            (
+                split(
+                    "First Name,Middle Name,Last Name,Phonetic First Name,Phonetic Middle Name,Phonetic Last Name,Name Prefix,Name Suffix,Nickname,File As,Organization Name,Organization Title,Organization Department,Birthday,Notes,Photo,Labels,E-mail 1 - Label,E-mail 1 - Value,Phone 1 - Label,Phone 1 - Value",
+                    ',',
+                ),
+                "Google Contacts CSV (Google CSV export)",
+            ),
+            (
+                split(
+                    "Name,Given Name,Additional Name,Family Name,Yomi Name,Given Name Yomi,Additional Name Yomi,Family Name Yomi,Name Prefix,Name Suffix,Initials,Nickname,Short Name,Maiden Name,Birthday,Gender,Location,Billing Information,Directory Server,Mileage,Occupation,Hobby,Sensitivity,Priority,Subject,Notes,Group Membership,E-mail 1 - Type,E-mail 1 - Value,Phone 1 - Type,Phone 1 - Value",
+                    ',',
+                ),
+                "Google Contacts CSV (older export: Name, Given Name, E-mail 1 - Type)",
+            ),
+            (
+                split(
+                    "First Name,Middle Name,Last Name,Title,Suffix,Initials,Web Page,Gender,Birthday,Anniversary,Location,Language,Internet Free Busy,Notes,E-mail Address,E-mail 2 Address,E-mail 3 Address,Primary Phone,Home Phone,Home Phone 2,Mobile Phone",
+                    ',',
+                ),
+                "Outlook contacts CSV",
+            ),
+            (
+                split(
+                    r#""Email Address","First Name","Last Name",MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP,LATITUDE,LONGITUDE,GMTOFF,DSTOFF,TIMEZONE,CC,REGION,LAST_CHANGED,LEID,EUID,NOTES"#,
+                    ',',
+                ),
+                "Mailchimp audience export",
+            ),
+            // A spreadsheet of one's own with an "E-mail Address" column alone is not Outlook's.
+            (split("Name,E-mail Address,Phone", ','), PLAIN.name),
         ];
+        for (headers, _) in &cases {
+            let l = detect(headers, &[]);
+            let book = l.prefix == "google-" || l.prefix == "outlook-";
+            assert_eq!(l.phone_key, book, "{headers:?}");
+        }
         for (headers, want) in cases {
             assert_eq!(detect(&headers, &[]).name, want, "{headers:?}");
         }
