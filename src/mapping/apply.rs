@@ -334,7 +334,10 @@ impl Row<'_> {
                         let e = self.located(e, c, skipped.origin);
                         let msg = if skipped.origin == g.origin {
                             // `split:`: another value of the same cell.
-                            format!("{}; the next value in that cell was used instead", e.message)
+                            format!(
+                                "{}; the next value in that cell was used instead",
+                                e.message
+                            )
                         } else {
                             format!("{}; {used} was used instead", e.message)
                         };

@@ -138,7 +138,12 @@ fn google(headers: &[String]) -> Option<Layout> {
 /// `E-mail Address` with `E-mail 2 Address` or Outlook's phone columns.
 fn outlook(headers: &[String]) -> Option<Layout> {
     let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
-    let phones = ["Business Phone", "Home Phone", "Mobile Phone", "Primary Phone"];
+    let phones = [
+        "Business Phone",
+        "Home Phone",
+        "Mobile Phone",
+        "Primary Phone",
+    ];
     (exact("E-mail Address") && (exact("E-mail 2 Address") || phones.iter().any(|p| exact(p))))
         .then(|| {
             address_book(
@@ -153,7 +158,13 @@ fn outlook(headers: &[String]) -> Option<Layout> {
 /// `OPTIN_TIME`, `LEID`, `EUID`, …).
 fn mailchimp(headers: &[String]) -> Option<Layout> {
     let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
-    let system = ["MEMBER_RATING", "OPTIN_TIME", "CONFIRM_TIME", "LEID", "EUID"];
+    let system = [
+        "MEMBER_RATING",
+        "OPTIN_TIME",
+        "CONFIRM_TIME",
+        "LEID",
+        "EUID",
+    ];
     let n = system.iter().filter(|c| exact(c)).count();
     (exact("Email Address") && n >= 2).then(|| {
         layout(
