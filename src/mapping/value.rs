@@ -212,15 +212,15 @@ impl Compiled {
     pub fn text_from<'r>(&'r self, rec: &'r Record, start: usize) -> Option<(Got<'r>, usize)> {
         let m = &self.m;
         let picked = match &self.src {
-            Src::Col(i) => self.from_cols(rec, std::slice::from_ref(i), start),
-            Src::First(cols) => self.from_cols(rec, cols, start),
+            Src::Col(i) => self.first_in_cols(rec, std::slice::from_ref(i), start),
+            Src::First(cols) => self.first_in_cols(rec, cols, start),
             Src::Template(parts, or) => (start == 0)
                 .then(|| render(parts, rec))
                 .flatten()
                 .and_then(|s| self.modified(Cow::Owned(s), Origin::Template))
                 .map(|g| (g, 1))
                 .or_else(|| {
-                    let (g, next) = self.from_cols(rec, or, start.saturating_sub(1))?;
+                    let (g, next) = self.first_in_cols(rec, or, start.saturating_sub(1))?;
                     Some((g, next + 1))
                 }),
             Src::Const(c) if start == 0 => self
@@ -243,7 +243,7 @@ impl Compiled {
 
     /// The first non-blank value of `cols` from candidate `skip` on, and the candidate after it.
     /// A candidate is a column's cell, or with `split:` each value the cell holds, in order.
-    fn from_cols<'r>(
+    fn first_in_cols<'r>(
         &'r self,
         rec: &'r Record,
         cols: &[usize],
