@@ -412,12 +412,16 @@ pub fn draft_with(
             .map(|h| h.trim().is_empty() || crate::source::detect::is_report_column(h))
             .collect(),
         d: Draft::default(),
+        split_always: false,
     };
     let include = g.included(&opts.include)?;
     let p = g.pick_columns();
     let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();
     let layout = layout::detect(headers, &id_values);
     g.d.layout = layout.name.to_string();
+    // Google writes `a ::: b` wherever a contact has two values of one label: rows past the
+    // sample may have them even when the sampled ones do not.
+    g.split_always = layout.prefix == "google-";
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
     let region = g.region(&p, opts.region);
@@ -500,6 +504,8 @@ struct Drafter<'a> {
     /// Columns mapped already, or never to be mapped (blank or `_` headers).
     used: Vec<bool>,
     d: Draft,
+    /// Read every email, phone and name fallback column with `split: ":::"` (a Google export).
+    split_always: bool,
 }
 
 impl<'a> Drafter<'a> {
@@ -918,17 +924,18 @@ impl<'a> Drafter<'a> {
     }
 
     /// `, split: ":::"` when a sampled cell of `cols` holds several values the Google way
-    /// (`a@x.com ::: b@y.com`), so that each is read on its own; else nothing.
+    /// (`a@x.com ::: b@y.com`), or the file is a Google export, so that each value is read on
+    /// its own; else nothing.
     fn split_opt(&mut self, cols: &[usize]) -> &'static str {
         let multi: Vec<usize> = (cols.iter().copied())
-            .filter(|&i| self.col(i).iter().any(|v| v.contains(" ::: ")))
+            .filter(|&i| self.split_always || self.col(i).iter().any(|v| v.contains(" ::: ")))
             .collect();
         if multi.is_empty() {
             return "";
         }
         let names: Vec<String> = multi.iter().map(|&i| q(&self.name_of(i))).collect();
         let line = format!(
-            "split: \":::\" for {} (cells holding several values, \"a ::: b\": the first usable one is taken)",
+            "split: \":::\" for {} (a cell with several values holds \"a ::: b\": the first usable one is taken)",
             names.join(", ")
         );
         if !self.d.decided.contains(&line) {

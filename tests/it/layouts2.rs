@@ -274,7 +274,14 @@ fn the_google_draft_splits_multi_value_cells_and_matches_on_the_phone() {
         d.yaml
     );
     assert!(d.yaml.contains("on: [email, phone_number]"), "{}", d.yaml);
-    // A file without such cells gets no `split:`.
+    // Every Google export gets it, for rows past the sample (the older sample's phones are
+    // all single values).
+    let l = dir.path().join("l.yaml");
+    let legacy = root().join("samples/google-contacts-legacy.csv");
+    let d = init_with_region(&legacy, Some(&l), None).unwrap();
+    let phone = d.yaml.lines().find(|l| l.starts_with("  phone_number:"));
+    assert!(phone.unwrap().contains(r#"split: ":::""#), "{}", d.yaml);
+    // A file of another layout without such cells gets no `split:`.
     let o = dir.path().join("o.yaml");
     let d = init_with_region(&root().join("samples/outlook-contacts.csv"), Some(&o), None).unwrap();
     assert!(!d.yaml.contains("split:"), "{}", d.yaml);
