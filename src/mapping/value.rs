@@ -250,13 +250,14 @@ impl Compiled {
         skip: usize,
     ) -> Option<(Got<'r>, usize)> {
         let sep = self.m.split.as_deref();
+        // No allocation on the way: the whole cell, or its `split:` values.
         let values = |i: usize| {
             let raw = cell(rec, i);
-            let parts: Vec<&'r str> = match sep {
-                Some(sep) => raw.split(sep).collect(),
-                None => vec![raw],
+            let (whole, parts) = match sep {
+                Some(sep) => (None, Some(raw.split(sep))),
+                None => (Some(raw), None),
             };
-            parts.into_iter().map(move |p| (i, p))
+            (whole.into_iter().chain(parts.into_iter().flatten())).map(move |p| (i, p))
         };
         (cols.iter().flat_map(|&i| values(i)).enumerate())
             .skip(skip)
