@@ -13,6 +13,7 @@ mod identity;
 mod import;
 mod initdraft;
 mod layouts;
+mod layouts2;
 mod mapping;
 mod mapping_init;
 mod memflat;
