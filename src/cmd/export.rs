@@ -21,6 +21,7 @@ use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
+use crate::sink::changes;
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
 use crate::sink::conversations;
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
@@ -65,6 +66,10 @@ pub struct Args {
     /// this JSONL file, one conversation a line with its `contact_id`.
     #[arg(long, value_name = "FILE.jsonl")]
     pub conversations: Option<PathBuf>,
+    /// Also write FILE.changes.<ext>: the contacts added, changed or removed since the export
+    /// whose manifest this is (its FILE.manifest.json; every export keeps the snapshot needed).
+    #[arg(long, value_name = "PREVIOUS_MANIFEST")]
+    pub changes_since: Option<PathBuf>,
     /// Pin the CSV/XLSX/Parquet columns: these first, in this order (comma-separated); columns found in
     /// the data and not listed go at the end. Without it, the previous manifest at the target
     /// pins them.
@@ -111,6 +116,8 @@ pub struct ExportOptions {
     pub sort: String,
     pub include_contact_inboxes: bool,
     pub conversations: Option<PathBuf>,
+    /// `--changes-since`: the previous export's manifest.
+    pub changes_since: Option<PathBuf>,
     /// `--columns`, as given.
     pub columns: Option<Vec<String>>,
     /// `--select` / `--exclude`.
@@ -143,6 +150,7 @@ impl ExportOptions {
             sort: DEFAULT_SORT.into(),
             include_contact_inboxes: false,
             conversations: None,
+            changes_since: None,
             columns: None,
             selection: Selection::default(),
             manifest: None,
@@ -196,6 +204,7 @@ impl ExportOptions {
         if self.selection != Selection::default() && self.format == Format::Jsonl {
             bail!("--select and --exclude apply to CSV, XLSX and Parquet only");
         }
+        changes::check_flag(self.changes_since.as_deref(), &dest)?;
         if self.conversations.as_ref() == Some(&self.output) {
             bail!("--conversations must name a file other than -o");
         }
@@ -263,9 +272,13 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let t = Instant::now();
     let started_at = now_rfc3339();
     let settings = opts.settings(&dest)?;
+    let since = opts.changes_since.as_deref();
+    let mut track =
+        changes::Tracker::start(opts.manifest_path(&dest).as_deref(), since, client.config())?;
     let mut out = writer::create(&dest, settings.clone())?;
-    let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
+    let (listed, ids) = list_into(client, opts, &mut track.tee(out.as_mut())).await?;
     let (file, written) = out.finish()?;
+    let tracked = track.prepare(&opts.output, &settings, &written)?;
     // The listing's own cost, before any conversation request.
     let metrics = client.metrics();
     // Conversations before any rename: a failure there must leave both files as they were.
@@ -276,6 +289,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         None => None,
     };
     file.commit()?;
+    let (snapshot, change_set) = tracked.commit()?;
     let mapping_path = match (&written.mapping, dest.file()) {
         (Some(text), Some(_)) => {
             let p = mapping_path(&opts.output);
@@ -295,6 +309,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
     m.conversations = conversations;
+    (m.snapshot, m.changes) = (snapshot, change_set);
     let manifest_path = match opts.manifest_path(&dest) {
         Some(p) => Some(manifest::write(p, &m)?),
         None => None,
@@ -356,6 +371,13 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     cfg.set_rate(args.rate.or(settings.rate), None);
     (cfg.concurrency, cfg.max_concurrency) = (opts.concurrency, opts.max_concurrency);
     let client = Client::new(cfg)?;
+    if let Some(Err(e)) =
+        (opts.changes_since.as_deref()).map(|p| changes::Base::open(p, client.config()))
+    {
+        eprintln!("error: {e:#}");
+        conn.close().await?;
+        return Ok(exit::USAGE);
+    }
     let where_ = conn.describe();
     let result = tokio::select! {
         r = export(&client, &opts) => r,
@@ -417,6 +439,7 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         sort: args.sort.clone(),
         include_contact_inboxes: args.include_contact_inboxes,
         conversations: args.conversations.clone(),
+        changes_since: args.changes_since.clone(),
         columns: args.columns.clone(),
         selection: Selection {
             select: args.select.iter().map(|s| s.trim().to_owned()).collect(),
@@ -495,6 +518,9 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
                 "NOT repaired"
             }
         );
+    }
+    if let Some(c) = &m.changes {
+        eprintln!("{}; changes in {}", c.summary(), c.file);
     }
     if let Some(c) = &m.conversations {
         eprintln!(

@@ -48,6 +48,12 @@ pub struct Manifest {
     pub drift: Drift,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversations: Option<Conversations>,
+    /// The snapshot sidecar the next `--changes-since` compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<super::changes::Snapshot>,
+    /// With `--changes-since`: the change set written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::changes::Changes>,
 }
 
 impl Manifest {
@@ -89,6 +95,8 @@ impl Manifest {
             },
             drift: listed.drift.clone(),
             conversations: None,
+            snapshot: None,
+            changes: None,
         }
     }
 }
