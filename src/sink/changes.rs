@@ -122,6 +122,10 @@ impl Base {
             Some(m) => m,
             None => return Err(no_base(path, "no such manifest")),
         };
+        let Some(snap) = &m.snapshot else {
+            let why = "that export has no snapshot sidecar (it predates change sets)";
+            return Err(no_base(path, why));
+        };
         let url = |u: &str| u.trim_end_matches('/').to_owned();
         if m.account_id != cfg.account_id || url(&m.base_url) != url(&cfg.base_url) {
             bail!(
@@ -134,10 +138,6 @@ impl Base {
                 cfg.base_url
             );
         }
-        let Some(snap) = &m.snapshot else {
-            let why = "that export has no snapshot sidecar (it predates change sets)";
-            return Err(no_base(path, why));
-        };
         let file = parent_dir(path).join(&snap.file);
         let mut sidecar = File::open(&file).map_err(|e| {
             no_base(
@@ -348,6 +348,19 @@ mod tests {
         assert_eq!(
             changes_path(Path::new("out"), Format::Jsonl),
             PathBuf::from("out.changes.jsonl")
+        );
+        let c = Changes {
+            since: "2026-12-01T02:00:00.000Z".into(),
+            base_manifest: "out.csv.manifest.json".into(),
+            added: 120,
+            changed: 37,
+            removed: 4,
+            file: "out.changes.csv".into(),
+            sha256: String::new(),
+        };
+        assert_eq!(
+            c.summary(),
+            "+120 added, 37 changed, 4 removed since 2026-12-01T02:00:00.000Z"
         );
     }
 }
