@@ -24,10 +24,13 @@ pub const RUN_SIZE: usize = 20_000;
 
 const BUFFER: usize = 256 * 1024;
 
+/// The read buffer of each run while merging (one per [`RUN_SIZE`] contacts).
+const RUN_BUFFER: usize = 64 * 1024;
+
 /// The compared fields of `c`, by export column name (the CSV layout's names, timestamps in epoch
 /// seconds), blank ones left out, sorted by name: the core columns, `custom_attributes.<key>` and
 /// `additional_attributes.<key>`.
-pub fn fields(c: &Contact) -> Vec<(String, Cell)> {
+pub(crate) fn fields(c: &Contact) -> Vec<(String, Cell)> {
     let core = CORE.iter().map(|n| Column::Core(n));
     let custom = c.custom_attributes.keys().cloned().map(Column::Custom);
     let additional = c.additional_attributes.keys().cloned();
@@ -44,7 +47,7 @@ pub fn fields(c: &Contact) -> Vec<(String, Cell)> {
 }
 
 /// 128 bits of the sha256 of `fields`, in hex: equal exactly when no compared field differs.
-pub fn hash(fields: &[(String, Cell)]) -> String {
+pub(crate) fn hash(fields: &[(String, Cell)]) -> String {
     let mut h = Sha256::new();
     for (name, v) in fields {
         let tag: &[u8] = match v {
@@ -65,7 +68,7 @@ pub fn hash(fields: &[(String, Cell)]) -> String {
 
 /// The names of the fields that differ between `old` and `new` (both as [`fields`] gives them),
 /// sorted.
-pub fn changed_fields(old: &[(String, Cell)], new: &[(String, Cell)]) -> Vec<String> {
+pub(crate) fn changed_fields(old: &[(String, Cell)], new: &[(String, Cell)]) -> Vec<String> {
     let (mut i, mut j, mut out) = (0, 0, vec![]);
     while i < old.len() || j < new.len() {
         let ord = match (old.get(i), new.get(j)) {
@@ -163,7 +166,7 @@ impl SnapshotWriter {
         let mut readers: Vec<_> = self
             .runs
             .drain(..)
-            .map(|f| BufReader::with_capacity(BUFFER, snap::read::FrameDecoder::new(f)))
+            .map(|f| BufReader::with_capacity(RUN_BUFFER, snap::read::FrameDecoder::new(f)))
             .collect();
         let mut heads = vec![String::new(); readers.len()];
         let mut heap = BinaryHeap::new();
