@@ -304,34 +304,25 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
 }
 
-fn run_export(out: &Path, since: &Path) -> (Option<i32>, String) {
-    let run = bin()
-        .args([
-            "export",
-            "--sandbox",
-            "--sandbox-seed",
-            "5",
-            "-q",
-            "--rate",
-            "5000",
-            "-o",
-        ])
-        .arg(out)
-        .arg("--changes-since")
-        .arg(since)
-        .output()
-        .unwrap();
-    (
-        run.status.code(),
-        String::from_utf8_lossy(&run.stderr).into_owned(),
-    )
+/// `export --sandbox -o out [--changes-since since]`: the exit code and stderr.
+fn run_export(out: &Path, since: Option<&Path>) -> (Option<i32>, String) {
+    let mut cmd = bin();
+    cmd.args(["export", "--sandbox", "--sandbox-seed", "5", "-q"])
+        .args(["--rate", "5000", "-o"])
+        .arg(out);
+    if let Some(p) = since {
+        cmd.arg("--changes-since").arg(p);
+    }
+    let run = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    (run.status.code(), err)
 }
 
 #[test]
 fn the_binary_refuses_a_missing_an_old_or_a_foreign_manifest_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.csv");
-    let (code, err) = run_export(&out, &dir.path().join("nope.json"));
+    let (code, err) = run_export(&out, Some(&dir.path().join("nope.json")));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no such manifest"), "{err}");
     assert!(
@@ -341,30 +332,17 @@ fn the_binary_refuses_a_missing_an_old_or_a_foreign_manifest_with_exit_2() {
     assert!(!out.exists());
     // A first export (another sandbox: another base URL).
     let base = dir.path().join("base.csv");
-    let run = bin()
-        .args([
-            "export",
-            "--sandbox",
-            "--sandbox-seed",
-            "5",
-            "-q",
-            "--rate",
-            "5000",
-            "-o",
-        ])
-        .arg(&base)
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0));
+    let (code, err) = run_export(&base, None);
+    assert_eq!(code, Some(0), "{err}");
     let m = manifest_path(&base);
-    let (code, err) = run_export(&out, &m);
+    let (code, err) = run_export(&out, Some(&m));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("compare exports of the same account"), "{err}");
     // A manifest from before change sets: no snapshot entry.
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("snapshot");
     std::fs::write(&m, v.to_string()).unwrap();
-    let (code, err) = run_export(&out, &m);
+    let (code, err) = run_export(&out, Some(&m));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no snapshot sidecar"), "{err}");
     assert!(!out.exists());
