@@ -363,3 +363,30 @@ fn the_binary_refuses_a_missing_an_old_or_a_foreign_manifest_with_exit_2() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("regular file"));
 }
+
+fn read_xlsx_changes(path: &Path) -> BTreeMap<u64, Row> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut wb: Xlsx<_> = calamine::open_workbook(path).unwrap();
+    let range = wb.worksheet_range("Changes").unwrap();
+    let mut rows = range.rows();
+    let h: Vec<String> = rows.next().unwrap().iter().map(|d| d.to_string()).collect();
+    assert_eq!(&h[..3], ["change", "id", "changed_fields"], "{h:?}");
+    let email = h.iter().position(|c| c == "email").unwrap();
+    rows.map(|r| {
+        let Data::Float(id) = r[1] else {
+            panic!("id is a number: {r:?}")
+        };
+        let row = (r[0].to_string(), r[2].to_string(), r[email].to_string());
+        (id as u64, row)
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn xlsx_change_set_lists_exactly_the_created_updated_and_deleted_contacts() {
+    let s = scenario("xlsx").await;
+    check(
+        &s,
+        read_xlsx_changes(&s.out.with_file_name("c.changes.xlsx")),
+    );
+}
