@@ -1,7 +1,7 @@
 //! `export --changes-since`: after creates, updates (a core field, a custom attribute, an
 //! attribute removed) and deletes between two exports of a seeded sandbox, FILE.changes.<ext>
 //! lists exactly those contacts (kind, changed field names, removed ones with their last values)
-//! in CSV, JSONL and Parquet; no change writes an empty change set; a previous manifest that is
+//! in CSV, JSONL, Parquet and XLSX; no change writes an empty change set; a previous manifest that is
 //! missing, predates the snapshot, is of another account or has a damaged snapshot is refused.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
