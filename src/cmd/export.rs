@@ -22,6 +22,7 @@ use crate::cmd::connect::{ConnectArgs, SandboxArgs, connect};
 use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
+use crate::sink::changes;
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
 use crate::sink::related::{self, Plan, Related, Table};
@@ -73,6 +74,10 @@ pub struct Args {
     /// export in its format (`out.csv` → `out.notes.csv`).
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub notes: Option<Option<PathBuf>>,
+    /// Also write FILE.changes.<ext>: the contacts added, changed or removed since the export
+    /// whose manifest this is (its FILE.manifest.json; every export keeps the snapshot needed).
+    #[arg(long, value_name = "PREVIOUS_MANIFEST")]
+    pub changes_since: Option<PathBuf>,
     /// Pin the CSV/XLSX/Parquet columns: these first, in this order (comma-separated); columns found in
     /// the data and not listed go at the end. Without it, the previous manifest at the target
     /// pins them.
@@ -123,6 +128,8 @@ pub struct ExportOptions {
     pub notes: Option<PathBuf>,
     /// Print the plan of the per-contact requests on stderr before they start (not `-q`).
     pub announce: bool,
+    /// `--changes-since`: the previous export's manifest.
+    pub changes_since: Option<PathBuf>,
     /// `--columns`, as given.
     pub columns: Option<Vec<String>>,
     /// `--select` / `--exclude`.
@@ -157,6 +164,7 @@ impl ExportOptions {
             conversations: None,
             notes: None,
             announce: false,
+            changes_since: None,
             columns: None,
             selection: Selection::default(),
             manifest: None,
@@ -211,6 +219,7 @@ impl ExportOptions {
             bail!("--select and --exclude apply to CSV, XLSX and Parquet only");
         }
         related::check_paths(&self.output, &self.tables())?;
+        changes::check_flag(self.changes_since.as_deref(), &dest)?;
         Ok(dest)
     }
 
@@ -283,14 +292,19 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let t = Instant::now();
     let started_at = now_rfc3339();
     let settings = opts.settings(&dest)?;
+    let since = opts.changes_since.as_deref();
+    let mut track =
+        changes::Tracker::start(opts.manifest_path(&dest).as_deref(), since, client.config())?;
     let mut out = writer::create(&dest, settings.clone())?;
-    let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
+    let (listed, ids) = list_into(client, opts, &mut track.tee(out.as_mut())).await?;
     let (file, written) = out.finish()?;
+    let tracked = track.prepare(&opts.output, &settings, &written)?;
     // The listing's own cost, before any per-contact request.
     let metrics = client.metrics();
     // The per-contact tables before any rename: a failure there must leave every file as it was.
     let (plan, tables) = related::write(client, &ids, &opts.tables(), opts.announce).await?;
     file.commit()?;
+    let (snapshot, change_set) = tracked.commit()?;
     let mapping_path = match (&written.mapping, dest.file()) {
         (Some(text), Some(_)) => {
             let p = mapping_path(&opts.output);
@@ -312,6 +326,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
             Related::Conversations => m.conversations = Some(t.entry),
         }
     }
+    (m.snapshot, m.changes) = (snapshot, change_set);
     let manifest_path = match opts.manifest_path(&dest) {
         Some(p) => Some(manifest::write(p, &m)?),
         None => None,
@@ -374,6 +389,13 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<u8> {
     cfg.set_rate(args.rate.or(settings.rate), None);
     (cfg.concurrency, cfg.max_concurrency) = (opts.concurrency, opts.max_concurrency);
     let client = Client::new(cfg)?;
+    if let Some(Err(e)) =
+        (opts.changes_since.as_deref()).map(|p| changes::Base::open(p, client.config()))
+    {
+        eprintln!("error: {e:#}");
+        conn.close().await?;
+        return Ok(exit::USAGE);
+    }
     let where_ = conn.describe();
     let result = tokio::select! {
         r = export(&client, &opts) => r,
@@ -448,6 +470,7 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         )?,
         notes: related::flag_path(&args.output, &args.notes, Related::Notes, format)?,
         announce: !global.quiet,
+        changes_since: args.changes_since.clone(),
         columns: args.columns.clone(),
         selection: Selection {
             select: args.select.iter().map(|s| s.trim().to_owned()).collect(),
@@ -526,6 +549,9 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
                 "NOT repaired"
             }
         );
+    }
+    if let Some(c) = &m.changes {
+        eprintln!("{}; changes in {}", c.summary(), c.file);
     }
     let tables = [(&m.notes, "note"), (&m.conversations, "conversation")];
     for (t, noun) in tables

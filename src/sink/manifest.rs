@@ -50,6 +50,12 @@ pub struct Manifest {
     pub conversations: Option<RelatedTable>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<RelatedTable>,
+    /// The snapshot sidecar the next `--changes-since` compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<super::changes::Snapshot>,
+    /// With `--changes-since`: the change set written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::changes::Changes>,
 }
 
 impl Manifest {
@@ -92,6 +98,8 @@ impl Manifest {
             drift: listed.drift.clone(),
             conversations: None,
             notes: None,
+            snapshot: None,
+            changes: None,
         }
     }
 }

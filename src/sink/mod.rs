@@ -10,6 +10,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub mod atomic;
+pub mod changes;
 pub mod columns;
 pub mod conversations;
 pub mod csv;

@@ -160,11 +160,18 @@ async fn export_of_5000_contacts_has_each_listed_contact_once_in_ceil_n_over_15_
         !text.contains(&sb.admin_token),
         "the token is in the manifest"
     );
-    // Nothing but the export, its manifest and its import mapping is left in the directory.
+    // Nothing but the export, its manifest, its import mapping and its snapshot (for the next
+    // --changes-since) is left in the directory.
     assert_eq!(
         files_in(dir.path()),
         BTreeSet::from(
-            ["all.csv", "all.csv.manifest.json", "all.csv.mapping.yaml"].map(String::from)
+            [
+                "all.csv",
+                "all.csv.manifest.json",
+                "all.csv.mapping.yaml",
+                "all.csv.snapshot.sz"
+            ]
+            .map(String::from)
         )
     );
 }
@@ -800,8 +807,8 @@ fn the_binary_exports_quietly_from_the_sandbox_and_fails_without_touching_the_fi
     assert!(stderr.contains("cli.xlsx"), "{stderr}");
     assert!(!stderr.contains("secret-token-value"));
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    // The export, its manifest and its mapping: untouched, nothing added.
-    assert_eq!(files_in(dir.path()).len(), 3);
+    // The export, its manifest, its mapping and its snapshot: untouched, nothing added.
+    assert_eq!(files_in(dir.path()).len(), 4);
 
     // A format the extension does not name is refused before anything runs.
     let run = bin()

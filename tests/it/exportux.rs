@@ -219,8 +219,8 @@ fn dash_streams_csv_and_jsonl_into_a_reading_pipe() {
     assert!(rows > 0 && headers[0] == "id", "{headers:?}");
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "only the manifest"
+        2,
+        "only the manifest and its snapshot"
     );
 
     let out = export_cmd(&["-q", "-o", "-", "--format", "jsonl"])

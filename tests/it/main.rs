@@ -1,6 +1,7 @@
 //! One integration-test binary; each module builds its own world (a sandbox on port 0, a temp dir).
 mod adaptive;
 mod api;
+mod changes;
 mod cli;
 mod client;
 mod cliux;

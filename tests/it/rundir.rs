@@ -430,7 +430,12 @@ async fn an_export_removes_a_killed_exports_temp_file_and_leaves_none_when_it_fa
     let names: Vec<String> = snapshot(&dir).into_keys().collect();
     assert_eq!(
         names,
-        ["out.csv", "out.csv.manifest.json", "out.csv.mapping.yaml"]
+        [
+            "out.csv",
+            "out.csv.manifest.json",
+            "out.csv.mapping.yaml",
+            "out.csv.snapshot.sz"
+        ]
     );
 
     let mut config = w.config();
