@@ -650,6 +650,11 @@ impl Row<'_> {
                 self.region_doubt(c, o, (text, numeric), (region, &read.phone), (other, why));
             }
         }
+        let column = match o {
+            Origin::Column(i) => Some(self.r.headers[i].clone()),
+            _ => None,
+        };
+        d.phone_cell = Some((column, text.to_owned()));
         Some(read.phone)
     }
 

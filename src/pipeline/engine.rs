@@ -56,6 +56,8 @@ pub struct Row {
     /// A later row of the file shares one of this row's keys (email, identifier or phone): a
     /// contact this row creates is remembered for it. `false` lets the engine forget it.
     pub later: bool,
+    /// The first line of the file with this row's phone, when it is an earlier one.
+    pub phone_of: Option<u64>,
 }
 
 /// How a row ended.
@@ -212,6 +214,9 @@ pub struct Engine {
     /// The notes each contact of the rows in flight carries (as far as the run knows: read
     /// once from the server, or none for a contact the run created, plus the notes added).
     carried: Mutex<HashMap<u64, Vec<String>>>,
+    /// Rows with a phone that a later row of the file shares: line → the row's contact (so that
+    /// the later row's `phone_in_use` names the row).
+    phone_rows: Mutex<HashMap<u64, u64>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
     note_checks: AtomicU64,
     /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
@@ -263,6 +268,7 @@ impl Engine {
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
             carried: Mutex::new(HashMap::new()),
+            phone_rows: Mutex::new(HashMap::new()),
             note_checks: AtomicU64::new(0),
             search_slots: Semaphore::new(opts.concurrency.max(1)),
             searching: AtomicUsize::new(0),
@@ -422,6 +428,12 @@ impl Engine {
     /// it), and a contact it created (unless a later row of the file shares one of its keys),
     /// so that what the engine holds does not grow with the file.
     fn forget(&self, row: &Row, r: &RowResult, waited_on: bool) {
+        if row.later
+            && row.draft.phone_number.is_some()
+            && let Some(id) = r.contact_id
+        {
+            self.phone_rows.lock().unwrap().insert(row.line, id);
+        }
         if !waited_on
             && !row.later
             && let Some(id) = r.contact_id
@@ -482,7 +494,10 @@ impl Engine {
     fn decide(&self, row: &Row, phone_refused: bool) -> (Action, Option<RowWarning>) {
         let known = self.known.lock().unwrap();
         let action = plan::decide(&row.draft, &row.keys, &known, self.policy);
-        plan::phone_in_use(action, &row.draft, &known, self.policy, phone_refused)
+        let rows = self.phone_rows.lock().unwrap();
+        let row_of = |h| row.phone_of.filter(|l| rows.get(l) == Some(&h));
+        let refused = (phone_refused, &row_of as &dyn Fn(u64) -> Option<u64>);
+        plan::phone_in_use(action, &row.draft, &known, self.policy, refused)
     }
 
     /// Decide and apply one row: decide from what is known, write, and decide again after a
@@ -910,6 +925,7 @@ mod tests {
             keys: lookup::all_keys(&draft),
             draft,
             later: true,
+            phone_of: None,
         }
     }
 

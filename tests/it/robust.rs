@@ -1,0 +1,121 @@
+//! Other people's files and honest run directories: rows of one file sharing a phone (each
+//! contact created, the later ones without the phone and a warning naming the first row, the same
+//! reports run after run), ...
+use std::path::Path;
+use std::process::Command;
+
+use tempfile::TempDir;
+
+const PHONE_MAPPING: &str = r#"version: 1
+match:
+  on: [email, identifier]
+fields:
+  name: Name
+  email: Email
+  identifier: ID
+  phone_number: Phone
+"#;
+
+/// `doto-bulk ARGS` in `dir`; panics unless it exits `code`.
+fn doto(dir: &Path, args: &[&str], code: i32) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DOTO_API_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    err
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `results.csv` without its `contact_id` column (ids depend on which concurrent create the
+/// server saw first).
+fn results_without_ids(run: &Path) -> String {
+    read(run, "results.csv")
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(2);
+            f.join(",")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn rows_sharing_a_phone_are_all_created_and_the_later_ones_name_the_first_row() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("Name,Email,ID,Phone\n");
+    for i in 0..60 {
+        // Every fifth row shares the phone of the row five lines above (three groups of four
+        // rows with one phone each, written differently); the others have phones of their own.
+        let phone = match i % 5 {
+            0 if i < 20 => "+44 20 7946 0001".to_owned(),
+            0 => format!("020 7946 {:04}", 1000 + i),
+            _ => format!("+44 20 7946 {:04}", 2000 + i),
+        };
+        let phone = if i == 10 {
+            "+442079460001".to_owned()
+        } else {
+            phone
+        };
+        csv.push_str(&format!("P{i},p{i}@x.com,ID{i},{phone}\n"));
+    }
+    std::fs::write(d.join("p.csv"), csv).unwrap();
+    std::fs::write(d.join("p.yaml"), PHONE_MAPPING).unwrap();
+    let mut reports = Vec::new();
+    for run in ["a", "b"] {
+        let args = [
+            "import",
+            "p.csv",
+            "-m",
+            "p.yaml",
+            "--sandbox",
+            "--phone-region",
+            "GB",
+        ];
+        doto(d, &[&args[..], &["--out", run, "-q"]].concat(), 0);
+        let r = d.join(run);
+        let summary: serde_json::Value = serde_json::from_str(&read(&r, "summary.json")).unwrap();
+        assert_eq!(summary["outcomes"]["created"], 60, "{summary}");
+        reports.push((
+            read(&r, "warnings.csv"),
+            read(&r, "failures.csv"),
+            results_without_ids(&r),
+        ));
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "the same file twice gives the same reports"
+    );
+    let warnings = &reports[0].0;
+    // Rows 7, 12 and 17 (lines) share row 2's phone; nobody else is warned.
+    let warned: Vec<&str> = warnings.lines().skip(1).collect();
+    assert_eq!(warned.len(), 3, "{warnings}");
+    for (w, line, cell) in [
+        (warned[0], 7, "+44 20 7946 0001"),
+        (warned[1], 12, "+442079460001"),
+        (warned[2], 17, "+44 20 7946 0001"),
+    ] {
+        assert!(
+            w.contains(&format!(",{line},phone_in_use,phone_number,")),
+            "{w}"
+        );
+        assert!(
+            w.contains("held by the contact of row 2, which has the same phone"),
+            "{w}"
+        );
+        assert!(w.contains("imported without it"), "{w}");
+        // The original value is the cell as read, not the normalised number.
+        assert!(
+            w.ends_with(&format!(",'{cell}")) || w.ends_with(&format!(",{cell}")),
+            "{w}"
+        );
+    }
+}
