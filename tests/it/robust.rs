@@ -119,3 +119,64 @@ fn rows_sharing_a_phone_are_all_created_and_the_later_ones_name_the_first_row() 
         );
     }
 }
+
+#[test]
+fn a_header_with_a_quote_left_open_is_one_error_naming_the_line_and_the_quote() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("m.yaml"), PHONE_MAPPING).unwrap();
+    let write = |name: &str, body: &[u8]| std::fs::write(d.join(name), body).unwrap();
+    write(
+        "open.csv",
+        b"\"Name,Email,ID,Phone\nAnn,ann@x.com,A1,+442079460963\nBob,bob@x.com,B1,\n",
+    );
+    let err = doto(d, &["validate", "open.csv", "-m", "m.yaml"], 1);
+    assert!(
+        err.contains("open.csv: line 1: the header row has a quote that is never closed"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"the quote opens "\"Name,Email,ID,Phone""#),
+        "{err}"
+    );
+    assert!(!err.contains("is not in the file's headers"), "{err}");
+    assert_eq!(err.matches("error").count(), 1, "one error: {err}");
+    // Closed by a later quote that does not end a field: the same error, naming the line it
+    // opened on.
+    write(
+        "later.csv",
+        b"Name,\"Email,ID,Phone\nAnn,ann@x.com,\"A1\",1\nBob,bob@x.com,B1,2\n",
+    );
+    let err = doto(d, &["validate", "later.csv", "-m", "m.yaml"], 1);
+    assert!(
+        err.contains(
+            "later.csv: line 1: the header row has a quote that is not closed on its line"
+        ),
+        "{err}"
+    );
+    // A header name on two lines in well-formed quotes is still a header.
+    write("two.csv", b"Name,\"E\nmail\",ID,Phone\nAnn,ann@x.com,A1,\n");
+    let err = doto(d, &["validate", "two.csv", "-m", "m.yaml"], 1);
+    assert!(
+        err.contains(r#"column "Email" is not in the file's headers; closest: "E\nmail""#),
+        "{err}"
+    );
+    // A trailing empty column and two empty headers: warned, the rest read.
+    write("blank.csv", b"Name,,Email,ID,Phone,\nAnn,,ann@x.com,A1,,\n");
+    let err = doto(
+        d,
+        &["validate", "blank.csv", "-m", "m.yaml", "--out", "v"],
+        0,
+    );
+    assert!(err.contains("column 2 has a blank header name"), "{err}");
+    assert!(err.contains("column 6 has a blank header name"), "{err}");
+    // A file that is only a byte-order mark (and a line end) has no header row.
+    for body in [&b"\xef\xbb\xbf"[..], b"\xef\xbb\xbf\r\n"] {
+        write("bom.csv", body);
+        let err = doto(d, &["validate", "bom.csv", "-m", "m.yaml"], 1);
+        assert!(
+            err.contains("bom.csv: the file is empty: there is no header row"),
+            "{err}"
+        );
+    }
+}
