@@ -513,6 +513,9 @@ pub struct Summary {
 /// The counts of a resumed run split by invocation (each sums to `outcomes` with the other).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Resumed {
+    /// This invocation's number (the first run is 1; `run.json`'s `resumes` has the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<usize>,
     pub earlier_invocations: BTreeMap<String, u64>,
     pub this_invocation: BTreeMap<String, u64>,
 }
@@ -521,6 +524,7 @@ impl Resumed {
     /// Earlier invocations finished `earlier`; this one's counts are known at the end.
     pub fn after(earlier: BTreeMap<String, u64>) -> Resumed {
         Resumed {
+            invocation: None,
             earlier_invocations: earlier,
             this_invocation: BTreeMap::new(),
         }

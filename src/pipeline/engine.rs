@@ -234,6 +234,8 @@ struct Tries {
     attempts: u32,
     /// The server refused the row's phone as taken (a 422 naming only `phone_number`).
     phone_refused: bool,
+    /// The warning of the write being sent (journaled with it).
+    warning: Option<RowWarning>,
 }
 
 /// Settings of an [`Engine`].
@@ -509,7 +511,9 @@ impl Engine {
             && s.done
         {
             let outcome = s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged);
-            return Ok(result(row, outcome, s.contact_id, vec![]));
+            let mut r = result(row, outcome, s.contact_id, vec![]);
+            r.warnings.clone_from(&s.warnings);
+            return Ok(r);
         }
         if self.dry_run {
             return Ok(self.simulate(row));
@@ -519,6 +523,7 @@ impl Engine {
         let mut tries = Tries::default();
         loop {
             let (action, warning) = self.decide(row, tries.phone_refused);
+            tries.warning.clone_from(&warning);
             if !begun && !row.draft.notes.is_empty() {
                 begun = self.begin(row, &action).await?;
             }
@@ -584,7 +589,7 @@ impl Engine {
                 self.known.lock().unwrap().insert(c);
                 // A contact just created carries no note.
                 self.carried.lock().unwrap().insert(id, Vec::new());
-                return self.created(row, id, earlier).await.map(Some);
+                return self.created(row, id, earlier, tries).await.map(Some);
             }
             // Only the phone is taken: sent again without it, no search (it would not help).
             Err(err) if is_phone_taken(&err) && !tries.phone_refused => {
@@ -611,15 +616,22 @@ impl Engine {
             && found
             && let (Action::Unchanged { id }, _) = self.decide(row, tries.phone_refused)
         {
-            return self.created(row, id, earlier).await.map(Some);
+            return self.created(row, id, earlier, tries).await.map(Some);
         }
         Ok(None)
     }
 
     /// Contact `id` was created for the row: journal it, then its notes.
-    async fn created(&self, row: &Row, id: u64, earlier: &Earlier) -> Result<RowResult> {
+    async fn created(
+        &self,
+        row: &Row,
+        id: u64,
+        earlier: &Earlier,
+        tries: &Tries,
+    ) -> Result<RowResult> {
         let mut e = Entry::new(row.line, &row.hash, Op::Create);
         e.contact_id = Some(id);
+        e.warnings.extend(tries.warning.clone());
         e.done = row.draft.notes.is_empty();
         self.record(e).await?;
         self.notes(row, id, Outcome::Created, earlier).await
@@ -645,6 +657,7 @@ impl Engine {
                 let (before, after) = split_changes(changes);
                 e.before = Some(before);
                 e.after = Some(after);
+                e.warnings.extend(tries.warning.clone());
                 e.done = row.draft.notes.is_empty();
                 self.record(e).await?;
                 let o = earlier.write.map_or(Outcome::Updated, |(o, _)| o);

@@ -1,10 +1,20 @@
 //! Other people's files and honest run directories: rows of one file sharing a phone (each
 //! contact created, the later ones without the phone and a warning naming the first row, the same
-//! reports run after run), ...
+//! reports run after run); a header with a quote left open; an interrupted run resumed ends with
+//! the reports of a clean run, and `run.json` records each invocation.
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use doto_bulk::api::Concurrency;
+use doto_bulk::cmd::import::{Args, run_import};
+use doto_bulk::sandbox::route;
+use serde_json::Value;
 use tempfile::TempDir;
+
+use crate::import::World;
 
 const PHONE_MAPPING: &str = r#"version: 1
 match:
@@ -179,4 +189,98 @@ fn a_header_with_a_quote_left_open_is_one_error_naming_the_line_and_the_quote() 
             "{err}"
         );
     }
+}
+
+/// `n` rows; every tenth shares the phone of the first row of its hundred (written another way),
+/// so that rows finished before an interruption carry `phone_in_use` warnings.
+fn shared_phone_rows(n: usize) -> String {
+    let mut csv = String::from("Name,Email,ID,Phone\n");
+    for i in 0..n {
+        let phone = match i % 10 {
+            0 => format!("+44 20 7946 {:04}", i / 100),
+            _ => format!("+4420794{:05}", 10_000 + i),
+        };
+        csv.push_str(&format!("P{i},p{i}@x.com,ID{i},{phone}\n"));
+    }
+    csv
+}
+
+/// The reports a run directory ends with (`results.csv` without the contact ids).
+fn reports(run: &Path) -> (String, String, String) {
+    let r = (
+        read(run, "warnings.csv"),
+        read(run, "failures.csv"),
+        results_without_ids(run),
+    );
+    assert!(r.0.contains("phone_in_use"), "{}", r.0);
+    r
+}
+
+fn json(run: &Path, name: &str) -> Value {
+    serde_json::from_str(&read(run, name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_and_resumed_ends_with_a_clean_runs_reports_and_records_each_invocation()
+{
+    const N: usize = 300;
+    let csv = shared_phone_rows(N);
+    let clean = World::plain().await;
+    let run = clean.import(&csv, PHONE_MAPPING, "run", |_| {}).await;
+    assert_eq!(run.exit_code, 0);
+    let want = reports(&run.run_dir);
+
+    let w = World::plain().await;
+    let file = w.write("f.csv", &csv);
+    let map = w.write("m.yaml", PHONE_MAPPING);
+    let mut args = Args::new(&file, &map);
+    args.out = Some(w.path("run"));
+    args.concurrency = Concurrency::Fixed(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, sb) = (Arc::clone(&stop), w.sb.state().clone());
+    tokio::spawn(async move {
+        while sb.stats().count("POST", route::CONTACTS) < 150 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
+    let first = run_import(&args, w.config(), true, stop).await.unwrap();
+    assert_eq!(first.exit_code, 130);
+    let done = first.summary.outcomes["created"];
+    assert!((20..N as u64).contains(&done), "{done}");
+    let journal = read(&first.run_dir, "journal.jsonl");
+    assert!(
+        journal.contains("phone_in_use"),
+        "a finished row's warning is journaled"
+    );
+
+    for _ in 0..2 {
+        let mut resume = Args::new(&file, &map);
+        resume.resume = Some(first.run_dir.clone());
+        let again = run_import(&resume, w.config(), true, Arc::new(AtomicBool::new(false)))
+            .await
+            .unwrap();
+        assert_eq!(again.exit_code, 0);
+    }
+    assert_eq!(w.by_email().len(), N);
+    assert_eq!(reports(&first.run_dir), want, "the reports of a clean run");
+
+    let record = json(&first.run_dir, "run.json");
+    assert_eq!(record["exit_code"], 130, "{record:#}");
+    assert!(record["finished_at"].as_str().unwrap() > record["started_at"].as_str().unwrap());
+    let resumes = record["resumes"].as_array().unwrap();
+    assert_eq!(resumes.len(), 2, "{record:#}");
+    for (i, r) in resumes.iter().enumerate() {
+        assert_eq!(r["exit_code"], 0, "{record:#}");
+        assert!(r["finished_at"].as_str().unwrap() > r["started_at"].as_str().unwrap());
+        let before = if i == 0 {
+            &record["finished_at"]
+        } else {
+            &resumes[0]["finished_at"]
+        };
+        assert!(r["started_at"].as_str().unwrap() >= before.as_str().unwrap());
+        assert!(r["command_line"].is_array() && r["tool_version"].is_string());
+    }
+    let summary = json(&first.run_dir, "summary.json");
+    assert_eq!(summary["resumed"]["invocation"], 3, "{summary:#}");
 }
