@@ -284,3 +284,51 @@ async fn a_run_interrupted_and_resumed_ends_with_a_clean_runs_reports_and_record
     let summary = json(&first.run_dir, "summary.json");
     assert_eq!(summary["resumed"]["invocation"], 3, "{summary:#}");
 }
+
+#[test]
+fn two_writers_of_one_json_file_never_leave_it_torn() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path().to_path_buf();
+    // Two values of different sizes (a torn file would be a mix, or cut short).
+    let values: Vec<Value> = (0..2)
+        .map(|w| serde_json::json!({"writer": w, "rows": vec![w; 20_000 + 30_000 * w]}))
+        .collect();
+    doto_bulk::report::write_json_atomic(&d, "summary.json", &values[0]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (d, stop, values) = (d.clone(), Arc::clone(&stop), values.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let text = std::fs::read_to_string(d.join("summary.json")).unwrap();
+                let v: Value = serde_json::from_str(&text).expect("a whole JSON document");
+                assert!(values.contains(&v));
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let writers: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let (d, v) = (d.clone(), v.clone());
+            std::thread::spawn(move || {
+                for _ in 0..30 {
+                    doto_bulk::report::write_json_atomic(&d, "summary.json", &v).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    let v: Value = serde_json::from_str(&read(&d, "summary.json")).unwrap();
+    assert!(values.contains(&v));
+    let names: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["summary.json"], "no temporary file is left");
+}
