@@ -1,7 +1,8 @@
 //! Other people's files and honest run directories: rows of one file sharing a phone (each
 //! contact created, the later ones without the phone and a warning naming the first row, the same
 //! reports run after run); a header with a quote left open; an interrupted run resumed ends with
-//! the reports of a clean run, and `run.json` records each invocation.
+//! the reports of a clean run, and `run.json` records each invocation; two writers of one JSON
+//! file; `region_from` as a list (Zoho's Mailing Country, else Mailing State).
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use doto_bulk::api::Concurrency;
 use doto_bulk::cmd::import::{Args, run_import};
+use doto_bulk::mapping::Mapping;
+use doto_bulk::model::ErrorCode;
 use doto_bulk::sandbox::route;
+use doto_bulk::source::Record;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -331,4 +335,87 @@ fn two_writers_of_one_json_file_never_leave_it_torn() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["summary.json"], "no temporary file is left");
+}
+
+/// `cells` of a `Name,Email,Mobile,Mailing State,Mailing Country` row through `yaml`: the phone and the
+/// warnings' codes.
+fn region_row(yaml: &str, headers: &[&str], cells: &[&str]) -> (String, Vec<ErrorCode>) {
+    let m = Mapping::parse(yaml, "m.yaml").unwrap_or_else(|e| panic!("{e:#}"));
+    let h: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
+    let rec = Record {
+        line: 2,
+        fields: cells.iter().map(|s| s.to_string()).collect(),
+        numeric: vec![false; cells.len()],
+    };
+    let d = m.resolve(&h).unwrap().apply(&rec).unwrap();
+    let phone = d
+        .phone_number
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    (phone, d.warnings.iter().map(|w| w.code).collect())
+}
+
+#[test]
+fn region_from_takes_a_list_and_the_first_non_blank_column_gives_the_region() {
+    let list = "version: 1\ndefaults:\n  phone_region: GB\nfields:\n  name: Name\n  email: Email\n  \
+                phone_number: { from: Mobile, region_from: [\"Mailing Country\", \"Mailing State\"], optional: true }\n";
+    let all = [
+        "Name",
+        "Email",
+        "Mobile",
+        "Mailing State",
+        "Mailing Country",
+    ];
+    // The country wins; a blank country gives way to the state (a Canadian province here);
+    // both blank: the default region.
+    let cases = [
+        (
+            ["A", "x@y.com", "(416) 555-0100", "ON", "Canada"],
+            "+14165550100",
+        ),
+        (
+            ["B", "x@y.com", "020 7946 0963", "ON", "United Kingdom"],
+            "+442079460963",
+        ),
+        (["C", "x@y.com", "(416) 555-0100", "ON", ""], "+14165550100"),
+        (["D", "x@y.com", "020 7946 0963", "", " "], "+442079460963"),
+    ];
+    for (cells, want) in cases {
+        assert_eq!(region_row(list, &all, &cells).0, want, "{cells:?}");
+    }
+    // Zoho's default contacts layout has no Mailing Country: the state is used.
+    let no_country = ["Name", "Email", "Mobile", "Mailing State"];
+    let (phone, codes) = region_row(list, &no_country, &["E", "x@y.com", "(303) 555-0101", "CO"]);
+    assert_eq!((phone.as_str(), codes), ("+13035550101", vec![]));
+    // The single-column form still works, and an unknown country in the first non-blank
+    // column is reported (the default region is used), not passed over.
+    let single = list.replace(
+        "[\"Mailing Country\", \"Mailing State\"]",
+        "\"Mailing Country\"",
+    );
+    assert_eq!(
+        region_row(
+            &single,
+            &all,
+            &["F", "x@y.com", "(416) 555-0100", "", "Canada"]
+        )
+        .0,
+        "+14165550100"
+    );
+    let (phone, codes) = region_row(
+        list,
+        &all,
+        &["G", "x@y.com", "020 7946 0963", "ON", "Narnia"],
+    );
+    assert_eq!(
+        (phone.as_str(), codes),
+        ("+442079460963", vec![ErrorCode::UnknownRegion])
+    );
+    // An empty list is refused when the mapping is read.
+    let empty = list.replace("[\"Mailing Country\", \"Mailing State\"]", "[]");
+    let e = Mapping::parse(&empty, "m.yaml").unwrap_err();
+    assert!(
+        format!("{e:#}").contains("`region_from:` lists no column"),
+        "{e:#}"
+    );
 }
