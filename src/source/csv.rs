@@ -410,9 +410,16 @@ fn refuse_binary(file: &str, prefix: &[u8], det: &Detected) -> anyhow::Result<()
     if let Some(what) = what {
         bail!("{file}: not CSV text: the file is {what}");
     }
-    if let Some(at) = head.iter().position(|&b| b == 0) {
+    // A stray NUL or two in text (a database export) is its row's `invisible_characters`
+    // error; many are binary data, or UTF-16 without a byte-order mark.
+    let nuls = count(head, 0);
+    if let Some(at) = head.iter().position(|&b| b == 0)
+        && (nuls > 4 || nuls * 20 > head.len() as u64)
+    {
+        let line = count(&head[..at], b'\n') + 1;
         bail!(
-            "{file}: not CSV text: binary data (a NUL byte at offset {at}); if it is UTF-16 text without a byte-order mark, set the encoding in the mapping's source section"
+            "{file}: not CSV text: binary data ({nuls} NUL bytes in the first {} bytes, the first on line {line}, at byte {at}); if it is UTF-16 text without a byte-order mark, set the encoding in the mapping's source section",
+            head.len()
         );
     }
     let controls = head

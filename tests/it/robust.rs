@@ -419,3 +419,32 @@ fn region_from_takes_a_list_and_the_first_non_blank_column_gives_the_region() {
         "{e:#}"
     );
 }
+
+#[test]
+fn a_stray_nul_byte_fails_its_row_and_binary_data_is_refused_naming_the_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("m.yaml"), PHONE_MAPPING).unwrap();
+    let body = "Name,Email,ID,Phone\nZ\0e,zoe@x.com,Z1,\nAnn,ann@x.com,A1,\n";
+    std::fs::write(d.join("nul.csv"), body).unwrap();
+    // An invalid row (exit 3); the other row is read.
+    doto(d, &["validate", "nul.csv", "-m", "m.yaml", "--out", "v"], 3);
+    let summary = json(&d.join("v"), "summary.json");
+    assert_eq!(summary["outcomes"]["invalid"], 1, "{summary:#}");
+    assert_eq!(summary["rows_read"], 2, "{summary:#}");
+    let failures = read(&d.join("v"), "failures.csv");
+    assert!(
+        failures.contains(",2,invisible_characters,Name,"),
+        "{failures}"
+    );
+    // Many NUL bytes: not text.
+    let mut bin = b"Name,Email\nAnn,a@x.com\n".to_vec();
+    bin.extend([0u8; 40]);
+    std::fs::write(d.join("bin.csv"), bin).unwrap();
+    let err = doto(d, &["validate", "bin.csv", "-m", "m.yaml"], 1);
+    assert!(
+        err.contains("bin.csv: not CSV text: binary data (40 NUL bytes"),
+        "{err}"
+    );
+    assert!(err.contains("the first on line 3"), "{err}");
+}
