@@ -589,14 +589,12 @@ mod tests {
             use crate::mapping::MatchKey;
             super::super::lookup::match_keys(&[MatchKey::Email, MatchKey::Identifier], d)
         };
+        // The row decided, then its phone checked (`refused`: the server said it is taken).
+        let in_use = |d: &ContactDraft, p: Policy, refused: bool| {
+            phone_in_use(decide(d, &keys(d), &k, p), d, &k, p, (refused, &|_| None))
+        };
         let d = with_phone("new@x.com", "N");
-        let (a, w) = phone_in_use(
-            decide(&d, &keys(&d), &k, UPSERT),
-            &d,
-            &k,
-            UPSERT,
-            (false, &|_| None),
-        );
+        let (a, w) = in_use(&d, UPSERT, false);
         match a {
             Action::Create(n) => assert_eq!(n.phone_number, None),
             other => panic!("{other:?}"),
@@ -609,33 +607,16 @@ mod tests {
         assert!(w.message.contains("contact 5"), "{}", w.message);
         // An update that only wanted the phone has nothing left to do.
         let d = with_phone("u@x.com", "U");
-        let (a, _) = phone_in_use(
-            decide(&d, &keys(&d), &k, UPSERT),
-            &d,
-            &k,
-            UPSERT,
-            (false, &|_| None),
-        );
+        let (a, _) = in_use(&d, UPSERT, false);
         assert_eq!(a, Action::Unchanged { id: 6 });
         // The holder itself keeps it; a phone nobody is known to hold, unless refused, too.
         let d = with_phone("h@x.com", "H");
-        let (a, w) = phone_in_use(
-            decide(&d, &keys(&d), &k, UPSERT),
-            &d,
-            &k,
-            UPSERT,
-            (false, &|_| None),
-        );
+        let (a, w) = in_use(&d, UPSERT, false);
         assert!(w.is_none() && a.name() == "update", "{a:?}");
         let mut free = with_phone("new@x.com", "N");
         free.phone_number = PhoneE164::parse("+33612345679", None, false).ok();
-        let act = decide(&free, &keys(&free), &k, UPSERT);
-        assert!(
-            phone_in_use(act.clone(), &free, &k, UPSERT, (false, &|_| None))
-                .1
-                .is_none()
-        );
-        let (_, w) = phone_in_use(act, &free, &k, UPSERT, (true, &|_| None));
+        assert!(in_use(&free, UPSERT, false).1.is_none());
+        let (_, w) = in_use(&free, UPSERT, true);
         assert!(w.unwrap().message.contains("refused"));
         let fail = Policy {
             identity: IdentityPolicy {
@@ -645,13 +626,7 @@ mod tests {
             ..UPSERT
         };
         let d = with_phone("new@x.com", "N");
-        match phone_in_use(
-            decide(&d, &keys(&d), &k, fail),
-            &d,
-            &k,
-            fail,
-            (false, &|_| None),
-        ) {
+        match in_use(&d, fail, false) {
             (Action::Fail { error, .. }, None) => assert_eq!(error.code, ErrorCode::PhoneInUse),
             other => panic!("{other:?}"),
         }

@@ -18,17 +18,8 @@ use doto_bulk::source::Record;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::identity::PHONE_MAPPING;
 use crate::import::World;
-
-const PHONE_MAPPING: &str = r#"version: 1
-match:
-  on: [email, identifier]
-fields:
-  name: Name
-  email: Email
-  identifier: ID
-  phone_number: Phone
-"#;
 
 /// `doto-bulk ARGS` in `dir`; panics unless it exits `code`.
 fn doto(dir: &Path, args: &[&str], code: i32) -> String {
