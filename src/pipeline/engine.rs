@@ -428,7 +428,9 @@ impl Engine {
     /// Row `row` finished as `r`; `waited_on`: a row taken already waits for it. What no later
     /// row needs is forgotten: the notes known of its contact (unless a later row may write to
     /// it), and a contact it created (unless a later row of the file shares one of its keys),
-    /// so that what the engine holds does not grow with the file.
+    /// so that what the engine holds does not grow with the file. A row with a phone that a
+    /// later row shares is remembered (its line and contact: 16 bytes) for the later row's
+    /// `phone_in_use` warning.
     fn forget(&self, row: &Row, r: &RowResult, waited_on: bool) {
         if row.later
             && row.draft.phone_number.is_some()

@@ -94,7 +94,8 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_region: Option<String>,
     pub started_at: String,
-    /// When the first invocation ended, and its exit code (absent: killed, or still running).
+    /// When the first invocation ended, and its exit code (absent: killed, still running, or
+    /// stopped by an error before its summary was written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,7 +105,8 @@ pub struct RunRecord {
     pub resumes: Vec<Invocation>,
 }
 
-/// One `--resume` of a run (in `run.json`).
+/// One `--resume` of a run (in `run.json`); `finished_at` and `exit_code` as the first
+/// invocation's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invocation {
     pub started_at: String,
