@@ -227,6 +227,8 @@ pub struct FullSpec {
     pub formats: Option<Columns>,
     /// One column or a list (the first non-blank one gives the row's region).
     pub region_from: Option<Spanned<Columns>>,
+    /// A separator: each cell holds several values (`a@x.com ::: b@y.com`), tried in order.
+    pub split: Option<Str>,
     /// A value that cannot be used fails the row (default: `defaults.required`, else false).
     pub required: Option<bool>,
     /// The columns may be absent from the file (blank on every row).

@@ -119,6 +119,24 @@ fn field(c: &Col) -> anyhow::Result<Arc<Type>> {
     Ok(Arc::new(t))
 }
 
+/// A Parquet file of the `fields` into `out`, as every table of an export is written (Snappy).
+pub fn file_writer<W: Write + Send>(
+    out: W,
+    name: &str,
+    fields: Vec<Arc<Type>>,
+) -> anyhow::Result<SerializedFileWriter<W>> {
+    let schema = Type::group_type_builder(name)
+        .with_fields(fields)
+        .build()
+        .context("the Parquet schema")?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("doto-bulk {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
+        .context("cannot start the Parquet file")
+}
+
 /// Days since 1970-01-01 of an ISO date `YYYY-MM-DD`.
 pub fn iso_date(s: &str) -> Option<i32> {
     if s.len() != 10 {
@@ -159,16 +177,7 @@ where
         kind: Kind::Text,
     }));
     let fields = cols.iter().map(field).collect::<anyhow::Result<_>>()?;
-    let schema = Type::group_type_builder("contacts")
-        .with_fields(fields)
-        .build()
-        .context("the Parquet schema")?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("doto-bulk {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut w = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
-        .context("cannot start the Parquet file")?;
+    let mut w = file_writer(out, "contacts", fields)?;
     let mut contacts = contacts.peekable();
     let mut group = Vec::with_capacity(ROW_GROUP.min(1024));
     while contacts.peek().is_some() {
