@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -513,6 +513,9 @@ pub struct Summary {
 /// The counts of a resumed run split by invocation (each sums to `outcomes` with the other).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Resumed {
+    /// This invocation's number (the first run is 1; `run.json`'s `resumes` has the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<usize>,
     pub earlier_invocations: BTreeMap<String, u64>,
     pub this_invocation: BTreeMap<String, u64>,
 }
@@ -521,6 +524,7 @@ impl Resumed {
     /// Earlier invocations finished `earlier`; this one's counts are known at the end.
     pub fn after(earlier: BTreeMap<String, u64>) -> Resumed {
         Resumed {
+            invocation: None,
             earlier_invocations: earlier,
             this_invocation: BTreeMap::new(),
         }
@@ -708,15 +712,26 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Write `value` as pretty JSON to `dir/name`, through a temporary name renamed over it, so a
-/// reader never sees half of it: every run's `summary.json` goes through here.
+/// Write `value` as pretty JSON to `dir/name`, through a temporary file of a unique name in
+/// `dir` renamed over it, so a reader never sees half of it and two writers (two processes on one
+/// run directory) never write into one temporary file: the last rename wins, whole. Every run's
+/// `summary.json` goes through here.
 pub fn write_json_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
     let mut body = serde_json::to_vec_pretty(value)?;
     body.push(b'\n');
-    fs::write(&tmp, body).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))
+    let cannot = || format!("{}: cannot write", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(cannot)?;
+    tmp.write_all(&body).with_context(cannot)?;
+    tmp.as_file().sync_data().with_context(cannot)?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .with_context(cannot)?;
+    Ok(())
 }
 
 /// `1234567` → `1,234,567`.

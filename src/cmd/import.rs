@@ -248,6 +248,14 @@ pub async fn run_import(
     let client = Client::new(config)?;
     let (dir, ledger) = open_run(args, &record, &client, quiet).await?;
     let result = import_into(args, input, dir.clone(), ledger, client, quiet, interrupt).await;
+    if let Ok(r) = &result {
+        let at = r
+            .summary
+            .finished_at
+            .clone()
+            .unwrap_or_else(crate::report::now);
+        RunRecord::ended(dir.path(), &at, r.exit_code)?;
+    }
     // A fresh run that failed before its first write leaves no empty run directory behind.
     if result.is_err() && args.resume.is_none() && dir.discard_if_unused() && !quiet {
         eprintln!(
@@ -272,7 +280,9 @@ async fn import_into(
     let mut summary = Summary::new("import", &args.file, &args.mapping, &ACTIONS);
     summary.header_warnings = input.header_warnings();
     if args.resume.is_some() {
-        summary.resumed = Some(Resumed::after(ledger.done_outcomes()));
+        let mut r = Resumed::after(ledger.done_outcomes());
+        r.invocation = RunRecord::read(&run_dir)?.map(|rec| rec.resumes.len() + 1);
+        summary.resumed = Some(r);
     }
     let mut out = ImportReports::create(dir, &input.headers, summary, args.dry_run)?;
     let policy = Policy {
@@ -429,6 +439,7 @@ async fn open_run(
     }
     let ledger = Ledger::read(&d.join("journal.jsonl"))?;
     let checked = check_done_contacts(client, d, args.verify, args.concurrency.initial()).await?;
+    record.resume(d)?;
     if !quiet && checked > 0 {
         eprintln!(
             "resuming: the {} checked {} on the server",

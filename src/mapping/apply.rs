@@ -369,7 +369,7 @@ impl Row<'_> {
         let reads = |c: &Compiled| c.cols.contains(&i);
         let attrs =
             Field::attribute_maps().any(|f| attribute_defs(r, f).iter().any(|(_, c)| reads(c)));
-        r.region_col != Some(i)
+        !r.region_cols.contains(&i)
             && !attrs
             && !r.notes.iter().any(reads)
             && r.fields
@@ -619,7 +619,7 @@ impl Row<'_> {
         };
         let row = self.row_region();
         let region = match row {
-            RowRegion::Row(rr) => Some(rr.region),
+            RowRegion::Row(rr, _) => Some(rr.region),
             _ => self.r.default_region,
         };
         let read = match PhoneE164::read(text, region, numeric) {
@@ -637,7 +637,7 @@ impl Row<'_> {
         }
         if read.national {
             let other = match row {
-                RowRegion::Row(rr) => rr.other.map(|x| (x, self.region_column_says())),
+                RowRegion::Row(rr, rc) => rr.other.map(|x| (x, self.region_column_says(rc))),
                 RowRegion::Unknown(rc, country) => {
                     let msg = self.unknown_region(rc, country);
                     self.warn(ErrorCode::UnknownRegion, c, o, text, msg);
@@ -647,7 +647,7 @@ impl Row<'_> {
             };
             // Read with the default region: counted, and checked against the email's country.
             let other = match (row, region) {
-                (RowRegion::Row(_), _) | (_, None) => other,
+                (RowRegion::Row(..), _) | (_, None) => other,
                 (_, Some(def)) => {
                     d.phone_read_as = Some(def);
                     let email = d.email.as_ref().map(|e| e.as_str());
@@ -658,6 +658,11 @@ impl Row<'_> {
                 self.region_doubt(c, o, (text, numeric), (region, &read.phone), (other, why));
             }
         }
+        let column = match o {
+            Origin::Column(i) => Some(self.r.headers[i].clone()),
+            _ => None,
+        };
+        d.phone_cell = Some((column, text.to_owned()));
         Some(read.phone)
     }
 
@@ -673,11 +678,8 @@ impl Row<'_> {
         )
     }
 
-    fn region_column_says(&self) -> String {
-        let rc = self
-            .r
-            .region_col
-            .expect("a row region comes from region_from");
+    /// What the `region_from` column `rc` says on this row.
+    fn region_column_says(&self, rc: usize) -> String {
         let h = &self.r.headers[rc];
         format!("column {h:?}: {}", shown(cell(self.rec, rc).trim()))
     }
@@ -713,17 +715,17 @@ impl Row<'_> {
 }
 
 impl<'a> Row<'a> {
-    /// The row's `region_from` value, read.
+    /// The row's `region_from` value (its first non-blank column), read.
     fn row_region(&self) -> RowRegion<'a> {
-        let Some(rc) = self.r.region_col else {
+        let found = self.r.region_cols.iter().find_map(|&rc| {
+            let country = cell(self.rec, rc).trim();
+            (!country.is_empty()).then_some((rc, country))
+        });
+        let Some((rc, country)) = found else {
             return RowRegion::Default;
         };
-        let country = cell(self.rec, rc).trim();
-        if country.is_empty() {
-            return RowRegion::Default;
-        }
         match Region::from_row(&self.r.headers[rc], country) {
-            Some(rr) => RowRegion::Row(rr),
+            Some(rr) => RowRegion::Row(rr, rc),
             None => RowRegion::Unknown(rc, country),
         }
     }
@@ -750,7 +752,8 @@ fn into_error(w: RowWarning) -> RowError {
 enum RowRegion<'a> {
     /// No `region_from`, or a blank one: the mapping's default region.
     Default,
-    Row(crate::normalise::RowRegion),
+    /// A region read from the `region_from` column `usize`.
+    Row(crate::normalise::RowRegion, usize),
     /// (column, value): not a country; the default region is used.
     Unknown(usize, &'a str),
 }

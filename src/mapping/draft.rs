@@ -30,6 +30,10 @@ pub struct ContactDraft {
     /// `defaults.phone_region`): counted in the summary ("412 phones ... were read as DE").
     #[serde(skip)]
     pub phone_read_as: Option<Region>,
+    /// Where the phone came from: its column (none for a template or a constant) and the text
+    /// as read (what a warning about the phone shows as the original value).
+    #[serde(skip)]
+    pub phone_cell: Option<(Option<String>, String)>,
 }
 
 /// One parsed value of a scalar field, of the field's kind.

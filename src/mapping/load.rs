@@ -645,7 +645,7 @@ pub(super) fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef
             required: false,
             split: None,
         },
-        region_from: None,
+        region_from: Vec::new(),
         optional: false,
     }
 }
@@ -692,10 +692,18 @@ impl Def<'_, '_> {
 
     /// `from:` one column or a list; a single name YAML read as a number is taken as written.
     fn columns(&self, from: Spanned<spec::Columns>) -> anyhow::Result<SourceDef> {
+        let cols = self.column_refs(from);
+        if cols.is_empty() {
+            return Err(self.err("`from:` lists no column"));
+        }
+        Ok(SourceDef::Columns(cols))
+    }
+
+    /// The columns of a `from:`-style list, each with its line.
+    fn column_refs(&self, from: Spanned<spec::Columns>) -> Vec<ColRef> {
         let from_line = line_of(&from);
         let first_written = from.value.1.then(|| self.cx.written(&from, String::new()));
-        let cols: Vec<ColRef> = from
-            .value
+        from.value
             .0
             .into_iter()
             .map(|c| ColRef {
@@ -708,11 +716,7 @@ impl Def<'_, '_> {
                     None => c.value,
                 },
             })
-            .collect();
-        if cols.is_empty() {
-            return Err(self.err("`from:` lists no column"));
-        }
-        Ok(SourceDef::Columns(cols))
+            .collect()
     }
 
     /// `type:` (with its `formats:`), or the slot's default type.
@@ -772,15 +776,18 @@ impl Def<'_, '_> {
         Ok(())
     }
 
-    /// `region_from:`, which only the phone number has.
-    fn region_from(&self, r: Option<spec::Str>) -> anyhow::Result<Option<ColRef>> {
+    /// `region_from:` (one column or a list), which only the phone number has.
+    fn region_from(&self, r: Option<Spanned<spec::Columns>>) -> anyhow::Result<Vec<ColRef>> {
         match r {
-            Some(r) if self.slot.kind() == Some(FieldKind::Phone) => Ok(Some(ColRef {
-                line: line_of(&r),
-                name: r.value,
-            })),
+            Some(r) if self.slot.kind() == Some(FieldKind::Phone) => {
+                let cols = self.column_refs(r);
+                if cols.is_empty() {
+                    return Err(self.err("`region_from:` lists no column"));
+                }
+                Ok(cols)
+            }
             Some(_) => Err(self.err("`region_from:` only applies to fields.phone_number")),
-            None => Ok(None),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -250,8 +250,9 @@ pub struct Resolved {
     used: Box<[usize]>,
     /// The scalar fields mapped, in the order `apply` reads them (`apply::read_order`).
     fields: Box<[(Field, Compiled)]>,
-    /// The phone number's `region_from` column.
-    region_col: Option<usize>,
+    /// The phone number's `region_from` columns found in the file (the first non-blank one
+    /// gives a row's region).
+    region_cols: Box<[usize]>,
     custom_attributes: Box<[(String, Compiled)]>,
     additional_attributes: Box<[(String, Compiled)]>,
     notes: Box<[Compiled]>,

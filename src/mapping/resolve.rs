@@ -65,11 +65,12 @@ pub fn resolve(m: &Mapping, headers: &[String]) -> anyhow::Result<Resolved> {
             fields.sort_by_key(|(f, _)| super::apply::read_order(*f));
             fields.into()
         },
-        region_col: f
+        region_cols: f
             .0
             .iter()
-            .find_map(|(_, d)| d.region_from.as_ref())
-            .and_then(col),
+            .flat_map(|(_, d)| &d.region_from)
+            .filter_map(col)
+            .collect(),
         custom_attributes: attrs(&custom),
         additional_attributes: attrs(&additional),
         notes: m.notes.iter().map(compile).collect(),

@@ -225,7 +225,8 @@ pub struct FullSpec {
     pub ty: Option<Spanned<TypeSpec>>,
     /// One format or a list.
     pub formats: Option<Columns>,
-    pub region_from: Option<Str>,
+    /// One column or a list (the first non-blank one gives the row's region).
+    pub region_from: Option<Spanned<Columns>>,
     /// A separator: each cell holds several values (`a@x.com ::: b@y.com`), tried in order.
     pub split: Option<Str>,
     /// A value that cannot be used fails the row (default: `defaults.required`, else false).

@@ -66,8 +66,8 @@ pub struct ValueDef {
     pub target: String,
     pub source: SourceDef,
     pub modifiers: Modifiers,
-    /// `region_from` (phone_number only).
-    pub region_from: Option<ColRef>,
+    /// `region_from` (phone_number only): the first non-blank of these columns.
+    pub region_from: Vec<ColRef>,
     /// `optional: true`: the columns may be absent from the file.
     pub optional: bool,
 }

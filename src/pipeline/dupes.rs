@@ -196,6 +196,9 @@ pub struct Held {
     /// The first line of the file with one of the row's email or identifier (email first), as
     /// [`DupeTracker`] says it.
     pub duplicate_of: Option<u64>,
+    /// The first line of the file with the row's phone, when an earlier row has it (phones are
+    /// unique on the server: the later row is written without it).
+    pub phone_of: Option<u64>,
     /// The latest earlier rows holding one of the row's keys (email, identifier or phone).
     pub earlier: Vec<u32>,
     /// Match keys (among `wanted`) seen for the first time.
@@ -242,9 +245,10 @@ impl KeyIndex {
             let shard = &mut self.shards[(h >> 56) as usize % SHARDS];
             match shard.get_mut(&h) {
                 Some(s) if s.check == check => {
-                    if kind.is_some() {
-                        held.duplicate_of.get_or_insert(u64::from(s.first_line));
-                    }
+                    match kind {
+                        Some(_) => held.duplicate_of.get_or_insert(u64::from(s.first_line)),
+                        None => held.phone_of.insert(u64::from(s.first_line)),
+                    };
                     held.earlier.push(s.last_row);
                     s.last_row = row;
                 }
@@ -340,6 +344,8 @@ mod tests {
         let third = t.hold(3, 5, &RowPrints::of(&third), &wanted);
         assert_eq!(third.earlier, vec![2, 0]);
         assert_eq!(third.new_match_keys, 0);
+        assert_eq!((third.duplicate_of, third.phone_of), (Some(2), Some(2)));
+        assert_eq!(second.phone_of, None);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct Row {
     /// A later row of the file shares one of this row's keys (email, identifier or phone): a
     /// contact this row creates is remembered for it. `false` lets the engine forget it.
     pub later: bool,
+    /// The first line of the file with this row's phone, when it is an earlier one.
+    pub phone_of: Option<u64>,
 }
 
 /// How a row ended.
@@ -212,6 +214,9 @@ pub struct Engine {
     /// The notes each contact of the rows in flight carries (as far as the run knows: read
     /// once from the server, or none for a contact the run created, plus the notes added).
     carried: Mutex<HashMap<u64, Vec<String>>>,
+    /// Rows with a phone that a later row of the file shares: line → the row's contact (so that
+    /// the later row's `phone_in_use` names the row).
+    phone_rows: Mutex<HashMap<u64, u64>>,
     /// `GET /contacts/{id}/notes` requests sent to know a contact's notes.
     note_checks: AtomicU64,
     /// Search slots, apart from the write slots: a row waiting for the (lower) search limit
@@ -229,6 +234,8 @@ struct Tries {
     attempts: u32,
     /// The server refused the row's phone as taken (a 422 naming only `phone_number`).
     phone_refused: bool,
+    /// The warning of the write being sent (journaled with it).
+    warning: Option<RowWarning>,
 }
 
 /// Settings of an [`Engine`].
@@ -263,6 +270,7 @@ impl Engine {
             interrupt: opts.interrupt,
             fake_ids: AtomicU64::new(FAKE_ID_BASE),
             carried: Mutex::new(HashMap::new()),
+            phone_rows: Mutex::new(HashMap::new()),
             note_checks: AtomicU64::new(0),
             search_slots: Semaphore::new(opts.concurrency.max(1)),
             searching: AtomicUsize::new(0),
@@ -420,8 +428,16 @@ impl Engine {
     /// Row `row` finished as `r`; `waited_on`: a row taken already waits for it. What no later
     /// row needs is forgotten: the notes known of its contact (unless a later row may write to
     /// it), and a contact it created (unless a later row of the file shares one of its keys),
-    /// so that what the engine holds does not grow with the file.
+    /// so that what the engine holds does not grow with the file. A row with a phone that a
+    /// later row shares is remembered (its line and contact: 16 bytes) for the later row's
+    /// `phone_in_use` warning.
     fn forget(&self, row: &Row, r: &RowResult, waited_on: bool) {
+        if row.later
+            && row.draft.phone_number.is_some()
+            && let Some(id) = r.contact_id
+        {
+            self.phone_rows.lock().unwrap().insert(row.line, id);
+        }
         if !waited_on
             && !row.later
             && let Some(id) = r.contact_id
@@ -482,7 +498,10 @@ impl Engine {
     fn decide(&self, row: &Row, phone_refused: bool) -> (Action, Option<RowWarning>) {
         let known = self.known.lock().unwrap();
         let action = plan::decide(&row.draft, &row.keys, &known, self.policy);
-        plan::phone_in_use(action, &row.draft, &known, self.policy, phone_refused)
+        let rows = self.phone_rows.lock().unwrap();
+        let row_of = |h| row.phone_of.filter(|l| rows.get(l) == Some(&h));
+        let refused = (phone_refused, &row_of as &dyn Fn(u64) -> Option<u64>);
+        plan::phone_in_use(action, &row.draft, &known, self.policy, refused)
     }
 
     /// Decide and apply one row: decide from what is known, write, and decide again after a
@@ -494,7 +513,9 @@ impl Engine {
             && s.done
         {
             let outcome = s.outcome.or(s.intent).unwrap_or(Outcome::Unchanged);
-            return Ok(result(row, outcome, s.contact_id, vec![]));
+            let mut r = result(row, outcome, s.contact_id, vec![]);
+            r.warnings.clone_from(&s.warnings);
+            return Ok(r);
         }
         if self.dry_run {
             return Ok(self.simulate(row));
@@ -504,6 +525,7 @@ impl Engine {
         let mut tries = Tries::default();
         loop {
             let (action, warning) = self.decide(row, tries.phone_refused);
+            tries.warning.clone_from(&warning);
             if !begun && !row.draft.notes.is_empty() {
                 begun = self.begin(row, &action).await?;
             }
@@ -569,7 +591,7 @@ impl Engine {
                 self.known.lock().unwrap().insert(c);
                 // A contact just created carries no note.
                 self.carried.lock().unwrap().insert(id, Vec::new());
-                return self.created(row, id, earlier).await.map(Some);
+                return self.created(row, id, earlier, tries).await.map(Some);
             }
             // Only the phone is taken: sent again without it, no search (it would not help).
             Err(err) if is_phone_taken(&err) && !tries.phone_refused => {
@@ -596,15 +618,22 @@ impl Engine {
             && found
             && let (Action::Unchanged { id }, _) = self.decide(row, tries.phone_refused)
         {
-            return self.created(row, id, earlier).await.map(Some);
+            return self.created(row, id, earlier, tries).await.map(Some);
         }
         Ok(None)
     }
 
     /// Contact `id` was created for the row: journal it, then its notes.
-    async fn created(&self, row: &Row, id: u64, earlier: &Earlier) -> Result<RowResult> {
+    async fn created(
+        &self,
+        row: &Row,
+        id: u64,
+        earlier: &Earlier,
+        tries: &Tries,
+    ) -> Result<RowResult> {
         let mut e = Entry::new(row.line, &row.hash, Op::Create);
         e.contact_id = Some(id);
+        e.warnings.extend(tries.warning.clone());
         e.done = row.draft.notes.is_empty();
         self.record(e).await?;
         self.notes(row, id, Outcome::Created, earlier).await
@@ -630,6 +659,7 @@ impl Engine {
                 let (before, after) = split_changes(changes);
                 e.before = Some(before);
                 e.after = Some(after);
+                e.warnings.extend(tries.warning.clone());
                 e.done = row.draft.notes.is_empty();
                 self.record(e).await?;
                 let o = earlier.write.map_or(Outcome::Updated, |(o, _)| o);
@@ -910,6 +940,7 @@ mod tests {
             keys: lookup::all_keys(&draft),
             draft,
             later: true,
+            phone_of: None,
         }
     }
 

@@ -30,7 +30,7 @@ use crate::report::{Reports, RequestStats, RowAction, RowReport, RunDir, Summary
 use crate::source::{ReadError, Source};
 use crate::words::count;
 
-use super::dupes::{DupeTracker, KeyIndex, RowPrints};
+use super::dupes::{KeyIndex, RowPrints};
 use super::engine::{Engine, EngineOptions, Row, RowResult};
 use super::journal::{Journal, Ledger, row_hash};
 use super::lookup::{self, Key, Known, Strategy};
@@ -87,7 +87,7 @@ pub fn read_rows(
     match_keys: &[MatchKey],
     mut tick: impl FnMut(),
 ) -> FileRows {
-    let mut dupes = DupeTracker::new();
+    let mut index = KeyIndex::default();
     let mut out = FileRows {
         slots: Vec::new(),
         rows: Vec::new(),
@@ -97,8 +97,12 @@ pub fn read_rows(
     for m in mapped.by_ref() {
         tick();
         let idx = out.slots.len();
-        let dupe = |line, draft: &_| dupes.check(line, draft).first().map(|d| d.first_line);
-        let fed = to_fed(idx, m, match_keys, true, dupe);
+        let row = u32::try_from(idx).unwrap_or(u32::MAX);
+        let shared = |line, draft: &_| {
+            let held = index.hold(row, line, &RowPrints::of(draft), match_keys);
+            (held.duplicate_of, held.phone_of)
+        };
+        let fed = to_fed(idx, m, match_keys, true, shared);
         out.rows.extend(fed.row);
         out.slots.push(fed.slot);
     }
@@ -141,6 +145,8 @@ struct Marks {
     later: Vec<u64>,
     /// The first line of the file with one of this row's keys (in-file duplicates only).
     duplicate_of: HashMap<u32, u64>,
+    /// The first line of the file with this row's phone, when it is an earlier one.
+    phone_of: HashMap<u32, u64>,
     /// The first pass ended on a read error.
     read_error: bool,
 }
@@ -220,6 +226,9 @@ pub fn scan_rows(
         }
         if let Some(first) = held.duplicate_of {
             scan.marks.duplicate_of.insert(row, first);
+        }
+        if let Some(first) = held.phone_of {
+            scan.marks.phone_of.insert(row, first);
         }
         scan.key_count += u64::from(held.new_match_keys);
         if let Some(k) = scan.keys.as_mut() {
@@ -331,11 +340,11 @@ fn feed_rows(
             )));
             return;
         }
-        let dupe = u32::try_from(pos)
-            .ok()
-            .and_then(|r| marks.duplicate_of.get(&r));
+        let r = u32::try_from(pos).ok();
+        let dupe = r.and_then(|r| marks.duplicate_of.get(&r)).copied();
+        let phone = r.and_then(|r| marks.phone_of.get(&r)).copied();
         let fed = to_fed(pos, p.row, match_keys, marks.later(pos), |_, _| {
-            dupe.copied()
+            (dupe, phone)
         });
         if tx.blocking_send(Ok(fed)).is_err() {
             return;
@@ -349,21 +358,22 @@ fn feed_rows(
 }
 
 /// Row `idx` of the file as the reports (its slot) and the engine (valid: its row) take it;
-/// `later`: a later row shares one of its keys; `duplicate_of` names the first line with one of
-/// a valid row's keys.
+/// `later`: a later row shares one of its keys; `shared` names the first line with one of a valid
+/// row's keys and the first line with its phone.
 fn to_fed(
     idx: usize,
     m: MappedRow,
     match_keys: &[MatchKey],
     later: bool,
-    duplicate_of: impl FnOnce(u64, &ContactDraft) -> Option<u64>,
+    shared: impl FnOnce(u64, &ContactDraft) -> (Option<u64>, Option<u64>),
 ) -> Fed {
     let (mut warnings, mut read_as, mut row, mut dupe) = (Vec::new(), None, None, None);
     let state = match m.mapped {
         Mapped::Valid(mut draft) => {
             warnings = std::mem::take(&mut draft.warnings);
             read_as = draft.phone_read_as;
-            dupe = duplicate_of(m.line, &draft);
+            let phone_of;
+            (dupe, phone_of) = shared(m.line, &draft);
             let keys = lookup::match_keys(match_keys, &draft);
             let key = keys
                 .first()
@@ -376,6 +386,7 @@ fn to_fed(
                 keys,
                 draft: *draft,
                 later,
+                phone_of,
             });
             SlotState::Pending { key }
         }

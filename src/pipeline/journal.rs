@@ -16,6 +16,10 @@
 //!   absent in journals of older versions); `revert` deletes the note by this id;
 //! - `done`: the row's last write (for rows with notes).
 //!
+//! A `create`/`update` line also keeps the warnings the write itself raised (`warnings`, e.g. a
+//! phone left out as `phone_in_use`), so that a resumed run reports a finished row as the run
+//! that wrote it did.
+//!
 //! Every line names its row by `row` (line in the source) and `hash` (of the row's fields), since
 //! concurrent rows finish out of order and a different file must not be mistaken for this one.
 //! `done: true` on a `create`/`update` line marks a row with nothing after it. A line cut short by
@@ -31,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::model::Outcome;
+use crate::model::{Outcome, RowWarning};
 
 /// What a journal line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +70,9 @@ pub struct Entry {
     pub intent: Option<Op>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub done: bool,
+    /// `create`/`update`: the warnings of the write (the draft's own are the file's to say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<RowWarning>,
     /// UTC time of the write.
     pub at: String,
 }
@@ -83,6 +90,7 @@ impl Entry {
             note_id: None,
             intent: None,
             done: false,
+            warnings: Vec::new(),
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
     }
@@ -258,6 +266,8 @@ pub struct RowState {
     pub intent: Option<Outcome>,
     /// Notes already added (by number).
     pub notes: BTreeSet<usize>,
+    /// The warnings its create or update raised.
+    pub warnings: Vec<RowWarning>,
 }
 
 impl RowState {
@@ -269,11 +279,13 @@ impl RowState {
             Op::Create => {
                 self.outcome = Some(Outcome::Created);
                 self.contact_id = e.contact_id;
+                self.warnings.clone_from(&e.warnings);
             }
             Op::Update => {
                 // A row's create stays its outcome if it also updated.
                 self.outcome.get_or_insert(Outcome::Updated);
                 self.contact_id = e.contact_id;
+                self.warnings.clone_from(&e.warnings);
             }
             Op::Note => {
                 if let Some(n) = e.note {

@@ -214,13 +214,15 @@ pub enum PhoneHolder {
 
 /// Phones are unique on the server: when the phone `action` writes is held by another contact
 /// (`refused`: the server said so), the write goes without it and a `phone_in_use` warning says
-/// who holds it (`match.on_phone_in_use: drop`), or the row fails (`fail`).
+/// who holds it (`match.on_phone_in_use: drop`), or the row fails (`fail`). `row_of`: the
+/// earlier line of the file whose contact is the holder, if one is (named instead of the contact,
+/// so that the reports do not depend on the ids the server gave).
 pub fn phone_in_use(
     action: Action,
     draft: &ContactDraft,
     known: &Known,
     policy: Policy,
-    refused: bool,
+    (refused, row_of): (bool, &dyn Fn(u64) -> Option<u64>),
 ) -> (Action, Option<RowWarning>) {
     let Some(phone) = draft.phone_number.as_ref().map(|p| p.as_str()) else {
         return (action, None);
@@ -238,7 +240,10 @@ pub fn phone_in_use(
         _ => return (action, None),
     };
     let by = match holder {
-        PhoneHolder::Contact(h) => contact(h),
+        PhoneHolder::Contact(h) => match row_of(h) {
+            Some(line) => format!("the contact of row {line}, which has the same phone"),
+            None => contact(h),
+        },
         PhoneHolder::Refused => "another contact (the server refused it as taken)".into(),
     };
     if policy.identity.phone_in_use == PhoneInUse::Fail {
@@ -249,11 +254,15 @@ pub fn phone_in_use(
         );
         return (Action::Fail { id: target, error }, None);
     }
+    let (column, original) = match &draft.phone_cell {
+        Some((column, text)) => (column.clone(), text.clone()),
+        None => (None, phone.to_owned()),
+    };
     let warning = RowWarning {
         code: ErrorCode::PhoneInUse,
         field: Some(Field::PhoneNumber.as_str().into()),
-        column: None,
-        original: phone.to_owned(),
+        column,
+        original,
         message: format!("phone {phone} is held by {by}: the row was imported without it"),
     };
     (without_phone(action), Some(warning))
@@ -580,8 +589,12 @@ mod tests {
             use crate::mapping::MatchKey;
             super::super::lookup::match_keys(&[MatchKey::Email, MatchKey::Identifier], d)
         };
+        // The row decided, then its phone checked (`refused`: the server said it is taken).
+        let in_use = |d: &ContactDraft, p: Policy, refused: bool| {
+            phone_in_use(decide(d, &keys(d), &k, p), d, &k, p, (refused, &|_| None))
+        };
         let d = with_phone("new@x.com", "N");
-        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        let (a, w) = in_use(&d, UPSERT, false);
         match a {
             Action::Create(n) => assert_eq!(n.phone_number, None),
             other => panic!("{other:?}"),
@@ -594,21 +607,16 @@ mod tests {
         assert!(w.message.contains("contact 5"), "{}", w.message);
         // An update that only wanted the phone has nothing left to do.
         let d = with_phone("u@x.com", "U");
-        let (a, _) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        let (a, _) = in_use(&d, UPSERT, false);
         assert_eq!(a, Action::Unchanged { id: 6 });
         // The holder itself keeps it; a phone nobody is known to hold, unless refused, too.
         let d = with_phone("h@x.com", "H");
-        let (a, w) = phone_in_use(decide(&d, &keys(&d), &k, UPSERT), &d, &k, UPSERT, false);
+        let (a, w) = in_use(&d, UPSERT, false);
         assert!(w.is_none() && a.name() == "update", "{a:?}");
         let mut free = with_phone("new@x.com", "N");
         free.phone_number = PhoneE164::parse("+33612345679", None, false).ok();
-        let act = decide(&free, &keys(&free), &k, UPSERT);
-        assert!(
-            phone_in_use(act.clone(), &free, &k, UPSERT, false)
-                .1
-                .is_none()
-        );
-        let (_, w) = phone_in_use(act, &free, &k, UPSERT, true);
+        assert!(in_use(&free, UPSERT, false).1.is_none());
+        let (_, w) = in_use(&free, UPSERT, true);
         assert!(w.unwrap().message.contains("refused"));
         let fail = Policy {
             identity: IdentityPolicy {
@@ -618,7 +626,7 @@ mod tests {
             ..UPSERT
         };
         let d = with_phone("new@x.com", "N");
-        match phone_in_use(decide(&d, &keys(&d), &k, fail), &d, &k, fail, false) {
+        match in_use(&d, fail, false) {
             (Action::Fail { error, .. }, None) => assert_eq!(error.code, ErrorCode::PhoneInUse),
             other => panic!("{other:?}"),
         }

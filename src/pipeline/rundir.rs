@@ -72,7 +72,9 @@ impl Fingerprint {
     }
 }
 
-/// `run.json`: what a run is about. Written when the run starts, read by `--resume`.
+/// `run.json`: what a run is about. Written when the run starts, read by `--resume`; each
+/// `--resume` is appended to `resumes`, and each invocation that ends (not killed) records its
+/// end and exit code: the first's at the top, a resume's in its entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub command: String,
@@ -92,6 +94,28 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_region: Option<String>,
     pub started_at: String,
+    /// When the first invocation ended, and its exit code (absent: killed, still running, or
+    /// stopped by an error before its summary was written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
+    /// The `--resume` invocations that continued the run, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumes: Vec<Invocation>,
+}
+
+/// One `--resume` of a run (in `run.json`); `finished_at` and `exit_code` as the first
+/// invocation's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
+    pub tool_version: String,
+    pub command_line: Vec<String>,
 }
 
 impl RunRecord {
@@ -108,6 +132,9 @@ impl RunRecord {
             import_run_dir: None,
             phone_region: None,
             started_at: crate::report::now(),
+            finished_at: None,
+            exit_code: None,
+            resumes: Vec::new(),
         }
     }
 
@@ -134,6 +161,38 @@ impl RunRecord {
     /// Write `run.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         crate::report::write_json_atomic(dir, RUN_JSON, self)
+    }
+
+    /// `self` (checked by [`RunRecord::check_resume`]) continues the run in `dir` (locked): its
+    /// `run.json` gets this invocation appended (a directory without one, resumed with
+    /// `--force`, gets `self`). Returns the invocation's number (the first run is 1).
+    pub fn resume(&self, dir: &Path) -> Result<usize> {
+        let Some(mut old) = RunRecord::read(dir)? else {
+            self.write(dir)?;
+            return Ok(1);
+        };
+        old.resumes.push(Invocation {
+            started_at: self.started_at.clone(),
+            finished_at: None,
+            exit_code: None,
+            tool_version: self.tool_version.clone(),
+            command_line: self.command_line.clone(),
+        });
+        old.write(dir)?;
+        Ok(old.resumes.len() + 1)
+    }
+
+    /// The invocation running in `dir` (the latest) ended at `finished_at` with `exit_code`.
+    pub fn ended(dir: &Path, finished_at: &str, exit_code: u8) -> Result<()> {
+        let Some(mut r) = RunRecord::read(dir)? else {
+            return Ok(());
+        };
+        let (at, code) = match r.resumes.last_mut() {
+            Some(i) => (&mut i.finished_at, &mut i.exit_code),
+            None => (&mut r.finished_at, &mut r.exit_code),
+        };
+        (*at, *code) = (Some(finished_at.to_owned()), Some(exit_code));
+        r.write(dir)
     }
 
     /// The record of the run in `dir`; `None` when it has none (written by an older version).
@@ -486,6 +545,9 @@ mod tests {
             import_run_dir: None,
             phone_region: None,
             started_at: String::new(),
+            finished_at: None,
+            exit_code: None,
+            resumes: vec![],
         }
     }
 

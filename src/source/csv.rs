@@ -410,9 +410,16 @@ fn refuse_binary(file: &str, prefix: &[u8], det: &Detected) -> anyhow::Result<()
     if let Some(what) = what {
         bail!("{file}: not CSV text: the file is {what}");
     }
-    if let Some(at) = head.iter().position(|&b| b == 0) {
+    // A stray NUL or two in text (a database export) is its row's `invisible_characters`
+    // error; many are binary data, or UTF-16 without a byte-order mark.
+    let nuls = count(head, 0);
+    if let Some(at) = head.iter().position(|&b| b == 0)
+        && (nuls > 4 || nuls * 20 > head.len() as u64)
+    {
+        let line = count(&head[..at], b'\n') + 1;
         bail!(
-            "{file}: not CSV text: binary data (a NUL byte at offset {at}); if it is UTF-16 text without a byte-order mark, set the encoding in the mapping's source section"
+            "{file}: not CSV text: binary data ({nuls} NUL bytes in the first {} bytes, the first on line {line}, at byte {at}); if it is UTF-16 text without a byte-order mark, set the encoding in the mapping's source section",
+            head.len()
         );
     }
     let controls = head
@@ -585,6 +592,7 @@ fn read_header(
             break;
         }
     }
+    header_quote(file, raw)?;
     let mut headers: Vec<String> = (0..raw.len())
         .map(|i| String::from_utf8_lossy(raw.field(i)).into_owned())
         .collect();
@@ -596,6 +604,36 @@ fn read_header(
     }
     clean_headers(file, &mut headers, |i| (i + 1).to_string(), warnings);
     Ok(headers)
+}
+
+/// A header record that spans lines because a quote in it is left open (it swallowed the rows
+/// below, so every column would be "missing"): one error naming the line and the quote. A header
+/// name on two lines in well-formed quotes is fine.
+fn header_quote<R: BufRead>(file: &str, raw: &RawReader<R>) -> anyhow::Result<()> {
+    let (start, end) = (raw.start_line, raw.end_line);
+    if end <= start {
+        return Ok(());
+    }
+    let Some(bytes) = raw.raw_bytes() else {
+        bail!(
+            "{file}: line {start}: the header row runs to line {end} and is over {} MiB: a quote in it is never closed",
+            raw.raw_cap >> 20
+        );
+    };
+    let qb = match quote::quoted_break(bytes, raw.delimiter) {
+        Some(qb) if !qb.well_formed() || raw.open_quote => qb,
+        _ => return Ok(()),
+    };
+    let line = start + count(&bytes[..qb.open], raw.newline);
+    let text = String::from_utf8_lossy(&bytes[qb.open..quote::line_after(bytes, qb.open)]);
+    let text: String = text.trim_end().chars().take(60).collect();
+    let how = match qb.close {
+        None => format!("is never closed: it runs to the end of the file (line {end})"),
+        Some(_) => format!("is not closed on its line: it runs to line {end}"),
+    };
+    bail!(
+        "{file}: line {line}: the header row has a quote that {how}, so the rows below it were read as one header name: the quote opens {text:?}; remove it (or close it: a quote inside a quoted name is written twice) and run again"
+    )
 }
 
 /// The fields of the record just read, as text; the columns that did not decode (or hold

@@ -25,6 +25,7 @@ mod phones;
 mod props;
 mod revert;
 mod revert2;
+mod robust;
 mod rundir;
 mod samples;
 mod samples_import;
