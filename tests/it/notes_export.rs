@@ -408,7 +408,7 @@ async fn a_5xx_storm_on_notes_fails_the_export_and_leaves_every_previous_file_as
     o.conversations = Some(dir.path().join("p.conversations.csv"));
     export(&client(&sb), &o).await.unwrap();
     let before = files_in(dir.path());
-    assert_eq!(before.len(), 5, "{:?}", before.keys());
+    assert_eq!(before.len(), 6, "{:?}", before.keys());
 
     let proxy = notes_storm(sb.base_url.clone()).await;
     let stormy = Client::new(config(&proxy, &sb)).unwrap();
