@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
+use crate::api::{ApiError, Client, Contact, ListedPage, PAGE_SIZE, Page, PageStream};
 use crate::mapping::{ContactDraft, MatchKey};
 use crate::progress::Progress;
 use crate::words::count;
@@ -298,21 +298,26 @@ pub async fn look_up_counted<'k>(
             choice: None,
         });
     }
-    let (mut strategy, mut choice, mut first) = (wanted, None, None);
+    let (mut strategy, mut choice, mut listing) = (wanted, None, None);
     if wanted == Strategy::Auto {
-        let page = first_page(client)
-            .await
-            .context("cannot reach the account")?;
+        // The index's listing starts now: its first page's total decides, and the pages after it
+        // go meanwhile on the chance the index is chosen (dropped unread if not; see the pager).
+        let mut pages = client.contacts().list().sort(INDEX_SORT).pages();
+        let page = match pages.next().await {
+            Some(p) => p.map_err(ApiError::from),
+            None => Err(ApiError::InvalidInput("the listing ended before page 1".into())),
+        };
+        let page = page.context("cannot reach the account")?;
         let cfg = client.config();
         let c = choose(
             count,
-            total_of(&page),
+            page.total,
             cfg.rate.per_sec(),
             cfg.search_rate.per_sec(),
         );
         // The reasoning is for -v; the end of the run says which strategy was used.
         tracing::info!("lookup: {}", c.reason);
-        (strategy, first) = (c.strategy, Some(page));
+        (strategy, listing) = (c.strategy, Some((page, pages)));
         choice = Some(c);
     }
     let known = if strategy == Strategy::Search {
@@ -322,7 +327,10 @@ pub async fn look_up_counted<'k>(
         k.context("cannot look the keys up")?
     } else {
         let p = Progress::rows(quiet, "listing contacts");
-        let k = load_index(client, first, || p.inc(1)).await;
+        let k = match listing {
+            Some((page, pages)) => index_of(Some(page), pages, || p.inc(1)).await,
+            None => load_index(client, None, || p.inc(1)).await,
+        };
         k.context("cannot list the account's contacts")?
     };
     Ok(Lookup {
@@ -353,15 +361,31 @@ pub fn total_of(page: &Page<Contact>) -> u64 {
 pub async fn load_index(
     client: &Client,
     first: Option<Page<Contact>>,
-    mut tick: impl FnMut(),
+    tick: impl FnMut(),
 ) -> Result<Known, ApiError> {
     let mut list = client.contacts().list().sort(INDEX_SORT);
     if let Some(page) = first {
         list = list.starting_from(page);
     }
-    let mut pages = list.pages();
+    index_of(None, list.pages(), tick).await
+}
+
+/// The index from a listing's pages, `first` already taken from it.
+async fn index_of(
+    first: Option<ListedPage>,
+    mut pages: PageStream,
+    mut tick: impl FnMut(),
+) -> Result<Known, ApiError> {
     let mut known = Known::new();
-    while let Some(page) = pages.next().await {
+    let mut first = first.map(Ok);
+    loop {
+        let page = match first.take() {
+            Some(p) => p,
+            None => match pages.next().await {
+                Some(p) => p,
+                None => break,
+            },
+        };
         for c in page?.contacts {
             known.insert(c);
             tick();
