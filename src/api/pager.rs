@@ -30,6 +30,8 @@ use super::types::{Contact, PAGE_SIZE, Page};
 
 /// Pages a slow consumer may leave waiting before the pager stops fetching.
 const QUEUED_PAGES: usize = 4;
+/// How long the first page of a listing is out before pages are guessed (see [`guesses`]).
+const GUESS_AFTER: Duration = Duration::from_millis(100);
 
 /// One page of the listing as the pager hands it on.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,7 +329,7 @@ impl Pager {
             false => 0,
         };
         let pace = Duration::from_secs_f64(1.0 / client.metrics().rate.rate_per_sec.max(1e-3));
-        let mut pages = Box::pin(guesses(from, end, guess, pace))
+        let mut pages = Box::pin(guesses(from, end, guess, (GUESS_AFTER, pace)))
             .map(|(n, guessed)| {
                 let (client, sort) = (client.clone(), sort.clone());
                 async move {
@@ -396,16 +398,18 @@ impl Pager {
 }
 
 /// The page numbers of a pass from `from`, each with whether it is a guess: up to the end `end`
-/// says; while it says nothing yet (the first page has not answered), up to `guess` more pages,
-/// one every `pace` (the client's rate). A guess past the end costs one request that returns
-/// empty, but no time: while the first page is out the limiter would let those permits lapse
-/// (its burst is full), and at the pace no more go than the round trip lets lapse
-/// (rate × RTT), which at 1 s is a second of the run saved.
+/// says; while it says nothing yet (the first page has not answered), once the first page has
+/// been out for `after`, up to `guess` more pages, one every `pace` (the client's rate). A guess
+/// past the end costs one request that returns empty, but no time: while the first page is out
+/// the limiter would let those permits lapse (its burst is full), and at the pace no more go
+/// than the round trip lets lapse (rate × RTT), which at 1 s is most of a second of the run
+/// saved. A first page back within `after` costs too little to be worth a guess (nor does a
+/// small account then pay for empty pages).
 fn guesses(
     from: u32,
     end: watch::Receiver<Option<u32>>,
     guess: u32,
-    pace: Duration,
+    (after, pace): (Duration, Duration),
 ) -> impl Stream<Item = (u32, bool)> {
     futures::stream::unfold((from, end), move |(n, mut end)| {
         async move {
@@ -415,8 +419,9 @@ fn guesses(
                     Some(e) => return (n <= e).then_some(((n, false), (n + 1, end))),
                     None if n == from => return Some(((n, true), (n + 1, end))),
                     None if n - from <= guess => {
+                        let wait = if n == from + 1 { after } else { pace };
                         let slept = tokio::select! {
-                            () = tokio::time::sleep(pace) => true,
+                            () = tokio::time::sleep(wait) => true,
                             r = end.changed() => match r {
                                 Ok(()) => false,
                                 Err(_) => return None,
@@ -493,7 +498,7 @@ mod tests {
         }
         // No guessing (fixed concurrency): the first page alone, then the pages the end says.
         let (tx, rx) = watch::channel(None);
-        let mut s: Guesses = Box::pin(guesses(1, rx, 0, pace));
+        let mut s: Guesses = Box::pin(guesses(1, rx, 0, (pace, pace)));
         assert_eq!(next(&mut s).await.unwrap(), Some((1, true)));
         assert!(next(&mut s).await.is_err(), "a guess went without a guess allowed");
         tx.send(Some(3)).unwrap();
@@ -502,7 +507,7 @@ mod tests {
         assert_eq!(next(&mut s).await.unwrap(), None);
         // Three guesses at most, then it waits for the end; an end below them stops it.
         let (tx, rx) = watch::channel(None);
-        let mut s: Guesses = Box::pin(guesses(5, rx, 3, pace));
+        let mut s: Guesses = Box::pin(guesses(5, rx, 3, (pace, pace)));
         for n in 5..=8 {
             assert_eq!(next(&mut s).await.unwrap(), Some((n, true)));
         }
@@ -511,7 +516,7 @@ mod tests {
         assert_eq!(next(&mut s).await.unwrap(), None);
         // A known end: no guess at all.
         let (_tx, rx) = watch::channel(Some(2));
-        let all: Vec<_> = guesses(1, rx, 3, pace).collect().await;
+        let all: Vec<_> = guesses(1, rx, 3, (pace, pace)).collect().await;
         assert_eq!(all, vec![(1, false), (2, false)]);
     }
 

@@ -155,3 +155,52 @@ async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
     assert!(c.max > 16, "{c:?}");
     sb.shutdown().await.unwrap();
 }
+
+/// An export of `seeded` contacts from a sandbox `latency_ms` away, at 100 requests a second:
+/// the arrival times (ms since the sandbox started) of its list requests.
+async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
+    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
+        seed_contacts: seeded,
+        latency: Duration::from_millis(latency_ms),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = ClientConfig::new(
+        sb.base_url.clone(),
+        sb.account_id,
+        ApiToken::new(sb.admin_token.clone()).unwrap(),
+    );
+    cfg.rate = RateLimit::per_second(100);
+    let client = Client::new(cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
+    let s = export(&client, &opts).await.unwrap();
+    let stats = sb.stats();
+    let listed = stats
+        .log
+        .iter()
+        .filter(|e| e.route == doto_bulk::sandbox::route::CONTACTS && e.method == "GET");
+    let arrivals: Vec<u64> = listed.map(|e| e.at_ms).collect();
+    // Guessed or not, every listed contact is written once and the pages asked are the
+    // listing's own or past its end.
+    assert_eq!(s.manifest.rows, s.manifest.server_total_end);
+    assert!(arrivals.len() as u64 >= s.manifest.rows.div_ceil(15).max(1));
+    sb.shutdown().await.unwrap();
+    arrivals
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_listing_guesses_pages_while_the_first_is_out_at_the_pace_only() {
+    // 300 ms away: pages go at the pace (100/s) while page 1 is out, after its first 100 ms.
+    let arrivals = export_list_arrivals(900, 300).await;
+    let early = arrivals.iter().filter(|t| **t < arrivals[0] + 280).count();
+    assert!(early >= 5, "{early} list requests before page 1 answered");
+    assert!(early <= 1 + 20, "{early} list requests before page 1 answered");
+    // An empty account pays at most the guesses the round trip let go (empty pages)...
+    let arrivals = export_list_arrivals(0, 300).await;
+    assert!(arrivals.len() <= 1 + 25, "{} list requests", arrivals.len());
+    // ...and a server that answers at once costs no guess at all.
+    let arrivals = export_list_arrivals(0, 0).await;
+    assert_eq!(arrivals.len(), 1);
+}
