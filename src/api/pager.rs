@@ -411,28 +411,26 @@ fn guesses(
     guess: u32,
     (after, pace): (Duration, Duration),
 ) -> impl Stream<Item = (u32, bool)> {
-    futures::stream::unfold((from, end), move |(n, mut end)| {
-        async move {
-            loop {
-                let known = *end.borrow_and_update();
-                match known {
-                    Some(e) => return (n <= e).then_some(((n, false), (n + 1, end))),
-                    None if n == from => return Some(((n, true), (n + 1, end))),
-                    None if n - from <= guess => {
-                        let wait = if n == from + 1 { after } else { pace };
-                        let slept = tokio::select! {
-                            () = tokio::time::sleep(wait) => true,
-                            r = end.changed() => match r {
-                                Ok(()) => false,
-                                Err(_) => return None,
-                            },
-                        };
-                        if slept && end.borrow().is_none() {
-                            return Some(((n, true), (n + 1, end)));
-                        }
+    futures::stream::unfold((from, end), move |(n, mut end)| async move {
+        loop {
+            let known = *end.borrow_and_update();
+            match known {
+                Some(e) => return (n <= e).then_some(((n, false), (n + 1, end))),
+                None if n == from => return Some(((n, true), (n + 1, end))),
+                None if n - from <= guess => {
+                    let wait = if n == from + 1 { after } else { pace };
+                    let slept = tokio::select! {
+                        () = tokio::time::sleep(wait) => true,
+                        r = end.changed() => match r {
+                            Ok(()) => false,
+                            Err(_) => return None,
+                        },
+                    };
+                    if slept && end.borrow().is_none() {
+                        return Some(((n, true), (n + 1, end)));
                     }
-                    None => end.changed().await.ok()?,
                 }
+                None => end.changed().await.ok()?,
             }
         }
     })
@@ -500,7 +498,10 @@ mod tests {
         let (tx, rx) = watch::channel(None);
         let mut s: Guesses = Box::pin(guesses(1, rx, 0, (pace, pace)));
         assert_eq!(next(&mut s).await.unwrap(), Some((1, true)));
-        assert!(next(&mut s).await.is_err(), "a guess went without a guess allowed");
+        assert!(
+            next(&mut s).await.is_err(),
+            "a guess went without a guess allowed"
+        );
         tx.send(Some(3)).unwrap();
         assert_eq!(next(&mut s).await.unwrap(), Some((2, false)));
         assert_eq!(next(&mut s).await.unwrap(), Some((3, false)));

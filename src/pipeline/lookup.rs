@@ -305,7 +305,9 @@ pub async fn look_up_counted<'k>(
         let mut pages = client.contacts().list().sort(INDEX_SORT).pages();
         let page = match pages.next().await {
             Some(p) => p.map_err(ApiError::from),
-            None => Err(ApiError::InvalidInput("the listing ended before page 1".into())),
+            None => Err(ApiError::InvalidInput(
+                "the listing ended before page 1".into(),
+            )),
         };
         let page = page.context("cannot reach the account")?;
         let cfg = client.config();

@@ -196,7 +196,10 @@ async fn an_auto_listing_guesses_pages_while_the_first_is_out_at_the_pace_only()
     let arrivals = export_list_arrivals(900, 300).await;
     let early = arrivals.iter().filter(|t| **t < arrivals[0] + 280).count();
     assert!(early >= 5, "{early} list requests before page 1 answered");
-    assert!(early <= 1 + 20, "{early} list requests before page 1 answered");
+    assert!(
+        early <= 1 + 20,
+        "{early} list requests before page 1 answered"
+    );
     // An empty account pays at most the guesses the round trip let go (empty pages)...
     let arrivals = export_list_arrivals(0, 300).await;
     assert!(arrivals.len() <= 1 + 25, "{} list requests", arrivals.len());
