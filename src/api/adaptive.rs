@@ -6,10 +6,9 @@
 //! controller moves, one decision per window of observations, by [`decide`], a pure function of
 //! them (table-tested below):
 //! - **the first answer** (no round trip known yet) closes a window of its own and sizes the
-//!   limit for its round trip at once (the Little's-law target below, half as much again for
-//!   the limiter's burst, never less than [`INITIAL`]), whether or not the slots were all in
-//!   use: a listing's first page goes alone, and ramping from 8 window by window costs seconds
-//!   at 1 s latency;
+//!   limit for its round trip at once (the Little's-law target below, never less than
+//!   [`INITIAL`]), whether or not the slots were all in use: a listing's first page goes alone,
+//!   and ramping from 8 window by window costs seconds at 1 s latency;
 //! - **server errors** (5xx, timeouts, connections dropped: at least 5% of a window's answers)
 //!   shrink it by a quarter (multiplicative decrease);
 //! - **rising latency** shrinks it: the requests queued at the server, estimated as in TCP Vegas
@@ -50,10 +49,6 @@ pub const MIN_AUTO: usize = 2;
 /// Little's law target over what the rate strictly needs (latency jitter, time waiting in the
 /// client's limiter).
 const HEADROOM: f64 = 2.0;
-/// The first answer's target over the steady one: the first round trip also carries the client
-/// limiter's burst (about 60 requests at 3,000/min in 60 s windows), which at 1 s needs half as
-/// many slots again as the pace does.
-const FIRST_WINDOW: f64 = 1.5;
 /// Share of a window's answers that were failures (5xx, no response) that makes it shrink.
 const FAILURE_SHARE: f64 = 0.05;
 /// Requests waiting for the client's limiter on average (`rate × mean wait`) from which the
@@ -187,7 +182,7 @@ pub fn decide(c: Control, w: &Window, min: usize, max: usize) -> (Control, Bound
     } else if c.base_rtt <= 0.0 && base > 0.0 && w.rate_limited == 0 {
         // The first round trip: size for it at once (Little's law) rather than ramp up window by
         // window; the requests those slots carry are paced by the client's limiter anyway.
-        (c.limit.max((target * FIRST_WINDOW).ceil()), Bound::Latency)
+        (c.limit.max(target), Bound::Latency)
     } else if queue > 6.0 * log {
         // Take the excess queue off, at most half.
         let excess = queue - 3.0 * log;
@@ -532,8 +527,8 @@ mod tests {
             ("three requests a slot: three times the slots", ctl(8.0, 0.0), Window { releases: 5, responses: 15, ..busy(0.1, 8) }, 30.0, Bound::Latency),
             ("no answers: nothing learnt", ctl(8.0, 0.0), Window::default(), 8.0, Bound::Input),
             // The first answer (no base RTT yet) sizes the limit whether or not the slots were
-            // all in use: one page alone at 1 s goes straight to 50/s × 1 s × 2 × 1.5.
-            ("first answer at 1 s: straight to the target and the burst", ctl(8.0, 0.0), Window { responses: 1, releases: 0, ..busy(1.0, 1) }, 150.0, Bound::Latency),
+            // all in use: one page alone at 1 s goes straight to 50/s × 1 s × 2.
+            ("first answer at 1 s: straight to the target", ctl(8.0, 0.0), Window { responses: 1, releases: 0, ..busy(1.0, 1) }, 100.0, Bound::Latency),
             ("first answer at 50 ms: the target is below the start, keep it", ctl(8.0, 0.0), Window { responses: 1, releases: 0, ..busy(0.05, 1) }, 8.0, Bound::Latency),
             ("first answer a 429: no growth", ctl(8.0, 0.0), Window { responses: 1, rate_limited: 1, min_rtt: 0.0, mean_rtt: 0.0, ..busy(1.0, 1) }, 8.0, Bound::RateLimit),
             ("first answer a 5xx: a quarter off", ctl(8.0, 0.0), Window { responses: 1, failures: 1, min_rtt: 0.0, mean_rtt: 0.0, ..busy(1.0, 1) }, 6.0, Bound::ServerErrors),
