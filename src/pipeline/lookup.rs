@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::{ApiError, Client, Contact, ListedPage, PAGE_SIZE, Page, PageStream};
+use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
 use crate::mapping::{ContactDraft, MatchKey};
 use crate::progress::Progress;
 use crate::words::count;
@@ -298,28 +298,21 @@ pub async fn look_up_counted<'k>(
             choice: None,
         });
     }
-    let (mut strategy, mut choice, mut listing) = (wanted, None, None);
+    let (mut strategy, mut choice, mut first) = (wanted, None, None);
     if wanted == Strategy::Auto {
-        // The index's listing starts now: its first page's total decides, and the pages after it
-        // go meanwhile on the chance the index is chosen (dropped unread if not; see the pager).
-        let mut pages = client.contacts().list().sort(INDEX_SORT).pages();
-        let page = match pages.next().await {
-            Some(p) => p.map_err(ApiError::from),
-            None => Err(ApiError::InvalidInput(
-                "the listing ended before page 1".into(),
-            )),
-        };
-        let page = page.context("cannot reach the account")?;
+        let page = first_page(client)
+            .await
+            .context("cannot reach the account")?;
         let cfg = client.config();
         let c = choose(
             count,
-            page.total,
+            total_of(&page),
             cfg.rate.per_sec(),
             cfg.search_rate.per_sec(),
         );
         // The reasoning is for -v; the end of the run says which strategy was used.
         tracing::info!("lookup: {}", c.reason);
-        (strategy, listing) = (c.strategy, Some((page, pages)));
+        (strategy, first) = (c.strategy, Some(page));
         choice = Some(c);
     }
     let known = if strategy == Strategy::Search {
@@ -329,10 +322,7 @@ pub async fn look_up_counted<'k>(
         k.context("cannot look the keys up")?
     } else {
         let p = Progress::rows(quiet, "listing contacts");
-        let k = match listing {
-            Some((page, pages)) => index_of(Some(page), pages, || p.inc(1)).await,
-            None => load_index(client, None, || p.inc(1)).await,
-        };
+        let k = load_index(client, first, || p.inc(1)).await;
         k.context("cannot list the account's contacts")?
     };
     Ok(Lookup {
@@ -363,31 +353,15 @@ pub fn total_of(page: &Page<Contact>) -> u64 {
 pub async fn load_index(
     client: &Client,
     first: Option<Page<Contact>>,
-    tick: impl FnMut(),
+    mut tick: impl FnMut(),
 ) -> Result<Known, ApiError> {
     let mut list = client.contacts().list().sort(INDEX_SORT);
     if let Some(page) = first {
         list = list.starting_from(page);
     }
-    index_of(None, list.pages(), tick).await
-}
-
-/// The index from a listing's pages, `first` already taken from it.
-async fn index_of(
-    first: Option<ListedPage>,
-    mut pages: PageStream,
-    mut tick: impl FnMut(),
-) -> Result<Known, ApiError> {
+    let mut pages = list.pages();
     let mut known = Known::new();
-    let mut first = first.map(Ok);
-    loop {
-        let page = match first.take() {
-            Some(p) => p,
-            None => match pages.next().await {
-                Some(p) => p,
-                None => break,
-            },
-        };
+    while let Some(page) = pages.next().await {
         for c in page?.contacts {
             known.insert(c);
             tick();

@@ -5,9 +5,9 @@
 //! run. The decisions themselves are table-tested in `api::adaptive`.
 use std::time::Duration;
 
-use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency, RateLimit};
-use doto_bulk::cmd::export::{ExportOptions, export};
-use doto_bulk::sandbox::SandboxConfig;
+use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency, ConcurrencyStats, RateLimit};
+use doto_bulk::cmd::export::{ExportOptions, ExportSummary, export};
+use doto_bulk::sandbox::{SandboxConfig, Stats};
 use serde_json::Value;
 
 use crate::import::{HEADER, MAPPING, World};
@@ -126,39 +126,24 @@ async fn auto_backs_off_from_a_server_that_slows_down_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
-    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
-        seed_contacts: 1500,
-        latency: Duration::from_millis(200),
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
-    let mut cfg = ClientConfig::new(
-        sb.base_url.clone(),
-        sb.account_id,
-        ApiToken::new(sb.admin_token.clone()).unwrap(),
-    );
-    cfg.rate = RateLimit::per_second(200);
-    let client = Client::new(cfg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
-    let s = export(&client, &opts).await.unwrap();
+    let (s, stats, c) = auto_export(1500, 200, 200).await;
     assert!(s.manifest.rows > 1000);
-    let stats = sb.stats();
     assert!(
         stats.max_in_flight > 16,
         "only {} pages in flight",
         stats.max_in_flight
     );
-    let c = client.metrics().concurrency;
     assert_eq!(c.mode, "auto");
     assert!(c.max > 16, "{c:?}");
-    sb.shutdown().await.unwrap();
 }
 
-/// An export of `seeded` contacts from a sandbox `latency_ms` away, at 100 requests a second:
-/// the arrival times (ms since the sandbox started) of its list requests.
-async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
+/// An export of `seeded` contacts from a sandbox `latency_ms` away at `rate` requests a second:
+/// what it wrote, what the sandbox saw, the concurrency it used.
+async fn auto_export(
+    seeded: usize,
+    latency_ms: u64,
+    rate: u32,
+) -> (ExportSummary, Stats, ConcurrencyStats) {
     let sb = doto_bulk::sandbox::spawn(SandboxConfig {
         seed_contacts: seeded,
         latency: Duration::from_millis(latency_ms),
@@ -171,12 +156,20 @@ async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
         sb.account_id,
         ApiToken::new(sb.admin_token.clone()).unwrap(),
     );
-    cfg.rate = RateLimit::per_second(100);
+    cfg.rate = RateLimit::per_second(rate);
     let client = Client::new(cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
     let s = export(&client, &opts).await.unwrap();
     let stats = sb.stats();
+    sb.shutdown().await.unwrap();
+    (s, stats, client.metrics().concurrency)
+}
+
+/// The arrival times (ms since the sandbox started) of the list requests of
+/// [`auto_export`] at 100 requests a second.
+async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
+    let (s, stats, _) = auto_export(seeded, latency_ms, 100).await;
     let listed = stats
         .log
         .iter()
@@ -186,7 +179,6 @@ async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
     // listing's own or past its end.
     assert_eq!(s.manifest.rows, s.manifest.server_total_end);
     assert!(arrivals.len() as u64 >= s.manifest.rows.div_ceil(15).max(1));
-    sb.shutdown().await.unwrap();
     arrivals
 }
 
