@@ -5,6 +5,10 @@
 //! in flight / latency), far below a 3,000/min limit. [`Limit`] is a semaphore whose size the
 //! controller moves, one decision per window of observations, by [`decide`], a pure function of
 //! them (table-tested below):
+//! - **the first answer** (no round trip known yet) closes a window of its own and sizes the
+//!   limit for its round trip at once (the Little's-law target below, never less than
+//!   [`INITIAL`]), whether or not the slots were all in use: a listing's first page goes alone,
+//!   and ramping from 8 window by window costs seconds at 1 s latency;
 //! - **server errors** (5xx, timeouts, connections dropped: at least 5% of a window's answers)
 //!   shrink it by a quarter (multiplicative decrease);
 //! - **rising latency** shrinks it: the requests queued at the server, estimated as in TCP Vegas
@@ -167,10 +171,18 @@ pub fn decide(c: Control, w: &Window, min: usize, max: usize) -> (Control, Bound
     };
     let target = (w.rate_per_sec * rtt * per_slot * HEADROOM).ceil();
     let log = c.limit.log10().max(1.0);
-    let queue = c.limit * (1.0 - base / rtt);
+    // No RTT answered yet: no queue can be estimated.
+    let queue = match base > 0.0 {
+        true => c.limit * (1.0 - base / rtt),
+        false => 0.0,
+    };
     let saturated = w.peak_held as f64 >= c.limit.floor();
     let (limit, bound) = if f64::from(w.failures) >= FAILURE_SHARE * f64::from(w.responses) {
         (c.limit * 0.75, Bound::ServerErrors)
+    } else if c.base_rtt <= 0.0 && base > 0.0 && w.rate_limited == 0 {
+        // The first round trip: size for it at once (Little's law) rather than ramp up window by
+        // window; the requests those slots carry are paced by the client's limiter anyway.
+        (c.limit.max(target), Bound::Latency)
     } else if queue > 6.0 * log {
         // Take the excess queue off, at most half.
         let excess = queue - 3.0 * log;
@@ -316,6 +328,11 @@ impl Limit {
         self.max
     }
 
+    /// Whether the size adapts (`--concurrency auto`).
+    pub fn adapts(&self) -> bool {
+        self.mode == Concurrency::Auto
+    }
+
     /// Slots there are now.
     pub fn current(&self) -> usize {
         self.state.lock().unwrap().size
@@ -371,7 +388,9 @@ impl Limit {
             };
             s.rtt_sum += rtt;
         }
-        let full = s.window.responses as usize >= (s.size / 2).max(4);
+        // The first answer closes a window of its own: it sizes the limit for the round trip.
+        let first = s.control.base_rtt <= 0.0 && s.window.min_rtt > 0.0;
+        let full = first || s.window.responses as usize >= (s.size / 2).max(4);
         if full || s.started.elapsed() >= Duration::from_secs(1) {
             self.close_window(&mut s);
         }
@@ -482,8 +501,8 @@ mod tests {
         #[rustfmt::skip]
         let table: Vec<(&str, Control, Window, f64, Bound)> = vec![
             // 300 ms, 8 in flight, permits to spare: straight to 50/s × 0.3 s × 1.5.
-            ("latency-bound jumps to the target", ctl(8.0, 0.0), busy(0.3, 8), 30.0, Bound::Latency),
-            ("1 s latency: at most 4x a window", ctl(8.0, 0.0), busy(1.0, 8), 32.0, Bound::Latency),
+            ("latency-bound jumps to the target", ctl(8.0, 0.3), busy(0.3, 8), 30.0, Bound::Latency),
+            ("1 s latency: at most 4x a window", ctl(8.0, 1.0), busy(1.0, 8), 32.0, Bound::Latency),
             ("then the target", ctl(32.0, 1.0), busy(1.0, 32), 100.0, Bound::Latency),
             ("at the target, stable latency: grow by 6·log10", ctl(100.0, 1.0), busy(1.0, 100), 112.0, Bound::Latency),
             ("slots to spare: unchanged", ctl(30.0, 0.3), busy(0.3, 12), 30.0, Bound::Input),
@@ -507,6 +526,13 @@ mod tests {
             ("never above --max-concurrency", ctl(250.0, 2.0), busy(2.0, 250), 256.0, Bound::Latency),
             ("three requests a slot: three times the slots", ctl(8.0, 0.0), Window { releases: 5, responses: 15, ..busy(0.1, 8) }, 30.0, Bound::Latency),
             ("no answers: nothing learnt", ctl(8.0, 0.0), Window::default(), 8.0, Bound::Input),
+            // The first answer (no base RTT yet) sizes the limit whether or not the slots were
+            // all in use: one page alone at 1 s goes straight to 50/s × 1 s × 2.
+            ("first answer at 1 s: straight to the target", ctl(8.0, 0.0), Window { responses: 1, releases: 0, ..busy(1.0, 1) }, 100.0, Bound::Latency),
+            ("first answer at 50 ms: the target is below the start, keep it", ctl(8.0, 0.0), Window { responses: 1, releases: 0, ..busy(0.05, 1) }, 8.0, Bound::Latency),
+            ("first answer a 429: no growth", ctl(8.0, 0.0), Window { responses: 1, rate_limited: 1, min_rtt: 0.0, mean_rtt: 0.0, ..busy(1.0, 1) }, 8.0, Bound::RateLimit),
+            ("first answer a 5xx: a quarter off", ctl(8.0, 0.0), Window { responses: 1, failures: 1, min_rtt: 0.0, mean_rtt: 0.0, ..busy(1.0, 1) }, 6.0, Bound::ServerErrors),
+            ("a base RTT known: one page alone is input", ctl(8.0, 1.0), Window { responses: 1, releases: 0, ..busy(1.0, 1) }, 8.0, Bound::Input),
         ];
         for (name, c, w, limit, bound) in table {
             let (next, b) = decide(c, &w, MIN_AUTO, DEFAULT_MAX);

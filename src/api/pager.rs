@@ -17,10 +17,11 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::client::Client;
 use super::contacts::{ListRequest, endpoint, fetch_list_page};
@@ -29,6 +30,8 @@ use super::types::{Contact, PAGE_SIZE, Page};
 
 /// Pages a slow consumer may leave waiting before the pager stops fetching.
 const QUEUED_PAGES: usize = 4;
+/// How long the first page of a listing is out before pages are guessed (see [`guesses`]).
+const GUESS_AFTER: Duration = Duration::from_millis(100);
 
 /// One page of the listing as the pager hands it on.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,14 +249,15 @@ impl Pager {
 
     /// The first pass, then re-fetch rounds until a pass is clean or the passes are spent.
     async fn list(&mut self, first: Option<Page<Contact>>) -> Result<(), Stop> {
-        let first = match first {
-            Some(p) => p,
-            None => self.fetch(1).await?,
-        };
         let mut pass = Pass::default();
-        self.accept(&mut pass, 1, first).await?;
-        self.summary.lock().unwrap().total_start = Some(self.total);
-        self.pass(&mut pass, 2, pages_for(self.total)).await?;
+        match first {
+            Some(page) => {
+                self.accept(&mut pass, 1, page).await?;
+                self.summary.lock().unwrap().total_start = Some(self.total);
+                self.pass(&mut pass, 2, Some(pages_for(self.total))).await?;
+            }
+            None => self.pass(&mut pass, 1, None).await?,
+        }
         let mut passes = 1;
         loop {
             let total = pass.last_total();
@@ -272,7 +276,7 @@ impl Pager {
             tracing::debug!(start, end, total, seen, "listing drifted, re-fetching");
             let before = self.summary.lock().unwrap().pages;
             pass = Pass::default();
-            self.pass(&mut pass, start, end).await?;
+            self.pass(&mut pass, start, Some(end)).await?;
             {
                 let mut s = self.summary.lock().unwrap();
                 s.drift.rounds += 1;
@@ -312,17 +316,26 @@ impl Pager {
     }
 
     /// Pages `from..=to` several at once, handed on in page order, then on while the last page
-    /// says there is more (contacts created meanwhile push rows past the planned end).
-    async fn pass(&mut self, pass: &mut Pass, from: u32, to: u32) -> Result<(), Stop> {
+    /// says there is more (contacts created meanwhile push rows past the planned end). `to`
+    /// unknown (the first pass without page 1): page `from` says it (`total_start`); until it
+    /// answers, more pages go on the chance that they exist (see [`guesses`]).
+    async fn pass(&mut self, pass: &mut Pass, from: u32, to: Option<u32>) -> Result<(), Stop> {
         let (client, sort) = (self.client.clone(), self.sort.clone());
         let adaptive = self.concurrency.is_none();
         let width = self.concurrency.unwrap_or_else(|| client.limit().ceiling());
-        let mut pages = futures::stream::iter(from..=to)
-            .map(|n| {
+        let (end_tx, end) = watch::channel(to);
+        let guess = match adaptive && client.limit().adapts() {
+            true => width as u32,
+            false => 0,
+        };
+        let pace = Duration::from_secs_f64(1.0 / client.metrics().rate.rate_per_sec.max(1e-3));
+        let mut pages = Box::pin(guesses(from, end, guess, (GUESS_AFTER, pace)))
+            .map(|(n, guessed)| {
                 let (client, sort) = (client.clone(), sort.clone());
                 async move {
                     let fetch = fetch_list_page(&client, sort.as_deref(), n);
-                    let page = match adaptive {
+                    // A guess goes outside the slots: the limit is sized by its first answer.
+                    let page = match adaptive && !guessed {
                         true => client.limit().run(fetch).await,
                         false => fetch.await,
                     };
@@ -333,6 +346,10 @@ impl Pager {
         while let Some((n, page)) = pages.next().await {
             let page = page.map_err(|e| page_error(n, e))?;
             self.accept(pass, n, page).await?;
+            if to.is_none() && n == from {
+                self.summary.lock().unwrap().total_start = Some(self.total);
+                let _ = end_tx.send(Some(pages_for(self.total).max(from)));
+            }
         }
         drop(pages);
         while let Some(n) = pass.more_after() {
@@ -378,6 +395,45 @@ impl Pager {
         };
         self.tx.send(Ok(listed)).await.map_err(|_| Stop::Gone)
     }
+}
+
+/// The page numbers of a pass from `from`, each with whether it is a guess: up to the end `end`
+/// says; while it says nothing yet (the first page has not answered), once the first page has
+/// been out for `after`, up to `guess` more pages, one every `pace` (the client's rate). A guess
+/// past the end costs one request that returns empty, but no time: while the first page is out
+/// the limiter would let those permits lapse (its burst is full), and at the pace no more go
+/// than the round trip lets lapse (rate × RTT), which at 1 s is most of a second of the run
+/// saved. A first page back within `after` costs too little to be worth a guess (nor does a
+/// small account then pay for empty pages).
+fn guesses(
+    from: u32,
+    end: watch::Receiver<Option<u32>>,
+    guess: u32,
+    (after, pace): (Duration, Duration),
+) -> impl Stream<Item = (u32, bool)> {
+    futures::stream::unfold((from, end), move |(n, mut end)| async move {
+        loop {
+            let known = *end.borrow_and_update();
+            match known {
+                Some(e) => return (n <= e).then_some(((n, false), (n + 1, end))),
+                None if n == from => return Some(((n, true), (n + 1, end))),
+                None if n - from <= guess => {
+                    let wait = if n == from + 1 { after } else { pace };
+                    let slept = tokio::select! {
+                        () = tokio::time::sleep(wait) => true,
+                        r = end.changed() => match r {
+                            Ok(()) => false,
+                            Err(_) => return None,
+                        },
+                    };
+                    if slept && end.borrow().is_none() {
+                        return Some(((n, true), (n + 1, end)));
+                    }
+                }
+                None => end.changed().await.ok()?,
+            }
+        }
+    })
 }
 
 fn page_error(n: u32, source: ApiError) -> ListError {
@@ -429,6 +485,40 @@ mod tests {
             format!("{e:#}"),
             "listing contacts, page 40: invalid request: page numbers start at 1"
         );
+    }
+
+    #[tokio::test]
+    async fn pages_are_guessed_at_the_pace_until_the_first_answer_says_where_the_end_is() {
+        let pace = Duration::from_millis(2);
+        type Guesses = Pin<Box<dyn Stream<Item = (u32, bool)> + Send>>;
+        async fn next(s: &mut Guesses) -> Result<Option<(u32, bool)>, impl std::fmt::Debug> {
+            tokio::time::timeout(Duration::from_millis(200), s.next()).await
+        }
+        // No guessing (fixed concurrency): the first page alone, then the pages the end says.
+        let (tx, rx) = watch::channel(None);
+        let mut s: Guesses = Box::pin(guesses(1, rx, 0, (pace, pace)));
+        assert_eq!(next(&mut s).await.unwrap(), Some((1, true)));
+        assert!(
+            next(&mut s).await.is_err(),
+            "a guess went without a guess allowed"
+        );
+        tx.send(Some(3)).unwrap();
+        assert_eq!(next(&mut s).await.unwrap(), Some((2, false)));
+        assert_eq!(next(&mut s).await.unwrap(), Some((3, false)));
+        assert_eq!(next(&mut s).await.unwrap(), None);
+        // Three guesses at most, then it waits for the end; an end below them stops it.
+        let (tx, rx) = watch::channel(None);
+        let mut s: Guesses = Box::pin(guesses(5, rx, 3, (pace, pace)));
+        for n in 5..=8 {
+            assert_eq!(next(&mut s).await.unwrap(), Some((n, true)));
+        }
+        assert!(next(&mut s).await.is_err(), "more than three guesses");
+        tx.send(Some(6)).unwrap();
+        assert_eq!(next(&mut s).await.unwrap(), None);
+        // A known end: no guess at all.
+        let (_tx, rx) = watch::channel(Some(2));
+        let all: Vec<_> = guesses(1, rx, 3, (pace, pace)).collect().await;
+        assert_eq!(all, vec![(1, false), (2, false)]);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! run. The decisions themselves are table-tested in `api::adaptive`.
 use std::time::Duration;
 
-use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency, RateLimit};
-use doto_bulk::cmd::export::{ExportOptions, export};
-use doto_bulk::sandbox::SandboxConfig;
+use doto_bulk::api::{ApiToken, Client, ClientConfig, Concurrency, ConcurrencyStats, RateLimit};
+use doto_bulk::cmd::export::{ExportOptions, ExportSummary, export};
+use doto_bulk::sandbox::{SandboxConfig, Stats};
 use serde_json::Value;
 
 use crate::import::{HEADER, MAPPING, World};
@@ -126,9 +126,27 @@ async fn auto_backs_off_from_a_server_that_slows_down_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
+    let (s, stats, c) = auto_export(1500, 200, 200).await;
+    assert!(s.manifest.rows > 1000);
+    assert!(
+        stats.max_in_flight > 16,
+        "only {} pages in flight",
+        stats.max_in_flight
+    );
+    assert_eq!(c.mode, "auto");
+    assert!(c.max > 16, "{c:?}");
+}
+
+/// An export of `seeded` contacts from a sandbox `latency_ms` away at `rate` requests a second:
+/// what it wrote, what the sandbox saw, the concurrency it used.
+async fn auto_export(
+    seeded: usize,
+    latency_ms: u64,
+    rate: u32,
+) -> (ExportSummary, Stats, ConcurrencyStats) {
     let sb = doto_bulk::sandbox::spawn(SandboxConfig {
-        seed_contacts: 1500,
-        latency: Duration::from_millis(200),
+        seed_contacts: seeded,
+        latency: Duration::from_millis(latency_ms),
         ..SandboxConfig::default()
     })
     .await
@@ -138,20 +156,46 @@ async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
         sb.account_id,
         ApiToken::new(sb.admin_token.clone()).unwrap(),
     );
-    cfg.rate = RateLimit::per_second(200);
+    cfg.rate = RateLimit::per_second(rate);
     let client = Client::new(cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
     let s = export(&client, &opts).await.unwrap();
-    assert!(s.manifest.rows > 1000);
     let stats = sb.stats();
-    assert!(
-        stats.max_in_flight > 16,
-        "only {} pages in flight",
-        stats.max_in_flight
-    );
-    let c = client.metrics().concurrency;
-    assert_eq!(c.mode, "auto");
-    assert!(c.max > 16, "{c:?}");
     sb.shutdown().await.unwrap();
+    (s, stats, client.metrics().concurrency)
+}
+
+/// The arrival times (ms since the sandbox started) of the list requests of
+/// [`auto_export`] at 100 requests a second.
+async fn export_list_arrivals(seeded: usize, latency_ms: u64) -> Vec<u64> {
+    let (s, stats, _) = auto_export(seeded, latency_ms, 100).await;
+    let listed = stats
+        .log
+        .iter()
+        .filter(|e| e.route == doto_bulk::sandbox::route::CONTACTS && e.method == "GET");
+    let arrivals: Vec<u64> = listed.map(|e| e.at_ms).collect();
+    // Guessed or not, every listed contact is written once and the pages asked are the
+    // listing's own or past its end.
+    assert_eq!(s.manifest.rows, s.manifest.server_total_end);
+    assert!(arrivals.len() as u64 >= s.manifest.rows.div_ceil(15).max(1));
+    arrivals
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_listing_guesses_pages_while_the_first_is_out_at_the_pace_only() {
+    // 300 ms away: pages go at the pace (100/s) while page 1 is out, after its first 100 ms.
+    let arrivals = export_list_arrivals(900, 300).await;
+    let early = arrivals.iter().filter(|t| **t < arrivals[0] + 280).count();
+    assert!(early >= 5, "{early} list requests before page 1 answered");
+    assert!(
+        early <= 1 + 20,
+        "{early} list requests before page 1 answered"
+    );
+    // An empty account pays at most the guesses the round trip let go (empty pages)...
+    let arrivals = export_list_arrivals(0, 300).await;
+    assert!(arrivals.len() <= 1 + 25, "{} list requests", arrivals.len());
+    // ...and a server that answers at once costs no guess at all.
+    let arrivals = export_list_arrivals(0, 0).await;
+    assert_eq!(arrivals.len(), 1);
 }
