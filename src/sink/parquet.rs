@@ -3,11 +3,12 @@
 //! previous manifest pin them the same way), then the raw `custom_attributes` and
 //! `additional_attributes` objects as JSON text, which read back losslessly.
 //!
-//! Types: `id` INT64; `created_at` and `last_activity_at` TIMESTAMP (milliseconds, UTC, whatever
-//! `--timestamps` says); `blocked` BOOLEAN; the other core fields UTF-8 strings. An attribute
+//! Types: `id` INT64; `created_at` and `last_activity_at` TIMESTAMP (milliseconds, UTC; the CLI
+//! refuses `--timestamps` with Parquet, the manifest says `timestamp`); `blocked` BOOLEAN; the other core fields UTF-8 strings. An attribute
 //! column is typed by what the account holds ([`ColumnSet`]): all integers INT64, all numbers
 //! DOUBLE, all booleans BOOLEAN, all ISO dates (`YYYY-MM-DD`) DATE, anything else (mixed types,
-//! objects, integers beyond 64 bits) a string as CSV writes it. Every column but `id` is optional:
+//! objects, integers beyond 64 bits, integers beyond 2^53 among fractions, which a DOUBLE would
+//! round) a string as CSV writes it. Every column but `id` is optional:
 //! a blank value is null. Contacts come from the spool in row groups of [`ROW_GROUP`], so memory
 //! stays flat in the number of contacts.
 use std::io::Write;
@@ -85,6 +86,7 @@ fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
             }
             match set.kinds.get(&name) {
                 Some(AttrKind::Int) => Kind::Int,
+                Some(AttrKind::Number) if set.wide.contains(&name) => Kind::Text,
                 Some(AttrKind::Number) => Kind::Double,
                 Some(AttrKind::Bool) => Kind::Bool,
                 Some(AttrKind::Text) => Kind::Date,
@@ -119,12 +121,22 @@ fn field(c: &Col) -> anyhow::Result<Arc<Type>> {
     Ok(Arc::new(t))
 }
 
-/// Days since 1970-01-01 of an ISO date `YYYY-MM-DD`.
+/// Days since 1970-01-01 of an ISO date `YYYY-MM-DD` that is a real day of the years 1 to 9999
+/// and reads back as the same text (no `2024-02-30`, no padding chrono would skip, no year 0,
+/// which Python's `datetime.date` cannot hold).
 pub fn iso_date(s: &str) -> Option<i32> {
-    if s.len() != 10 {
+    if s.len() != 10
+        || !s
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() != (i == 4 || i == 7))
+    {
         return None;
     }
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    if s.starts_with("0000") {
+        return None;
+    }
     let days = d
         .signed_duration_since(chrono::NaiveDate::default())
         .num_days();
@@ -197,7 +209,10 @@ where
 /// JSON text.
 fn value(c: &Contact, col: &Col) -> Cell {
     match &col.source {
-        Some(Column::Core("id")) => Cell::Int(i64::try_from(c.id).unwrap_or(i64::MAX)),
+        // An id beyond INT64 stays text, which the column refuses by name: no wrong id.
+        Some(Column::Core("id")) => {
+            i64::try_from(c.id).map_or_else(|_| Cell::Text(c.id.to_string()), Cell::Int)
+        }
         Some(source) => cell(c, source, Timestamps::Epoch),
         None if col.name == RAW_COLUMNS[0] => json_text(&c.custom_attributes),
         None => json_text(&c.additional_attributes),
@@ -308,15 +323,78 @@ mod tests {
         assert_eq!(iso_date("1970-01-01"), Some(0));
         assert_eq!(iso_date("2024-03-21"), Some(19803));
         assert_eq!(iso_date("1969-12-31"), Some(-1));
+        assert_eq!(iso_date("0001-01-01"), Some(-719162));
+        assert_eq!(iso_date("9999-12-31"), Some(2932896));
         for no in [
             "2024-02-30",
             "2024-3-21",
             "2024-03-21T00:00",
             "21/03/2024",
             "",
+            "2024-03- 1",
+            " 2024-3-01",
+            "+024-03-01",
+            "2024-03-0١",
+            "0000-01-01",
+            "2024_03_01",
         ] {
             assert_eq!(iso_date(no), None, "{no}");
         }
+    }
+
+    fn contacts(attrs: &[serde_json::Value]) -> (Vec<Contact>, ColumnSet) {
+        let mut set = ColumnSet::default();
+        let cs: Vec<Contact> = attrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let v = serde_json::json!({"id": i + 1, "custom_attributes": a});
+                serde_json::from_value(v).unwrap()
+            })
+            .collect();
+        cs.iter().for_each(|c| set.observe(c));
+        (cs, set)
+    }
+
+    #[test]
+    fn columns_a_type_would_round_or_misread_are_text() {
+        use serde_json::json;
+        let (_, set) = contacts(&[
+            json!({"wide": 9_007_199_254_740_993_i64, "ext": 9_007_199_254_740_993_i64, "f": 1}),
+            json!({"wide": 0.5, "ext": 1, "big": u64::MAX, "f": 0.5, "d": "2024-02-29"}),
+            json!({"big": 1, "d": "2024-02-30", "o": {"k": [1]}, "a": [], "n": null}),
+        ]);
+        let kind = |k: &str| kind_of(&Column::Custom(k.into()), &set);
+        assert_eq!(
+            kind("wide"),
+            Kind::Text,
+            "an integer beyond 2^53 among fractions"
+        );
+        assert_eq!(kind("ext"), Kind::Int, "integers stay INT64 however large");
+        assert_eq!(kind("f"), Kind::Double);
+        assert_eq!(kind("big"), Kind::Text, "beyond i64");
+        assert_eq!(kind("d"), Kind::Text, "not every string is a real date");
+        assert_eq!(kind("o"), Kind::Text);
+        assert_eq!(kind("a"), Kind::Text);
+        assert_eq!(kind("n"), Kind::Text, "null in every row");
+    }
+
+    #[test]
+    fn an_id_beyond_int64_is_an_error_naming_the_contact_not_a_wrong_id() {
+        let c: Contact = serde_json::from_value(serde_json::json!({"id": u64::MAX})).unwrap();
+        let layout = Layout::build(&ColumnSet::default(), false, None);
+        let e = write(
+            vec![],
+            &layout,
+            &ColumnSet::default(),
+            &[],
+            [Ok(c)].into_iter(),
+        );
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(
+            e.contains("Parquet column id") && e.contains(&u64::MAX.to_string()),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod mapping_init;
 mod memflat;
 mod normalise;
 mod parquet;
+mod parquet_py;
 mod phones;
 mod props;
 mod revert;
