@@ -9,8 +9,8 @@
 //! DOUBLE, all booleans BOOLEAN, all ISO dates (`YYYY-MM-DD`) DATE, anything else (mixed types,
 //! objects, integers beyond 64 bits, integers beyond 2^53 among fractions, which a DOUBLE would
 //! round) a string as CSV writes it. Every column but `id` is optional:
-//! a blank value is null. Contacts come from the spool in row groups of [`ROW_GROUP`], so memory
-//! stays flat in the number of contacts.
+//! a blank value is null. Contacts come from the spool in row groups of [`ROW_GROUP`], fewer for
+//! wide contacts ([`ROW_GROUP_BYTES`]), so memory stays flat in the number of contacts.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -27,8 +27,14 @@ use super::columns::{
 };
 use crate::api::Contact;
 
-/// Contacts per row group.
+/// Contacts per row group, at most.
 pub const ROW_GROUP: usize = 10_000;
+
+/// The most the contacts of one row group may take in memory (as [`heap_bytes`] estimates it):
+/// wide contacts (many attributes, long texts) make groups of fewer rows, so that memory stays
+/// bounded whatever the account's width. The generated contacts (~0.35 kB of JSON) fill 10,000
+/// rows well within it.
+pub const ROW_GROUP_BYTES: usize = 24 << 20;
 
 /// The raw attribute objects, as JSON text, after the layout's columns.
 pub const RAW_COLUMNS: [&str; 2] = ["custom_attributes", "additional_attributes"];
@@ -181,12 +187,12 @@ where
         .build();
     let mut w = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
         .context("cannot start the Parquet file")?;
-    let mut contacts = contacts.peekable();
+    let mut contacts = contacts;
     let mut group = Vec::with_capacity(ROW_GROUP.min(1024));
-    while contacts.peek().is_some() {
-        group.clear();
-        for c in contacts.by_ref().take(ROW_GROUP) {
-            group.push(c?);
+    loop {
+        next_group(&mut contacts, &mut group, ROW_GROUP_BYTES)?;
+        if group.is_empty() {
+            break;
         }
         let mut rg = w
             .next_row_group()
@@ -203,6 +209,60 @@ where
     }
     w.close().context("cannot finish the Parquet file")?;
     Ok(())
+}
+
+/// Fill `group` with the next contacts: [`ROW_GROUP`] of them, fewer once they take `max_bytes`
+/// (none at the end).
+fn next_group<I>(contacts: &mut I, group: &mut Vec<Contact>, max_bytes: usize) -> anyhow::Result<()>
+where
+    I: Iterator<Item = anyhow::Result<Contact>>,
+{
+    group.clear();
+    let mut bytes = 0;
+    while group.len() < ROW_GROUP && bytes < max_bytes {
+        let Some(c) = contacts.next() else { break };
+        let c = c?;
+        bytes += heap_bytes(&c);
+        group.push(c);
+    }
+    Ok(())
+}
+
+/// About what `c` takes in memory once parsed: its texts and attribute trees, with a few words of
+/// overhead a node.
+fn heap_bytes(c: &Contact) -> usize {
+    let texts = [
+        &c.name,
+        &c.email,
+        &c.phone_number,
+        &c.identifier,
+        &c.thumbnail,
+        &c.availability_status,
+    ];
+    let text: usize = texts
+        .iter()
+        .map(|t| t.as_ref().map_or(0, String::len))
+        .sum();
+    let inboxes: usize = c.contact_inboxes.iter().flatten().map(value_bytes).sum();
+    std::mem::size_of::<Contact>()
+        + text
+        + map_bytes(&c.custom_attributes)
+        + map_bytes(&c.additional_attributes)
+        + inboxes
+}
+
+fn map_bytes(m: &serde_json::Map<String, serde_json::Value>) -> usize {
+    m.iter().map(|(k, v)| 48 + k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    32 + match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(value_bytes).sum(),
+        Value::Object(m) => map_bytes(m),
+        _ => 0,
+    }
 }
 
 /// The value of `c` in `col`, as its cell (timestamps in epoch seconds); a raw column's object as
@@ -316,6 +376,32 @@ mod tests {
             let n = cols.find(|(k, _)| *k == "custom_attributes.n").unwrap().1;
             assert_eq!(n, &Field::Long(i as i64));
         }
+    }
+
+    #[test]
+    fn wide_contacts_make_groups_of_fewer_rows() {
+        let contact = |i: u64, text: usize| -> anyhow::Result<Contact> {
+            let v = serde_json::json!({"id": i, "custom_attributes": {"t": "x".repeat(text)}});
+            Ok(serde_json::from_value(v)?)
+        };
+        let sizes = |text: usize, max_bytes: usize| {
+            let mut it = (0..25_000).map(|i| contact(i, text));
+            let mut group = vec![];
+            let mut out = vec![];
+            loop {
+                next_group(&mut it, &mut group, max_bytes).unwrap();
+                if group.is_empty() {
+                    return out;
+                }
+                out.push(group.len());
+            }
+        };
+        assert_eq!(sizes(10, ROW_GROUP_BYTES), [ROW_GROUP, ROW_GROUP, 5_000]);
+        let one = heap_bytes(&contact(0, 1_000).unwrap());
+        assert!((1_000..1_500).contains(&one), "{one}");
+        let wide = sizes(1_000, 100 * one);
+        assert!(wide[..wide.len() - 1].iter().all(|n| *n == 100), "{wide:?}");
+        assert_eq!(wide.iter().sum::<usize>(), 25_000);
     }
 
     #[test]
