@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "COL,COL,...")]
     pub columns: Option<Vec<String>>,
     /// How created_at and last_activity_at are written (default: iso for CSV/XLSX, epoch for
-    /// JSONL, as the API sends them). Not for Parquet, whose are typed (TIMESTAMP, UTC).
+    /// JSONL, as the API sends them). Not for Parquet: its timestamps are typed (TIMESTAMP, UTC).
     #[arg(long, value_parser = timestamps_parser())]
     pub timestamps: Option<Timestamps>,
     /// Start a CSV with a UTF-8 byte order mark (for Excel).

@@ -34,7 +34,7 @@ pub const ROW_GROUP: usize = 10_000;
 /// wide contacts (many attributes, long texts) make groups of fewer rows, so that memory stays
 /// bounded whatever the account's width. The generated contacts (~0.35 kB of JSON) fill 10,000
 /// rows well within it.
-pub const ROW_GROUP_BYTES: usize = 24 << 20;
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 
 /// The raw attribute objects, as JSON text, after the layout's columns.
 pub const RAW_COLUMNS: [&str; 2] = ["custom_attributes", "additional_attributes"];
