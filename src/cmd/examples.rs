@@ -50,8 +50,8 @@ Examples:
   # A real account to XLSX, newest first
   doto-bulk export -o contacts.xlsx --sort=-created_at --account-id 1 --token-file ~/.doto-token
 
-  # JSONL with each contact's recent conversations beside it
-  doto-bulk export -o contacts.jsonl --conversations conversations.jsonl --account-id 1";
+  # JSONL with each contact's notes (contacts.notes.jsonl) and recent conversations beside it
+  doto-bulk export -o contacts.jsonl --notes --conversations conversations.jsonl --account-id 1";
 
 /// `doto-bulk revert --help`.
 pub const REVERT: &str = "\

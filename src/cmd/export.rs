@@ -6,7 +6,8 @@
 //! Flow: resolve the flags once ([`ExportOptions`]); hand the pages of the API's pager (concurrent
 //! pages under the client's shared rate limit, dedupe by id, drift repair) to a `sink` writer of
 //! the format (which spools CSV, XLSX and Parquet until the columns are known); optionally write every
-//! contact's conversations; then rename the outputs into place and write `FILE.manifest.json`.
+//! contact's notes and conversations (`sink::related`); then rename the outputs into place and
+//! write `FILE.manifest.json`.
 //! Any failure before the rename leaves the previous files untouched.
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,8 +23,8 @@ use crate::exit;
 pub use crate::sink::Format;
 use crate::sink::atomic::{Dest, parent_dir, write_atomic};
 use crate::sink::columns::{Selection, Timestamps, parse_columns};
-use crate::sink::conversations;
 use crate::sink::manifest::{self, Manifest, now_rfc3339};
+use crate::sink::related::{self, Plan, Related, Table};
 use crate::sink::writer::{self, ContactWriter, Settings};
 use crate::words::count;
 
@@ -61,10 +62,17 @@ pub struct Args {
     /// Keep each contact's `contact_inboxes` (a JSON column in CSV/XLSX/Parquet).
     #[arg(long)]
     pub include_contact_inboxes: bool,
-    /// Also write each contact's conversations (the 20 most recent; one request per contact) to
-    /// this JSONL file, one conversation a line with its `contact_id`.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub conversations: Option<PathBuf>,
+    /// Also write each contact's conversations: what the API gives, the 20 with the newest
+    /// activity (older ones are not reachable), one request per contact; one conversation a row
+    /// with its `contact_id`. To FILE (its extension picks the format; JSONL for any other),
+    /// else beside the export in its format (`out.parquet` → `out.conversations.parquet`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub conversations: Option<Option<PathBuf>>,
+    /// Also write each contact's notes (one request per contact), one note a row keyed by
+    /// `contact_id`: to FILE (its extension picks the format; JSONL for any other), else beside the
+    /// export in its format (`out.csv` → `out.notes.csv`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub notes: Option<Option<PathBuf>>,
     /// Pin the CSV/XLSX/Parquet columns: these first, in this order (comma-separated); columns found in
     /// the data and not listed go at the end. Without it, the previous manifest at the target
     /// pins them.
@@ -82,7 +90,7 @@ pub struct Args {
     #[arg(long, value_name = "RATE")]
     pub rate: Option<RateLimit>,
     /// Pages fetched at once: `auto` (default) adapts it so that the rate limit binds rather than
-    /// latency; a number fixes it (conversation lists: that number, or 8).
+    /// latency; a number fixes it (for the notes and conversation requests too).
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub concurrency: Concurrency,
     /// The most --concurrency auto grows to.
@@ -110,7 +118,11 @@ pub struct ExportOptions {
     pub format: Format,
     pub sort: String,
     pub include_contact_inboxes: bool,
+    /// `--conversations` and `--notes`: where each table goes.
     pub conversations: Option<PathBuf>,
+    pub notes: Option<PathBuf>,
+    /// Print the plan of the per-contact requests on stderr before they start (not `-q`).
+    pub announce: bool,
     /// `--columns`, as given.
     pub columns: Option<Vec<String>>,
     /// `--select` / `--exclude`.
@@ -143,6 +155,8 @@ impl ExportOptions {
             sort: DEFAULT_SORT.into(),
             include_contact_inboxes: false,
             conversations: None,
+            notes: None,
+            announce: false,
             columns: None,
             selection: Selection::default(),
             manifest: None,
@@ -196,10 +210,14 @@ impl ExportOptions {
         if self.selection != Selection::default() && self.format == Format::Jsonl {
             bail!("--select and --exclude apply to CSV, XLSX and Parquet only");
         }
-        if self.conversations.as_ref() == Some(&self.output) {
-            bail!("--conversations must name a file other than -o");
-        }
+        related::check_paths(&self.output, &self.tables())?;
         Ok(dest)
+    }
+
+    /// The per-contact tables asked for.
+    fn tables(&self) -> Vec<Table> {
+        let (notes, convs) = (self.notes.clone(), self.conversations.clone());
+        Table::both(notes, convs, self.format, self.timestamps)
     }
 
     /// Where the manifest goes: `--manifest`, else beside a regular file; none for a stream.
@@ -239,6 +257,8 @@ pub struct ExportSummary {
     /// `FILE.mapping.yaml` (CSV and XLSX to a regular file).
     pub mapping_path: Option<PathBuf>,
     pub elapsed: Duration,
+    /// The per-contact requests, when tables were asked for.
+    pub plan: Option<Plan>,
 }
 
 fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
@@ -266,15 +286,10 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let mut out = writer::create(&dest, settings.clone())?;
     let (listed, ids) = list_into(client, opts, out.as_mut()).await?;
     let (file, written) = out.finish()?;
-    // The listing's own cost, before any conversation request.
+    // The listing's own cost, before any per-contact request.
     let metrics = client.metrics();
-    // Conversations before any rename: a failure there must leave both files as they were.
-    let conversations = match &opts.conversations {
-        Some(path) => {
-            Some(conversations::write(client, path, &ids, opts.concurrency.initial()).await?)
-        }
-        None => None,
-    };
+    // The per-contact tables before any rename: a failure there must leave every file as it was.
+    let (plan, tables) = related::write(client, &ids, &opts.tables(), opts.announce).await?;
     file.commit()?;
     let mapping_path = match (&written.mapping, dest.file()) {
         (Some(text), Some(_)) => {
@@ -284,17 +299,19 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         }
         _ => None,
     };
-    let conversations = match conversations {
-        Some((file, c)) => file.commit().map(|()| Some(c))?,
-        None => None,
-    };
     let target = &opts.output;
     let mut m = Manifest::of_export(
         &settings, target, &opts.sort, &written, &listed, client, started_at,
     );
     m.listing.attempts = metrics.attempts;
     m.listing.rate_limited = metrics.rate_limited;
-    m.conversations = conversations;
+    for t in tables {
+        t.file.commit()?;
+        match t.related {
+            Related::Notes => m.notes = Some(t.entry),
+            Related::Conversations => m.conversations = Some(t.entry),
+        }
+    }
     let manifest_path = match opts.manifest_path(&dest) {
         Some(p) => Some(manifest::write(p, &m)?),
         None => None,
@@ -304,6 +321,7 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         manifest_path,
         mapping_path,
         elapsed: t.elapsed(),
+        plan,
     })
 }
 
@@ -397,6 +415,12 @@ fn file_end(global: &GlobalArgs, opts: &ExportOptions, s: &ExportSummary, code: 
         m.insert("output".into(), opts.output.display().to_string().into());
         let manifest = s.manifest_path.as_ref().map(|p| p.display().to_string());
         m.insert("manifest_path".into(), manifest.into());
+        if let Some(plan) = &s.plan {
+            m.insert(
+                "plan".into(),
+                serde_json::to_value(plan).unwrap_or_default(),
+            );
+        }
     }
     crate::cmd::emit::file_end(global, &opts.output, doc, code);
     code
@@ -422,7 +446,14 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         format,
         sort: args.sort.clone(),
         include_contact_inboxes: args.include_contact_inboxes,
-        conversations: args.conversations.clone(),
+        conversations: related::flag_path(
+            &args.output,
+            &args.conversations,
+            Related::Conversations,
+            format,
+        )?,
+        notes: related::flag_path(&args.output, &args.notes, Related::Notes, format)?,
+        announce: !global.quiet,
         columns: args.columns.clone(),
         selection: Selection {
             select: args.select.iter().map(|s| s.trim().to_owned()).collect(),
@@ -502,11 +533,16 @@ fn report(s: &ExportSummary, opts: &ExportOptions, where_: &str) {
             }
         );
     }
-    if let Some(c) = &m.conversations {
+    let tables = [(&m.notes, "note"), (&m.conversations, "conversation")];
+    for (t, noun) in tables
+        .iter()
+        .filter_map(|(t, n)| Some(((*t).as_ref()?, *n)))
+    {
         eprintln!(
-            "{} written ({} gone meanwhile)",
-            count(c.rows, "conversation"),
-            count(c.contacts_gone, "contact")
+            "{} written to {} ({} gone meanwhile)",
+            count(t.rows, noun),
+            t.file,
+            count(t.contacts_gone, "contact")
         );
     }
 }

@@ -332,7 +332,15 @@ impl Row<'_> {
                     let (used, _) = self.label(c, g.origin);
                     for (e, skipped) in refused {
                         let e = self.located(e, c, skipped.origin);
-                        let msg = format!("{}; {used} was used instead", e.message);
+                        let msg = if skipped.origin == g.origin {
+                            // `split:`: another value of the same cell.
+                            format!(
+                                "{}; the next value in that cell was used instead",
+                                e.message
+                            )
+                        } else {
+                            format!("{}; {used} was used instead", e.message)
+                        };
                         self.warning(c, &skipped, e.code, msg, false);
                     }
                     return Pick::Value(v);

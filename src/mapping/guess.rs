@@ -68,6 +68,13 @@ const ALIASES: &[(Role, &[&str])] = &[
             "otheremail",
             "secondaryemail",
             "email2",
+            // Google Contacts (`E-mail 1 - Value`) and Outlook (`E-mail 2 Address`).
+            "email1value",
+            "email2value",
+            "email3value",
+            "email4value",
+            "email2address",
+            "email3address",
         ],
     ),
     (
@@ -104,6 +111,13 @@ const ALIASES: &[(Role, &[&str])] = &[
             "otherphone",
             "phone1",
             "phone2",
+            // Google Contacts (`Phone 1 - Value`) and Outlook.
+            "phone1value",
+            "phone2value",
+            "phone3value",
+            "businessphone2",
+            "homephone2",
+            "companymainphone",
         ],
     ),
     (
@@ -138,6 +152,7 @@ const ALIASES: &[(Role, &[&str])] = &[
             "org",
             "account",
             "employer",
+            "organization1name",
         ],
     ),
     (
@@ -149,6 +164,9 @@ const ALIASES: &[(Role, &[&str])] = &[
             "addresscity",
             "postaladdresscity",
             "locality",
+            "address1city",
+            "businesscity",
+            "homecity",
             "othercity",
         ],
     ),
@@ -162,6 +180,12 @@ const ALIASES: &[(Role, &[&str])] = &[
             "addresscountry",
             "postaladdresscountry",
             "countryname",
+            "address1country",
+            "businesscountryregion",
+            "businesscountry",
+            "homecountryregion",
+            "homecountry",
+            "othercountryregion",
             "othercountry",
         ],
     ),
@@ -175,6 +199,9 @@ const ALIASES: &[(Role, &[&str])] = &[
             "province",
             "stateregion",
             "addressstate",
+            "address1region",
+            "businessstate",
+            "homestate",
             "otherstate",
         ],
     ),
@@ -193,7 +220,15 @@ const ALIASES: &[(Role, &[&str])] = &[
     ),
     (
         Role::JobTitle,
-        &["jobtitle", "title", "position", "jobposition", "role"],
+        &[
+            "jobtitle",
+            "title",
+            "position",
+            "jobposition",
+            "role",
+            "organizationtitle",
+            "organization1title",
+        ],
     ),
     (
         Role::Notes,
@@ -377,18 +412,22 @@ pub fn draft_with(
             .map(|h| h.trim().is_empty() || crate::source::detect::is_report_column(h))
             .collect(),
         d: Draft::default(),
+        split_always: false,
     };
     let include = g.included(&opts.include)?;
     let p = g.pick_columns();
     let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();
     let layout = layout::detect(headers, &id_values);
     g.d.layout = layout.name.to_string();
+    // Google writes `a ::: b` wherever a contact has two values of one label: rows past the
+    // sample may have them even when the sampled ones do not.
+    g.split_always = layout.prefix == "google-";
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
     let region = g.region(&p, opts.region);
     fields.extend(g.phone_line(&p.phones, region.from));
     fields.extend(g.identifier_line(p.ids.first().copied(), &layout));
-    let keys = g.match_keys(&p);
+    let keys = g.match_keys(&p, &layout);
     if keys.is_empty() {
         anyhow::bail!(
             "{file}: no email and no record id column, so rows could not be matched to contacts \
@@ -465,6 +504,8 @@ struct Drafter<'a> {
     /// Columns mapped already, or never to be mapped (blank or `_` headers).
     used: Vec<bool>,
     d: Draft,
+    /// Read every email, phone and name fallback column with `split: ":::"` (a Google export).
+    split_always: bool,
 }
 
 impl<'a> Drafter<'a> {
@@ -610,7 +651,8 @@ impl<'a> Drafter<'a> {
                 "name: column {} (the email when it is blank)",
                 q(&self.name_of(f))
             ));
-            format!("  name: {{ from: [{}] }}", from.join(", "))
+            let split = self.split_opt(&fallback);
+            format!("  name: {{ from: [{}]{split} }}", from.join(", "))
         } else if let Some((i, lacks, what)) = (p.emails.first())
             .map(|&i| (i, "no name column", "the email"))
             .or_else(|| (p.ids.first()).map(|&i| (i, "no name or email column", "the record id")))
@@ -642,11 +684,11 @@ impl<'a> Drafter<'a> {
 
     /// `name:` as a template of the first/last name columns `parts`, then the `or` columns
     /// (the full name, the emails) when the template is blank.
-    fn template_name(&mut self, parts: &[usize], or: &[usize]) -> String {
+    fn template_name(&mut self, parts: &[usize], or_cols: &[usize]) -> String {
         let t = (parts.iter().map(|&i| ph(&self.name_of(i))))
             .collect::<Vec<_>>()
             .join(" ");
-        let or: Vec<String> = or.iter().map(|&i| q(&self.name_of(i))).collect();
+        let or: Vec<String> = or_cols.iter().map(|&i| q(&self.name_of(i))).collect();
         if or.is_empty() {
             self.d.decided.push(format!("name: template {}", q(&t)));
             return format!("  name: {{ template: {} }}", q(&t));
@@ -656,8 +698,9 @@ impl<'a> Drafter<'a> {
             q(&t),
             or.join(" then ")
         ));
+        let split = self.split_opt(or_cols);
         format!(
-            "  name: {{ template: {}, from: [{}] }}",
+            "  name: {{ template: {}, from: [{}]{split} }}",
             q(&t),
             or.join(", ")
         )
@@ -675,10 +718,11 @@ impl<'a> Drafter<'a> {
         self.d
             .decided
             .push(format!("email: {}", quoted.join(" then ")));
-        let line = if list.len() == 1 {
-            format!("  email: {}", quoted[0])
-        } else {
-            format!("  email: {{ from: [{}] }}", quoted.join(", "))
+        let split = self.split_opt(emails);
+        let line = match (list.len(), split) {
+            (1, "") => format!("  email: {}", quoted[0]),
+            (1, _) => format!("  email: {{ from: {}{split} }}", quoted[0]),
+            _ => format!("  email: {{ from: [{}]{split} }}", quoted.join(", ")),
         };
         self.d.roles.insert(Role::Email, list);
         Some(line)
@@ -820,7 +864,8 @@ impl<'a> Drafter<'a> {
                 .unwrap_or_default()
         ));
         self.d.roles.insert(Role::Phone, list);
-        Some(format!("  phone_number: {{ from: {from}{region} }}"))
+        let split = self.split_opt(phones);
+        Some(format!("  phone_number: {{ from: {from}{region}{split} }}"))
     }
 
     /// `identifier:` from the record id column, with the layout's prefix (none for a column
@@ -855,7 +900,9 @@ impl<'a> Drafter<'a> {
     }
 
     /// `match.on`: the record id first (it survives an email change), then the email.
-    fn match_keys(&self, p: &Picks) -> Vec<&'static str> {
+    /// An address book's (Google, Outlook) phone too, when it has no record id: many of its
+    /// contacts have a phone alone.
+    fn match_keys(&mut self, p: &Picks, layout: &Layout) -> Vec<&'static str> {
         let mut keys = Vec::new();
         if !p.ids.is_empty() {
             keys.push("identifier");
@@ -863,7 +910,38 @@ impl<'a> Drafter<'a> {
         if !p.emails.is_empty() {
             keys.push("email");
         }
+        if layout.phone_key && p.ids.is_empty() && !p.phones.is_empty() {
+            keys.push("phone_number");
+            for u in &mut self.d.undecided {
+                *u = u.replace("by email only", "by email, then phone");
+            }
+            self.d.decided.push(format!(
+                "match.on: phone_number too ({} has no record id; a contact with a phone alone is matched by it)",
+                layout.name
+            ));
+        }
         keys
+    }
+
+    /// `, split: ":::"` when a sampled cell of `cols` holds several values the Google way
+    /// (`a@x.com ::: b@y.com`), or the file is a Google export, so that each value is read on
+    /// its own; else nothing.
+    fn split_opt(&mut self, cols: &[usize]) -> &'static str {
+        let multi: Vec<usize> = (cols.iter().copied())
+            .filter(|&i| self.split_always || self.col(i).iter().any(|v| v.contains(" ::: ")))
+            .collect();
+        if multi.is_empty() {
+            return "";
+        }
+        let names: Vec<String> = multi.iter().map(|&i| q(&self.name_of(i))).collect();
+        let line = format!(
+            "split: \":::\" for {} (a cell with several values holds \"a ::: b\": the first usable one is taken)",
+            names.join(", ")
+        );
+        if !self.d.decided.contains(&line) {
+            self.d.decided.push(line);
+        }
+        ", split: \":::\""
     }
 
     /// The attribute sections: company, city and country; the job title; Ruby hash columns

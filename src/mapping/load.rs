@@ -594,6 +594,7 @@ fn value_def(
         _ => Case::Keep,
     };
     let region_from = d.region_from(full.region_from)?;
+    let split = d.split(full.split, &source)?;
     // Constants, defaults and table values are checked now, not on every row.
     if let SourceDef::Const(c) = &source {
         if c.trim().is_empty() {
@@ -621,6 +622,7 @@ fn value_def(
             suffix: full.suffix.filter(|s| !s.is_empty()),
             ty,
             required: full.required.unwrap_or(cx.required),
+            split,
         },
         region_from,
         optional: full.optional.unwrap_or(false),
@@ -641,6 +643,7 @@ pub(super) fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef
             suffix: None,
             ty,
             required: false,
+            split: None,
         },
         region_from: None,
         optional: false,
@@ -778,6 +781,20 @@ impl Def<'_, '_> {
             })),
             Some(_) => Err(self.err("`region_from:` only applies to fields.phone_number")),
             None => Ok(None),
+        }
+    }
+
+    /// `split:` a separator, for values read from `from:` columns (a template's fallback
+    /// columns included; never the template's placeholders or a constant).
+    fn split(&self, s: Option<spec::Str>, source: &SourceDef) -> anyhow::Result<Option<String>> {
+        let Some(s) = s else { return Ok(None) };
+        if s.value.trim().is_empty() {
+            return Err(self.err("`split:` is blank: give the separator, such as \":::\""));
+        }
+        match source {
+            SourceDef::Columns(_) => Ok(Some(s.value)),
+            SourceDef::Template(_, or) if !or.is_empty() => Ok(Some(s.value)),
+            _ => Err(self.err("`split:` applies to the values of `from:` columns")),
         }
     }
 

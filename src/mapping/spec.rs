@@ -226,6 +226,8 @@ pub struct FullSpec {
     /// One format or a list.
     pub formats: Option<Columns>,
     pub region_from: Option<Str>,
+    /// A separator: each cell holds several values (`a@x.com ::: b@y.com`), tried in order.
+    pub split: Option<Str>,
     /// A value that cannot be used fails the row (default: `defaults.required`, else false).
     pub required: Option<bool>,
     /// The columns may be absent from the file (blank on every row).

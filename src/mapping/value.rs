@@ -55,6 +55,8 @@ pub struct Modifiers {
     /// `required: true`: a value that cannot be used fails the row instead of leaving the field
     /// out with a warning.
     pub required: bool,
+    /// `split:`: the separator between the several values a cell holds; each is a candidate.
+    pub split: Option<String>,
 }
 
 /// A checked value spec.
@@ -209,29 +211,17 @@ impl Compiled {
     /// found): a list whose non-blank values were all refused has no value.
     pub fn text_from<'r>(&'r self, rec: &'r Record, start: usize) -> Option<(Got<'r>, usize)> {
         let m = &self.m;
-        let from_col = |i: usize| {
-            let raw = cell(rec, i);
-            (!raw.trim().is_empty()).then(|| {
-                let v = if m.trim { raw.trim() } else { raw };
-                self.modified(Cow::Borrowed(v), Origin::Column(i))
-            })?
-        };
         let picked = match &self.src {
-            Src::Col(i) if start == 0 => from_col(*i).map(|g| (g, 1)),
-            Src::First(cols) => cols
-                .iter()
-                .enumerate()
-                .skip(start)
-                .find_map(|(k, &i)| from_col(i).map(|g| (g, k + 1))),
+            Src::Col(i) => self.first_in_cols(rec, std::slice::from_ref(i), start),
+            Src::First(cols) => self.first_in_cols(rec, cols, start),
             Src::Template(parts, or) => (start == 0)
                 .then(|| render(parts, rec))
                 .flatten()
                 .and_then(|s| self.modified(Cow::Owned(s), Origin::Template))
                 .map(|g| (g, 1))
                 .or_else(|| {
-                    (or.iter().enumerate())
-                        .skip(start.saturating_sub(1))
-                        .find_map(|(k, &i)| from_col(i).map(|g| (g, k + 2)))
+                    let (g, next) = self.first_in_cols(rec, or, start.saturating_sub(1))?;
+                    Some((g, next + 1))
                 }),
             Src::Const(c) if start == 0 => self
                 .modified(Cow::Borrowed(&**c), Origin::Const)
@@ -249,6 +239,36 @@ impl Compiled {
             }),
             None => None,
         }
+    }
+
+    /// The first non-blank value of `cols` from candidate `skip` on, and the candidate after it.
+    /// A candidate is a column's cell, or with `split:` each value the cell holds, in order.
+    fn first_in_cols<'r>(
+        &'r self,
+        rec: &'r Record,
+        cols: &[usize],
+        skip: usize,
+    ) -> Option<(Got<'r>, usize)> {
+        let sep = self.m.split.as_deref();
+        // No allocation on the way: the whole cell, or its `split:` values.
+        let values = |i: usize| {
+            let raw = cell(rec, i);
+            let (whole, parts) = match sep {
+                Some(sep) => (None, Some(raw.split(sep))),
+                None => (Some(raw), None),
+            };
+            (whole.into_iter().chain(parts.into_iter().flatten())).map(move |p| (i, p))
+        };
+        (cols.iter().flat_map(|&i| values(i)).enumerate())
+            .skip(skip)
+            .find_map(|(k, (i, raw))| {
+                if raw.trim().is_empty() {
+                    return None;
+                }
+                let v = if self.m.trim { raw.trim() } else { raw };
+                let g = self.modified(Cow::Borrowed(v), Origin::Column(i))?;
+                Some((g, k + 1))
+            })
     }
 
     /// Case, `map`, then `prefix`/`suffix` applied to a picked text; `None` when blank after them.

@@ -47,13 +47,15 @@ pub struct Manifest {
     pub listing: Listing,
     pub drift: Drift,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversations: Option<Conversations>,
+    pub conversations: Option<RelatedTable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<RelatedTable>,
 }
 
 impl Manifest {
     /// The manifest of the export to `target` that wrote `written` from the listing `listed`
     /// (sorted by `sort`) through `client`, finished now. The requests made (`listing.attempts`,
-    /// `listing.rate_limited`) and the conversations are the caller's to fill in.
+    /// `listing.rate_limited`) and the per-contact tables are the caller's to fill in.
     pub fn of_export(
         settings: &Settings,
         target: &Path,
@@ -92,6 +94,7 @@ impl Manifest {
             },
             drift: listed.drift.clone(),
             conversations: None,
+            notes: None,
         }
     }
 }
@@ -111,15 +114,22 @@ pub struct Listing {
     pub rate_limited: u64,
 }
 
-/// The `--conversations` file.
+/// A per-contact table (`--conversations`, `--notes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Conversations {
+pub struct RelatedTable {
     pub file: String,
-    /// Conversations written (one a line).
+    /// `jsonl`, `csv`, `xlsx` or `parquet` (absent from older manifests: JSONL).
+    #[serde(default = "jsonl")]
+    pub format: String,
+    /// Conversations or notes written (one a row).
     pub rows: u64,
-    /// Contacts that were gone (404) by the time their conversations were asked for.
+    /// Contacts that were gone (404) by the time their rows were asked for.
     pub contacts_gone: u64,
     pub sha256: String,
+}
+
+fn jsonl() -> String {
+    "jsonl".into()
 }
 
 /// Now, as the manifest writes times (RFC 3339, UTC, milliseconds).

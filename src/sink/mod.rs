@@ -3,7 +3,8 @@
 //! [`xlsx`], [`parquet`]; CSV, XLSX and Parquet spool the contacts first, because their columns are only known after the
 //! last one), the column layout they share ([`columns`]), the formula guard of spreadsheet cells
 //! ([`guard`]), the write-to-a-temporary-then-rename discipline every output follows ([`atomic`]),
-//! the `--conversations` file ([`conversations`]) and the manifest that describes a finished export
+//! the per-contact tables of `--notes` and `--conversations` ([`related`], [`notes`],
+//! [`conversations`], written by [`table`]) and the manifest that describes a finished export
 //! ([`manifest`]).
 use std::path::Path;
 use std::str::FromStr;
@@ -15,8 +16,11 @@ pub mod csv;
 pub mod guard;
 pub mod jsonl;
 pub mod manifest;
+pub mod notes;
 pub mod parquet;
+pub mod related;
 pub mod roundtrip;
+pub mod table;
 pub mod writer;
 pub mod xlsx;
 

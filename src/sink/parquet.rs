@@ -4,13 +4,14 @@
 //! `additional_attributes` objects as JSON text, which read back losslessly.
 //!
 //! Types: `id` INT64; `created_at` and `last_activity_at` TIMESTAMP (milliseconds, UTC; the CLI
-//! refuses `--timestamps` with Parquet, the manifest says `timestamp`); `blocked` BOOLEAN; the other core fields UTF-8 strings. An attribute
-//! column is typed by what the account holds ([`ColumnSet`]): all integers INT64, all numbers
-//! DOUBLE, all booleans BOOLEAN, all ISO dates (`YYYY-MM-DD`) DATE, anything else (mixed types,
-//! objects, integers beyond 64 bits, integers beyond 2^53 among fractions, which a DOUBLE would
-//! round) a string as CSV writes it. Every column but `id` is optional:
-//! a blank value is null. Contacts come from the spool in row groups of [`ROW_GROUP`], fewer for
-//! wide contacts ([`ROW_GROUP_BYTES`]), so memory stays flat in the number of contacts.
+//! refuses `--timestamps` with Parquet, the manifest says `timestamp`); `blocked` BOOLEAN; the
+//! other core fields UTF-8 strings. An attribute column is typed by what the account holds
+//! ([`ColumnSet`]): all integers INT64, all numbers DOUBLE, all booleans BOOLEAN, all ISO dates
+//! (`YYYY-MM-DD`) DATE, anything else (mixed types, objects, integers beyond 64 bits, integers
+//! beyond 2^53 among fractions, which a DOUBLE would round) a string as CSV writes it. Every
+//! column but `id` is optional: a blank value is null. Contacts come from the spool in row groups
+//! of [`ROW_GROUP`], fewer for wide contacts ([`ROW_GROUP_BYTES`]), so memory stays flat in the
+//! number of contacts.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -127,6 +128,24 @@ fn field(c: &Col) -> anyhow::Result<Arc<Type>> {
     Ok(Arc::new(t))
 }
 
+/// A Parquet file of the `fields` into `out`, as every table of an export is written (Snappy).
+pub fn file_writer<W: Write + Send>(
+    out: W,
+    name: &str,
+    fields: Vec<Arc<Type>>,
+) -> anyhow::Result<SerializedFileWriter<W>> {
+    let schema = Type::group_type_builder(name)
+        .with_fields(fields)
+        .build()
+        .context("the Parquet schema")?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("doto-bulk {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
+        .context("cannot start the Parquet file")
+}
+
 /// Days since 1970-01-01 of an ISO date `YYYY-MM-DD` that is a real day of the years 1 to 9999
 /// and reads back as the same text (no `2024-02-30`, no padding chrono would skip, no year 0,
 /// which Python's `datetime.date` cannot hold).
@@ -177,16 +196,7 @@ where
         kind: Kind::Text,
     }));
     let fields = cols.iter().map(field).collect::<anyhow::Result<_>>()?;
-    let schema = Type::group_type_builder("contacts")
-        .with_fields(fields)
-        .build()
-        .context("the Parquet schema")?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("doto-bulk {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut w = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
-        .context("cannot start the Parquet file")?;
+    let mut w = file_writer(out, "contacts", fields)?;
     let mut contacts = contacts;
     let mut group = Vec::with_capacity(ROW_GROUP.min(1024));
     loop {

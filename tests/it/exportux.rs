@@ -181,7 +181,7 @@ async fn typed_attributes_round_trip_with_the_mapping_written_beside_the_export(
 }
 
 /// `doto-bulk export --sandbox` with a small seed, fast, and `args`.
-fn export_cmd(args: &[&str]) -> Command {
+pub(crate) fn export_cmd(args: &[&str]) -> Command {
     let mut c = bin();
     c.args([
         "export",

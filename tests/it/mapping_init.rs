@@ -110,6 +110,48 @@ const EXPECTED: &[(&str, &str, &[&str], &[&str])] = &[
         &["name"],
     ),
     ("chatwoot-labels.csv", "email", &["phone_number"], &["name"]),
+    // Address books and a mailing list (the `hunt` slice).
+    (
+        "google-contacts.csv",
+        "E-mail 1 - Value",
+        &["Phone 1 - Value", "Phone 2 - Value"],
+        &["First Name", "Last Name"],
+    ),
+    (
+        "google-contacts-legacy.csv",
+        "E-mail 1 - Value",
+        &["Phone 1 - Value", "Phone 2 - Value"],
+        &["Name", "Given Name", "Family Name"],
+    ),
+    (
+        "outlook-contacts.csv",
+        "E-mail Address",
+        OUTLOOK_PHONES,
+        &["First Name", "Last Name"],
+    ),
+    (
+        "outlook-contacts-eu.csv",
+        "E-mail Address",
+        OUTLOOK_PHONES,
+        &["First Name", "Last Name"],
+    ),
+    (
+        "mailchimp-audience.csv",
+        "Email Address",
+        &["Phone Number"],
+        &["First Name", "Last Name"],
+    ),
+];
+
+const OUTLOOK_PHONES: &[&str] = &[
+    "Mobile Phone",
+    "Primary Phone",
+    "Business Phone",
+    "Home Phone",
+    "Other Phone",
+    "Business Phone 2",
+    "Home Phone 2",
+    "Company Main Phone",
 ];
 
 /// `init` on `file`; a draft whose phone region is undecided is refused by the loader with

@@ -1,6 +1,7 @@
 //! Which export a header row comes from: the CRM and the view (HubSpot default view or all
 //! properties, Salesforce report or Data Loader, Zoho contacts or leads, Pipedrive single or
-//! label-split columns, Chatwoot), and the identifier prefix the shipped mapping of that CRM uses.
+//! label-split columns, Chatwoot; Google Contacts and Outlook address books, Mailchimp audiences),
+//! and the identifier prefix the shipped mapping of that CRM uses.
 use super::{norm, strip_entity, strip_prefix_folded};
 
 /// An export layout `mapping init` knows.
@@ -12,6 +13,9 @@ pub struct Layout {
     pub prefix: &'static str,
     /// Why it was taken for that layout.
     pub why: &'static str,
+    /// An address book (Google, Outlook): no record id, and many contacts have a phone alone, so
+    /// the phone is a match key too.
+    pub phone_key: bool,
 }
 
 /// No CRM recognised: a spreadsheet of the user's own.
@@ -19,10 +23,23 @@ pub const PLAIN: Layout = Layout {
     name: "no known CRM export (a spreadsheet of your own)",
     prefix: "import-",
     why: "no CRM's column names",
+    phone_key: false,
 };
 
 fn layout(name: &'static str, prefix: &'static str, why: &'static str) -> Layout {
-    Layout { name, prefix, why }
+    Layout {
+        name,
+        prefix,
+        why,
+        phone_key: false,
+    }
+}
+
+fn address_book(name: &'static str, prefix: &'static str, why: &'static str) -> Layout {
+    Layout {
+        phone_key: true,
+        ..layout(name, prefix, why)
+    }
 }
 
 /// The layout of `headers` (the values of the record id column help tell Zoho's `zcrm_` ids).
@@ -77,7 +94,85 @@ pub fn detect(headers: &[String], id_values: &[&str]) -> Layout {
             layout("HubSpot contacts export (all properties)", "hubspot-", why)
         };
     }
-    salesforce(headers).unwrap_or(PLAIN)
+    (google(headers).or_else(|| outlook(headers)))
+        .or_else(|| mailchimp(headers))
+        .or_else(|| salesforce(headers))
+        .unwrap_or(PLAIN)
+}
+
+/// `E-mail 1 - Value` → `Some(("E-mail", "Value"))`: Google's numbered `What N - Part` columns.
+fn numbered(h: &str) -> Option<(&str, &str)> {
+    let (what, rest) = h.trim().split_once(' ')?;
+    let (n, part) = rest.split_once(" - ")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((what, part))
+}
+
+/// Google Contacts: numbered `E-mail 1 - Value` / `Phone 1 - Value` columns; the current export
+/// labels them (`E-mail 1 - Label`, with First/Middle/Last Name), the older one types them
+/// (`E-mail 1 - Type`, with Name, Given Name, Family Name, Group Membership).
+fn google(headers: &[String]) -> Option<Layout> {
+    let parts: Vec<(&str, &str)> = headers.iter().filter_map(|h| numbered(h)).collect();
+    let valued = parts
+        .iter()
+        .any(|&(w, p)| (w == "E-mail" || w == "Phone") && p == "Value");
+    if !valued {
+        return None;
+    }
+    let typed = parts.iter().any(|&(_, p)| p == "Type");
+    Some(if typed {
+        address_book(
+            "Google Contacts CSV (older export: Name, Given Name, E-mail 1 - Type)",
+            "google-",
+            "numbered \"E-mail 1 - Value\" columns with \"- Type\" labels",
+        )
+    } else {
+        address_book(
+            "Google Contacts CSV (Google CSV export)",
+            "google-",
+            "numbered \"E-mail 1 - Value\" / \"Phone 1 - Value\" columns",
+        )
+    })
+}
+
+/// Outlook's CSV (Outlook's Import/Export wizard, and Google's "Outlook CSV" export):
+/// `E-mail Address` with `E-mail 2 Address` or Outlook's phone columns.
+fn outlook(headers: &[String]) -> Option<Layout> {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let phones = [
+        "Business Phone",
+        "Home Phone",
+        "Mobile Phone",
+        "Primary Phone",
+    ];
+    (exact("E-mail Address") && (exact("E-mail 2 Address") || phones.iter().any(|p| exact(p))))
+        .then(|| {
+            address_book(
+                "Outlook contacts CSV",
+                "outlook-",
+                "\"E-mail Address\", \"E-mail 2 Address\" and Outlook's phone columns",
+            )
+        })
+}
+
+/// Mailchimp's audience export: `Email Address` with its system columns (`MEMBER_RATING`,
+/// `OPTIN_TIME`, `LEID`, `EUID`, …).
+fn mailchimp(headers: &[String]) -> Option<Layout> {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let system = [
+        "MEMBER_RATING",
+        "OPTIN_TIME",
+        "CONFIRM_TIME",
+        "LEID",
+        "EUID",
+    ];
+    let n = system.iter().filter(|c| exact(c)).count();
+    (exact("Email Address") && n >= 2).then(|| {
+        layout(
+            "Mailchimp audience export",
+            "mailchimp-",
+            "\"Email Address\" with MEMBER_RATING, OPTIN_TIME, LEID, EUID",
+        )
+    })
 }
 
 /// Pipedrive: `Person - ` before every column; label-split when `Person - Email - Work` and the
@@ -218,7 +313,42 @@ mod tests {
                 "Pipedrive people export (one e-mail and phone column)",
             ),
             (split("Name,Email,Phone", ','), PLAIN.name),
+            (
+                split(
+                    "First Name,Middle Name,Last Name,Phonetic First Name,Phonetic Middle Name,Phonetic Last Name,Name Prefix,Name Suffix,Nickname,File As,Organization Name,Organization Title,Organization Department,Birthday,Notes,Photo,Labels,E-mail 1 - Label,E-mail 1 - Value,Phone 1 - Label,Phone 1 - Value",
+                    ',',
+                ),
+                "Google Contacts CSV (Google CSV export)",
+            ),
+            (
+                split(
+                    "Name,Given Name,Additional Name,Family Name,Yomi Name,Given Name Yomi,Additional Name Yomi,Family Name Yomi,Name Prefix,Name Suffix,Initials,Nickname,Short Name,Maiden Name,Birthday,Gender,Location,Billing Information,Directory Server,Mileage,Occupation,Hobby,Sensitivity,Priority,Subject,Notes,Group Membership,E-mail 1 - Type,E-mail 1 - Value,Phone 1 - Type,Phone 1 - Value",
+                    ',',
+                ),
+                "Google Contacts CSV (older export: Name, Given Name, E-mail 1 - Type)",
+            ),
+            (
+                split(
+                    "First Name,Middle Name,Last Name,Title,Suffix,Initials,Web Page,Gender,Birthday,Anniversary,Location,Language,Internet Free Busy,Notes,E-mail Address,E-mail 2 Address,E-mail 3 Address,Primary Phone,Home Phone,Home Phone 2,Mobile Phone",
+                    ',',
+                ),
+                "Outlook contacts CSV",
+            ),
+            (
+                split(
+                    r#""Email Address","First Name","Last Name",MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP,LATITUDE,LONGITUDE,GMTOFF,DSTOFF,TIMEZONE,CC,REGION,LAST_CHANGED,LEID,EUID,NOTES"#,
+                    ',',
+                ),
+                "Mailchimp audience export",
+            ),
+            // A spreadsheet of one's own with an "E-mail Address" column alone is not Outlook's.
+            (split("Name,E-mail Address,Phone", ','), PLAIN.name),
         ];
+        for (headers, _) in &cases {
+            let l = detect(headers, &[]);
+            let book = l.prefix == "google-" || l.prefix == "outlook-";
+            assert_eq!(l.phone_key, book, "{headers:?}");
+        }
         for (headers, want) in cases {
             assert_eq!(detect(&headers, &[]).name, want, "{headers:?}");
         }
