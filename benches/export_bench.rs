@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench export_bench` (does nothing without `--bench`, so that `cargo test
 //! --all-targets` stays fast). `DOTO_BENCH_CONTACTS=3000` for a smaller run; `DOTO_BENCH_CONCURRENCY`,
-//! `DOTO_BENCH_LATENCY_MS` vary the other two. Peak memory is
+//! `DOTO_BENCH_LATENCY_MS` vary the other two; `DOTO_BENCH_FORMAT=parquet` (or jsonl, xlsx)
+//! exports to that format instead of CSV. Peak memory is
 //! measured by `benches/export.sh` with the release binary.
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,8 @@ fn main() {
         cfg.concurrency = concurrency;
         let client = Client::new(cfg).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = ExportOptions::new(dir.path().join("bench.csv")).unwrap();
+        let format = std::env::var("DOTO_BENCH_FORMAT").unwrap_or_else(|_| "csv".into());
+        let mut opts = ExportOptions::new(dir.path().join(format!("bench.{format}"))).unwrap();
         opts.concurrency = concurrency;
         let epoch_start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -72,7 +74,7 @@ fn main() {
         let requests = listed.div_ceil(15);
         let floor = requests as f64 / (f64::from(LIMIT_PER_MIN) / 60.0);
         let stats = sb.stats();
-        println!("export_bench: {n} contacts seeded, {listed} listed, limit {LIMIT_PER_MIN}/min, latency {latency_ms} ms, concurrency {concurrency}");
+        println!("export_bench: {n} contacts seeded, {listed} listed, limit {LIMIT_PER_MIN}/min, latency {latency_ms} ms, concurrency {concurrency}, to {format}");
         println!(
             "  list requests {} (floor {requests}), 429s {}, drift {}, max in flight {}",
             stats.count("GET", route::CONTACTS),

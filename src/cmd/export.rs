@@ -84,7 +84,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "COL,COL,...")]
     pub columns: Option<Vec<String>>,
     /// How created_at and last_activity_at are written (default: iso for CSV/XLSX, epoch for
-    /// JSONL, as the API sends them; Parquet always has typed UTC timestamps).
+    /// JSONL, as the API sends them). Not for Parquet: its timestamps are typed (TIMESTAMP, UTC).
     #[arg(long, value_parser = timestamps_parser())]
     pub timestamps: Option<Timestamps>,
     /// Start a CSV with a UTF-8 byte order mark (for Excel).
@@ -457,6 +457,12 @@ fn options(args: &Args, global: &GlobalArgs) -> anyhow::Result<ExportOptions> {
         .format
         .or_else(|| Format::from_path(&args.output))
         .ok_or_else(|| unknown_format(&args.output))?;
+    if format == Format::Parquet && args.timestamps.is_some() {
+        bail!(
+            "--timestamps applies to CSV, XLSX and JSONL: Parquet's created_at and \
+             last_activity_at are TIMESTAMP columns (UTC, milliseconds) that readers convert"
+        );
+    }
     let opts = ExportOptions {
         output: args.output.clone(),
         format,

@@ -179,6 +179,9 @@ pub struct ColumnSet {
     /// Columns a typed format (Parquet) keeps as text whatever their kind: a string that is not
     /// an ISO date (`YYYY-MM-DD`), or a number beyond 64 bits.
     pub loose: HashSet<String>,
+    /// Columns with an integer a double cannot hold exactly (beyond 2^53): text in Parquet if
+    /// they also hold fractions (an integer column stays INT64).
+    pub wide: HashSet<String>,
 }
 
 impl ColumnSet {
@@ -207,6 +210,10 @@ impl ColumnSet {
         };
         if loose && !self.loose.contains(&name) {
             self.loose.insert(name.clone());
+        }
+        let wide = v.as_i64().is_some_and(|i| i.unsigned_abs() > 1 << 53);
+        if wide && !self.wide.contains(&name) {
+            self.wide.insert(name.clone());
         }
         let k = self.kinds.get(&name).map_or(kind, |k| k.merge(kind));
         self.kinds.insert(name, k);
@@ -415,6 +422,8 @@ pub fn attribute(v: Option<&Value>) -> Cell {
         Some(Value::Bool(b)) => Cell::Bool(*b),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(i) => Cell::Int(i),
+            // Beyond i64: its digits, which a double would round.
+            None if n.is_u64() => Cell::Text(n.to_string()),
             None => Cell::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Some(other) => Cell::Text(other.to_string()),

@@ -33,7 +33,7 @@ pub struct Manifest {
     pub base_url: String,
     /// The listing's sort (`created_at`, `-name`, …).
     pub sort: String,
-    /// `iso` or `epoch`.
+    /// `iso` or `epoch` (text or numbers); `timestamp` for Parquet's typed TIMESTAMP columns.
     pub timestamps: String,
     pub include_contact_inboxes: bool,
     /// RFC 3339, UTC.
@@ -82,7 +82,10 @@ impl Manifest {
             account_id: cfg.account_id,
             base_url: cfg.base_url.clone(),
             sort: sort.into(),
-            timestamps: settings.timestamps.as_str().into(),
+            timestamps: match settings.format {
+                super::Format::Parquet => TYPED_TIMESTAMPS.into(),
+                _ => settings.timestamps.as_str().into(),
+            },
             include_contact_inboxes: settings.include_contact_inboxes,
             started_at,
             finished_at: now_rfc3339(),
@@ -103,6 +106,9 @@ impl Manifest {
         }
     }
 }
+
+/// The manifest's `timestamps` of a Parquet export: its typed columns, whatever `--timestamps`.
+pub const TYPED_TIMESTAMPS: &str = "timestamp";
 
 /// The paging work.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

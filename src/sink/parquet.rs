@@ -3,13 +3,15 @@
 //! previous manifest pin them the same way), then the raw `custom_attributes` and
 //! `additional_attributes` objects as JSON text, which read back losslessly.
 //!
-//! Types: `id` INT64; `created_at` and `last_activity_at` TIMESTAMP (milliseconds, UTC, whatever
-//! `--timestamps` says); `blocked` BOOLEAN; the other core fields UTF-8 strings. An attribute
-//! column is typed by what the account holds ([`ColumnSet`]): all integers INT64, all numbers
-//! DOUBLE, all booleans BOOLEAN, all ISO dates (`YYYY-MM-DD`) DATE, anything else (mixed types,
-//! objects, integers beyond 64 bits) a string as CSV writes it. Every column but `id` is optional:
-//! a blank value is null. Contacts come from the spool in row groups of [`ROW_GROUP`], so memory
-//! stays flat in the number of contacts.
+//! Types: `id` INT64; `created_at` and `last_activity_at` TIMESTAMP (milliseconds, UTC; the CLI
+//! refuses `--timestamps` with Parquet, the manifest says `timestamp`); `blocked` BOOLEAN; the
+//! other core fields UTF-8 strings. An attribute column is typed by what the account holds
+//! ([`ColumnSet`]): all integers INT64, all numbers DOUBLE, all booleans BOOLEAN, all ISO dates
+//! (`YYYY-MM-DD`) DATE, anything else (mixed types, objects, integers beyond 64 bits, integers
+//! beyond 2^53 among fractions, which a DOUBLE would round) a string as CSV writes it. Every
+//! column but `id` is optional: a blank value is null. Contacts come from the spool in row groups
+//! of [`ROW_GROUP`], fewer for wide contacts ([`ROW_GROUP_BYTES`]), so memory stays flat in the
+//! number of contacts.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -26,8 +28,14 @@ use super::columns::{
 };
 use crate::api::Contact;
 
-/// Contacts per row group.
+/// Contacts per row group, at most.
 pub const ROW_GROUP: usize = 10_000;
+
+/// The most the contacts of one row group may take in memory (as [`heap_bytes`] estimates it):
+/// wide contacts (many attributes, long texts) make groups of fewer rows, so that memory stays
+/// bounded whatever the account's width. The generated contacts (~0.35 kB of JSON) fill 10,000
+/// rows well within it.
+pub const ROW_GROUP_BYTES: usize = 32 << 20;
 
 /// The raw attribute objects, as JSON text, after the layout's columns.
 pub const RAW_COLUMNS: [&str; 2] = ["custom_attributes", "additional_attributes"];
@@ -85,6 +93,7 @@ fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
             }
             match set.kinds.get(&name) {
                 Some(AttrKind::Int) => Kind::Int,
+                Some(AttrKind::Number) if set.wide.contains(&name) => Kind::Text,
                 Some(AttrKind::Number) => Kind::Double,
                 Some(AttrKind::Bool) => Kind::Bool,
                 Some(AttrKind::Text) => Kind::Date,
@@ -137,12 +146,22 @@ pub fn file_writer<W: Write + Send>(
         .context("cannot start the Parquet file")
 }
 
-/// Days since 1970-01-01 of an ISO date `YYYY-MM-DD`.
+/// Days since 1970-01-01 of an ISO date `YYYY-MM-DD` that is a real day of the years 1 to 9999
+/// and reads back as the same text (no `2024-02-30`, no padding chrono would skip, no year 0,
+/// which Python's `datetime.date` cannot hold).
 pub fn iso_date(s: &str) -> Option<i32> {
-    if s.len() != 10 {
+    if s.len() != 10
+        || !s
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_digit() != (i == 4 || i == 7))
+    {
         return None;
     }
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    if s.starts_with("0000") {
+        return None;
+    }
     let days = d
         .signed_duration_since(chrono::NaiveDate::default())
         .num_days();
@@ -178,12 +197,12 @@ where
     }));
     let fields = cols.iter().map(field).collect::<anyhow::Result<_>>()?;
     let mut w = file_writer(out, "contacts", fields)?;
-    let mut contacts = contacts.peekable();
+    let mut contacts = contacts;
     let mut group = Vec::with_capacity(ROW_GROUP.min(1024));
-    while contacts.peek().is_some() {
-        group.clear();
-        for c in contacts.by_ref().take(ROW_GROUP) {
-            group.push(c?);
+    loop {
+        next_group(&mut contacts, &mut group, ROW_GROUP_BYTES)?;
+        if group.is_empty() {
+            break;
         }
         let mut rg = w
             .next_row_group()
@@ -202,11 +221,68 @@ where
     Ok(())
 }
 
+/// Fill `group` with the next contacts: [`ROW_GROUP`] of them, fewer once they take `max_bytes`
+/// (none at the end).
+fn next_group<I>(contacts: &mut I, group: &mut Vec<Contact>, max_bytes: usize) -> anyhow::Result<()>
+where
+    I: Iterator<Item = anyhow::Result<Contact>>,
+{
+    group.clear();
+    let mut bytes = 0;
+    while group.len() < ROW_GROUP && bytes < max_bytes {
+        let Some(c) = contacts.next() else { break };
+        let c = c?;
+        bytes += heap_bytes(&c);
+        group.push(c);
+    }
+    Ok(())
+}
+
+/// About what `c` takes in memory once parsed: its texts and attribute trees, with a few words of
+/// overhead a node.
+fn heap_bytes(c: &Contact) -> usize {
+    let texts = [
+        &c.name,
+        &c.email,
+        &c.phone_number,
+        &c.identifier,
+        &c.thumbnail,
+        &c.availability_status,
+    ];
+    let text: usize = texts
+        .iter()
+        .map(|t| t.as_ref().map_or(0, String::len))
+        .sum();
+    let inboxes: usize = c.contact_inboxes.iter().flatten().map(value_bytes).sum();
+    std::mem::size_of::<Contact>()
+        + text
+        + map_bytes(&c.custom_attributes)
+        + map_bytes(&c.additional_attributes)
+        + inboxes
+}
+
+fn map_bytes(m: &serde_json::Map<String, serde_json::Value>) -> usize {
+    m.iter().map(|(k, v)| 48 + k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    32 + match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(value_bytes).sum(),
+        Value::Object(m) => map_bytes(m),
+        _ => 0,
+    }
+}
+
 /// The value of `c` in `col`, as its cell (timestamps in epoch seconds); a raw column's object as
 /// JSON text.
 fn value(c: &Contact, col: &Col) -> Cell {
     match &col.source {
-        Some(Column::Core("id")) => Cell::Int(i64::try_from(c.id).unwrap_or(i64::MAX)),
+        // An id beyond INT64 stays text, which the column refuses by name: no wrong id.
+        Some(Column::Core("id")) => {
+            i64::try_from(c.id).map_or_else(|_| Cell::Text(c.id.to_string()), Cell::Int)
+        }
         Some(source) => cell(c, source, Timestamps::Epoch),
         None if col.name == RAW_COLUMNS[0] => json_text(&c.custom_attributes),
         None => json_text(&c.additional_attributes),
@@ -313,19 +389,108 @@ mod tests {
     }
 
     #[test]
+    fn wide_contacts_make_groups_of_fewer_rows() {
+        let contact = |i: u64, text: usize| -> anyhow::Result<Contact> {
+            let v = serde_json::json!({"id": i, "custom_attributes": {"t": "x".repeat(text)}});
+            Ok(serde_json::from_value(v)?)
+        };
+        let sizes = |text: usize, max_bytes: usize| {
+            let mut it = (0..25_000).map(|i| contact(i, text));
+            let mut group = vec![];
+            let mut out = vec![];
+            loop {
+                next_group(&mut it, &mut group, max_bytes).unwrap();
+                if group.is_empty() {
+                    return out;
+                }
+                out.push(group.len());
+            }
+        };
+        assert_eq!(sizes(10, ROW_GROUP_BYTES), [ROW_GROUP, ROW_GROUP, 5_000]);
+        let one = heap_bytes(&contact(0, 1_000).unwrap());
+        assert!((1_000..1_500).contains(&one), "{one}");
+        let wide = sizes(1_000, 100 * one);
+        assert!(wide[..wide.len() - 1].iter().all(|n| *n == 100), "{wide:?}");
+        assert_eq!(wide.iter().sum::<usize>(), 25_000);
+    }
+
+    #[test]
     fn iso_dates_are_days_since_the_epoch() {
         assert_eq!(iso_date("1970-01-01"), Some(0));
         assert_eq!(iso_date("2024-03-21"), Some(19803));
         assert_eq!(iso_date("1969-12-31"), Some(-1));
+        assert_eq!(iso_date("0001-01-01"), Some(-719162));
+        assert_eq!(iso_date("9999-12-31"), Some(2932896));
         for no in [
             "2024-02-30",
             "2024-3-21",
             "2024-03-21T00:00",
             "21/03/2024",
             "",
+            "2024-03- 1",
+            " 2024-3-01",
+            "+024-03-01",
+            "2024-03-0١",
+            "0000-01-01",
+            "2024_03_01",
         ] {
             assert_eq!(iso_date(no), None, "{no}");
         }
+    }
+
+    fn contacts(attrs: &[serde_json::Value]) -> (Vec<Contact>, ColumnSet) {
+        let mut set = ColumnSet::default();
+        let cs: Vec<Contact> = attrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let v = serde_json::json!({"id": i + 1, "custom_attributes": a});
+                serde_json::from_value(v).unwrap()
+            })
+            .collect();
+        cs.iter().for_each(|c| set.observe(c));
+        (cs, set)
+    }
+
+    #[test]
+    fn columns_a_type_would_round_or_misread_are_text() {
+        use serde_json::json;
+        let (_, set) = contacts(&[
+            json!({"wide": 9_007_199_254_740_993_i64, "ext": 9_007_199_254_740_993_i64, "f": 1}),
+            json!({"wide": 0.5, "ext": 1, "big": u64::MAX, "f": 0.5, "d": "2024-02-29"}),
+            json!({"big": 1, "d": "2024-02-30", "o": {"k": [1]}, "a": [], "n": null}),
+        ]);
+        let kind = |k: &str| kind_of(&Column::Custom(k.into()), &set);
+        assert_eq!(
+            kind("wide"),
+            Kind::Text,
+            "an integer beyond 2^53 among fractions"
+        );
+        assert_eq!(kind("ext"), Kind::Int, "integers stay INT64 however large");
+        assert_eq!(kind("f"), Kind::Double);
+        assert_eq!(kind("big"), Kind::Text, "beyond i64");
+        assert_eq!(kind("d"), Kind::Text, "not every string is a real date");
+        assert_eq!(kind("o"), Kind::Text);
+        assert_eq!(kind("a"), Kind::Text);
+        assert_eq!(kind("n"), Kind::Text, "null in every row");
+    }
+
+    #[test]
+    fn an_id_beyond_int64_is_an_error_naming_the_contact_not_a_wrong_id() {
+        let c: Contact = serde_json::from_value(serde_json::json!({"id": u64::MAX})).unwrap();
+        let layout = Layout::build(&ColumnSet::default(), false, None);
+        let e = write(
+            vec![],
+            &layout,
+            &ColumnSet::default(),
+            &[],
+            [Ok(c)].into_iter(),
+        );
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(
+            e.contains("Parquet column id") && e.contains(&u64::MAX.to_string()),
+            "{e}"
+        );
     }
 
     #[test]

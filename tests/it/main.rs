@@ -21,6 +21,7 @@ mod memflat;
 mod normalise;
 mod notes_export;
 mod parquet;
+mod parquet_py;
 mod phones;
 mod props;
 mod revert;

@@ -435,18 +435,20 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn venv_python() -> PathBuf {
+/// The python of `.venv-ci`, which holds tests/requirements.txt (also for tests/it/parquet_py.rs).
+pub(crate) fn venv_python() -> PathBuf {
     let p = manifest().join(".venv-ci/bin/python");
     assert!(
         p.exists(),
-        "the differential test needs Google's libphonenumber and email-validator in {}: \
-         run tests/setup.sh",
+        "the differential tests need the Python packages of tests/requirements.txt \
+         (libphonenumber, email-validator, pyarrow) in {}: run tests/setup.sh",
         p.display()
     );
     p
 }
 
-fn run(cmd: &mut Command) -> Vec<u8> {
+/// The standard output of `cmd`, which must succeed.
+pub(crate) fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),

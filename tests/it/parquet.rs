@@ -1,8 +1,12 @@
 //! Parquet export read back with the `parquet` crate's own reader: every value equals the JSONL
 //! export of the same account, the columns are typed by what the account holds (a mixed column
 //! as text), `--select` applies, `-o -` is refused, and the columns stay in place across runs.
+//! The accounts seeded here (with the edge cases a real account has: keys with dots and
+//! unicode, objects and arrays, integers beyond 64 bits or 2^53, `2024-02-30`, a column null in
+//! every row) serve tests/it/parquet_py.rs too, which reads the file with pyarrow.
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::Command;
 
 use doto_bulk::api::{Client, NewContact};
 use doto_bulk::cmd::export::{ExportOptions, export};
@@ -16,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::export::fast_config as config;
 use crate::exportux::sandbox_with;
 
-fn contact(i: usize) -> NewContact {
+pub(crate) fn contact(i: usize) -> NewContact {
     let mut c = NewContact {
         name: Some(["Zoë Ærøskøbing 北京", "Ann", "=Bob"][i % 3].to_string()),
         email: Some(format!("pq{i}@example.com")),
@@ -56,6 +60,130 @@ fn contact(i: usize) -> NewContact {
 
 async fn seeded(n: usize) -> SandboxHandle {
     sandbox_with((0..n).map(contact)).await
+}
+
+/// Contacts whose attributes are what a typed column gets wrong first (keys apart from
+/// [`contact`]'s).
+fn edge_contacts() -> Vec<NewContact> {
+    let attrs = [
+        json!({"dot.key": "a.b", "ключ ✓": 1, "obj": {"a": [1, {"b": null}]}, "arr": [1, "x"],
+            "big": u64::MAX, "wide": 9_007_199_254_740_993_i64, "ext_id": 1_234_567_890_123_456_789_i64,
+            "not_date": "2024-02-30", "year0": "0000-01-01", "nothing": null}),
+        json!({"dot.key": "c", "ключ ✓": 2, "obj": {}, "arr": [], "big": 5, "wide": 0.25,
+            "ext_id": -1_234_567_890_123_456_789_i64, "not_date": "2024-02-28", "year0": "2024-01-01",
+            "nothing": ""}),
+        json!({"nothing": null, "big": -3}),
+    ];
+    attrs
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut c = NewContact {
+                email: Some(format!("edge{i}@example.com")),
+                ..NewContact::default()
+            };
+            c.custom_attributes = a.as_object().unwrap().clone();
+            c.additional_attributes
+                .insert("ключ".into(), json!("значение"));
+            c
+        })
+        .collect()
+}
+
+/// An account of `n` contacts of [`contact`] and the [`edge_contacts`]; its size.
+pub(crate) async fn seeded_with_edges(n: usize) -> (SandboxHandle, u64) {
+    let edges = edge_contacts();
+    let size = (n + edges.len()) as u64;
+    (sandbox_with((0..n).map(contact).chain(edges)).await, size)
+}
+
+/// The type each column of [`seeded_with_edges`]'s export has, as (physical, logical), pyarrow's
+/// name of it: id first, then by name.
+pub(crate) fn expected_types() -> Vec<(&'static str, Physical, Option<LogicalType>, &'static str)> {
+    let text = |n| (n, Physical::BYTE_ARRAY, Some(LogicalType::String), "string");
+    let int = |n| (n, Physical::INT64, None, "int64");
+    let millis = |n| {
+        let t = Some(LogicalType::timestamp(true, TimeUnit::MILLIS));
+        (n, Physical::INT64, t, "timestamp[ms, tz=UTC]")
+    };
+    let date = (Physical::INT32, Some(LogicalType::Date), "date32[day]");
+    vec![
+        int("id"),
+        millis("created_at"),
+        millis("last_activity_at"),
+        ("blocked", Physical::BOOLEAN, None, "bool"),
+        text("name"),
+        text("phone_number"),
+        int("custom_attributes.seats"),
+        ("custom_attributes.ratio", Physical::DOUBLE, None, "double"),
+        ("custom_attributes.vip", Physical::BOOLEAN, None, "bool"),
+        ("custom_attributes.since", date.0, date.1, date.2),
+        text("custom_attributes.mixed"),
+        text("custom_attributes.note"),
+        text("additional_attributes.city"),
+        text("custom_attributes"),
+        text("additional_attributes"),
+        // The edge cases.
+        text("custom_attributes.dot.key"),
+        int("custom_attributes.ключ ✓"),
+        text("custom_attributes.obj"),
+        text("custom_attributes.arr"),
+        text("custom_attributes.big"),
+        text("custom_attributes.wide"),
+        int("custom_attributes.ext_id"),
+        text("custom_attributes.not_date"),
+        text("custom_attributes.year0"),
+        text("custom_attributes.nothing"),
+        text("additional_attributes.ключ"),
+    ]
+}
+
+/// The contacts of a JSONL export by id.
+pub(crate) fn jsonl_by_id(jsonl: &Path) -> HashMap<i64, Value> {
+    let lines = std::fs::read_to_string(jsonl).unwrap();
+    lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["id"].as_i64().unwrap(), v))
+        .collect()
+}
+
+/// What the JSONL contact `j` holds for the Parquet column `name` (an attribute column is its key
+/// in the object; a raw column the whole object).
+pub(crate) fn jsonl_value<'a>(j: &'a Value, name: &str) -> Option<&'a Value> {
+    match name.split_once('.') {
+        Some((obj, key)) => j[obj].get(key),
+        None => j.get(name),
+    }
+}
+
+/// Every attribute of every JSONL contact has its column among `columns`.
+pub(crate) fn every_attribute_has_a_column(by_id: &HashMap<i64, Value>, columns: &[String]) {
+    for (id, j) in by_id {
+        for obj in ["custom_attributes", "additional_attributes"] {
+            for key in j[obj].as_object().unwrap().keys() {
+                let name = format!("{obj}.{key}");
+                assert!(columns.contains(&name), "contact {id}: no column {name}");
+            }
+        }
+    }
+}
+
+/// Export `sb` to `dir/c.parquet` and `dir/c.jsonl` (in that order); both paths.
+pub(crate) async fn export_both(
+    sb: &SandboxHandle,
+    dir: &Path,
+    rows: u64,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let client = Client::new(config(sb)).unwrap();
+    let (pq, jl) = (dir.join("c.parquet"), dir.join("c.jsonl"));
+    for p in [&pq, &jl] {
+        let s = export(&client, &ExportOptions::new(p).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(s.manifest.rows, rows);
+    }
+    (pq, jl)
 }
 
 /// (name, physical type, logical type) of every column, in file order.
@@ -112,12 +240,7 @@ fn agrees(f: &Field, json: Option<&Value>) -> bool {
 }
 
 fn check_against_jsonl(parquet: &Path, jsonl: &Path) {
-    let lines = std::fs::read_to_string(jsonl).unwrap();
-    let by_id: HashMap<i64, Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["id"].as_i64().unwrap(), v))
-        .collect();
+    let by_id = jsonl_by_id(jsonl);
     let rows = rows(parquet);
     assert_eq!(rows.len(), by_id.len());
     for row in rows {
@@ -126,18 +249,15 @@ fn check_against_jsonl(parquet: &Path, jsonl: &Path) {
         };
         let j = &by_id[id];
         for (name, f) in &row {
-            let want = match name.split_once('.') {
-                Some((obj, key)) => j[obj].get(key),
-                None if name.ends_with("_attributes") => {
-                    let Field::Str(text) = f else {
-                        panic!("{name}: {f:?}")
-                    };
-                    let raw: Map<String, Value> = serde_json::from_str(text).unwrap();
-                    assert_eq!(Some(&Value::Object(raw)), j.get(name), "{name} of {id}");
-                    continue;
-                }
-                None => j.get(name.as_str()),
-            };
+            let want = jsonl_value(j, name);
+            if name.ends_with("_attributes") {
+                let Field::Str(text) = f else {
+                    panic!("{name}: {f:?}")
+                };
+                let raw: Map<String, Value> = serde_json::from_str(text).unwrap();
+                assert_eq!(Some(&Value::Object(raw)), want, "{name} of {id}");
+                continue;
+            }
             assert!(agrees(f, want), "contact {id}, {name}: {f:?} vs {want:?}");
         }
     }
@@ -145,44 +265,89 @@ fn check_against_jsonl(parquet: &Path, jsonl: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_equals_the_jsonl_export_value_for_value_with_typed_columns() {
-    let sb = seeded(12).await;
+    let (sb, n) = seeded_with_edges(12).await;
     let dir = tempfile::tempdir().unwrap();
-    let client = Client::new(config(&sb)).unwrap();
-    let (pq, jl) = (dir.path().join("c.parquet"), dir.path().join("c.jsonl"));
-    for p in [&pq, &jl] {
-        let s = export(&client, &ExportOptions::new(p).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(s.manifest.rows, 12);
-    }
+    let (pq, jl) = export_both(&sb, dir.path(), n).await;
     check_against_jsonl(&pq, &jl);
-    let types: HashMap<String, (Physical, Option<LogicalType>)> = schema(&pq)
+    let schema = schema(&pq);
+    let names: Vec<String> = schema.iter().map(|c| c.0.clone()).collect();
+    every_attribute_has_a_column(&jsonl_by_id(&jl), &names);
+    let types: HashMap<String, (Physical, Option<LogicalType>)> =
+        schema.into_iter().map(|(n, p, l)| (n, (p, l))).collect();
+    for (col, physical, logical, _) in expected_types() {
+        assert_eq!(types.get(col), Some(&(physical, logical)), "{col}");
+    }
+    // The exact digits where a number would be rounded.
+    let by_id = jsonl_by_id(&jl);
+    let edge = rows(&pq)
         .into_iter()
-        .map(|(n, p, l)| (n, (p, l)))
-        .collect();
-    let text = (Physical::BYTE_ARRAY, Some(LogicalType::String));
-    let millis = Some(LogicalType::timestamp(true, TimeUnit::MILLIS));
-    for (col, want) in [
-        ("id", (Physical::INT64, None)),
-        ("created_at", (Physical::INT64, millis.clone())),
-        ("last_activity_at", (Physical::INT64, millis)),
-        ("blocked", (Physical::BOOLEAN, None)),
-        ("name", text.clone()),
-        ("phone_number", text.clone()),
-        ("custom_attributes.seats", (Physical::INT64, None)),
-        ("custom_attributes.ratio", (Physical::DOUBLE, None)),
-        ("custom_attributes.vip", (Physical::BOOLEAN, None)),
-        (
-            "custom_attributes.since",
-            (Physical::INT32, Some(LogicalType::Date)),
-        ),
-        ("custom_attributes.mixed", text.clone()),
-        ("custom_attributes.note", text.clone()),
-        ("additional_attributes.city", text.clone()),
-        ("custom_attributes", text.clone()),
-        ("additional_attributes", text),
+        .find(|r| {
+            r.iter()
+                .any(|(k, v)| k == "email" && *v == Field::Str("edge0@example.com".into()))
+        })
+        .unwrap();
+    let get = |k: &str| edge.iter().find(|c| c.0 == k).unwrap().1.clone();
+    assert_eq!(
+        get("custom_attributes.big"),
+        Field::Str(u64::MAX.to_string())
+    );
+    assert_eq!(
+        get("custom_attributes.wide"),
+        Field::Str("9007199254740993".into())
+    );
+    assert_eq!(
+        get("custom_attributes.not_date"),
+        Field::Str("2024-02-30".into())
+    );
+    assert_eq!(get("custom_attributes.nothing"), Field::Null);
+    assert_eq!(by_id.len() as u64, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_account_gives_a_file_with_the_schema_and_no_row() {
+    let sb = seeded(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pq, jl) = export_both(&sb, dir.path(), 0).await;
+    assert_eq!(std::fs::read_to_string(&jl).unwrap(), "");
+    let names: Vec<String> = schema(&pq).into_iter().map(|c| c.0).collect();
+    let mut want: Vec<String> = doto_bulk::sink::columns::CORE.map(String::from).to_vec();
+    want.extend(["custom_attributes".into(), "additional_attributes".into()]);
+    assert_eq!(names, want);
+    assert!(rows(&pq).is_empty());
+}
+
+/// The binary refuses `--timestamps` with Parquet (its timestamps are typed); the manifest of a
+/// Parquet export says `timestamp`, a CSV one the style it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_says_typed_timestamps_and_the_flag_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.parquet");
+    let run = Command::new(env!("CARGO_BIN_EXE_doto-bulk"))
+        .args(["export", "--sandbox", "--timestamps", "epoch", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--timestamps applies to CSV, XLSX and JSONL"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let sb = seeded(2).await;
+    let client = Client::new(config(&sb)).unwrap();
+    for (file, want) in [
+        ("t.parquet", "timestamp"),
+        ("t.csv", "iso"),
+        ("t.jsonl", "epoch"),
     ] {
-        assert_eq!(types.get(col), Some(&want), "{col}");
+        let o = ExportOptions::new(dir.path().join(file)).unwrap();
+        let s = export(&client, &o).await.unwrap();
+        assert_eq!(s.manifest.timestamps, want, "{file}");
+        let path = doto_bulk::sink::manifest::manifest_path(&o.output);
+        let on_disk: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(on_disk["timestamps"], want, "{file}");
     }
 }
 
