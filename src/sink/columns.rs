@@ -93,13 +93,12 @@ impl Column {
         if let Some(c) = CORE.iter().find(|c| **c == name) {
             return Some(Column::Core(c));
         }
-        if let Some(k) = name.strip_prefix(CUSTOM_PREFIX).filter(|k| !k.is_empty()) {
+        // An empty key is an attribute an account can hold (`{"": ...}`): its column,
+        // `custom_attributes.`, must read back from the manifest like any other.
+        if let Some(k) = name.strip_prefix(CUSTOM_PREFIX) {
             return Some(Column::Custom(k.to_owned()));
         }
-        if let Some(k) = name
-            .strip_prefix(ADDITIONAL_PREFIX)
-            .filter(|k| !k.is_empty())
-        {
+        if let Some(k) = name.strip_prefix(ADDITIONAL_PREFIX) {
             return Some(Column::Additional(k.to_owned()));
         }
         (name == CONTACT_INBOXES).then_some(Column::ContactInboxes)

@@ -93,9 +93,14 @@ fn attributes(
             Some(AttrKind::Other) => "  # mixed or nested values: read back as text",
             _ => "",
         };
+        // A mapping cannot name an empty key: the line is there, commented out, to say so.
+        let (hash, note) = match k.is_empty() {
+            true => ("# ", "  # an empty key: a mapping cannot write one"),
+            false => ("", note),
+        };
         let _ = writeln!(
             lines,
-            "  {}: {{ from: {}, type: {ty}, optional: true }}{note}",
+            "  {hash}{}: {{ from: {}, type: {ty}, optional: true }}{note}",
             quoted(k),
             quoted(&column)
         );

@@ -366,3 +366,58 @@ fn select_and_exclude_pick_columns_by_glob_and_name_the_known_ones() {
     );
     assert!(!dir.path().join("t.csv").exists());
 }
+
+/// An attribute whose key is empty (`{"": ...}`) is a column like any other: the next export to
+/// the same path reads it back from the manifest (it used to refuse its own manifest, so every
+/// later export of the account failed), and the mapping beside the file loads, the empty key
+/// commented out (a mapping cannot name one).
+#[test]
+fn an_empty_attribute_key_exports_again_and_its_mapping_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    std::fs::write(
+        &seed,
+        r#"{"id":1,"name":"A","email":"a@x.com","custom_attributes":{"":"blank key","plan":"pro"},"additional_attributes":{"":1}}"#,
+    )
+    .unwrap();
+    for name in ["e.csv", "e.parquet", "e.xlsx"] {
+        let out = dir.path().join(name);
+        for pass in 1..=2 {
+            let run = bin()
+                .args(["export", "-q", "--sandbox", "--sandbox-load"])
+                .arg(&seed)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&run.stderr);
+            assert_eq!(run.status.code(), Some(0), "{name}, export {pass}: {err}");
+        }
+        let manifest = std::fs::read_to_string(dir.path().join(format!("{name}.manifest.json")));
+        let manifest = manifest.unwrap();
+        assert!(manifest.contains("\"custom_attributes.\""), "{manifest}");
+        assert!(
+            manifest.contains("\"additional_attributes.\""),
+            "{manifest}"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.path().join("e.csv")).unwrap();
+    assert!(csv.contains("blank key"), "{csv}");
+    let mapping = dir.path().join("e.csv.mapping.yaml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    assert!(
+        text.contains("  # \"\": { from: \"custom_attributes.\""),
+        "{text}"
+    );
+    let run = bin()
+        .args(["validate", "-q"])
+        .arg(dir.path().join("e.csv"))
+        .arg("-m")
+        .arg(&mapping)
+        .arg("--out")
+        .arg(dir.path().join("v"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+}
