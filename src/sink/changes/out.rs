@@ -6,10 +6,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
+use parquet::basic::{LogicalType, Repetition, Type as Physical};
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use super::diff::Change;
@@ -18,12 +16,10 @@ use crate::sink::atomic::AtomicFile;
 use crate::sink::columns::{Cell, Column, Timestamps, cell};
 use crate::sink::guard::guard;
 use crate::sink::jsonl;
+use crate::sink::parquet::{ROW_GROUP, file_writer};
 
 /// The columns before the contact's.
 const LEAD: [&str; 3] = ["change", "id", "changed_fields"];
-
-/// Changes in a Parquet row group.
-const ROW_GROUP: usize = 10_000;
 
 /// Write `changes` into `file` in `format`, the contact's values in `columns` (the export's, `id`
 /// left out: it comes second anyway); the rows written.
@@ -170,7 +166,7 @@ fn string_field(name: &str, rep: Repetition) -> anyhow::Result<Arc<Type>> {
     Ok(Arc::new(t))
 }
 
-fn parquet_schema(columns: &[Column]) -> anyhow::Result<Type> {
+fn parquet_fields(columns: &[Column]) -> anyhow::Result<Vec<Arc<Type>>> {
     let id = Type::primitive_type_builder("id", Physical::INT64)
         .with_repetition(Repetition::REQUIRED)
         .build()?;
@@ -182,9 +178,7 @@ fn parquet_schema(columns: &[Column]) -> anyhow::Result<Type> {
     for c in columns {
         fields.push(string_field(&c.to_string(), Repetition::OPTIONAL)?);
     }
-    Ok(Type::group_type_builder("changes")
-        .with_fields(fields)
-        .build()?)
+    Ok(fields)
 }
 
 /// One column of a Parquet row group: values, and the definition levels of an optional one.
@@ -226,11 +220,7 @@ fn write_parquet(
     ts: Timestamps,
     changes: impl Iterator<Item = anyhow::Result<Change>>,
 ) -> anyhow::Result<u64> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let schema = Arc::new(parquet_schema(columns)?);
-    let mut w = SerializedFileWriter::new(file.file(), schema, Arc::new(props))?;
+    let mut w = file_writer(file.file(), "changes", parquet_fields(columns)?)?;
     let (mut changes, mut rows) = (changes.peekable(), 0);
     let mut group = Vec::with_capacity(1024);
     while changes.peek().is_some() {
