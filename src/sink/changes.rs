@@ -203,6 +203,15 @@ impl Tracker {
         Ok(Tracker { base, snap })
     }
 
+    /// Keep each contact's `contact_inboxes` in the sidecar (the export keeps them), so that a
+    /// contact removed by the next export carries them into its changes file.
+    pub fn with_contact_inboxes(mut self, keep: bool) -> Tracker {
+        self.snap = self
+            .snap
+            .map(|(w, p)| (w.with_contact_inboxes(keep), p));
+        self
+    }
+
     /// `out`, every contact also going into the sidecar.
     pub fn tee<'a>(&'a mut self, out: &'a mut dyn ContactWriter) -> Tee<'a> {
         Tee {
