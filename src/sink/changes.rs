@@ -24,11 +24,11 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::atomic::{AtomicFile, Dest, parent_dir};
 use super::Format;
+use super::atomic::{AtomicFile, Dest, parent_dir};
 use super::columns::{ColumnSet, parse_columns};
-use super::parquet::split_selection;
 use super::manifest::{self, Manifest, file_name};
+use super::parquet::split_selection;
 use super::writer::{ContactWriter, Settings, Written};
 use crate::api::{ClientConfig, Contact};
 
@@ -212,9 +212,7 @@ impl Tracker {
     /// Keep each contact's `contact_inboxes` in the sidecar (the export keeps them), so that a
     /// contact removed by the next export carries them into its changes file.
     pub fn with_contact_inboxes(mut self, keep: bool) -> Tracker {
-        self.snap = self
-            .snap
-            .map(|(w, p)| (w.with_contact_inboxes(keep), p));
+        self.snap = self.snap.map(|(w, p)| (w.with_contact_inboxes(keep), p));
         self
     }
 

@@ -293,7 +293,12 @@ pub async fn write(
     }
     let mut open: Vec<Open> = tables.iter().map(Open::new).collect::<Result<_, _>>()?;
     let label = plan.tables.iter().map(|r| r.name()).collect::<Vec<_>>();
-    let bar = Progress::of(!announce, Some(plan.requests), &label.join(" and "), "requests");
+    let bar = Progress::of(
+        !announce,
+        Some(plan.requests),
+        &label.join(" and "),
+        "requests",
+    );
     let jobs = ids.iter().flat_map(|&id| {
         tables
             .iter()

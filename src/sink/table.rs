@@ -525,13 +525,24 @@ mod tests {
         let n = ROW_GROUP + 1;
         for i in 0..n {
             let d = Cell::Text("2024-03-21".into());
-            let row = vec![Cell::Text(String::new()), Cell::Int(i as i64), Cell::Int(2), d];
-            w.write(i as u64, [row, vec![Cell::Empty]].concat()).unwrap();
+            let row = vec![
+                Cell::Text(String::new()),
+                Cell::Int(i as i64),
+                Cell::Int(2),
+                d,
+            ];
+            w.write(i as u64, [row, vec![Cell::Empty]].concat())
+                .unwrap();
         }
         assert_eq!(w.finish().unwrap(), n as u64);
         f.commit().unwrap();
         let r = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
-        let groups: Vec<i64> = r.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        let groups: Vec<i64> = r
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
         assert_eq!(groups, [ROW_GROUP as i64, 1]);
         let row = r.get_row_iter(None).unwrap().last().unwrap().unwrap();
         let got: Vec<P> = row.get_column_iter().map(|(_, v)| v.clone()).collect();

@@ -33,4 +33,5 @@ mod samples_import;
 mod sandbox;
 mod source;
 mod sourcecheck;
+mod tablew;
 mod validate;

@@ -425,7 +425,10 @@ mod tests {
         );
         // A repeated id keeps the line added first, whatever level merged it.
         let first = |id: u64| format!("{}@x.test", ids.iter().position(|i| *i == id).unwrap());
-        assert!(seen.iter().all(|(id, email)| *email == first(*id)), "{seen:?}");
+        assert!(
+            seen.iter().all(|(id, email)| *email == first(*id)),
+            "{seen:?}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
