@@ -314,14 +314,15 @@ fn write_changes(
     let mut file = AtomicFile::create(&path)?;
     let columns = parse_columns(&export.written.columns, "the export's columns")?;
     let (raw, _) = split_selection(&export.settings.selection);
-    let columns = out::Columns {
+    let spec = out::Spec {
+        format,
+        ts: export.settings.timestamps,
         export: &columns,
         raw: &raw,
         set: &export.set,
         contact_inboxes: export.settings.include_contact_inboxes,
     };
-    let ts = export.settings.timestamps;
-    out::write(&mut file, format, columns, ts, diff.by_ref())?;
+    out::write(&mut file, spec, diff.by_ref())?;
     let Counts {
         added,
         changed,

@@ -35,7 +35,7 @@ fn seed(sb: &SandboxHandle, i: u64, code: Value) -> u64 {
     let c = json!({"name": format!("P{i}"), "email": format!("p{i}@x.test"),
         "phone_number": format!("+3361234567{i}"), "created_at": 1711000000 + i,
         "last_activity_at": 1712000000 + i,
-        "custom_attributes": {"seats": i, "score": i as f64 + 0.5, "vip": i % 2 == 0,
+        "custom_attributes": {"seats": i, "score": i as f64 + 0.5, "vip": i.is_multiple_of(2),
             "renew": format!("2024-03-2{i}"), "code": code},
         "contact_inboxes": [{"source_id": format!("src-{i}"), "inbox": {"id": 1, "name": "Web"}}]});
     sb.insert_contact(sb.account_id, &c).unwrap()

@@ -22,9 +22,12 @@ use crate::sink::parquet::{kind_of, raw_cell};
 use crate::sink::table::{self, Field, Kind};
 use crate::sink::xlsx::export_cell;
 
-/// The columns of a changes file after `change`, `id` and `changed_fields`: the export's (`id`
-/// left out: it comes second anyway), then the raw attribute objects a Parquet file has.
-pub struct Columns<'a> {
+/// What a changes file is like: its format and timestamps, and its columns after `change`, `id`
+/// and `changed_fields`: the export's (`id` left out: it comes second anyway), then the raw
+/// attribute objects a Parquet file has.
+pub struct Spec<'a> {
+    pub format: Format,
+    pub ts: Timestamps,
     pub export: &'a [Column],
     pub raw: &'a [&'static str],
     /// What the attribute columns hold (their type in Parquet).
@@ -33,36 +36,32 @@ pub struct Columns<'a> {
     pub contact_inboxes: bool,
 }
 
-/// Write `changes` into `file` in `format` with `columns`; the rows written.
+/// Write `changes` into `file` as `spec` says; the rows written.
 pub fn write(
     file: &mut AtomicFile,
-    format: Format,
-    columns: Columns,
-    ts: Timestamps,
+    spec: Spec,
     changes: impl Iterator<Item = anyhow::Result<Change>>,
 ) -> anyhow::Result<u64> {
     let target = file.target().display().to_string();
-    let rows = match format {
-        Format::Jsonl => write_jsonl(file, columns.contact_inboxes, ts, changes),
-        _ => write_table(file, format, columns, ts, changes),
+    let rows = match spec.format {
+        Format::Jsonl => write_jsonl(file, spec.contact_inboxes, spec.ts, changes),
+        _ => write_table(file, spec, changes),
     };
     rows.with_context(|| format!("{target}: cannot write the changes file"))
 }
 
 fn write_table(
     file: &mut AtomicFile,
-    format: Format,
-    columns: Columns,
-    ts: Timestamps,
+    spec: Spec,
     changes: impl Iterator<Item = anyhow::Result<Change>>,
 ) -> anyhow::Result<u64> {
-    let export: Vec<&Column> = columns
+    let export: Vec<&Column> = spec
         .export
         .iter()
         .filter(|c| **c != Column::Core("id"))
         .collect();
-    let raw = match format {
-        Format::Parquet => columns.raw,
+    let raw = match spec.format {
+        Format::Parquet => spec.raw,
         _ => &[],
     };
     let mut fields = vec![
@@ -70,10 +69,10 @@ fn write_table(
         Field::new("id", Kind::Id),
         Field::new("changed_fields", Kind::Text).required(),
     ];
-    let kind = |c: &Column| kind_of(c, columns.set);
+    let kind = |c: &Column| kind_of(c, spec.set);
     fields.extend(export.iter().map(|c| Field::new(c.to_string(), kind(c))));
     fields.extend(raw.iter().map(|r| Field::new(*r, Kind::Json)));
-    let mut t = table::table(file, format, ("changes", fields), ts)?;
+    let mut t = table::table(file, spec.format, ("changes", fields), spec.ts)?;
     for ch in changes {
         let Change {
             kind,
