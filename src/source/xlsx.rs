@@ -21,7 +21,12 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail};
-use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workbook};
+use calamine::{DataRef, ExcelDateTime, Reader, Xlsx, XlsxError, open_workbook};
+
+mod numfmt;
+mod scan;
+
+use self::numfmt::DigitFormat;
 
 use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::{
@@ -40,7 +45,8 @@ const IN_FLIGHT: usize = 4;
 pub(crate) enum Cell {
     Empty,
     Text { text: String, numeric: bool },
-    Error(CellErrorType),
+    /// An error cell: its text (`#N/A`, `#SPILL!`…).
+    Error(String),
 }
 
 impl Cell {
@@ -99,7 +105,7 @@ pub(crate) fn convert(d: &DataRef<'_>) -> Cell {
         DataRef::Bool(b) => text(b.to_string(), false),
         DataRef::DateTime(dt) => text(format_datetime(dt), false),
         DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => text(s.clone(), false),
-        DataRef::Error(e) => Cell::Error(e.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
     }
 }
 
@@ -130,8 +136,14 @@ pub fn column_letters(col: u32) -> String {
     String::from_utf8(out).expect("ASCII letters")
 }
 
-/// Find the sheet: exact name, then a unique case-insensitive name, then a 1-based index.
-fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Result<(String, usize)> {
+/// Find the sheet: exact name, then a unique case-insensitive name, then a 1-based index; with
+/// none asked for, the first sheet that is not hidden (or the first, when all are).
+fn pick_sheet(
+    file: &str,
+    names: &[String],
+    hidden: &[bool],
+    want: Option<&str>,
+) -> anyhow::Result<(String, usize)> {
     if names.is_empty() {
         bail!("{file}: the workbook has no sheets");
     }
@@ -143,7 +155,8 @@ fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Resul
             .join(", ")
     };
     let Some(want) = want else {
-        return Ok((names[0].clone(), 0));
+        let i = (0..names.len()).find(|&i| !hidden[i]).unwrap_or(0);
+        return Ok((names[i].clone(), i));
     };
     if let Some(i) = names.iter().position(|n| n == want) {
         return Ok((names[i].clone(), i));
@@ -276,22 +289,27 @@ fn longest_text_over(r: &mut impl Read, limit: u64) -> std::io::Result<Option<u6
 /// [`SEARCH_ROWS`] holding those columns, and that row; skipped sheets and title rows are noted.
 fn choose(
     wb: &mut Xlsx<BufReader<File>>,
-    file: &str,
+    (file, path): (&str, &Path),
     names: &[String],
+    hidden: &[bool],
     opts: &SourceOptions,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<(String, usize, Option<u64>)> {
-    let (sheet, index) = pick_sheet(file, names, opts.sheet.as_deref())?;
+    let (sheet, index) = pick_sheet(file, names, hidden, opts.sheet.as_deref())?;
+    if opts.sheet.is_none() {
+        note_hidden(file, names, hidden, notes);
+    }
     let want = &opts.header_columns;
     if want.is_empty() || (opts.sheet.is_some() && opts.header_row.is_some()) {
         return Ok((sheet, index, opts.header_row));
     }
     let order: Vec<usize> = match opts.sheet {
         Some(_) => vec![index],
-        None => (0..names.len()).collect(),
+        None if hidden.iter().all(|&h| h) => (0..names.len()).collect(),
+        None => (0..names.len()).filter(|&i| !hidden[i]).collect(),
     };
     for (k, &i) in order.iter().enumerate() {
-        let Some((row, above)) = header_in(wb, &names[i], opts.header_row, want) else {
+        let Some((row, above)) = header_in(wb, path, &names[i], opts.header_row, want) else {
             continue;
         };
         for &j in &order[..k] {
@@ -316,22 +334,31 @@ fn choose(
     Ok((sheet, index, opts.header_row))
 }
 
+/// Say which hidden sheets are passed over when no sheet is named (a workbook from a CRM or a
+/// colleague often hides a lookup or settings sheet before the data).
+fn note_hidden(file: &str, names: &[String], hidden: &[bool], notes: &mut Vec<String>) {
+    if hidden.iter().all(|&h| h) {
+        return;
+    }
+    for (name, _) in names.iter().zip(hidden).filter(|(_, h)| **h) {
+        notes.push(format!(
+            "{file}: sheet {name:?} is hidden and is not read (name it in the mapping's source.sheet to read it)"
+        ));
+    }
+}
+
 /// The 1-based row of `sheet` that holds every column of `want` (row `header_row` only, when
 /// set), and the rows with a value above it; `None` when no row of the first [`SEARCH_ROWS`]
 /// does (or the sheet cannot be read: the read proper reports that).
 fn header_in(
     wb: &mut Xlsx<BufReader<File>>,
+    path: &Path,
     sheet: &str,
     header_row: Option<u64>,
     want: &[String],
 ) -> Option<(u64, usize)> {
     let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
-    let mut rows = Rows {
-        cells: &mut reader,
-        next: None,
-        finished: false,
-        failed_in: None,
-    };
+    let mut rows = Rows::new(&mut reader, path, sheet);
     let mut above = 0;
     while above < SEARCH_ROWS {
         let (idx, cells) = rows.next_row().ok()??;
@@ -394,19 +421,28 @@ impl XlsxSource {
         let mut wb: Xlsx<BufReader<File>> = open_workbook(path)
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
+        let hidden: Vec<bool> = wb
+            .sheets_metadata()
+            .iter()
+            .map(|s| s.visible != calamine::SheetVisible::Visible)
+            .collect();
         if opts.header_row == Some(0) {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
         let mut notes = Vec::new();
-        let (sheet, index, header_row) = choose(&mut wb, &file, &names, opts, &mut notes)?;
+        let (sheet, index, header_row) = choose(&mut wb, (&file, path), &names, &hidden, opts, &mut notes)?;
         let max_field = opts.max_field_bytes;
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let label = format!("{file}, sheet {sheet:?}");
         let worker_label = label.clone();
+        let path = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("xlsx-reader".into())
-            .spawn(move || read_sheet(wb, &sheet, header_row, &worker_label, (htx, tx), max_field))
+            .spawn(move || {
+                let at = (path.as_path(), sheet.as_str(), header_row);
+                read_sheet(wb, at, &worker_label, (htx, tx), max_field)
+            })
             .map_err(|e| anyhow!("{file}: cannot start the XLSX reader: {e}"))?;
         let head = match hrx.recv() {
             Ok(head) => head?,
@@ -516,19 +552,104 @@ struct Rows<'a, 'b> {
     finished: bool,
     /// 0-based row being read when the reader failed, if it had started one.
     failed_in: Option<u32>,
+    /// Per style id: the digit format that shows a number cell's leading zeros, if any.
+    formats: Vec<Option<DigitFormat>>,
+    odd: OddCells,
 }
 
-impl Rows<'_, '_> {
+/// Where to find the error cells calamine does not read (see [`scan`]), found on first need.
+struct OddCells {
+    path: std::path::PathBuf,
+    sheet: String,
+    found: Option<std::collections::VecDeque<scan::OddError>>,
+}
+
+impl OddCells {
+    /// The position of the error cell calamine stopped on with `text`: the next one the scan
+    /// found (they come in the same order).
+    fn place(&mut self, text: String) -> Result<(u32, u32, Cell), String> {
+        let found = match &mut self.found {
+            Some(f) => f,
+            None => self.found.insert(
+                scan::odd_error_cells(&self.path, &self.sheet)
+                    .map_err(|e| format!("a cell holds the error {text}, which could not be placed: {e}"))?,
+            ),
+        };
+        match found.pop_front() {
+            Some(e) if e.text == text && e.placed => Ok((e.row, e.col, Cell::Error(text))),
+            Some(e) if e.text == text => Err(format!(
+                "a cell of row {} holds the error {text} and has no reference (r=): its column cannot be told",
+                e.row + 1
+            )),
+            _ => Err(format!(
+                "a cell holds the error {text}, which was not found in the sheet's XML"
+            )),
+        }
+    }
+}
+
+impl<'a, 'b> Rows<'a, 'b> {
+    fn new(
+        cells: &'b mut calamine::XlsxCellReader<'a, BufReader<File>>,
+        path: &Path,
+        sheet: &str,
+    ) -> Self {
+        let formats = cells
+            .styles()
+            .iter()
+            .map(|s| {
+                s.number_format
+                    .as_ref()
+                    .and_then(|f| DigitFormat::parse(&f.format_code))
+            })
+            .collect();
+        Rows {
+            cells,
+            next: None,
+            finished: false,
+            failed_in: None,
+            formats,
+            odd: OddCells {
+                path: path.to_path_buf(),
+                sheet: sheet.to_owned(),
+                found: None,
+            },
+        }
+    }
+
+    /// The next cell, converted: a whole number under a digit format as the sheet shows it, an
+    /// error cell calamine does not know put back in its place.
+    fn pull(&mut self) -> Result<Option<(u32, u32, Cell)>, String> {
+        let (c, style) = match self.cells.next_cell_with_style_id() {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(XlsxError::CellError(text)) => return self.odd.place(text).map(Some),
+            Err(e) => return Err(e.to_string()),
+        };
+        let (r, col) = c.get_position();
+        let shown = match c.get_value() {
+            DataRef::Float(f) => Some(*f),
+            DataRef::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+        .and_then(|v| self.formats.get(style)?.as_ref()?.show(v));
+        let cell = match shown {
+            Some(text) => Cell::Text {
+                text,
+                numeric: false,
+            },
+            None => convert(c.get_value()),
+        };
+        Ok(Some((r, col, cell)))
+    }
+
     /// The next row that has cells.
-    fn next_row(&mut self) -> Result<Option<SheetRow>, calamine::XlsxError> {
+    fn next_row(&mut self) -> Result<Option<SheetRow>, String> {
         let first = match self.next.take() {
             Some(c) => c,
             None if self.finished => return Ok(None),
-            None => match self.cells.next_cell()? {
-                Some(c) => {
-                    let (r, col) = c.get_position();
-                    (r, col, convert(c.get_value()))
-                }
+            None => match self.pull()? {
+                Some(c) => c,
                 None => {
                     self.finished = true;
                     return Ok(None);
@@ -538,13 +659,8 @@ impl Rows<'_, '_> {
         let row = first.0;
         let mut cells = vec![(first.1, first.2)];
         loop {
-            let next = self
-                .cells
-                .next_cell()
-                .inspect_err(|_| self.failed_in = Some(row))?;
-            let Some(c) = next else { break };
-            let (r, col) = c.get_position();
-            let cell = convert(c.get_value());
+            let next = self.pull().inspect_err(|_| self.failed_in = Some(row))?;
+            let Some((r, col, cell)) = next else { break };
             if r != row {
                 self.next = Some((r, col, cell));
                 break;
@@ -561,8 +677,7 @@ impl Rows<'_, '_> {
 /// The reader thread: header first (through `htx`), then batches of rows (through `tx`).
 fn read_sheet(
     mut wb: Xlsx<BufReader<File>>,
-    sheet: &str,
-    header_row: Option<u64>,
+    (path, sheet, header_row): (&Path, &str, Option<u64>),
     label: &str,
     (htx, tx): (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>),
     max_field: usize,
@@ -574,12 +689,7 @@ fn read_sheet(
             return;
         }
     };
-    let mut rows = Rows {
-        cells: &mut reader,
-        next: None,
-        finished: false,
-        failed_in: None,
-    };
+    let mut rows = Rows::new(&mut reader, path, sheet);
     let (header_idx, header_cells) = match find_header(&mut rows, header_row, label) {
         Ok(row) => row,
         Err(e) => {
@@ -638,7 +748,7 @@ fn read_header(label: &str, header_idx: u32, header_cells: &[(u32, Cell)]) -> (S
                         column_letters(*col),
                         header_idx + 1
                     ));
-                    e.to_string()
+                    e.clone()
                 }
             };
         }
@@ -676,7 +786,7 @@ struct SheetRows {
 struct RowCells {
     fields: Vec<String>,
     numeric: Vec<bool>,
-    errors: Vec<(u32, CellErrorType)>,
+    errors: Vec<(u32, String)>,
     /// Text cells outside the header's columns.
     outside: Vec<(u32, String)>,
     /// Cells with text, and the first one's text (trimmed).
@@ -804,7 +914,7 @@ impl SheetRows {
         &self,
         line: u64,
         mut fields: Vec<String>,
-        errors: &[(u32, CellErrorType)],
+        errors: &[(u32, String)],
     ) -> RowIssue {
         let name = self.name(errors[0].0);
         let list: Vec<String> = errors
@@ -819,7 +929,7 @@ impl SheetRows {
             .collect();
         for (c, e) in errors {
             if let Some(i) = c.checked_sub(self.first_col).filter(|&i| i < self.width) {
-                fields[i as usize] = e.to_string();
+                fields[i as usize] = e.clone();
             }
         }
         RowIssue {

@@ -34,3 +34,4 @@ mod sandbox;
 mod source;
 mod sourcecheck;
 mod validate;
+mod xlsxq;
