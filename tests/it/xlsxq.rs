@@ -293,7 +293,12 @@ fn report(run: &Path, name: &str) -> Vec<(u64, String, String)> {
     };
     let h = r.headers().unwrap().clone();
     let pos = |n: &str| h.iter().position(|x| x == n).unwrap();
-    let (row, code, msg) = (pos("_row"), pos("_error_code"), pos("_error_message"));
+    let kind = if name.starts_with("warn") { "warning" } else { "error" };
+    let (row, code, msg) = (
+        pos("_row"),
+        pos(&format!("_{kind}_code")),
+        pos(&format!("_{kind}_message")),
+    );
     r.records()
         .map(|x| {
             let x = x.unwrap();
@@ -316,70 +321,212 @@ async fn import(w: &World, file: &Path, mapping: &str) -> (u8, std::collections:
     (run.exit_code, w.by_email())
 }
 
-const MAPPING: &str = "version: 1\ndefaults:\n  phone_region: GB\nfields:\n  name: Name\n  email: Email\n  phone_number: { from: Phone, optional: true }\n";
+const MAPPING: &str = r#"version: 1
+defaults:
+  phone_region: GB
+fields:
+  name: Name
+  email: Email
+  phone_number: { from: Phone, optional: true }
+  identifier: { from: ID, optional: true }
+  blocked: { from: Blocked, optional: true }
+custom_attributes:
+  zip: { from: Zip, optional: true }
+  born: { from: Born, type: date, optional: true }
+  seen: { from: Seen, type: datetime, optional: true }
+"#;
 
-const STYLES: &str = r#"<numFmts count="3"><numFmt numFmtId="164" formatCode="00000"/><numFmt numFmtId="165" formatCode="yyyy-mm-dd"/><numFmt numFmtId="166" formatCode="hh:mm"/></numFmts><cellXfs count="7"><xf numFmtId="0"/><xf numFmtId="2" applyNumberFormat="1"/><xf numFmtId="49" applyNumberFormat="1"/><xf numFmtId="164" applyNumberFormat="1"/><xf numFmtId="165" applyNumberFormat="1"/><xf numFmtId="166" applyNumberFormat="1"/><xf numFmtId="22" applyNumberFormat="1"/></cellXfs>"#;
+/// Styles: 1 `0.00`, 2 text (`@`), 3 `00000` (zip), 4 `yyyy-mm-dd`, 5 `hh:mm`, 6 `m/d/yy h:mm`,
+/// 7 `00000 000000` (a UK phone shown with its 0).
+const STYLES: &str = r#"<numFmts count="4"><numFmt numFmtId="164" formatCode="00000"/><numFmt numFmtId="165" formatCode="yyyy-mm-dd"/><numFmt numFmtId="166" formatCode="hh:mm"/><numFmt numFmtId="167" formatCode="00000 000000"/></numFmts><cellXfs count="8"><xf numFmtId="0"/><xf numFmtId="2" applyNumberFormat="1"/><xf numFmtId="49" applyNumberFormat="1"/><xf numFmtId="164" applyNumberFormat="1"/><xf numFmtId="165" applyNumberFormat="1"/><xf numFmtId="166" applyNumberFormat="1"/><xf numFmtId="22" applyNumberFormat="1"/><xf numFmtId="167" applyNumberFormat="1"/></cellXfs>"#;
+
+/// A shared-string cell.
+fn ss(r: &str, i: usize) -> String {
+    format!(r#"<c r="{r}" t="s"><v>{i}</v></c>"#)
+}
+
+/// LibreOffice / Google Sheets / Numbers shapes of the same three contacts.
+fn writers() -> Vec<(&'static str, Book)> {
+    // LibreOffice: inline strings, no shared strings, a `t="str"` formula result, a dimension
+    // of the whole grid, absolute part paths.
+    let mut lo = Book::new().sheet(
+        "Sheet1",
+        &[
+            texts(1, &["Name", "Email", "Phone"]),
+            row(2, &[typed("A2", "str", "Ann Lee"), is("B2", "ann@example.com"), num("C2", "447911123456", None)]),
+            row(3, &[is("A3", "Bob Ray"), typed("B3", "str", "bob@example.com"), is("C3", "+44 7911 123457")]),
+            row(4, &[is("A4", "Cy Fox"), is("B4", "cy@example.com")]),
+        ]
+        .concat(),
+    );
+    lo.last().dimension = Some("A1:XFD1048576".into());
+    lo.absolute = true;
+    // Google Sheets / streaming writers: no dimension, no `r=` on rows or cells, a blank row.
+    let mut gs = Book::new().sheet(
+        "Contacts",
+        &[
+            texts(0, &["Name", "Email", "Phone"]),
+            texts(0, &["Ann Lee", "ann@example.com", "+447911123456"]),
+            texts(0, &["Bob Ray", "bob@example.com", "+44 7911 123457"]),
+            "<row/>".to_owned(),
+            row(0, &[is("", "Cy Fox"), is("", "cy@example.com")]),
+        ]
+        .concat(),
+    );
+    gs.last().dimension = None;
+    // Numbers: shared strings with rich text runs and a phonetic run; numbers in `E` notation.
+    let mut nu = Book::new().sheet(
+        "Table 1",
+        &[
+            row(1, &[ss("A1", 0), ss("B1", 1), ss("C1", 2)]),
+            row(2, &[ss("A2", 3), ss("B2", 4), num("C2", "4.47911123456E+11", None)]),
+            row(3, &[ss("A3", 5), ss("B3", 6), ss("C3", 7)]),
+            row(4, &[ss("A4", 8), ss("B4", 9)]),
+        ]
+        .concat(),
+    );
+    nu.shared = Some(r#"<si><t>Name</t></si><si><r><rPr><b/></rPr><t>Em</t></r><r><t>ail</t></r></si><si><t>Phone</t></si><si><r><t xml:space="preserve">Ann </t></r><r><rPr><i/></rPr><t>Lee</t></r></si><si><t>ann@example.com</t></si><si><t>Bob Ray</t><rPh sb="0" eb="3"><t>ボブ</t></rPh></si><si><t>bob@example.com</t></si><si><t>+44 7911 123457</t></si><si><t>Cy Fox</t></si><si><t>cy@example.com</t></si>"#.into());
+    vec![("libreoffice.xlsx", lo), ("gsheets.xlsx", gs), ("numbers.xlsx", nu)]
+}
 
 #[test]
-fn probe() {
+fn parts_from_libreoffice_google_and_numbers_read_as_the_sheet_shows_them() {
     let dir = TempDir::new().unwrap();
-    let mut cases: Vec<(&str, Book)> = vec![
-        (
-            "errs.xlsx",
-            Book::new().sheet(
-                "Sheet1",
-                &[
-                    texts(1, &["Name", "Email", "Phone"]),
-                    row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), typed("C3", "e", "#N/A")]),
-                    row(4, &[is("A4", "Cy"), is("B4", "cy@example.com"), typed("C4", "str", "07911 123456")]),
-                    row(5, &[is("A5", "Di"), is("B5", "di@example.com"), typed("C5", "b", "1")]),
-                    row(6, &[typed("A6", "str", "Ed &amp; Flo"), is("B6", "ed@example.com"), typed("C6", "e", "#REF!")]),
-                ]
-                .concat(),
-            ),
-        ),
-        (
-            "sst.xlsx",
-            Book::new().sheet(
-                "Sheet1",
-                &[
-                    row(1, &[r#"<c r="A1" t="s"><v>0</v></c>"#.into(), r#"<c r="B1" t="s"><v>1</v></c>"#.into(), r#"<c r="C1" t="s"><v>2</v></c>"#.into()]),
-                    row(2, &[r#"<c r="A2" t="s"><v>3</v></c>"#.into(), r#"<c r="B2" t="s"><v>4</v></c>"#.into(), num("C2", "7911123456", Some(0))]),
-                    row(3, &[r#"<c r="A3" t="s"><v>5</v></c>"#.into(), r#"<c r="B3" t="s"><v>6</v></c>"#.into(), num("C3", "447911123456", Some(1))]),
-                    row(4, &[r#"<c r="A4" t="s"><v>7</v></c>"#.into(), r#"<c r="B4" t="s"><v>8</v></c>"#.into(), num("C4", "4.47911123456E+11", Some(2))]),
-                ]
-                .concat(),
-            ),
-        ),
-        (
-            "dates.xlsx",
-            Book::new().sheet(
-                "Sheet1",
-                &[
-                    texts(1, &["Name", "Email", "Phone", "Zip", "Born", "At", "Seen"]),
-                    row(2, &[num("A2", "45356", Some(4)), is("B2", "ann@example.com"), is("C2", ""), num("D2", "2134", Some(3)), num("E2", "45356", Some(4)), num("F2", "0.5", Some(5)), num("G2", "45356.6041666667", Some(6))]),
-                ]
-                .concat(),
-            ),
-        ),
-    ];
-    cases[1].1.shared = Some(r#"<si><t>Name</t></si><si><r><rPr><b/></rPr><t>Em</t></r><r><t xml:space="preserve">ail</t></r></si><si><t>Phone</t></si><si><r><t>Ann </t></r><r><rPr><i/></rPr><t>Lee</t></r></si><si><t>ann@example.com</t></si><si><t>Bob</t><rPh sb="0" eb="1"><t>ボブ</t></rPh></si><si><t>bob@example.com</t></si><si><t>Cy</t></si><si><t>cy@example.com</t></si>"#.into());
-    cases[1].1.styles = Some(STYLES.into());
-    cases[1].1.absolute = true;
-    cases[1].1.last().dimension = Some("A1:XFD1048576".into());
-    cases[2].1.styles = Some(STYLES.into());
-    let mut b1904 = Book::new().sheet("S", &[texts(1, &["Name", "Email", "Born"]), row(2, &[is("A2", "Ann"), is("B2", "a@example.com"), num("C2", "43894", Some(4))])].concat());
-    b1904.date1904 = true;
-    b1904.styles = Some(STYLES.into());
-    b1904.last().dimension = None;
-    cases.push(("d1904.xlsx", b1904));
-    for (name, b) in cases {
+    for (name, book) in writers() {
         let p = dir.path().join(name);
-        b.save(&p);
-        let r = std::panic::catch_unwind(|| read(&p, &SourceOptions::default()));
-        match r {
-            Ok((h, w, items)) => eprintln!("{name}: {h:?} {w:?} {:?}", fields(&items)),
-            Err(_) => eprintln!("{name}: panicked"),
-        }
+        book.save(&p);
+        let (h, w, items) = read(&p, &SourceOptions::default());
+        assert_eq!(h, ["Name", "Email", "Phone"], "{name}");
+        assert_eq!(w, Vec::<String>::new(), "{name}");
+        let rows: Vec<Vec<String>> = fields(&items)
+            .into_iter()
+            .filter(|f| f.len() == 3)
+            .collect();
+        assert_eq!(rows.len(), 3, "{name}: {rows:?}");
+        assert_eq!(rows[0][..2], ["Ann Lee", "ann@example.com"], "{name}");
+        assert!(rows[0][2].replace(['+', ' '], "") == "447911123456", "{name}: {rows:?}");
+        assert_eq!(rows[1], ["Bob Ray", "bob@example.com", "+44 7911 123457"], "{name}");
+        assert_eq!(rows[2], ["Cy Fox", "cy@example.com", ""], "{name}");
+        let (v, s) = validate(dir.path(), &p, MAPPING);
+        assert_eq!(v.exit_code, 0, "{name}: {s}");
+        assert_eq!(s["outcomes"]["valid"], 3, "{name}: {s}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_from_other_writers_import_into_the_sandbox() {
+    for (name, book) in writers() {
+        let w = World::plain().await;
+        let p = w.path(name);
+        book.save(&p);
+        let (code, stored) = import(&w, &p, MAPPING).await;
+        assert_eq!(code, 0, "{name}");
+        assert_eq!(stored.len(), 3, "{name}");
+        assert_eq!(stored["ann@example.com"]["name"], "Ann Lee", "{name}");
+        assert_eq!(stored["ann@example.com"]["phone_number"], "+447911123456", "{name}");
+        assert_eq!(stored["bob@example.com"]["phone_number"], "+447911123457", "{name}");
+        assert!(stored["cy@example.com"]["phone_number"].is_null(), "{name}");
+    }
+}
+
+/// Numbers where text was meant: phones in number cells (general, `E` notation, `0.00`, text
+/// format, a UK mobile that lost its 0, one shown with its 0 by a digit format), a zip code
+/// under `00000` and an identifier stored as a number.
+fn numbers_book() -> Book {
+    let mut b = Book::new().sheet(
+        "Sheet1",
+        &[
+            texts(1, &["Name", "Email", "Phone", "ID", "Zip"]),
+            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), num("C2", "447911123456", None), num("D2", "1001", None), num("E2", "2134", Some(3))]),
+            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), num("C3", "4.47911123457E+11", Some(0)), num("D3", "1002", Some(1)), num("E3", "90210", Some(3))]),
+            row(4, &[is("A4", "Cy"), is("B4", "cy@example.com"), num("C4", "447911123458", Some(1)), num("D4", "1003", Some(2)), num("E4", "501", Some(3))]),
+            row(5, &[is("A5", "Di"), is("B5", "di@example.com"), num("C5", "7911123459", None), num("D5", "01004", Some(2)), num("E5", "123456", Some(3))]),
+            row(6, &[is("A6", "Ed"), is("B6", "ed@example.com"), num("C6", "7911123460", Some(7))]),
+        ]
+        .concat(),
+    );
+    b.styles = Some(STYLES.into());
+    b
+}
+
+#[test]
+fn number_cells_read_as_the_digits_the_sheet_shows() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("numbers.xlsx");
+    numbers_book().save(&p);
+    let (_, _, items) = read(&p, &SourceOptions::default());
+    let rows = fields(&items);
+    let col = |c: usize| rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        col(2),
+        ["447911123456", "447911123457", "447911123458", "7911123459", "07911 123460"]
+    );
+    assert_eq!(col(3), ["1001", "1002", "1003", "1004", ""]);
+    assert_eq!(col(4), ["02134", "90210", "00501", "123456", ""]);
+    // The digit format shows the 0: that cell is text as shown, not a number that lost it.
+    let numeric: Vec<bool> = items
+        .iter()
+        .map(|i| i.as_ref().unwrap().is_numeric(2))
+        .collect();
+    assert_eq!(numeric, [true, true, true, true, false]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_cells_import_as_phones_ids_and_zip_codes_without_loss() {
+    let w = World::plain().await;
+    let p = w.path("numbers.xlsx");
+    numbers_book().save(&p);
+    let (code, stored) = import(&w, &p, MAPPING).await;
+    assert_eq!(code, 0);
+    let got: Vec<(String, Value, Value, Value)> = stored
+        .values()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["phone_number"].clone(),
+                c["identifier"].clone(),
+                c["custom_attributes"]["zip"].clone(),
+            )
+        })
+        .collect();
+    let v = |s: &str| Value::String(s.to_owned());
+    assert_eq!(
+        got,
+        [
+            ("Ann".into(), v("+447911123456"), v("1001"), v("02134")),
+            ("Bob".into(), v("+447911123457"), v("1002"), v("90210")),
+            ("Cy".into(), v("+447911123458"), v("1003"), v("00501")),
+            ("Di".into(), v("+447911123459"), v("1004"), v("123456")),
+            ("Ed".into(), v("+447911123460"), Value::Null, Value::Null),
+        ]
+    );
+}
+
+#[test]
+fn a_mobile_that_lost_its_zero_with_no_region_fails_its_field_and_says_why() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("numbers.xlsx");
+    numbers_book().save(&p);
+    let no_region = MAPPING.replace("defaults:\n  phone_region: GB\n", "");
+    let (v, s) = validate(dir.path(), &p, &no_region);
+    // The numbers with their country code are read; 7911123459 is no number anywhere without a
+    // region, and `07911 123460` is a national number: neither is guessed.
+    assert_eq!(v.exit_code, 0, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 5, "{s}");
+    let w: Vec<(u64, String)> = report(&v.run_dir, "warnings.csv")
+        .into_iter()
+        .map(|(row, code, msg)| {
+            if code == "invalid_phone" {
+                assert!(msg.contains("no region to read it in"), "{msg}");
+                assert!(msg.contains("the row is imported without it"), "{msg}");
+            }
+            (row, code)
+        })
+        .collect();
+    let lost = "phone_lost_prefix".to_owned();
+    let bad = "invalid_phone".to_owned();
+    assert_eq!(
+        w,
+        [(2, lost.clone()), (3, lost.clone()), (4, lost), (5, bad.clone()), (6, bad)]
+    );
 }
