@@ -431,6 +431,11 @@ impl XlsxSource {
         }
         let mut notes = Vec::new();
         let (sheet, index, header_row) = choose(&mut wb, (&file, path), &names, &hidden, opts, &mut notes)?;
+        if wb.has_1904_epoch() {
+            notes.push(format!(
+                "{file}: the workbook counts dates from 1904 (date1904): date cells are read right, but a date kept as a plain number (no date format) is not, and a `type: date` column would read it four years early; format such a column as dates"
+            ));
+        }
         let max_field = opts.max_field_bytes;
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);

@@ -530,3 +530,152 @@ fn a_mobile_that_lost_its_zero_with_no_region_fails_its_field_and_says_why() {
         [(2, lost.clone()), (3, lost.clone()), (4, lost), (5, bad.clone()), (6, bad)]
     );
 }
+
+/// Dates: date, datetime and time cells, a serial date with no date format, a date cell in the
+/// name column; `date1904` counts serials from 1904.
+fn dates_book(date1904: bool) -> Book {
+    // 45356 is 2024-03-05 counted from 1900, 43894 the same day counted from 1904.
+    let day = if date1904 { 43894 } else { 45356 };
+    let mut b = Book::new().sheet(
+        "Sheet1",
+        &[
+            texts(1, &["Name", "Email", "Born", "Seen"]),
+            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), num("C2", &day.to_string(), Some(4)), num("D2", &format!("{day}.6041666667"), Some(6))]),
+            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), num("C3", "45357", None), num("D3", "0.5", Some(5))]),
+            row(4, &[num("A4", &day.to_string(), Some(4)), is("B4", "cy@example.com")]),
+        ]
+        .concat(),
+    );
+    b.styles = Some(STYLES.into());
+    b.date1904 = date1904;
+    b
+}
+
+#[test]
+fn date_cells_read_as_iso_dates_in_both_date_systems() {
+    let dir = TempDir::new().unwrap();
+    for date1904 in [false, true] {
+        let p = dir.path().join(format!("dates-{date1904}.xlsx"));
+        dates_book(date1904).save(&p);
+        let (_, w, items) = read(&p, &SourceOptions::default());
+        assert_eq!(
+            fields(&items),
+            [
+                ["Ann", "ann@example.com", "2024-03-05", "2024-03-05T14:30:00"],
+                ["Bob", "bob@example.com", "45357", "12:00:00"],
+                ["2024-03-05", "cy@example.com", "", ""],
+            ],
+            "date1904 {date1904}"
+        );
+        // A number with no date format cannot be told from a count: in a 1904 workbook a
+        // `type: date` column would read it four years early, so the reader says so.
+        assert_eq!(
+            w.iter().any(|w| w.contains("1904")),
+            date1904,
+            "date1904 {date1904}: {w:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_cells_import_into_date_and_datetime_attributes() {
+    let w = World::plain().await;
+    let p = w.path("dates.xlsx");
+    dates_book(false).save(&p);
+    let (code, stored) = import(&w, &p, MAPPING).await;
+    assert_eq!(code, 0);
+    let ann = &stored["ann@example.com"]["custom_attributes"];
+    assert_eq!(ann["born"], "2024-03-05");
+    assert_eq!(ann["seen"], "2024-03-05T14:30:00");
+    let bob = &stored["bob@example.com"]["custom_attributes"];
+    assert_eq!(bob["born"], "2024-03-06", "a serial with no date format is a date here");
+    assert!(bob["seen"].is_null(), "a time alone is no date and time: {bob}");
+    // The sheet shows the date in the name cell: that text is the name, as a CSV would give it.
+    assert_eq!(stored["cy@example.com"]["name"], "2024-03-05");
+}
+
+/// Error cells, old and new, in read and unread columns, and booleans.
+fn errors_book() -> Book {
+    let e = |r: &str, v: &str| typed(r, "e", v);
+    let b = |r: &str, v: &str| typed(r, "b", v);
+    Book::new().sheet(
+        "Sheet1",
+        &[
+            texts(1, &["Name", "Email", "Phone", "Blocked", "Score"]),
+            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), e("C2", "#N/A"), b("D2", "1"), e("E2", "#DIV/0!")]),
+            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), is("C3", "+447911123457"), b("D3", "0"), e("E3", "#SPILL!")]),
+            row(4, &[e("A4", "#REF!"), is("B4", "cy@example.com")]),
+            row(5, &[is("A5", "Di"), is("B5", "di@example.com"), e("C5", "#CALC!"), e("E5", "#GETTING_DATA")]),
+            row(6, &[is("A6", "Ed"), e("B6", "#ERROR!"), is("C6", "+447911123458")]),
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn error_cells_fail_their_field_naming_row_column_and_value_not_the_file() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("errors.xlsx");
+    errors_book().save(&p);
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    assert_eq!(v.exit_code, 3, "{s}");
+    assert_eq!(s["rows_read"], 5, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 3, "{s}");
+    assert_eq!(s["outcomes"]["invalid"], 2, "{s}");
+    let f = report(&v.run_dir, "failures.csv");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!((f[0].0, f[0].1.as_str()), (4, "cell_error"), "{f:?}");
+    assert!(f[0].2.contains("\"Name\"") && f[0].2.contains("#REF!"), "{f:?}");
+    assert_eq!((f[1].0, f[1].1.as_str()), (6, "cell_error"), "{f:?}");
+    assert!(f[1].2.contains("\"Email\"") && f[1].2.contains("#ERROR!"), "{f:?}");
+    let w: Vec<(u64, String, bool)> = report(&v.run_dir, "warnings.csv")
+        .into_iter()
+        .map(|(row, code, msg)| (row, code, msg.contains("\"Phone\"")))
+        .collect();
+    assert_eq!(
+        w,
+        [(2, "cell_error".to_owned(), true), (5, "cell_error".to_owned(), true)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_cells_import_the_rest_of_their_row_and_booleans_are_booleans() {
+    let w = World::plain().await;
+    let p = w.path("errors.xlsx");
+    errors_book().save(&p);
+    let (code, stored) = import(&w, &p, MAPPING).await;
+    assert_eq!(code, 3);
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        ["ann@example.com", "bob@example.com", "di@example.com"]
+    );
+    assert!(stored["ann@example.com"]["phone_number"].is_null());
+    assert_eq!(stored["ann@example.com"]["blocked"], true);
+    assert_eq!(stored["bob@example.com"]["blocked"], false);
+    assert_eq!(stored["bob@example.com"]["phone_number"], "+447911123457");
+    assert_eq!(stored["di@example.com"]["name"], "Di");
+}
+
+#[test]
+fn a_new_error_in_a_cell_without_a_reference_stops_the_read_naming_the_row() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("noref.xlsx");
+    let e = |v: &str| typed("", "e", v);
+    Book::new()
+        .sheet(
+            "Sheet1",
+            &[
+                texts(0, &["Name", "Email", "Score"]),
+                row(0, &[is("", "Ann"), is("", "ann@example.com"), e("#N/A")]),
+                row(0, &[is("", "Bob"), e("#SPILL!"), is("", "9")]),
+            ]
+            .concat(),
+        )
+        .save(&p);
+    let mut src = open(&p, &SourceOptions::default()).unwrap();
+    let items: Vec<Item> = src.by_ref().collect();
+    assert_eq!(items.len(), 1, "{:?}", fields(&items));
+    let err = src.take_error().expect("a read error");
+    assert_eq!(err.at, 3);
+    assert!(err.cause.contains("#SPILL!") && err.cause.contains("column cannot be told"), "{err}");
+}
