@@ -31,7 +31,7 @@ use self::numfmt::DigitFormat;
 use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::{
     Item, Pending, Queue, ReadError, Record, RowIssue, SHEET_PART_FACTOR, Source, SourceOptions,
-    Trailer, blank_issue, clean_headers, footer_issue, looks_like_footer, too_large_issue,
+    Trailer, clean_headers, footer_issue, looks_like_footer, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -808,19 +808,27 @@ impl SheetRows {
         let mut out = Queue::default();
         let mut trailer = Trailer::default();
         let mut prev = header_idx;
+        // The first line of the blank rows (missing, or with empty cells only) since the last
+        // row with a value: reported once a value follows them; at the end of the sheet they
+        // are formatting, not rows, and are not reported.
+        let mut blank_from: Option<u64> = None;
         loop {
             match rows.next_row() {
                 Ok(Some((idx, cells))) => {
+                    let line = u64::from(idx) + 1;
                     if idx > prev + 1 {
-                        let p = Pending::Blanks {
-                            from: u64::from(prev) + 2,
-                            to: u64::from(idx) + 1,
-                            what: "blank row",
-                        };
-                        trailer.blank(p, &mut out);
+                        blank_from.get_or_insert(u64::from(prev) + 2);
                     }
                     prev = prev.max(idx);
-                    self.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
+                    if cells.iter().all(|(_, c)| c.is_blank()) {
+                        blank_from.get_or_insert(line);
+                        continue;
+                    }
+                    if let Some(from) = blank_from.take() {
+                        let what = "blank row";
+                        trailer.blank(Pending::Blanks { from, to: line, what }, &mut out);
+                    }
+                    self.classify(line, cells, &mut trailer, &mut out);
                     if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
                         return;
                     }
@@ -885,13 +893,6 @@ impl SheetRows {
 
     fn classify(&self, line: u64, cells: Vec<(u32, Cell)>, trailer: &mut Trailer, out: &mut Queue) {
         let mut r = self.sort_cells(cells);
-        if r.texts == 0 && r.errors.is_empty() {
-            trailer.blank(
-                Pending::Item(blank_issue(line, Vec::new(), "blank row")),
-                out,
-            );
-            return;
-        }
         let footer = (r.texts == 1 && r.errors.is_empty() && looks_like_footer(&r.only_text))
             .then(|| footer_issue(line, r.fields.clone(), &r.only_text));
         let item = if !r.errors.is_empty() {

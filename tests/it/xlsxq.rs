@@ -679,3 +679,93 @@ fn a_new_error_in_a_cell_without_a_reference_stops_the_read_naming_the_row() {
     assert_eq!(err.at, 3);
     assert!(err.cause.contains("#SPILL!") && err.cause.contains("column cannot be told"), "{err}");
 }
+
+/// A workbook as a colleague leaves it: a hidden sheet of old contacts first, an instructions
+/// sheet and a pivot before the data, a title merged over the header on row 3, and formatting
+/// (empty styled cells and rows) past the data.
+fn structured_book() -> Book {
+    let header = texts(3, &["Name", "Email", "Phone"]);
+    let mut b = Book::new()
+        .sheet(
+            "Old",
+            &[texts(1, &["Name", "Email", "Phone"]), texts(2, &["Zed", "zed@example.com", ""])].concat(),
+        )
+        .sheet(
+            "Instructions",
+            &[texts(1, &["How to fill this in"]), texts(2, &["One contact a row; Email is required."])].concat(),
+        )
+        .sheet(
+            "Pivot",
+            &[texts(1, &["Row Labels", "Count of Email"]), texts(2, &["GB", "2"])].concat(),
+        )
+        .sheet(
+            "Contacts",
+            &[
+                row(1, &[is("A1", "Contacts export"), num("B1", "", Some(1)), num("C1", "", Some(1))]),
+                header,
+                row(4, &[is("A4", "Ann"), is("B4", "ann@example.com"), is("C4", "+447911123456"), num("D4", "", Some(1))]),
+                row(5, &[is("A5", "Bob"), is("B5", "bob@example.com"), num("C5", "", Some(1))]),
+                r#"<row r="6" s="1" customFormat="1"><c r="A6" s="1"/><c r="B6" s="1"/></row>"#.to_owned(),
+                row(7, &[is("A7", "Cy"), is("B7", "cy@example.com")]),
+                (8..400)
+                    .map(|n| format!(r#"<row r="{n}" s="1" customFormat="1"><c r="A{n}" s="1"/><c r="E{n}" s="1"/></row>"#))
+                    .collect(),
+            ]
+            .concat(),
+        );
+    b.sheets[0].hidden = true;
+    b.last().tail = r#"<mergeCells count="1"><mergeCell ref="A1:C1"/></mergeCells>"#.into();
+    b.last().dimension = Some("A1:E399".into());
+    b.styles = Some(STYLES.into());
+    b
+}
+
+#[test]
+fn hidden_and_decoy_sheets_titles_and_formatting_are_passed_over_with_a_word() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("structured.xlsx");
+    structured_book().save(&p);
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    assert_eq!(v.exit_code, 0, "{s}");
+    // Three contacts and the blank row between them; the 392 formatted rows after the data
+    // are not rows.
+    assert_eq!(s["rows_read"], 4, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 3, "{s}");
+    assert_eq!(s["outcomes"]["skipped"], 1, "{s}");
+    let warnings = s["header_warnings"].to_string();
+    for said in [
+        "sheet \\\"Old\\\" is hidden and is not read",
+        "sheet \\\"Instructions\\\" skipped",
+        "sheet \\\"Pivot\\\" skipped",
+        "the header is on row 3",
+    ] {
+        assert!(warnings.contains(said), "{said}: {warnings}");
+    }
+    // With no mapping columns to search for, the first visible sheet is read.
+    let (h, w, _) = read(&p, &SourceOptions::default());
+    assert_eq!(h, ["How to fill this in"]);
+    assert!(w[0].contains("\"Old\" is hidden"), "{w:?}");
+    // Named, the hidden sheet is read.
+    let opts = SourceOptions {
+        sheet: Some("Old".into()),
+        ..SourceOptions::default()
+    };
+    let (h, w, items) = read(&p, &opts);
+    assert_eq!((h.len(), w.len(), items.len()), (3, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_structured_workbook_and_an_xlsm_import_the_data_sheet_only() {
+    let w = World::plain().await;
+    for name in ["structured.xlsx", "structured.xlsm"] {
+        let p = w.path(name);
+        structured_book().save(&p);
+        let (code, stored) = import(&w, &p, MAPPING).await;
+        assert_eq!(code, 0, "{name}");
+        assert_eq!(
+            stored.keys().collect::<Vec<_>>(),
+            ["ann@example.com", "bob@example.com", "cy@example.com"],
+            "{name}"
+        );
+    }
+}
