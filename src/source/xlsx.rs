@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail};
 use calamine::{DataRef, ExcelDateTime, Reader, Xlsx, XlsxError, open_workbook};
 
 mod numfmt;
+mod other;
 mod scan;
 
 use self::numfmt::DigitFormat;
@@ -288,10 +289,8 @@ fn longest_text_over(r: &mut impl Read, limit: u64) -> std::io::Result<Option<u6
 /// open and name `header_columns`, the first sheet allowed with a row among its first
 /// [`SEARCH_ROWS`] holding those columns, and that row; skipped sheets and title rows are noted.
 fn choose(
-    wb: &mut Xlsx<BufReader<File>>,
-    (file, path): (&str, &Path),
-    names: &[String],
-    hidden: &[bool],
+    mut search: impl FnMut(&str, Option<u64>, &[String]) -> Option<(u64, usize)>,
+    (file, names, hidden): (&str, &[String], &[bool]),
     opts: &SourceOptions,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<(String, usize, Option<u64>)> {
@@ -309,7 +308,7 @@ fn choose(
         None => (0..names.len()).filter(|&i| !hidden[i]).collect(),
     };
     for (k, &i) in order.iter().enumerate() {
-        let Some((row, above)) = header_in(wb, path, &names[i], opts.header_row, want) else {
+        let Some((row, above)) = search(&names[i], opts.header_row, want) else {
             continue;
         };
         for &j in &order[..k] {
@@ -347,18 +346,14 @@ fn note_hidden(file: &str, names: &[String], hidden: &[bool], notes: &mut Vec<St
     }
 }
 
-/// The 1-based row of `sheet` that holds every column of `want` (row `header_row` only, when
+/// The 1-based row of a sheet that holds every column of `want` (row `header_row` only, when
 /// set), and the rows with a value above it; `None` when no row of the first [`SEARCH_ROWS`]
 /// does (or the sheet cannot be read: the read proper reports that).
-fn header_in(
-    wb: &mut Xlsx<BufReader<File>>,
-    path: &Path,
-    sheet: &str,
+fn header_search(
+    rows: &mut dyn RowStream,
     header_row: Option<u64>,
     want: &[String],
 ) -> Option<(u64, usize)> {
-    let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
-    let mut rows = Rows::new(&mut reader, path, sheet);
     let mut above = 0;
     while above < SEARCH_ROWS {
         let (idx, cells) = rows.next_row().ok()??;
@@ -415,58 +410,122 @@ pub struct XlsxSource {
 impl XlsxSource {
     /// Open the workbook, pick the sheet, and read up to the header row before returning, so every
     /// problem with the file as a whole is an error here.
+    /// An `.ods`, `.xls` or `.xlsb` workbook (`kind`: `ODS`, `XLS`, `XLSB`), read sheet-whole
+    /// by calamine and then as an XLSX sheet is read (see [`other`]).
+    pub fn open_other(
+        path: &Path,
+        kind: &'static str,
+        opts: &SourceOptions,
+    ) -> anyhow::Result<XlsxSource> {
+        other::open(path, kind, opts)
+    }
+
     pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
         let file = path.display().to_string();
         check_parts(&file, path, opts)?;
         let mut wb: Xlsx<BufReader<File>> = open_workbook(path)
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
-        let hidden: Vec<bool> = wb
-            .sheets_metadata()
-            .iter()
-            .map(|s| s.visible != calamine::SheetVisible::Visible)
-            .collect();
+        let hidden = hidden_sheets(wb.sheets_metadata());
         if opts.header_row == Some(0) {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
         let mut notes = Vec::new();
-        let (sheet, index, header_row) = choose(&mut wb, (&file, path), &names, &hidden, opts, &mut notes)?;
+        let search = |wb: &mut Xlsx<_>, sheet: &str, h, want: &[String]| {
+            let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
+            header_search(&mut Rows::new(&mut reader, path, sheet), h, want)
+        };
+        let (sheet, index, header_row) = choose(
+            |s, h, w| search(&mut wb, s, h, w),
+            (&file, &names, &hidden),
+            opts,
+            &mut notes,
+        )?;
         if wb.has_1904_epoch() {
             notes.push(format!(
                 "{file}: the workbook counts dates from 1904 (date1904): date cells are read right, but a date kept as a plain number (no date format) is not, and a `type: date` column would read it four years early; format such a column as dates"
             ));
         }
-        let max_field = opts.max_field_bytes;
+        let path = path.to_path_buf();
+        let picked = Picked {
+            kind: "XLSX",
+            file,
+            names,
+            index,
+            notes,
+            max_field: opts.max_field_bytes,
+        };
+        picked.start(move |label, channels, max_field| {
+            let mut reader = match wb.worksheet_cells_reader(&sheet) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = channels.0.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
+                    return;
+                }
+            };
+            let mut rows = Rows::new(&mut reader, &path, &sheet);
+            read_rows(&mut rows, header_row, label, channels, max_field);
+        })
+    }
+}
+
+/// Per sheet, whether it is hidden (or very hidden).
+fn hidden_sheets(sheets: &[calamine::Sheet]) -> Vec<bool> {
+    sheets
+        .iter()
+        .map(|s| s.visible != calamine::SheetVisible::Visible)
+        .collect()
+}
+
+/// The header's sender and the rows' sender of the reader thread.
+type Channels = (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>);
+
+/// A workbook whose sheet is chosen, ready to be read on a thread of its own.
+struct Picked {
+    /// `XLSX`, `ODS`, `XLS`… for the run summary.
+    kind: &'static str,
+    file: String,
+    names: Vec<String>,
+    index: usize,
+    notes: Vec<String>,
+    max_field: usize,
+}
+
+impl Picked {
+    /// Start `read` (given the label, the channels and the cell limit) on the reader thread
+    /// and wait for the header.
+    fn start(
+        mut self,
+        read: impl FnOnce(&str, Channels, usize) + Send + 'static,
+    ) -> anyhow::Result<XlsxSource> {
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let label = format!("{file}, sheet {sheet:?}");
+        let label = format!("{}, sheet {:?}", self.file, self.names[self.index]);
         let worker_label = label.clone();
-        let path = path.to_path_buf();
+        let max_field = self.max_field;
         let thread = std::thread::Builder::new()
             .name("xlsx-reader".into())
-            .spawn(move || {
-                let at = (path.as_path(), sheet.as_str(), header_row);
-                read_sheet(wb, at, &worker_label, (htx, tx), max_field)
-            })
-            .map_err(|e| anyhow!("{file}: cannot start the XLSX reader: {e}"))?;
+            .spawn(move || read(&worker_label, (htx, tx), max_field))
+            .map_err(|e| anyhow!("{}: cannot start the {} reader: {e}", self.file, self.kind))?;
         let head = match hrx.recv() {
             Ok(head) => head?,
             Err(_) => {
                 let _ = thread.join();
-                bail!("{label}: the XLSX reader stopped before the header row");
+                bail!("{label}: the {} reader stopped before the header row", self.kind);
             }
         };
         let describe = format!(
-            "XLSX, sheet {:?} ({} of {}), header on row {}",
-            names[index],
-            index + 1,
-            names.len(),
+            "{}, sheet {:?} ({} of {}), header on row {}",
+            self.kind,
+            self.names[self.index],
+            self.index + 1,
+            self.names.len(),
             head.line
         );
-        notes.extend(head.warnings);
+        self.notes.extend(head.warnings);
         Ok(XlsxSource {
             headers: head.headers,
-            warnings: notes,
+            warnings: self.notes,
             describe,
             last_row: head.line,
             label,
@@ -548,6 +607,18 @@ impl Source for XlsxSource {
 
 /// A sheet row that has cells: its 0-based index and its `(column, cell)` pairs.
 type SheetRow = (u32, Vec<(u32, Cell)>);
+
+/// The rows of a sheet in order: from the XLSX cell stream, or from a whole sheet calamine
+/// read (ODS, XLS, XLSB).
+trait RowStream {
+    /// The next row that has cells.
+    fn next_row(&mut self) -> Result<Option<SheetRow>, String>;
+
+    /// 0-based row being read when reading failed, if it had started one.
+    fn failed_in(&self) -> Option<u32> {
+        None
+    }
+}
 
 /// Groups the cell stream into rows.
 struct Rows<'a, 'b> {
@@ -648,7 +719,13 @@ impl<'a, 'b> Rows<'a, 'b> {
         Ok(Some((r, col, cell)))
     }
 
-    /// The next row that has cells.
+}
+
+impl RowStream for Rows<'_, '_> {
+    fn failed_in(&self) -> Option<u32> {
+        self.failed_in
+    }
+
     fn next_row(&mut self) -> Result<Option<SheetRow>, String> {
         let first = match self.next.take() {
             Some(c) => c,
@@ -680,22 +757,14 @@ impl<'a, 'b> Rows<'a, 'b> {
 }
 
 /// The reader thread: header first (through `htx`), then batches of rows (through `tx`).
-fn read_sheet(
-    mut wb: Xlsx<BufReader<File>>,
-    (path, sheet, header_row): (&Path, &str, Option<u64>),
+fn read_rows(
+    rows: &mut dyn RowStream,
+    header_row: Option<u64>,
     label: &str,
-    (htx, tx): (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>),
+    (htx, tx): Channels,
     max_field: usize,
 ) {
-    let mut reader = match wb.worksheet_cells_reader(sheet) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = htx.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
-            return;
-        }
-    };
-    let mut rows = Rows::new(&mut reader, path, sheet);
-    let (header_idx, header_cells) = match find_header(&mut rows, header_row, label) {
+    let (header_idx, header_cells) = match find_header(rows, header_row, label) {
         Ok(row) => row,
         Err(e) => {
             let _ = htx.send(Err(e));
@@ -705,13 +774,13 @@ fn read_sheet(
     let (mut sheet_rows, head) = read_header(label, header_idx, &header_cells);
     sheet_rows.max_field = max_field;
     if htx.send(Ok(head)).is_ok() {
-        sheet_rows.stream(&mut rows, header_idx, label, &tx);
+        sheet_rows.stream(rows, header_idx, label, &tx);
     }
 }
 
 /// The header: row `header_row` (1-based), or the first row with a value.
 fn find_header(
-    rows: &mut Rows<'_, '_>,
+    rows: &mut dyn RowStream,
     header_row: Option<u64>,
     label: &str,
 ) -> anyhow::Result<SheetRow> {
@@ -804,7 +873,7 @@ struct RowCells {
 impl SheetRows {
     /// The rows below the header, in batches through `tx`, then `End` (or a `Fatal` read error
     /// after the rows read before it).
-    fn stream(&self, rows: &mut Rows<'_, '_>, header_idx: u32, label: &str, tx: &SyncSender<Msg>) {
+    fn stream(&self, rows: &mut dyn RowStream, header_idx: u32, label: &str, tx: &SyncSender<Msg>) {
         let mut out = Queue::default();
         let mut trailer = Trailer::default();
         let mut prev = header_idx;
@@ -845,7 +914,7 @@ impl SheetRows {
                     let _ = tx.send(Msg::Fatal(ReadError {
                         file: label.to_owned(),
                         unit: "row",
-                        at: u64::from(rows.failed_in.unwrap_or(prev + 1)) + 1,
+                        at: u64::from(rows.failed_in().unwrap_or(prev + 1)) + 1,
                         cause: e.to_string(),
                     }));
                     return;
