@@ -769,3 +769,115 @@ async fn a_structured_workbook_and_an_xlsm_import_the_data_sheet_only() {
         );
     }
 }
+
+/// An OpenDocument spreadsheet as LibreOffice saves it: a title row, repeated empty cells and
+/// rows, a phone as a float, a date cell.
+fn ods(path: &Path) {
+    let cell = |t: &str| {
+        format!(r#"<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>"#, esc(t))
+    };
+    let row = |cells: &[String]| format!("<table:table-row>{}</table:table-row>", cells.concat());
+    let gap = r#"<table:table-cell table:number-columns-repeated="2"/>"#.to_owned();
+    let rows = [
+        row(&[cell("Contacts for the spring mailing")]),
+        row(&[cell("Name"), cell("Email"), cell("Phone"), cell("Born")]),
+        row(&[
+            cell("Ann Lee"),
+            cell("ann@example.com"),
+            r#"<table:table-cell office:value-type="float" office:value="447911123456"><text:p>447911123456</text:p></table:table-cell>"#.to_owned(),
+            r#"<table:table-cell office:value-type="date" office:date-value="2024-03-05"><text:p>05/03/24</text:p></table:table-cell>"#.to_owned(),
+        ]),
+        r#"<table:table-row table:number-rows-repeated="2"><table:table-cell table:number-columns-repeated="4"/></table:table-row>"#.to_owned(),
+        row(&[cell("Bob Ray"), cell("bob@example.com"), cell("+44 7911 123457")]),
+        row(&[cell("Cy Fox"), cell("cy@example.com"), gap]),
+    ]
+    .concat();
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.3"><office:body><office:spreadsheet><table:table table:name="Readme"><table:table-row><table:table-cell office:value-type="string"><text:p>Read me first</text:p></table:table-cell></table:table-row></table:table><table:table table:name="Contacts">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    );
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    z.start_file("mimetype", stored).unwrap();
+    z.write_all(b"application/vnd.oasis.opendocument.spreadsheet").unwrap();
+    z.start_file("META-INF/manifest.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#).unwrap();
+    z.start_file("content.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(content.as_bytes()).unwrap();
+    z.finish().unwrap();
+}
+
+#[test]
+fn an_ods_file_is_read_like_a_workbook() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("contacts.ods");
+    ods(&p);
+    let opts = SourceOptions {
+        header_columns: vec!["Name".into(), "Email".into()],
+        ..SourceOptions::default()
+    };
+    let (h, w, items) = read(&p, &opts);
+    assert_eq!(h, ["Name", "Email", "Phone", "Born"]);
+    assert!(w[0].contains("sheet \"Readme\" skipped"), "{w:?}");
+    assert!(w[1].contains("the header is on row 2"), "{w:?}");
+    assert_eq!(
+        fields(&items),
+        [
+            vec!["Ann Lee", "ann@example.com", "447911123456", "2024-03-05"],
+            vec!["BlankRow: blank row"],
+            vec!["BlankRow: blank row"],
+            vec!["Bob Ray", "bob@example.com", "+44 7911 123457", ""],
+            vec!["Cy Fox", "cy@example.com", "", ""],
+        ]
+    );
+    assert!(items[0].as_ref().unwrap().is_numeric(2));
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    assert_eq!(v.exit_code, 0, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 3, "{s}");
+    let src = open(&p, &opts).unwrap();
+    assert_eq!(src.describe(), "ODS, sheet \"Contacts\" (2 of 2), header on row 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ods_file_imports_into_the_sandbox() {
+    let w = World::plain().await;
+    let p = w.path("contacts.ods");
+    ods(&p);
+    let (code, stored) = import(&w, &p, MAPPING).await;
+    assert_eq!(code, 0);
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored["ann@example.com"]["phone_number"], "+447911123456");
+    assert_eq!(stored["ann@example.com"]["custom_attributes"]["born"], "2024-03-05");
+    assert_eq!(stored["bob@example.com"]["phone_number"], "+447911123457");
+}
+
+#[test]
+fn an_xls_that_is_a_web_page_or_xml_is_refused_saying_what_it_is() {
+    let dir = TempDir::new().unwrap();
+    for (name, body, what) in [
+        (
+            "report.xls",
+            "\u{feff}<html><head><meta charset=\"utf-8\"></head><body><table><tr><td>Name</td><td>Email</td></tr></table></body></html>",
+            "a web page (an HTML table)",
+        ),
+        (
+            "export.xls",
+            "<?xml version=\"1.0\"?>\n<Workbook xmlns=\"urn:schemas-microsoft-com:office:spreadsheet\"><Worksheet ss:Name=\"Sheet1\"/></Workbook>",
+            "an XML Spreadsheet 2003 file",
+        ),
+    ] {
+        let p = write(dir.path(), name, body);
+        let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
+        assert!(err.contains(what) && err.contains("save it as .xlsx or .csv"), "{err}");
+    }
+    // A file that is no workbook at all names the format it was read as.
+    let p = write(dir.path(), "broken.xls", "not a workbook");
+    let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
+    assert!(err.contains("cannot read as an XLS workbook"), "{err}");
+    // Apple Numbers files stay refused: nothing here reads them.
+    let p = write(dir.path(), "c.numbers", "x");
+    let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
+    assert!(err.contains(".numbers files are not supported"), "{err}");
+}
