@@ -881,3 +881,117 @@ fn an_xls_that_is_a_web_page_or_xml_is_refused_saying_what_it_is() {
     let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
     assert!(err.contains(".numbers files are not supported"), "{err}");
 }
+
+/// A BIFF8 record.
+fn rec(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut r = typ.to_le_bytes().to_vec();
+    r.extend((data.len() as u16).to_le_bytes());
+    r.extend(data);
+    r
+}
+
+/// An Excel 97–2003 workbook (`.xls`, BIFF8 in a compound file) with one sheet of `rows`;
+/// a cell is text, or a number when it parses as one.
+fn xls(path: &Path, sheet: &str, rows: &[&[&str]]) {
+    let bof = |dt: u16| {
+        let mut d = 0x0600u16.to_le_bytes().to_vec();
+        d.extend(dt.to_le_bytes());
+        d.extend([0xBB, 0x0D, 0xCC, 0x07, 0, 0, 0, 0, 6, 0, 0, 0]);
+        rec(0x0809, &d)
+    };
+    let mut cells = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let mut d = (r as u16).to_le_bytes().to_vec();
+            d.extend((c as u16).to_le_bytes());
+            d.extend(0u16.to_le_bytes());
+            match v.parse::<f64>() {
+                Ok(n) => {
+                    d.extend(n.to_le_bytes());
+                    cells.extend(rec(0x0203, &d));
+                }
+                Err(_) => {
+                    d.extend((v.len() as u16).to_le_bytes());
+                    d.push(0);
+                    d.extend(v.as_bytes());
+                    cells.extend(rec(0x0204, &d));
+                }
+            }
+        }
+    }
+    let sheet_rec = |at: u32| {
+        let mut d = at.to_le_bytes().to_vec();
+        d.extend([0, 0, sheet.len() as u8, 0]);
+        d.extend(sheet.as_bytes());
+        rec(0x0085, &d)
+    };
+    let globals_len = (bof(5).len() + sheet_rec(0).len() + 4) as u32;
+    let mut wb = [bof(5), sheet_rec(globals_len), rec(0x000A, &[])].concat();
+    wb.extend([bof(0x10), cells, rec(0x000A, &[])].concat());
+    // A stream under 4096 bytes would live in the mini stream: pad past it.
+    wb.resize(wb.len().max(4096).next_multiple_of(512), 0);
+    let n = (wb.len() / 512) as u32;
+    const END: u32 = 0xFFFF_FFFE;
+    let mut head = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    head.extend([0u8; 16]);
+    for v in [0x003Eu16, 3, 0xFFFE, 9, 6, 0, 0, 0] {
+        head.extend(v.to_le_bytes());
+    }
+    // Directory sectors (0 in v3), FAT sectors, first directory sector, transaction, mini
+    // cutoff, first mini FAT, mini FAT sectors, first DIFAT, DIFAT sectors, DIFAT[0].
+    for v in [0u32, 1, 1, 0, 4096, END, 0, END, 0, 0] {
+        head.extend(v.to_le_bytes());
+    }
+    head.resize(512, 0xFF);
+    let mut fat: Vec<u32> = vec![0xFFFF_FFFD, END];
+    fat.extend((0..n).map(|i| if i + 1 == n { END } else { 3 + i }));
+    fat.resize(128, 0xFFFF_FFFF);
+    let entry = |name: &str, typ: u8, child: u32, start: u32, size: u32| {
+        let mut e: Vec<u8> = name.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+        let len = e.len() as u16;
+        e.resize(64, 0);
+        e.extend(len.to_le_bytes());
+        e.extend([typ, 1]);
+        for v in [0xFFFF_FFFFu32, 0xFFFF_FFFF, child] {
+            e.extend(v.to_le_bytes());
+        }
+        e.resize(116, 0);
+        e.extend(start.to_le_bytes());
+        e.extend(size.to_le_bytes());
+        e.extend(0u32.to_le_bytes());
+        e
+    };
+    let mut dir = [entry("Root Entry", 5, 1, END, 0), entry("Workbook", 2, 0xFFFF_FFFF, 2, wb.len() as u32)].concat();
+    for _ in 0..2 {
+        dir.extend(entry("", 0, 0xFFFF_FFFF, 0, 0));
+    }
+    let fat: Vec<u8> = fat.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, [head, fat, dir, wb].concat()).unwrap();
+}
+
+#[test]
+fn an_xls_file_is_read_like_a_workbook() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("legacy.xls");
+    xls(
+        &p,
+        "Contacts",
+        &[
+            &["Name", "Email", "Phone"],
+            &["Ann Lee", "ann@example.com", "447911123456"],
+            &["Bob Ray", "bob@example.com", "+44 7911 123457"],
+        ],
+    );
+    let (h, _, items) = read(&p, &SourceOptions::default());
+    assert_eq!(h, ["Name", "Email", "Phone"]);
+    assert_eq!(
+        fields(&items),
+        [
+            ["Ann Lee", "ann@example.com", "447911123456"],
+            ["Bob Ray", "bob@example.com", "+44 7911 123457"],
+        ]
+    );
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    assert_eq!(v.exit_code, 0, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 2, "{s}");
+}
