@@ -8,7 +8,16 @@
 //! | date / datetime / time | `2024-03-05`, `2024-03-05T14:30:00`, `14:30:00` | no |
 //! | duration | `37:30:00` (hours may pass 24) | no |
 //! | bool | `true` / `false` | no |
-//! | error, or a formula's error (`#N/A`, `#REF!`…) | the row is a `cell_error` issue | — |
+//! | whole number under a format of `0`s and literals (`00000`, `(000) 000-0000`) | as shown: `02134` | no |
+//! | error, or a formula's error (`#N/A`, `#REF!`, `#SPILL!`, `#ERROR!`…) | the row is a `cell_error` issue that fails only the fields read from that cell | — |
+//!
+//! Writers other than Excel are read alike: inline strings, no shared strings, rich text runs,
+//! `t="str"` formula results, a missing or oversized `dimension`, rows and cells without `r=`,
+//! absolute part paths. Error texts calamine does not know (Excel 365's `#SPILL!`, `#CALC!`…,
+//! Google's `#ERROR!`) stop its cell stream; [`scan`] finds those cells so they are put back in
+//! place. With no sheet named, hidden sheets are passed over (with a warning). Rows after the
+//! last value that hold only formatting are not rows. `.ods`, `.xls` and `.xlsb` go through
+//! [`other`]: calamine reads the sheet whole, then the same header search and row checks apply.
 //!
 //! The cell reader (rather than `worksheet_range`) keeps memory to the shared-string table and one
 //! row instead of the whole sheet; see `benches/README.md` for the measured difference. The
