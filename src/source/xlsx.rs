@@ -54,7 +54,10 @@ const IN_FLIGHT: usize = 4;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
     Empty,
-    Text { text: String, numeric: bool },
+    Text {
+        text: String,
+        numeric: bool,
+    },
     /// An error cell: its text (`#N/A`, `#SPILL!`…).
     Error(String),
 }
@@ -436,39 +439,29 @@ impl XlsxSource {
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
         let hidden = hidden_sheets(wb.sheets_metadata());
-        if opts.header_row == Some(0) {
-            bail!("{file}: header_row is 1-based; 0 is not a row");
-        }
-        let mut notes = Vec::new();
         let search = |wb: &mut Xlsx<_>, sheet: &str, h, want: &[String]| {
             let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
             header_search(&mut Rows::new(&mut reader, path, sheet), h, want)
         };
-        let (sheet, index, header_row) = choose(
+        let (mut picked, sheet, header_row) = Picked::choose(
+            ("XLSX", file, names, &hidden),
             |s, h, w| search(&mut wb, s, h, w),
-            (&file, &names, &hidden),
             opts,
-            &mut notes,
         )?;
         if wb.has_1904_epoch() {
-            notes.push(format!(
-                "{file}: the workbook counts dates from 1904 (date1904): date cells are read right, but a date kept as a plain number (no date format) is not, and a `type: date` column would read it four years early; format such a column as dates"
+            picked.notes.push(format!(
+                "{}: the workbook counts dates from 1904 (date1904): date cells are read right, but a date kept as a plain number (no date format) is not, and a `type: date` column would read it four years early; format such a column as dates",
+                picked.file
             ));
         }
         let path = path.to_path_buf();
-        let picked = Picked {
-            kind: "XLSX",
-            file,
-            names,
-            index,
-            notes,
-            max_field: opts.max_field_bytes,
-        };
         picked.start(move |label, channels, max_field| {
             let mut reader = match wb.worksheet_cells_reader(&sheet) {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = channels.0.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
+                    let _ = channels
+                        .0
+                        .send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
                     return;
                 }
             };
@@ -501,6 +494,29 @@ struct Picked {
 }
 
 impl Picked {
+    /// Choose the sheet of a workbook of `kind` (see [`choose`], `search` looking for the header
+    /// in one sheet): the pick, the sheet's name and its header row.
+    fn choose(
+        (kind, file, names, hidden): (&'static str, String, Vec<String>, &[bool]),
+        search: impl FnMut(&str, Option<u64>, &[String]) -> Option<(u64, usize)>,
+        opts: &SourceOptions,
+    ) -> anyhow::Result<(Picked, String, Option<u64>)> {
+        if opts.header_row == Some(0) {
+            bail!("{file}: header_row is 1-based; 0 is not a row");
+        }
+        let mut notes = Vec::new();
+        let (sheet, index, header_row) = choose(search, (&file, &names, hidden), opts, &mut notes)?;
+        let picked = Picked {
+            kind,
+            file,
+            names,
+            index,
+            notes,
+            max_field: opts.max_field_bytes,
+        };
+        Ok((picked, sheet, header_row))
+    }
+
     /// Start `read` (given the label, the channels and the cell limit) on the reader thread
     /// and wait for the header.
     fn start(
@@ -520,7 +536,10 @@ impl Picked {
             Ok(head) => head?,
             Err(_) => {
                 let _ = thread.join();
-                bail!("{label}: the {} reader stopped before the header row", self.kind);
+                bail!(
+                    "{label}: the {} reader stopped before the header row",
+                    self.kind
+                );
             }
         };
         let describe = format!(
@@ -655,10 +674,11 @@ impl OddCells {
     fn place(&mut self, text: String) -> Result<(u32, u32, Cell), String> {
         let found = match &mut self.found {
             Some(f) => f,
-            None => self.found.insert(
-                scan::odd_error_cells(&self.path, &self.sheet)
-                    .map_err(|e| format!("a cell holds the error {text}, which could not be placed: {e}"))?,
-            ),
+            None => self
+                .found
+                .insert(scan::odd_error_cells(&self.path, &self.sheet).map_err(|e| {
+                    format!("a cell holds the error {text}, which could not be placed: {e}")
+                })?),
         };
         match found.pop_front() {
             Some(e) if e.text == text && e.placed => Ok((e.row, e.col, Cell::Error(text))),
@@ -727,7 +747,6 @@ impl<'a, 'b> Rows<'a, 'b> {
         };
         Ok(Some((r, col, cell)))
     }
-
 }
 
 impl RowStream for Rows<'_, '_> {
@@ -904,7 +923,14 @@ impl SheetRows {
                     }
                     if let Some(from) = blank_from.take() {
                         let what = "blank row";
-                        trailer.blank(Pending::Blanks { from, to: line, what }, &mut out);
+                        trailer.blank(
+                            Pending::Blanks {
+                                from,
+                                to: line,
+                                what,
+                            },
+                            &mut out,
+                        );
                     }
                     self.classify(line, cells, &mut trailer, &mut out);
                     if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {

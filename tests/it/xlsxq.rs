@@ -128,7 +128,11 @@ impl Book {
             "_rels/.rels",
             &format!(
                 r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG}"><Relationship Id="rId1" Type="{RNS}/officeDocument" Target="{}"/></Relationships>"#,
-                if self.absolute { "/xl/workbook.xml" } else { "xl/workbook.xml" }
+                if self.absolute {
+                    "/xl/workbook.xml"
+                } else {
+                    "xl/workbook.xml"
+                }
             ),
         );
         let pr = if self.date1904 {
@@ -204,11 +208,7 @@ fn num(r: &str, v: &str, style: Option<u32>) -> String {
 
 /// A cell of type `t` with value `v` (and a formula, for `str` and `e`).
 fn typed(r: &str, t: &str, v: &str) -> String {
-    format!(
-        r#"<c{} t="{t}"><f>A1</f><v>{}</v></c>"#,
-        at(r),
-        esc(v)
-    )
+    format!(r#"<c{} t="{t}"><f>A1</f><v>{}</v></c>"#, at(r), esc(v))
 }
 
 fn at(r: &str) -> String {
@@ -293,7 +293,11 @@ fn report(run: &Path, name: &str) -> Vec<(u64, String, String)> {
     };
     let h = r.headers().unwrap().clone();
     let pos = |n: &str| h.iter().position(|x| x == n).unwrap();
-    let kind = if name.starts_with("warn") { "warning" } else { "error" };
+    let kind = if name.starts_with("warn") {
+        "warning"
+    } else {
+        "error"
+    };
     let (row, code, msg) = (
         pos("_row"),
         pos(&format!("_{kind}_code")),
@@ -302,13 +306,21 @@ fn report(run: &Path, name: &str) -> Vec<(u64, String, String)> {
     r.records()
         .map(|x| {
             let x = x.unwrap();
-            (x[row].parse().unwrap(), x[code].to_owned(), x[msg].to_owned())
+            (
+                x[row].parse().unwrap(),
+                x[code].to_owned(),
+                x[msg].to_owned(),
+            )
         })
         .collect()
 }
 
 /// `import --sandbox` of `file` with `mapping`: the exit code and the stored contacts by email.
-async fn import(w: &World, file: &Path, mapping: &str) -> (u8, std::collections::BTreeMap<String, Value>) {
+async fn import(
+    w: &World,
+    file: &Path,
+    mapping: &str,
+) -> (u8, std::collections::BTreeMap<String, Value>) {
     let map = w.write("m.yaml", mapping);
     let mut args = ImportArgs::new(file, &map);
     args.out = Some(w.path(&format!(
@@ -353,8 +365,22 @@ fn writers() -> Vec<(&'static str, Book)> {
         "Sheet1",
         &[
             texts(1, &["Name", "Email", "Phone"]),
-            row(2, &[typed("A2", "str", "Ann Lee"), is("B2", "ann@example.com"), num("C2", "447911123456", None)]),
-            row(3, &[is("A3", "Bob Ray"), typed("B3", "str", "bob@example.com"), is("C3", "+44 7911 123457")]),
+            row(
+                2,
+                &[
+                    typed("A2", "str", "Ann Lee"),
+                    is("B2", "ann@example.com"),
+                    num("C2", "447911123456", None),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    is("A3", "Bob Ray"),
+                    typed("B3", "str", "bob@example.com"),
+                    is("C3", "+44 7911 123457"),
+                ],
+            ),
             row(4, &[is("A4", "Cy Fox"), is("B4", "cy@example.com")]),
         ]
         .concat(),
@@ -379,14 +405,25 @@ fn writers() -> Vec<(&'static str, Book)> {
         "Table 1",
         &[
             row(1, &[ss("A1", 0), ss("B1", 1), ss("C1", 2)]),
-            row(2, &[ss("A2", 3), ss("B2", 4), num("C2", "4.47911123456E+11", None)]),
+            row(
+                2,
+                &[
+                    ss("A2", 3),
+                    ss("B2", 4),
+                    num("C2", "4.47911123456E+11", None),
+                ],
+            ),
             row(3, &[ss("A3", 5), ss("B3", 6), ss("C3", 7)]),
             row(4, &[ss("A4", 8), ss("B4", 9)]),
         ]
         .concat(),
     );
     nu.shared = Some(r#"<si><t>Name</t></si><si><r><rPr><b/></rPr><t>Em</t></r><r><t>ail</t></r></si><si><t>Phone</t></si><si><r><t xml:space="preserve">Ann </t></r><r><rPr><i/></rPr><t>Lee</t></r></si><si><t>ann@example.com</t></si><si><t>Bob Ray</t><rPh sb="0" eb="3"><t>ボブ</t></rPh></si><si><t>bob@example.com</t></si><si><t>+44 7911 123457</t></si><si><t>Cy Fox</t></si><si><t>cy@example.com</t></si>"#.into());
-    vec![("libreoffice.xlsx", lo), ("gsheets.xlsx", gs), ("numbers.xlsx", nu)]
+    vec![
+        ("libreoffice.xlsx", lo),
+        ("gsheets.xlsx", gs),
+        ("numbers.xlsx", nu),
+    ]
 }
 
 #[test]
@@ -404,8 +441,15 @@ fn parts_from_libreoffice_google_and_numbers_read_as_the_sheet_shows_them() {
             .collect();
         assert_eq!(rows.len(), 3, "{name}: {rows:?}");
         assert_eq!(rows[0][..2], ["Ann Lee", "ann@example.com"], "{name}");
-        assert!(rows[0][2].replace(['+', ' '], "") == "447911123456", "{name}: {rows:?}");
-        assert_eq!(rows[1], ["Bob Ray", "bob@example.com", "+44 7911 123457"], "{name}");
+        assert!(
+            rows[0][2].replace(['+', ' '], "") == "447911123456",
+            "{name}: {rows:?}"
+        );
+        assert_eq!(
+            rows[1],
+            ["Bob Ray", "bob@example.com", "+44 7911 123457"],
+            "{name}"
+        );
         assert_eq!(rows[2], ["Cy Fox", "cy@example.com", ""], "{name}");
         let (v, s) = validate(dir.path(), &p, MAPPING);
         assert_eq!(v.exit_code, 0, "{name}: {s}");
@@ -423,8 +467,14 @@ async fn parts_from_other_writers_import_into_the_sandbox() {
         assert_eq!(code, 0, "{name}");
         assert_eq!(stored.len(), 3, "{name}");
         assert_eq!(stored["ann@example.com"]["name"], "Ann Lee", "{name}");
-        assert_eq!(stored["ann@example.com"]["phone_number"], "+447911123456", "{name}");
-        assert_eq!(stored["bob@example.com"]["phone_number"], "+447911123457", "{name}");
+        assert_eq!(
+            stored["ann@example.com"]["phone_number"], "+447911123456",
+            "{name}"
+        );
+        assert_eq!(
+            stored["bob@example.com"]["phone_number"], "+447911123457",
+            "{name}"
+        );
         assert!(stored["cy@example.com"]["phone_number"].is_null(), "{name}");
     }
 }
@@ -437,11 +487,54 @@ fn numbers_book() -> Book {
         "Sheet1",
         &[
             texts(1, &["Name", "Email", "Phone", "ID", "Zip"]),
-            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), num("C2", "447911123456", None), num("D2", "1001", None), num("E2", "2134", Some(3))]),
-            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), num("C3", "4.47911123457E+11", Some(0)), num("D3", "1002", Some(1)), num("E3", "90210", Some(3))]),
-            row(4, &[is("A4", "Cy"), is("B4", "cy@example.com"), num("C4", "447911123458", Some(1)), num("D4", "1003", Some(2)), num("E4", "501", Some(3))]),
-            row(5, &[is("A5", "Di"), is("B5", "di@example.com"), num("C5", "7911123459", None), num("D5", "01004", Some(2)), num("E5", "123456", Some(3))]),
-            row(6, &[is("A6", "Ed"), is("B6", "ed@example.com"), num("C6", "7911123460", Some(7))]),
+            row(
+                2,
+                &[
+                    is("A2", "Ann"),
+                    is("B2", "ann@example.com"),
+                    num("C2", "447911123456", None),
+                    num("D2", "1001", None),
+                    num("E2", "2134", Some(3)),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    is("A3", "Bob"),
+                    is("B3", "bob@example.com"),
+                    num("C3", "4.47911123457E+11", Some(0)),
+                    num("D3", "1002", Some(1)),
+                    num("E3", "90210", Some(3)),
+                ],
+            ),
+            row(
+                4,
+                &[
+                    is("A4", "Cy"),
+                    is("B4", "cy@example.com"),
+                    num("C4", "447911123458", Some(1)),
+                    num("D4", "1003", Some(2)),
+                    num("E4", "501", Some(3)),
+                ],
+            ),
+            row(
+                5,
+                &[
+                    is("A5", "Di"),
+                    is("B5", "di@example.com"),
+                    num("C5", "7911123459", None),
+                    num("D5", "01004", Some(2)),
+                    num("E5", "123456", Some(3)),
+                ],
+            ),
+            row(
+                6,
+                &[
+                    is("A6", "Ed"),
+                    is("B6", "ed@example.com"),
+                    num("C6", "7911123460", Some(7)),
+                ],
+            ),
         ]
         .concat(),
     );
@@ -459,7 +552,13 @@ fn number_cells_read_as_the_digits_the_sheet_shows() {
     let col = |c: usize| rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>();
     assert_eq!(
         col(2),
-        ["447911123456", "447911123457", "447911123458", "7911123459", "07911 123460"]
+        [
+            "447911123456",
+            "447911123457",
+            "447911123458",
+            "7911123459",
+            "07911 123460"
+        ]
     );
     assert_eq!(col(3), ["1001", "1002", "1003", "1004", ""]);
     assert_eq!(col(4), ["02134", "90210", "00501", "123456", ""]);
@@ -527,7 +626,13 @@ fn a_mobile_that_lost_its_zero_with_no_region_fails_its_field_and_says_why() {
     let bad = "invalid_phone".to_owned();
     assert_eq!(
         w,
-        [(2, lost.clone()), (3, lost.clone()), (4, lost), (5, bad.clone()), (6, bad)]
+        [
+            (2, lost.clone()),
+            (3, lost.clone()),
+            (4, lost),
+            (5, bad.clone()),
+            (6, bad)
+        ]
     );
 }
 
@@ -540,9 +645,31 @@ fn dates_book(date1904: bool) -> Book {
         "Sheet1",
         &[
             texts(1, &["Name", "Email", "Born", "Seen"]),
-            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), num("C2", &day.to_string(), Some(4)), num("D2", &format!("{day}.6041666667"), Some(6))]),
-            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), num("C3", "45357", None), num("D3", "0.5", Some(5))]),
-            row(4, &[num("A4", &day.to_string(), Some(4)), is("B4", "cy@example.com")]),
+            row(
+                2,
+                &[
+                    is("A2", "Ann"),
+                    is("B2", "ann@example.com"),
+                    num("C2", &day.to_string(), Some(4)),
+                    num("D2", &format!("{day}.6041666667"), Some(6)),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    is("A3", "Bob"),
+                    is("B3", "bob@example.com"),
+                    num("C3", "45357", None),
+                    num("D3", "0.5", Some(5)),
+                ],
+            ),
+            row(
+                4,
+                &[
+                    num("A4", &day.to_string(), Some(4)),
+                    is("B4", "cy@example.com"),
+                ],
+            ),
         ]
         .concat(),
     );
@@ -561,7 +688,12 @@ fn date_cells_read_as_iso_dates_in_both_date_systems() {
         assert_eq!(
             fields(&items),
             [
-                ["Ann", "ann@example.com", "2024-03-05", "2024-03-05T14:30:00"],
+                [
+                    "Ann",
+                    "ann@example.com",
+                    "2024-03-05",
+                    "2024-03-05T14:30:00"
+                ],
                 ["Bob", "bob@example.com", "45357", "12:00:00"],
                 ["2024-03-05", "cy@example.com", "", ""],
             ],
@@ -588,8 +720,14 @@ async fn date_cells_import_into_date_and_datetime_attributes() {
     assert_eq!(ann["born"], "2024-03-05");
     assert_eq!(ann["seen"], "2024-03-05T14:30:00");
     let bob = &stored["bob@example.com"]["custom_attributes"];
-    assert_eq!(bob["born"], "2024-03-06", "a serial with no date format is a date here");
-    assert!(bob["seen"].is_null(), "a time alone is no date and time: {bob}");
+    assert_eq!(
+        bob["born"], "2024-03-06",
+        "a serial with no date format is a date here"
+    );
+    assert!(
+        bob["seen"].is_null(),
+        "a time alone is no date and time: {bob}"
+    );
     // The sheet shows the date in the name cell: that text is the name, as a CSV would give it.
     assert_eq!(stored["cy@example.com"]["name"], "2024-03-05");
 }
@@ -602,11 +740,44 @@ fn errors_book() -> Book {
         "Sheet1",
         &[
             texts(1, &["Name", "Email", "Phone", "Blocked", "Score"]),
-            row(2, &[is("A2", "Ann"), is("B2", "ann@example.com"), e("C2", "#N/A"), b("D2", "1"), e("E2", "#DIV/0!")]),
-            row(3, &[is("A3", "Bob"), is("B3", "bob@example.com"), is("C3", "+447911123457"), b("D3", "0"), e("E3", "#SPILL!")]),
+            row(
+                2,
+                &[
+                    is("A2", "Ann"),
+                    is("B2", "ann@example.com"),
+                    e("C2", "#N/A"),
+                    b("D2", "1"),
+                    e("E2", "#DIV/0!"),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    is("A3", "Bob"),
+                    is("B3", "bob@example.com"),
+                    is("C3", "+447911123457"),
+                    b("D3", "0"),
+                    e("E3", "#SPILL!"),
+                ],
+            ),
             row(4, &[e("A4", "#REF!"), is("B4", "cy@example.com")]),
-            row(5, &[is("A5", "Di"), is("B5", "di@example.com"), e("C5", "#CALC!"), e("E5", "#GETTING_DATA")]),
-            row(6, &[is("A6", "Ed"), e("B6", "#ERROR!"), is("C6", "+447911123458")]),
+            row(
+                5,
+                &[
+                    is("A5", "Di"),
+                    is("B5", "di@example.com"),
+                    e("C5", "#CALC!"),
+                    e("E5", "#GETTING_DATA"),
+                ],
+            ),
+            row(
+                6,
+                &[
+                    is("A6", "Ed"),
+                    e("B6", "#ERROR!"),
+                    is("C6", "+447911123458"),
+                ],
+            ),
         ]
         .concat(),
     )
@@ -625,16 +796,25 @@ fn error_cells_fail_their_field_naming_row_column_and_value_not_the_file() {
     let f = report(&v.run_dir, "failures.csv");
     assert_eq!(f.len(), 2, "{f:?}");
     assert_eq!((f[0].0, f[0].1.as_str()), (4, "cell_error"), "{f:?}");
-    assert!(f[0].2.contains("\"Name\"") && f[0].2.contains("#REF!"), "{f:?}");
+    assert!(
+        f[0].2.contains("\"Name\"") && f[0].2.contains("#REF!"),
+        "{f:?}"
+    );
     assert_eq!((f[1].0, f[1].1.as_str()), (6, "cell_error"), "{f:?}");
-    assert!(f[1].2.contains("\"Email\"") && f[1].2.contains("#ERROR!"), "{f:?}");
+    assert!(
+        f[1].2.contains("\"Email\"") && f[1].2.contains("#ERROR!"),
+        "{f:?}"
+    );
     let w: Vec<(u64, String, bool)> = report(&v.run_dir, "warnings.csv")
         .into_iter()
         .map(|(row, code, msg)| (row, code, msg.contains("\"Phone\"")))
         .collect();
     assert_eq!(
         w,
-        [(2, "cell_error".to_owned(), true), (5, "cell_error".to_owned(), true)]
+        [
+            (2, "cell_error".to_owned(), true),
+            (5, "cell_error".to_owned(), true)
+        ]
     );
 }
 
@@ -677,7 +857,10 @@ fn a_new_error_in_a_cell_without_a_reference_stops_the_read_naming_the_row() {
     assert_eq!(items.len(), 1, "{:?}", fields(&items));
     let err = src.take_error().expect("a read error");
     assert_eq!(err.at, 3);
-    assert!(err.cause.contains("#SPILL!") && err.cause.contains("column cannot be told"), "{err}");
+    assert!(
+        err.cause.contains("#SPILL!") && err.cause.contains("column cannot be told"),
+        "{err}"
+    );
 }
 
 /// A workbook as a colleague leaves it: a hidden sheet of old contacts first, an instructions
@@ -774,7 +957,10 @@ async fn a_structured_workbook_and_an_xlsm_import_the_data_sheet_only() {
 /// rows, a phone as a float, a date cell.
 fn ods(path: &Path) {
     let cell = |t: &str| {
-        format!(r#"<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>"#, esc(t))
+        format!(
+            r#"<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>"#,
+            esc(t)
+        )
     };
     let row = |cells: &[String]| format!("<table:table-row>{}</table:table-row>", cells.concat());
     let gap = r#"<table:table-cell table:number-columns-repeated="2"/>"#.to_owned();
@@ -796,12 +982,16 @@ fn ods(path: &Path) {
         r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.3"><office:body><office:spreadsheet><table:table table:name="Readme"><table:table-row><table:table-cell office:value-type="string"><text:p>Read me first</text:p></table:table-cell></table:table-row></table:table><table:table table:name="Contacts">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
     );
     let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     z.start_file("mimetype", stored).unwrap();
-    z.write_all(b"application/vnd.oasis.opendocument.spreadsheet").unwrap();
-    z.start_file("META-INF/manifest.xml", zip::write::SimpleFileOptions::default())
+    z.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
         .unwrap();
+    z.start_file(
+        "META-INF/manifest.xml",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     z.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#).unwrap();
     z.start_file("content.xml", zip::write::SimpleFileOptions::default())
         .unwrap();
@@ -837,7 +1027,10 @@ fn an_ods_file_is_read_like_a_workbook() {
     assert_eq!(v.exit_code, 0, "{s}");
     assert_eq!(s["outcomes"]["valid"], 3, "{s}");
     let src = open(&p, &opts).unwrap();
-    assert_eq!(src.describe(), "ODS, sheet \"Contacts\" (2 of 2), header on row 2");
+    assert_eq!(
+        src.describe(),
+        "ODS, sheet \"Contacts\" (2 of 2), header on row 2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -849,7 +1042,10 @@ async fn an_ods_file_imports_into_the_sandbox() {
     assert_eq!(code, 0);
     assert_eq!(stored.len(), 3);
     assert_eq!(stored["ann@example.com"]["phone_number"], "+447911123456");
-    assert_eq!(stored["ann@example.com"]["custom_attributes"]["born"], "2024-03-05");
+    assert_eq!(
+        stored["ann@example.com"]["custom_attributes"]["born"],
+        "2024-03-05"
+    );
     assert_eq!(stored["bob@example.com"]["phone_number"], "+447911123457");
 }
 
@@ -869,16 +1065,28 @@ fn an_xls_that_is_a_web_page_or_xml_is_refused_saying_what_it_is() {
         ),
     ] {
         let p = write(dir.path(), name, body);
-        let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
-        assert!(err.contains(what) && err.contains("save it as .xlsx or .csv"), "{err}");
+        let err = open(&p, &SourceOptions::default())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains(what) && err.contains("save it as .xlsx or .csv"),
+            "{err}"
+        );
     }
     // A file that is no workbook at all names the format it was read as.
     let p = write(dir.path(), "broken.xls", "not a workbook");
-    let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
+    let err = open(&p, &SourceOptions::default())
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("cannot read as an XLS workbook"), "{err}");
     // Apple Numbers files stay refused: nothing here reads them.
     let p = write(dir.path(), "c.numbers", "x");
-    let err = open(&p, &SourceOptions::default()).err().expect("refused").to_string();
+    let err = open(&p, &SourceOptions::default())
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains(".numbers files are not supported"), "{err}");
 }
 
@@ -947,7 +1155,11 @@ fn xls(path: &Path, sheet: &str, rows: &[&[&str]]) {
     fat.extend((0..n).map(|i| if i + 1 == n { END } else { 3 + i }));
     fat.resize(128, 0xFFFF_FFFF);
     let entry = |name: &str, typ: u8, child: u32, start: u32, size: u32| {
-        let mut e: Vec<u8> = name.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+        let mut e: Vec<u8> = name
+            .encode_utf16()
+            .chain([0])
+            .flat_map(u16::to_le_bytes)
+            .collect();
         let len = e.len() as u16;
         e.resize(64, 0);
         e.extend(len.to_le_bytes());
@@ -961,7 +1173,11 @@ fn xls(path: &Path, sheet: &str, rows: &[&[&str]]) {
         e.extend(0u32.to_le_bytes());
         e
     };
-    let mut dir = [entry("Root Entry", 5, 1, END, 0), entry("Workbook", 2, 0xFFFF_FFFF, 2, wb.len() as u32)].concat();
+    let mut dir = [
+        entry("Root Entry", 5, 1, END, 0),
+        entry("Workbook", 2, 0xFFFF_FFFF, 2, wb.len() as u32),
+    ]
+    .concat();
     for _ in 0..2 {
         dir.extend(entry("", 0, 0xFFFF_FFFF, 0, 0));
     }

@@ -83,16 +83,38 @@ mod tests {
     fn zero_formats_show_the_digits_the_sheet_shows() {
         assert_eq!(show("00000", 2134.0).as_deref(), Some("02134"));
         assert_eq!(show("00000", 123456.0).as_deref(), Some("123456"));
-        assert_eq!(show("00000-0000", 21341234.0).as_deref(), Some("02134-1234"));
-        assert_eq!(show("000-00-0000", 12345678.0).as_deref(), Some("012-34-5678"));
-        assert_eq!(show("(000) 000-0000", 2125551234.0).as_deref(), Some("(212) 555-1234"));
-        assert_eq!(show("00000 000000", 7911123456.0).as_deref(), Some("07911 123456"));
+        assert_eq!(
+            show("00000-0000", 21341234.0).as_deref(),
+            Some("02134-1234")
+        );
+        assert_eq!(
+            show("000-00-0000", 12345678.0).as_deref(),
+            Some("012-34-5678")
+        );
+        assert_eq!(
+            show("(000) 000-0000", 2125551234.0).as_deref(),
+            Some("(212) 555-1234")
+        );
+        assert_eq!(
+            show("00000 000000", 7911123456.0).as_deref(),
+            Some("07911 123456")
+        );
         assert_eq!(show("\"ID-\"000000", 42.0).as_deref(), Some("ID-000042"));
     }
 
     #[test]
     fn other_formats_and_values_are_left_alone() {
-        for code in ["0", "0.00", "#,##0", "00000;[Red]-00000", "@", "General", "0%", "00E+00", "yyyy"] {
+        for code in [
+            "0",
+            "0.00",
+            "#,##0",
+            "00000;[Red]-00000",
+            "@",
+            "General",
+            "0%",
+            "00E+00",
+            "yyyy",
+        ] {
             assert_eq!(DigitFormat::parse(code), None, "{code}");
         }
         assert_eq!(show("00000", 2134.5), None);

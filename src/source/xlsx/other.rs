@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail};
 use calamine::{Data, Range, Reader, Sheets, open_workbook_auto};
 
 use super::{
-    Cell, Picked, RowStream, SheetRow, XlsxSource, check_parts, choose, format_datetime,
-    format_float, header_search, hidden_sheets, read_rows,
+    Cell, Picked, RowStream, SheetRow, XlsxSource, check_parts, format_datetime, format_float,
+    header_search, hidden_sheets, read_rows,
 };
 use crate::source::SourceOptions;
 
@@ -76,7 +76,11 @@ fn disguised(path: &Path) -> Option<&'static str> {
     let text = text.trim_start_matches('\u{feff}').trim_start();
     if text.contains("urn:schemas-microsoft-com:office:spreadsheet") {
         Some("an XML Spreadsheet 2003 file")
-    } else if text.starts_with("<!doctype html") || text.starts_with("<html") || text.starts_with("<table") || (text.starts_with('<') && text.contains("<table")) {
+    } else if text.starts_with("<!doctype html")
+        || text.starts_with("<html")
+        || text.starts_with("<table")
+        || (text.starts_with('<') && text.contains("<table"))
+    {
         Some("a web page (an HTML table)")
     } else {
         None
@@ -85,7 +89,11 @@ fn disguised(path: &Path) -> Option<&'static str> {
 
 /// Open an `.ods`, `.xls` or `.xlsb` workbook (`kind` names it) and read its sheet as an XLSX
 /// sheet is read.
-pub(super) fn open(path: &Path, kind: &'static str, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
+pub(super) fn open(
+    path: &Path,
+    kind: &'static str,
+    opts: &SourceOptions,
+) -> anyhow::Result<XlsxSource> {
     let file = path.display().to_string();
     if let Some(what) = disguised(path) {
         bail!(
@@ -98,28 +106,24 @@ pub(super) fn open(path: &Path, kind: &'static str, opts: &SourceOptions) -> any
         .map_err(|e| anyhow!("{file}: cannot read as an {kind} workbook: {e}"))?;
     let names = wb.sheet_names();
     let hidden = hidden_sheets(wb.sheets_metadata());
-    if opts.header_row == Some(0) {
-        bail!("{file}: header_row is 1-based; 0 is not a row");
-    }
-    let mut notes = Vec::new();
-    let (sheet, index, header_row) = choose(
+    let (picked, sheet, header_row) = Picked::choose(
+        (kind, file, names, &hidden),
         |s, h, w| header_search(&mut RangeRows::new(wb.worksheet_range(s).ok()?), h, w),
-        (&file, &names, &hidden),
         opts,
-        &mut notes,
     )?;
-    let range = wb
-        .worksheet_range(&sheet)
-        .map_err(|e| anyhow!("{file}, sheet {sheet:?}: cannot read the sheet: {e}"))?;
-    let picked = Picked {
-        kind,
-        file,
-        names,
-        index,
-        notes,
-        max_field: opts.max_field_bytes,
-    };
+    let range = wb.worksheet_range(&sheet).map_err(|e| {
+        anyhow!(
+            "{}, sheet {sheet:?}: cannot read the sheet: {e}",
+            picked.file
+        )
+    })?;
     picked.start(move |label, channels, max_field| {
-        read_rows(&mut RangeRows::new(range), header_row, label, channels, max_field);
+        read_rows(
+            &mut RangeRows::new(range),
+            header_row,
+            label,
+            channels,
+            max_field,
+        );
     })
 }

@@ -38,7 +38,8 @@ impl Tag {
     /// The local name (without a namespace prefix).
     fn is(&self, local: &[u8]) -> bool {
         let n = &self.name[..];
-        n == local || (n.len() > local.len() && n.ends_with(local) && n[n.len() - local.len() - 1] == b':')
+        n == local
+            || (n.len() > local.len() && n.ends_with(local) && n[n.len() - local.len() - 1] == b':')
     }
 
     /// The unescaped value of attribute `key` (exact, prefix included).
@@ -142,7 +143,9 @@ fn position(r: &str) -> Option<(u32, u32)> {
         if !c.is_ascii_alphabetic() {
             return None;
         }
-        col = col.checked_mul(26)?.checked_add(u32::from(c.to_ascii_uppercase() - b'A') + 1)?;
+        col = col
+            .checked_mul(26)?
+            .checked_add(u32::from(c.to_ascii_uppercase() - b'A') + 1)?;
     }
     let row: u32 = digits.parse().ok()?;
     Some((row.checked_sub(1)?, col.checked_sub(1)?))
@@ -157,7 +160,9 @@ fn odd_errors(part: impl Read) -> std::io::Result<VecDeque<OddError>> {
     let mut cell: Option<(u32, u32, bool, bool)> = None;
     while let Some(t) = tags.next()? {
         if t.is(b"row") {
-            if !t.end && let Some(r) = t.attr("r").and_then(|r| r.parse::<u32>().ok()) {
+            if !t.end
+                && let Some(r) = t.attr("r").and_then(|r| r.parse::<u32>().ok())
+            {
                 row = r.saturating_sub(1);
             }
             if t.end || t.empty {
@@ -205,7 +210,9 @@ fn sheet_part(zip: &mut zip::ZipArchive<BufReader<File>>, sheet: &str) -> Option
             }
         }
     };
-    let mut tags = Tags::new(BufReader::new(zip.by_name("xl/_rels/workbook.xml.rels").ok()?));
+    let mut tags = Tags::new(BufReader::new(
+        zip.by_name("xl/_rels/workbook.xml.rels").ok()?,
+    ));
     while let Some(t) = tags.next().ok()? {
         if t.is(b"Relationship") && t.attr("Id").as_deref() == Some(&id) {
             let target = t.attr("Target")?;
