@@ -72,20 +72,17 @@ impl Book {
         self.sheets.last_mut().expect("a sheet")
     }
 
-    fn save(&self, path: &Path) {
-        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-        let mut put = |name: &str, body: &str| {
-            z.start_file(name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            z.write_all(body.as_bytes()).unwrap();
-        };
-        let target = |t: &str| {
-            if self.absolute {
-                format!("/xl/{t}")
-            } else {
-                t.to_owned()
-            }
-        };
+    /// A relationship target, absolute when the book says so.
+    fn target(&self, t: &str) -> String {
+        if self.absolute {
+            format!("/xl/{t}")
+        } else {
+            t.to_owned()
+        }
+    }
+
+    /// The content-type overrides, the workbook relationships and the `<sheet>` list.
+    fn index(&self) -> (String, String, String) {
         let mut types = String::new();
         let mut rels = String::new();
         let mut list = String::new();
@@ -96,7 +93,7 @@ impl Book {
             ));
             rels.push_str(&format!(
                 r#"<Relationship Id="rId{n}" Type="{RNS}/worksheet" Target="{}"/>"#,
-                target(&format!("worksheets/sheet{n}.xml"))
+                self.target(&format!("worksheets/sheet{n}.xml"))
             ));
             let state = if s.hidden { r#" state="hidden""# } else { "" };
             list.push_str(&format!(
@@ -108,16 +105,27 @@ impl Book {
             types.push_str(r#"<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>"#);
             rels.push_str(&format!(
                 r#"<Relationship Id="rIdS" Type="{RNS}/sharedStrings" Target="{}"/>"#,
-                target("sharedStrings.xml")
+                self.target("sharedStrings.xml")
             ));
         }
         if self.styles.is_some() {
             types.push_str(r#"<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>"#);
             rels.push_str(&format!(
                 r#"<Relationship Id="rIdT" Type="{RNS}/styles" Target="{}"/>"#,
-                target("styles.xml")
+                self.target("styles.xml")
             ));
         }
+        (types, rels, list)
+    }
+
+    fn save(&self, path: &Path) {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let mut put = |name: &str, body: &str| {
+            z.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(body.as_bytes()).unwrap();
+        };
+        let (types, rels, list) = self.index();
         put(
             "[Content_Types].xml",
             &format!(
@@ -1136,6 +1144,12 @@ fn xls(path: &Path, sheet: &str, rows: &[&[&str]]) {
     let globals_len = (bof(5).len() + sheet_rec(0).len() + 4) as u32;
     let mut wb = [bof(5), sheet_rec(globals_len), rec(0x000A, &[])].concat();
     wb.extend([bof(0x10), cells, rec(0x000A, &[])].concat());
+    std::fs::write(path, compound_file(wb)).unwrap();
+}
+
+/// A compound file (version 3, 512-byte sectors) holding one stream, `Workbook`: the header,
+/// one FAT sector, one directory sector, then the stream.
+fn compound_file(mut wb: Vec<u8>) -> Vec<u8> {
     // A stream under 4096 bytes would live in the mini stream: pad past it.
     wb.resize(wb.len().max(4096).next_multiple_of(512), 0);
     let n = (wb.len() / 512) as u32;
@@ -1182,7 +1196,7 @@ fn xls(path: &Path, sheet: &str, rows: &[&[&str]]) {
         dir.extend(entry("", 0, 0xFFFF_FFFF, 0, 0));
     }
     let fat: Vec<u8> = fat.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, [head, fat, dir, wb].concat()).unwrap();
+    [head, fat, dir, wb].concat()
 }
 
 #[test]
