@@ -1225,3 +1225,32 @@ fn an_xls_file_is_read_like_a_workbook() {
     assert_eq!(v.exit_code, 0, "{s}");
     assert_eq!(s["outcomes"]["valid"], 2, "{s}");
 }
+
+#[test]
+fn a_row_with_an_error_cell_in_an_unread_column_still_reads_its_phone_number_cell() {
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("mixed.xlsx");
+    Book::new()
+        .sheet(
+            "Sheet1",
+            &[
+                texts(1, &["Name", "Email", "Phone", "Score"]),
+                row(
+                    2,
+                    &[
+                        is("A2", "Ann"),
+                        is("B2", "ann@example.com"),
+                        num("C2", "447911123456", None),
+                        typed("D2", "e", "#DIV/0!"),
+                    ],
+                ),
+            ]
+            .concat(),
+        )
+        .save(&p);
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    let w = report(&v.run_dir, "warnings.csv");
+    assert_eq!(v.exit_code, 0, "{s}");
+    assert_eq!(s["outcomes"]["valid"], 1, "{s}");
+    assert!(w.iter().all(|x| x.1 != "invalid_phone"), "{w:?}");
+}
