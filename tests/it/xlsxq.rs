@@ -1254,3 +1254,52 @@ fn a_row_with_an_error_cell_in_an_unread_column_still_reads_its_phone_number_cel
     assert_eq!(s["outcomes"]["valid"], 1, "{s}");
     assert!(w.iter().all(|x| x.1 != "invalid_phone"), "{w:?}");
 }
+
+#[test]
+fn a_header_merged_over_two_columns_names_the_first_and_the_second_is_reported() {
+    // "Phone" merged over C1:D1 with a number in each column below: the second column has no
+    // name of its own, so a value there is a `ragged_row` naming the cell, not a silent loss.
+    let dir = TempDir::new().unwrap();
+    let p = dir.path().join("merged.xlsx");
+    let mut b = Book::new().sheet(
+        "Sheet1",
+        &[
+            row(
+                1,
+                &[
+                    is("A1", "Name"),
+                    is("B1", "Email"),
+                    is("C1", "Phone"),
+                    num("D1", "", Some(1)),
+                ],
+            ),
+            row(
+                2,
+                &[
+                    is("A2", "Ann"),
+                    is("B2", "ann@example.com"),
+                    is("C2", "+447911123456"),
+                ],
+            ),
+            row(
+                3,
+                &[
+                    is("A3", "Bob"),
+                    is("B3", "bob@example.com"),
+                    is("C3", "+447911123457"),
+                    is("D3", "+447911123458"),
+                ],
+            ),
+        ]
+        .concat(),
+    );
+    b.last().tail = r#"<mergeCells count="1"><mergeCell ref="C1:D1"/></mergeCells>"#.into();
+    b.styles = Some(STYLES.into());
+    b.save(&p);
+    let (v, s) = validate(dir.path(), &p, MAPPING);
+    assert_eq!(v.exit_code, 3, "{s}");
+    let f = report(&v.run_dir, "failures.csv");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].0, f[0].1.as_str()), (3, "ragged_row"));
+    assert!(f[0].2.contains("cell D3 holds \"+447911123458\""), "{f:?}");
+}
