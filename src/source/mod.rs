@@ -171,8 +171,8 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
 }
 
 /// Open a CSV or workbook file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`; `.ods`,
-/// `.xls`, `.xlsb` read whole by calamine), otherwise by
-/// content (a ZIP archive is a workbook, anything else is tried as CSV text).
+/// `.xls`, `.xlsb`, a sheet read whole by calamine), otherwise by content (a ZIP archive is a
+/// workbook, anything else is tried as CSV text).
 pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>> {
     let ext = path
         .extension()
