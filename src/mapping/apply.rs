@@ -196,9 +196,28 @@ fn field_name(c: &Compiled) -> &str {
     c.target.strip_prefix("fields.").unwrap_or(&c.target)
 }
 
-/// What a spreadsheet error cell holds once read (calamine's names for them).
-const CELL_ERRORS: [&str; 8] = [
-    "#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#DATA!",
+/// What a spreadsheet error cell holds once read: calamine's names for them, and the newer
+/// errors of Excel 365 and Google Sheets that the XLSX source reads itself.
+const CELL_ERRORS: [&str; 19] = [
+    "#DIV/0!",
+    "#N/A",
+    "#NAME?",
+    "#NULL!",
+    "#NUM!",
+    "#REF!",
+    "#VALUE!",
+    "#DATA!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+    "#PYTHON!",
+    "#EXTERNAL!",
+    "#ERROR!",
 ];
 
 /// Map and normalise one record: every scalar field by its kind, the attribute objects, the

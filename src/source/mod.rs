@@ -170,8 +170,9 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     }
 }
 
-/// Open a CSV or XLSX file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`), otherwise by
-/// content (a ZIP archive is a workbook, anything else is tried as CSV text).
+/// Open a CSV or workbook file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`; `.ods`,
+/// `.xls`, `.xlsb`, a sheet read whole by calamine), otherwise by content (a ZIP archive is a
+/// workbook, anything else is tried as CSV text).
 pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>> {
     let ext = path
         .extension()
@@ -181,7 +182,10 @@ pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>
     match ext.as_str() {
         "csv" | "tsv" | "txt" => Ok(Box::new(CsvSource::open(path, opts)?)),
         "xlsx" | "xlsm" => Ok(Box::new(XlsxSource::open(path, opts)?)),
-        "xls" | "xlsb" | "ods" | "numbers" => anyhow::bail!(
+        "ods" => Ok(Box::new(XlsxSource::open_other(path, "ODS", opts)?)),
+        "xls" => Ok(Box::new(XlsxSource::open_other(path, "XLS", opts)?)),
+        "xlsb" => Ok(Box::new(XlsxSource::open_other(path, "XLSB", opts)?)),
+        "numbers" => anyhow::bail!(
             "{}: .{ext} files are not supported; save the sheet as .xlsx or .csv",
             path.display()
         ),

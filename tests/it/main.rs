@@ -35,3 +35,4 @@ mod source;
 mod sourcecheck;
 mod tablew;
 mod validate;
+mod xlsxq;
