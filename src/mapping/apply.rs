@@ -622,10 +622,17 @@ impl Row<'_> {
             RowRegion::Row(rr, _) => Some(rr.region),
             _ => self.r.default_region,
         };
-        let read = match PhoneE164::read(text, region, numeric) {
+        let intl = international_digits(c, text);
+        let region = if intl.is_some() { None } else { region };
+        let read = match PhoneE164::read(intl.as_deref().unwrap_or(text), region, numeric) {
             Ok(read) => read,
             Err(mut e) => {
-                if let RowRegion::Unknown(rc, country) = row {
+                if intl.is_some() {
+                    e.message = format!(
+                        "{} (`international: true`: its digits must start with the country code)",
+                        e.message
+                    );
+                } else if let RowRegion::Unknown(rc, country) = row {
                     e.message = format!("{} ({})", e.message, self.unknown_region(rc, country));
                 }
                 self.push_parser_error(e, c, o);
@@ -756,4 +763,12 @@ enum RowRegion<'a> {
     Row(crate::normalise::RowRegion, usize),
     /// (column, value): not a country; the default region is used.
     Unknown(usize, &'a str),
+}
+
+/// `international: true`: a number that starts with a digit (not `+`, not the `00` international
+/// prefix) is its country code and number without the `+`: it is read with one put before it.
+fn international_digits(c: &Compiled, text: &str) -> Option<String> {
+    let t = text.trim_start();
+    let digit_led = t.starts_with(|ch: char| ch.is_ascii_digit()) && !t.starts_with("00");
+    (c.m.international && digit_led).then(|| format!("+{t}"))
 }
