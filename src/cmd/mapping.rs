@@ -162,6 +162,25 @@ pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
 /// [`draft_for`] with the user's draft options.
 pub fn draft_with(file: &Path, opts: &Options) -> anyhow::Result<Draft> {
     let mut src = open_source(file, &SourceOptions::default())?;
+    if !guess::names_a_contact(src.headers()) {
+        // A preamble above the header (LinkedIn's `Connections.csv` starts with "Notes:" and a
+        // paragraph): the first of the next lines that names a contact's columns is the header.
+        // `validate` and `import` find it again from the draft's required columns.
+        for line in 2..=crate::source::detect::SEARCH_ROWS as u64 {
+            let at = SourceOptions {
+                header_row: Some(line),
+                ..SourceOptions::default()
+            };
+            match open_source(file, &at) {
+                Ok(s) if guess::names_a_contact(s.headers()) => {
+                    src = s;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
     let headers = src.headers().to_vec();
     let rows: Vec<Vec<String>> = src
         .by_ref()

@@ -75,6 +75,16 @@ const ALIASES: &[(Role, &[&str])] = &[
             "email4value",
             "email2address",
             "email3address",
+            "// Outlook in German, French, Spanish.",
+            "emailadresse",
+            "email2adresse",
+            "email3adresse",
+            "adressedemessagerie",
+            "adressedemessagerie2",
+            "adressedemessagerie3",
+            "direccióndecorreoelectrónico",
+            "direccióndecorreoelectrónico2",
+            "direccióndelcorreoelectrónico3",
         ],
     ),
     (
@@ -90,6 +100,14 @@ const ALIASES: &[(Role, &[&str])] = &[
             "cellular",
             "handy",
             "whatsapp",
+            "// Brevo; Outlook in German, French, Spanish.",
+            "sms",
+            "mobiltelefon",
+            "télmobile",
+            "téléphonemobile",
+            "téléphoneportable",
+            "teléfonomóvil",
+            "móvil",
         ],
     ),
     (
@@ -118,15 +136,48 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businessphone2",
             "homephone2",
             "companymainphone",
+            "// Brevo; Outlook in German, French, Spanish.",
+            "landlinenumber",
+            "haupttelefon",
+            "telefongeschäftlich",
+            "telefonprivat",
+            "telefonfirma",
+            "weiterestelefon",
+            "téléphoneprincipal",
+            "téléphonebureau",
+            "téléphonedomicile",
+            "téléphoneautre",
+            "téléphonesociété",
+            "teléfonoprincipal",
+            "teléfonodeltrabajo",
+            "otroteléfono",
         ],
     ),
     (
         Role::FirstName,
-        &["firstname", "givenname", "first", "forename", "fname"],
+        &[
+            "firstname",
+            "givenname",
+            "first",
+            "forename",
+            "fname",
+            "vorname",
+            "prénom",
+            "nombre",
+        ],
     ),
     (
         Role::LastName,
-        &["lastname", "surname", "familyname", "last", "lname"],
+        &[
+            "lastname",
+            "surname",
+            "familyname",
+            "last",
+            "lname",
+            "nachname",
+            "nom",
+            "apellidos",
+        ],
     ),
     (
         Role::FullName,
@@ -153,6 +204,10 @@ const ALIASES: &[(Role, &[&str])] = &[
             "account",
             "employer",
             "organization1name",
+            "firma",
+            "société",
+            "organización",
+            "empresa",
         ],
     ),
     (
@@ -168,6 +223,11 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businesscity",
             "homecity",
             "othercity",
+            "ortgeschäftlich",
+            "ortprivat",
+            "villebureau",
+            "villedomicile",
+            "ciudaddetrabajo",
         ],
     ),
     (
@@ -187,6 +247,14 @@ const ALIASES: &[(Role, &[&str])] = &[
             "homecountry",
             "othercountryregion",
             "othercountry",
+            "landregiongeschäftlich",
+            "landregionprivat",
+            "paysrégionbureau",
+            "paysbureau",
+            "paysrégiondomicile",
+            "paysdomicile",
+            "paísoregióndeltrabajo",
+            "paísoregióndeldomicilio",
         ],
     ),
     (
@@ -203,6 +271,10 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businessstate",
             "homestate",
             "otherstate",
+            "regiongeschäftlich",
+            "bundeslandkantonprivat",
+            "déprégionbureau",
+            "provinciaoestadodetrabajo",
         ],
     ),
     (
@@ -222,6 +294,8 @@ const ALIASES: &[(Role, &[&str])] = &[
         Role::JobTitle,
         &[
             "jobtitle",
+            // Outlook in Spanish (its honorific keeps the English "Title").
+            "puesto",
             "title",
             "position",
             "jobposition",
@@ -232,7 +306,15 @@ const ALIASES: &[(Role, &[&str])] = &[
     ),
     (
         Role::Notes,
-        &["notes", "note", "description", "comments", "comment"],
+        &[
+            "notes",
+            "note",
+            "description",
+            "comments",
+            "comment",
+            "notizen",
+            "notas",
+        ],
     ),
 ];
 
@@ -284,6 +366,16 @@ pub fn recognise(header: &str) -> Option<(Role, usize)> {
         }
     }
     None
+}
+
+/// Whether a header row names a contact's columns (an email, a name or a record id): a line of
+/// preamble above the real header does not.
+pub fn names_a_contact(headers: &[String]) -> bool {
+    use Role::*;
+    headers.iter().any(|h| {
+        recognise(h)
+            .is_some_and(|(r, _)| matches!(r, Email | FirstName | LastName | FullName | RecordId))
+    })
 }
 
 /// An attribute key for a header: snake_case ASCII, entity prefix dropped (`Person - Label` →
@@ -415,17 +507,21 @@ pub fn draft_with(
         split_always: false,
     };
     let include = g.included(&opts.include)?;
-    let p = g.pick_columns();
+    let mut p = g.pick_columns();
     let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();
     let layout = layout::detect(headers, &id_values);
+    if layout.prefix == "linkedin-" && p.ids.is_empty() {
+        // A connection's profile URL is its one stable id (most connections share no email).
+        p.ids.extend(headers.iter().position(|h| h.trim() == "URL"));
+    }
     g.d.layout = layout.name.to_string();
     // Google writes `a ::: b` wherever a contact has two values of one label: rows past the
     // sample may have them even when the sampled ones do not.
     g.split_always = layout.prefix == "google-";
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
-    let region = g.region(&p, opts.region);
-    fields.extend(g.phone_line(&p.phones, region.from));
+    let region = g.region(&p, opts.region, layout.international);
+    fields.extend(g.phone_line(&p.phones, region.from, layout.international));
     fields.extend(g.identifier_line(p.ids.first().copied(), &layout));
     let keys = g.match_keys(&p, &layout);
     if keys.is_empty() {
@@ -732,15 +828,17 @@ impl<'a> Drafter<'a> {
     /// province column) with the most common of its values as default; the country the email
     /// domains name when one names more than half of the sampled addresses; else undecided when
     /// a sampled number needs a region.
-    fn region(&mut self, p: &Picks, given: Option<Region>) -> RegionPlan {
-        let from = if p.phones.is_empty() {
+    /// `international`: the layout writes every number with its country code (a `+` or not), so
+    /// none needs a region.
+    fn region(&mut self, p: &Picks, given: Option<Region>, international: bool) -> RegionPlan {
+        let from = if p.phones.is_empty() || international {
             None
         } else {
             p.country.or(p.state)
         };
         let default = match given {
             Some(r) => RegionDefault::Set(r.as_str(), "--phone-region".into()),
-            None if p.phones.is_empty() => RegionDefault::Unneeded,
+            None if p.phones.is_empty() || international => RegionDefault::Unneeded,
             None => self
                 .common_row_region(from)
                 .or_else(|| self.email_region(&p.emails))
@@ -837,7 +935,13 @@ impl<'a> Drafter<'a> {
     }
 
     /// `phone_number:`: mobiles first, then the others; each row's region from `region_from`.
-    fn phone_line(&mut self, phones: &[usize], region_from: Option<usize>) -> Option<String> {
+    /// `international`: digits without `+` are read as country code and number.
+    fn phone_line(
+        &mut self,
+        phones: &[usize],
+        region_from: Option<usize>,
+        international: bool,
+    ) -> Option<String> {
         if phones.is_empty() {
             self.d
                 .undecided
@@ -865,7 +969,17 @@ impl<'a> Drafter<'a> {
         ));
         self.d.roles.insert(Role::Phone, list);
         let split = self.split_opt(phones);
-        Some(format!("  phone_number: {{ from: {from}{region}{split} }}"))
+        let intl = if international {
+            self.d.decided.push(
+                "phone_number: international: true (the export writes each number's country code without a +, as 33612345678)".into(),
+            );
+            ", international: true"
+        } else {
+            ""
+        };
+        Some(format!(
+            "  phone_number: {{ from: {from}{region}{split}{intl} }}"
+        ))
     }
 
     /// `identifier:` from the record id column, with the layout's prefix (none for a column
