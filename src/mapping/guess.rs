@@ -75,7 +75,7 @@ const ALIASES: &[(Role, &[&str])] = &[
             "email4value",
             "email2address",
             "email3address",
-            "// Outlook in German, French, Spanish.",
+            // Outlook in German, French, Spanish.
             "emailadresse",
             "email2adresse",
             "email3adresse",
@@ -99,9 +99,9 @@ const ALIASES: &[(Role, &[&str])] = &[
             "cell",
             "cellular",
             "handy",
-            "whatsapp",
-            "// Brevo; Outlook in German, French, Spanish.",
+            // Brevo; Outlook in German, French, Spanish.
             "sms",
+            "whatsapp",
             "mobiltelefon",
             "télmobile",
             "téléphonemobile",
@@ -136,7 +136,7 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businessphone2",
             "homephone2",
             "companymainphone",
-            "// Brevo; Outlook in German, French, Spanish.",
+            // Brevo; Outlook in German, French, Spanish.
             "landlinenumber",
             "haupttelefon",
             "telefongeschäftlich",
@@ -151,6 +151,8 @@ const ALIASES: &[(Role, &[&str])] = &[
             "teléfonoprincipal",
             "teléfonodeltrabajo",
             "otroteléfono",
+            // Spanish Outlook's home phone.
+            "particular",
         ],
     ),
     (
@@ -383,7 +385,7 @@ pub fn names_a_contact(headers: &[String]) -> bool {
 pub fn snake_key(header: &str) -> String {
     let mut out = String::new();
     let mut prev_lower = false;
-    for c in strip_entity(header).chars() {
+    for c in strip_entity(header).chars().flat_map(fold_latin) {
         if c.is_ascii_alphanumeric() {
             if c.is_ascii_uppercase() && prev_lower {
                 out.push('_');
@@ -403,6 +405,34 @@ pub fn snake_key(header: &str) -> String {
     } else {
         out
     }
+}
+
+/// An accented Latin letter as its ASCII letters (`é` → `e`, `ß` → `ss`), for attribute keys of
+/// French, German or Spanish headers (`Téléphone (voiture)` → `telephone_voiture`); any other
+/// character as it is.
+fn fold_latin(c: char) -> impl Iterator<Item = char> {
+    let s: &str = match c.to_lowercase().next().unwrap_or(c) {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+        'æ' => "ae",
+        'ç' => "c",
+        'è' | 'é' | 'ê' | 'ë' => "e",
+        'ì' | 'í' | 'î' | 'ï' => "i",
+        'ñ' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+        'œ' => "oe",
+        'ß' => "ss",
+        'ù' | 'ú' | 'û' | 'ü' => "u",
+        'ý' | 'ÿ' => "y",
+        _ => "",
+    };
+    let upper = c.is_uppercase();
+    let mut out: Vec<char> = s.chars().collect();
+    if out.is_empty() {
+        out.push(c);
+    } else if upper {
+        out.iter_mut().for_each(|x| *x = x.to_ascii_uppercase());
+    }
+    out.into_iter()
 }
 
 /// The identifier prefix and why, from the layout (see [`Layout`]).
@@ -514,6 +544,10 @@ pub fn draft_with(
         // A connection's profile URL is its one stable id (most connections share no email).
         p.ids.extend(headers.iter().position(|h| h.trim() == "URL"));
     }
+    if layout.prefix == "zendesk-" {
+        // Zendesk's `role` is end-user, agent or admin: not a job title.
+        p.title = p.title.filter(|&i| norm(&headers[i]) != "role");
+    }
     g.d.layout = layout.name.to_string();
     // Google writes `a ::: b` wherever a contact has two values of one label: rows past the
     // sample may have them even when the sampled ones do not.
@@ -521,7 +555,12 @@ pub fn draft_with(
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
     let region = g.region(&p, opts.region, layout.international);
-    fields.extend(g.phone_line(&p.phones, region.from, layout.international));
+    // Every country column (business, then home), in the order the roles rank them.
+    let region_cols = match region.from {
+        Some(c) if p.country == Some(c) => p.countries.clone(),
+        from => from.into_iter().collect(),
+    };
+    fields.extend(g.phone_line(&p.phones, &region_cols, layout.international));
     fields.extend(g.identifier_line(p.ids.first().copied(), &layout));
     let keys = g.match_keys(&p, &layout);
     if keys.is_empty() {
@@ -558,6 +597,8 @@ struct Picks {
     company: Option<usize>,
     city: Option<usize>,
     country: Option<usize>,
+    /// Every country column, best first (`country` is the first).
+    countries: Vec<usize>,
     state: Option<usize>,
     title: Option<usize>,
     notes: Option<usize>,
@@ -697,6 +738,7 @@ impl<'a> Drafter<'a> {
             company: one(Role::Company),
             city: one(Role::City),
             country: one(Role::Country),
+            countries: pick(Role::Country),
             state: one(Role::State),
             title: one(Role::JobTitle),
             notes: one(Role::Notes),
@@ -939,7 +981,7 @@ impl<'a> Drafter<'a> {
     fn phone_line(
         &mut self,
         phones: &[usize],
-        region_from: Option<usize>,
+        region_from: &[usize],
         international: bool,
     ) -> Option<String> {
         if phones.is_empty() {
@@ -956,7 +998,12 @@ impl<'a> Drafter<'a> {
         } else {
             format!("[{}]", quoted.join(", "))
         };
-        let region_name = region_from.map(|c| q(&self.name_of(c)));
+        let region_names: Vec<String> = region_from.iter().map(|&c| q(&self.name_of(c))).collect();
+        let region_name = match region_names.len() {
+            0 => None,
+            1 => Some(region_names[0].clone()),
+            _ => Some(format!("[{}]", region_names.join(", "))),
+        };
         let region = (region_name.as_ref())
             .map(|c| format!(", region_from: {c}"))
             .unwrap_or_default();
@@ -1267,7 +1314,14 @@ fn render_yaml(
         if i > 0 && body.is_empty() && off.is_empty() {
             continue;
         }
-        y.push_str(head);
+        if body.is_empty() {
+            // An empty section with only commented-out lines under it: `{}` gives it its value
+            // (a YAML parser looking ahead through many comments for it refuses the file).
+            y.push_str(head.trim_end());
+            y.push_str(" {}  # none imported: to import a column below, delete this {} and the # of its line\n");
+        } else {
+            y.push_str(head);
+        }
         for l in body {
             y.push_str(l);
             y.push('\n');
