@@ -765,10 +765,11 @@ enum RowRegion<'a> {
     Unknown(usize, &'a str),
 }
 
-/// `international: true`: a number that starts with a digit (not `+`, not the `00` international
-/// prefix) is its country code and number without the `+`: it is read with one put before it.
+/// `international: true`: a number that starts with a digit is its country code and number
+/// without the `+` (or after the `00` international prefix): it is read with a `+` instead.
 fn international_digits(c: &Compiled, text: &str) -> Option<String> {
     let t = text.trim_start();
-    let digit_led = t.starts_with(|ch: char| ch.is_ascii_digit()) && !t.starts_with("00");
-    (c.m.international && digit_led).then(|| format!("+{t}"))
+    let digits = t.strip_prefix("00").unwrap_or(t);
+    let digit_led = digits.starts_with(|ch: char| ch.is_ascii_digit());
+    (c.m.international && digit_led).then(|| format!("+{digits}"))
 }

@@ -127,7 +127,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn stored(w: &World) -> Vec<Value> {
+pub(crate) fn stored(w: &World) -> Vec<Value> {
     (w.sb.contacts().into_iter())
         .filter(|c| {
             c["account_id"]
@@ -163,7 +163,12 @@ fn assert_clean(ctx: &str, contacts: &[Value]) {
     }
 }
 
-async fn import(w: &World, file: &Path, mapping: &Path, region: Option<Region>) -> Vec<u64> {
+pub(crate) async fn import(
+    w: &World,
+    file: &Path,
+    mapping: &Path,
+    region: Option<Region>,
+) -> Vec<u64> {
     let mut args = ImportArgs::new(file, mapping);
     args.out = Some(w.path("run"));
     args.phone_region = region;
@@ -215,7 +220,7 @@ async fn init_then_validate_then_import_brings_every_row_with_a_key() {
     }
 }
 
-fn find<'a>(contacts: &'a [Value], key: &str, value: &str) -> &'a Value {
+pub(crate) fn find<'a>(contacts: &'a [Value], key: &str, value: &str) -> &'a Value {
     (contacts.iter())
         .find(|c| c[key].as_str() == Some(value))
         .unwrap_or_else(|| panic!("no contact with {key} {value}: {contacts:#?}"))
