@@ -485,6 +485,9 @@ pub struct Options {
     pub include: Vec<String>,
 }
 
+/// More commented-out lines than this under an empty section get it written `{}`.
+const MANY_COMMENTS: usize = 40;
+
 /// A YAML double-quoted scalar. Characters YAML does not allow in a document (C0 and C1
 /// controls, DEL, U+FEFF, U+FFFE/U+FFFF) are escaped, so any header text reads back as itself.
 fn q(s: &str) -> String {
@@ -1314,9 +1317,9 @@ fn render_yaml(
         if i > 0 && body.is_empty() && off.is_empty() {
             continue;
         }
-        if body.is_empty() {
-            // An empty section with only commented-out lines under it: `{}` gives it its value
-            // (a YAML parser looking ahead through many comments for it refuses the file).
+        if body.is_empty() && off.len() > MANY_COMMENTS {
+            // An empty section with many commented-out lines under it: `{}` gives it its value
+            // (the YAML parser, looking ahead through the comments for it, gives up after 64).
             y.push_str(head.trim_end());
             y.push_str(" {}  # none imported: to import a column below, delete this {} and the # of its line\n");
         } else {
