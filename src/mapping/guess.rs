@@ -1343,6 +1343,7 @@ fn render_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::Mapping;
 
     fn h(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -1508,5 +1509,60 @@ mod tests {
     fn refuses_a_file_with_nothing_to_match_on() {
         let err = draft("f.csv", &h(&["Colour", "Size"]), &[]).unwrap_err();
         assert!(err.to_string().contains("f.csv"), "{err}");
+    }
+
+    #[test]
+    fn a_preamble_line_names_no_contact_and_a_header_does() {
+        assert!(!names_a_contact(&h(&["Notes:"])));
+        assert!(!names_a_contact(&h(&[
+            "When exporting your connection data, you may notice that some of the email addresses are missing."
+        ])));
+        assert!(names_a_contact(&h(&["First Name", "Last Name", "URL"])));
+        assert!(names_a_contact(&h(&["EMAIL", "SMS"])));
+        assert!(!names_a_contact(&h(&["Phone", "City"])));
+    }
+
+    #[test]
+    fn keys_of_accented_headers_keep_their_letters() {
+        assert_eq!(snake_key("Téléphone (voiture)"), "telephone_voiture");
+        assert_eq!(snake_key("Straße geschäftlich"), "strasse_geschaftlich");
+        assert_eq!(
+            snake_key("Código postal del trabajo"),
+            "codigo_postal_del_trabajo"
+        );
+        assert_eq!(snake_key("Æble"), "aeble");
+        // Letters without an ASCII form still make a word break, as before.
+        assert_eq!(snake_key("Имя"), "column");
+    }
+
+    #[test]
+    fn brevo_numbers_are_drafted_international_and_need_no_region() {
+        let hs = h(&["CONTACT ID", "EMAIL", "FIRSTNAME", "LASTNAME", "SMS"]);
+        let rows = vec![h(&["1", "a@example.fr", "Ann", "Lee", "33612345678"])];
+        let d = draft("b.csv", &hs, &rows).unwrap();
+        assert!(
+            d.yaml
+                .contains(r#"phone_number: { from: "SMS", international: true }"#),
+            "{}",
+            d.yaml
+        );
+        assert!(!d.region_undecided, "{}", d.yaml);
+        assert!(
+            d.yaml
+                .contains(r#"identifier: { from: "CONTACT ID", prefix: "brevo-" }"#)
+        );
+        Mapping::parse(&d.yaml, "d.yaml").unwrap();
+    }
+
+    #[test]
+    fn an_empty_section_with_many_commented_out_columns_still_loads() {
+        let mut names = vec!["Name".to_string(), "Email".to_string()];
+        names.extend((0..70).map(|i| format!("Extra {i}")));
+        let d = draft("f.csv", &names, &[]).unwrap();
+        assert!(d.yaml.contains("custom_attributes: {}"), "{}", d.yaml);
+        Mapping::parse(&d.yaml, "d.yaml").unwrap();
+        // A few stay ready to enable by removing their #.
+        let few = draft("f.csv", &h(&["Name", "Email", "Shoe Size"]), &[]).unwrap();
+        assert!(few.yaml.contains("custom_attributes:\n"), "{}", few.yaml);
     }
 }

@@ -424,6 +424,53 @@ mod tests {
             ),
             // A spreadsheet of one's own with an "E-mail Address" column alone is not Outlook's.
             (split("Name,E-mail Address,Phone", ','), PLAIN.name),
+            (
+                split(
+                    "Anrede,Vorname,Weitere Vornamen,Nachname,Firma,Position,Telefon geschäftlich,Mobiltelefon,E-Mail-Adresse,E-Mail 2: Adresse,Geburtstag",
+                    ',',
+                ),
+                "Outlook contacts CSV (German Outlook: Vorname, Nachname, E-Mail-Adresse)",
+            ),
+            (
+                split(
+                    "Titre,Prénom,Deuxième prénom,Nom,Société ,Tél. mobile,Adresse de messagerie,Anniversaire",
+                    ',',
+                ),
+                "Outlook contacts CSV (French Outlook: Prénom, Nom, Adresse de messagerie)",
+            ),
+            // Spanish Outlook keeps "E-mail Address" and "Mobile Phone" in English: not taken for
+            // the English export.
+            (
+                split(
+                    "Title,Nombre,Segundo nombre,Apellidos,Organización,Puesto,Teléfono del trabajo,Mobile Phone,E-mail Address,Dirección de correo electrónico 2",
+                    ',',
+                ),
+                "Outlook contacts CSV (Spanish Outlook: Nombre, Apellidos, Dirección de correo electrónico)",
+            ),
+            (
+                split(
+                    "CONTACT ID,EMAIL,FIRSTNAME,LASTNAME,SMS,LANDLINE_NUMBER,WHATSAPP",
+                    ',',
+                ),
+                "Brevo contacts export",
+            ),
+            (
+                split(
+                    "name,email,external_id,details,notes,phone,role,restriction,organization,tags",
+                    ',',
+                ),
+                "Zendesk Support users CSV",
+            ),
+            (
+                split(
+                    "First Name,Last Name,URL,Email Address,Company,Position,Connected On",
+                    ',',
+                ),
+                "LinkedIn connections export (Connections.csv)",
+            ),
+            // An own sheet with EMAIL alone, or an "external_id" alone, is no known export.
+            (split("EMAIL,NAME,PHONE", ','), PLAIN.name),
+            (split("name,email,external_id", ','), PLAIN.name),
         ];
         for (headers, _) in &cases {
             let l = detect(headers, &[]);
@@ -431,7 +478,9 @@ mod tests {
             assert_eq!(l.phone_key, book, "{headers:?}");
         }
         for (headers, want) in cases {
-            assert_eq!(detect(&headers, &[]).name, want, "{headers:?}");
+            let l = detect(&headers, &[]);
+            assert_eq!(l.name, want, "{headers:?}");
+            assert_eq!(l.international, l.prefix == "brevo-", "{headers:?}");
         }
     }
 }
