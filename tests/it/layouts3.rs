@@ -5,16 +5,14 @@
 //! into the sandbox every row with a name and a valid key, with nothing wrong stored (no date of
 //! birth or national id, phones in E.164 read with the right country).
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use doto_bulk::cmd::mapping::init_with_region;
-use doto_bulk::cmd::validate::{Args, run_validate};
 use doto_bulk::mapping::Mapping;
 use doto_bulk::source;
 use serde_json::Value;
 
 use crate::import::World;
-use crate::layouts2::{find, import, stored};
+use crate::layouts2::{assert_e164, find, import, init_validate_import, stored};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -152,13 +150,7 @@ fn assert_clean(ctx: &str, contacts: &[Value]) {
         for n in NEVER {
             assert!(!text.contains(n), "{ctx}: {n} was stored: {c}");
         }
-        if let Some(p) = c["phone_number"].as_str() {
-            let digits = p.strip_prefix('+').unwrap_or("");
-            assert!(
-                (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
-                "{ctx}: phone {p:?} is not E.164"
-            );
-        }
+        assert_e164(ctx, c);
         assert!(
             ["email", "phone_number", "identifier"]
                 .iter()
@@ -173,39 +165,19 @@ fn assert_clean(ctx: &str, contacts: &[Value]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_then_validate_then_import_brings_every_row_with_a_key() {
     for case in CASES {
-        let file = root().join(case.sample);
-        let w = World::plain().await;
-        let drafted = w.path("draft.yaml");
-        let d = init_with_region(&file, Some(&drafted), None)
-            .unwrap_or_else(|e| panic!("{}: {e:#}", case.sample));
+        let (d, contacts) = init_validate_import(case.sample, None, case.counts).await;
         let ctx = format!("{}\n{}", case.sample, d.yaml);
         assert_eq!(d.layout, case.layout, "{ctx}");
-        assert!(!d.region_undecided, "{ctx}");
         for col in case.sensitive {
             let listed: Vec<&str> = (d.yaml.lines())
                 .filter(|l| l.starts_with("#  ") && l.contains(&format!(": \"{col}\"")))
                 .collect();
             assert_eq!(listed.len(), 1, "{col}: {ctx}");
+            assert!(listed[0].contains("never enabled"), "{ctx}");
             let enabled =
                 (d.yaml.lines()).any(|l| !l.starts_with('#') && l.contains(&format!("\"{col}\"")));
             assert!(!enabled, "{col} enabled: {ctx}");
-            assert!(listed[0].contains("never enabled"), "{ctx}");
         }
-        let args = Args::new(&file, &drafted, Some(&w.path("validate")));
-        let v = run_validate(&args, true, &AtomicBool::new(false))
-            .unwrap_or_else(|e| panic!("{ctx}: {e:#}"));
-        let n = |k: &str| v.summary.outcomes.get(k).copied().unwrap_or(0);
-        assert_eq!(
-            (v.summary.rows_read, n("valid"), n("invalid")),
-            case.counts,
-            "{ctx}"
-        );
-        let (rows, valid, invalid) = case.counts;
-        let got = import(&w, &file, &drafted, None).await;
-        assert_eq!(got, [valid, invalid, 0], "{ctx}");
-        let contacts = stored(&w);
-        assert_eq!(contacts.len() as u64, valid, "{ctx}");
-        assert_eq!(valid + invalid, rows);
         assert_clean(case.sample, &contacts);
     }
 }
