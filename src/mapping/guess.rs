@@ -527,6 +527,18 @@ pub fn draft_with(
     rows: &[Vec<String>],
     opts: &Options,
 ) -> anyhow::Result<Draft> {
+    draft_at(file, (headers, None), rows, opts)
+}
+
+/// [`draft_with`] for a header found below a preamble: `header.1` is its line (LinkedIn's
+/// `Connections.csv` has a `Notes:` paragraph above it), said in the draft's decisions.
+pub fn draft_at(
+    file: &str,
+    header: (&[String], Option<u64>),
+    rows: &[Vec<String>],
+    opts: &Options,
+) -> anyhow::Result<Draft> {
+    let (headers, header_line) = header;
     let mut g = Drafter {
         file,
         headers,
@@ -539,6 +551,12 @@ pub fn draft_with(
         d: Draft::default(),
         split_always: false,
     };
+    if let Some(l) = header_line {
+        g.d.decided.push(format!(
+            "header: line {l}; the {} line(s) above it are not data (validate and import skip them too)",
+            l - 1
+        ));
+    }
     let include = g.included(&opts.include)?;
     let mut p = g.pick_columns();
     let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();

@@ -386,6 +386,18 @@ async fn linkedin_and_zendesk_rows_arrive_by_their_ids() {
         find(&zd, "email", "noname@example.com")["name"],
         "noname@example.com"
     );
+    // The LinkedIn draft says where the header is, below the preamble.
+    let d = init_with_region(
+        &root().join("samples/linkedin-connections.csv"),
+        Some(&tempfile::tempdir().unwrap().path().join("l.yaml")),
+        None,
+    )
+    .unwrap();
+    assert!(
+        (d.decided.iter()).any(|x| x.starts_with("header: line 4; the 3 line(s) above it")),
+        "{:?}",
+        d.decided
+    );
     // The draft leaves Zendesk's role out of the job title too.
     let dir = tempfile::tempdir().unwrap();
     let d = init_with_region(
