@@ -1,5 +1,6 @@
 //! `mapping init`'s guesswork: recognise the usual CRM header names (HubSpot, Salesforce report and
-//! Data Loader, Pipedrive, Zoho, Chatwoot, plain spreadsheets) and a sample of values, and write a
+//! Data Loader, Pipedrive, Zoho, Chatwoot, Google, Outlook in English, German, French and
+//! Spanish, Mailchimp, Brevo, Zendesk, LinkedIn, plain spreadsheets) and a sample of values, and write a
 //! commented mapping YAML that `validate` accepts as is. It maps what it recognises (and the
 //! columns asked for with `--include`), lists every other column as a commented-out line, never
 //! enables a column that looks sensitive, and decides the phone region or says it cannot (a
