@@ -15,6 +15,7 @@ mod import;
 mod initdraft;
 mod layouts;
 mod layouts2;
+mod layouts3;
 mod mapping;
 mod mapping_init;
 mod memflat;
