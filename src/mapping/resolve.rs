@@ -137,10 +137,49 @@ fn prefixed(
     out
 }
 
+/// Values whose absent columns are named one notice each; above this many, the values that still
+/// read from other columns are summed up in one notice (a mapping that reads several layouts,
+/// such as Outlook's in three languages, lacks most of its columns in any one file) and named
+/// one by one with `-v`.
+const ABSENT_IN_DETAIL: usize = 3;
+
 /// One notice per `optional` value that names columns the file lacks: they are skipped, and a
 /// value left with none is blank on every row. A header that is an absent column written
-/// another way (`Record Id` for `Record ID`) is named: it is likely the column meant.
+/// another way (`Record Id` for `Record ID`) is named: it is likely the column meant. Values
+/// that still read from other columns are summed up when there are many (`ABSENT_IN_DETAIL`).
 fn absent_notices(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> Vec<String> {
+    let all = absent_values(m, headers, lookup);
+    if all.iter().filter(|v| !v.2).count() <= ABSENT_IN_DETAIL {
+        return all.into_iter().map(|v| v.0).collect();
+    }
+    let (mut out, mut partial) = (Vec::new(), Vec::new());
+    for (notice, columns, blank) in all {
+        match blank {
+            true => out.push(notice),
+            false => partial.push((notice, columns)),
+        }
+    }
+    let columns: usize = partial.iter().map(|(_, c)| c).sum();
+    for (notice, _) in &partial {
+        tracing::info!("{notice}");
+    }
+    out.push(format!(
+        "{}: {columns} optional columns of {} values are not in the file: skipped, those values \
+         come from their other columns (`-v` names them)",
+        m.origin,
+        partial.len()
+    ));
+    out
+}
+
+/// [`absent_notices`] one by one: each value's notice, how many of its columns are absent, and
+/// whether none is left (the value is then blank or its default on every row) or the file has
+/// one written another way.
+fn absent_values(
+    m: &Mapping,
+    headers: &[String],
+    lookup: &HeaderIndex<'_>,
+) -> Vec<(String, usize, bool)> {
     let usable: Vec<&str> = headers
         .iter()
         .map(String::as_str)
@@ -156,7 +195,8 @@ fn absent_notices(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> 
             continue;
         };
         let names: Vec<String> = absent.iter().map(|c| format!("{:?}", c.name)).collect();
-        let what = if absent.len() < d.columns().count() {
+        let partial = absent.len() < d.columns().count();
+        let what = if partial {
             "skipped; the value comes from the other columns".to_owned()
         } else {
             match &d.modifiers.default {
@@ -174,7 +214,7 @@ fn absent_notices(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> 
                 )
             })
             .collect();
-        out.push(format!(
+        let notice = format!(
             "{}:{}: {}: optional column{} {} not in the file: {what}{}",
             m.origin,
             first.line,
@@ -182,7 +222,8 @@ fn absent_notices(m: &Mapping, headers: &[String], lookup: &HeaderIndex<'_>) -> 
             if names.len() == 1 { "" } else { "s" },
             names.join(", "),
             respelt.concat()
-        ));
+        );
+        out.push((notice, absent.len(), !partial || !respelt.is_empty()));
     }
     out
 }

@@ -132,6 +132,53 @@ fn optional_columns_absent_from_the_file_are_skipped_with_one_notice_each() {
     drop(input);
 }
 
+/// A mapping that reads several layouts (Outlook in three languages) lacks most of its columns in
+/// any one file: past three such values the notices become one line that counts them, while a
+/// value left with no column at all keeps its own notice.
+#[test]
+fn many_values_reading_from_their_other_columns_are_summed_up_in_one_notice() {
+    let w = World::new();
+    let file = w.write(
+        "a.csv",
+        "Name,Email,Phone,City,Company\nAnn,ann@example.com,020 7946 0018,Leeds,Acme\n",
+    );
+    let many = r#"version: 1
+defaults:
+  phone_region: GB
+fields:
+  name: { from: [Vorname, Name], optional: true }
+  email: { from: [E-Mail-Adresse, Email], optional: true }
+  phone_number: { from: [Mobiltelefon, Phone], optional: true }
+additional_attributes:
+  city: { from: [Ort, City], optional: true }
+  company_name: { from: [Firma, Company], optional: true }
+custom_attributes:
+  tier: { from: Stufe, optional: true }
+"#;
+    let map = w.write("m.yaml", many);
+    let (input, d) = drafts(&file, &map);
+    assert_eq!(d[&2].name.as_deref(), Some("Ann"));
+    let notices = input.resolved.notices();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(
+        notices[0].contains("custom_attributes.tier") && notices[0].contains("blank on every row"),
+        "{notices:?}"
+    );
+    assert!(
+        notices[1].contains("5 optional columns of 5 values are not in the file")
+            && !notices[1].contains("Vorname"),
+        "{notices:?}"
+    );
+    // Three or fewer: each named.
+    let few = many.replace("{ from: [Ort, City], optional: true }", "City");
+    let few = few.replace("{ from: [Firma, Company], optional: true }", "Company");
+    let map = w.write("few.yaml", &few);
+    let (input, _) = drafts(&file, &map);
+    let notices = input.resolved.notices();
+    assert_eq!(notices.len(), 4, "{notices:?}");
+    assert!(notices[0].contains("\"Vorname\""), "{notices:?}");
+}
+
 #[test]
 fn optional_columns_present_in_the_file_are_read_and_noted_nowhere() {
     let w = World::new();
