@@ -150,7 +150,7 @@ fn missing_param(name: &str) -> Response {
 fn write_error(e: WriteError) -> Response {
     match e {
         WriteError::Invalid(inv) => json_response(StatusCode::UNPROCESSABLE_ENTITY, inv.body()),
-        WriteError::UniqueViolation(_) => server_error(),
+        WriteError::UniqueViolation(_) | WriteError::NullByte => server_error(),
         WriteError::NotFound => not_found(),
     }
 }
@@ -594,8 +594,10 @@ async fn search(
     Query(q): Params,
 ) -> Response {
     let (_, acc) = answer!(authorize(&st, &headers, &account));
-    let text = q.get("q").map(|s| s.trim()).unwrap_or("");
-    if text.is_empty() {
+    let raw = q.get("q").map(String::as_str).unwrap_or("");
+    // `params[:q].blank?` knows Unicode whitespace; the `strip` after it only ASCII whitespace
+    // and NUL, so a non-breaking space around `q` is part of the pattern.
+    if raw.trim().is_empty() {
         if st.config().blank_search_422 {
             return json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -610,6 +612,11 @@ async fn search(
             meta["has_more"] = Value::Null;
         }
         return json_response(StatusCode::OK, json!({"meta": meta, "payload": []}));
+    }
+    let text = raw.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{0B}' || c == '\0');
+    // The pattern is quoted into the SQL text, which the pg driver refuses with a NUL in it.
+    if text.contains('\0') {
+        return server_error();
     }
     let (page, current_page) = answer!(search_page(&q));
     let sort = sort_param(&q);
@@ -881,6 +888,10 @@ async fn create_note(
             json!({"message": format!("Content is too long (maximum is {NOTE_MAX} characters)"),
                    "attributes": ["content"]}),
         );
+    }
+    // Valid, but the INSERT cannot carry a NUL (see `WriteError::NullByte`).
+    if content.contains('\0') {
+        return server_error();
     }
     let note = lock(&st.inner.store).add_note(acc, cid, user.id, content, None);
     json_response(StatusCode::OK, note.render(&user))

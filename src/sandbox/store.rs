@@ -304,14 +304,18 @@ pub enum WriteError {
     Invalid(Invalid),
     /// A unique index refused the insert (a race, or two empty identifiers): the server answers 500.
     UniqueViolation(&'static str),
+    /// A NUL character in a value: the pg driver refuses the string (`string contains null byte`)
+    /// and Postgres refuses `\u0000` in jsonb, so the server answers 500 and nothing is written.
+    NullByte,
     NotFound,
 }
 
-/// Sort keys of `GET /contacts?sort=`.
+/// Sort keys of `GET /contacts?sort=`, in the order the controller declares them (`sort_on`):
+/// Sift applies the active keys in this order, whatever order the `sort` parameter names them in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortKey {
-    Name,
     Email,
+    Name,
     Phone,
     LastActivityAt,
     CreatedAt,
@@ -320,6 +324,18 @@ pub enum SortKey {
     City,
     Country,
 }
+
+/// Every key with its parameter name, in declaration order.
+const SORT_KEYS: [(SortKey, &str); 8] = [
+    (SortKey::Email, "email"),
+    (SortKey::Name, "name"),
+    (SortKey::Phone, "phone_number"),
+    (SortKey::LastActivityAt, "last_activity_at"),
+    (SortKey::CreatedAt, "created_at"),
+    (SortKey::CompanyName, "company_name"),
+    (SortKey::City, "city"),
+    (SortKey::Country, "country"),
+];
 
 impl SortKey {
     /// The controller's scopes for these keys say `NULLS LAST` in both directions; the plain
@@ -332,31 +348,37 @@ impl SortKey {
     }
 }
 
-/// A parsed `sort` parameter; unknown keys are ignored (no order).
+/// A parsed `sort` parameter. Sift splits it on commas, a leading `-` means descending, a key
+/// named twice keeps its last direction, unknown keys are ignored; the active keys are applied
+/// in declaration order (`sort=created_at,email` orders by email first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sort {
-    pub key: SortKey,
-    pub desc: bool,
+    /// Per key of `SORT_KEYS`: `None` when not named, `Some(desc)` otherwise.
+    dirs: [Option<bool>; 8],
 }
 
 impl Sort {
+    /// `None` when no known key is named: no order at all.
     pub fn parse(s: &str) -> Option<Sort> {
-        let (desc, k) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let key = match k {
-            "name" => SortKey::Name,
-            "email" => SortKey::Email,
-            "phone_number" => SortKey::Phone,
-            "last_activity_at" => SortKey::LastActivityAt,
-            "created_at" => SortKey::CreatedAt,
-            "company_name" => SortKey::CompanyName,
-            "city" => SortKey::City,
-            "country" => SortKey::Country,
-            _ => return None,
-        };
-        Some(Sort { key, desc })
+        let mut dirs = [None; 8];
+        for part in s.split(',') {
+            let (desc, k) = match part.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, part),
+            };
+            if let Some(i) = SORT_KEYS.iter().position(|(_, name)| *name == k) {
+                dirs[i] = Some(desc);
+            }
+        }
+        dirs.iter().any(Option::is_some).then_some(Sort { dirs })
+    }
+
+    /// The active keys and their direction (`true`: descending), in the order they apply.
+    fn keys(&self) -> impl Iterator<Item = (SortKey, bool)> + '_ {
+        SORT_KEYS
+            .iter()
+            .zip(self.dirs)
+            .filter_map(|((k, _), d)| d.map(|desc| (*k, desc)))
     }
 }
 
@@ -631,7 +653,7 @@ impl Store {
 
     /// The validation half of a create (a SELECT per unique field in Rails).
     pub fn validate_new(&self, c: &Contact) -> Result<(), WriteError> {
-        self.validate(c).map_err(WriteError::Invalid)
+        checked(c, |c| self.validate(c))
     }
 
     /// The INSERT half of a create: only the unique indexes are checked here. The id is taken
@@ -704,7 +726,7 @@ impl Store {
             }
         }
         normalise(&mut c);
-        self.validate(&c).map_err(WriteError::Invalid)?;
+        checked(&c, |c| self.validate(c))?;
         self.check_indexes(&c)?;
         c.refresh_json();
         self.unindex(&old);
@@ -887,7 +909,8 @@ impl Store {
                 .collect(),
         };
         // `contacts.id = :q` when q is all digits.
-        if q.bytes().all(|b| b.is_ascii_digit())
+        if !q.is_empty()
+            && q.bytes().all(|b| b.is_ascii_digit())
             && let Ok(id) = q.parse::<u64>()
             && self.contact(account, id).is_some()
             && !ids.contains(&id)
@@ -937,12 +960,48 @@ impl Store {
     }
 }
 
+/// The validations with the NUL characters where Postgres meets them: in email, phone or
+/// identifier the uniqueness SELECT fails (a 500 before any 422); in the name or the attribute
+/// objects only the INSERT/UPDATE after a successful validation does.
+fn checked(
+    c: &Contact,
+    validate: impl Fn(&Contact) -> Result<(), Invalid>,
+) -> Result<(), WriteError> {
+    let nul = |v: &Option<String>| v.as_deref().is_some_and(|s| s.contains('\0'));
+    let unique_fields = [&c.email, &c.phone_number, &c.identifier];
+    if unique_fields
+        .into_iter()
+        .any(|v| present(v).is_some() && nul(v))
+    {
+        return Err(WriteError::NullByte);
+    }
+    validate(c).map_err(WriteError::Invalid)?;
+    let in_attributes = [&c.additional_attributes, &c.custom_attributes]
+        .into_iter()
+        .any(|m| m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)));
+    if unique_fields.into_iter().any(nul) || nul(&c.name) || in_attributes {
+        return Err(WriteError::NullByte);
+    }
+    Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any string or object key.
+pub fn value_has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(value_has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+        _ => false,
+    }
+}
+
 fn normalise(c: &mut Contact) {
-    // `before_validation`: the email is lower-cased, never trimmed; "" is stored as null.
+    // `before_validation` (`prepare_email_attribute`): the email is lower-cased, never trimmed;
+    // a blank one (`""`, or only whitespace: Rails' `present?`) is stored as null.
     c.email = c
         .email
         .take()
-        .filter(|e| !e.is_empty())
+        .filter(|e| !e.trim().is_empty())
         .map(|e| e.to_lowercase());
     c.refresh_keys();
 }
@@ -956,13 +1015,35 @@ fn attribute_text(attrs: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// Ties are broken by a hash of (id, generation), so rows sharing a sort value come back in an order
-/// that changes after every write, as on a real database with no id tie-breaker. The attribute
-/// keys compare their text as is, byte by byte (the server's collation may differ on case and
-/// accents).
+/// Ties (rows equal on every active key) are broken by a hash of (id, generation), so they come
+/// back in an order that changes after every write, as on a real database with no id
+/// tie-breaker. The attribute keys compare their text as is, byte by byte (the server's
+/// collation may differ on case and accents).
 fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generation: u64) {
     let tie = |id: u64| mix(id ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let value = |c: &Contact| match s.key {
+    let keys: Vec<(SortKey, bool)> = s.keys().collect();
+    let mut rows: Vec<(Vec<SortVal>, u64, u64)> = ids
+        .iter()
+        .map(|&id| {
+            let c = &contacts[&id];
+            let values = keys.iter().map(|&(k, _)| sort_value(c, k)).collect();
+            (values, tie(id), id)
+        })
+        .collect();
+    rows.sort_unstable_by(|a, b| {
+        keys.iter()
+            .zip(a.0.iter().zip(&b.0))
+            .map(|(&(k, desc), (x, y))| key_order(x, y, desc, k.nulls_always_last()))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.1.cmp(&b.1))
+    });
+    for (slot, row) in ids.iter_mut().zip(rows) {
+        *slot = row.2;
+    }
+}
+
+fn sort_value(c: &Contact, key: SortKey) -> SortVal {
+    match key {
         SortKey::Name => SortVal::Str(c.lname.clone()),
         SortKey::Email => SortVal::Str(c.email.clone()),
         SortKey::Phone => SortVal::Str(c.lphone.clone()),
@@ -973,19 +1054,17 @@ fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generat
         }
         SortKey::City => SortVal::Str(attribute_text(&c.additional_attributes, "city")),
         SortKey::Country => SortVal::Str(attribute_text(&c.additional_attributes, "country")),
-    };
-    ids.sort_by_cached_key(|id| (value(&contacts[id]), tie(*id)));
-    if s.desc {
-        // Reversing also reverses the tie order, which is arbitrary anyway. NULLs, last when
-        // ascending, now come first, as in Postgres, unless the key says NULLS LAST.
-        ids.reverse();
-        if s.key.nulls_always_last() {
-            let nulls = ids
-                .iter()
-                .take_while(|id| value(&contacts[*id]).is_null())
-                .count();
-            ids.rotate_left(nulls);
-        }
+    }
+}
+
+/// One key's order: NULLs come after every value when ascending and before them when
+/// descending, as in Postgres, unless the key says `NULLS LAST`.
+fn key_order(a: &SortVal, b: &SortVal, desc: bool, nulls_last: bool) -> Ordering {
+    match (a.is_null(), b.is_null()) {
+        (false, false) if desc => a.cmp(b).reverse(),
+        (false, false) => a.cmp(b),
+        (x, y) if desc && !nulls_last => x.cmp(&y).reverse(),
+        (x, y) => x.cmp(&y),
     }
 }
 

@@ -1,0 +1,186 @@
+//! The sandbox against Chatwoot's own source: each test pins, through HTTP, a behaviour read in
+//! the real server's code (the controller, the model, the Sift gem, the pg driver) where the
+//! sandbox used to differ. `docs/sandbox.md` lists what is reproduced and what is not.
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::sandbox::{Api, ids_of, names_of};
+
+/// Three contacts with an email and two phone-only ones (no email: NULL sorts last ascending).
+async fn five_contacts(api: &Api) -> Vec<u64> {
+    let mut ids = vec![];
+    for (name, email, phone) in [
+        ("bea", Some("c@x.com"), None),
+        ("ann", Some("a@x.com"), None),
+        ("cid", Some("b@x.com"), None),
+        ("dan", None, Some("+15550000001")),
+        ("abe", None, Some("+15550000002")),
+    ] {
+        ids.push(
+            api.create(json!({"name": name, "email": email, "phone_number": phone}))
+                .await,
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn sort_takes_a_comma_list_applied_in_the_controllers_declaration_order() {
+    let api = Api::default();
+    five_contacts(&api).await;
+    // `sort_on :email` is declared before `sort_on :name`: whatever order the parameter names
+    // them in, email decides first and name only breaks email's ties (the two NULL emails).
+    for sort in ["-name,email", "email,-name"] {
+        let r = api.get(&format!("/contacts?sort={sort}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            names_of(&r.json),
+            ["ann", "cid", "bea", "dan", "abe"],
+            "sort={sort}"
+        );
+    }
+    // The search pages through the same `filtrate` (`%` matches every contact).
+    let r = api.get("/contacts/search?q=%25&sort=-name,email").await;
+    assert_eq!(names_of(&r.json), ["ann", "cid", "bea", "dan", "abe"]);
+}
+
+#[tokio::test]
+async fn a_key_named_twice_keeps_its_last_direction_and_unknown_keys_in_a_list_are_skipped() {
+    let api = Api::default();
+    five_contacts(&api).await;
+    let r = api.get("/contacts?sort=name,-name").await;
+    assert_eq!(names_of(&r.json), ["dan", "cid", "bea", "ann", "abe"]);
+    let r = api.get("/contacts?sort=bogus,-name,").await;
+    assert_eq!(names_of(&r.json), ["dan", "cid", "bea", "ann", "abe"]);
+    // Descending on a plain column puts NULL first (Postgres' default); the scopes that say
+    // NULLS LAST keep it last in both directions.
+    let r = api.get("/contacts?sort=-email,name").await;
+    assert_eq!(names_of(&r.json), ["abe", "dan", "bea", "cid", "ann"]);
+}
+
+#[tokio::test]
+async fn an_email_of_only_whitespace_is_blank_and_stored_as_null() {
+    let api = Api::default();
+    let r = api
+        .post(
+            "/contacts",
+            json!({"name": "Ws", "email": " \t ", "phone_number": "+15550001000"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["payload"]["contact"]["email"], Value::Null);
+    // A second one is no uniqueness clash: both are NULL.
+    let r = api
+        .post(
+            "/contacts",
+            json!({"name": "Ws2", "email": "\u{a0}", "phone_number": "+15550001001"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["payload"]["contact"]["email"], Value::Null);
+    // Surrounding whitespace is still not trimmed: that email is invalid.
+    let r = api
+        .post("/contacts", json!({"name": "Ws3", "email": " a@x.com"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json["message"], "Email Invalid email");
+}
+
+#[tokio::test]
+async fn search_strips_ascii_whitespace_only_and_blank_knows_unicode_spaces() {
+    let api = Api::default();
+    let jane = api
+        .create(json!({"name": "jane doe", "email": "jane@x.com"}))
+        .await;
+    let nbsp = api
+        .create(json!({"name": "mary\u{a0}doe", "email": "mary@x.com"}))
+        .await;
+    // `strip` removes ASCII whitespace: ` doe\t` finds both.
+    let r = api.get("/contacts/search?q=%20doe%09").await;
+    let mut ids = ids_of(&r.json);
+    ids.sort_unstable();
+    assert_eq!(ids, [jane, nbsp]);
+    // A non-breaking space is not stripped: it is part of the pattern.
+    let r = api.get("/contacts/search?q=%C2%A0doe").await;
+    assert_eq!(ids_of(&r.json), [nbsp]);
+    // ... but `blank?` counts it as whitespace: a q of only that returns before searching.
+    let r = api.get("/contacts/search?q=%C2%A0").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["meta"]["count"], Value::Null);
+    assert_eq!(r.json["payload"], json!([]));
+}
+
+#[tokio::test]
+async fn a_nul_in_a_unique_field_is_a_500_even_before_a_422() {
+    let api = Api::default();
+    // The uniqueness SELECT on email runs before the phone's format check would give a 422.
+    let r = api
+        .post(
+            "/contacts",
+            json!({"name": "N", "email": "a\u{0}b@x.com", "phone_number": "123"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    let r = api
+        .post("/contacts", json!({"name": "N", "identifier": "id\u{0}1"}))
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(api.state.contacts().is_empty());
+    // No id was taken from the sequence: the next contact is 1.
+    let id = api.create(json!({"email": "ok@x.com"})).await;
+    assert_eq!(id, 1);
+}
+
+#[tokio::test]
+async fn a_nul_in_the_name_or_the_attributes_is_a_500_after_validation() {
+    let api = Api::default();
+    // Validation comes first: an invalid phone is still the 422.
+    let r = api
+        .post(
+            "/contacts",
+            json!({"name": "a\u{0}b", "phone_number": "123"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for body in [
+        json!({"name": "a\u{0}b", "phone_number": "+15550002000"}),
+        json!({"phone_number": "+15550002000", "custom_attributes": {"k": ["x\u{0}"]}}),
+        json!({"phone_number": "+15550002000", "additional_attributes": {"k\u{0}": 1}}),
+    ] {
+        let r = api.post("/contacts", body.clone()).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    }
+    assert!(api.state.contacts().is_empty());
+    // An update refused the same way leaves the stored contact as it was.
+    let id = api
+        .create(json!({"email": "u@x.com", "custom_attributes": {"plan": "a"}}))
+        .await;
+    let r = api
+        .patch(
+            &format!("/contacts/{id}"),
+            json!({"custom_attributes": {"plan": "b\u{0}"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let shown = api.get(&format!("/contacts/{id}")).await;
+    assert_eq!(
+        shown.json["payload"]["custom_attributes"],
+        json!({"plan": "a"})
+    );
+}
+
+#[tokio::test]
+async fn a_nul_in_a_note_or_in_the_search_text_is_a_500() {
+    let api = Api::default();
+    let id = api.create(json!({"email": "n@x.com"})).await;
+    let r = api
+        .post(
+            &format!("/contacts/{id}/notes"),
+            json!({"content": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(api.state.notes().is_empty());
+    let r = api.get("/contacts/search?q=n%00x").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
