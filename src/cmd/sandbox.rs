@@ -144,6 +144,7 @@ impl Args {
             other_account_id: account_id + 1,
             admin_token: self.admin_token.clone(),
             agent_token: self.agent_token.clone(),
+            agent_inbox_ids: None,
             limits: RateLimits {
                 global: self.rate_limit,
                 search: self.search_limit,

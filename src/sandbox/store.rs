@@ -834,12 +834,17 @@ impl Store {
         self.touch();
     }
 
-    /// The 20 most recent conversations, newest activity first.
-    pub fn conversations_of(&self, contact_id: u64) -> Vec<&Conversation> {
+    /// The 20 most recent conversations in the inboxes `visible` lets through, newest activity
+    /// first (the permission filter applies before the limit, as in the SQL).
+    pub fn conversations_of(
+        &self,
+        contact_id: u64,
+        visible: impl Fn(u64) -> bool,
+    ) -> Vec<&Conversation> {
         let mut v: Vec<&Conversation> = self
             .conversations
             .get(&contact_id)
-            .map(|v| v.iter().collect())
+            .map(|v| v.iter().filter(|c| visible(c.inbox_id)).collect())
             .unwrap_or_default();
         v.sort_by(|a, b| {
             b.last_activity_at

@@ -1,7 +1,8 @@
 //! The sandbox against Chatwoot's own source: each test pins, through HTTP, a behaviour read in
 //! the real server's code (the controller, the model, the Sift gem, the pg driver) where the
 //! sandbox used to differ. `docs/sandbox.md` lists what is reproduced and what is not.
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use doto_bulk::sandbox::SandboxConfig;
 use serde_json::{Value, json};
 
 use crate::sandbox::{Api, ids_of, names_of};
@@ -183,4 +184,97 @@ async fn a_nul_in_a_note_or_in_the_search_text_is_a_500() {
     assert!(api.state.notes().is_empty());
     let r = api.get("/contacts/search?q=n%00x").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn an_agent_sees_only_the_conversations_of_its_inboxes_and_the_limit_comes_after() {
+    let api = Api::new(SandboxConfig {
+        agent_inbox_ids: Some(vec![1]),
+        ..Default::default()
+    });
+    // 25 recent conversations in inbox 2, one old one in inbox 1.
+    let mut convs: Vec<Value> = (0..25)
+        .map(|i| json!({"inbox_id": 2, "last_activity_at": 5000 + i}))
+        .collect();
+    convs.push(json!({"inbox_id": 1, "last_activity_at": 10}));
+    let id = api
+        .state
+        .insert_contact(1, &json!({"email": "a@x.com", "conversations": convs}))
+        .unwrap();
+    let path = format!("/contacts/{id}/conversations");
+    let admin = api.get(&path).await;
+    assert_eq!(admin.json["payload"].as_array().unwrap().len(), 20);
+    let agent_token = api.state.config().agent_token.clone();
+    let agent = api.send(Method::GET, &path, Some(&agent_token), None).await;
+    assert_eq!(agent.status, StatusCode::OK);
+    let seen: Vec<(u64, i64)> = agent.json["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["inbox_id"].as_u64().unwrap(),
+                c["last_activity_at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [(1, 10)]);
+}
+
+#[tokio::test]
+async fn the_profile_tells_the_tokens_role_in_each_account() {
+    let api = Api::default();
+    let admin = api.get("/api/v1/profile").await;
+    assert_eq!(admin.status, StatusCode::OK);
+    assert_eq!(admin.json["role"], "administrator");
+    assert_eq!(admin.json["accounts"][0]["id"].as_u64(), Some(api.account));
+    assert_eq!(admin.json["accounts"][0]["role"], "administrator");
+    // The real body carries the token: a client must never log it.
+    assert_eq!(admin.json["access_token"], api.token.as_str());
+    let agent_token = api.state.config().agent_token.clone();
+    let agent = api
+        .send(Method::GET, "/api/v1/profile", Some(&agent_token), None)
+        .await;
+    assert_eq!(agent.json["accounts"][0]["role"], "agent");
+    let none = api
+        .send(Method::GET, "/api/v1/profile", Some("nope"), None)
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json, json!({"error": "Invalid Access Token"}));
+}
+
+/// CLIENT GAP (not this slice's code): with an agent's token the real server lists only the
+/// conversations of the agent's inboxes, and nothing in the answer says so; the export writes
+/// the subset and succeeds. The fix belongs to the export: ask `GET /api/v1/profile` for the
+/// token's role in the account before a `--conversations` export and refuse (or mark the table
+/// partial and not exit 0) when it is not `administrator`.
+#[tokio::test]
+#[ignore = "client gap: an agent's conversations export is silently partial (see the doc comment)"]
+async fn an_export_of_conversations_with_an_agent_token_does_not_succeed_silently() {
+    use doto_bulk::api::{ApiToken, Client};
+    use doto_bulk::cmd::export::{ExportOptions, export};
+
+    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
+        agent_inbox_ids: Some(vec![1]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let convs = json!([{"inbox_id": 1}, {"inbox_id": 2}, {"inbox_id": 3}]);
+    sb.state()
+        .insert_contact(1, &json!({"email": "a@x.com", "conversations": convs}))
+        .unwrap();
+    let mut cfg = crate::export::fast_config(&sb);
+    cfg.token = ApiToken::new(sb.agent_token.clone()).unwrap();
+    let c = Client::new(cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = ExportOptions::new(dir.path().join("x.jsonl")).unwrap();
+    o.conversations = Some(dir.path().join("conv.jsonl"));
+    let result = export(&c, &o).await;
+    let written = std::fs::read_to_string(dir.path().join("conv.jsonl")).unwrap_or_default();
+    assert!(
+        result.is_err(),
+        "the export succeeded with {} of 3 conversations",
+        written.lines().count()
+    );
 }
