@@ -459,12 +459,28 @@ impl Store {
         self.contacts.get(&id).filter(|c| c.account_id == account)
     }
 
-    /// The model's validations, in the order `Contact` declares them.
+    /// The model's validations: the length check every string column gets, then the ones
+    /// `Contact` declares, in its order.
     fn validate(&self, c: &Contact) -> Result<(), Invalid> {
         let mut inv = Invalid {
             messages: vec![],
             attributes: vec![],
         };
+        // `ApplicationRecord#validates_column_content_length` is a `before_validation` of the base
+        // class: its errors come first, for the string columns in table order.
+        for (attr, label, v) in [
+            ("name", "Name", &c.name),
+            ("email", "Email", &c.email),
+            ("phone_number", "Phone number", &c.phone_number),
+            ("identifier", "Identifier", &c.identifier),
+        ] {
+            if v.as_ref().is_some_and(|s| s.chars().count() > MAX_LEN) {
+                inv.push(
+                    attr,
+                    format!("{label} is too long (maximum is {MAX_LEN} characters)"),
+                );
+            }
+        }
         let acc = c.account_id;
         if let Some(e) = present(&c.email) {
             if self
@@ -498,19 +514,6 @@ impl Store {
                 inv.push(
                     "phone_number",
                     "Phone number should be in e164 format".into(),
-                );
-            }
-        }
-        for (attr, label, v) in [
-            ("name", "Name", &c.name),
-            ("email", "Email", &c.email),
-            ("phone_number", "Phone number", &c.phone_number),
-            ("identifier", "Identifier", &c.identifier),
-        ] {
-            if v.as_ref().is_some_and(|s| s.chars().count() > MAX_LEN) {
-                inv.push(
-                    attr,
-                    format!("{label} is too long (maximum is {MAX_LEN} characters)"),
                 );
             }
         }

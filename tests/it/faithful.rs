@@ -278,3 +278,29 @@ async fn an_export_of_conversations_with_an_agent_token_does_not_succeed_silentl
         written.lines().count()
     );
 }
+
+#[tokio::test]
+async fn the_length_check_of_every_string_column_reports_before_the_models_own_validations() {
+    let api = Api::default();
+    api.create(json!({"email": "taken@x.com"})).await;
+    // `ApplicationRecord`'s before_validation adds "too long" first (columns in table order:
+    // name, email, phone_number, identifier); then come Contact's validations.
+    let r = api
+        .post(
+            "/contacts",
+            json!({"identifier": "i".repeat(256), "email": "TAKEN@x.com",
+                   "phone_number": "12", "name": "n".repeat(300)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.json,
+        json!({
+            "message": "Name is too long (maximum is 255 characters), \
+                        Identifier is too long (maximum is 255 characters), \
+                        Email has already been taken, \
+                        Phone number should be in e164 format",
+            "attributes": ["name", "identifier", "email", "phone_number"]
+        })
+    );
+}
