@@ -151,7 +151,9 @@ fn missing_param(name: &str) -> Response {
 fn write_error(e: WriteError) -> Response {
     match e {
         WriteError::Invalid(inv) => json_response(StatusCode::UNPROCESSABLE_ENTITY, inv.body()),
-        WriteError::UniqueViolation(_) | WriteError::NullByte => server_error(),
+        WriteError::UniqueViolation(_) | WriteError::NullByte | WriteError::NotNull(_) => {
+            server_error()
+        }
         WriteError::NotFound => not_found(),
     }
 }
@@ -725,6 +727,11 @@ async fn create(
     // slip in between. Only the unique indexes (email, identifier) catch it, as a 500; phone has none.
     if draft.phone_number.is_some() || draft.email.is_some() || draft.identifier.is_some() {
         tokio::time::sleep(st.config().race_window).await;
+    }
+    // `blocked: null` passes validation; the INSERT, with its id already taken, does not.
+    if params.blocked == Some(None) {
+        lock(&st.inner.store).burn_id();
+        return write_error(WriteError::NotNull("blocked"));
     }
     let saved = match lock(&st.inner.store).insert(draft) {
         Ok(c) => c,

@@ -216,7 +216,8 @@ pub struct ContactParams {
     pub email: Option<Option<String>>,
     pub phone_number: Option<Option<String>>,
     pub identifier: Option<Option<String>>,
-    pub blocked: Option<bool>,
+    /// `Some(None)`: `blocked` sent as `null` or `""`, nil for a NOT NULL column.
+    pub blocked: Option<Option<bool>>,
     pub additional_attributes: Option<Map<String, Value>>,
     pub custom_attributes: Option<Map<String, Value>>,
     pub inbox_id: Option<String>,
@@ -229,6 +230,21 @@ pub fn rails_string(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
+        _ => None,
+    }
+}
+
+/// A permitted scalar as `ActiveModel::Type::Boolean` casts it: `""` and `null` are nil, the
+/// integer 0 and the strings `0 f F false FALSE off OFF` are false, anything else is true (`"no"`,
+/// `"False"` and `0.0` included); arrays and objects are not permitted (`None`).
+fn rails_bool(v: &Value) -> Option<Option<bool>> {
+    const FALSE: [&str; 7] = ["0", "f", "F", "false", "FALSE", "off", "OFF"];
+    match v {
+        Value::Null => Some(None),
+        Value::Bool(b) => Some(Some(*b)),
+        Value::Number(n) => Some(Some(n.as_i64() != Some(0) && n.as_u64() != Some(0))),
+        Value::String(s) if s.is_empty() => Some(None),
+        Value::String(s) => Some(Some(!FALSE.contains(&s.as_str()))),
         _ => None,
     }
 }
@@ -248,15 +264,7 @@ impl ContactParams {
             Some(Value::Object(m)) => Some(m.clone()),
             _ => None,
         };
-        let blocked = match obj.get("blocked") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => Some(matches!(
-                s.to_ascii_lowercase().as_str(),
-                "true" | "t" | "1" | "on" | "yes" | "y"
-            )),
-            Some(Value::Number(n)) => Some(n.as_f64() != Some(0.0)),
-            _ => None,
-        };
+        let blocked = obj.get("blocked").and_then(rails_bool);
         // `params[:inbox_id].blank?` skips the inbox; anything else is looked up.
         let inbox_id = match obj.get("inbox_id") {
             None | Some(Value::Null | Value::Bool(false)) => None,
@@ -307,6 +315,8 @@ pub enum WriteError {
     /// A NUL character in a value: the pg driver refuses the string (`string contains null byte`)
     /// and Postgres refuses `\u0000` in jsonb, so the server answers 500 and nothing is written.
     NullByte,
+    /// A NOT NULL column (`blocked`) set to nil: the UPDATE or INSERT fails, a 500.
+    NotNull(&'static str),
     NotFound,
 }
 
@@ -640,7 +650,7 @@ impl Store {
             email: p.email.clone().flatten(),
             phone_number: p.phone_number.clone().flatten(),
             identifier: p.identifier.clone().flatten(),
-            blocked: p.blocked.unwrap_or(false),
+            blocked: p.blocked.flatten().unwrap_or(false),
             additional_attributes: p.additional_attributes.clone().unwrap_or_default(),
             custom_attributes: p.custom_attributes.clone().unwrap_or_default(),
             last_activity_at: None,
@@ -671,6 +681,11 @@ impl Store {
         self.contacts.insert(c.id, c.clone());
         self.touch();
         Ok(c)
+    }
+
+    /// An INSERT that failed after taking its id from the sequence (a NOT NULL violation).
+    pub fn burn_id(&mut self) {
+        self.next_contact_id += 1;
     }
 
     /// Insert a seeded contact as is (keeping its id when given), indexes still enforced.
@@ -715,7 +730,7 @@ impl Store {
         if let Some(v) = &p.identifier {
             c.identifier = v.clone();
         }
-        if let Some(v) = p.blocked {
+        if let Some(Some(v)) = p.blocked {
             c.blocked = v;
         }
         if let Some(m) = &p.custom_attributes {
@@ -730,6 +745,9 @@ impl Store {
         }
         normalise(&mut c);
         checked(&c, |c| self.validate(c))?;
+        if p.blocked == Some(None) {
+            return Err(WriteError::NotNull("blocked"));
+        }
         self.check_indexes(&c)?;
         c.refresh_json();
         self.unindex(&old);

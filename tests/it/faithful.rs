@@ -304,3 +304,56 @@ async fn the_length_check_of_every_string_column_reports_before_the_models_own_v
         })
     );
 }
+
+#[tokio::test]
+async fn blocked_is_cast_as_rails_casts_a_boolean_and_null_breaks_the_not_null_column() {
+    let api = Api::default();
+    // Only 0 and `0 f F false FALSE off OFF` are false: "no" and "False" block the contact.
+    for (i, (sent, stored)) in [
+        (json!("no"), true),
+        (json!("False"), true),
+        (json!("n"), true),
+        (json!("off"), false),
+        (json!("F"), false),
+        (json!(0), false),
+        (json!(2), true),
+        (json!(0.0), true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = api
+            .post(
+                "/contacts",
+                json!({"email": format!("b{i}@x.com"), "blocked": sent}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{sent}: {}", r.text);
+        assert_eq!(r.json["payload"]["contact"]["blocked"], stored, "{sent}");
+    }
+    // `null` and `""` are nil: the NOT NULL column refuses the INSERT (its id is used up) ...
+    let before = api.state.contacts().len();
+    for sent in [json!(null), json!("")] {
+        let r = api
+            .post("/contacts", json!({"email": "nil@x.com", "blocked": sent}))
+            .await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{sent}");
+    }
+    assert_eq!(api.state.contacts().len(), before);
+    let next = api.create(json!({"email": "after@x.com"})).await;
+    assert_eq!(next, before as u64 + 3);
+    // ... and the UPDATE; a validation error still comes first.
+    let r = api
+        .patch(&format!("/contacts/{next}"), json!({"blocked": null}))
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let r = api
+        .patch(
+            &format!("/contacts/{next}"),
+            json!({"blocked": "", "phone_number": "1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let shown = api.get(&format!("/contacts/{next}")).await;
+    assert_eq!(shown.json["payload"]["blocked"], false);
+}
