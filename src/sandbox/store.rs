@@ -37,8 +37,8 @@ pub struct Contact {
 
 impl Contact {
     fn refresh_keys(&mut self) {
-        self.lname = self.name.as_ref().map(|s| s.to_lowercase());
-        self.lphone = self.phone_number.as_ref().map(|s| s.to_lowercase());
+        self.lname = self.name.as_deref().map(downcase);
+        self.lphone = self.phone_number.as_deref().map(downcase);
     }
 
     /// Recompute the cached JSON (after the id or any rendered field changed).
@@ -452,6 +452,12 @@ fn phone_format_ok(p: &str) -> bool {
     (2..=15).contains(&digits) && bytes[start] != b'0' && start > 0 && bytes[start - 1] == b'+'
 }
 
+/// Lower-case as Ruby's `downcase` and Postgres' `LOWER` (libc collation) do: character by
+/// character, with no context, so a final `Σ` becomes `σ` (Rust's `str::to_lowercase` gives `ς`).
+pub fn downcase(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
 fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.trim().is_empty())
 }
@@ -495,7 +501,7 @@ impl Store {
         if let Some(e) = present(&c.email) {
             if self
                 .by_email
-                .get(&(acc, e.to_lowercase()))
+                .get(&(acc, downcase(e)))
                 .is_some_and(|&id| id != c.id)
             {
                 inv.push("email", "Email has already been taken".into());
@@ -911,7 +917,7 @@ impl Store {
     /// `ILIKE '%q%'` on name, email and phone, `LIKE '%q%'` on identifier, or `id = q`.
     pub fn search(&self, account: u64, q: &str, sort: Option<Sort>) -> Vec<u64> {
         let pat = Like::new(q);
-        let lpat = Like::new(&q.to_lowercase());
+        let lpat = Like::new(&downcase(q));
         let mut ids = match self.search_ix.get(&account) {
             // The longest literal run of the pattern prefilters; the full pattern then decides.
             Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
@@ -1028,7 +1034,7 @@ fn normalise(c: &mut Contact) {
         .email
         .take()
         .filter(|e| !e.trim().is_empty())
-        .map(|e| e.to_lowercase());
+        .map(|e| downcase(&e));
     c.refresh_keys();
 }
 
@@ -1330,7 +1336,7 @@ mod tests {
             "@gmail.com",
         ] {
             let pat = Like::new(q);
-            let lpat = Like::new(&q.to_lowercase());
+            let lpat = Like::new(&downcase(q));
             let mut expected: Vec<u64> = store
                 .contacts
                 .values()

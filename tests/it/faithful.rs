@@ -357,3 +357,44 @@ async fn blocked_is_cast_as_rails_casts_a_boolean_and_null_breaks_the_not_null_c
     let shown = api.get(&format!("/contacts/{next}")).await;
     assert_eq!(shown.json["payload"]["blocked"], false);
 }
+
+#[tokio::test]
+async fn emails_are_lower_cased_character_by_character_as_ruby_and_postgres_do() {
+    let api = Api::default();
+    // Ruby's `downcase` has no final-sigma rule: the last Σ becomes σ, not ς.
+    let r = api
+        .post("/contacts", json!({"email": "ΟΔΥΣΣΕΑΣ@x.gr"}))
+        .await;
+    assert_eq!(r.json["payload"]["contact"]["email"], "οδυσσεασ@x.gr");
+    // `LOWER()` in the uniqueness check and ILIKE in search compare the same way: the ς
+    // spelling is another address, found by neither.
+    let r = api
+        .post("/contacts", json!({"email": "οδυσσεας@x.gr"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = api
+        .get("/contacts/search?q=%CE%9F%CE%94%CE%A5%CE%A3%CE%A3%CE%95%CE%91%CE%A3")
+        .await;
+    assert_eq!(r.json["payload"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json["payload"][0]["email"], "οδυσσεασ@x.gr");
+}
+
+/// The client survives the server's lower-casing: its email rule refuses non-ASCII local parts,
+/// and a domain goes through IDNA's mapping, which (like Ruby) turns a final `Σ` into `σ`, so
+/// the address typed in capitals finds the contact the server stored.
+#[tokio::test]
+async fn a_final_capital_sigma_in_the_domain_finds_the_contact_the_server_holds() {
+    use crate::import::{HEADER, MAPPING, World, outcome};
+    let w = World::plain().await;
+    w.seed(json!({"name": "Odysseas", "email": "odysseas@ΟΔΥΣΣΕΑΣ.gr", "custom_attributes": {"plan": "free"}}));
+    let csv = format!("{HEADER}Odysseas K,odysseas@ΟΔΥΣΣΕΑΣ.gr,,free,Athens\n");
+    let run = w.import(&csv, MAPPING, "run", |_| {}).await;
+    assert_eq!(
+        outcome(&run, "created"),
+        0,
+        "a duplicate was created: {:?}",
+        run.summary.outcomes
+    );
+    assert_eq!(outcome(&run, "updated"), 1, "{:?}", run.summary.outcomes);
+    assert_eq!(w.sb.contacts().len(), 1);
+}
