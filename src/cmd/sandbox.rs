@@ -91,6 +91,10 @@ pub struct Args {
     /// (404 on those routes), so `revert` can only partly restore what an import added.
     #[arg(long)]
     pub no_removal_routes: bool,
+    /// The inboxes the agent token is a member of: its conversations listing shows only those
+    /// (default: every inbox).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub agent_inboxes: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,6 +148,7 @@ impl Args {
             other_account_id: account_id + 1,
             admin_token: self.admin_token.clone(),
             agent_token: self.agent_token.clone(),
+            agent_inbox_ids: self.agent_inboxes.clone(),
             limits: RateLimits {
                 global: self.rate_limit,
                 search: self.search_limit,

@@ -117,6 +117,10 @@ pub struct SandboxConfig {
     pub admin_token: String,
     /// Token of an agent of `account_id`: everything but delete.
     pub agent_token: String,
+    /// The inboxes the agent is a member of: the agent's `GET /contacts/{id}/conversations` lists
+    /// only conversations in them, as the real permission filter does (an administrator sees
+    /// every inbox). `None`: the agent sees every inbox too.
+    pub agent_inbox_ids: Option<Vec<u64>>,
     pub limits: RateLimits,
     pub faults: Faults,
     /// Added to every API request before it is handled.
@@ -163,6 +167,7 @@ impl Default for SandboxConfig {
             other_account_id: 2,
             admin_token: "sandbox-admin-token".into(),
             agent_token: "sandbox-agent-token".into(),
+            agent_inbox_ids: None,
             limits: RateLimits::default(),
             faults: Faults::default(),
             latency: Duration::ZERO,

@@ -30,6 +30,16 @@
 //! - `sort` also takes `company_name`, `city` and `country` (from `additional_attributes`);
 //!   these and `last_activity_at` put contacts without a value last in both directions.
 //!   (Some older versions spell the first one `company`; the sandbox knows only the current key.)
+//!   It is Sift's comma list, applied in the controller's declaration order (email first).
+//! - `q` is blank by `blank?` (Unicode whitespace) but stripped by `strip` (ASCII only).
+//! - `blocked` is cast as ActiveModel's Boolean; nil (`null`, `""`) breaks its NOT NULL column
+//!   (a 500). A NUL character anywhere Postgres would meet it is a 500.
+//! - The 255-character check of string columns is `ApplicationRecord`'s before_validation: its
+//!   messages come first.
+//! - An agent lists only the conversations of `agent_inbox_ids` when set; `GET /api/v1/profile`
+//!   tells each token's role.
+//!
+//! `docs/sandbox.md` sums up what is reproduced and what is not (`tests/it/faithful.rs`).
 //! - A note body may be nested (`{"note": {"content": …}}`); when both forms are sent the nested
 //!   one wins, as Rails' params wrapper leaves a body with a `note` key alone.
 //! - Booleans sent for string fields are cast as string columns cast them (`true` → `"t"`).

@@ -64,7 +64,8 @@ fn routes(state: SandboxState) -> Router {
                 delete(destroy_note),
             );
     }
-    r.route("/_sandbox/stats", get(side_stats))
+    r.route("/api/v1/profile", get(profile))
+        .route("/_sandbox/stats", get(side_stats))
         .route("/_sandbox/state", get(side_state))
         .route("/_sandbox/reset", post(side_reset))
         .route("/_sandbox/health", get(side_health))
@@ -150,7 +151,9 @@ fn missing_param(name: &str) -> Response {
 fn write_error(e: WriteError) -> Response {
     match e {
         WriteError::Invalid(inv) => json_response(StatusCode::UNPROCESSABLE_ENTITY, inv.body()),
-        WriteError::UniqueViolation(_) => server_error(),
+        WriteError::UniqueViolation(_) | WriteError::NullByte | WriteError::NotNull(_) => {
+            server_error()
+        }
         WriteError::NotFound => not_found(),
     }
 }
@@ -393,6 +396,17 @@ async fn gate(State(st): State<SandboxState>, req: Request, next: Next) -> Respo
 
 /// `api_access_token` (or `api-access-token`) → user, then the account: 401, 404, 401/403.
 fn authorize(st: &SandboxState, headers: &HeaderMap, account: &str) -> Result<(User, u64), Reject> {
+    let (user, _) = token_user(st, headers)?;
+    let cfg = st.config();
+    match parse_id(account) {
+        Some(a) if a == cfg.account_id => Ok((user, a)),
+        Some(a) if a == cfg.other_account_id => Err(forbidden(st, "access this account").into()),
+        _ => Err(not_found().into()),
+    }
+}
+
+/// The user behind the request's token (and the token), or the 401 Devise or the token check gives.
+fn token_user(st: &SandboxState, headers: &HeaderMap) -> Result<(User, String), Reject> {
     let token = headers
         .get("api_access_token")
         .or_else(|| headers.get("api-access-token"))
@@ -412,12 +426,36 @@ fn authorize(st: &SandboxState, headers: &HeaderMap, account: &str) -> Result<(U
         )
         .into());
     };
+    Ok((user.clone(), token.to_string()))
+}
+
+/// `GET /api/v1/profile`: the token's user, its role in the current account and the accounts it
+/// belongs to, each with its role (the one call that tells a client whether its token is an
+/// administrator's). As on the real server, the body carries the access token itself.
+async fn profile(State(st): State<SandboxState>, headers: HeaderMap) -> Response {
+    let (user, token) = answer!(token_user(&st, &headers));
     let cfg = st.config();
-    match parse_id(account) {
-        Some(a) if a == cfg.account_id => Ok((user.clone(), a)),
-        Some(a) if a == cfg.other_account_id => Err(forbidden(st, "access this account").into()),
-        _ => Err(not_found().into()),
+    let mut body = user.render();
+    let role = body["role"].clone();
+    for (k, v) in [
+        ("access_token", json!(token)),
+        ("account_id", json!(cfg.account_id)),
+        ("display_name", json!(user.name)),
+        ("type", json!("user")),
+        ("uid", json!(user.email)),
+        ("provider", json!("email")),
+        ("confirmed", json!(true)),
+        ("custom_attributes", json!({})),
+        ("ui_settings", json!({})),
+        (
+            "accounts",
+            json!([{"id": cfg.account_id, "name": "Sandbox", "status": "active", "role": role,
+                    "availability": "online", "auto_offline": true}]),
+        ),
+    ] {
+        body[k] = v;
     }
+    json_response(StatusCode::OK, body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,8 +632,10 @@ async fn search(
     Query(q): Params,
 ) -> Response {
     let (_, acc) = answer!(authorize(&st, &headers, &account));
-    let text = q.get("q").map(|s| s.trim()).unwrap_or("");
-    if text.is_empty() {
+    let raw = q.get("q").map(String::as_str).unwrap_or("");
+    // `params[:q].blank?` knows Unicode whitespace; the `strip` after it only ASCII whitespace
+    // and NUL, so a non-breaking space around `q` is part of the pattern.
+    if raw.trim().is_empty() {
         if st.config().blank_search_422 {
             return json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -610,6 +650,11 @@ async fn search(
             meta["has_more"] = Value::Null;
         }
         return json_response(StatusCode::OK, json!({"meta": meta, "payload": []}));
+    }
+    let text = raw.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\u{0B}' || c == '\0');
+    // The pattern is quoted into the SQL text, which the pg driver refuses with a NUL in it.
+    if text.contains('\0') {
+        return server_error();
     }
     let (page, current_page) = answer!(search_page(&q));
     let sort = sort_param(&q);
@@ -682,6 +727,11 @@ async fn create(
     // slip in between. Only the unique indexes (email, identifier) catch it, as a 500; phone has none.
     if draft.phone_number.is_some() || draft.email.is_some() || draft.identifier.is_some() {
         tokio::time::sleep(st.config().race_window).await;
+    }
+    // `blocked: null` passes validation; the INSERT, with its id already taken, does not.
+    if params.blocked == Some(None) {
+        lock(&st.inner.store).burn_id();
+        return write_error(WriteError::NotNull("blocked"));
     }
     let saved = match lock(&st.inner.store).insert(draft) {
         Ok(c) => c,
@@ -809,13 +859,20 @@ async fn conversations(
     Path((account, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, acc) = answer!(authorize(&st, &headers, &account));
+    let (user, acc) = answer!(authorize(&st, &headers, &account));
     let store = lock(&st.inner.store);
     let Some(c) = parse_id(&id).and_then(|id| store.contact(acc, id)) else {
         return not_found();
     };
+    // `Conversations::PermissionFilterService`: an administrator sees every inbox, an agent only
+    // the inboxes it is a member of.
+    let member_of = match (user.role, &st.config().agent_inbox_ids) {
+        (Role::Agent, Some(ids)) => Some(ids),
+        _ => None,
+    };
+    let visible = |inbox: u64| member_of.is_none_or(|ids| ids.contains(&inbox));
     let payload: Vec<Value> = store
-        .conversations_of(c.id)
+        .conversations_of(c.id, visible)
         .iter()
         .map(|conv| conv.render(c, conv.assignee_id.map(|u| st.user_by_id(u))))
         .collect();
@@ -881,6 +938,10 @@ async fn create_note(
             json!({"message": format!("Content is too long (maximum is {NOTE_MAX} characters)"),
                    "attributes": ["content"]}),
         );
+    }
+    // Valid, but the INSERT cannot carry a NUL (see `WriteError::NullByte`).
+    if content.contains('\0') {
+        return server_error();
     }
     let note = lock(&st.inner.store).add_note(acc, cid, user.id, content, None);
     json_response(StatusCode::OK, note.render(&user))

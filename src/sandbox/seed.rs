@@ -189,7 +189,7 @@ pub fn generate(store: &mut Store, account: u64, n: usize, seed: u64) {
             email: Some(email),
             phone_number: Some(phone),
             identifier: Some(identifier),
-            blocked: Some(rng.random_range(0..100) == 0),
+            blocked: Some(Some(rng.random_range(0..100) == 0)),
             additional_attributes: json!({"city": c.cities[rng.random_range(0..c.cities.len())],
                                            "country_code": c.iso, "company_name": format!("{last} & Co")})
             .as_object()

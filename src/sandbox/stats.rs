@@ -15,12 +15,16 @@ pub mod route {
     pub const NOTE: &str = "/api/v1/accounts/{account_id}/contacts/{id}/notes/{note_id}";
     pub const DESTROY_CUSTOM_ATTRIBUTES: &str =
         "/api/v1/accounts/{account_id}/contacts/{id}/destroy_custom_attributes";
+    pub const PROFILE: &str = "/api/v1/profile";
     pub const OTHER: &str = "other";
 }
 
 /// The template a path belongs to, and the account id in it (for the per-account search limit).
 pub fn classify(path: &str) -> (&'static str, Option<u64>) {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if segs == ["", "api", "v1", "profile"] {
+        return (route::PROFILE, None);
+    }
     // ["", "api", "v1", "accounts", ACC, "contacts", ...]
     if segs.len() < 6
         || segs[1] != "api"

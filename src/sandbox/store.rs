@@ -37,8 +37,8 @@ pub struct Contact {
 
 impl Contact {
     fn refresh_keys(&mut self) {
-        self.lname = self.name.as_ref().map(|s| s.to_lowercase());
-        self.lphone = self.phone_number.as_ref().map(|s| s.to_lowercase());
+        self.lname = self.name.as_deref().map(downcase);
+        self.lphone = self.phone_number.as_deref().map(downcase);
     }
 
     /// Recompute the cached JSON (after the id or any rendered field changed).
@@ -216,7 +216,8 @@ pub struct ContactParams {
     pub email: Option<Option<String>>,
     pub phone_number: Option<Option<String>>,
     pub identifier: Option<Option<String>>,
-    pub blocked: Option<bool>,
+    /// `Some(None)`: `blocked` sent as `null` or `""`, nil for a NOT NULL column.
+    pub blocked: Option<Option<bool>>,
     pub additional_attributes: Option<Map<String, Value>>,
     pub custom_attributes: Option<Map<String, Value>>,
     pub inbox_id: Option<String>,
@@ -229,6 +230,21 @@ pub fn rails_string(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(if *b { "t" } else { "f" }.to_string()),
+        _ => None,
+    }
+}
+
+/// A permitted scalar as `ActiveModel::Type::Boolean` casts it: `""` and `null` are nil, the
+/// integer 0 and the strings `0 f F false FALSE off OFF` are false, anything else is true (`"no"`,
+/// `"False"` and `0.0` included); arrays and objects are not permitted (`None`).
+fn rails_bool(v: &Value) -> Option<Option<bool>> {
+    const FALSE: [&str; 7] = ["0", "f", "F", "false", "FALSE", "off", "OFF"];
+    match v {
+        Value::Null => Some(None),
+        Value::Bool(b) => Some(Some(*b)),
+        Value::Number(n) => Some(Some(n.as_i64() != Some(0) && n.as_u64() != Some(0))),
+        Value::String(s) if s.is_empty() => Some(None),
+        Value::String(s) => Some(Some(!FALSE.contains(&s.as_str()))),
         _ => None,
     }
 }
@@ -248,15 +264,7 @@ impl ContactParams {
             Some(Value::Object(m)) => Some(m.clone()),
             _ => None,
         };
-        let blocked = match obj.get("blocked") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => Some(matches!(
-                s.to_ascii_lowercase().as_str(),
-                "true" | "t" | "1" | "on" | "yes" | "y"
-            )),
-            Some(Value::Number(n)) => Some(n.as_f64() != Some(0.0)),
-            _ => None,
-        };
+        let blocked = obj.get("blocked").and_then(rails_bool);
         // `params[:inbox_id].blank?` skips the inbox; anything else is looked up.
         let inbox_id = match obj.get("inbox_id") {
             None | Some(Value::Null | Value::Bool(false)) => None,
@@ -304,14 +312,20 @@ pub enum WriteError {
     Invalid(Invalid),
     /// A unique index refused the insert (a race, or two empty identifiers): the server answers 500.
     UniqueViolation(&'static str),
+    /// A NUL character in a value: the pg driver refuses the string (`string contains null byte`)
+    /// and Postgres refuses `\u0000` in jsonb, so the server answers 500 and nothing is written.
+    NullByte,
+    /// A NOT NULL column (`blocked`) set to nil: the UPDATE or INSERT fails, a 500.
+    NotNull(&'static str),
     NotFound,
 }
 
-/// Sort keys of `GET /contacts?sort=`.
+/// Sort keys of `GET /contacts?sort=`, in the order the controller declares them (`sort_on`):
+/// Sift applies the active keys in this order, whatever order the `sort` parameter names them in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortKey {
-    Name,
     Email,
+    Name,
     Phone,
     LastActivityAt,
     CreatedAt,
@@ -320,6 +334,18 @@ pub enum SortKey {
     City,
     Country,
 }
+
+/// Every key with its parameter name, in declaration order.
+const SORT_KEYS: [(SortKey, &str); 8] = [
+    (SortKey::Email, "email"),
+    (SortKey::Name, "name"),
+    (SortKey::Phone, "phone_number"),
+    (SortKey::LastActivityAt, "last_activity_at"),
+    (SortKey::CreatedAt, "created_at"),
+    (SortKey::CompanyName, "company_name"),
+    (SortKey::City, "city"),
+    (SortKey::Country, "country"),
+];
 
 impl SortKey {
     /// The controller's scopes for these keys say `NULLS LAST` in both directions; the plain
@@ -332,31 +358,37 @@ impl SortKey {
     }
 }
 
-/// A parsed `sort` parameter; unknown keys are ignored (no order).
+/// A parsed `sort` parameter. Sift splits it on commas, a leading `-` means descending, a key
+/// named twice keeps its last direction, unknown keys are ignored; the active keys are applied
+/// in declaration order (`sort=created_at,email` orders by email first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sort {
-    pub key: SortKey,
-    pub desc: bool,
+    /// Per key of `SORT_KEYS`: `None` when not named, `Some(desc)` otherwise.
+    dirs: [Option<bool>; 8],
 }
 
 impl Sort {
+    /// `None` when no known key is named: no order at all.
     pub fn parse(s: &str) -> Option<Sort> {
-        let (desc, k) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        };
-        let key = match k {
-            "name" => SortKey::Name,
-            "email" => SortKey::Email,
-            "phone_number" => SortKey::Phone,
-            "last_activity_at" => SortKey::LastActivityAt,
-            "created_at" => SortKey::CreatedAt,
-            "company_name" => SortKey::CompanyName,
-            "city" => SortKey::City,
-            "country" => SortKey::Country,
-            _ => return None,
-        };
-        Some(Sort { key, desc })
+        let mut dirs = [None; 8];
+        for part in s.split(',') {
+            let (desc, k) = match part.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, part),
+            };
+            if let Some(i) = SORT_KEYS.iter().position(|(_, name)| *name == k) {
+                dirs[i] = Some(desc);
+            }
+        }
+        dirs.iter().any(Option::is_some).then_some(Sort { dirs })
+    }
+
+    /// The active keys and their direction (`true`: descending), in the order they apply.
+    fn keys(&self) -> impl Iterator<Item = (SortKey, bool)> + '_ {
+        SORT_KEYS
+            .iter()
+            .zip(self.dirs)
+            .filter_map(|((k, _), d)| d.map(|desc| (*k, desc)))
     }
 }
 
@@ -420,6 +452,12 @@ fn phone_format_ok(p: &str) -> bool {
     (2..=15).contains(&digits) && bytes[start] != b'0' && start > 0 && bytes[start - 1] == b'+'
 }
 
+/// Lower-case as Ruby's `downcase` and Postgres' `LOWER` (libc collation) do: character by
+/// character, with no context, so a final `Σ` becomes `σ` (Rust's `str::to_lowercase` gives `ς`).
+pub fn downcase(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
 fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.trim().is_empty())
 }
@@ -437,17 +475,33 @@ impl Store {
         self.contacts.get(&id).filter(|c| c.account_id == account)
     }
 
-    /// The model's validations, in the order `Contact` declares them.
+    /// The model's validations: the length check every string column gets, then the ones
+    /// `Contact` declares, in its order.
     fn validate(&self, c: &Contact) -> Result<(), Invalid> {
         let mut inv = Invalid {
             messages: vec![],
             attributes: vec![],
         };
+        // `ApplicationRecord#validates_column_content_length` is a `before_validation` of the base
+        // class: its errors come first, for the string columns in table order.
+        for (attr, label, v) in [
+            ("name", "Name", &c.name),
+            ("email", "Email", &c.email),
+            ("phone_number", "Phone number", &c.phone_number),
+            ("identifier", "Identifier", &c.identifier),
+        ] {
+            if v.as_ref().is_some_and(|s| s.chars().count() > MAX_LEN) {
+                inv.push(
+                    attr,
+                    format!("{label} is too long (maximum is {MAX_LEN} characters)"),
+                );
+            }
+        }
         let acc = c.account_id;
         if let Some(e) = present(&c.email) {
             if self
                 .by_email
-                .get(&(acc, e.to_lowercase()))
+                .get(&(acc, downcase(e)))
                 .is_some_and(|&id| id != c.id)
             {
                 inv.push("email", "Email has already been taken".into());
@@ -476,19 +530,6 @@ impl Store {
                 inv.push(
                     "phone_number",
                     "Phone number should be in e164 format".into(),
-                );
-            }
-        }
-        for (attr, label, v) in [
-            ("name", "Name", &c.name),
-            ("email", "Email", &c.email),
-            ("phone_number", "Phone number", &c.phone_number),
-            ("identifier", "Identifier", &c.identifier),
-        ] {
-            if v.as_ref().is_some_and(|s| s.chars().count() > MAX_LEN) {
-                inv.push(
-                    attr,
-                    format!("{label} is too long (maximum is {MAX_LEN} characters)"),
                 );
             }
         }
@@ -615,7 +656,7 @@ impl Store {
             email: p.email.clone().flatten(),
             phone_number: p.phone_number.clone().flatten(),
             identifier: p.identifier.clone().flatten(),
-            blocked: p.blocked.unwrap_or(false),
+            blocked: p.blocked.flatten().unwrap_or(false),
             additional_attributes: p.additional_attributes.clone().unwrap_or_default(),
             custom_attributes: p.custom_attributes.clone().unwrap_or_default(),
             last_activity_at: None,
@@ -631,7 +672,7 @@ impl Store {
 
     /// The validation half of a create (a SELECT per unique field in Rails).
     pub fn validate_new(&self, c: &Contact) -> Result<(), WriteError> {
-        self.validate(c).map_err(WriteError::Invalid)
+        checked(c, |c| self.validate(c))
     }
 
     /// The INSERT half of a create: only the unique indexes are checked here. The id is taken
@@ -646,6 +687,11 @@ impl Store {
         self.contacts.insert(c.id, c.clone());
         self.touch();
         Ok(c)
+    }
+
+    /// An INSERT that failed after taking its id from the sequence (a NOT NULL violation).
+    pub fn burn_id(&mut self) {
+        self.next_contact_id += 1;
     }
 
     /// Insert a seeded contact as is (keeping its id when given), indexes still enforced.
@@ -690,7 +736,7 @@ impl Store {
         if let Some(v) = &p.identifier {
             c.identifier = v.clone();
         }
-        if let Some(v) = p.blocked {
+        if let Some(Some(v)) = p.blocked {
             c.blocked = v;
         }
         if let Some(m) = &p.custom_attributes {
@@ -704,7 +750,10 @@ impl Store {
             }
         }
         normalise(&mut c);
-        self.validate(&c).map_err(WriteError::Invalid)?;
+        checked(&c, |c| self.validate(c))?;
+        if p.blocked == Some(None) {
+            return Err(WriteError::NotNull("blocked"));
+        }
         self.check_indexes(&c)?;
         c.refresh_json();
         self.unindex(&old);
@@ -812,12 +861,17 @@ impl Store {
         self.touch();
     }
 
-    /// The 20 most recent conversations, newest activity first.
-    pub fn conversations_of(&self, contact_id: u64) -> Vec<&Conversation> {
+    /// The 20 most recent conversations in the inboxes `visible` lets through, newest activity
+    /// first (the permission filter applies before the limit, as in the SQL).
+    pub fn conversations_of(
+        &self,
+        contact_id: u64,
+        visible: impl Fn(u64) -> bool,
+    ) -> Vec<&Conversation> {
         let mut v: Vec<&Conversation> = self
             .conversations
             .get(&contact_id)
-            .map(|v| v.iter().collect())
+            .map(|v| v.iter().filter(|c| visible(c.inbox_id)).collect())
             .unwrap_or_default();
         v.sort_by(|a, b| {
             b.last_activity_at
@@ -863,7 +917,7 @@ impl Store {
     /// `ILIKE '%q%'` on name, email and phone, `LIKE '%q%'` on identifier, or `id = q`.
     pub fn search(&self, account: u64, q: &str, sort: Option<Sort>) -> Vec<u64> {
         let pat = Like::new(q);
-        let lpat = Like::new(&q.to_lowercase());
+        let lpat = Like::new(&downcase(q));
         let mut ids = match self.search_ix.get(&account) {
             // The longest literal run of the pattern prefilters; the full pattern then decides.
             Some(ix) if !q.contains(['\0', '\u{1}']) => ix.query(
@@ -887,7 +941,8 @@ impl Store {
                 .collect(),
         };
         // `contacts.id = :q` when q is all digits.
-        if q.bytes().all(|b| b.is_ascii_digit())
+        if !q.is_empty()
+            && q.bytes().all(|b| b.is_ascii_digit())
             && let Ok(id) = q.parse::<u64>()
             && self.contact(account, id).is_some()
             && !ids.contains(&id)
@@ -937,13 +992,49 @@ impl Store {
     }
 }
 
+/// The validations with the NUL characters where Postgres meets them: in email, phone or
+/// identifier the uniqueness SELECT fails (a 500 before any 422); in the name or the attribute
+/// objects only the INSERT/UPDATE after a successful validation does.
+fn checked(
+    c: &Contact,
+    validate: impl Fn(&Contact) -> Result<(), Invalid>,
+) -> Result<(), WriteError> {
+    let nul = |v: &Option<String>| v.as_deref().is_some_and(|s| s.contains('\0'));
+    let unique_fields = [&c.email, &c.phone_number, &c.identifier];
+    if unique_fields
+        .into_iter()
+        .any(|v| present(v).is_some() && nul(v))
+    {
+        return Err(WriteError::NullByte);
+    }
+    validate(c).map_err(WriteError::Invalid)?;
+    let in_attributes = [&c.additional_attributes, &c.custom_attributes]
+        .into_iter()
+        .any(|m| m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)));
+    if unique_fields.into_iter().any(nul) || nul(&c.name) || in_attributes {
+        return Err(WriteError::NullByte);
+    }
+    Ok(())
+}
+
+/// Whether a JSON value holds a NUL character in any string or object key.
+pub fn value_has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(value_has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+        _ => false,
+    }
+}
+
 fn normalise(c: &mut Contact) {
-    // `before_validation`: the email is lower-cased, never trimmed; "" is stored as null.
+    // `before_validation` (`prepare_email_attribute`): the email is lower-cased, never trimmed;
+    // a blank one (`""`, or only whitespace: Rails' `present?`) is stored as null.
     c.email = c
         .email
         .take()
-        .filter(|e| !e.is_empty())
-        .map(|e| e.to_lowercase());
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| downcase(&e));
     c.refresh_keys();
 }
 
@@ -956,13 +1047,35 @@ fn attribute_text(attrs: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// Ties are broken by a hash of (id, generation), so rows sharing a sort value come back in an order
-/// that changes after every write, as on a real database with no id tie-breaker. The attribute
-/// keys compare their text as is, byte by byte (the server's collation may differ on case and
-/// accents).
+/// Ties (rows equal on every active key) are broken by a hash of (id, generation), so they come
+/// back in an order that changes after every write, as on a real database with no id
+/// tie-breaker. The attribute keys compare their text as is, byte by byte (the server's
+/// collation may differ on case and accents).
 fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generation: u64) {
     let tie = |id: u64| mix(id ^ generation.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let value = |c: &Contact| match s.key {
+    let keys: Vec<(SortKey, bool)> = s.keys().collect();
+    let mut rows: Vec<(Vec<SortVal>, u64, u64)> = ids
+        .iter()
+        .map(|&id| {
+            let c = &contacts[&id];
+            let values = keys.iter().map(|&(k, _)| sort_value(c, k)).collect();
+            (values, tie(id), id)
+        })
+        .collect();
+    rows.sort_unstable_by(|a, b| {
+        keys.iter()
+            .zip(a.0.iter().zip(&b.0))
+            .map(|(&(k, desc), (x, y))| key_order(x, y, desc, k.nulls_always_last()))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.1.cmp(&b.1))
+    });
+    for (slot, row) in ids.iter_mut().zip(rows) {
+        *slot = row.2;
+    }
+}
+
+fn sort_value(c: &Contact, key: SortKey) -> SortVal {
+    match key {
         SortKey::Name => SortVal::Str(c.lname.clone()),
         SortKey::Email => SortVal::Str(c.email.clone()),
         SortKey::Phone => SortVal::Str(c.lphone.clone()),
@@ -973,19 +1086,17 @@ fn sort_ids(ids: &mut [u64], contacts: &BTreeMap<u64, Contact>, s: Sort, generat
         }
         SortKey::City => SortVal::Str(attribute_text(&c.additional_attributes, "city")),
         SortKey::Country => SortVal::Str(attribute_text(&c.additional_attributes, "country")),
-    };
-    ids.sort_by_cached_key(|id| (value(&contacts[id]), tie(*id)));
-    if s.desc {
-        // Reversing also reverses the tie order, which is arbitrary anyway. NULLs, last when
-        // ascending, now come first, as in Postgres, unless the key says NULLS LAST.
-        ids.reverse();
-        if s.key.nulls_always_last() {
-            let nulls = ids
-                .iter()
-                .take_while(|id| value(&contacts[*id]).is_null())
-                .count();
-            ids.rotate_left(nulls);
-        }
+    }
+}
+
+/// One key's order: NULLs come after every value when ascending and before them when
+/// descending, as in Postgres, unless the key says `NULLS LAST`.
+fn key_order(a: &SortVal, b: &SortVal, desc: bool, nulls_last: bool) -> Ordering {
+    match (a.is_null(), b.is_null()) {
+        (false, false) if desc => a.cmp(b).reverse(),
+        (false, false) => a.cmp(b),
+        (x, y) if desc && !nulls_last => x.cmp(&y).reverse(),
+        (x, y) => x.cmp(&y),
     }
 }
 
@@ -1225,7 +1336,7 @@ mod tests {
             "@gmail.com",
         ] {
             let pat = Like::new(q);
-            let lpat = Like::new(&q.to_lowercase());
+            let lpat = Like::new(&downcase(q));
             let mut expected: Vec<u64> = store
                 .contacts
                 .values()

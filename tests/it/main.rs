@@ -7,6 +7,7 @@ mod client;
 mod cliux;
 mod export;
 mod exportux;
+mod faithful;
 mod fields;
 mod grammar;
 mod helpdocs;
