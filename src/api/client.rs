@@ -168,10 +168,12 @@ pub(crate) enum RequestKind {
     Note,
     /// `GET /contacts/{id}/notes`: used to check whether a note whose outcome was unknown landed.
     Notes,
+    /// `GET /api/v1/profile` (outside the contacts path): the token's role in the account.
+    Profile,
 }
 
 impl RequestKind {
-    const ALL: [RequestKind; 9] = [
+    const ALL: [RequestKind; 10] = [
         RequestKind::List,
         RequestKind::Search,
         RequestKind::Get,
@@ -181,6 +183,7 @@ impl RequestKind {
         RequestKind::Conversations,
         RequestKind::Note,
         RequestKind::Notes,
+        RequestKind::Profile,
     ];
     /// The slot of this kind in the counters.
     fn index(self) -> usize {
@@ -201,13 +204,14 @@ impl RequestKind {
             RequestKind::Conversations => "conversations",
             RequestKind::Note => "note",
             RequestKind::Notes => "notes",
+            RequestKind::Profile => "profile",
         }
     }
 }
 
 #[derive(Default)]
 struct Counters {
-    requests: [AtomicU64; 9],
+    requests: [AtomicU64; 10],
     attempts: AtomicU64,
     retries: AtomicU64,
     /// Retries by [`Reason::key`], in the order of [`Reason::RETRIED`].
@@ -374,6 +378,31 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// `GET /api/v1/profile`: the token's role in the configured account (`administrator`,
+    /// `agent`), `None` when the profile does not list the account.
+    pub async fn role(&self) -> Result<Option<String>, ApiError> {
+        let req = Req {
+            kind: RequestKind::Profile,
+            method: Method::GET,
+            path: "/api/v1/profile".into(),
+            query: vec![],
+            body: None,
+        };
+        let body = self.send(req).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+            endpoint: "GET /api/v1/profile".into(),
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        let account = self.inner.config.account_id;
+        let accounts = v["accounts"].as_array().into_iter().flatten();
+        let mut ours = accounts.filter(|a| a["id"].as_u64() == Some(account));
+        Ok(ours
+            .next()
+            .and_then(|a| a["role"].as_str())
+            .map(str::to_owned))
     }
 
     /// The one way a request reaches the server; returns the body of a 2xx answer. Each attempt
@@ -759,8 +788,19 @@ impl<'r> Call<'r> {
     fn new(inner: &Inner, req: &'r Req) -> Call<'r> {
         Call {
             req,
-            endpoint: format!("{} {}{}", req.method, inner.contacts_path, req.path),
-            url: format!("{}{}", inner.contacts_url, req.path),
+            endpoint: match req.kind {
+                RequestKind::Profile => format!("{} {}", req.method, req.path),
+                _ => format!("{} {}{}", req.method, inner.contacts_path, req.path),
+            },
+            url: match req.kind {
+                RequestKind::Profile => {
+                    let base = inner
+                        .contacts_url
+                        .strip_suffix(inner.contacts_path.as_str());
+                    format!("{}{}", base.unwrap_or_default(), req.path)
+                }
+                _ => format!("{}{}", inner.contacts_url, req.path),
+            },
             body: req
                 .body
                 .as_ref()

@@ -289,6 +289,9 @@ fn progress_bar(on: bool) -> Option<indicatif::ProgressBar> {
 /// unless this returns `Ok`.
 pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<ExportSummary> {
     let dest = opts.check()?;
+    if opts.conversations.is_some() {
+        conversations_visible(client).await?;
+    }
     let t = Instant::now();
     let started_at = now_rfc3339();
     let settings = opts.settings(&dest)?;
@@ -339,6 +342,38 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
         elapsed: t.elapsed(),
         plan,
     })
+}
+
+/// `--conversations` with an agent's token would be a table that silently misses conversations:
+/// the server lists an agent only those of the inboxes it belongs to. Refused before any request
+/// of the export, unless the token is an administrator's; a server that does not say the role
+/// (no `GET /api/v1/profile`) gets a warning and the export goes on.
+async fn conversations_visible(client: &Client) -> anyhow::Result<()> {
+    use crate::api::ApiError;
+    let account = client.config().account_id;
+    match client.role().await {
+        Ok(Some(role)) if role == "administrator" => Ok(()),
+        Ok(Some(role)) => bail!(
+            "--conversations: the token is an {role}'s in account {account}, and the server lists \
+             an {role} only the conversations of the inboxes it belongs to: the table would miss \
+             the others. Export with an administrator's access token"
+        ),
+        Ok(None) => {
+            tracing::warn!(
+                "--conversations: the token's profile does not list account {account}: if it is \
+                 not an administrator's, conversations outside its inboxes are missing"
+            );
+            Ok(())
+        }
+        Err(e @ (ApiError::Unauthorized { .. } | ApiError::Unreachable { .. })) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(
+                "--conversations: cannot tell the token's role ({e}): if it is not an \
+                 administrator's, conversations outside its inboxes are missing"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Every page of the listing into `out`, in order; the ids written, for the conversations.

@@ -243,13 +243,11 @@ async fn the_profile_tells_the_tokens_role_in_each_account() {
     assert_eq!(none.json, json!({"error": "Invalid Access Token"}));
 }
 
-/// CLIENT GAP (not this slice's code): with an agent's token the real server lists only the
-/// conversations of the agent's inboxes, and nothing in the answer says so; the export writes
-/// the subset and succeeds. The fix belongs to the export: ask `GET /api/v1/profile` for the
-/// token's role in the account before a `--conversations` export and refuse (or mark the table
-/// partial and not exit 0) when it is not `administrator`.
+/// With an agent's token the real server lists only the conversations of the agent's inboxes,
+/// and nothing in the answer says so: a `--conversations` export would write the subset and
+/// succeed. The export asks `GET /api/v1/profile` for the token's role first and refuses an
+/// agent's before any request of its own.
 #[tokio::test]
-#[ignore = "client gap: an agent's conversations export is silently partial (see the doc comment)"]
 async fn an_export_of_conversations_with_an_agent_token_does_not_succeed_silently() {
     use doto_bulk::api::{ApiToken, Client};
     use doto_bulk::cmd::export::{ExportOptions, export};
@@ -272,11 +270,28 @@ async fn an_export_of_conversations_with_an_agent_token_does_not_succeed_silentl
     o.conversations = Some(dir.path().join("conv.jsonl"));
     let result = export(&c, &o).await;
     let written = std::fs::read_to_string(dir.path().join("conv.jsonl")).unwrap_or_default();
+    let err = match result {
+        Ok(_) => panic!(
+            "the export succeeded with {} of 3 conversations",
+            written.lines().count()
+        ),
+        Err(e) => format!("{e:#}"),
+    };
     assert!(
-        result.is_err(),
-        "the export succeeded with {} of 3 conversations",
-        written.lines().count()
+        err.contains("agent") && err.contains("administrator"),
+        "{err}"
     );
+    // Refused before any request of the export: nothing listed, nothing written.
+    assert_eq!(
+        sb.stats().count("GET", doto_bulk::sandbox::route::CONTACTS),
+        0
+    );
+    assert!(!dir.path().join("x.jsonl").exists());
+    // The administrator's token exports all three.
+    let c = Client::new(crate::export::fast_config(&sb)).unwrap();
+    export(&c, &o).await.unwrap();
+    let written = std::fs::read_to_string(dir.path().join("conv.jsonl")).unwrap();
+    assert_eq!(written.lines().count(), 3);
 }
 
 #[tokio::test]
