@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::Client;
 use super::contacts::{ListRequest, endpoint, fetch_list_page};
@@ -116,11 +116,33 @@ impl Stream for PageStream {
     }
 }
 
+/// Lets a listing started with [`ListRequest::pages_on_hold`] go on past its first page.
+pub struct Resume(oneshot::Sender<()>);
+
+impl Resume {
+    pub fn resume(self) {
+        let _ = self.0.send(());
+    }
+}
+
 impl ListRequest {
     /// Every page of the listing under the policy of this module (see the module doc). Pages are
     /// fetched by a task of their own, at most `QUEUED_PAGES` ahead of the consumer; dropping the
     /// stream stops it.
     pub fn pages(self) -> PageStream {
+        self.start(None)
+    }
+
+    /// [`ListRequest::pages`] for a caller that decides on the first page whether it wants the
+    /// rest: once page 1 has answered, no page it says exists is asked for until
+    /// [`Resume::resume`] (the pages guessed meanwhile still arrive); dropping the `Resume` ends
+    /// the listing there.
+    pub fn pages_on_hold(self) -> (PageStream, Resume) {
+        let (tx, rx) = oneshot::channel();
+        (self.start(Some(rx)), Resume(tx))
+    }
+
+    fn start(self, hold: Option<oneshot::Receiver<()>>) -> PageStream {
         let summary = Arc::new(Mutex::new(ListSummary::default()));
         let (tx, rx) = mpsc::channel(QUEUED_PAGES);
         let pager = Pager {
@@ -132,6 +154,7 @@ impl ListRequest {
                 .unwrap_or(self.client.config().max_list_passes)
                 .max(1),
             burst: self.guess_burst,
+            hold,
             seen: HashSet::new(),
             total: 0,
             summary: summary.clone(),
@@ -218,8 +241,10 @@ struct Pager {
     /// Pages at once when the listing fixed it; else the client's [`super::Limit`] decides.
     concurrency: Option<usize>,
     max_passes: u32,
-    /// Guesses sent at once (see [`guesses`]).
-    burst: u32,
+    /// Guesses sent at once, and no others (see [`guesses`]); `None`: paced guesses.
+    burst: Option<u32>,
+    /// Wait for this once page 1 has answered (see [`ListRequest::pages_on_hold`]).
+    hold: Option<oneshot::Receiver<()>>,
     seen: HashSet<u64>,
     /// The last total the server said.
     total: u64,
@@ -329,8 +354,8 @@ impl Pager {
         let (end_tx, end) = watch::channel(to);
         let guess = match adaptive && client.limit().adapts() {
             true => Guess {
-                most: (width as u32).max(self.burst),
-                burst: self.burst,
+                most: self.burst.unwrap_or(width as u32),
+                burst: self.burst.unwrap_or(0),
                 after: GUESS_AFTER,
                 pace: Duration::from_secs_f64(1.0 / client.metrics().rate.rate_per_sec.max(1e-3)),
             },
@@ -355,6 +380,9 @@ impl Pager {
             self.accept(pass, n, page).await?;
             if to.is_none() && n == from {
                 self.summary.lock().unwrap().total_start = Some(self.total);
+                if let Some(hold) = self.hold.take() {
+                    hold.await.map_err(|_| Stop::Gone)?;
+                }
                 let _ = end_tx.send(Some(pages_for(self.total).max(from)));
             }
         }

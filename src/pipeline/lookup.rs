@@ -302,7 +302,7 @@ pub async fn look_up_counted<'k>(
     if wanted == Strategy::Auto {
         // The index's listing starts at once (guessing pages while page 1 is out); page 1's
         // total chooses, and a choice of search drops the listing.
-        let mut pages = index_listing(client, count).pages();
+        let (mut pages, resume) = index_listing(client, count).pages_on_hold();
         let page = match pages.next().await {
             Some(page) => page.context("cannot reach the account")?,
             None => anyhow::bail!("cannot reach the account: the listing ended without a page"),
@@ -316,6 +316,9 @@ pub async fn look_up_counted<'k>(
         );
         // The reasoning is for -v; the end of the run says which strategy was used.
         tracing::info!("lookup: {}", c.reason);
+        if c.strategy == Strategy::Index {
+            resume.resume();
+        }
         (strategy, listing) = (c.strategy, Some((page.contacts, pages)));
         choice = Some(c);
     }
