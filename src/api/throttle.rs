@@ -694,7 +694,10 @@ mod tests {
             log.settle(3, Some(t0 + Duration::from_millis(100 * k)));
         }
         // Full: the first send's place frees one window after it.
-        assert_eq!(log.reserve(3, w, t0 + Duration::from_millis(500)), Err(t0 + w));
+        assert_eq!(
+            log.reserve(3, w, t0 + Duration::from_millis(500)),
+            Err(t0 + w)
+        );
         // A place given back (a cancelled wait) is free again; one held is not.
         assert_eq!(log.reserve(4, w, t0), Ok(()));
         assert_eq!(
@@ -729,7 +732,10 @@ mod tests {
         }
         for (i, t) in sent.iter().enumerate() {
             let within = sent[i..].iter().filter(|u| u.duration_since(*t) < window);
-            assert!(within.count() <= 10, "more than 10 sends in a window from send {i}");
+            assert!(
+                within.count() <= 10,
+                "more than 10 sends in a window from send {i}"
+            );
         }
         // (The limiter alone would have let its burst through on top: 19 in the first window.)
         let s = lane.state.lock().unwrap();

@@ -224,7 +224,9 @@ async fn the_imports_index_guesses_its_pages_at_once_while_the_first_is_out() {
     );
     cfg.rate = RateLimit::per_minute(6000);
     let client = Client::new(cfg).unwrap();
-    let keys = (0..400).map(|i| Key::email(&format!("k{i}@x.example"))).collect();
+    let keys = (0..400)
+        .map(|i| Key::email(&format!("k{i}@x.example")))
+        .collect();
     let lookup = look_up(&client, Strategy::Auto, &keys, 4, true)
         .await
         .unwrap();
@@ -239,7 +241,11 @@ async fn the_imports_index_guesses_its_pages_at_once_while_the_first_is_out() {
     let arrivals: Vec<u64> = listed.map(|e| e.at_ms).collect();
     let pages = lookup.choice.unwrap().index_requests;
     assert!(pages > 1 && pages < 20, "{pages} pages");
-    assert_eq!(arrivals.len(), 1 + 20, "page 1 and the burst, nothing after");
+    assert_eq!(
+        arrivals.len(),
+        1 + 20,
+        "page 1 and the burst, nothing after"
+    );
     let late = arrivals.iter().filter(|t| **t >= arrivals[0] + 280).count();
     assert_eq!(late, 0, "a page asked after page 1 answered: {arrivals:?}");
     assert_eq!(Some(lookup.known.len() as u64), page.count);
