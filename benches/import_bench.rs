@@ -249,9 +249,15 @@ async fn bench(v: Variant) {
         r.retries,
         r.transport_errors
     );
+    // The floor of the requests the job needs (its rows and the index's pages), without the
+    // index pages guessed past the end: the stricter baseline.
+    let needed = bound * rows as f64;
     println!(
-        "  requests per row {:.4} (bound 1 + ceil({seeded}/15)/{rows} = {bound:.4})",
-        admitted as f64 / rows as f64
+        "  requests per row {:.4} (bound 1 + ceil({seeded}/15)/{rows} = {bound:.4}); against the \
+         floor of the {needed:.0} requests needed ({:.1} s): ratio {:.3}",
+        admitted as f64 / rows as f64,
+        needed / rate_per_s,
+        wall / (needed / rate_per_s)
     );
     sb.shutdown().await.unwrap();
 }

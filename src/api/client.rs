@@ -90,8 +90,9 @@ pub struct ClientConfig {
     /// 60 s). After a 429 without `Retry-After` the client probes at short, growing intervals and
     /// corrects this length from when requests are admitted again.
     pub window: Duration,
-    /// Fraction of each budget the client plans to use, so that arrival jitter cannot push a
-    /// window over the limit. Default 0.98.
+    /// Fraction of each window's budget the client plans to use: no window's worth of time,
+    /// wherever it starts, holds more sends than that, so that arrival jitter cannot push the
+    /// server's window over its limit; within it requests go at the full rate. Default 0.98.
     pub headroom: f64,
     /// Retries of one request after 5xx and transport failures (429s are counted separately).
     pub max_retries: u32,

@@ -109,6 +109,7 @@ impl Contacts<'_> {
             concurrency: None,
             max_passes: None,
             first: None,
+            guess_burst: None,
         }
     }
 
@@ -287,6 +288,9 @@ pub struct ListRequest {
     pub(super) max_passes: Option<u32>,
     /// Page 1, already fetched with this sort.
     pub(super) first: Option<Page<Contact>>,
+    /// Pages guessed at once while page 1 is out, and no others (see
+    /// [`ListRequest::guess_burst`]); `None`: one at a time at the rate's pace.
+    pub(super) guess_burst: Option<u32>,
 }
 
 impl ListRequest {
@@ -319,6 +323,15 @@ impl ListRequest {
     /// Start paging from page 1 fetched already (with the same sort): it costs no second request.
     pub fn starting_from(mut self, page_one: Page<Contact>) -> Self {
         self.first = Some(page_one);
+        self
+    }
+
+    /// While page 1 is out (the end is unknown), guess the next `n` pages at once and no more,
+    /// instead of one at a time at the rate's pace: for a caller that needs every page before it
+    /// can go on (the import's index), where a round trip saved is worth up to `n` requests for
+    /// empty pages past the end, and that knows how many it can afford (0: none).
+    pub fn guess_burst(mut self, n: u32) -> Self {
+        self.guess_burst = Some(n);
         self
     }
 

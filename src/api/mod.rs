@@ -34,7 +34,7 @@ pub use contacts::{
     SORT_KEYS, SearchRequest, Served,
 };
 pub use error::{ApiError, TransportKind};
-pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream};
+pub use pager::{Drift, ListError, ListSummary, ListedPage, PageStream, Resume};
 pub use secret::{ApiToken, TOKEN_ENV};
 pub use throttle::LaneStatus;
 pub use types::{Contact, ContactPatch, Conversation, NewContact, Note, PAGE_SIZE, Page};

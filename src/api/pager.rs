@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::Client;
 use super::contacts::{ListRequest, endpoint, fetch_list_page};
@@ -116,11 +116,33 @@ impl Stream for PageStream {
     }
 }
 
+/// Lets a listing started with [`ListRequest::pages_on_hold`] go on past its first page.
+pub struct Resume(oneshot::Sender<()>);
+
+impl Resume {
+    pub fn resume(self) {
+        let _ = self.0.send(());
+    }
+}
+
 impl ListRequest {
     /// Every page of the listing under the policy of this module (see the module doc). Pages are
     /// fetched by a task of their own, at most `QUEUED_PAGES` ahead of the consumer; dropping the
     /// stream stops it.
     pub fn pages(self) -> PageStream {
+        self.start(None)
+    }
+
+    /// [`ListRequest::pages`] for a caller that decides on the first page whether it wants the
+    /// rest: once page 1 has answered, no page it says exists is asked for until
+    /// [`Resume::resume`] (the pages guessed meanwhile still arrive); dropping the `Resume` ends
+    /// the listing there.
+    pub fn pages_on_hold(self) -> (PageStream, Resume) {
+        let (tx, rx) = oneshot::channel();
+        (self.start(Some(rx)), Resume(tx))
+    }
+
+    fn start(self, hold: Option<oneshot::Receiver<()>>) -> PageStream {
         let summary = Arc::new(Mutex::new(ListSummary::default()));
         let (tx, rx) = mpsc::channel(QUEUED_PAGES);
         let pager = Pager {
@@ -131,6 +153,8 @@ impl ListRequest {
                 .max_passes
                 .unwrap_or(self.client.config().max_list_passes)
                 .max(1),
+            burst: self.guess_burst,
+            hold,
             seen: HashSet::new(),
             total: 0,
             summary: summary.clone(),
@@ -217,6 +241,10 @@ struct Pager {
     /// Pages at once when the listing fixed it; else the client's [`super::Limit`] decides.
     concurrency: Option<usize>,
     max_passes: u32,
+    /// Guesses sent at once, and no others (see [`guesses`]); `None`: paced guesses.
+    burst: Option<u32>,
+    /// Wait for this once page 1 has answered (see [`ListRequest::pages_on_hold`]).
+    hold: Option<oneshot::Receiver<()>>,
     seen: HashSet<u64>,
     /// The last total the server said.
     total: u64,
@@ -325,11 +353,15 @@ impl Pager {
         let width = self.concurrency.unwrap_or_else(|| client.limit().ceiling());
         let (end_tx, end) = watch::channel(to);
         let guess = match adaptive && client.limit().adapts() {
-            true => width as u32,
-            false => 0,
+            true => Guess {
+                most: self.burst.unwrap_or(width as u32),
+                burst: self.burst.unwrap_or(0),
+                after: GUESS_AFTER,
+                pace: Duration::from_secs_f64(1.0 / client.metrics().rate.rate_per_sec.max(1e-3)),
+            },
+            false => Guess::NONE,
         };
-        let pace = Duration::from_secs_f64(1.0 / client.metrics().rate.rate_per_sec.max(1e-3));
-        let mut pages = Box::pin(guesses(from, end, guess, (GUESS_AFTER, pace)))
+        let mut pages = Box::pin(guesses(from, end, guess))
             .map(|(n, guessed)| {
                 let (client, sort) = (client.clone(), sort.clone());
                 async move {
@@ -348,6 +380,9 @@ impl Pager {
             self.accept(pass, n, page).await?;
             if to.is_none() && n == from {
                 self.summary.lock().unwrap().total_start = Some(self.total);
+                if let Some(hold) = self.hold.take() {
+                    hold.await.map_err(|_| Stop::Gone)?;
+                }
                 let _ = end_tx.send(Some(pages_for(self.total).max(from)));
             }
         }
@@ -397,30 +432,63 @@ impl Pager {
     }
 }
 
+/// How pages are guessed while the first page of a pass is out (see [`guesses`]).
+#[derive(Debug, Clone, Copy)]
+struct Guess {
+    /// Guesses at most.
+    most: u32,
+    /// The first guesses sent at once.
+    burst: u32,
+    /// How long the first page is out before anything is guessed.
+    after: Duration,
+    /// The rate's pace, for the guesses after the burst.
+    pace: Duration,
+}
+
+impl Guess {
+    const NONE: Guess = Guess {
+        most: 0,
+        burst: 0,
+        after: Duration::ZERO,
+        pace: Duration::ZERO,
+    };
+
+    /// When guess number `i` (1-based) goes, after the first page went.
+    fn at(&self, i: u32) -> Duration {
+        match i <= self.burst {
+            true => self.after,
+            false => self.after + self.pace * (i - 1),
+        }
+    }
+}
+
 /// The page numbers of a pass from `from`, each with whether it is a guess: up to the end `end`
 /// says; while it says nothing yet (the first page has not answered), once the first page has
-/// been out for `after`, up to `guess` more pages, one every `pace` (the client's rate). A guess
-/// past the end costs one request that returns empty, but no time: while the first page is out
-/// the limiter would let those permits lapse (its burst is full), and at the pace no more go
-/// than the round trip lets lapse (rate × RTT), which at 1 s is most of a second of the run
-/// saved. A first page back within `after` costs too little to be worth a guess (nor does a
-/// small account then pay for empty pages).
+/// been out for `after`, up to `most` more pages, guess number `i` at `after + (i - 1) × pace`
+/// (the client's rate), the first `burst` of them at once. A paced guess past the end costs one
+/// request that returns empty, but no time: while the first page is out the limiter would let
+/// those permits lapse (its burst is full), and at the pace no more go than the round trip lets
+/// lapse (rate × RTT), which at 1 s is most of a second of the run saved. The burst borrows
+/// permits that the round trip gives back when it is long enough (rate × RTT of them); it serves
+/// a caller that needs every page before it can go on (the import's index), whose listing then
+/// takes one round trip instead of two. A first page back within `after` costs too little to be
+/// worth a guess (nor does a small account then pay for empty pages).
 fn guesses(
     from: u32,
     end: watch::Receiver<Option<u32>>,
-    guess: u32,
-    (after, pace): (Duration, Duration),
+    guess: Guess,
 ) -> impl Stream<Item = (u32, bool)> {
+    let start = tokio::time::Instant::now();
     futures::stream::unfold((from, end), move |(n, mut end)| async move {
         loop {
             let known = *end.borrow_and_update();
             match known {
                 Some(e) => return (n <= e).then_some(((n, false), (n + 1, end))),
                 None if n == from => return Some(((n, true), (n + 1, end))),
-                None if n - from <= guess => {
-                    let wait = if n == from + 1 { after } else { pace };
+                None if n - from <= guess.most => {
+                    let at = start + guess.at(n - from);
                     let slept = tokio::select! {
-                        () = tokio::time::sleep(wait) => true,
+                        () = tokio::time::sleep_until(at) => true,
                         r = end.changed() => match r {
                             Ok(()) => false,
                             Err(_) => return None,
@@ -490,13 +558,19 @@ mod tests {
     #[tokio::test]
     async fn pages_are_guessed_at_the_pace_until_the_first_answer_says_where_the_end_is() {
         let pace = Duration::from_millis(2);
+        let paced = |most| Guess {
+            most,
+            burst: 0,
+            after: pace,
+            pace,
+        };
         type Guesses = Pin<Box<dyn Stream<Item = (u32, bool)> + Send>>;
         async fn next(s: &mut Guesses) -> Result<Option<(u32, bool)>, impl std::fmt::Debug> {
             tokio::time::timeout(Duration::from_millis(200), s.next()).await
         }
         // No guessing (fixed concurrency): the first page alone, then the pages the end says.
         let (tx, rx) = watch::channel(None);
-        let mut s: Guesses = Box::pin(guesses(1, rx, 0, (pace, pace)));
+        let mut s: Guesses = Box::pin(guesses(1, rx, paced(0)));
         assert_eq!(next(&mut s).await.unwrap(), Some((1, true)));
         assert!(
             next(&mut s).await.is_err(),
@@ -508,7 +582,7 @@ mod tests {
         assert_eq!(next(&mut s).await.unwrap(), None);
         // Three guesses at most, then it waits for the end; an end below them stops it.
         let (tx, rx) = watch::channel(None);
-        let mut s: Guesses = Box::pin(guesses(5, rx, 3, (pace, pace)));
+        let mut s: Guesses = Box::pin(guesses(5, rx, paced(3)));
         for n in 5..=8 {
             assert_eq!(next(&mut s).await.unwrap(), Some((n, true)));
         }
@@ -517,8 +591,23 @@ mod tests {
         assert_eq!(next(&mut s).await.unwrap(), None);
         // A known end: no guess at all.
         let (_tx, rx) = watch::channel(Some(2));
-        let all: Vec<_> = guesses(1, rx, 3, (pace, pace)).collect().await;
+        let all: Vec<_> = guesses(1, rx, paced(3)).collect().await;
         assert_eq!(all, vec![(1, false), (2, false)]);
+    }
+
+    #[test]
+    fn a_burst_sends_its_guesses_together_and_the_rest_keep_their_pace() {
+        let g = Guess {
+            most: 6,
+            burst: 3,
+            after: Duration::from_millis(100),
+            pace: Duration::from_millis(20),
+        };
+        let at: Vec<u64> = (1..=6).map(|i| g.at(i).as_millis() as u64).collect();
+        assert_eq!(at, vec![100, 100, 100, 160, 180, 200]);
+        let paced = Guess { burst: 0, ..g };
+        let at: Vec<u64> = (1..=3).map(|i| paced.at(i).as_millis() as u64).collect();
+        assert_eq!(at, vec![100, 120, 140]);
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! window it falls to what the server accepted in that window (at most halving at once) and that
 //! count is remembered as the window's budget; after clean windows it climbs back quickly to the
 //! budget and then probes above it slowly, never above the configured maximum.
+//!
+//! The pace keeps the headroom over a whole window, not over every second: the GCRA paces at the
+//! full rate (`rate / headroom`), and a sliding-window count holds every window's worth of sends
+//! to `rate × window` ([`SendLog`]). A run shorter than a window then goes at the server's full
+//! rate, and a longer one can never put more than `rate × window` requests into any window,
+//! wherever the server's boundaries fall (before, the GCRA paced at `rate` with a burst of the
+//! slack: 2% slower in a 20 s run, for the same worst case per window).
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,12 +36,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A GCRA limiter at `rate_per_sec`. Its burst is the slack the headroom leaves in a window (less
-/// one), at least 1: with a burst of 1 every late wake-up of a waiting task (timer granularity)
-/// is lost for good and the achieved rate drifts below the pace; a little credit absorbs that,
-/// while `rate × window + burst` still stays within the window's budget.
+/// A GCRA limiter for a lane planning `rate_per_sec`: it paces at the full rate
+/// (`rate_per_sec / headroom`; the [`SendLog`] holds each window to `rate × window`). Its burst is
+/// the slack the headroom leaves in a window (less one), at least 1: with a burst of 1 every late
+/// wake-up of a waiting task (timer granularity) is lost for good and the achieved rate drifts
+/// below the pace; a little credit absorbs that.
 fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate_per_sec.max(1e-3));
+    let full = rate_per_sec / headroom;
+    let period = Duration::from_secs_f64(1.0 / full.max(1e-3));
     let slack = rate_per_sec * window_secs * (1.0 / headroom - 1.0);
     let burst =
         NonZeroU32::new((slack.floor() as u32).saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
@@ -41,6 +51,57 @@ fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDir
         .expect("non-zero period")
         .allow_burst(burst);
     Arc::new(RateLimiter::direct(quota))
+}
+
+/// The sends of the last window (when each was admitted) and the tickets on their way to the
+/// limiter: at most `cap` of both together, so that no window's worth of time ever holds more than
+/// `cap` sends. A cap too large to keep a log for (over [`SendLog::LONGEST`] sends) holds nothing
+/// back: the GCRA alone paces then.
+#[derive(Default)]
+struct SendLog {
+    sent: VecDeque<Instant>,
+    /// Tickets given a place that have not been admitted or dropped yet.
+    reserved: u32,
+}
+
+impl SendLog {
+    const LONGEST: u64 = 200_000;
+
+    /// A place for one more send now, or when to ask again.
+    fn reserve(&mut self, cap: u64, window: Duration, now: Instant) -> Result<(), Instant> {
+        if cap > Self::LONGEST {
+            self.sent.clear();
+            self.reserved += 1;
+            return Ok(());
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            self.sent.pop_front();
+        }
+        let cap = cap.max(1);
+        let used = self.sent.len() as u64 + u64::from(self.reserved);
+        if used < cap {
+            self.reserved += 1;
+            return Ok(());
+        }
+        // A place frees when send number `used - cap` expires; with places held by tickets not
+        // yet sent, ask again soon (they are sent or given back within a pace).
+        Err(match self.sent.get((used - cap) as usize) {
+            Some(t) => *t + window,
+            None => now + Duration::from_millis(5),
+        })
+    }
+
+    /// A reserved place becomes a send made at `sent`, or is given back (`None`).
+    fn settle(&mut self, cap: u64, sent: Option<Instant>) {
+        self.reserved = self.reserved.saturating_sub(1);
+        if let Some(t) = sent.filter(|_| cap <= Self::LONGEST) {
+            self.sent.push_back(t);
+        }
+    }
 }
 
 /// A snapshot of a lane's adaptive state (for metrics and tests).
@@ -90,11 +151,17 @@ struct State {
     stretch: Option<(u64, u64)>,
     /// Where boundaries were seen: (first 429, last refusal, admission), epoch ms; the last few.
     evidence: Vec<(u64, u64, u64)>,
+    log: SendLog,
 }
 
 impl State {
     fn window_secs(&self) -> f64 {
         self.window_ms as f64 / 1000.0
+    }
+
+    /// Sends any window's worth of time may hold: the pace over a whole window.
+    fn cap(&self) -> u64 {
+        (self.rate * self.window_secs()).floor() as u64
     }
 
     fn set_rate(&mut self, rate: f64) {
@@ -265,6 +332,7 @@ impl Lane {
                 probe_failures: 0,
                 stretch: None,
                 evidence: Vec::new(),
+                log: SendLog::default(),
             }),
             notify: Notify::new(),
         }
@@ -304,11 +372,17 @@ impl Lane {
                 } else if s.probing && s.probe_in_flight {
                     Step::AwaitProbe(Duration::from_millis((s.window_ms / 20).clamp(5, 1000)))
                 } else {
-                    let probe = s.probing;
-                    if probe {
-                        s.probe_in_flight = true;
+                    let (cap, window) = (s.cap(), Duration::from_millis(s.window_ms));
+                    match s.log.reserve(cap, window, now) {
+                        Err(at) => Step::Sleep(at),
+                        Ok(()) => {
+                            let probe = s.probing;
+                            if probe {
+                                s.probe_in_flight = true;
+                            }
+                            Step::Go(s.limiter.clone(), s.generation, probe)
+                        }
                     }
-                    Step::Go(s.limiter.clone(), s.generation, probe)
                 }
             };
             let (limiter, generation, probe) = match step {
@@ -323,10 +397,13 @@ impl Lane {
                 }
                 Step::Go(l, g, p) => (l, g, p),
             };
+            // The place in the send log is given back if this future is dropped while waiting.
+            let place = Place(self);
             limiter.until_ready().await;
             let Some(ticket) = self.admit(generation, probe) else {
                 continue;
             };
+            std::mem::forget(place);
             return ticket;
         }
     }
@@ -348,6 +425,8 @@ impl Lane {
             let t = now_ms();
             s.roll(t);
             s.sent_this_window = true;
+            let cap = s.cap();
+            s.log.settle(cap, Some(now));
             Some(Ticket {
                 lane: self,
                 window: t / s.window_ms,
@@ -465,6 +544,17 @@ fn learn_window(assumed: u64, longest: u64, evidence: &[(u64, u64, u64)]) -> Opt
         .copied()
         .filter(|w| *w <= longest && fits(*w, evidence))
         .min_by(|a, b| distance(*a).total_cmp(&distance(*b)).then(b.cmp(a)))
+}
+
+/// A place reserved in a lane's send log by a task waiting for the limiter (see [`Lane::acquire`]).
+struct Place<'a>(&'a Lane);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().unwrap();
+        let cap = s.cap();
+        s.log.settle(cap, None);
+    }
 }
 
 impl Drop for Ticket<'_> {
@@ -593,6 +683,77 @@ mod tests {
         let mut s = lane.state.lock().unwrap();
         s.stretch = Some((10_200, 10_200));
         assert_eq!(s.next_probe_in(10_200), 800 + 10);
+    }
+
+    #[test]
+    fn the_send_log_holds_a_window_to_its_cap_and_says_when_a_place_frees() {
+        let (w, t0) = (Duration::from_secs(1), Instant::now());
+        let mut log = SendLog::default();
+        for k in 0..3 {
+            assert_eq!(log.reserve(3, w, t0), Ok(()));
+            log.settle(3, Some(t0 + Duration::from_millis(100 * k)));
+        }
+        // Full: the first send's place frees one window after it.
+        assert_eq!(
+            log.reserve(3, w, t0 + Duration::from_millis(500)),
+            Err(t0 + w)
+        );
+        // A place given back (a cancelled wait) is free again; one held is not.
+        assert_eq!(log.reserve(4, w, t0), Ok(()));
+        assert_eq!(
+            log.reserve(4, w, t0 + Duration::from_millis(300)),
+            Err(t0 + w)
+        );
+        log.settle(4, None);
+        assert_eq!(log.reserve(4, w, t0), Ok(()));
+        log.settle(4, None);
+        // After the window the old sends no longer count.
+        let later = t0 + Duration::from_millis(1_150);
+        assert_eq!(log.reserve(3, w, later), Ok(()));
+        assert_eq!(log.sent.len(), 1, "two sends expired");
+        log.settle(3, None);
+        // A cap too large to log holds nothing back and keeps nothing.
+        assert_eq!(log.reserve(SendLog::LONGEST + 1, w, later), Ok(()));
+        log.settle(SendLog::LONGEST + 1, Some(later));
+        assert!(log.sent.is_empty() && log.reserved == 0);
+    }
+
+    #[tokio::test]
+    async fn no_window_ever_holds_more_than_the_pace_over_it() {
+        // 200/s with half of it planned: 100/s over 100 ms windows, 10 a window; the limiter
+        // itself paces at 200/s with a burst of the slack (9).
+        let window = Duration::from_millis(100);
+        let lane = Lane::new(200.0, window, 0.5);
+        let mut sent = Vec::new();
+        for _ in 0..40 {
+            let t = lane.acquire().await;
+            sent.push(Instant::now());
+            lane.report(t, LimitSignal::Accepted);
+        }
+        for (i, t) in sent.iter().enumerate() {
+            let within = sent[i..].iter().filter(|u| u.duration_since(*t) < window);
+            assert!(
+                within.count() <= 10,
+                "more than 10 sends in a window from send {i}"
+            );
+        }
+        // (The limiter alone would have let its burst through on top: 19 in the first window.)
+        let s = lane.state.lock().unwrap();
+        assert_eq!(s.log.reserved, 0);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_gives_its_place_back() {
+        let lane = Lane::new(10.0, Duration::from_secs(1), 0.5);
+        // Five a window: take them, then one more waits and is dropped.
+        for _ in 0..5 {
+            let t = lane.acquire().await;
+            lane.report(t, LimitSignal::Accepted);
+        }
+        let waited = tokio::time::timeout(Duration::from_millis(30), lane.acquire()).await;
+        assert!(waited.is_err(), "a sixth send in the window");
+        let s = lane.state.lock().unwrap();
+        assert_eq!((s.log.reserved, s.log.sent.len()), (0, 5));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::{ApiError, Client, Contact, PAGE_SIZE, Page};
+use crate::api::{ApiError, Client, Contact, ListError, ListRequest, PAGE_SIZE, Page, PageStream};
 use crate::mapping::{ContactDraft, MatchKey};
 use crate::progress::Progress;
 use crate::words::count;
@@ -298,31 +298,40 @@ pub async fn look_up_counted<'k>(
             choice: None,
         });
     }
-    let (mut strategy, mut choice, mut first) = (wanted, None, None);
+    let (mut strategy, mut choice, mut listing) = (wanted, None, None);
     if wanted == Strategy::Auto {
-        let page = first_page(client)
-            .await
-            .context("cannot reach the account")?;
+        // The index's listing starts at once (guessing pages while page 1 is out); page 1's
+        // total chooses, and a choice of search drops the listing.
+        let (mut pages, resume) = index_listing(client, count).pages_on_hold();
+        let page = match pages.next().await {
+            Some(page) => page.context("cannot reach the account")?,
+            None => anyhow::bail!("cannot reach the account: the listing ended without a page"),
+        };
         let cfg = client.config();
         let c = choose(
             count,
-            total_of(&page),
+            page.total,
             cfg.rate.per_sec(),
             cfg.search_rate.per_sec(),
         );
         // The reasoning is for -v; the end of the run says which strategy was used.
         tracing::info!("lookup: {}", c.reason);
-        (strategy, first) = (c.strategy, Some(page));
+        if c.strategy == Strategy::Index {
+            resume.resume();
+        }
+        (strategy, listing) = (c.strategy, Some((page.contacts, pages)));
         choice = Some(c);
     }
     let known = if strategy == Strategy::Search {
+        drop(listing);
         let keys = keys()?;
         let p = Progress::new(quiet, Some(keys.len() as u64), "searching keys");
         let k = search_keys(client, &keys, concurrency, || p.inc(1)).await;
         k.context("cannot look the keys up")?
     } else {
         let p = Progress::rows(quiet, "listing contacts");
-        let k = load_index(client, first, || p.inc(1)).await;
+        let pages = listing.unwrap_or_else(|| (Vec::new(), index_listing(client, count).pages()));
+        let k = load_index(pages, || p.inc(1)).await;
         k.context("cannot list the account's contacts")?
     };
     Ok(Lookup {
@@ -347,20 +356,34 @@ pub fn total_of(page: &Page<Contact>) -> u64 {
     page.count.unwrap_or(page.items.len() as u64)
 }
 
+/// The index's listing for a file with `keys` distinct keys: while page 1 is out, the first
+/// pages are guessed at once, as many as the limiter's burst but no more than one in 20 keys (a
+/// file with that many keys makes at least half as many writes, so the empty pages a small
+/// account answers to cost at most a tenth of the run's requests; at 1 s a round trip is worth
+/// far more: the writes wait for the whole index).
+fn index_listing(client: &Client, keys: u64) -> ListRequest {
+    let cfg = client.config();
+    let slack = cfg.rate.per_sec() * cfg.window.as_secs_f64() * (1.0 - cfg.headroom);
+    let burst = (slack.max(0.0).floor() as u64).min(keys / 20);
+    client
+        .contacts()
+        .list()
+        .sort(INDEX_SORT)
+        .guess_burst(burst as u32)
+}
+
 /// `Index`: every listed contact, each once, through the API's pager (its policy on drift and a
-/// short total), starting from `first` (page 1, when already fetched), as many pages at a time
-/// as the client's concurrency limit allows. `tick` is called per contact (progress).
-pub async fn load_index(
-    client: &Client,
-    first: Option<Page<Contact>>,
+/// short total): the contacts of page 1 when already taken from the stream, then the stream's.
+/// `tick` is called per contact (progress).
+async fn load_index(
+    (first, mut pages): (Vec<Contact>, PageStream),
     mut tick: impl FnMut(),
-) -> Result<Known, ApiError> {
-    let mut list = client.contacts().list().sort(INDEX_SORT);
-    if let Some(page) = first {
-        list = list.starting_from(page);
-    }
-    let mut pages = list.pages();
+) -> Result<Known, ListError> {
     let mut known = Known::new();
+    for c in first {
+        known.insert(c);
+        tick();
+    }
     while let Some(page) = pages.next().await {
         for c in page?.contacts {
             known.insert(c);

@@ -203,3 +203,50 @@ async fn an_auto_listing_guesses_pages_while_the_first_is_out_at_the_pace_only()
     let arrivals = export_list_arrivals(0, 0).await;
     assert_eq!(arrivals.len(), 1);
 }
+
+/// `--lookup auto`'s listing at 300 ms for a file of 400 keys: while page 1 is out it guesses
+/// one page in 20 keys (20) at once, so the index takes one round trip and not two; past the end
+/// they cost empty pages, nothing more is asked, and every listed contact is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_imports_index_guesses_its_pages_at_once_while_the_first_is_out() {
+    use doto_bulk::pipeline::lookup::{Key, Strategy, look_up};
+    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
+        seed_contacts: 150,
+        latency: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = ClientConfig::new(
+        sb.base_url.clone(),
+        sb.account_id,
+        ApiToken::new(sb.admin_token.clone()).unwrap(),
+    );
+    cfg.rate = RateLimit::per_minute(6000);
+    let client = Client::new(cfg).unwrap();
+    let keys = (0..400)
+        .map(|i| Key::email(&format!("k{i}@x.example")))
+        .collect();
+    let lookup = look_up(&client, Strategy::Auto, &keys, 4, true)
+        .await
+        .unwrap();
+    assert_eq!(lookup.strategy, Strategy::Index);
+    let stats = sb.stats();
+    let page = client.contacts().list().page(1).await.unwrap();
+    sb.shutdown().await.unwrap();
+    let listed = stats
+        .log
+        .iter()
+        .filter(|e| e.route == doto_bulk::sandbox::route::CONTACTS && e.method == "GET");
+    let arrivals: Vec<u64> = listed.map(|e| e.at_ms).collect();
+    let pages = lookup.choice.unwrap().index_requests;
+    assert!(pages > 1 && pages < 20, "{pages} pages");
+    assert_eq!(
+        arrivals.len(),
+        1 + 20,
+        "page 1 and the burst, nothing after"
+    );
+    let late = arrivals.iter().filter(|t| **t >= arrivals[0] + 280).count();
+    assert_eq!(late, 0, "a page asked after page 1 answered: {arrivals:?}");
+    assert_eq!(Some(lookup.known.len() as u64), page.count);
+}
