@@ -168,6 +168,11 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     fn is_workbook(&self) -> bool {
         false
     }
+
+    /// Before the first row: the 0-based columns the mapping reads. A value over
+    /// [`SourceOptions::max_field_bytes`] in any other column is cut to its start rather than
+    /// failing its row (nothing reads it); by default every column counts.
+    fn read_columns(&mut self, _columns: &[usize]) {}
 }
 
 /// Open a CSV or XLSX file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`), otherwise by
