@@ -448,7 +448,13 @@ impl Row<'_> {
                 self.check_formula(c, g, text);
                 Ok(Some(FieldValue::Text(text.to_string())))
             }
-            FieldKind::Email => Email::parse(text).map(|e| Some(FieldValue::Email(e))),
+            FieldKind::Email => {
+                let read = Email::read(text)?;
+                for rep in read.repairs {
+                    self.warn(rep.code, c, g.origin, text, rep.message);
+                }
+                Ok(Some(FieldValue::Email(read.email)))
+            }
             FieldKind::Identifier => Identifier::parse(text).map(|i| i.map(FieldValue::Identifier)),
             FieldKind::Phone => {
                 // `phone` reports its own refusal: taken back here as the candidate's.

@@ -287,6 +287,15 @@ pub(crate) fn clean_headers(
             *first = fixed;
         }
     }
+    for (i, h) in headers.iter_mut().enumerate() {
+        if let Some((clean, what)) = detect::clean_name(h) {
+            warnings.push(format!(
+                "{file}: the header of column {} {h:?} holds invisible characters or odd spaces ({what}); read as {clean:?}",
+                col_name(i)
+            ));
+            *h = clean;
+        }
+    }
     for (i, h) in headers.iter().enumerate() {
         if h.is_empty() {
             warnings.push(format!(
