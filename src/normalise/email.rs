@@ -67,7 +67,11 @@ impl Email {
             return Err(err);
         };
         let email = Self::parse_exact(&fixed).map_err(|_| err)?;
-        let message = format!("{raw:?} read as {:?}: removed {}", email.0, what.join(" and "));
+        let message = format!(
+            "{raw:?} read as {:?}: removed {}",
+            email.0,
+            what.join(" and ")
+        );
         Ok(EmailRead {
             email,
             repairs: vec![Repair::new(ErrorCode::EmailRepaired, message)],
@@ -149,7 +153,9 @@ fn repair(s: &str) -> Option<(String, Vec<&'static str>)> {
             "the display name and angle brackets"
         });
     }
-    if s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("mailto:")) {
+    if s.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("mailto:"))
+    {
         s = s[7..].trim().to_owned();
         if let Some(q) = s.find('?') {
             s.truncate(q);

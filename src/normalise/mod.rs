@@ -11,5 +11,5 @@ mod values;
 
 pub use email::{Email, EmailRead};
 pub use phone::{PhoneE164, PhoneRead, Region, RowRegion};
-pub use values::{Identifier, check_text};
 pub(crate) use values::is_invisible;
+pub use values::{Identifier, check_text};

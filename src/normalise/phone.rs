@@ -365,9 +365,8 @@ fn put_prefix_back(
 /// what was lost: the digits past those shown (`4.47911E+11` keeps 6 of 12), or, when every
 /// digit is shown, the leading `0` or `+` a number cannot hold.
 fn scientific(s: &str) -> Option<String> {
-    static RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^[+-]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d{1,3})$").unwrap()
-    });
+    static RE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^[+-]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d{1,3})$").unwrap());
     let c = RE.captures(s)?;
     let (int, frac) = (&c[1], c.get(2).map_or("", |m| m.as_str()));
     let exp: i64 = c[3].parse().ok()?;

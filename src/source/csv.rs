@@ -16,13 +16,13 @@ use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
 
 use super::encoding::{self, DecodeReader, Detected};
 use super::quote::{self, QuotedBreak, Replay};
-use layout::{Layout, Sample};
 use super::{
     DEFAULT_MAX_FIELD_BYTES as DEFAULT_MAX_FIELD, Item, Pending, Queue, ReadError, Record,
     RowIssue, Source, SourceOptions, Trailer, blank_issue, clean_headers, footer_issue,
     looks_like_footer, read_up_to, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
+use layout::{Layout, Sample};
 
 mod layout;
 
@@ -941,7 +941,11 @@ impl CsvSource {
             if let Some(f) = fields.get_mut(o.field) {
                 f.push('…');
             }
-            if self.read.as_ref().is_none_or(|r| r.get(o.field) == Some(&true)) {
+            if self
+                .read
+                .as_ref()
+                .is_none_or(|r| r.get(o.field) == Some(&true))
+            {
                 read.push(o);
             }
         }
@@ -955,7 +959,8 @@ impl CsvSource {
         let name_of = |o: &Oversize| self.headers.get(o.field).map_or("", String::as_str);
         let name = name_of(&over[0]);
         let what = format!("column {name:?}");
-        let mut issue = too_large_issue(line, fields, name, what, over[0].bytes, self.raw.max_field);
+        let mut issue =
+            too_large_issue(line, fields, name, what, over[0].bytes, self.raw.max_field);
         if over.len() > 1 {
             let more: Vec<String> = over[1..]
                 .iter()

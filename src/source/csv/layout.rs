@@ -66,7 +66,9 @@ pub(super) fn decide(
     }
     let first = 1 + u64::from(sep.is_some());
     let found = find_header(file, sample, opts, first);
-    let header_line = found.as_ref().map_or(opts.header_row.unwrap_or(first), |f| f.0);
+    let header_line = found
+        .as_ref()
+        .map_or(opts.header_row.unwrap_or(first), |f| f.0);
     if header_line == 0 {
         bail!("{file}: header_row is 1-based; 0 is not a row");
     }
@@ -121,7 +123,9 @@ pub(super) fn sep_line(text: &[u8]) -> Option<u8> {
         .iter()
         .position(|&b| b == b'\n' || b == b'\r')
         .unwrap_or(text.len());
-    let line = text[..end].strip_prefix("\u{FEFF}".as_bytes()).unwrap_or(&text[..end]);
+    let line = text[..end]
+        .strip_prefix("\u{FEFF}".as_bytes())
+        .unwrap_or(&text[..end]);
     let line = line
         .strip_prefix(b"\"")
         .and_then(|l| l.strip_suffix(b"\""))
@@ -146,7 +150,9 @@ fn records(sample: &Sample, delimiter: u8, from: u64, max: usize) -> Vec<(u64, u
     let mut out = Vec::new();
     while out.len() < max && r.read().unwrap_or(false) {
         if r.start_line >= from && !r.is_blank() {
-            let filled = (0..r.len()).filter(|&i| !r.field(i).trim_ascii().is_empty()).count();
+            let filled = (0..r.len())
+                .filter(|&i| !r.field(i).trim_ascii().is_empty())
+                .count();
             out.push((r.start_line, r.len(), filled));
         }
     }
@@ -240,7 +246,10 @@ fn below_preamble(sample: &Sample, candidates: &[u8], first: u64) -> Option<Prea
             skipped: h,
             delimiter: d,
         };
-        if best.as_ref().is_none_or(|(f, w, _)| fit > *f || (fit == *f && width > *w)) {
+        if best
+            .as_ref()
+            .is_none_or(|(f, w, _)| fit > *f || (fit == *f && width > *w))
+        {
             best = Some((fit, width, p));
         }
     }
@@ -260,7 +269,12 @@ fn modal_width(recs: &[(u64, usize, usize)]) -> Option<usize> {
 /// The first record among the first [`SEARCH_ROWS`] with text from line `first` on that holds
 /// every column of `want` when split by `delimiter`: its line, and the records with text above
 /// it.
-fn header_holding(sample: &Sample, delimiter: u8, want: &[String], first: u64) -> Option<(u64, usize)> {
+fn header_holding(
+    sample: &Sample,
+    delimiter: u8,
+    want: &[String],
+    first: u64,
+) -> Option<(u64, usize)> {
     let mut r = sample.reader(delimiter);
     let mut seen = 0;
     while seen < SEARCH_ROWS && r.read().unwrap_or(false) {
@@ -327,7 +341,13 @@ mod tests {
         assert_eq!(sep_line(b"sep=\t\nName\tEmail\n"), Some(b'\t'));
         assert_eq!(sep_line(b"sep=\\t\nName\tEmail\n"), Some(b'\t'));
         assert_eq!(sep_line("\u{FEFF}\"sep=|\"\n".as_bytes()), Some(b'|'));
-        for no in ["sep=\nName\n", "sep=ab\n", "sep=x\n", "separator,x\n", "Name;Email\n"] {
+        for no in [
+            "sep=\nName\n",
+            "sep=ab\n",
+            "sep=x\n",
+            "separator,x\n",
+            "Name;Email\n",
+        ] {
             assert_eq!(sep_line(no.as_bytes()), None, "{no}");
         }
     }
