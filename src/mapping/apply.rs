@@ -455,7 +455,15 @@ impl Row<'_> {
                 }
                 Ok(Some(FieldValue::Email(read.email)))
             }
-            FieldKind::Identifier => Identifier::parse(text).map(|i| i.map(FieldValue::Identifier)),
+            FieldKind::Identifier => {
+                let Some((id, repairs)) = Identifier::read(text)? else {
+                    return Ok(None);
+                };
+                for rep in repairs {
+                    self.warn(rep.code, c, g.origin, text, rep.message);
+                }
+                Ok(Some(FieldValue::Identifier(id)))
+            }
             FieldKind::Phone => {
                 // `phone` reports its own refusal: taken back here as the candidate's.
                 let mark = self.errors.len();

@@ -304,3 +304,50 @@ fn is_mark(c: char) -> bool {
         | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x302A..=0x302F | 0x3099..=0x309A
         | 0xFE20..=0xFE2F)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(raw: &str) -> Result<(String, usize), ErrorCode> {
+        Email::read(raw)
+            .map(|r| (r.email.0, r.repairs.len()))
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn an_address_in_a_known_wrapping_is_read_and_reported_once() {
+        assert_eq!(read("ann@x.com"), Ok(("ann@x.com".into(), 0)));
+        for raw in [
+            "mailto:ann@x.com",
+            "MAILTO: Ann@X.com?subject=Hi",
+            "Ann Lee <ann@x.com>",
+            "\"Lee, Ann\" <ann@x.com>",
+            "<ann@x.com>",
+            "ann@x.com.",
+            "ann＠x．com",
+            "mailto:ann@x.com.",
+        ] {
+            assert_eq!(read(raw), Ok(("ann@x.com".into(), 1)), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_wrapping_that_does_not_hold_one_address_stays_invalid() {
+        for raw in [
+            "a@x.com;b@x.com",
+            "Ann <a@x.com>, Bob <b@x.com>",
+            "<>",
+            "Ann Lee",
+            "mailto:",
+            "ann@x..com",
+            "ann@x.com..",
+            "<ann@x>",
+        ] {
+            assert_eq!(read(raw), Err(ErrorCode::InvalidEmail), "{raw}");
+        }
+        // The message is the one for the value as written.
+        let e = Email::read("Ann <a@x.com> x").unwrap_err();
+        assert!(e.message.contains("\"Ann <a@x.com> x\""), "{}", e.message);
+    }
+}

@@ -289,7 +289,7 @@ fn clean<'a>(raw: &'a str, repairs: &mut Vec<Repair>) -> Cow<'a, str> {
         s = Cow::Owned(s.chars().filter(|&c| !hidden(c)).collect::<String>());
         s = Cow::Owned(s.trim_matches(ends).to_owned());
     }
-    if let Some(inner) = s.strip_prefix("=\"").and_then(|t| t.strip_suffix('"')) {
+    if let Some(inner) = super::values::excel_text(&s) {
         done.push("the spreadsheet text wrapper =\"…\"".to_owned());
         s = Cow::Owned(inner.trim_matches(ends).to_owned());
     } else if let Some(rest) = s.strip_prefix('\'') {

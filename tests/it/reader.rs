@@ -402,23 +402,24 @@ async fn line_ends_trailing_delimiters_and_damaged_header_names_cost_no_row() {
 
 // ---------------------------------------------------------------- 6. spreadsheet damage
 
-/// Phones and emails as spreadsheets and mail clients leave them: each one with exactly one
+/// Phones, emails and ids as spreadsheets and mail clients leave them: each one with exactly one
 /// reading is repaired and reported with its original value; a phone in scientific notation
 /// is never imported, and the message says what was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spreadsheet_damage_in_phones_and_emails_is_repaired_or_refused_with_a_reason() {
-    let text = "Name,Email,Phone\n\
-        Sci,sci@x.com,4.47911E+11\n\
-        Wrap,wrap@x.com,\"=\"\"00447911123456\"\"\"\n\
-        Apos,apos@x.com,'+447911123457\n\
-        Ext,ext@x.com,+44 7911 123458 ext. 123\n\
-        Mailto,mailto:Mail@X.com,\n\
-        Angle,Ann Lee <angle@x.com>,\n\
-        Dot,dot@x.com.,\n\
-        Wide,wide＠x.com,\n\
-        Two,a@x.com;b@x.com,\n";
+    let text = "Name,Email,Phone,ID\n\
+        Sci,sci@x.com,4.47911E+11,\"=\"\"00123\"\"\"\n\
+        Wrap,wrap@x.com,\"=\"\"00447911123456\"\"\",\n\
+        Apos,apos@x.com,'+447911123457,\n\
+        Ext,ext@x.com,+44 7911 123458 ext. 123,\n\
+        Mailto,mailto:Mail@X.com,,\n\
+        Angle,Ann Lee <angle@x.com>,,\n\
+        Dot,dot@x.com.,,\n\
+        Wide,wide＠x.com,,\n\
+        Two,a@x.com;b@x.com,,\n";
     let w = World::plain().await;
-    let c = validate(&w, "damage.csv", text.as_bytes(), CONTACTS, None);
+    let mapping = format!("{CONTACTS}  identifier: {{ from: ID, optional: true }}\n");
+    let c = validate(&w, "damage.csv", text.as_bytes(), &mapping, None);
     assert_eq!((c.rows, c.valid, c.invalid), (9, 8, 1), "{c:#?}");
     assert_eq!(
         (c.failures[0].row, c.failures[0].code.as_str()),
@@ -432,6 +433,7 @@ async fn spreadsheet_damage_in_phones_and_emails_is_repaired_or_refused_with_a_r
     assert_eq!(
         warned,
         [
+            (2, "identifier_cleaned", "'=\"00123\""),
             (2, "phone_scientific_notation", "4.47911E+11"),
             (3, "phone_cleaned", "'=\"00447911123456\""),
             (4, "phone_cleaned", "'+447911123457"),
@@ -444,12 +446,12 @@ async fn spreadsheet_damage_in_phones_and_emails_is_repaired_or_refused_with_a_r
         "{:#?}",
         c.warnings
     );
-    let sci = &c.warnings[0].message;
+    let sci = &c.warnings[1].message;
     assert!(sci.contains("keeps 6 of its 12 digits"), "{sci}");
     assert!(
-        c.warnings[5].message.contains("display name"),
+        c.warnings[6].message.contains("display name"),
         "{:?}",
-        c.warnings[5]
+        c.warnings[6]
     );
 
     let ((created, invalid), stored) = import(&w, "damage.csv", None).await;
@@ -458,6 +460,7 @@ async fn spreadsheet_damage_in_phones_and_emails_is_repaired_or_refused_with_a_r
         stored["sci@x.com"]["phone_number"].is_null(),
         "never a wrong number"
     );
+    assert_eq!(stored["sci@x.com"]["identifier"], "00123");
     assert_eq!(stored["wrap@x.com"]["phone_number"], "+447911123456");
     assert_eq!(stored["apos@x.com"]["phone_number"], "+447911123457");
     assert_eq!(stored["ext@x.com"]["phone_number"], "+447911123458");
