@@ -142,18 +142,40 @@ pub(super) fn sep_line(text: &[u8]) -> Option<u8> {
         .then_some(d)
 }
 
-/// The records of `sample` split by `delimiter` from line `from` on, blank ones left out:
-/// (line, fields, non-empty fields), at most `max`; a last record cut by the end of the sample
-/// is dropped.
-fn records(sample: &Sample, delimiter: u8, from: u64, max: usize) -> Vec<(u64, usize, usize)> {
+/// A record of the sample, as the layout rules see it.
+struct Rec {
+    line: u64,
+    width: usize,
+    /// Fields with text.
+    filled: usize,
+    /// Every field has text and none reads as a value (an email, a number).
+    names: bool,
+}
+
+/// A field that reads as a contact's value rather than a column name: an email, or digits.
+fn reads_as_value(f: &[u8]) -> bool {
+    let f = f.trim_ascii();
+    f.contains(&b'@')
+        || (f.iter().any(u8::is_ascii_digit)
+            && f.iter()
+                .all(|b| b.is_ascii_digit() || b" +-().,/:".contains(b)))
+}
+
+/// The records of `sample` split by `delimiter` from line `from` on, blank ones left out, at
+/// most `max`; a last record cut by the end of the sample is dropped.
+fn records(sample: &Sample, delimiter: u8, from: u64, max: usize) -> Vec<Rec> {
     let mut r = sample.reader(delimiter);
     let mut out = Vec::new();
     while out.len() < max && r.read().unwrap_or(false) {
         if r.start_line >= from && !r.is_blank() {
-            let filled = (0..r.len())
-                .filter(|&i| !r.field(i).trim_ascii().is_empty())
-                .count();
-            out.push((r.start_line, r.len(), filled));
+            let texts = (0..r.len()).map(|i| r.field(i).trim_ascii());
+            let filled = texts.clone().filter(|f| !f.is_empty()).count();
+            out.push(Rec {
+                line: r.start_line,
+                width: r.len(),
+                filled,
+                names: filled == r.len() && !texts.clone().any(reads_as_value),
+            });
         }
     }
     if sample.cut && r.done && out.len() > 1 {
@@ -166,11 +188,11 @@ fn records(sample: &Sample, delimiter: u8, from: u64, max: usize) -> Vec<(u64, u
 /// header, and the header's width; `None` when it does not split the header.
 fn structure(sample: &Sample, delimiter: u8, header_line: u64) -> Option<(f64, usize)> {
     let widths = records(sample, delimiter, header_line, SAMPLE_RECORDS + 1);
-    let &(_, head, _) = widths.first()?;
+    let head = widths.first()?.width;
     if head < 2 {
         return None;
     }
-    let fit = widths.iter().filter(|w| w.1 == head).count() as f64 / widths.len() as f64;
+    let fit = widths.iter().filter(|w| w.width == head).count() as f64 / widths.len() as f64;
     Some((fit, head))
 }
 
@@ -230,19 +252,21 @@ fn below_preamble(sample: &Sample, candidates: &[u8], first: u64) -> Option<Prea
         let Some(width) = modal_width(&recs) else {
             continue;
         };
-        let Some(h) = recs.iter().position(|r| r.1 == width) else {
+        let Some(h) = recs.iter().position(|r| r.width == width) else {
             continue;
         };
         // A header names its columns; the lines above it are narrower and mostly empty.
-        let above_ok = recs[..h].iter().all(|r| r.1 < width && r.2 * 2 <= width);
-        let named = recs[h].2 == width;
+        let above_ok = recs[..h]
+            .iter()
+            .all(|r| r.width < width && r.filled * 2 <= width);
+        let named = recs[h].names;
         let below = &recs[h..];
-        let fit = below.iter().filter(|r| r.1 == width).count() as f64 / below.len() as f64;
+        let fit = below.iter().filter(|r| r.width == width).count() as f64 / below.len() as f64;
         if h == 0 || !above_ok || !named || below.len() < 2 || fit < 0.75 {
             continue;
         }
         let p = Preamble {
-            line: recs[h].0,
+            line: recs[h].line,
             skipped: h,
             delimiter: d,
         };
@@ -257,10 +281,10 @@ fn below_preamble(sample: &Sample, candidates: &[u8], first: u64) -> Option<Prea
 }
 
 /// The most common number of fields (ties: the wider), when it is two or more.
-fn modal_width(recs: &[(u64, usize, usize)]) -> Option<usize> {
+fn modal_width(recs: &[Rec]) -> Option<usize> {
     let mut counts = std::collections::BTreeMap::new();
     for r in recs {
-        *counts.entry(r.1).or_insert(0usize) += 1;
+        *counts.entry(r.width).or_insert(0usize) += 1;
     }
     let (&w, _) = counts.iter().max_by_key(|&(w, n)| (*n, *w))?;
     (w >= 2).then_some(w)
@@ -372,6 +396,11 @@ mod tests {
         assert_eq!(below_preamble(&sample(short), &DELIMITERS, 1), None);
         let short = "Name,Email\nAnn,a@x.com,,,,\nBob,b@x.com,,,,\n";
         assert_eq!(below_preamble(&sample(short), &DELIMITERS, 1), None);
+        // Nor is a first data row taken for the header below a one-column one.
+        let one = "Email\nann@x.com,1\nbob@x.com,2\n";
+        assert_eq!(below_preamble(&sample(one), &DELIMITERS, 1), None);
+        let one = "Name\nAnn,+44 7911 123456\nBob,07911 123457\n";
+        assert_eq!(below_preamble(&sample(one), &DELIMITERS, 1), None);
         // A plain file has no preamble.
         let plain = "Name,Email\nAnn,a@x.com\nBob,b@x.com\n";
         assert_eq!(below_preamble(&sample(plain), &DELIMITERS, 1), None);
