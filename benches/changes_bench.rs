@@ -1,7 +1,8 @@
 //! Change sets benchmark (issue 16 item 2): the comparison of two snapshot sidecars of 1,000,000
 //! contacts (1% added, 1% changed, 1% removed) against the floor of just reading both (decompress,
 //! split every line, check the order), and the building of a sorted sidecar from contacts in
-//! listing order (the external sort) against writing the same lines unsorted. Does nothing
+//! listing order (the external sort) against writing the same lines unsorted, and the same sort
+//! merged in levels (a fan-in of 8, as beyond 256 runs, about 5M contacts). Does nothing
 //! unless run with `--bench`:
 //!
 //! ```text
@@ -10,8 +11,8 @@
 //! ```
 //!
 //! Each measurement runs in a child process (this binary again, `--bench child MODE ...`) so that
-//! its peak RSS (`VmHWM`) is its own. Modes: `unsorted N FILE` and `sorted N FILE` build a
-//! sidecar of N contacts in listing order (the new one with `--new`); `read OLD NEW` and `diff OLD
+//! its peak RSS (`VmHWM`) is its own. Modes: `unsorted N FILE`, `sorted N FILE` and `levels N
+//! FILE` (fan-in 8) build a sidecar of N contacts in listing order (the new one with `--new`); `read OLD NEW` and `diff OLD
 //! NEW` read or compare two.
 #[path = "common/rss.rs"]
 mod rss;
@@ -23,7 +24,7 @@ use std::time::Instant;
 
 use doto_bulk::api::Contact;
 use doto_bulk::sink::changes::diff::{Diff, read_all};
-use doto_bulk::sink::changes::snapshot::{SnapshotReader, SnapshotWriter, line};
+use doto_bulk::sink::changes::snapshot::{FAN_IN, SnapshotReader, SnapshotWriter, line};
 use rss::peak_rss_kib;
 use serde_json::{Map, json};
 
@@ -56,6 +57,13 @@ fn main() {
     row("write the lines unsorted (baseline)", base, base);
     let sorted = run(&["sorted", &ns, path(&old)]);
     row("external sort into the sidecar", sorted, base);
+    let levelled = tmp.path().join("levels.sz");
+    let levels = run(&["levels", &ns, path(&levelled)]);
+    row("external sort merged in levels (fan-in 8)", levels, base);
+    assert!(
+        std::fs::read(&levelled).unwrap() == std::fs::read(&old).unwrap(),
+        "the sidecar merged in levels is the same file"
+    );
     run(&["sorted", &ns, path(&new), "--new"]);
     let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64 / 1048576.0;
     eprintln!("sidecar: {:.1} MiB for {n} contacts", size(&old));
@@ -124,13 +132,14 @@ fn cpu_secs() -> f64 {
 fn child(args: &[String]) -> (f64, u64) {
     let t = Instant::now();
     let n = match args[0].as_str() {
-        "unsorted" | "sorted" => {
+        "unsorted" | "sorted" | "levels" => {
             let count: u64 = args[1].parse().unwrap();
             let newer = args.get(3).is_some_and(|a| a == "--new");
             let out = BufWriter::new(File::create(&args[2]).unwrap());
             let contacts = listing(count, newer);
             match args[0].as_str() {
-                "sorted" => build_sorted(contacts, out, Path::new(&args[2])),
+                "sorted" => build_sorted(contacts, out, Path::new(&args[2]), FAN_IN),
+                "levels" => build_sorted(contacts, out, Path::new(&args[2]), 8),
                 _ => build_unsorted(contacts, out),
             }
         }
@@ -160,8 +169,13 @@ fn child(args: &[String]) -> (f64, u64) {
     (t.elapsed().as_secs_f64(), n)
 }
 
-fn build_sorted(contacts: impl Iterator<Item = Contact>, out: impl Write, at: &Path) -> u64 {
-    let mut w = SnapshotWriter::new(at.parent().unwrap());
+fn build_sorted(
+    contacts: impl Iterator<Item = Contact>,
+    out: impl Write,
+    at: &Path,
+    fan_in: usize,
+) -> u64 {
+    let mut w = SnapshotWriter::new(at.parent().unwrap()).with_fan_in(fan_in);
     for c in contacts {
         w.add(&c).unwrap();
     }

@@ -294,7 +294,8 @@ pub async fn export(client: &Client, opts: &ExportOptions) -> anyhow::Result<Exp
     let settings = opts.settings(&dest)?;
     let since = opts.changes_since.as_deref();
     let mut track =
-        changes::Tracker::start(opts.manifest_path(&dest).as_deref(), since, client.config())?;
+        changes::Tracker::start(opts.manifest_path(&dest).as_deref(), since, client.config())?
+            .with_contact_inboxes(settings.include_contact_inboxes);
     let mut out = writer::create(&dest, settings.clone())?;
     let (listed, ids) = list_into(client, opts, &mut track.tee(out.as_mut())).await?;
     let (file, written) = out.finish()?;

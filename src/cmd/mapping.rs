@@ -161,19 +161,47 @@ pub fn draft_for(file: &Path) -> anyhow::Result<Draft> {
 
 /// [`draft_for`] with the user's draft options.
 pub fn draft_with(file: &Path, opts: &Options) -> anyhow::Result<Draft> {
-    let mut src = open_source(file, &SourceOptions::default())?;
+    let (mut src, preamble) = past_preamble(file)?;
     let headers = src.headers().to_vec();
-    let rows: Vec<Vec<String>> = src
+    let records: Vec<crate::source::Record> = src
         .by_ref()
         .filter_map(Result::ok)
         .take(SAMPLE_ROWS)
-        .map(|r| r.fields)
         .collect();
     if let Some(e) = src.take_error() {
         // A read error after the sample is not ours to report; one inside it is.
-        if rows.len() < SAMPLE_ROWS {
+        if records.len() < SAMPLE_ROWS {
             return Err(anyhow::Error::new(e));
         }
     }
-    guess::draft_with(&file.display().to_string(), &headers, &rows, opts)
+    // Below a preamble, the header is the line above the first record (blank lines aside).
+    let line = (records.first())
+        .filter(|_| preamble)
+        .map(|r| r.line.saturating_sub(1));
+    let rows: Vec<Vec<String>> = records.into_iter().map(|r| r.fields).collect();
+    guess::draft_at(&file.display().to_string(), (&headers, line), &rows, opts)
+}
+
+/// `file` opened at its header, and whether a preamble was skipped to find it: when the first
+/// line names no contact's column (LinkedIn's `Connections.csv` starts with "Notes:" and a
+/// paragraph), the first of the next lines that does is the header. `validate` and `import` find
+/// it again from the draft's required columns.
+fn past_preamble(file: &Path) -> anyhow::Result<(Box<dyn crate::source::Source>, bool)> {
+    let src = open_source(file, &SourceOptions::default())?;
+    if guess::names_a_contact(src.headers()) {
+        let skipped = src.skipped_preamble();
+        return Ok((src, skipped));
+    }
+    for line in 2..=crate::source::detect::SEARCH_ROWS as u64 {
+        let at = SourceOptions {
+            header_row: Some(line),
+            ..SourceOptions::default()
+        };
+        match open_source(file, &at) {
+            Ok(s) if guess::names_a_contact(s.headers()) => return Ok((s, true)),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok((src, false))
 }

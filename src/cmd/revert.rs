@@ -254,7 +254,11 @@ pub async fn run_revert(
         non_empty.map(|r| (r.contact_id, f(r))).collect()
     };
     let not_reverted = results.iter().filter(|r| r.not_reverted()).count() as u64;
-    let resumed = earlier.map(|e| Resumed::split_of(e, &counts));
+    let mut resumed = earlier.map(|e| Resumed::split_of(e, &counts));
+    if let Some(r) = resumed.as_mut() {
+        r.invocation = RunRecord::read(dir.path())?.map(|rec| rec.resumes.len() + 1);
+    }
+    let finished_at = report::now();
     let summary = RevertSummary {
         command: "revert",
         import_run_dir: args.run_dir.display().to_string(),
@@ -271,13 +275,15 @@ pub async fn run_revert(
         notes_added: notes.len(),
         notes_left: notes.iter().filter(|n| n.fate == "left").count(),
         started_at,
-        finished_at: report::now(),
+        finished_at: finished_at.clone(),
         stopped: stopped.as_ref(),
         resumed: resumed.clone(),
     };
     write_json_atomic(dir.path(), "summary.json", &summary)?;
+    let exit_code = exit::code(stopped.as_ref(), not_reverted);
+    RunRecord::ended(dir.path(), &finished_at, exit_code)?;
     Ok(RevertRun {
-        exit_code: exit::code(stopped.as_ref(), not_reverted),
+        exit_code,
         run_dir: dir.path().to_path_buf(),
         results,
         counts,
@@ -318,6 +324,8 @@ fn open_revert_dir(
     let dir = RunDir::resume(d, "a revert run")?;
     let done = read_lines::<Finished>(&d.join("journal.jsonl"))?.entries;
     let done = done.into_iter().map(|f| (f.result.contact_id, f.result));
+    // run.json's `resumes` gets this invocation, as an import's does.
+    record.resume(d)?;
     Ok((dir, done.collect()))
 }
 

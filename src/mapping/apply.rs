@@ -196,9 +196,28 @@ fn field_name(c: &Compiled) -> &str {
     c.target.strip_prefix("fields.").unwrap_or(&c.target)
 }
 
-/// What a spreadsheet error cell holds once read (calamine's names for them).
-const CELL_ERRORS: [&str; 8] = [
-    "#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#DATA!",
+/// What a spreadsheet error cell holds once read: calamine's names for them, and the newer
+/// errors of Excel 365 and Google Sheets that the XLSX source reads itself.
+const CELL_ERRORS: [&str; 19] = [
+    "#DIV/0!",
+    "#N/A",
+    "#NAME?",
+    "#NULL!",
+    "#NUM!",
+    "#REF!",
+    "#VALUE!",
+    "#DATA!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+    "#PYTHON!",
+    "#EXTERNAL!",
+    "#ERROR!",
 ];
 
 /// Map and normalise one record: every scalar field by its kind, the attribute objects, the
@@ -636,10 +655,17 @@ impl Row<'_> {
             RowRegion::Row(rr, _) => Some(rr.region),
             _ => self.r.default_region,
         };
-        let read = match PhoneE164::read(text, region, numeric) {
+        let intl = international_digits(c, text);
+        let region = if intl.is_some() { None } else { region };
+        let read = match PhoneE164::read(intl.as_deref().unwrap_or(text), region, numeric) {
             Ok(read) => read,
             Err(mut e) => {
-                if let RowRegion::Unknown(rc, country) = row {
+                if intl.is_some() {
+                    e.message = format!(
+                        "{} (`international: true`: its digits must start with the country code)",
+                        e.message
+                    );
+                } else if let RowRegion::Unknown(rc, country) = row {
                     e.message = format!("{} ({})", e.message, self.unknown_region(rc, country));
                 }
                 self.push_parser_error(e, c, o);
@@ -770,4 +796,13 @@ enum RowRegion<'a> {
     Row(crate::normalise::RowRegion, usize),
     /// (column, value): not a country; the default region is used.
     Unknown(usize, &'a str),
+}
+
+/// `international: true`: a number that starts with a digit is its country code and number
+/// without the `+` (or after the `00` international prefix): it is read with a `+` instead.
+fn international_digits(c: &Compiled, text: &str) -> Option<String> {
+    let t = text.trim_start();
+    let digits = t.strip_prefix("00").unwrap_or(t);
+    let digit_led = digits.starts_with(|ch: char| ch.is_ascii_digit());
+    (c.m.international && digit_led).then(|| format!("+{digits}"))
 }

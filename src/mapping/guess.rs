@@ -1,5 +1,6 @@
 //! `mapping init`'s guesswork: recognise the usual CRM header names (HubSpot, Salesforce report and
-//! Data Loader, Pipedrive, Zoho, Chatwoot, plain spreadsheets) and a sample of values, and write a
+//! Data Loader, Pipedrive, Zoho, Chatwoot, Google, Outlook in English, German, French and
+//! Spanish, Mailchimp, Brevo, Zendesk, LinkedIn, plain spreadsheets) and a sample of values, and write a
 //! commented mapping YAML that `validate` accepts as is. It maps what it recognises (and the
 //! columns asked for with `--include`), lists every other column as a commented-out line, never
 //! enables a column that looks sensitive, and decides the phone region or says it cannot (a
@@ -75,6 +76,16 @@ const ALIASES: &[(Role, &[&str])] = &[
             "email4value",
             "email2address",
             "email3address",
+            // Outlook in German, French, Spanish.
+            "emailadresse",
+            "email2adresse",
+            "email3adresse",
+            "adressedemessagerie",
+            "adressedemessagerie2",
+            "adressedemessagerie3",
+            "direccióndecorreoelectrónico",
+            "direccióndecorreoelectrónico2",
+            "direccióndelcorreoelectrónico3",
         ],
     ),
     (
@@ -89,7 +100,15 @@ const ALIASES: &[(Role, &[&str])] = &[
             "cell",
             "cellular",
             "handy",
+            // Brevo; Outlook in German, French, Spanish.
+            "sms",
             "whatsapp",
+            "mobiltelefon",
+            "télmobile",
+            "téléphonemobile",
+            "téléphoneportable",
+            "teléfonomóvil",
+            "móvil",
         ],
     ),
     (
@@ -118,15 +137,50 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businessphone2",
             "homephone2",
             "companymainphone",
+            // Brevo; Outlook in German, French, Spanish.
+            "landlinenumber",
+            "haupttelefon",
+            "telefongeschäftlich",
+            "telefonprivat",
+            "telefonfirma",
+            "weiterestelefon",
+            "téléphoneprincipal",
+            "téléphonebureau",
+            "téléphonedomicile",
+            "téléphoneautre",
+            "téléphonesociété",
+            "teléfonoprincipal",
+            "teléfonodeltrabajo",
+            "otroteléfono",
+            // Spanish Outlook's home phone.
+            "particular",
         ],
     ),
     (
         Role::FirstName,
-        &["firstname", "givenname", "first", "forename", "fname"],
+        &[
+            "firstname",
+            "givenname",
+            "first",
+            "forename",
+            "fname",
+            "vorname",
+            "prénom",
+            "nombre",
+        ],
     ),
     (
         Role::LastName,
-        &["lastname", "surname", "familyname", "last", "lname"],
+        &[
+            "lastname",
+            "surname",
+            "familyname",
+            "last",
+            "lname",
+            "nachname",
+            "nom",
+            "apellidos",
+        ],
     ),
     (
         Role::FullName,
@@ -153,6 +207,10 @@ const ALIASES: &[(Role, &[&str])] = &[
             "account",
             "employer",
             "organization1name",
+            "firma",
+            "société",
+            "organización",
+            "empresa",
         ],
     ),
     (
@@ -168,6 +226,11 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businesscity",
             "homecity",
             "othercity",
+            "ortgeschäftlich",
+            "ortprivat",
+            "villebureau",
+            "villedomicile",
+            "ciudaddetrabajo",
         ],
     ),
     (
@@ -187,6 +250,14 @@ const ALIASES: &[(Role, &[&str])] = &[
             "homecountry",
             "othercountryregion",
             "othercountry",
+            "landregiongeschäftlich",
+            "landregionprivat",
+            "paysrégionbureau",
+            "paysbureau",
+            "paysrégiondomicile",
+            "paysdomicile",
+            "paísoregióndeltrabajo",
+            "paísoregióndeldomicilio",
         ],
     ),
     (
@@ -203,6 +274,10 @@ const ALIASES: &[(Role, &[&str])] = &[
             "businessstate",
             "homestate",
             "otherstate",
+            "regiongeschäftlich",
+            "bundeslandkantonprivat",
+            "déprégionbureau",
+            "provinciaoestadodetrabajo",
         ],
     ),
     (
@@ -222,6 +297,8 @@ const ALIASES: &[(Role, &[&str])] = &[
         Role::JobTitle,
         &[
             "jobtitle",
+            // Outlook in Spanish (its honorific keeps the English "Title").
+            "puesto",
             "title",
             "position",
             "jobposition",
@@ -232,7 +309,15 @@ const ALIASES: &[(Role, &[&str])] = &[
     ),
     (
         Role::Notes,
-        &["notes", "note", "description", "comments", "comment"],
+        &[
+            "notes",
+            "note",
+            "description",
+            "comments",
+            "comment",
+            "notizen",
+            "notas",
+        ],
     ),
 ];
 
@@ -286,12 +371,22 @@ pub fn recognise(header: &str) -> Option<(Role, usize)> {
     None
 }
 
+/// Whether a header row names a contact's columns (an email, a name or a record id): a line of
+/// preamble above the real header does not.
+pub fn names_a_contact(headers: &[String]) -> bool {
+    use Role::*;
+    headers.iter().any(|h| {
+        recognise(h)
+            .is_some_and(|(r, _)| matches!(r, Email | FirstName | LastName | FullName | RecordId))
+    })
+}
+
 /// An attribute key for a header: snake_case ASCII, entity prefix dropped (`Person - Label` →
 /// `label`, `Lifecycle Stage` → `lifecycle_stage`).
 pub fn snake_key(header: &str) -> String {
     let mut out = String::new();
     let mut prev_lower = false;
-    for c in strip_entity(header).chars() {
+    for c in strip_entity(header).chars().flat_map(fold_latin) {
         if c.is_ascii_alphanumeric() {
             if c.is_ascii_uppercase() && prev_lower {
                 out.push('_');
@@ -311,6 +406,34 @@ pub fn snake_key(header: &str) -> String {
     } else {
         out
     }
+}
+
+/// An accented Latin letter as its ASCII letters (`é` → `e`, `ß` → `ss`), for attribute keys of
+/// French, German or Spanish headers (`Téléphone (voiture)` → `telephone_voiture`); any other
+/// character as it is.
+fn fold_latin(c: char) -> impl Iterator<Item = char> {
+    let s: &str = match c.to_lowercase().next().unwrap_or(c) {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+        'æ' => "ae",
+        'ç' => "c",
+        'è' | 'é' | 'ê' | 'ë' => "e",
+        'ì' | 'í' | 'î' | 'ï' => "i",
+        'ñ' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+        'œ' => "oe",
+        'ß' => "ss",
+        'ù' | 'ú' | 'û' | 'ü' => "u",
+        'ý' | 'ÿ' => "y",
+        _ => "",
+    };
+    let upper = c.is_uppercase();
+    let mut out: Vec<char> = s.chars().collect();
+    if out.is_empty() {
+        out.push(c);
+    } else if upper {
+        out.iter_mut().for_each(|x| *x = x.to_ascii_uppercase());
+    }
+    out.into_iter()
 }
 
 /// The identifier prefix and why, from the layout (see [`Layout`]).
@@ -363,6 +486,9 @@ pub struct Options {
     pub include: Vec<String>,
 }
 
+/// More commented-out lines than this under an empty section get it written `{}`.
+const MANY_COMMENTS: usize = 40;
+
 /// A YAML double-quoted scalar. Characters YAML does not allow in a document (C0 and C1
 /// controls, DEL, U+FEFF, U+FFFE/U+FFFF) are escaped, so any header text reads back as itself.
 fn q(s: &str) -> String {
@@ -402,6 +528,18 @@ pub fn draft_with(
     rows: &[Vec<String>],
     opts: &Options,
 ) -> anyhow::Result<Draft> {
+    draft_at(file, (headers, None), rows, opts)
+}
+
+/// [`draft_with`] for a header found below a preamble: `header.1` is its line (LinkedIn's
+/// `Connections.csv` has a `Notes:` paragraph above it), said in the draft's decisions.
+pub fn draft_at(
+    file: &str,
+    header: (&[String], Option<u64>),
+    rows: &[Vec<String>],
+    opts: &Options,
+) -> anyhow::Result<Draft> {
+    let (headers, header_line) = header;
     let mut g = Drafter {
         file,
         headers,
@@ -414,18 +552,37 @@ pub fn draft_with(
         d: Draft::default(),
         split_always: false,
     };
+    if let Some(l) = header_line {
+        g.d.decided.push(format!(
+            "header: line {l}; the {} line(s) above it are not data (validate and import skip them too)",
+            l - 1
+        ));
+    }
     let include = g.included(&opts.include)?;
-    let p = g.pick_columns();
+    let mut p = g.pick_columns();
     let id_values = p.ids.first().map(|&i| g.col(i)).unwrap_or_default();
     let layout = layout::detect(headers, &id_values);
+    if layout.prefix == "linkedin-" && p.ids.is_empty() {
+        // A connection's profile URL is its one stable id (most connections share no email).
+        p.ids.extend(headers.iter().position(|h| h.trim() == "URL"));
+    }
+    if layout.prefix == "zendesk-" {
+        // Zendesk's `role` is end-user, agent or admin: not a job title.
+        p.title = p.title.filter(|&i| norm(&headers[i]) != "role");
+    }
     g.d.layout = layout.name.to_string();
     // Google writes `a ::: b` wherever a contact has two values of one label: rows past the
     // sample may have them even when the sampled ones do not.
     g.split_always = layout.prefix == "google-";
     let mut fields = vec![g.name_line(&p)?];
     fields.extend(g.email_line(&p.emails));
-    let region = g.region(&p, opts.region);
-    fields.extend(g.phone_line(&p.phones, region.from));
+    let region = g.region(&p, opts.region, layout.international);
+    // Every country column (business, then home), in the order the roles rank them.
+    let region_cols = match region.from {
+        Some(c) if p.country == Some(c) => p.countries.clone(),
+        from => from.into_iter().collect(),
+    };
+    fields.extend(g.phone_line(&p.phones, &region_cols, layout.international));
     fields.extend(g.identifier_line(p.ids.first().copied(), &layout));
     let keys = g.match_keys(&p, &layout);
     if keys.is_empty() {
@@ -462,6 +619,8 @@ struct Picks {
     company: Option<usize>,
     city: Option<usize>,
     country: Option<usize>,
+    /// Every country column, best first (`country` is the first).
+    countries: Vec<usize>,
     state: Option<usize>,
     title: Option<usize>,
     notes: Option<usize>,
@@ -601,6 +760,7 @@ impl<'a> Drafter<'a> {
             company: one(Role::Company),
             city: one(Role::City),
             country: one(Role::Country),
+            countries: pick(Role::Country),
             state: one(Role::State),
             title: one(Role::JobTitle),
             notes: one(Role::Notes),
@@ -732,15 +892,17 @@ impl<'a> Drafter<'a> {
     /// province column) with the most common of its values as default; the country the email
     /// domains name when one names more than half of the sampled addresses; else undecided when
     /// a sampled number needs a region.
-    fn region(&mut self, p: &Picks, given: Option<Region>) -> RegionPlan {
-        let from = if p.phones.is_empty() {
+    /// `international`: the layout writes every number with its country code (a `+` or not), so
+    /// none needs a region.
+    fn region(&mut self, p: &Picks, given: Option<Region>, international: bool) -> RegionPlan {
+        let from = if p.phones.is_empty() || international {
             None
         } else {
             p.country.or(p.state)
         };
         let default = match given {
             Some(r) => RegionDefault::Set(r.as_str(), "--phone-region".into()),
-            None if p.phones.is_empty() => RegionDefault::Unneeded,
+            None if p.phones.is_empty() || international => RegionDefault::Unneeded,
             None => self
                 .common_row_region(from)
                 .or_else(|| self.email_region(&p.emails))
@@ -837,7 +999,13 @@ impl<'a> Drafter<'a> {
     }
 
     /// `phone_number:`: mobiles first, then the others; each row's region from `region_from`.
-    fn phone_line(&mut self, phones: &[usize], region_from: Option<usize>) -> Option<String> {
+    /// `international`: digits without `+` are read as country code and number.
+    fn phone_line(
+        &mut self,
+        phones: &[usize],
+        region_from: &[usize],
+        international: bool,
+    ) -> Option<String> {
         if phones.is_empty() {
             self.d
                 .undecided
@@ -852,7 +1020,12 @@ impl<'a> Drafter<'a> {
         } else {
             format!("[{}]", quoted.join(", "))
         };
-        let region_name = region_from.map(|c| q(&self.name_of(c)));
+        let region_names: Vec<String> = region_from.iter().map(|&c| q(&self.name_of(c))).collect();
+        let region_name = match region_names.len() {
+            0 => None,
+            1 => Some(region_names[0].clone()),
+            _ => Some(format!("[{}]", region_names.join(", "))),
+        };
         let region = (region_name.as_ref())
             .map(|c| format!(", region_from: {c}"))
             .unwrap_or_default();
@@ -865,7 +1038,17 @@ impl<'a> Drafter<'a> {
         ));
         self.d.roles.insert(Role::Phone, list);
         let split = self.split_opt(phones);
-        Some(format!("  phone_number: {{ from: {from}{region}{split} }}"))
+        let intl = if international {
+            self.d.decided.push(
+                "phone_number: international: true (the export writes each number's country code without a +, as 33612345678)".into(),
+            );
+            ", international: true"
+        } else {
+            ""
+        };
+        Some(format!(
+            "  phone_number: {{ from: {from}{region}{split}{intl} }}"
+        ))
     }
 
     /// `identifier:` from the record id column, with the layout's prefix (none for a column
@@ -1153,7 +1336,14 @@ fn render_yaml(
         if i > 0 && body.is_empty() && off.is_empty() {
             continue;
         }
-        y.push_str(head);
+        if body.is_empty() && off.len() > MANY_COMMENTS {
+            // An empty section with many commented-out lines under it: `{}` gives it its value
+            // (the YAML parser, looking ahead through the comments for it, gives up after 64).
+            y.push_str(head.trim_end());
+            y.push_str(" {}  # none imported: to import a column below, delete this {} and the # of its line\n");
+        } else {
+            y.push_str(head);
+        }
         for l in body {
             y.push_str(l);
             y.push('\n');
@@ -1172,6 +1362,7 @@ fn render_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::Mapping;
 
     fn h(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -1337,5 +1528,60 @@ mod tests {
     fn refuses_a_file_with_nothing_to_match_on() {
         let err = draft("f.csv", &h(&["Colour", "Size"]), &[]).unwrap_err();
         assert!(err.to_string().contains("f.csv"), "{err}");
+    }
+
+    #[test]
+    fn a_preamble_line_names_no_contact_and_a_header_does() {
+        assert!(!names_a_contact(&h(&["Notes:"])));
+        assert!(!names_a_contact(&h(&[
+            "When exporting your connection data, you may notice that some of the email addresses are missing."
+        ])));
+        assert!(names_a_contact(&h(&["First Name", "Last Name", "URL"])));
+        assert!(names_a_contact(&h(&["EMAIL", "SMS"])));
+        assert!(!names_a_contact(&h(&["Phone", "City"])));
+    }
+
+    #[test]
+    fn keys_of_accented_headers_keep_their_letters() {
+        assert_eq!(snake_key("Téléphone (voiture)"), "telephone_voiture");
+        assert_eq!(snake_key("Straße geschäftlich"), "strasse_geschaftlich");
+        assert_eq!(
+            snake_key("Código postal del trabajo"),
+            "codigo_postal_del_trabajo"
+        );
+        assert_eq!(snake_key("Æble"), "aeble");
+        // Letters without an ASCII form still make a word break, as before.
+        assert_eq!(snake_key("Имя"), "column");
+    }
+
+    #[test]
+    fn brevo_numbers_are_drafted_international_and_need_no_region() {
+        let hs = h(&["CONTACT ID", "EMAIL", "FIRSTNAME", "LASTNAME", "SMS"]);
+        let rows = vec![h(&["1", "a@example.fr", "Ann", "Lee", "33612345678"])];
+        let d = draft("b.csv", &hs, &rows).unwrap();
+        assert!(
+            d.yaml
+                .contains(r#"phone_number: { from: "SMS", international: true }"#),
+            "{}",
+            d.yaml
+        );
+        assert!(!d.region_undecided, "{}", d.yaml);
+        assert!(
+            d.yaml
+                .contains(r#"identifier: { from: "CONTACT ID", prefix: "brevo-" }"#)
+        );
+        Mapping::parse(&d.yaml, "d.yaml").unwrap();
+    }
+
+    #[test]
+    fn an_empty_section_with_many_commented_out_columns_still_loads() {
+        let mut names = vec!["Name".to_string(), "Email".to_string()];
+        names.extend((0..70).map(|i| format!("Extra {i}")));
+        let d = draft("f.csv", &names, &[]).unwrap();
+        assert!(d.yaml.contains("custom_attributes: {}"), "{}", d.yaml);
+        Mapping::parse(&d.yaml, "d.yaml").unwrap();
+        // A few stay ready to enable by removing their #.
+        let few = draft("f.csv", &h(&["Name", "Email", "Shoe Size"]), &[]).unwrap();
+        assert!(few.yaml.contains("custom_attributes:\n"), "{}", few.yaml);
     }
 }

@@ -595,6 +595,7 @@ fn value_def(
     };
     let region_from = d.region_from(full.region_from)?;
     let split = d.split(full.split, &source)?;
+    let international = d.international(full.international)?;
     // Constants, defaults and table values are checked now, not on every row.
     if let SourceDef::Const(c) = &source {
         if c.trim().is_empty() {
@@ -623,6 +624,7 @@ fn value_def(
             ty,
             required: full.required.unwrap_or(cx.required),
             split,
+            international,
         },
         region_from,
         optional: full.optional.unwrap_or(false),
@@ -644,6 +646,7 @@ pub(super) fn column_def(target: String, col: ColRef, ty: ValueType) -> ValueDef
             ty,
             required: false,
             split: None,
+            international: false,
         },
         region_from: Vec::new(),
         optional: false,
@@ -788,6 +791,16 @@ impl Def<'_, '_> {
             }
             Some(_) => Err(self.err("`region_from:` only applies to fields.phone_number")),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// `international:`, which only the phone number has.
+    fn international(&self, i: Option<bool>) -> anyhow::Result<bool> {
+        match i {
+            Some(_) if self.slot.kind() != Some(FieldKind::Phone) => Err(self.err(
+                "`international:` only applies to fields.phone_number (numbers whose digits start with the country code)",
+            )),
+            i => Ok(i.unwrap_or(false)),
         }
     }
 

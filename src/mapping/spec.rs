@@ -229,6 +229,9 @@ pub struct FullSpec {
     pub region_from: Option<Spanned<Columns>>,
     /// A separator: each cell holds several values (`a@x.com ::: b@y.com`), tried in order.
     pub split: Option<Str>,
+    /// Phone only: a number written without `+` already starts with its country code
+    /// (`33612345678`, as Brevo writes its SMS column): read as `+33612345678`, no region used.
+    pub international: Option<bool>,
     /// A value that cannot be used fails the row (default: `defaults.required`, else false).
     pub required: Option<bool>,
     /// The columns may be absent from the file (blank on every row).

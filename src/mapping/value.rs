@@ -57,6 +57,8 @@ pub struct Modifiers {
     pub required: bool,
     /// `split:`: the separator between the several values a cell holds; each is a candidate.
     pub split: Option<String>,
+    /// `international: true` (phone only): digits without `+` start with the country code.
+    pub international: bool,
 }
 
 /// A checked value spec.

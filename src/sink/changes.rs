@@ -24,9 +24,11 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Format;
 use super::atomic::{AtomicFile, Dest, parent_dir};
-use super::columns::parse_columns;
+use super::columns::{ColumnSet, parse_columns};
 use super::manifest::{self, Manifest, file_name};
+use super::parquet::split_selection;
 use super::writer::{ContactWriter, Settings, Written};
 use crate::api::{ClientConfig, Contact};
 
@@ -185,6 +187,9 @@ fn sha256_of(f: &mut File) -> anyhow::Result<String> {
 pub struct Tracker {
     base: Option<Base>,
     snap: Option<(SnapshotWriter, PathBuf)>,
+    /// With a base: what the exported contacts' attributes hold, which types the columns of a
+    /// Parquet changes file as the export's own.
+    set: Option<ColumnSet>,
 }
 
 impl Tracker {
@@ -200,7 +205,15 @@ impl Tracker {
         if base.is_some() && snap.is_none() {
             bail!("--changes-since needs this export's manifest (a regular file, or --manifest)");
         }
-        Ok(Tracker { base, snap })
+        let set = base.as_ref().map(|_| ColumnSet::default());
+        Ok(Tracker { base, snap, set })
+    }
+
+    /// Keep each contact's `contact_inboxes` in the sidecar (the export keeps them), so that a
+    /// contact removed by the next export carries them into its changes file.
+    pub fn with_contact_inboxes(mut self, keep: bool) -> Tracker {
+        self.snap = self.snap.map(|(w, p)| (w.with_contact_inboxes(keep), p));
+        self
     }
 
     /// `out`, every contact also going into the sidecar.
@@ -208,6 +221,7 @@ impl Tracker {
         Tee {
             out,
             snap: self.snap.as_mut().map(|s| &mut s.0),
+            set: self.set.as_mut(),
         }
     }
 
@@ -231,9 +245,17 @@ impl Tracker {
             contacts,
             sha256: file.sha256()?,
         };
-        let changes = match self.base {
-            Some(base) => Some(write_changes(base, &mut file, target, settings, written)?),
-            None => None,
+        let changes = match (self.base, self.set) {
+            (Some(base), Some(set)) => {
+                let export = Export {
+                    target,
+                    settings,
+                    written,
+                    set,
+                };
+                Some(write_changes(base, &mut file, export)?)
+            }
+            _ => None,
         };
         Ok(Pending {
             snapshot: Some((file, entry)),
@@ -242,32 +264,65 @@ impl Tracker {
     }
 }
 
-/// The changes from `base` to the new sidecar `new` into `FILE.changes.<ext>`, temporary.
+/// The export a change set is written beside.
+struct Export<'a> {
+    target: &'a Path,
+    settings: &'a Settings,
+    written: &'a Written,
+    /// What its contacts' attributes hold.
+    set: ColumnSet,
+}
+
+/// The merge-join of the sidecars `old` and `new`, both read from their start.
+fn diff_of(
+    old: &mut File,
+    new: &mut File,
+    (old_name, new_name): (&str, &str),
+) -> anyhow::Result<Diff<File, File>> {
+    old.seek(SeekFrom::Start(0))?;
+    new.seek(SeekFrom::Start(0))?;
+    let old = SnapshotReader::new(old.try_clone()?, old_name);
+    let new = SnapshotReader::new(new.try_clone()?, new_name);
+    Ok(Diff::new(old, new))
+}
+
+/// The changes from `base` to the new sidecar `new` into `FILE.changes.<ext>`, temporary. A
+/// Parquet changes file types its columns from the export's contacts and the removed ones, which
+/// a first pass over the change set observes.
 fn write_changes(
-    base: Base,
+    mut base: Base,
     new: &mut AtomicFile,
-    target: &Path,
-    settings: &Settings,
-    written: &Written,
+    mut export: Export,
 ) -> anyhow::Result<(AtomicFile, Changes)> {
     let shown = new.target().display().to_string();
     let mut reader = new
         .file()
         .try_clone()
         .context("cannot reopen the new snapshot")?;
-    reader.seek(SeekFrom::Start(0))?;
-    let old = SnapshotReader::new(base.sidecar, &base.shown);
-    let mut diff = Diff::new(old, SnapshotReader::new(reader, &shown));
-    let path = changes_path(target, settings.format);
+    let names = (base.shown.as_str(), shown.as_str());
+    let format = export.settings.format;
+    if format == Format::Parquet {
+        for ch in diff_of(&mut base.sidecar, &mut reader, names)? {
+            let ch = ch?;
+            if ch.kind == diff::Kind::Removed {
+                export.set.observe(&ch.contact);
+            }
+        }
+    }
+    let mut diff = diff_of(&mut base.sidecar, &mut reader, names)?;
+    let path = changes_path(export.target, format);
     let mut file = AtomicFile::create(&path)?;
-    let columns = parse_columns(&written.columns, "the export's columns")?;
-    out::write(
-        &mut file,
-        settings.format,
-        &columns,
-        settings.timestamps,
-        diff.by_ref(),
-    )?;
+    let columns = parse_columns(&export.written.columns, "the export's columns")?;
+    let (raw, _) = split_selection(&export.settings.selection);
+    let spec = out::Spec {
+        format,
+        ts: export.settings.timestamps,
+        export: &columns,
+        raw: &raw,
+        set: &export.set,
+        contact_inboxes: export.settings.include_contact_inboxes,
+    };
+    out::write(&mut file, spec, diff.by_ref())?;
     let Counts {
         added,
         changed,
@@ -311,12 +366,16 @@ impl Pending {
 pub struct Tee<'a> {
     out: &'a mut dyn ContactWriter,
     snap: Option<&'a mut SnapshotWriter>,
+    set: Option<&'a mut ColumnSet>,
 }
 
 impl ContactWriter for Tee<'_> {
     fn write(&mut self, c: Contact) -> anyhow::Result<()> {
         if let Some(s) = self.snap.as_mut() {
             s.add(&c)?;
+        }
+        if let Some(set) = self.set.as_mut() {
+            set.observe(&c);
         }
         self.out.write(c)
     }

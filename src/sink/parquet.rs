@@ -11,7 +11,9 @@
 //! beyond 2^53 among fractions, which a DOUBLE would round) a string as CSV writes it. Every
 //! column but `id` is optional: a blank value is null. Contacts come from the spool in row groups
 //! of [`ROW_GROUP`], fewer for wide contacts ([`ROW_GROUP_BYTES`]), so memory stays flat in the
-//! number of contacts.
+//! number of contacts. The other Parquet tables of an export (the changes file, notes,
+//! conversations: [`table`](super::table)) have their fields made by [`field`] and their columns
+//! written by [`write_column`], typed the same way.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -23,9 +25,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::types::Type;
 
-use super::columns::{
-    AttrKind, Cell, Column, ColumnSet, Layout, Selection, Timestamps, cell, glob_match,
-};
+use super::columns::{AttrKind, Cell, Column, ColumnSet, Layout, Selection, glob_match};
+use super::table::{Field, Kind};
+use super::xlsx::export_cell;
 use crate::api::Contact;
 
 /// Contacts per row group, at most.
@@ -40,23 +42,11 @@ pub const ROW_GROUP_BYTES: usize = 32 << 20;
 /// The raw attribute objects, as JSON text, after the layout's columns.
 pub const RAW_COLUMNS: [&str; 2] = ["custom_attributes", "additional_attributes"];
 
-/// How a column is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Timestamp,
-    Double,
-    Bool,
-    Date,
-    Text,
-}
-
 /// One column of the file: a layout column or a raw attribute object.
 #[derive(Debug, Clone)]
 struct Col {
-    name: String,
+    field: Field,
     source: Option<Column>,
-    kind: Kind,
 }
 
 /// The raw columns `s` keeps, and `s` without their names (which are no columns of the layout).
@@ -81,11 +71,14 @@ pub fn split_selection(s: &Selection) -> (Vec<&'static str>, Selection) {
     (raw, layout_sel)
 }
 
-fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
+/// How the export column `col` is stored, its attributes typed by what `set` observed (see the
+/// module doc): every table over the export's columns (its changes file) types them the same.
+pub fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
     match col {
-        Column::Core("id") => Kind::Int,
-        Column::Core("blocked") => Kind::Bool,
-        c if c.is_timestamp() => Kind::Timestamp,
+        Column::Core("id") => Kind::Id,
+        Column::Core("blocked") => Kind::Flag,
+        c if c.is_timestamp() => Kind::Time,
+        c if c.is_textual_key() => Kind::Key,
         Column::Custom(_) | Column::Additional(_) => {
             let name = col.to_string();
             if set.loose.contains(&name) {
@@ -95,7 +88,7 @@ fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
                 Some(AttrKind::Int) => Kind::Int,
                 Some(AttrKind::Number) if set.wide.contains(&name) => Kind::Text,
                 Some(AttrKind::Number) => Kind::Double,
-                Some(AttrKind::Bool) => Kind::Bool,
+                Some(AttrKind::Bool) => Kind::Flag,
                 Some(AttrKind::Text) => Kind::Date,
                 _ => Kind::Text,
             }
@@ -104,27 +97,29 @@ fn kind_of(col: &Column, set: &ColumnSet) -> Kind {
     }
 }
 
-fn field(c: &Col) -> anyhow::Result<Arc<Type>> {
-    let (physical, logical) = match c.kind {
-        Kind::Int => (Physical::INT64, None),
-        Kind::Timestamp => (
+/// The Parquet field of `f`: INT64 ids and integers, TIMESTAMP (milliseconds, UTC) times, DOUBLE,
+/// BOOLEAN, DATE, and UTF-8 strings for text, keys and JSON; optional unless required.
+pub fn field(f: &Field) -> anyhow::Result<Arc<Type>> {
+    let (physical, logical) = match f.kind {
+        Kind::Id | Kind::Int => (Physical::INT64, None),
+        Kind::Time => (
             Physical::INT64,
             Some(LogicalType::timestamp(true, TimeUnit::MILLIS)),
         ),
         Kind::Double => (Physical::DOUBLE, None),
-        Kind::Bool => (Physical::BOOLEAN, None),
+        Kind::Flag => (Physical::BOOLEAN, None),
         Kind::Date => (Physical::INT32, Some(LogicalType::Date)),
-        Kind::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+        Kind::Text | Kind::Key | Kind::Json => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
     };
-    let rep = match c.source {
-        Some(Column::Core("id")) => Repetition::REQUIRED,
-        _ => Repetition::OPTIONAL,
+    let rep = match f.required {
+        true => Repetition::REQUIRED,
+        false => Repetition::OPTIONAL,
     };
-    let t = Type::primitive_type_builder(&c.name, physical)
+    let t = Type::primitive_type_builder(&f.name, physical)
         .with_repetition(rep)
         .with_logical_type(logical)
         .build()
-        .with_context(|| format!("Parquet column {}", c.name))?;
+        .with_context(|| format!("Parquet column {}", f.name))?;
     Ok(Arc::new(t))
 }
 
@@ -185,17 +180,18 @@ where
         .columns
         .iter()
         .map(|c| Col {
-            name: c.to_string(),
-            kind: kind_of(c, set),
+            field: Field::new(c.to_string(), kind_of(c, set)),
             source: Some(c.clone()),
         })
         .collect();
     cols.extend(raw.iter().map(|r| Col {
-        name: r.to_string(),
+        field: Field::new(*r, Kind::Json),
         source: None,
-        kind: Kind::Text,
     }));
-    let fields = cols.iter().map(field).collect::<anyhow::Result<_>>()?;
+    let fields = cols
+        .iter()
+        .map(|c| field(&c.field))
+        .collect::<anyhow::Result<_>>()?;
     let mut w = file_writer(out, "contacts", fields)?;
     let mut contacts = contacts;
     let mut group = Vec::with_capacity(ROW_GROUP.min(1024));
@@ -211,8 +207,9 @@ where
             let mut cw = rg
                 .next_column()?
                 .context("the Parquet schema ran out of columns")?;
-            write_column(&mut cw, col, &group)
-                .with_context(|| format!("Parquet column {}", col.name))?;
+            let cells = group.iter().map(|c| (c.id, value(c, col)));
+            write_column(&mut cw, &col.field, cells)
+                .with_context(|| format!("Parquet column {}", col.field.name))?;
             cw.close()?;
         }
         rg.close().context("cannot write a Parquet row group")?;
@@ -276,79 +273,78 @@ fn value_bytes(v: &serde_json::Value) -> usize {
 }
 
 /// The value of `c` in `col`, as its cell (timestamps in epoch seconds); a raw column's object as
-/// JSON text.
+/// JSON text. An id beyond INT64 stays text, which the column refuses by name: no wrong id.
 fn value(c: &Contact, col: &Col) -> Cell {
     match &col.source {
-        // An id beyond INT64 stays text, which the column refuses by name: no wrong id.
-        Some(Column::Core("id")) => {
-            i64::try_from(c.id).map_or_else(|_| Cell::Text(c.id.to_string()), Cell::Int)
-        }
-        Some(source) => cell(c, source, Timestamps::Epoch),
-        None if col.name == RAW_COLUMNS[0] => json_text(&c.custom_attributes),
-        None => json_text(&c.additional_attributes),
+        Some(source) => export_cell(c, source),
+        None => raw_cell(c, &col.field.name),
     }
 }
 
-fn json_text(m: &serde_json::Map<String, serde_json::Value>) -> Cell {
+/// The raw attribute object `name` ([`RAW_COLUMNS`]) of `c` as JSON text.
+pub fn raw_cell(c: &Contact, name: &str) -> Cell {
+    let m = match name == RAW_COLUMNS[0] {
+        true => &c.custom_attributes,
+        false => &c.additional_attributes,
+    };
     Cell::Text(serde_json::Value::Object(m.clone()).to_string())
 }
 
-fn write_column(w: &mut SerializedColumnWriter, col: &Col, rows: &[Contact]) -> anyhow::Result<()> {
-    let required = matches!(col.source, Some(Column::Core("id")));
-    let mismatch = |c: &Contact, v: &Cell| {
-        anyhow::anyhow!(
-            "contact {}: {v:?} does not fit a {:?} column",
-            c.id,
-            col.kind
-        )
+/// One column chunk of a row group: the `cells` of `f`, each with the contact of its row (which
+/// an error names). A cell that does not fit the kind (text in an INT64 column, a null where the
+/// field is required) is an error, never a wrong value; any cell fits a text column, as CSV
+/// writes it.
+pub fn write_column(
+    w: &mut SerializedColumnWriter,
+    f: &Field,
+    cells: impl Iterator<Item = (u64, Cell)>,
+) -> anyhow::Result<()> {
+    let mismatch = |id: u64, v: &Cell| {
+        anyhow::anyhow!("contact {id}: {v:?} does not fit a {:?} column", f.kind)
     };
     macro_rules! put {
         ($ty:ty, $conv:expr) => {{
-            let mut vals = Vec::with_capacity(rows.len());
-            let mut def = Vec::with_capacity(rows.len());
-            for c in rows {
-                let v = value(c, col);
-                if v == Cell::Empty {
+            let conv: fn(&Cell) -> Option<<$ty as DataType>::T> = $conv;
+            let (mut vals, mut def) = (vec![], vec![]);
+            for (id, v) in cells {
+                if v == Cell::Empty && !f.required {
                     def.push(0);
                     continue;
                 }
-                let conv: fn(Cell) -> Option<<$ty as DataType>::T> = $conv;
-                vals.push(conv(v.clone()).ok_or_else(|| mismatch(c, &v))?);
+                vals.push(conv(&v).ok_or_else(|| mismatch(id, &v))?);
                 def.push(1);
             }
-            let def = (!required).then_some(&def[..]);
+            let def = (!f.required).then_some(&def[..]);
             w.typed::<$ty>().write_batch(&vals, def, None)?;
         }};
     }
-    match col.kind {
-        Kind::Int => put!(Int64Type, |v| match v {
-            Cell::Int(i) => Some(i),
+    match f.kind {
+        Kind::Id | Kind::Int => put!(Int64Type, |v| match v {
+            Cell::Int(i) => Some(*i),
             _ => None,
         }),
-        Kind::Timestamp => put!(Int64Type, |v| match v {
+        Kind::Time => put!(Int64Type, |v| match v {
             Cell::Int(t) => t.checked_mul(1000),
             _ => None,
         }),
         Kind::Double => put!(DoubleType, |v| match v {
-            Cell::Int(i) => Some(i as f64),
-            Cell::Float(f) => Some(f),
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Float(f) => Some(*f),
             _ => None,
         }),
-        Kind::Bool => put!(BoolType, |v| match v {
-            Cell::Bool(b) => Some(b),
+        Kind::Flag => put!(BoolType, |v| match v {
+            Cell::Bool(b) => Some(*b),
             _ => None,
         }),
         Kind::Date => put!(Int32Type, |v| match v {
-            Cell::Text(s) => iso_date(&s),
+            Cell::Text(s) => iso_date(s),
             _ => None,
         }),
-        Kind::Text => put!(ByteArrayType, |v| Some(ByteArray::from(
-            match v {
-                Cell::Text(s) => s,
-                other => other.to_text(),
-            }
-            .into_bytes()
-        ))),
+        Kind::Text | Kind::Key | Kind::Json => put!(ByteArrayType, |v| match v {
+            Cell::Empty => None,
+            Cell::Text(s) => Some(ByteArray::from(s.as_str())),
+            other => Some(ByteArray::from(other.to_text().into_bytes())),
+        }),
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! Each table goes to its own temporary file ([`table`](super::table)), one row per note or
 //! conversation with its `contact_id`, in listing order. A contact deleted since the listing (404)
 //! is counted as gone, not an error; any other failure fails the whole export before any file is
-//! renamed, so every previous file is left as it was.
+//! renamed, so every previous file is left as it was. A bar counts the requests answered (on a
+//! terminal, not with `--quiet`), as the listing's counts the contacts.
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -22,6 +23,7 @@ use super::manifest::{RelatedTable, file_name};
 use super::table::{self, Col, RowWriter};
 use super::{conversations, notes};
 use crate::api::{ApiError, Client, ClientConfig};
+use crate::progress::Progress;
 
 /// What a per-contact table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -272,7 +274,8 @@ impl Open {
 }
 
 /// Every table of every contact in `ids` (in that order), fetched in one concurrent stream after
-/// their [`Plan`] (printed on stderr when `announce`); none and no plan when `tables` is empty.
+/// their [`Plan`] (printed on stderr when `announce`, with a bar of the requests answered on a
+/// terminal); none and no plan when `tables` is empty.
 /// The files stay temporary until the caller commits them (a device or a pipe is written into at
 /// the commit, never renamed over).
 pub async fn write(
@@ -289,6 +292,13 @@ pub async fn write(
         eprintln!("{plan}");
     }
     let mut open: Vec<Open> = tables.iter().map(Open::new).collect::<Result<_, _>>()?;
+    let label = plan.tables.iter().map(|r| r.name()).collect::<Vec<_>>();
+    let bar = Progress::of(
+        !announce,
+        Some(plan.requests),
+        &label.join(" and "),
+        "requests",
+    );
     let jobs = ids.iter().flat_map(|&id| {
         tables
             .iter()
@@ -302,6 +312,7 @@ pub async fn write(
         })
         .buffered(client.limit().ceiling());
     while let Some((id, i, related, rows)) = answers.next().await {
+        bar.inc(1);
         let t = &mut open[i];
         let rows = match rows {
             Ok(rows) => rows,
@@ -323,6 +334,7 @@ pub async fn write(
         }
     }
     drop(answers);
+    bar.finish();
     let done = open.into_iter().zip(tables).map(|(o, t)| o.finish(t));
     Ok((Some(plan), done.collect::<Result<_, _>>()?))
 }

@@ -1,48 +1,86 @@
-//! The per-contact tables of an export (`--notes`, `--conversations`) in any of the four formats:
-//! rows are the API's JSON objects, each with its `contact_id`; the columns are fixed per table
-//! ([`Col`]: a name, how the value is stored, where it sits in the object).
+//! The tables of an export beside its main file, in any of the four formats: the per-contact
+//! tables (`--notes`, `--conversations`, rows the API's JSON objects, each with its
+//! `contact_id`, columns fixed per table: [`Col`]) and the changes file (rows of cells over the
+//! export's columns, [`changes`](super::changes)). Each format's cells are written in one place
+//! for every table, the main file's included: CSV text here ([`csv_text`]), XLSX cells by
+//! [`xlsx::write_cell`](super::xlsx::write_cell), Parquet columns by
+//! [`parquet::write_column`](super::parquet::write_column), each column stored as its [`Kind`]
+//! says.
 //!
 //! JSONL keeps the whole object, one a line (timestamps as the API sends them). CSV has a header
 //! and one row per object, text through the formula guard, timestamps as `--timestamps` says.
 //! XLSX is one sheet like the export's (bold frozen header, typed cells, date cells). Parquet is a
 //! typed table: ids and counts INT64 (`contact_id` and `id` required), timestamps TIMESTAMP
 //! (milliseconds, UTC, whole seconds), flags BOOLEAN, text and JSON values UTF-8 strings, in row
-//! groups of [`parquet::ROW_GROUP`] so memory stays flat. A value that does not fit its column
+//! groups of [`parquet::ROW_GROUP`] rows at most (fewer once they hold about
+//! [`parquet::ROW_GROUP_BYTES`]), so memory stays flat. A value that does not fit its column
 //! (text where the API should send a number) is written as text in CSV and XLSX and fails a
 //! Parquet table naming the contact, column and value.
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as Physical};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::Type;
-use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
+use rust_xlsxwriter::{Format as XFormat, Workbook};
 use serde_json::Value;
 
 use super::Format;
 use super::atomic::AtomicFile;
 use super::columns::{Cell, Timestamps};
 use super::guard::guard;
+use super::parquet::{ROW_GROUP, ROW_GROUP_BYTES};
+use super::xlsx;
 
-/// How a column's value is stored.
+/// How a column is stored, in every table of an export (its main file included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// An id that every row has (`contact_id`, `id`): INT64, required.
     Id,
-    /// Any other integer.
+    /// Any other integer: INT64.
     Int,
-    /// Epoch seconds (an integer, a float or RFC 3339 text in the JSON).
+    /// Epoch seconds (an integer, a float or RFC 3339 text in the JSON): TIMESTAMP in Parquet, a
+    /// date cell in XLSX and ISO text in CSV (with `--timestamps iso`).
     Time,
-    Text,
+    /// A number: DOUBLE.
+    Double,
+    /// BOOLEAN.
     Flag,
+    /// An ISO date (`YYYY-MM-DD`): DATE in Parquet, text elsewhere.
+    Date,
+    Text,
+    /// Text that may look like a number (a phone number, an identifier): never a number cell.
+    Key,
     /// A JSON value (array, object) kept as its JSON text.
     Json,
 }
 
-/// One column of a table: its name, its kind, and the JSON pointer of its value in a row.
+/// One column of a table as written: its header, its kind, and whether every row has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+impl Field {
+    /// An optional column, unless of [`Kind::Id`].
+    pub fn new(name: impl Into<String>, kind: Kind) -> Field {
+        Field {
+            name: name.into(),
+            kind,
+            required: kind == Kind::Id,
+        }
+    }
+
+    /// Every row has it (a null is an error in Parquet).
+    pub fn required(mut self) -> Field {
+        self.required = true;
+        self
+    }
+}
+
+/// One column of a per-contact table: its name, its kind, and the JSON pointer of its value in a
+/// row.
 #[derive(Debug, Clone, Copy)]
 pub struct Col {
     pub name: &'static str,
@@ -92,37 +130,67 @@ pub fn cell(row: &Value, col: &Col) -> Cell {
     })
 }
 
-/// A table being written into its temporary file.
+/// A per-contact table being written into its temporary file.
 pub trait RowWriter: Send {
     fn write(&mut self, row: &Value) -> anyhow::Result<()>;
     /// Write what is left and flush; the rows written.
     fn finish(self: Box<Self>) -> anyhow::Result<u64>;
 }
 
-/// A writer of the table `name` (its XLSX sheet: `Notes`) with `columns` in `format` into
-/// `file` (through a clone of the temporary file's handle).
+/// A CSV, XLSX or Parquet table being written into its temporary file.
+pub trait CellWriter: Send {
+    /// One row: a cell per field, of the contact `contact` (named by a Parquet error).
+    fn write(&mut self, contact: u64, cells: Vec<Cell>) -> anyhow::Result<()>;
+    /// Write what is left and flush; the rows written.
+    fn finish(self: Box<Self>) -> anyhow::Result<u64>;
+}
+
+/// A writer of the per-contact table `name` (its XLSX sheet: `Notes`) with `columns` in
+/// `format` into `file` (through a clone of the temporary file's handle).
 pub fn create(
     file: &mut AtomicFile,
     format: Format,
     (name, columns): (&str, &'static [Col]),
     ts: Timestamps,
 ) -> anyhow::Result<Box<dyn RowWriter>> {
+    if format == Format::Jsonl {
+        let (out, shown) = buffered(file)?;
+        return Ok(Box::new(Jsonl {
+            out,
+            shown,
+            rows: 0,
+        }));
+    }
+    let fields = columns.iter().map(|c| Field::new(c.name, c.kind)).collect();
+    let cells = table(file, format, (name, fields), ts)?;
+    Ok(Box::new(Json { columns, cells }))
+}
+
+/// A writer of the table `name` (its XLSX sheet: `Changes`) with `fields` in `format` (CSV,
+/// XLSX or Parquet) into `file` (through a clone of the temporary file's handle).
+pub fn table(
+    file: &mut AtomicFile,
+    format: Format,
+    (name, fields): (&str, Vec<Field>),
+    ts: Timestamps,
+) -> anyhow::Result<Box<dyn CellWriter>> {
+    let (out, shown) = buffered(file)?;
+    Ok(match format {
+        Format::Jsonl => bail!("{shown}: JSONL is not a table of cells"),
+        Format::Csv => Box::new(Csv::new(out, shown, &fields, ts)?),
+        Format::Xlsx => Box::new(Xlsx::new(out, (shown, name), fields, ts)?),
+        Format::Parquet => Box::new(Parquet::new(out, shown, fields)?),
+    })
+}
+
+/// A buffered clone of `file`'s handle, and its name for errors.
+fn buffered(file: &mut AtomicFile) -> anyhow::Result<(BufWriter<File>, String)> {
     let shown = file.target().display().to_string();
     let handle = file
         .file()
         .try_clone()
         .with_context(|| format!("{shown}: cannot write"))?;
-    let out = BufWriter::with_capacity(256 * 1024, handle);
-    Ok(match format {
-        Format::Jsonl => Box::new(Jsonl {
-            out,
-            shown,
-            rows: 0,
-        }),
-        Format::Csv => Box::new(Csv::new(out, shown, columns, ts)?),
-        Format::Xlsx => Box::new(Xlsx::new(out, (shown, name), columns, ts)?),
-        Format::Parquet => Box::new(Parquet::new(out, shown, columns)?),
-    })
+    Ok((BufWriter::with_capacity(256 * 1024, handle), shown))
 }
 
 struct Jsonl {
@@ -149,10 +217,40 @@ impl RowWriter for Jsonl {
     }
 }
 
+/// A per-contact table as cells: each row's values at the columns' pointers.
+struct Json {
+    columns: &'static [Col],
+    cells: Box<dyn CellWriter>,
+}
+
+impl RowWriter for Json {
+    fn write(&mut self, row: &Value) -> anyhow::Result<()> {
+        let contact = row["contact_id"].as_u64().unwrap_or_default();
+        let cells = self.columns.iter().map(|c| cell(row, c)).collect();
+        self.cells.write(contact, cells)
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<u64> {
+        self.cells.finish()
+    }
+}
+
+/// `c` as CSV text in a column of `kind`: timestamps as `ts` says, text through the formula guard.
+pub fn csv_text(c: Cell, kind: Kind, ts: Timestamps) -> String {
+    match (c, kind) {
+        (Cell::Int(t), Kind::Time) => match (ts, chrono::DateTime::from_timestamp(t, 0)) {
+            (Timestamps::Iso, Some(d)) => d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            _ => t.to_string(),
+        },
+        (Cell::Text(s), _) => guard(&s).into_owned(),
+        (other, _) => other.to_text(),
+    }
+}
+
 struct Csv {
     w: csv::Writer<BufWriter<File>>,
     shown: String,
-    columns: &'static [Col],
+    kinds: Vec<Kind>,
     ts: Timestamps,
     rows: u64,
 }
@@ -161,37 +259,29 @@ impl Csv {
     fn new(
         out: BufWriter<File>,
         shown: String,
-        columns: &'static [Col],
+        fields: &[Field],
         ts: Timestamps,
     ) -> anyhow::Result<Csv> {
         let mut w = csv::Writer::from_writer(out);
-        w.write_record(columns.iter().map(|c| c.name))
+        w.write_record(fields.iter().map(|f| &f.name))
             .with_context(|| format!("{shown}: cannot write the header"))?;
         Ok(Csv {
             w,
             shown,
-            columns,
+            kinds: fields.iter().map(|f| f.kind).collect(),
             ts,
             rows: 0,
         })
     }
 }
 
-/// `t` epoch seconds as `--timestamps` writes them in CSV.
-fn csv_time(t: i64, ts: Timestamps) -> String {
-    match (ts, chrono::DateTime::from_timestamp(t, 0)) {
-        (Timestamps::Iso, Some(d)) => d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        _ => t.to_string(),
-    }
-}
-
-impl RowWriter for Csv {
-    fn write(&mut self, row: &Value) -> anyhow::Result<()> {
-        let record = self.columns.iter().map(|col| match cell(row, col) {
-            Cell::Int(t) if col.kind == Kind::Time => csv_time(t, self.ts),
-            Cell::Text(s) => guard(&s).into_owned(),
-            other => other.to_text(),
-        });
+impl CellWriter for Csv {
+    fn write(&mut self, _: u64, cells: Vec<Cell>) -> anyhow::Result<()> {
+        let ts = self.ts;
+        let record = cells
+            .into_iter()
+            .zip(&self.kinds)
+            .map(|(c, k)| csv_text(c, *k, ts));
         self.w
             .write_record(record)
             .with_context(|| format!("{}: cannot write", self.shown))?;
@@ -210,14 +300,11 @@ impl RowWriter for Csv {
     }
 }
 
-/// Rows a sheet holds, header included.
-const XLSX_MAX_ROWS: u64 = 1_048_576;
-
 struct Xlsx {
     out: BufWriter<File>,
     wb: Workbook,
     shown: String,
-    columns: &'static [Col],
+    kinds: Vec<Kind>,
     ts: Timestamps,
     date: XFormat,
     rows: u64,
@@ -227,69 +314,49 @@ impl Xlsx {
     fn new(
         out: BufWriter<File>,
         (shown, name): (String, &str),
-        columns: &'static [Col],
+        fields: Vec<Field>,
         ts: Timestamps,
     ) -> anyhow::Result<Xlsx> {
         let mut wb = Workbook::new();
-        let bold = XFormat::new().set_bold();
-        let ws = wb
-            .add_worksheet_with_constant_memory()
-            .with_context(|| format!("{shown}: cannot start the XLSX sheet"))?;
         let mut sheet = name.to_string();
         if let Some(first) = sheet.get_mut(..1) {
             first.make_ascii_uppercase();
         }
-        ws.set_name(sheet)?;
-        ws.set_freeze_panes(1, 0)?;
-        for (i, c) in columns.iter().enumerate() {
-            ws.set_column_width(i as u16, if c.kind == Kind::Time { 21.0 } else { 18.0 })?;
-            ws.write_string_with_format(0, i as u16, c.name, &bold)?;
-        }
+        xlsx::sheet(&mut wb, &sheet, &fields)
+            .with_context(|| format!("{shown}: cannot start the XLSX sheet"))?;
         Ok(Xlsx {
             out,
             wb,
             shown,
-            columns,
+            kinds: fields.iter().map(|f| f.kind).collect(),
             ts,
-            date: XFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            date: xlsx::date_format(),
             rows: 0,
         })
     }
 }
 
-impl RowWriter for Xlsx {
-    fn write(&mut self, row: &Value) -> anyhow::Result<()> {
-        if self.rows + 2 > XLSX_MAX_ROWS {
+impl CellWriter for Xlsx {
+    fn write(&mut self, contact: u64, cells: Vec<Cell>) -> anyhow::Result<()> {
+        if self.rows + 2 > xlsx::MAX_ROWS {
             bail!(
                 "{}: more rows than one XLSX sheet holds ({}): use CSV, JSONL or Parquet",
                 self.shown,
-                XLSX_MAX_ROWS - 1
+                xlsx::MAX_ROWS - 1
             );
         }
         self.rows += 1;
         let r = self.rows as u32;
         let ws = self.wb.worksheet_from_index(0)?;
-        for (i, col) in self.columns.iter().enumerate() {
-            let i = i as u16;
-            match cell(row, col) {
-                Cell::Int(t) if col.kind == Kind::Time && self.ts == Timestamps::Iso => {
-                    match ExcelDateTime::from_timestamp(t) {
-                        Ok(d) => ws.write_datetime_with_format(r, i, d, &self.date)?,
-                        Err(_) => ws.write_number(r, i, t as f64)?,
-                    }
-                }
-                Cell::Empty => ws,
-                Cell::Text(s) => ws.write_string(r, i, s)?,
-                Cell::Int(n) => ws.write_number(r, i, n as f64)?,
-                Cell::Float(f) => ws.write_number(r, i, f)?,
-                Cell::Bool(b) => ws.write_boolean(r, i, b)?,
-            };
+        for (i, (c, kind)) in cells.into_iter().zip(&self.kinds).enumerate() {
+            xlsx::write_cell(ws, (r, i as u16), c, *kind, self.ts, &self.date)
+                .with_context(|| format!("{}: row {}: contact {contact}", self.shown, r + 1))?;
         }
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> anyhow::Result<u64> {
-        let last = (self.columns.len() as u16).saturating_sub(1);
+        let last = (self.kinds.len() as u16).saturating_sub(1);
         let ws = self.wb.worksheet_from_index(0)?;
         ws.autofilter(0, 0, self.rows as u32, last)?;
         self.wb
@@ -302,158 +369,90 @@ impl RowWriter for Xlsx {
     }
 }
 
-/// Parquet: the rows of the current row group, as cells.
+/// Parquet: the current row group, column by column, and the contact of each row.
 struct Parquet {
     w: SerializedFileWriter<BufWriter<File>>,
     shown: String,
-    columns: &'static [Col],
-    group: Vec<Vec<Cell>>,
+    fields: Vec<Field>,
+    columns: Vec<Vec<Cell>>,
+    contacts: Vec<u64>,
+    bytes: usize,
     rows: u64,
 }
 
-/// The Parquet field of a column.
-fn parquet_field(c: &Col) -> anyhow::Result<Arc<Type>> {
-    let millis = LogicalType::timestamp(true, TimeUnit::MILLIS);
-    let (physical, logical) = match c.kind {
-        Kind::Id | Kind::Int => (Physical::INT64, None),
-        Kind::Time => (Physical::INT64, Some(millis)),
-        Kind::Flag => (Physical::BOOLEAN, None),
-        Kind::Text | Kind::Json => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
-    };
-    let repetition = match c.kind {
-        Kind::Id => Repetition::REQUIRED,
-        _ => Repetition::OPTIONAL,
-    };
-    Type::primitive_type_builder(c.name, physical)
-        .with_repetition(repetition)
-        .with_logical_type(logical)
-        .build()
-        .map(Arc::new)
-        .with_context(|| format!("Parquet column {}", c.name))
+/// About what `c` takes in memory.
+fn cell_bytes(c: &Cell) -> usize {
+    std::mem::size_of::<Cell>()
+        + match c {
+            Cell::Text(s) => s.len(),
+            _ => 0,
+        }
 }
 
 impl Parquet {
-    fn new(
-        out: BufWriter<File>,
-        shown: String,
-        columns: &'static [Col],
-    ) -> anyhow::Result<Parquet> {
-        let fields = columns
+    fn new(out: BufWriter<File>, shown: String, fields: Vec<Field>) -> anyhow::Result<Parquet> {
+        let schema = fields
             .iter()
-            .map(parquet_field)
+            .map(super::parquet::field)
             .collect::<Result<_, _>>()?;
-        let w = super::parquet::file_writer(out, "rows", fields).with_context(|| shown.clone())?;
+        let w = super::parquet::file_writer(out, "rows", schema).with_context(|| shown.clone())?;
         Ok(Parquet {
             w,
             shown,
-            columns,
-            group: vec![],
+            columns: vec![vec![]; fields.len()],
+            fields,
+            contacts: vec![],
+            bytes: 0,
             rows: 0,
         })
     }
 
     /// The row group gathered so far into the file.
     fn flush_group(&mut self) -> anyhow::Result<()> {
-        if self.group.is_empty() {
+        if self.contacts.is_empty() {
             return Ok(());
         }
         let mut rg = self.w.next_row_group()?;
-        for (i, col) in self.columns.iter().enumerate() {
+        for (f, cells) in self.fields.iter().zip(&mut self.columns) {
             let mut cw = rg.next_column()?.context("the schema ran out of columns")?;
-            let cells = self.group.iter().map(|r| &r[i]);
-            match col.kind {
-                Kind::Flag => {
-                    let (vals, def) = defined(cells, |c| match c {
-                        Cell::Bool(b) => Some(*b),
-                        _ => None,
-                    });
-                    cw.typed::<BoolType>()
-                        .write_batch(&vals, Some(&def), None)?
-                }
-                Kind::Text | Kind::Json => {
-                    let (vals, def) = defined(cells, |c| match c {
-                        Cell::Text(s) => Some(ByteArray::from(s.as_str())),
-                        _ => None,
-                    });
-                    cw.typed::<ByteArrayType>()
-                        .write_batch(&vals, Some(&def), None)?
-                }
-                kind => {
-                    let scale = if kind == Kind::Time { 1000 } else { 1 };
-                    let (vals, def) = defined(cells, |c| match c {
-                        Cell::Int(n) => n.checked_mul(scale),
-                        _ => None,
-                    });
-                    let def = (kind != Kind::Id).then_some(&def[..]);
-                    cw.typed::<Int64Type>().write_batch(&vals, def, None)?
-                }
-            };
+            let cells = self.contacts.iter().copied().zip(cells.drain(..));
+            super::parquet::write_column(&mut cw, f, cells)
+                .with_context(|| format!("{}: Parquet column {}", self.shown, f.name))?;
             cw.close()?;
         }
-        rg.close()?;
-        self.group.clear();
+        rg.close()
+            .with_context(|| format!("{}: cannot write a row group", self.shown))?;
+        self.contacts.clear();
+        self.bytes = 0;
         Ok(())
     }
 }
 
-/// The values of `cells` that `get` takes (an empty cell is a null), and the definition levels.
-fn defined<'c, T>(
-    cells: impl Iterator<Item = &'c Cell>,
-    get: impl Fn(&Cell) -> Option<T>,
-) -> (Vec<T>, Vec<i16>) {
-    let (mut vals, mut def) = (vec![], vec![]);
-    for c in cells {
-        match get(c) {
-            Some(v) => {
-                vals.push(v);
-                def.push(1);
-            }
-            None => def.push(0),
+impl CellWriter for Parquet {
+    fn write(&mut self, contact: u64, cells: Vec<Cell>) -> anyhow::Result<()> {
+        if cells.len() != self.fields.len() {
+            bail!(
+                "{}: contact {contact}: {} cells for {} columns",
+                self.shown,
+                cells.len(),
+                self.fields.len()
+            );
         }
-    }
-    (vals, def)
-}
-
-/// Whether `c` can go in a Parquet column of `kind` (an empty cell only when it is optional).
-fn fits(kind: Kind, c: &Cell) -> bool {
-    match (kind, c) {
-        (Kind::Id, Cell::Empty) => false,
-        (_, Cell::Empty) => true,
-        (Kind::Id | Kind::Int, Cell::Int(_)) => true,
-        (Kind::Time, Cell::Int(t)) => t.checked_mul(1000).is_some(),
-        (Kind::Flag, Cell::Bool(_)) => true,
-        (Kind::Text | Kind::Json, Cell::Text(_)) => true,
-        _ => false,
-    }
-}
-
-impl RowWriter for Parquet {
-    fn write(&mut self, row: &Value) -> anyhow::Result<()> {
-        let cells: Vec<Cell> = self.columns.iter().map(|c| cell(row, c)).collect();
-        for (col, c) in self.columns.iter().zip(&cells) {
-            if !fits(col.kind, c) {
-                bail!(
-                    "{}: contact {}: {} {c:?} does not fit a {:?} column",
-                    self.shown,
-                    row["contact_id"],
-                    col.name,
-                    col.kind
-                );
-            }
+        for (column, c) in self.columns.iter_mut().zip(cells) {
+            self.bytes += cell_bytes(&c);
+            column.push(c);
         }
-        self.group.push(cells);
+        self.contacts.push(contact);
         self.rows += 1;
-        if self.group.len() >= super::parquet::ROW_GROUP {
-            self.flush_group()
-                .with_context(|| format!("{}: cannot write a row group", self.shown))?;
+        if self.contacts.len() >= ROW_GROUP || self.bytes >= ROW_GROUP_BYTES {
+            self.flush_group()?;
         }
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> anyhow::Result<u64> {
         let shown = self.shown.clone();
-        self.flush_group()
-            .with_context(|| format!("{shown}: cannot write a row group"))?;
+        self.flush_group()?;
         self.w
             .into_inner()
             .with_context(|| format!("{shown}: cannot finish the Parquet file"))?
@@ -484,9 +483,75 @@ mod tests {
         assert_eq!(cell(&odd, &COLS[0]), Cell::Text("x".into()));
         assert_eq!(cell(&odd, &COLS[1]), Cell::Int(1711000000));
         assert_eq!(cell(&odd, &COLS[2]), Cell::Empty);
-        assert!(!fits(Kind::Id, &Cell::Text("x".into())));
-        assert!(!fits(Kind::Id, &Cell::Empty));
-        assert!(fits(Kind::Int, &Cell::Empty));
+    }
+
+    /// The error of a Parquet table of `COLS` whose one row is `row`.
+    fn parquet_error(row: Value) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = AtomicFile::create(&dir.path().join("t.parquet")).unwrap();
+        let mut w = create(&mut f, Format::Parquet, ("t", &COLS), Timestamps::Iso).unwrap();
+        w.write(&row).unwrap();
+        format!("{:#}", w.finish().unwrap_err())
+    }
+
+    #[test]
+    fn a_parquet_cell_that_does_not_fit_fails_naming_the_contact_and_column() {
+        let e = parquet_error(json!({"contact_id": 7, "id": "x", "at": 1}));
+        assert!(
+            e.contains("Parquet column id") && e.contains("contact 7") && e.contains("\"x\""),
+            "{e}"
+        );
+        let e = parquet_error(json!({"contact_id": 8, "at": 1}));
+        assert!(e.contains("column id") && e.contains("Empty"), "{e}");
+        let e = parquet_error(json!({"contact_id": 9, "id": 1, "at": "soon"}));
+        assert!(e.contains("column at") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn a_parquet_table_is_typed_in_bounded_row_groups() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field as P;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut f = AtomicFile::create(&path).unwrap();
+        let fields = vec![
+            Field::new("change", Kind::Text).required(),
+            Field::new("id", Kind::Id),
+            Field::new("n", Kind::Double),
+            Field::new("d", Kind::Date),
+            Field::new("at", Kind::Time),
+        ];
+        let mut w = table(&mut f, Format::Parquet, ("t", fields), Timestamps::Iso).unwrap();
+        let n = ROW_GROUP + 1;
+        for i in 0..n {
+            let d = Cell::Text("2024-03-21".into());
+            let row = vec![
+                Cell::Text(String::new()),
+                Cell::Int(i as i64),
+                Cell::Int(2),
+                d,
+            ];
+            w.write(i as u64, [row, vec![Cell::Empty]].concat())
+                .unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), n as u64);
+        f.commit().unwrap();
+        let r = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let m = r.metadata();
+        assert_eq!(m.num_row_groups(), 2);
+        assert_eq!(m.row_group(0).num_rows(), ROW_GROUP as i64);
+        let row = r.get_row_iter(None).unwrap().last().unwrap().unwrap();
+        let got: Vec<P> = row.get_column_iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(
+            got,
+            [
+                P::Str(String::new()),
+                P::Long(ROW_GROUP as i64),
+                P::Double(2.0),
+                P::Date(19803),
+                P::Null
+            ]
+        );
     }
 
     #[test]

@@ -662,6 +662,8 @@ pub struct CsvSource {
     delimiter: u8,
     /// Per column: the mapping reads it (`None`: every column counts).
     read: Option<Vec<bool>>,
+    /// Lines of notes or a title above the header were skipped.
+    preamble: bool,
     done: bool,
     error: Option<ReadError>,
 }
@@ -694,6 +696,7 @@ impl CsvSource {
             header_line,
             delimiter,
             how,
+            preamble,
         } = layout::decide(&file, &sample, opts, &mut warnings)?;
         drop(prefix);
 
@@ -723,6 +726,7 @@ impl CsvSource {
             trailer: Trailer::default(),
             delimiter,
             read: None,
+            preamble,
             done: false,
             error: None,
         })
@@ -1107,6 +1111,10 @@ impl Source for CsvSource {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn skipped_preamble(&self) -> bool {
+        self.preamble
     }
 
     fn read_columns(&mut self, columns: &[usize]) {

@@ -173,10 +173,17 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     /// [`SourceOptions::max_field_bytes`] in any other column is cut to its start rather than
     /// failing its row (nothing reads it); by default every column counts.
     fn read_columns(&mut self, _columns: &[usize]) {}
+
+    /// Lines of notes or a title above the header were found and skipped without being asked
+    /// (LinkedIn's `Connections.csv`); not a `sep=` line, not `header_row`.
+    fn skipped_preamble(&self) -> bool {
+        false
+    }
 }
 
-/// Open a CSV or XLSX file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`), otherwise by
-/// content (a ZIP archive is a workbook, anything else is tried as CSV text).
+/// Open a CSV or workbook file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`; `.ods`,
+/// `.xls`, `.xlsb`, a sheet read whole by calamine), otherwise by content (a ZIP archive is a
+/// workbook, anything else is tried as CSV text).
 pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>> {
     let ext = path
         .extension()
@@ -186,7 +193,10 @@ pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<Box<dyn Source>
     match ext.as_str() {
         "csv" | "tsv" | "txt" => Ok(Box::new(CsvSource::open(path, opts)?)),
         "xlsx" | "xlsm" => Ok(Box::new(XlsxSource::open(path, opts)?)),
-        "xls" | "xlsb" | "ods" | "numbers" => anyhow::bail!(
+        "ods" => Ok(Box::new(XlsxSource::open_other(path, "ODS", opts)?)),
+        "xls" => Ok(Box::new(XlsxSource::open_other(path, "XLS", opts)?)),
+        "xlsb" => Ok(Box::new(XlsxSource::open_other(path, "XLSB", opts)?)),
+        "numbers" => anyhow::bail!(
             "{}: .{ext} files are not supported; save the sheet as .xlsx or .csv",
             path.display()
         ),

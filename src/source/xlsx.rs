@@ -8,7 +8,16 @@
 //! | date / datetime / time | `2024-03-05`, `2024-03-05T14:30:00`, `14:30:00` | no |
 //! | duration | `37:30:00` (hours may pass 24) | no |
 //! | bool | `true` / `false` | no |
-//! | error, or a formula's error (`#N/A`, `#REF!`…) | the row is a `cell_error` issue | — |
+//! | whole number under a format of `0`s and literals (`00000`, `(000) 000-0000`) | as shown: `02134` | no |
+//! | error, or a formula's error (`#N/A`, `#REF!`, `#SPILL!`, `#ERROR!`…) | the row is a `cell_error` issue that fails only the fields read from that cell | — |
+//!
+//! Writers other than Excel are read alike: inline strings, no shared strings, rich text runs,
+//! `t="str"` formula results, a missing or oversized `dimension`, rows and cells without `r=`,
+//! absolute part paths. Error texts calamine does not know (Excel 365's `#SPILL!`, `#CALC!`…,
+//! Google's `#ERROR!`) stop its cell stream; [`scan`] finds those cells so they are put back in
+//! place. With no sheet named, hidden sheets are passed over (with a warning). Rows after the
+//! last value that hold only formatting are not rows. `.ods`, `.xls` and `.xlsb` go through
+//! [`other`]: calamine reads the sheet whole, then the same header search and row checks apply.
 //!
 //! The cell reader (rather than `worksheet_range`) keeps memory to the shared-string table and one
 //! row instead of the whole sheet; see `benches/README.md` for the measured difference. The
@@ -21,12 +30,18 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail};
-use calamine::{CellErrorType, DataRef, ExcelDateTime, Reader, Xlsx, open_workbook};
+use calamine::{DataRef, ExcelDateTime, Reader, Xlsx, XlsxError, open_workbook};
+
+mod numfmt;
+mod other;
+mod scan;
+
+use self::numfmt::DigitFormat;
 
 use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::{
     Item, Pending, Queue, ReadError, Record, RowIssue, SHEET_PART_FACTOR, Source, SourceOptions,
-    Trailer, blank_issue, clean_headers, footer_issue, looks_like_footer, too_large_issue,
+    Trailer, clean_headers, footer_issue, looks_like_footer, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
 
@@ -39,8 +54,12 @@ const IN_FLIGHT: usize = 4;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
     Empty,
-    Text { text: String, numeric: bool },
-    Error(CellErrorType),
+    Text {
+        text: String,
+        numeric: bool,
+    },
+    /// An error cell: its text (`#N/A`, `#SPILL!`…).
+    Error(String),
 }
 
 impl Cell {
@@ -99,7 +118,7 @@ pub(crate) fn convert(d: &DataRef<'_>) -> Cell {
         DataRef::Bool(b) => text(b.to_string(), false),
         DataRef::DateTime(dt) => text(format_datetime(dt), false),
         DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => text(s.clone(), false),
-        DataRef::Error(e) => Cell::Error(e.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
     }
 }
 
@@ -130,8 +149,14 @@ pub fn column_letters(col: u32) -> String {
     String::from_utf8(out).expect("ASCII letters")
 }
 
-/// Find the sheet: exact name, then a unique case-insensitive name, then a 1-based index.
-fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Result<(String, usize)> {
+/// Find the sheet: exact name, then a unique case-insensitive name, then a 1-based index; with
+/// none asked for, the first sheet that is not hidden (or the first, when all are).
+fn pick_sheet(
+    file: &str,
+    names: &[String],
+    hidden: &[bool],
+    want: Option<&str>,
+) -> anyhow::Result<(String, usize)> {
     if names.is_empty() {
         bail!("{file}: the workbook has no sheets");
     }
@@ -143,7 +168,8 @@ fn pick_sheet(file: &str, names: &[String], want: Option<&str>) -> anyhow::Resul
             .join(", ")
     };
     let Some(want) = want else {
-        return Ok((names[0].clone(), 0));
+        let i = (0..names.len()).find(|&i| !hidden[i]).unwrap_or(0);
+        return Ok((names[i].clone(), i));
     };
     if let Some(i) = names.iter().position(|n| n == want) {
         return Ok((names[i].clone(), i));
@@ -275,23 +301,26 @@ fn longest_text_over(r: &mut impl Read, limit: u64) -> std::io::Result<Option<u6
 /// open and name `header_columns`, the first sheet allowed with a row among its first
 /// [`SEARCH_ROWS`] holding those columns, and that row; skipped sheets and title rows are noted.
 fn choose(
-    wb: &mut Xlsx<BufReader<File>>,
-    file: &str,
-    names: &[String],
+    mut search: impl FnMut(&str, Option<u64>, &[String]) -> Option<(u64, usize)>,
+    (file, names, hidden): (&str, &[String], &[bool]),
     opts: &SourceOptions,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<(String, usize, Option<u64>)> {
-    let (sheet, index) = pick_sheet(file, names, opts.sheet.as_deref())?;
+    let (sheet, index) = pick_sheet(file, names, hidden, opts.sheet.as_deref())?;
+    if opts.sheet.is_none() {
+        note_hidden(file, names, hidden, notes);
+    }
     let want = &opts.header_columns;
     if want.is_empty() || (opts.sheet.is_some() && opts.header_row.is_some()) {
         return Ok((sheet, index, opts.header_row));
     }
     let order: Vec<usize> = match opts.sheet {
         Some(_) => vec![index],
-        None => (0..names.len()).collect(),
+        None if hidden.iter().all(|&h| h) => (0..names.len()).collect(),
+        None => (0..names.len()).filter(|&i| !hidden[i]).collect(),
     };
     for (k, &i) in order.iter().enumerate() {
-        let Some((row, above)) = header_in(wb, &names[i], opts.header_row, want) else {
+        let Some((row, above)) = search(&names[i], opts.header_row, want) else {
             continue;
         };
         for &j in &order[..k] {
@@ -316,22 +345,27 @@ fn choose(
     Ok((sheet, index, opts.header_row))
 }
 
-/// The 1-based row of `sheet` that holds every column of `want` (row `header_row` only, when
+/// Say which hidden sheets are passed over when no sheet is named (a workbook from a CRM or a
+/// colleague often hides a lookup or settings sheet before the data).
+fn note_hidden(file: &str, names: &[String], hidden: &[bool], notes: &mut Vec<String>) {
+    if hidden.iter().all(|&h| h) {
+        return;
+    }
+    for (name, _) in names.iter().zip(hidden).filter(|(_, h)| **h) {
+        notes.push(format!(
+            "{file}: sheet {name:?} is hidden and is not read (name it in the mapping's source.sheet to read it)"
+        ));
+    }
+}
+
+/// The 1-based row of a sheet that holds every column of `want` (row `header_row` only, when
 /// set), and the rows with a value above it; `None` when no row of the first [`SEARCH_ROWS`]
 /// does (or the sheet cannot be read: the read proper reports that).
-fn header_in(
-    wb: &mut Xlsx<BufReader<File>>,
-    sheet: &str,
+fn header_search(
+    rows: &mut dyn RowStream,
     header_row: Option<u64>,
     want: &[String],
 ) -> Option<(u64, usize)> {
-    let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
-    let mut rows = Rows {
-        cells: &mut reader,
-        next: None,
-        finished: false,
-        failed_in: None,
-    };
     let mut above = 0;
     while above < SEARCH_ROWS {
         let (idx, cells) = rows.next_row().ok()??;
@@ -388,44 +422,138 @@ pub struct XlsxSource {
 impl XlsxSource {
     /// Open the workbook, pick the sheet, and read up to the header row before returning, so every
     /// problem with the file as a whole is an error here.
+    /// An `.ods`, `.xls` or `.xlsb` workbook (`kind`: `ODS`, `XLS`, `XLSB`), read sheet-whole
+    /// by calamine and then as an XLSX sheet is read (see [`other`]).
+    pub fn open_other(
+        path: &Path,
+        kind: &'static str,
+        opts: &SourceOptions,
+    ) -> anyhow::Result<XlsxSource> {
+        other::open(path, kind, opts)
+    }
+
     pub fn open(path: &Path, opts: &SourceOptions) -> anyhow::Result<XlsxSource> {
         let file = path.display().to_string();
         check_parts(&file, path, opts)?;
         let mut wb: Xlsx<BufReader<File>> = open_workbook(path)
             .map_err(|e| anyhow!("{file}: cannot read as an XLSX workbook: {e}"))?;
         let names = wb.sheet_names();
+        let hidden = hidden_sheets(wb.sheets_metadata());
+        let search = |wb: &mut Xlsx<_>, sheet: &str, h, want: &[String]| {
+            let mut reader = wb.worksheet_cells_reader(sheet).ok()?;
+            header_search(&mut Rows::new(&mut reader, path, sheet), h, want)
+        };
+        let (mut picked, sheet, header_row) = Picked::choose(
+            ("XLSX", file, names, &hidden),
+            |s, h, w| search(&mut wb, s, h, w),
+            opts,
+        )?;
+        if wb.has_1904_epoch() {
+            picked.notes.push(format!(
+                "{}: the workbook counts dates from 1904 (date1904): date cells are read right, but a date kept as a plain number (no date format) is not, and a `type: date` column would read it four years early; format such a column as dates",
+                picked.file
+            ));
+        }
+        let path = path.to_path_buf();
+        picked.start(move |label, channels, max_field| {
+            let mut reader = match wb.worksheet_cells_reader(&sheet) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = channels
+                        .0
+                        .send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
+                    return;
+                }
+            };
+            let mut rows = Rows::new(&mut reader, &path, &sheet);
+            read_rows(&mut rows, header_row, label, channels, max_field);
+        })
+    }
+}
+
+/// Per sheet, whether it is hidden (or very hidden).
+fn hidden_sheets(sheets: &[calamine::Sheet]) -> Vec<bool> {
+    sheets
+        .iter()
+        .map(|s| s.visible != calamine::SheetVisible::Visible)
+        .collect()
+}
+
+/// The header's sender and the rows' sender of the reader thread.
+type Channels = (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>);
+
+/// A workbook whose sheet is chosen, ready to be read on a thread of its own.
+struct Picked {
+    /// `XLSX`, `ODS`, `XLS`… for the run summary.
+    kind: &'static str,
+    file: String,
+    names: Vec<String>,
+    index: usize,
+    notes: Vec<String>,
+    max_field: usize,
+}
+
+impl Picked {
+    /// Choose the sheet of a workbook of `kind` (see [`choose`], `search` looking for the header
+    /// in one sheet): the pick, the sheet's name and its header row.
+    fn choose(
+        (kind, file, names, hidden): (&'static str, String, Vec<String>, &[bool]),
+        search: impl FnMut(&str, Option<u64>, &[String]) -> Option<(u64, usize)>,
+        opts: &SourceOptions,
+    ) -> anyhow::Result<(Picked, String, Option<u64>)> {
         if opts.header_row == Some(0) {
             bail!("{file}: header_row is 1-based; 0 is not a row");
         }
         let mut notes = Vec::new();
-        let (sheet, index, header_row) = choose(&mut wb, &file, &names, opts, &mut notes)?;
-        let max_field = opts.max_field_bytes;
+        let (sheet, index, header_row) = choose(search, (&file, &names, hidden), opts, &mut notes)?;
+        let picked = Picked {
+            kind,
+            file,
+            names,
+            index,
+            notes,
+            max_field: opts.max_field_bytes,
+        };
+        Ok((picked, sheet, header_row))
+    }
+
+    /// Start `read` (given the label, the channels and the cell limit) on the reader thread
+    /// and wait for the header.
+    fn start(
+        mut self,
+        read: impl FnOnce(&str, Channels, usize) + Send + 'static,
+    ) -> anyhow::Result<XlsxSource> {
         let (htx, hrx) = sync_channel(1);
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let label = format!("{file}, sheet {sheet:?}");
+        let label = format!("{}, sheet {:?}", self.file, self.names[self.index]);
         let worker_label = label.clone();
+        let max_field = self.max_field;
         let thread = std::thread::Builder::new()
             .name("xlsx-reader".into())
-            .spawn(move || read_sheet(wb, &sheet, header_row, &worker_label, (htx, tx), max_field))
-            .map_err(|e| anyhow!("{file}: cannot start the XLSX reader: {e}"))?;
+            .spawn(move || read(&worker_label, (htx, tx), max_field))
+            .map_err(|e| anyhow!("{}: cannot start the {} reader: {e}", self.file, self.kind))?;
         let head = match hrx.recv() {
             Ok(head) => head?,
             Err(_) => {
                 let _ = thread.join();
-                bail!("{label}: the XLSX reader stopped before the header row");
+                bail!(
+                    "{label}: the {} reader stopped before the header row",
+                    self.kind
+                );
             }
         };
         let describe = format!(
-            "XLSX, sheet {:?} ({} of {}), header on row {}",
-            names[index],
-            index + 1,
-            names.len(),
+            "{}, sheet {:?} ({} of {}), header on row {}",
+            self.kind,
+            self.names[self.index],
+            self.index + 1,
+            self.names.len(),
             head.line
         );
-        notes.extend(head.warnings);
+        self.notes.extend(head.warnings);
         Ok(XlsxSource {
             headers: head.headers,
-            warnings: notes,
+            warnings: self.notes,
             describe,
             last_row: head.line,
             label,
@@ -508,6 +636,18 @@ impl Source for XlsxSource {
 /// A sheet row that has cells: its 0-based index and its `(column, cell)` pairs.
 type SheetRow = (u32, Vec<(u32, Cell)>);
 
+/// The rows of a sheet in order: from the XLSX cell stream, or from a whole sheet calamine
+/// read (ODS, XLS, XLSB).
+trait RowStream {
+    /// The next row that has cells.
+    fn next_row(&mut self) -> Result<Option<SheetRow>, String>;
+
+    /// 0-based row being read when reading failed, if it had started one.
+    fn failed_in(&self) -> Option<u32> {
+        None
+    }
+}
+
 /// Groups the cell stream into rows.
 struct Rows<'a, 'b> {
     cells: &'b mut calamine::XlsxCellReader<'a, BufReader<File>>,
@@ -516,19 +656,110 @@ struct Rows<'a, 'b> {
     finished: bool,
     /// 0-based row being read when the reader failed, if it had started one.
     failed_in: Option<u32>,
+    /// Per style id: the digit format that shows a number cell's leading zeros, if any.
+    formats: Vec<Option<DigitFormat>>,
+    odd: OddCells,
 }
 
-impl Rows<'_, '_> {
-    /// The next row that has cells.
-    fn next_row(&mut self) -> Result<Option<SheetRow>, calamine::XlsxError> {
+/// Where to find the error cells calamine does not read (see [`scan`]), found on first need.
+struct OddCells {
+    path: std::path::PathBuf,
+    sheet: String,
+    found: Option<std::collections::VecDeque<scan::OddError>>,
+}
+
+impl OddCells {
+    /// The position of the error cell calamine stopped on with `text`: the next one the scan
+    /// found (they come in the same order).
+    fn place(&mut self, text: String) -> Result<(u32, u32, Cell), String> {
+        let found = match &mut self.found {
+            Some(f) => f,
+            None => self
+                .found
+                .insert(scan::odd_error_cells(&self.path, &self.sheet).map_err(|e| {
+                    format!("a cell holds the error {text}, which could not be placed: {e}")
+                })?),
+        };
+        match found.pop_front() {
+            Some(e) if e.text == text && e.placed => Ok((e.row, e.col, Cell::Error(text))),
+            Some(e) if e.text == text => Err(format!(
+                "a cell of row {} holds the error {text} and has no reference (r=): its column cannot be told",
+                e.row + 1
+            )),
+            _ => Err(format!(
+                "a cell holds the error {text}, which was not found in the sheet's XML"
+            )),
+        }
+    }
+}
+
+impl<'a, 'b> Rows<'a, 'b> {
+    fn new(
+        cells: &'b mut calamine::XlsxCellReader<'a, BufReader<File>>,
+        path: &Path,
+        sheet: &str,
+    ) -> Self {
+        let formats = cells
+            .styles()
+            .iter()
+            .map(|s| {
+                s.number_format
+                    .as_ref()
+                    .and_then(|f| DigitFormat::parse(&f.format_code))
+            })
+            .collect();
+        Rows {
+            cells,
+            next: None,
+            finished: false,
+            failed_in: None,
+            formats,
+            odd: OddCells {
+                path: path.to_path_buf(),
+                sheet: sheet.to_owned(),
+                found: None,
+            },
+        }
+    }
+
+    /// The next cell, converted: a whole number under a digit format as the sheet shows it, an
+    /// error cell calamine does not know put back in its place.
+    fn pull(&mut self) -> Result<Option<(u32, u32, Cell)>, String> {
+        let (c, style) = match self.cells.next_cell_with_style_id() {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(XlsxError::CellError(text)) => return self.odd.place(text).map(Some),
+            Err(e) => return Err(e.to_string()),
+        };
+        let (r, col) = c.get_position();
+        let shown = match c.get_value() {
+            DataRef::Float(f) => Some(*f),
+            DataRef::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+        .and_then(|v| self.formats.get(style)?.as_ref()?.show(v));
+        let cell = match shown {
+            Some(text) => Cell::Text {
+                text,
+                numeric: false,
+            },
+            None => convert(c.get_value()),
+        };
+        Ok(Some((r, col, cell)))
+    }
+}
+
+impl RowStream for Rows<'_, '_> {
+    fn failed_in(&self) -> Option<u32> {
+        self.failed_in
+    }
+
+    fn next_row(&mut self) -> Result<Option<SheetRow>, String> {
         let first = match self.next.take() {
             Some(c) => c,
             None if self.finished => return Ok(None),
-            None => match self.cells.next_cell()? {
-                Some(c) => {
-                    let (r, col) = c.get_position();
-                    (r, col, convert(c.get_value()))
-                }
+            None => match self.pull()? {
+                Some(c) => c,
                 None => {
                     self.finished = true;
                     return Ok(None);
@@ -538,13 +769,8 @@ impl Rows<'_, '_> {
         let row = first.0;
         let mut cells = vec![(first.1, first.2)];
         loop {
-            let next = self
-                .cells
-                .next_cell()
-                .inspect_err(|_| self.failed_in = Some(row))?;
-            let Some(c) = next else { break };
-            let (r, col) = c.get_position();
-            let cell = convert(c.get_value());
+            let next = self.pull().inspect_err(|_| self.failed_in = Some(row))?;
+            let Some((r, col, cell)) = next else { break };
             if r != row {
                 self.next = Some((r, col, cell));
                 break;
@@ -559,28 +785,14 @@ impl Rows<'_, '_> {
 }
 
 /// The reader thread: header first (through `htx`), then batches of rows (through `tx`).
-fn read_sheet(
-    mut wb: Xlsx<BufReader<File>>,
-    sheet: &str,
+fn read_rows(
+    rows: &mut dyn RowStream,
     header_row: Option<u64>,
     label: &str,
-    (htx, tx): (SyncSender<anyhow::Result<Header>>, SyncSender<Msg>),
+    (htx, tx): Channels,
     max_field: usize,
 ) {
-    let mut reader = match wb.worksheet_cells_reader(sheet) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = htx.send(Err(anyhow!("{label}: cannot read the sheet: {e}")));
-            return;
-        }
-    };
-    let mut rows = Rows {
-        cells: &mut reader,
-        next: None,
-        finished: false,
-        failed_in: None,
-    };
-    let (header_idx, header_cells) = match find_header(&mut rows, header_row, label) {
+    let (header_idx, header_cells) = match find_header(rows, header_row, label) {
         Ok(row) => row,
         Err(e) => {
             let _ = htx.send(Err(e));
@@ -590,13 +802,13 @@ fn read_sheet(
     let (mut sheet_rows, head) = read_header(label, header_idx, &header_cells);
     sheet_rows.max_field = max_field;
     if htx.send(Ok(head)).is_ok() {
-        sheet_rows.stream(&mut rows, header_idx, label, &tx);
+        sheet_rows.stream(rows, header_idx, label, &tx);
     }
 }
 
 /// The header: row `header_row` (1-based), or the first row with a value.
 fn find_header(
-    rows: &mut Rows<'_, '_>,
+    rows: &mut dyn RowStream,
     header_row: Option<u64>,
     label: &str,
 ) -> anyhow::Result<SheetRow> {
@@ -638,7 +850,7 @@ fn read_header(label: &str, header_idx: u32, header_cells: &[(u32, Cell)]) -> (S
                         column_letters(*col),
                         header_idx + 1
                     ));
-                    e.to_string()
+                    e.clone()
                 }
             };
         }
@@ -676,7 +888,7 @@ struct SheetRows {
 struct RowCells {
     fields: Vec<String>,
     numeric: Vec<bool>,
-    errors: Vec<(u32, CellErrorType)>,
+    errors: Vec<(u32, String)>,
     /// Text cells outside the header's columns.
     outside: Vec<(u32, String)>,
     /// Cells with text, and the first one's text (trimmed).
@@ -689,23 +901,38 @@ struct RowCells {
 impl SheetRows {
     /// The rows below the header, in batches through `tx`, then `End` (or a `Fatal` read error
     /// after the rows read before it).
-    fn stream(&self, rows: &mut Rows<'_, '_>, header_idx: u32, label: &str, tx: &SyncSender<Msg>) {
+    fn stream(&self, rows: &mut dyn RowStream, header_idx: u32, label: &str, tx: &SyncSender<Msg>) {
         let mut out = Queue::default();
         let mut trailer = Trailer::default();
         let mut prev = header_idx;
+        // The first line of the blank rows (missing, or with empty cells only) since the last
+        // row with a value: reported once a value follows them; at the end of the sheet they
+        // are formatting, not rows, and are not reported.
+        let mut blank_from: Option<u64> = None;
         loop {
             match rows.next_row() {
                 Ok(Some((idx, cells))) => {
+                    let line = u64::from(idx) + 1;
                     if idx > prev + 1 {
-                        let p = Pending::Blanks {
-                            from: u64::from(prev) + 2,
-                            to: u64::from(idx) + 1,
-                            what: "blank row",
-                        };
-                        trailer.blank(p, &mut out);
+                        blank_from.get_or_insert(u64::from(prev) + 2);
                     }
                     prev = prev.max(idx);
-                    self.classify(u64::from(idx) + 1, cells, &mut trailer, &mut out);
+                    if cells.iter().all(|(_, c)| c.is_blank()) {
+                        blank_from.get_or_insert(line);
+                        continue;
+                    }
+                    if let Some(from) = blank_from.take() {
+                        let what = "blank row";
+                        trailer.blank(
+                            Pending::Blanks {
+                                from,
+                                to: line,
+                                what,
+                            },
+                            &mut out,
+                        );
+                    }
+                    self.classify(line, cells, &mut trailer, &mut out);
                     if out.len() >= BATCH && tx.send(Msg::Rows(std::mem::take(&mut out))).is_err() {
                         return;
                     }
@@ -722,7 +949,7 @@ impl SheetRows {
                     let _ = tx.send(Msg::Fatal(ReadError {
                         file: label.to_owned(),
                         unit: "row",
-                        at: u64::from(rows.failed_in.unwrap_or(prev + 1)) + 1,
+                        at: u64::from(rows.failed_in().unwrap_or(prev + 1)) + 1,
                         cause: e.to_string(),
                     }));
                     return;
@@ -770,13 +997,6 @@ impl SheetRows {
 
     fn classify(&self, line: u64, cells: Vec<(u32, Cell)>, trailer: &mut Trailer, out: &mut Queue) {
         let mut r = self.sort_cells(cells);
-        if r.texts == 0 && r.errors.is_empty() {
-            trailer.blank(
-                Pending::Item(blank_issue(line, Vec::new(), "blank row")),
-                out,
-            );
-            return;
-        }
         let footer = (r.texts == 1 && r.errors.is_empty() && looks_like_footer(&r.only_text))
             .then(|| footer_issue(line, r.fields.clone(), &r.only_text));
         let item = if !r.errors.is_empty() {
@@ -804,7 +1024,7 @@ impl SheetRows {
         &self,
         line: u64,
         mut fields: Vec<String>,
-        errors: &[(u32, CellErrorType)],
+        errors: &[(u32, String)],
     ) -> RowIssue {
         let name = self.name(errors[0].0);
         let list: Vec<String> = errors
@@ -819,7 +1039,7 @@ impl SheetRows {
             .collect();
         for (c, e) in errors {
             if let Some(i) = c.checked_sub(self.first_col).filter(|&i| i < self.width) {
-                fields[i as usize] = e.to_string();
+                fields[i as usize] = e.clone();
             }
         }
         RowIssue {

@@ -127,7 +127,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn stored(w: &World) -> Vec<Value> {
+pub(crate) fn stored(w: &World) -> Vec<Value> {
     (w.sb.contacts().into_iter())
         .filter(|c| {
             c["account_id"]
@@ -149,13 +149,7 @@ fn assert_clean(ctx: &str, contacts: &[Value]) {
             assert!(!e.contains(":::") && !e.contains(' '), "{ctx}: {c}");
             assert_eq!(e, e.to_lowercase(), "{ctx}: {c}");
         }
-        if let Some(p) = c["phone_number"].as_str() {
-            let digits = p.strip_prefix('+').unwrap_or("");
-            assert!(
-                (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
-                "{ctx}: phone {p:?} is not E.164"
-            );
-        }
+        assert_e164(ctx, c);
         assert!(
             c["email"].is_string() || c["phone_number"].is_string(),
             "{ctx}: stored without a key: {c}"
@@ -163,7 +157,23 @@ fn assert_clean(ctx: &str, contacts: &[Value]) {
     }
 }
 
-async fn import(w: &World, file: &Path, mapping: &Path, region: Option<Region>) -> Vec<u64> {
+/// A stored phone, if any, is in E.164.
+pub(crate) fn assert_e164(ctx: &str, c: &Value) {
+    if let Some(p) = c["phone_number"].as_str() {
+        let digits = p.strip_prefix('+').unwrap_or("");
+        assert!(
+            (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
+            "{ctx}: phone {p:?} is not E.164"
+        );
+    }
+}
+
+pub(crate) async fn import(
+    w: &World,
+    file: &Path,
+    mapping: &Path,
+    region: Option<Region>,
+) -> Vec<u64> {
     let mut args = ImportArgs::new(file, mapping);
     args.out = Some(w.path("run"));
     args.phone_region = region;
@@ -182,15 +192,10 @@ async fn import(w: &World, file: &Path, mapping: &Path, region: Option<Region>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_then_validate_then_import_brings_every_row_with_a_key() {
     for case in CASES {
-        let file = root().join(case.sample);
-        let w = World::plain().await;
-        let drafted = w.path("draft.yaml");
         let region = case.region.and_then(Region::parse);
-        let d = init_with_region(&file, Some(&drafted), region)
-            .unwrap_or_else(|e| panic!("{}: {e:#}", case.sample));
+        let (d, contacts) = init_validate_import(case.sample, region, case.counts).await;
         let ctx = format!("{}\n{}", case.sample, d.yaml);
         assert_eq!(d.layout, case.layout, "{ctx}");
-        assert!(!d.region_undecided, "{ctx}");
         // The date of birth is listed, commented out, never enabled.
         let listed: Vec<&str> = (d.yaml.lines())
             .filter(|l| l.contains("birthday: \"Birthday\""))
@@ -198,24 +203,42 @@ async fn init_then_validate_then_import_brings_every_row_with_a_key() {
         assert_eq!(listed.len(), 1, "{ctx}");
         assert!(listed[0].starts_with("#  birthday:"), "{ctx}");
         assert!(listed[0].contains("never enabled"), "{ctx}");
-        let mut args = Args::new(&file, &drafted, Some(&w.path("validate")));
-        args.phone_region = region;
-        let v = run_validate(&args, true, &AtomicBool::new(false))
-            .unwrap_or_else(|e| panic!("{ctx}: {e:#}"));
-        let n = |k: &str| v.summary.outcomes.get(k).copied().unwrap_or(0);
-        let (rows, valid, invalid) = case.counts;
-        assert_eq!((v.summary.rows_read, n("valid"), n("invalid")), case.counts);
-
-        let got = import(&w, &file, &drafted, region).await;
-        assert_eq!(got, [valid, invalid, 0], "{ctx}");
-        let contacts = stored(&w);
-        assert_eq!(contacts.len() as u64, valid, "{ctx}");
-        assert_eq!(valid + invalid, rows);
         assert_clean(case.sample, &contacts);
     }
 }
 
-fn find<'a>(contacts: &'a [Value], key: &str, value: &str) -> &'a Value {
+/// `mapping init` on `sample`, then `validate` and `import --sandbox` with the draft: the
+/// documented (rows, valid, invalid) both times, every valid row stored. The draft and the
+/// stored contacts, for the caller's checks.
+pub(crate) async fn init_validate_import(
+    sample: &str,
+    region: Option<Region>,
+    counts: (u64, u64, u64),
+) -> (doto_bulk::mapping::guess::Draft, Vec<Value>) {
+    let file = root().join(sample);
+    let w = World::plain().await;
+    let drafted = w.path("draft.yaml");
+    let d = init_with_region(&file, Some(&drafted), region)
+        .unwrap_or_else(|e| panic!("{sample}: {e:#}"));
+    let ctx = format!("{sample}\n{}", d.yaml);
+    assert!(!d.region_undecided, "{ctx}");
+    let mut args = Args::new(&file, &drafted, Some(&w.path("validate")));
+    args.phone_region = region;
+    let v = run_validate(&args, true, &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("{ctx}: {e:#}"));
+    let n = |k: &str| v.summary.outcomes.get(k).copied().unwrap_or(0);
+    let (rows, valid, invalid) = counts;
+    let found = (v.summary.rows_read, n("valid"), n("invalid"));
+    assert_eq!(found, counts, "{ctx}");
+    let got = import(&w, &file, &drafted, region).await;
+    assert_eq!(got, [valid, invalid, 0], "{ctx}");
+    let contacts = stored(&w);
+    assert_eq!(contacts.len() as u64, valid, "{ctx}");
+    assert_eq!(valid + invalid, rows);
+    (d, contacts)
+}
+
+pub(crate) fn find<'a>(contacts: &'a [Value], key: &str, value: &str) -> &'a Value {
     (contacts.iter())
         .find(|c| c[key].as_str() == Some(value))
         .unwrap_or_else(|| panic!("no contact with {key} {value}: {contacts:#?}"))

@@ -15,12 +15,12 @@ use crate::parquet::{
 };
 
 /// What pyarrow read: (column name, Arrow type) in file order, and the rows.
-struct Read {
-    schema: Vec<(String, String)>,
-    rows: Vec<serde_json::Map<String, Value>>,
+pub(crate) struct Read {
+    pub schema: Vec<(String, String)>,
+    pub rows: Vec<serde_json::Map<String, Value>>,
 }
 
-fn read_with_pyarrow(parquet: &Path) -> Read {
+pub(crate) fn read_with_pyarrow(parquet: &Path) -> Read {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff/read_parquet.py");
     let out = run(Command::new(venv_python()).arg(script).arg(parquet));
     let text = String::from_utf8(out).unwrap();

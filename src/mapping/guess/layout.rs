@@ -1,6 +1,7 @@
 //! Which export a header row comes from: the CRM and the view (HubSpot default view or all
 //! properties, Salesforce report or Data Loader, Zoho contacts or leads, Pipedrive single or
-//! label-split columns, Chatwoot; Google Contacts and Outlook address books, Mailchimp audiences),
+//! label-split columns, Chatwoot; Google Contacts and Outlook address books, English or localised
+//! (German, French, Spanish), Mailchimp audiences; Brevo, Zendesk users, LinkedIn connections),
 //! and the identifier prefix the shipped mapping of that CRM uses.
 use super::{norm, strip_entity, strip_prefix_folded};
 
@@ -16,6 +17,9 @@ pub struct Layout {
     /// An address book (Google, Outlook): no record id, and many contacts have a phone alone, so
     /// the phone is a match key too.
     pub phone_key: bool,
+    /// Phone numbers written without `+` start with their country code (Brevo's `SMS`): the
+    /// draft reads them with `international: true` and needs no region for them.
+    pub international: bool,
 }
 
 /// No CRM recognised: a spreadsheet of the user's own.
@@ -24,6 +28,7 @@ pub const PLAIN: Layout = Layout {
     prefix: "import-",
     why: "no CRM's column names",
     phone_key: false,
+    international: false,
 };
 
 fn layout(name: &'static str, prefix: &'static str, why: &'static str) -> Layout {
@@ -32,6 +37,7 @@ fn layout(name: &'static str, prefix: &'static str, why: &'static str) -> Layout
         prefix,
         why,
         phone_key: false,
+        international: false,
     }
 }
 
@@ -46,7 +52,10 @@ fn address_book(name: &'static str, prefix: &'static str, why: &'static str) -> 
 pub fn detect(headers: &[String], id_values: &[&str]) -> Layout {
     let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
     let has = |n: &str| headers.iter().any(|h| norm(h) == n);
-    if let Some(l) = pipedrive(headers) {
+    if let Some(l) = pipedrive(headers)
+        .or_else(|| others(headers))
+        .or_else(|| localised_outlook(headers))
+    {
         return l;
     }
     if id_values.iter().any(|v| v.trim().starts_with("zcrm_"))
@@ -98,6 +107,78 @@ pub fn detect(headers: &[String], id_values: &[&str]) -> Layout {
         .or_else(|| mailchimp(headers))
         .or_else(|| salesforce(headers))
         .unwrap_or(PLAIN)
+}
+
+/// Brevo's contacts export (its attribute names: `EMAIL`, `FIRSTNAME`, `SMS`, `CONTACT ID`), a
+/// Zendesk users CSV (`name,email,external_id,details,notes,phone,role,restriction,…`) or
+/// LinkedIn's `Connections.csv` (`First Name,Last Name,URL,Email Address,…,Connected On`).
+fn others(headers: &[String]) -> Option<Layout> {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let any = |ns: &[&str]| ns.iter().any(|n| exact(n));
+    if exact("EMAIL") && any(&["SMS", "CONTACT ID", "WHATSAPP", "LANDLINE_NUMBER"]) {
+        return Some(Layout {
+            international: true,
+            ..layout(
+                "Brevo contacts export",
+                "brevo-",
+                "Brevo's attribute names EMAIL, FIRSTNAME, LASTNAME, SMS",
+            )
+        });
+    }
+    if exact("external_id") && any(&["restriction", "role", "details"]) {
+        return Some(layout(
+            "Zendesk Support users CSV",
+            "zendesk-",
+            "name, email, external_id with Zendesk's role/restriction/details columns",
+        ));
+    }
+    (exact("URL") && exact("Connected On") && exact("First Name")).then(|| {
+        layout(
+            "LinkedIn connections export (Connections.csv)",
+            "linkedin-",
+            "First Name, Last Name, URL, Email Address, Connected On",
+        )
+    })
+}
+
+/// Outlook's CSV as a German, French or Spanish Outlook writes it: the same columns, translated
+/// (Microsoft's own names, as Exchange reads them per language).
+fn localised_outlook(headers: &[String]) -> Option<Layout> {
+    let exact = |n: &str| headers.iter().any(|h| h.trim() == n);
+    let any = |ns: &[&str]| ns.iter().any(|n| exact(n));
+    let (name, why) = if any(&["E-Mail-Adresse", "E-Mail 2: Adresse"])
+        && any(&[
+            "Vorname",
+            "Nachname",
+            "Mobiltelefon",
+            "Telefon geschäftlich",
+        ]) {
+        (
+            "Outlook contacts CSV (German Outlook: Vorname, Nachname, E-Mail-Adresse)",
+            "Outlook's German column names",
+        )
+    } else if any(&["Adresse de messagerie", "Adresse de messagerie 2"])
+        && any(&["Prénom", "Tél. mobile", "Téléphone (bureau)"])
+    {
+        (
+            "Outlook contacts CSV (French Outlook: Prénom, Nom, Adresse de messagerie)",
+            "Outlook's French column names",
+        )
+    } else if exact("Apellidos")
+        && any(&[
+            "Dirección de correo electrónico 2",
+            "Teléfono del trabajo",
+            "Segundo nombre",
+        ])
+    {
+        (
+            "Outlook contacts CSV (Spanish Outlook: Nombre, Apellidos, Dirección de correo electrónico)",
+            "Outlook's Spanish column names",
+        )
+    } else {
+        return None;
+    };
+    Some(address_book(name, "outlook-", why))
 }
 
 /// `E-mail 1 - Value` → `Some(("E-mail", "Value"))`: Google's numbered `What N - Part` columns.
@@ -343,6 +424,53 @@ mod tests {
             ),
             // A spreadsheet of one's own with an "E-mail Address" column alone is not Outlook's.
             (split("Name,E-mail Address,Phone", ','), PLAIN.name),
+            (
+                split(
+                    "Anrede,Vorname,Weitere Vornamen,Nachname,Firma,Position,Telefon geschäftlich,Mobiltelefon,E-Mail-Adresse,E-Mail 2: Adresse,Geburtstag",
+                    ',',
+                ),
+                "Outlook contacts CSV (German Outlook: Vorname, Nachname, E-Mail-Adresse)",
+            ),
+            (
+                split(
+                    "Titre,Prénom,Deuxième prénom,Nom,Société ,Tél. mobile,Adresse de messagerie,Anniversaire",
+                    ',',
+                ),
+                "Outlook contacts CSV (French Outlook: Prénom, Nom, Adresse de messagerie)",
+            ),
+            // Spanish Outlook keeps "E-mail Address" and "Mobile Phone" in English: not taken for
+            // the English export.
+            (
+                split(
+                    "Title,Nombre,Segundo nombre,Apellidos,Organización,Puesto,Teléfono del trabajo,Mobile Phone,E-mail Address,Dirección de correo electrónico 2",
+                    ',',
+                ),
+                "Outlook contacts CSV (Spanish Outlook: Nombre, Apellidos, Dirección de correo electrónico)",
+            ),
+            (
+                split(
+                    "CONTACT ID,EMAIL,FIRSTNAME,LASTNAME,SMS,LANDLINE_NUMBER,WHATSAPP",
+                    ',',
+                ),
+                "Brevo contacts export",
+            ),
+            (
+                split(
+                    "name,email,external_id,details,notes,phone,role,restriction,organization,tags",
+                    ',',
+                ),
+                "Zendesk Support users CSV",
+            ),
+            (
+                split(
+                    "First Name,Last Name,URL,Email Address,Company,Position,Connected On",
+                    ',',
+                ),
+                "LinkedIn connections export (Connections.csv)",
+            ),
+            // An own sheet with EMAIL alone, or an "external_id" alone, is no known export.
+            (split("EMAIL,NAME,PHONE", ','), PLAIN.name),
+            (split("name,email,external_id", ','), PLAIN.name),
         ];
         for (headers, _) in &cases {
             let l = detect(headers, &[]);
@@ -350,7 +478,9 @@ mod tests {
             assert_eq!(l.phone_key, book, "{headers:?}");
         }
         for (headers, want) in cases {
-            assert_eq!(detect(&headers, &[]).name, want, "{headers:?}");
+            let l = detect(&headers, &[]);
+            assert_eq!(l.name, want, "{headers:?}");
+            assert_eq!(l.international, l.prefix == "brevo-", "{headers:?}");
         }
     }
 }

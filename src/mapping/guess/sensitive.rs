@@ -35,6 +35,20 @@ const INSIDE: &[(&str, &str)] = &[
     ("routingnumber", "routing number"),
     ("sortcode", "bank sort code"),
     ("securitycode", "card security code"),
+    // Outlook's "Government ID Number", and its German, French, Spanish names; dates of birth
+    // in those languages (French Outlook's birthday is "Anniversaire").
+    ("governmentid", "national id"),
+    ("regierungsnr", "national id"),
+    ("sozialversicherung", "social security number"),
+    ("codegouvernement", "national id"),
+    ("sécuritésociale", "social security number"),
+    ("steuernummer", "tax id"),
+    ("geburtstag", "date of birth"),
+    ("geburtsdatum", "date of birth"),
+    ("anniversaire", "date of birth"),
+    ("datedenaissance", "date of birth"),
+    ("fechadenacimiento", "date of birth"),
+    ("cumpleaños", "date of birth"),
 ];
 
 /// Whole words (split at anything not a letter or digit, and at lower→upper case changes) that

@@ -1,12 +1,15 @@
 //! The snapshot sidecar: every contact of one export as one line `ID<TAB>HASH<TAB>JSON`, sorted
 //! by id, in the snappy frame format. `HASH` is 128 bits of the sha256 of the contact's compared
 //! fields ([`fields`]); `JSON` is the contact as the API gave it, less `thumbnail` (a signed URL
-//! that changes on every request) and `contact_inboxes`, so that the next export can name the
-//! fields that changed and give a removed contact's last values.
+//! that changes on every request), so that the next export can name the fields that changed and
+//! give a removed contact's last values, `contact_inboxes` included when the listing had them
+//! (`--include-contact-inboxes`; they are kept, not compared).
 //!
 //! Sorting stays flat in memory: contacts are gathered in runs of a bounded size
 //! ([`RUN_SIZE`]), each run is sorted and spilled to a compressed temporary file, and
-//! [`SnapshotWriter::finish`] merges the runs (a k-way merge over a heap) into the sidecar.
+//! [`SnapshotWriter::finish`] merges the runs (a k-way merge over a heap) into the sidecar. More
+//! than [`FAN_IN`] runs (about 5M contacts) are merged in levels, [`FAN_IN`] at a time into
+//! longer runs, so that no more than [`FAN_IN`] run files are ever open at once.
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -26,6 +29,10 @@ const BUFFER: usize = 256 * 1024;
 
 /// The read buffer of each run while merging (one per [`RUN_SIZE`] contacts).
 const RUN_BUFFER: usize = 64 * 1024;
+
+/// Runs merged at once, at most (each an open file and a [`RUN_BUFFER`]): well under the usual
+/// limit of 1,024 open files.
+pub const FAN_IN: usize = 256;
 
 /// The compared fields of `c`, by export column name (the CSV layout's names, timestamps in epoch
 /// seconds), blank ones left out, sorted by name: the core columns, `custom_attributes.<key>` and
@@ -92,9 +99,16 @@ pub(crate) fn changed_fields(old: &[(String, Cell)], new: &[(String, Cell)]) -> 
 
 /// The sidecar line of `c` (newline included).
 pub fn line(c: &Contact) -> String {
+    line_keeping(c, true)
+}
+
+/// The sidecar line of `c`, its `contact_inboxes` kept only when `inboxes`.
+fn line_keeping(c: &Contact, inboxes: bool) -> String {
     let mut kept = c.clone();
     kept.thumbnail = None;
-    kept.contact_inboxes = None;
+    if !inboxes {
+        kept.contact_inboxes = None;
+    }
     let json = serde_json::to_string(&kept).expect("a contact serializes");
     format!("{}\t{}\t{json}\n", c.id, hash(&fields(c)))
 }
@@ -103,8 +117,10 @@ pub fn line(c: &Contact) -> String {
 pub struct SnapshotWriter {
     run: Vec<(u64, String)>,
     run_size: usize,
+    fan_in: usize,
     runs: Vec<File>,
     dir: PathBuf,
+    inboxes: bool,
 }
 
 impl SnapshotWriter {
@@ -113,9 +129,24 @@ impl SnapshotWriter {
         SnapshotWriter {
             run: vec![],
             run_size: RUN_SIZE,
+            fan_in: FAN_IN,
             runs: vec![],
             dir: dir.to_path_buf(),
+            inboxes: false,
         }
+    }
+
+    /// Keep each contact's `contact_inboxes` (when the export does: a removed contact then
+    /// carries them into the changes file).
+    pub fn with_contact_inboxes(mut self, keep: bool) -> SnapshotWriter {
+        self.inboxes = keep;
+        self
+    }
+
+    /// Merge `n` runs at once at most (at least 2).
+    pub fn with_fan_in(mut self, n: usize) -> SnapshotWriter {
+        self.fan_in = n.max(2);
+        self
     }
 
     /// Sort `n` contacts in memory at a time (at least 1).
@@ -125,7 +156,7 @@ impl SnapshotWriter {
     }
 
     pub fn add(&mut self, c: &Contact) -> anyhow::Result<()> {
-        self.run.push((c.id, line(c)));
+        self.run.push((c.id, line_keeping(c, self.inboxes)));
         if self.run.len() >= self.run_size {
             self.spill()?;
         }
@@ -136,62 +167,97 @@ impl SnapshotWriter {
     fn spill(&mut self) -> anyhow::Result<()> {
         const WHY: &str = "cannot write a snapshot run file";
         self.run.sort_by_key(|r| r.0);
+        let mut w = self.run_file()?;
+        for (_, l) in self.run.drain(..) {
+            w.write_all(l.as_bytes()).context(WHY)?;
+        }
+        let f = rewound(w)?;
+        self.runs.push(f);
+        Ok(())
+    }
+
+    /// A new temporary run file, compressed.
+    fn run_file(&self) -> anyhow::Result<RunFile> {
         let f = tempfile::tempfile_in(&self.dir).with_context(|| {
             format!(
                 "cannot create a snapshot run file in {}",
                 self.dir.display()
             )
         })?;
-        let mut w = snap::write::FrameEncoder::new(BufWriter::with_capacity(BUFFER, f));
-        for (_, l) in self.run.drain(..) {
-            w.write_all(l.as_bytes()).context(WHY)?;
-        }
-        let mut f = w
-            .into_inner()
-            .map_err(|e| anyhow::anyhow!("{WHY}: {}", e.error()))?
-            .into_inner()
-            .map_err(|e| anyhow::anyhow!("{WHY}: {}", e.error()))?;
-        f.seek(SeekFrom::Start(0)).context(WHY)?;
-        self.runs.push(f);
-        Ok(())
+        Ok(snap::write::FrameEncoder::new(BufWriter::with_capacity(
+            BUFFER, f,
+        )))
     }
 
     /// Merge the runs into `out` (the sidecar's bytes, compressed), one line an id (a repeated id
-    /// keeps its first line); the number of contacts written.
+    /// keeps its first line); the number of contacts written. Beyond [`FAN_IN`] runs, groups of
+    /// them are first merged into longer runs, level by level.
     pub fn finish(mut self, out: impl Write) -> anyhow::Result<u64> {
-        const WHY: &str = "cannot write the snapshot";
         if !self.run.is_empty() {
             self.spill()?;
         }
-        let mut readers: Vec<_> = self
-            .runs
-            .drain(..)
-            .map(|f| BufReader::with_capacity(RUN_BUFFER, snap::read::FrameDecoder::new(f)))
-            .collect();
-        let mut heads = vec![String::new(); readers.len()];
-        let mut heap = BinaryHeap::new();
-        for (i, r) in readers.iter_mut().enumerate() {
-            if let Some(id) = next_line(r, &mut heads[i])? {
-                heap.push(Reverse((id, i)));
+        while self.runs.len() > self.fan_in {
+            let mut next = vec![];
+            let mut runs = std::mem::take(&mut self.runs).into_iter().peekable();
+            while runs.peek().is_some() {
+                let group: Vec<File> = runs.by_ref().take(self.fan_in).collect();
+                let mut w = self.run_file()?;
+                merge(group, &mut w)?;
+                next.push(rewound(w)?);
             }
+            self.runs = next;
         }
         let mut w = snap::write::FrameEncoder::new(BufWriter::with_capacity(BUFFER, out));
-        let (mut last, mut n) = (None, 0u64);
-        while let Some(Reverse((id, i))) = heap.pop() {
-            if last != Some(id) {
-                w.write_all(heads[i].as_bytes()).context(WHY)?;
-                (last, n) = (Some(id), n + 1);
-            }
-            if let Some(id) = next_line(&mut readers[i], &mut heads[i])? {
-                heap.push(Reverse((id, i)));
-            }
-        }
+        let n = merge(std::mem::take(&mut self.runs), &mut w)?;
         w.into_inner()
-            .map_err(|e| anyhow::anyhow!("{WHY}: {}", e.error()))?
+            .map_err(|e| anyhow::anyhow!("cannot write the snapshot: {}", e.error()))?
             .flush()
-            .context(WHY)?;
+            .context("cannot write the snapshot")?;
         Ok(n)
     }
+}
+
+/// A run file being written.
+type RunFile = snap::write::FrameEncoder<BufWriter<File>>;
+
+/// The run file `w`, flushed and back at its start.
+fn rewound(w: RunFile) -> anyhow::Result<File> {
+    const WHY: &str = "cannot write a snapshot run file";
+    let mut f = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{WHY}: {}", e.error()))?
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{WHY}: {}", e.error()))?;
+    f.seek(SeekFrom::Start(0)).context(WHY)?;
+    Ok(f)
+}
+
+/// The lines of the sorted `runs` into `w` in id order (a k-way merge over a heap), one line an
+/// id: of a repeated id, the line of the earliest run; the lines written.
+fn merge(runs: Vec<File>, w: &mut impl Write) -> anyhow::Result<u64> {
+    let mut readers: Vec<_> = runs
+        .into_iter()
+        .map(|f| BufReader::with_capacity(RUN_BUFFER, snap::read::FrameDecoder::new(f)))
+        .collect();
+    let mut heads = vec![String::new(); readers.len()];
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some(id) = next_line(r, &mut heads[i])? {
+            heap.push(Reverse((id, i)));
+        }
+    }
+    let (mut last, mut n) = (None, 0u64);
+    while let Some(Reverse((id, i))) = heap.pop() {
+        if last != Some(id) {
+            w.write_all(heads[i].as_bytes())
+                .context("cannot write the snapshot")?;
+            (last, n) = (Some(id), n + 1);
+        }
+        if let Some(id) = next_line(&mut readers[i], &mut heads[i])? {
+            heap.push(Reverse((id, i)));
+        }
+    }
+    Ok(n)
 }
 
 /// The next line of a run into `buf`, and its id; `None` at the end.
@@ -323,6 +389,65 @@ mod tests {
             0,
             "run files are anonymous"
         );
+    }
+
+    /// The ids and emails of a sidecar, in order.
+    fn read_back(out: &[u8]) -> Vec<(u64, String)> {
+        let mut r = SnapshotReader::new(out, "test");
+        let mut seen = vec![];
+        while r.advance().unwrap() {
+            let c = r.contact().unwrap();
+            seen.push((c.id, c.email.unwrap()));
+        }
+        seen
+    }
+
+    #[test]
+    fn many_runs_are_merged_in_levels_of_the_fan_in() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40 contacts (ids 0..37, two repeated) in runs of 2: 20 runs, merged 3 at a time.
+        let mut ids: Vec<u64> = (0..38).map(|i| (i * 17) % 38).collect();
+        ids.insert(5, 9);
+        ids.push(30);
+        let mut w = SnapshotWriter::new(dir.path())
+            .with_run_size(2)
+            .with_fan_in(3);
+        for (n, id) in ids.iter().enumerate() {
+            w.add(&contact(*id, &format!("{n}@x.test"))).unwrap();
+        }
+        assert_eq!(w.runs.len(), 20);
+        let mut out = vec![];
+        assert_eq!(w.finish(&mut out).unwrap(), 38);
+        let seen = read_back(&out);
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            (0..38).collect::<Vec<_>>()
+        );
+        // A repeated id keeps the line added first, whatever level merged it.
+        let first = |id: u64| format!("{}@x.test", ids.iter().position(|i| *i == id).unwrap());
+        assert!(
+            seen.iter().all(|(id, email)| *email == first(*id)),
+            "{seen:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn contact_inboxes_are_kept_when_asked() {
+        let mut c = contact(1, "a@x.test");
+        c.contact_inboxes = Some(vec![json!({"source_id": "s1", "inbox": {"id": 2}})]);
+        for keep in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = SnapshotWriter::new(dir.path()).with_contact_inboxes(keep);
+            w.add(&c).unwrap();
+            let mut out = vec![];
+            w.finish(&mut out).unwrap();
+            let mut r = SnapshotReader::new(&out[..], "test");
+            assert!(r.advance().unwrap());
+            let back = r.contact().unwrap();
+            assert_eq!(back.contact_inboxes.is_some(), keep);
+            assert_eq!(r.hash(), hash(&fields(&c)), "inboxes are not compared");
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub(super) struct Layout {
     pub delimiter: u8,
     /// How the delimiter was chosen, for the run summary.
     pub how: &'static str,
+    /// Lines of notes or a title above the header were skipped (see [`below_preamble`]).
+    pub preamble: bool,
 }
 
 /// Decide the header line and the delimiter: `header_row` and `delimiter` when set, else a
@@ -91,6 +93,7 @@ pub(super) fn decide(
                 header_line: p.line,
                 delimiter,
                 how,
+                preamble: true,
             });
         }
     }
@@ -113,6 +116,7 @@ pub(super) fn decide(
         header_line,
         delimiter,
         how,
+        preamble: false,
     })
 }
 
