@@ -189,7 +189,8 @@ pub fn draft_with(file: &Path, opts: &Options) -> anyhow::Result<Draft> {
 fn past_preamble(file: &Path) -> anyhow::Result<(Box<dyn crate::source::Source>, bool)> {
     let src = open_source(file, &SourceOptions::default())?;
     if guess::names_a_contact(src.headers()) {
-        return Ok((src, false));
+        let skipped = src.skipped_preamble();
+        return Ok((src, skipped));
     }
     for line in 2..=crate::source::detect::SEARCH_ROWS as u64 {
         let at = SourceOptions {

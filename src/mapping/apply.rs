@@ -467,8 +467,22 @@ impl Row<'_> {
                 self.check_formula(c, g, text);
                 Ok(Some(FieldValue::Text(text.to_string())))
             }
-            FieldKind::Email => Email::parse(text).map(|e| Some(FieldValue::Email(e))),
-            FieldKind::Identifier => Identifier::parse(text).map(|i| i.map(FieldValue::Identifier)),
+            FieldKind::Email => {
+                let read = Email::read(text)?;
+                for rep in read.repairs {
+                    self.warn(rep.code, c, g.origin, text, rep.message);
+                }
+                Ok(Some(FieldValue::Email(read.email)))
+            }
+            FieldKind::Identifier => {
+                let Some((id, repairs)) = Identifier::read(text)? else {
+                    return Ok(None);
+                };
+                for rep in repairs {
+                    self.warn(rep.code, c, g.origin, text, rep.message);
+                }
+                Ok(Some(FieldValue::Identifier(id)))
+            }
             FieldKind::Phone => {
                 // `phone` reports its own refusal: taken back here as the candidate's.
                 let mark = self.errors.len();

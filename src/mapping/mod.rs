@@ -315,6 +315,11 @@ impl Resolved {
         self.blank
     }
 
+    /// The 0-based columns the mapping reads (each once).
+    pub fn used_columns(&self) -> &[usize] {
+        &self.used
+    }
+
     /// The headers this mapping was resolved against.
     pub fn headers(&self) -> &[String] {
         &self.headers

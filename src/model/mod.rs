@@ -88,6 +88,11 @@ pub enum ErrorCode {
     PhoneVanity,
     /// `tel:`, `++` or invisible characters removed from a phone.
     PhoneCleaned,
+    /// An email written as `mailto:a@x.com`, `Ann <a@x.com>`, `a@x.com.` or with fullwidth
+    /// `＠`: read as the one address it holds.
+    EmailRepaired,
+    /// An identifier in Excel's text wrapper (`="00123"`): read as the text inside.
+    IdentifierCleaned,
     /// A phone's extension (`x123`), which the server cannot store.
     PhoneExtension,
     /// The row's country value is not a country: the default region was used.
@@ -140,6 +145,8 @@ impl ErrorCode {
             ErrorCode::Truncated => "truncated",
             ErrorCode::PhoneVanity => "phone_vanity",
             ErrorCode::PhoneCleaned => "phone_cleaned",
+            ErrorCode::EmailRepaired => "email_repaired",
+            ErrorCode::IdentifierCleaned => "identifier_cleaned",
             ErrorCode::PhoneExtension => "phone_extension",
             ErrorCode::UnknownRegion => "unknown_region",
             ErrorCode::RegionDoubt => "region_doubt",

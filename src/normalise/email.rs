@@ -21,7 +21,7 @@
 use serde::Serialize;
 
 use super::values::{is_invisible, is_joiner};
-use crate::model::{ErrorCode, Field, RowError};
+use crate::model::{ErrorCode, Field, Repair, RowError};
 
 const FIELD: &str = Field::Email.as_str();
 
@@ -33,9 +33,52 @@ pub struct Email(String);
 /// Domains that can never receive mail from the Internet (IANA special-use names).
 const SPECIAL_USE: &[&str] = &["arpa", "invalid", "local", "localhost", "onion", "test"];
 
+/// An email read from a cell, and what was repaired to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRead {
+    pub email: Email,
+    pub repairs: Vec<Repair>,
+}
+
 impl Email {
-    /// Parse a raw cell (called with non-blank text: blank handling is the mapping's job).
+    /// Parse a raw cell as written, with no repair (see [`Email::read`]).
     pub fn parse(raw: &str) -> Result<Email, RowError> {
+        Self::parse_exact(raw)
+    }
+
+    /// Read a raw cell. A value that is not an address as written but holds exactly one is
+    /// repaired, and the repair returned (`EmailRepaired`, naming what was removed; the caller
+    /// reports it with the original): a `mailto:` link (its `?subject=…` too), a display name
+    /// with the address in angle brackets (`Ann Lee <ann@x.com>`, `<ann@x.com>`), a dot ending
+    /// the domain (`ann@x.com.`: the DNS root), fullwidth characters typed with an Asian input
+    /// method (`ann＠x．com`). Anything else, or a repair that is still not an address, is the
+    /// error for the value as written.
+    pub fn read(raw: &str) -> Result<EmailRead, RowError> {
+        let err = match Self::parse_exact(raw) {
+            Ok(email) => {
+                return Ok(EmailRead {
+                    email,
+                    repairs: Vec::new(),
+                });
+            }
+            Err(e) => e,
+        };
+        let Some((fixed, what)) = repair(raw.trim()) else {
+            return Err(err);
+        };
+        let email = Self::parse_exact(&fixed).map_err(|_| err)?;
+        let message = format!(
+            "{raw:?} read as {:?}: removed {}",
+            email.0,
+            what.join(" and ")
+        );
+        Ok(EmailRead {
+            email,
+            repairs: vec![Repair::new(ErrorCode::EmailRepaired, message)],
+        })
+    }
+
+    fn parse_exact(raw: &str) -> Result<Email, RowError> {
         let bad = |why: &str| {
             RowError::new(
                 ErrorCode::InvalidEmail,
@@ -86,6 +129,53 @@ impl Email {
 impl std::fmt::Display for Email {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The one address `s` holds when it is written in one of the forms [`Email::read`] repairs,
+/// and what was taken away; `None` when it is in none of them.
+fn repair(s: &str) -> Option<(String, Vec<&'static str>)> {
+    let mut what = Vec::new();
+    let mut s = s.to_owned();
+    if s.contains(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3002}')) {
+        s = s.chars().map(halfwidth).collect();
+        what.push("fullwidth characters (read as their ASCII forms)");
+    }
+    if let Some(open) = s.rfind('<')
+        && s.ends_with('>')
+        && s.matches('<').count() == 1
+    {
+        let named = !s[..open].trim().is_empty();
+        s = s[open + 1..s.len() - 1].trim().to_owned();
+        what.push(if !named {
+            "the angle brackets"
+        } else {
+            "the display name and angle brackets"
+        });
+    }
+    if s.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("mailto:"))
+    {
+        s = s[7..].trim().to_owned();
+        if let Some(q) = s.find('?') {
+            s.truncate(q);
+        }
+        what.push("the \"mailto:\" link prefix");
+    }
+    if s.ends_with('.') && !s.ends_with("..") && s.contains('@') {
+        s.pop();
+        what.push("the dot ending the domain");
+    }
+    (!what.is_empty()).then_some((s, what))
+}
+
+/// A fullwidth ASCII form (`＠`, `．`, `ａ`) as its ASCII character; the ideographic full stop
+/// `。` as `.`.
+fn halfwidth(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3002}' => '.',
+        c => c,
     }
 }
 
@@ -213,4 +303,51 @@ fn is_mark(c: char) -> bool {
         | 0x0E31 | 0x0E34..=0x0E3A | 0x0E47..=0x0E4E | 0x0EB1..=0x0EBC | 0x0EC8..=0x0ECD
         | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x302A..=0x302F | 0x3099..=0x309A
         | 0xFE20..=0xFE2F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(raw: &str) -> Result<(String, usize), ErrorCode> {
+        Email::read(raw)
+            .map(|r| (r.email.0, r.repairs.len()))
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn an_address_in_a_known_wrapping_is_read_and_reported_once() {
+        assert_eq!(read("ann@x.com"), Ok(("ann@x.com".into(), 0)));
+        for raw in [
+            "mailto:ann@x.com",
+            "MAILTO: Ann@X.com?subject=Hi",
+            "Ann Lee <ann@x.com>",
+            "\"Lee, Ann\" <ann@x.com>",
+            "<ann@x.com>",
+            "ann@x.com.",
+            "ann＠x．com",
+            "mailto:ann@x.com.",
+        ] {
+            assert_eq!(read(raw), Ok(("ann@x.com".into(), 1)), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_wrapping_that_does_not_hold_one_address_stays_invalid() {
+        for raw in [
+            "a@x.com;b@x.com",
+            "Ann <a@x.com>, Bob <b@x.com>",
+            "<>",
+            "Ann Lee",
+            "mailto:",
+            "ann@x..com",
+            "ann@x.com..",
+            "<ann@x>",
+        ] {
+            assert_eq!(read(raw), Err(ErrorCode::InvalidEmail), "{raw}");
+        }
+        // The message is the one for the value as written.
+        let e = Email::read("Ann <a@x.com> x").unwrap_err();
+        assert!(e.message.contains("\"Ann <a@x.com> x\""), "{}", e.message);
+    }
 }

@@ -9,6 +9,7 @@ mod phone;
 mod regions;
 mod values;
 
-pub use email::Email;
+pub use email::{Email, EmailRead};
 pub use phone::{PhoneE164, PhoneRead, Region, RowRegion};
+pub(crate) use values::is_invisible;
 pub use values::{Identifier, check_text};

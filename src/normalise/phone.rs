@@ -228,13 +228,14 @@ fn read_phone(raw: &str, region: Option<Region>, numeric_cell: bool) -> Result<R
     if s.is_empty() {
         return Err(invalid("empty"));
     }
-    if is_scientific(&s) {
+    if let Some(lost) = scientific(&s) {
         return Err(RowError::new(
             ErrorCode::PhoneScientificNotation,
             Some(FIELD),
             format!(
                 "{raw:?} is a phone number in scientific notation: the spreadsheet stored it as a \
-                 number and dropped digits; format the column as text and export again"
+                 number, {lost}, so the number cannot be read back; format the column as text \
+                 and export again"
             ),
         ));
     }
@@ -287,6 +288,13 @@ fn clean<'a>(raw: &'a str, repairs: &mut Vec<Repair>) -> Cow<'a, str> {
         done.push(format!("the invisible character {}", codes.join(", ")));
         s = Cow::Owned(s.chars().filter(|&c| !hidden(c)).collect::<String>());
         s = Cow::Owned(s.trim_matches(ends).to_owned());
+    }
+    if let Some(inner) = super::values::excel_text(&s) {
+        done.push("the spreadsheet text wrapper =\"…\"".to_owned());
+        s = Cow::Owned(inner.trim_matches(ends).to_owned());
+    } else if let Some(rest) = s.strip_prefix('\'') {
+        done.push("the leading apostrophe (a spreadsheet's mark for text)".to_owned());
+        s = Cow::Owned(rest.trim_start_matches(ends).to_owned());
     }
     if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
         done.push(format!("the {:?} prefix", &s[..4]));
@@ -353,11 +361,22 @@ fn put_prefix_back(
     }
 }
 
-/// `4.47E+11`, `4,47E+11`, `4.4712E11`: what a spreadsheet shows for a long number cell.
-fn is_scientific(s: &str) -> bool {
+/// `4.47E+11`, `4,47E+11`, `4.4712E11`: what a spreadsheet shows for a long number cell. Says
+/// what was lost: the digits past those shown (`4.47911E+11` keeps 6 of 12), or, when every
+/// digit is shown, the leading `0` or `+` a number cannot hold.
+fn scientific(s: &str) -> Option<String> {
     static RE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d{1,3}$").unwrap());
-    RE.is_match(s)
+        LazyLock::new(|| Regex::new(r"^[+-]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d{1,3})$").unwrap());
+    let c = RE.captures(s)?;
+    let (int, frac) = (&c[1], c.get(2).map_or("", |m| m.as_str()));
+    let exp: i64 = c[3].parse().ok()?;
+    let shown = int.trim_start_matches('0').len() + frac.trim_end_matches('0').len();
+    let total = int.trim_start_matches('0').len() as i64 + exp;
+    Some(if total > shown as i64 {
+        format!("which keeps {shown} of its {total} digits: the others are lost")
+    } else {
+        "which cannot hold a leading 0 or +".to_owned()
+    })
 }
 
 /// Split off a trailing extension. Google's markers, the ones seen in exports: `x`, `ext`, `ext.`,

@@ -15,7 +15,14 @@
 //!   all symbols or C1 controls (`€`, `™`, `©`, `¼`, NBSP, …), so real words rarely produce it.
 use serde::Serialize;
 
-use crate::model::{ErrorCode, Field, RowError};
+use crate::model::{ErrorCode, Field, Repair, RowError};
+
+/// The text inside Excel's text wrapper `="…"` (what a CSV written for Excel puts around a value
+/// to keep it text: leading zeros, long digits), when `s` is one and holds no other quote.
+pub(crate) fn excel_text(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("=\"")?.strip_suffix('"')?;
+    (!inner.contains('"')).then_some(inner)
+}
 
 const FIELD: &str = Field::Identifier.as_str();
 
@@ -45,6 +52,23 @@ impl Identifier {
             ));
         }
         Ok(Some(Identifier(s.to_owned())))
+    }
+
+    /// [`Identifier::parse`], and Excel's text wrapper taken off (`="00123"`, which a CSV
+    /// written for Excel uses to keep leading zeros): the text inside is the identifier, reported
+    /// as a repair (`IdentifierCleaned`).
+    pub fn read(raw: &str) -> Result<Option<(Identifier, Vec<Repair>)>, RowError> {
+        let Some(inner) = excel_text(raw.trim()) else {
+            return Ok(Identifier::parse(raw)?.map(|i| (i, Vec::new())));
+        };
+        let Some(id) = Identifier::parse(inner)? else {
+            return Ok(None);
+        };
+        let msg = format!("{raw:?} read as {inner:?}: removed the spreadsheet text wrapper =\"…\"");
+        Ok(Some((
+            id,
+            vec![Repair::new(ErrorCode::IdentifierCleaned, msg)],
+        )))
     }
 
     pub fn as_str(&self) -> &str {
@@ -179,6 +203,17 @@ pub(crate) fn find_mojibake(s: &str) -> Option<(String, char)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excel_text_wrapped_ids_lose_the_wrapper_with_a_repair() {
+        let (id, reps) = Identifier::read(" =\"00123\" ").unwrap().unwrap();
+        assert_eq!((id.as_str(), reps.len()), ("00123", 1));
+        assert_eq!(reps[0].code, ErrorCode::IdentifierCleaned);
+        let (id, reps) = Identifier::read("=00123").unwrap().unwrap();
+        assert_eq!((id.as_str(), reps.len()), ("=00123", 0));
+        assert_eq!(Identifier::read("=\"\"").unwrap(), None);
+        assert_eq!(excel_text("=\"a\"b\""), None);
+    }
 
     #[test]
     fn mojibake_maps_back_to_the_intended_character() {

@@ -48,7 +48,7 @@ impl Input {
         }
         let mut opts = mapping.source_options();
         opts.max_field_bytes = max_field_bytes.unwrap_or(opts.max_field_bytes);
-        let source = open_source(file, &opts)?;
+        let mut source = open_source(file, &opts)?;
         let headers = source.headers().to_vec();
         let mut resolved = mapping.resolve(&headers).with_context(|| {
             format!(
@@ -57,6 +57,7 @@ impl Input {
                 file.display()
             )
         })?;
+        source.read_columns(resolved.used_columns());
         if opts.unguard && !source.is_workbook() {
             resolved.unguard_cells();
         }

@@ -14,7 +14,6 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use encoding_rs::{UTF_8, UTF_16BE, UTF_16LE};
 
-use super::detect::{SEARCH_ROWS, holds_all, shown_columns};
 use super::encoding::{self, DecodeReader, Detected};
 use super::quote::{self, QuotedBreak, Replay};
 use super::{
@@ -23,6 +22,9 @@ use super::{
     looks_like_footer, read_up_to, too_large_issue,
 };
 use crate::model::{ErrorCode, Outcome, RowError};
+use layout::{Layout, Sample};
+
+mod layout;
 
 /// Bytes read up front to detect the encoding (a Windows-1252 byte late in a file that starts in
 /// plain ASCII is still found).
@@ -70,12 +72,13 @@ pub(crate) struct RawReader<R> {
     max_field: usize,
     /// Output bytes dropped from the record just read (the middle of oversized fields).
     dropped: usize,
-    oversize: Option<Oversize>,
+    /// The fields of the record just read that were over the limit, in column order.
+    oversize: Vec<Oversize>,
 }
 
 /// A field of the record just read that was longer than the limit: its 0-based index and size.
 /// Only its first [`KEEP`] bytes are kept, so a huge field (or a quote left open over the rest
-/// of the file) costs no memory.
+/// of the file) costs no memory; every such field of a record is noted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Oversize {
     pub field: usize,
@@ -116,7 +119,7 @@ impl<R: BufRead> RawReader<R> {
             start_pos: 0,
             max_field: max_field.max(KEEP),
             dropped: 0,
-            oversize: None,
+            oversize: Vec::new(),
         }
     }
 
@@ -177,7 +180,7 @@ impl<R: BufRead> RawReader<R> {
         self.raw.clear();
         self.raw_full = false;
         self.dropped = 0;
-        self.oversize = None;
+        self.oversize.clear();
         // csv-core counts every `\n` it consumes (quoted ones too): add its count to ours.
         let core_line = self.core.line();
         loop {
@@ -253,12 +256,12 @@ impl<R: BufRead> RawReader<R> {
         };
         if outlen - start > self.max_field {
             let keep = start + KEEP;
-            let o = self.oversize.get_or_insert(Oversize {
-                field: endlen,
-                bytes: 0,
-            });
-            if o.field == endlen {
-                o.bytes += (outlen - keep) as u64;
+            match self.oversize.last_mut() {
+                Some(o) if o.field == endlen => o.bytes += (outlen - keep) as u64,
+                _ => self.oversize.push(Oversize {
+                    field: endlen,
+                    bytes: (outlen - keep) as u64,
+                }),
             }
             self.dropped += outlen - keep;
             return Ok(keep);
@@ -278,35 +281,37 @@ impl<R: BufRead> RawReader<R> {
         Ok(outlen)
     }
 
-    /// The record is complete: its first field over the limit (whether or not part of it was
-    /// dropped while reading) keeps only its first [`KEEP`] bytes; `oversize` says its size.
+    /// The record is complete: every field over the limit (whether or not part of it was
+    /// dropped while reading) keeps only its first [`KEEP`] bytes; `oversize` lists them with
+    /// their whole sizes.
     fn cut_oversize(&mut self) {
         let n = self.nfields;
-        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
-        let dropped = |i: usize| {
-            self.oversize
-                .filter(|o| o.field == i)
-                .map_or(0, |o| o.bytes)
-        };
-        let Some(i) = (0..n).find(|&i| self.ends[i] - start(i) > self.max_field || dropped(i) > 0)
-        else {
-            self.oversize = None;
-            return;
-        };
-        let (from, end) = (start(i), self.ends[i]);
-        let bytes = (end - from) as u64 + dropped(i);
-        let keep = from + KEEP.min(end - from);
-        let last = self.ends[n - 1];
-        self.out.copy_within(end..last, keep);
-        for e in &mut self.ends[i..n] {
-            *e -= end - keep;
+        let dropped = std::mem::take(&mut self.oversize);
+        for i in 0..n {
+            let from = if i == 0 { 0 } else { self.ends[i - 1] };
+            let end = self.ends[i];
+            let lost = dropped.iter().find(|o| o.field == i).map_or(0, |o| o.bytes);
+            if end - from <= self.max_field && lost == 0 {
+                continue;
+            }
+            let mut keep = from + KEEP.min(end - from);
+            // Cut on a character boundary: half a character would read as bad encoding.
+            while keep > from && keep < end && (self.out[keep] & 0xC0) == 0x80 {
+                keep -= 1;
+            }
+            let last = self.ends[n - 1];
+            self.out.copy_within(end..last, keep);
+            for e in &mut self.ends[i..n] {
+                *e -= end - keep;
+            }
+            let bytes = (end - from) as u64 + lost;
+            self.oversize.push(Oversize { field: i, bytes });
         }
-        self.oversize = Some(Oversize { field: i, bytes });
     }
 
-    /// The first field of the record just read that was over the limit, and its whole size.
-    pub(crate) fn oversize(&self) -> Option<Oversize> {
-        self.oversize
+    /// The fields of the record just read that were over the limit, with their whole sizes.
+    pub(crate) fn oversize(&self) -> &[Oversize] {
+        &self.oversize
     }
 
     /// The input bytes of the record just read, if they were all kept.
@@ -352,37 +357,6 @@ impl<R: BufRead> RawReader<R> {
     fn is_blank(&self) -> bool {
         (0..self.nfields).all(|i| self.field(i).iter().all(u8::is_ascii_whitespace))
     }
-}
-
-/// Pick the delimiter from the structure of a sample: parse it with each candidate, with real CSV
-/// quoting, and keep the one whose header has more than one field and whose rows most often have
-/// as many fields as the header (ties: the wider header, then the order of [`DELIMITERS`]).
-/// `None` when no candidate splits the header: a one-column file.
-pub(crate) fn sniff_delimiter(sample: &[u8], truncated: bool, header_line: u64) -> Option<u8> {
-    let mut best: Option<(f64, usize, u8)> = None;
-    for d in DELIMITERS {
-        let mut r = RawReader::new(sample, d);
-        let mut widths = Vec::new();
-        while widths.len() <= SAMPLE_RECORDS && r.read().unwrap_or(false) {
-            if r.start_line >= header_line && !r.is_blank() {
-                widths.push(r.len());
-            }
-        }
-        if truncated && r.done {
-            widths.pop(); // probably cut by the end of the sample
-        }
-        let Some(&head) = widths.first() else {
-            continue;
-        };
-        if head < 2 {
-            continue;
-        }
-        let fit = widths.iter().filter(|&&w| w == head).count() as f64 / widths.len() as f64;
-        if best.is_none_or(|(f, h, _)| fit > f || (fit == f && head > h)) {
-            best = Some((fit, head, d));
-        }
-    }
-    best.map(|(_, _, d)| d)
 }
 
 fn show_delimiter(d: u8) -> String {
@@ -467,76 +441,6 @@ fn detect_encoding(
     refuse_binary(file, prefix, &det)?;
     warnings.extend(found.into_iter().map(|w| format!("{file}: {w}")));
     Ok(det)
-}
-
-/// The delimiter detected from the decoded start of the file, and how it was chosen.
-fn sniff_prefix(
-    prefix: &[u8],
-    truncated: bool,
-    det: &Detected,
-    header_line: u64,
-) -> (u8, &'static str) {
-    let end = (det.bom_len + SAMPLE).min(prefix.len());
-    let cut = truncated || end < prefix.len();
-    let sample = encoding::decode_sample(det, &prefix[..end], cut);
-    match sniff_delimiter(&sample, cut, header_line) {
-        Some(d) => (d, "detected"),
-        None => (b',', "default: one column"),
-    }
-}
-
-/// The first record among the first [`SEARCH_ROWS`] with text in `sample` that holds every
-/// column of `want` when split by `delimiter`: its line, and the records with text above it.
-fn header_holding(sample: &[u8], delimiter: u8, want: &[String]) -> Option<(u64, usize)> {
-    let mut r = RawReader::new(sample, delimiter);
-    let mut seen = 0;
-    while seen < SEARCH_ROWS && r.read().unwrap_or(false) {
-        if r.is_blank() {
-            continue;
-        }
-        let row: Vec<String> = (0..r.len())
-            .map(|i| String::from_utf8_lossy(r.field(i)).into_owned())
-            .collect();
-        if holds_all(&row, want) {
-            return Some((r.start_line, seen));
-        }
-        seen += 1;
-    }
-    None
-}
-
-/// The header searched for by [`SourceOptions::header_columns`] when `header_row` is not set:
-/// its line, the delimiters that split it into those columns (in the order of preference), and
-/// the warning about the lines skipped above it. `None`: no search, or no line holds them (the
-/// first line is the header).
-fn find_header(
-    file: &str,
-    prefix: &[u8],
-    truncated: bool,
-    det: &Detected,
-    opts: &SourceOptions,
-) -> Option<(u64, Vec<u8>, Option<String>)> {
-    if opts.header_row.is_some() || opts.header_columns.is_empty() {
-        return None;
-    }
-    let end = (det.bom_len + SAMPLE).min(prefix.len());
-    let sample = encoding::decode_sample(det, &prefix[..end], truncated || end < prefix.len());
-    let candidates = opts.delimiter.map_or(DELIMITERS.to_vec(), |d| vec![d]);
-    let found: Vec<(u64, usize, u8)> = candidates
-        .into_iter()
-        .filter_map(|d| {
-            header_holding(&sample, d, &opts.header_columns).map(|(line, n)| (line, n, d))
-        })
-        .collect();
-    let &(line, skipped, _) = found.iter().min_by_key(|&&(line, _, _)| line)?;
-    let fits: Vec<u8> = found.iter().filter(|f| f.0 == line).map(|f| f.2).collect();
-    let note = (skipped > 0).then(|| {
-        format!(
-            "{file}: the header is on line {line}, the first line holding the mapping's columns ({}); the {skipped} line(s) of text above it are not data and were skipped",
-            shown_columns(&opts.header_columns)
-        )
-    });
-    Some((line, fits, note))
 }
 
 /// The file from just after its BOM, decoded to UTF-8 as it is read.
@@ -756,6 +660,10 @@ pub struct CsvSource {
     /// Last line of the previous record (or of the header).
     prev_end: u64,
     delimiter: u8,
+    /// Per column: the mapping reads it (`None`: every column counts).
+    read: Option<Vec<bool>>,
+    /// Lines of notes or a title above the header were skipped.
+    preamble: bool,
     done: bool,
     error: Option<ReadError>,
 }
@@ -777,32 +685,19 @@ impl CsvSource {
         let (prefix, truncated) = read_prefix(&file, &mut f)?;
         let mut warnings = Vec::new();
         let det = detect_encoding(&file, &prefix, truncated, opts, &mut warnings)?;
-        let found = find_header(&file, &prefix, truncated, &det, opts);
-        let header_line = found.as_ref().map_or(opts.header_row.unwrap_or(1), |f| f.0);
-        if header_line == 0 {
-            bail!("{file}: header_row is 1-based; 0 is not a row");
-        }
-        let (delimiter, how) = match opts.delimiter {
-            Some(d @ (b'"' | b'\n' | b'\r')) => {
-                bail!("{file}: the delimiter cannot be {:?}", d as char)
-            }
-            Some(d) => (d, "set"),
-            None => {
-                let sniffed = sniff_prefix(&prefix, truncated, &det, header_line);
-                // A delimiter that splits the found header into the mapping's columns wins.
-                match &found {
-                    Some(f) if !f.1.contains(&sniffed.0) => (f.1[0], "detected"),
-                    _ => sniffed,
-                }
-            }
-        };
-        warnings.extend(found.and_then(|f| f.2));
         // Old Mac files end lines with a lone CR: count those, or every row would be "line 1".
         let newline = if !prefix.contains(&b'\n') && prefix.contains(&b'\r') {
             b'\r'
         } else {
             b'\n'
         };
+        let sample = Sample::new(&prefix, truncated, &det, newline);
+        let Layout {
+            header_line,
+            delimiter,
+            how,
+            preamble,
+        } = layout::decide(&file, &sample, opts, &mut warnings)?;
         drop(prefix);
 
         let rdr = decoded_reader(&file, f, &det, &mut warnings)?;
@@ -830,6 +725,8 @@ impl CsvSource {
             out: Queue::default(),
             trailer: Trailer::default(),
             delimiter,
+            read: None,
+            preamble,
             done: false,
             error: None,
         })
@@ -916,10 +813,11 @@ impl CsvSource {
             || ((ragged || single) && looks_like_footer(&fields[first])))
         .then(|| footer_issue(line, fields.clone(), fields[first].trim()));
 
+        let over = self.oversize_read(&mut fields);
         let item = if ragged {
             Err(self.ragged(line, fields))
-        } else if let Some(o) = self.raw.oversize() {
-            Err(self.too_large(line, fields, o))
+        } else if !over.is_empty() {
+            Err(self.too_large(line, fields, &over))
         } else if let Some(&c) = undecodable.first() {
             Err(self.undecodable(line, fields, c, undecodable.len(), invalid_bytes))
         } else {
@@ -961,7 +859,7 @@ impl CsvSource {
         let fits = fits_width(&self.raw, w, named);
         let Some(raw) = self.raw.raw_bytes() else {
             // Too long to keep, so it cannot be read again: stop if it looks damaged.
-            if !self.raw.open_quote && fits && self.raw.oversize().is_none() {
+            if !self.raw.open_quote && fits && self.raw.oversize().is_empty() {
                 return Verdict::Fine;
             }
             let q = self.raw.open_quote_line().unwrap_or(start);
@@ -1038,14 +936,44 @@ impl CsvSource {
         }
     }
 
-    /// The `field_too_large` issue of a record with a field over the limit (its start is kept).
-    fn too_large(&self, line: u64, mut fields: Vec<String>, o: Oversize) -> RowIssue {
-        let name = self.headers.get(o.field).map_or("", String::as_str);
-        if let Some(f) = fields.get_mut(o.field) {
-            f.push('…');
+    /// The fields over the limit that the mapping reads (every one when it did not say which
+    /// it reads). Each oversized field is marked cut with `…` in `fields`; one that no mapping
+    /// reads costs its row nothing (only its start is kept, for the reports).
+    fn oversize_read(&self, fields: &mut [String]) -> Vec<Oversize> {
+        let mut read = Vec::new();
+        for &o in self.raw.oversize() {
+            if let Some(f) = fields.get_mut(o.field) {
+                f.push('…');
+            }
+            if self
+                .read
+                .as_ref()
+                .is_none_or(|r| r.get(o.field) == Some(&true))
+            {
+                read.push(o);
+            }
         }
+        read
+    }
+
+    /// The `field_too_large` issue of a record with fields over the limit that the mapping reads
+    /// (their start is kept): the first is the error's column, the message names each with its
+    /// size.
+    fn too_large(&self, line: u64, fields: Vec<String>, over: &[Oversize]) -> RowIssue {
+        let name_of = |o: &Oversize| self.headers.get(o.field).map_or("", String::as_str);
+        let name = name_of(&over[0]);
         let what = format!("column {name:?}");
-        too_large_issue(line, fields, name, what, o.bytes, self.raw.max_field)
+        let mut issue =
+            too_large_issue(line, fields, name, what, over[0].bytes, self.raw.max_field);
+        if over.len() > 1 {
+            let more: Vec<String> = over[1..]
+                .iter()
+                .map(|o| format!("column {:?} ({} bytes)", name_of(o), o.bytes))
+                .collect();
+            let msg = &mut issue.error.message;
+            msg.push_str(&format!("; also over the limit: {}", more.join(", ")));
+        }
+        issue
     }
 
     /// " (the record spans lines 2–5: …)" when the record just read spans several lines.
@@ -1184,10 +1112,25 @@ impl Source for CsvSource {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+
+    fn skipped_preamble(&self) -> bool {
+        self.preamble
+    }
+
+    fn read_columns(&mut self, columns: &[usize]) {
+        let mut read = vec![false; self.headers.len()];
+        for &c in columns {
+            if let Some(r) = read.get_mut(c) {
+                *r = true;
+            }
+        }
+        self.read = Some(read);
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::layout::sniff_delimiter;
     use super::*;
 
     #[test]

@@ -90,12 +90,40 @@ impl<'h> HeaderIndex<'h> {
     }
 }
 
-/// The row holds every name of `want` as a header (cleaned as headers are: trimmed, a leading
-/// byte-order mark dropped).
+/// A header name without what no one types: invisible characters anywhere (a zero-width space,
+/// a byte-order mark, a soft hyphen, bidi marks; not the joiners some scripts need) and
+/// no-break or other Unicode spaces read as plain spaces, trimmed. `None` when the name has none
+/// of them; else the clean name and what was fixed, for the warning.
+pub(crate) fn clean_name(name: &str) -> Option<(String, String)> {
+    use crate::normalise::is_invisible;
+    let odd_space = |c: char| c.is_whitespace() && c != ' ' && !matches!(c, '\t' | '\n' | '\r');
+    if !name.contains(|c: char| is_invisible(c) || odd_space(c)) {
+        return None;
+    }
+    let mut found: Vec<String> = Vec::new();
+    let mut clean = String::with_capacity(name.len());
+    for c in name.chars() {
+        if is_invisible(c) || odd_space(c) {
+            let code = format!("U+{:04X}", c as u32);
+            if !found.contains(&code) {
+                found.push(code);
+            }
+        }
+        if odd_space(c) {
+            clean.push(' ');
+        } else if !is_invisible(c) {
+            clean.push(c);
+        }
+    }
+    Some((clean.trim().to_owned(), found.join(", ")))
+}
+
+/// The row holds every name of `want` as a header (cleaned as headers are: trimmed, invisible
+/// characters dropped, odd spaces read as spaces; see [`clean_name`]).
 pub fn holds_all(row: &[String], want: &[String]) -> bool {
     let cleaned: Vec<String> = row
         .iter()
-        .map(|c| c.trim().trim_start_matches('\u{feff}').trim().to_owned())
+        .map(|c| clean_name(c).map_or_else(|| c.trim().to_owned(), |(n, _)| n))
         .collect();
     let index = HeaderIndex::new(&cleaned);
     want.iter().all(|w| index.find(w).is_some())

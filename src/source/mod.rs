@@ -168,6 +168,17 @@ pub trait Source: Iterator<Item = Result<Record, RowIssue>> + Send {
     fn is_workbook(&self) -> bool {
         false
     }
+
+    /// Before the first row: the 0-based columns the mapping reads. A value over
+    /// [`SourceOptions::max_field_bytes`] in any other column is cut to its start rather than
+    /// failing its row (nothing reads it); by default every column counts.
+    fn read_columns(&mut self, _columns: &[usize]) {}
+
+    /// Lines of notes or a title above the header were found and skipped without being asked
+    /// (LinkedIn's `Connections.csv`); not a `sep=` line, not `header_row`.
+    fn skipped_preamble(&self) -> bool {
+        false
+    }
 }
 
 /// Open a CSV or workbook file: by extension (`.csv`, `.tsv`, `.txt`; `.xlsx`, `.xlsm`; `.ods`,
@@ -284,6 +295,15 @@ pub(crate) fn clean_headers(
                 "{file}: the first header {orig:?} starts with {what}; read as {fixed:?}"
             ));
             *first = fixed;
+        }
+    }
+    for (i, h) in headers.iter_mut().enumerate() {
+        if let Some((clean, what)) = detect::clean_name(h) {
+            warnings.push(format!(
+                "{file}: the header of column {} {h:?} holds invisible characters or odd spaces ({what}); read as {clean:?}",
+                col_name(i)
+            ));
+            *h = clean;
         }
     }
     for (i, h) in headers.iter().enumerate() {

@@ -26,6 +26,7 @@ mod parquet;
 mod parquet_py;
 mod phones;
 mod props;
+mod reader;
 mod revert;
 mod revert2;
 mod robust;
