@@ -141,13 +141,13 @@ async fn an_auto_export_at_high_latency_fetches_more_than_8_pages_at_once() {
     assert!(c.max > 16, "{c:?}");
 }
 
-/// An export of `seeded` contacts from a sandbox `latency_ms` away at `rate` requests a second:
-/// what it wrote, what the sandbox saw, the concurrency it used.
-async fn auto_export(
+/// A sandbox seeded with `seeded` contacts `latency_ms` away, and a client of its administrator
+/// at `rate`.
+async fn seeded_client(
     seeded: usize,
     latency_ms: u64,
-    rate: u32,
-) -> (ExportSummary, Stats, ConcurrencyStats) {
+    rate: RateLimit,
+) -> (doto_bulk::sandbox::SandboxHandle, Client) {
     let sb = doto_bulk::sandbox::spawn(SandboxConfig {
         seed_contacts: seeded,
         latency: Duration::from_millis(latency_ms),
@@ -160,8 +160,18 @@ async fn auto_export(
         sb.account_id,
         ApiToken::new(sb.admin_token.clone()).unwrap(),
     );
-    cfg.rate = RateLimit::per_second(rate);
-    let client = Client::new(cfg).unwrap();
+    cfg.rate = rate;
+    (sb, Client::new(cfg).unwrap())
+}
+
+/// An export of `seeded` contacts from a sandbox `latency_ms` away at `rate` requests a second:
+/// what it wrote, what the sandbox saw, the concurrency it used.
+async fn auto_export(
+    seeded: usize,
+    latency_ms: u64,
+    rate: u32,
+) -> (ExportSummary, Stats, ConcurrencyStats) {
+    let (sb, client) = seeded_client(seeded, latency_ms, RateLimit::per_second(rate)).await;
     let dir = tempfile::tempdir().unwrap();
     let opts = ExportOptions::new(dir.path().join("out.csv")).unwrap();
     let s = export(&client, &opts).await.unwrap();
@@ -210,20 +220,7 @@ async fn an_auto_listing_guesses_pages_while_the_first_is_out_at_the_pace_only()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_imports_index_guesses_its_pages_at_once_while_the_first_is_out() {
     use doto_bulk::pipeline::lookup::{Key, Strategy, look_up};
-    let sb = doto_bulk::sandbox::spawn(SandboxConfig {
-        seed_contacts: 150,
-        latency: Duration::from_millis(300),
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
-    let mut cfg = ClientConfig::new(
-        sb.base_url.clone(),
-        sb.account_id,
-        ApiToken::new(sb.admin_token.clone()).unwrap(),
-    );
-    cfg.rate = RateLimit::per_minute(6000);
-    let client = Client::new(cfg).unwrap();
+    let (sb, client) = seeded_client(150, 300, RateLimit::per_minute(6000)).await;
     let keys = (0..400)
         .map(|i| Key::email(&format!("k{i}@x.example")))
         .collect();
