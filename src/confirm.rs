@@ -10,7 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::api::Client;
 use crate::mapping::ContactDraft;
 use crate::pipeline::lookup::{Key, Known, first_page, total_of};
-use crate::pipeline::plan::{Action, Policy, apply_patch, created, decide};
+use crate::pipeline::plan::{Action, Policy, apply_patch, created, decide, phone_in_use};
 use crate::pipeline::revert;
 
 /// Where the writes go and what they would be.
@@ -118,6 +118,10 @@ pub fn import_plan(
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, (draft, keys)) in rows.into_iter().enumerate() {
         let action = decide(&draft, &keys, &known, policy);
+        // A phone another contact holds is left out, as the write will (an update may then be
+        // left with nothing to write).
+        let no_row = |_| None;
+        let (action, _) = phone_in_use(action, &draft, &known, policy, (false, &no_row));
         *n.entry(action.name()).or_default() += 1;
         match action {
             // An id no server hands out, for as long as the count lasts.
@@ -173,6 +177,46 @@ mod tests {
         for no in ["", "\n", "n", "no", "yep", "sure"] {
             assert_eq!(parse_answer(no), Answer::Declined, "{no:?}");
         }
+    }
+
+    #[test]
+    fn the_plan_leaves_out_a_phone_another_contact_holds_as_the_write_will() {
+        use crate::mapping::{
+            ContactDraft, ExistingPolicy, IdentifierChange, IdentityPolicy, MissingPolicy,
+            PhoneInUse,
+        };
+        use crate::normalise::{Email, PhoneE164};
+        use crate::pipeline::plan::Mode;
+        let contact = |v: serde_json::Value| serde_json::from_value(v).unwrap();
+        let mut known = Known::new();
+        known.insert(contact(serde_json::json!(
+            {"id": 5, "email": "h@x.com", "phone_number": "+33612345678"}
+        )));
+        known.insert(contact(
+            serde_json::json!({"id": 6, "email": "u@x.com", "name": "U"}),
+        ));
+        // Contact 6's row wants only contact 5's phone: the write leaves it out, nothing is left.
+        let draft = ContactDraft {
+            name: Some("U".into()),
+            email: Some(Email::parse("u@x.com").unwrap()),
+            phone_number: PhoneE164::parse("+33612345678", None, false).ok(),
+            ..ContactDraft::default()
+        };
+        let keys = vec![Key::email("u@x.com")];
+        let policy = Policy {
+            existing: ExistingPolicy::Update,
+            missing: MissingPolicy::Create,
+            mode: Mode::Upsert,
+            identity: IdentityPolicy {
+                identifier_change: IdentifierChange::Conflict,
+                phone_in_use: PhoneInUse::Drop,
+            },
+        };
+        let plan = import_plan([(draft, keys)], 0, &known, policy);
+        assert!(
+            plan.starts_with("would create 0, update 0, leave 1 unchanged"),
+            "{plan}"
+        );
     }
 
     #[test]
