@@ -37,13 +37,19 @@ fn now_ms() -> u64 {
 }
 
 /// A GCRA limiter for a lane planning `rate_per_sec`: it paces at the full rate
-/// (`rate_per_sec / headroom`; the [`SendLog`] holds each window to `rate × window`). Its burst is
-/// the slack the headroom leaves in a window (less one), at least 1: with a burst of 1 every late
-/// wake-up of a waiting task (timer granularity) is lost for good and the achieved rate drifts
-/// below the pace; a little credit absorbs that.
+/// (`rate_per_sec / headroom`; the [`SendLog`] holds each window to `rate × window`), or at
+/// `rate_per_sec` itself when a window holds too many sends to log. Its burst is the slack the
+/// headroom leaves in a window (less one), at least 1: with a burst of 1 every late wake-up of a
+/// waiting task (timer granularity) is lost for good and the achieved rate drifts below the pace;
+/// a little credit absorbs that.
 fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDirectRateLimiter> {
-    let full = rate_per_sec / headroom;
-    let period = Duration::from_secs_f64(1.0 / full.max(1e-3));
+    let logged = (rate_per_sec * window_secs).floor() as u64 <= SendLog::LONGEST;
+    let pace = if logged {
+        rate_per_sec / headroom
+    } else {
+        rate_per_sec
+    };
+    let period = Duration::from_secs_f64(1.0 / pace.max(1e-3));
     let slack = rate_per_sec * window_secs * (1.0 / headroom - 1.0);
     let burst =
         NonZeroU32::new((slack.floor() as u32).saturating_sub(1)).unwrap_or(NonZeroU32::MIN);
@@ -56,7 +62,7 @@ fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDir
 /// The sends of the last window (when each was admitted) and the tickets on their way to the
 /// limiter: at most `cap` of both together, so that no window's worth of time ever holds more than
 /// `cap` sends. A cap too large to keep a log for (over [`SendLog::LONGEST`] sends) holds nothing
-/// back: the GCRA alone paces then.
+/// back: the GCRA alone paces then, at the planned rate.
 #[derive(Default)]
 struct SendLog {
     sent: VecDeque<Instant>,
