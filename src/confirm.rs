@@ -181,12 +181,8 @@ mod tests {
 
     #[test]
     fn the_plan_leaves_out_a_phone_another_contact_holds_as_the_write_will() {
-        use crate::mapping::{
-            ContactDraft, ExistingPolicy, IdentifierChange, IdentityPolicy, MissingPolicy,
-            PhoneInUse,
-        };
+        use crate::mapping::ContactDraft;
         use crate::normalise::{Email, PhoneE164};
-        use crate::pipeline::plan::Mode;
         let contact = |v: serde_json::Value| serde_json::from_value(v).unwrap();
         let mut known = Known::new();
         known.insert(contact(serde_json::json!(
@@ -203,16 +199,7 @@ mod tests {
             ..ContactDraft::default()
         };
         let keys = vec![Key::email("u@x.com")];
-        let policy = Policy {
-            existing: ExistingPolicy::Update,
-            missing: MissingPolicy::Create,
-            mode: Mode::Upsert,
-            identity: IdentityPolicy {
-                identifier_change: IdentifierChange::Conflict,
-                phone_in_use: PhoneInUse::Drop,
-            },
-        };
-        let plan = import_plan([(draft, keys)], 0, &known, policy);
+        let plan = import_plan([(draft, keys)], 0, &known, crate::pipeline::plan::UPSERT);
         assert!(
             plan.starts_with("would create 0, update 0, leave 1 unchanged"),
             "{plan}"

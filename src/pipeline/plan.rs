@@ -46,6 +46,19 @@ pub struct Policy {
     pub identity: IdentityPolicy,
 }
 
+/// The default policies (upsert, an identifier change is a conflict, a phone in use is left out),
+/// for unit tests.
+#[cfg(test)]
+pub(crate) const UPSERT: Policy = Policy {
+    existing: ExistingPolicy::Update,
+    missing: MissingPolicy::Create,
+    mode: Mode::Upsert,
+    identity: IdentityPolicy {
+        identifier_change: IdentifierChange::Conflict,
+        phone_in_use: PhoneInUse::Drop,
+    },
+};
+
 /// One field a write changes: its stored value before and the row's value after.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
@@ -449,16 +462,6 @@ mod tests {
             ..ContactDraft::default()
         }
     }
-
-    const UPSERT: Policy = Policy {
-        existing: ExistingPolicy::Update,
-        missing: MissingPolicy::Create,
-        mode: Mode::Upsert,
-        identity: IdentityPolicy {
-            identifier_change: IdentifierChange::Conflict,
-            phone_in_use: PhoneInUse::Drop,
-        },
-    };
 
     #[test]
     fn only_differing_fields_are_patched_and_server_keys_are_ignored() {
