@@ -787,21 +787,18 @@ struct Call<'r> {
 
 impl<'r> Call<'r> {
     fn new(inner: &Inner, req: &'r Req) -> Call<'r> {
+        // Every path is under the account's contacts but the profile's, which is the server's.
+        let (prefix, url) = match req.kind {
+            RequestKind::Profile => ("", inner.contacts_url.strip_suffix(&inner.contacts_path)),
+            _ => (
+                inner.contacts_path.as_str(),
+                Some(inner.contacts_url.as_str()),
+            ),
+        };
         Call {
             req,
-            endpoint: match req.kind {
-                RequestKind::Profile => format!("{} {}", req.method, req.path),
-                _ => format!("{} {}{}", req.method, inner.contacts_path, req.path),
-            },
-            url: match req.kind {
-                RequestKind::Profile => {
-                    let base = inner
-                        .contacts_url
-                        .strip_suffix(inner.contacts_path.as_str());
-                    format!("{}{}", base.unwrap_or_default(), req.path)
-                }
-                _ => format!("{}{}", inner.contacts_url, req.path),
-            },
+            endpoint: format!("{} {prefix}{}", req.method, req.path),
+            url: format!("{}{}", url.unwrap_or_default(), req.path),
             body: req
                 .body
                 .as_ref()

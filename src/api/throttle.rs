@@ -43,8 +43,7 @@ fn now_ms() -> u64 {
 /// waiting task (timer granularity) is lost for good and the achieved rate drifts below the pace;
 /// a little credit absorbs that.
 fn limiter(rate_per_sec: f64, window_secs: f64, headroom: f64) -> Arc<DefaultDirectRateLimiter> {
-    let logged = (rate_per_sec * window_secs).floor() as u64 <= SendLog::LONGEST;
-    let pace = if logged {
+    let pace = if SendLog::logs((rate_per_sec * window_secs).floor() as u64) {
         rate_per_sec / headroom
     } else {
         rate_per_sec
@@ -73,9 +72,14 @@ struct SendLog {
 impl SendLog {
     const LONGEST: u64 = 200_000;
 
+    /// Whether a window of `cap` sends is logged (else only the GCRA paces).
+    fn logs(cap: u64) -> bool {
+        cap <= Self::LONGEST
+    }
+
     /// A place for one more send now, or when to ask again.
     fn reserve(&mut self, cap: u64, window: Duration, now: Instant) -> Result<(), Instant> {
-        if cap > Self::LONGEST {
+        if !Self::logs(cap) {
             self.sent.clear();
             self.reserved += 1;
             return Ok(());
@@ -104,7 +108,7 @@ impl SendLog {
     /// A reserved place becomes a send made at `sent`, or is given back (`None`).
     fn settle(&mut self, cap: u64, sent: Option<Instant>) {
         self.reserved = self.reserved.saturating_sub(1);
-        if let Some(t) = sent.filter(|_| cap <= Self::LONGEST) {
+        if let Some(t) = sent.filter(|_| Self::logs(cap)) {
             self.sent.push_back(t);
         }
     }

@@ -108,13 +108,28 @@ impl World {
     ) -> ImportRun {
         let file = self.write(&format!("{out}.csv"), csv);
         let map = self.write(&format!("{out}.yaml"), mapping);
-        let mut args = Args::new(&file, &map);
+        self.import_file(&file, &map, out, |a| {
+            a.concurrency = doto_bulk::api::Concurrency::Fixed(8);
+            tune(a);
+        })
+        .await
+    }
+
+    /// Import the file `file` with the mapping file `map` into the run directory `out` (the
+    /// client's defaults); `tune` adjusts the arguments. A run that cannot start panics.
+    pub async fn import_file(
+        &self,
+        file: &std::path::Path,
+        map: &std::path::Path,
+        out: &str,
+        tune: impl FnOnce(&mut Args),
+    ) -> ImportRun {
+        let mut args = Args::new(file, map);
         args.out = Some(self.path(out));
-        args.concurrency = doto_bulk::api::Concurrency::Fixed(8);
         tune(&mut args);
         run_import(&args, self.config(), true, Arc::new(AtomicBool::new(false)))
             .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()))
     }
 
     /// Contacts stored in the account, by email.

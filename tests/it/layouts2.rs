@@ -4,10 +4,8 @@
 //! mapping that validates and imports into the sandbox every row with a valid key, with nothing
 //! wrong stored (no `a ::: b` cell as one value, no date of birth, phones in E.164).
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::import::{Args as ImportArgs, run_import};
 use doto_bulk::cmd::mapping::init_with_region;
 use doto_bulk::cmd::validate::{Args, run_validate};
 use doto_bulk::mapping::Mapping;
@@ -174,12 +172,9 @@ pub(crate) async fn import(
     mapping: &Path,
     region: Option<Region>,
 ) -> Vec<u64> {
-    let mut args = ImportArgs::new(file, mapping);
-    args.out = Some(w.path("run"));
-    args.phone_region = region;
-    let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+    let run = w
+        .import_file(file, mapping, "run", |a| a.phone_region = region)
+        .await;
     assert_eq!(run.fatal, None, "{}", file.display());
     ["created", "invalid", "failed"]
         .iter()

@@ -7,10 +7,8 @@
 //! delimiters, repeated, blank and damaged header names; spreadsheet damage in phones and emails.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::import::{Args as ImportArgs, run_import};
 use doto_bulk::cmd::mapping::init_with_region;
 use doto_bulk::cmd::validate::{Args, run_validate};
 use serde_json::Value;
@@ -100,12 +98,11 @@ async fn import(
     name: &str,
     limit: Option<u64>,
 ) -> ((u64, u64), BTreeMap<String, Value>) {
-    let mut args = ImportArgs::new(&w.path(name), &w.path(&format!("{name}.yaml")));
-    args.out = Some(w.path(&format!("{name}.import")));
-    args.max_field_bytes = limit;
-    let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let (file, map) = (w.path(name), w.path(&format!("{name}.yaml")));
+    let out = format!("{name}.import");
+    let run = w
+        .import_file(&file, &map, &out, |a| a.max_field_bytes = limit)
+        .await;
     assert_eq!(run.fatal, None, "{name}");
     let n = |k: &str| run.summary.outcomes.get(k).copied().unwrap_or(0);
     ((n("created"), n("invalid")), w.by_email())

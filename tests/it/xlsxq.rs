@@ -6,10 +6,8 @@
 //! and decoy sheets. Each is read through the source, `validate` and `import --sandbox`.
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use doto_bulk::cmd::import::{Args as ImportArgs, run_import};
 use doto_bulk::cmd::validate::{Args, Validation, run_validate};
 use doto_bulk::source::{Record, RowIssue, SourceOptions, open};
 use serde_json::Value;
@@ -330,14 +328,8 @@ async fn import(
     mapping: &str,
 ) -> (u8, std::collections::BTreeMap<String, Value>) {
     let map = w.write("m.yaml", mapping);
-    let mut args = ImportArgs::new(file, &map);
-    args.out = Some(w.path(&format!(
-        "run-{}",
-        file.file_name().unwrap().to_string_lossy()
-    )));
-    let run = run_import(&args, w.config(), true, Arc::new(AtomicBool::new(false)))
-        .await
-        .unwrap();
+    let out = format!("run-{}", file.file_name().unwrap().to_string_lossy());
+    let run = w.import_file(file, &map, &out, |_| {}).await;
     (run.exit_code, w.by_email())
 }
 
